@@ -1,0 +1,262 @@
+//! `warden-demo-worker`: well- and badly-behaved children for the demo and the tests.
+//!
+//! One small binary with a mode per behaviour, so that the demo and the tests need
+//! nothing installed beyond what `cargo build` makes. Every mode is deliberately simple;
+//! none of this is part of warden itself.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.to_string());
+    let num = |i: usize, default: u64| arg(i, &default.to_string()).parse::<u64>().unwrap_or(default);
+    match arg(0, "").as_str() {
+        "chatter" => chatter(num(1, 1000)),
+        "crash" => crash(num(1, 200), num(2, 1) as i32),
+        "job" => {
+            println!("job: working for {}ms", num(1, 500));
+            sleep_ms(num(1, 500));
+            println!("job: done");
+        }
+        "sleep" => sleep_ms(num(1, 3_600_000)),
+        "http" => http(num(1, 8080) as u16, num(2, 0)),
+        "tcp-echo" => tcp_echo(num(1, 9000) as u16),
+        "udp-echo" => udp_echo(num(1, 9000) as u16),
+        "hog" => hog(num(1, 20)),
+        "ignore-term" => ignore_term(),
+        "escape" => escape(),
+        "group" => group(num(1, 2)),
+        "spew" => spew(num(1, 1_000_000), num(2, 100) as usize),
+        "bytes" => bytes(),
+        "no-newline" => {
+            print!("tail-without-newline");
+            std::io::stdout().flush().unwrap();
+        }
+        "sigstate" => sigstate(),
+        "term-chatter" => term_chatter(num(1, 10_000)),
+        "stop-self" => stop_self(),
+        _ => {
+            eprintln!(
+                "usage: warden-demo-worker MODE [ARGS]\nmodes: chatter MS | crash MS CODE | job MS | sleep MS | http PORT [HANG_AFTER_MS] | tcp-echo PORT | udp-echo PORT | hog MB_PER_S | ignore-term | escape | group N | spew LINES LEN | bytes | no-newline | sigstate | term-chatter N | stop-self"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Steady output on stdout, a warning on stderr every tenth line.
+fn chatter(every_ms: u64) {
+    for n in 1.. {
+        println!("tick {n}");
+        if n % 10 == 0 {
+            eprintln!("warning: tick {n} took longer than usual");
+        }
+        sleep_ms(every_ms);
+    }
+}
+
+fn crash(after_ms: u64, code: i32) {
+    println!("starting up");
+    sleep_ms(after_ms);
+    eprintln!("fatal: cannot connect to the database (simulated), exiting with {code}");
+    std::process::exit(code);
+}
+
+/// A minimal HTTP/1.0 server. With `hang_after_ms > 0` it stops answering after that
+/// long (it keeps accepting, so only a request/response probe can tell).
+fn http(port: u16, hang_after_ms: u64) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    println!("http: listening on 127.0.0.1:{port}");
+    let started = Instant::now();
+    let mut held = Vec::new();
+    for stream in listener.incoming().flatten() {
+        if hang_after_ms > 0 && started.elapsed() > Duration::from_millis(hang_after_ms) {
+            if held.is_empty() {
+                eprintln!("http: deadlock detected (simulated): no longer answering");
+            }
+            held.push(stream);
+            continue;
+        }
+        let mut stream = stream;
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut line = String::new();
+        let _ = BufReader::new(&stream).read_line(&mut line);
+        let body = "ok\n";
+        let _ = write!(stream, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        println!("http: {}", line.trim_end());
+    }
+}
+
+fn tcp_echo(port: u16) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    println!("tcp-echo: listening on 127.0.0.1:{port}");
+    for stream in listener.incoming().flatten() {
+        std::thread::spawn(move || {
+            let mut stream = stream;
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 || stream.write_all(&buf[..n].to_ascii_uppercase()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+fn udp_echo(port: u16) {
+    let socket = UdpSocket::bind(("127.0.0.1", port)).expect("bind");
+    println!("udp-echo: listening on 127.0.0.1:{port}");
+    let mut buf = [0u8; 1500];
+    while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+        let _ = socket.send_to(&buf[..n].to_ascii_uppercase(), peer);
+    }
+}
+
+/// Allocate and touch `mb_per_s` MiB every second, forever.
+fn hog(mb_per_s: u64) {
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    loop {
+        held.push(vec![1u8; (mb_per_s as usize) << 20]);
+        println!("hog: holding {} MiB", held.len() as u64 * mb_per_s);
+        sleep_ms(1000);
+    }
+}
+
+fn ignore_term() {
+    // SAFETY: installing SIG_IGN for SIGTERM in a single-threaded program.
+    unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    println!("ignoring SIGTERM");
+    loop {
+        sleep_ms(1000);
+    }
+}
+
+/// Double fork with setsid: the grandchild escapes the process group, prints its pid,
+/// and sleeps; the parent keeps running.
+fn escape() {
+    // SAFETY: fork in a single-threaded program; the children only call async-signal-safe
+    // functions or exec-free plain Rust that does not touch locks held by other threads.
+    unsafe {
+        if libc::fork() == 0 {
+            libc::setsid();
+            if libc::fork() == 0 {
+                println!("escaped {}", libc::getpid());
+                let _ = std::io::stdout().flush();
+                loop {
+                    libc::sleep(3600);
+                }
+            }
+            libc::_exit(0);
+        }
+    }
+    loop {
+        sleep_ms(1000);
+    }
+}
+
+/// N children in the same process group, all sleeping, and the leader waits.
+fn group(n: u64) {
+    for _ in 0..n {
+        // SAFETY: as in `escape`.
+        unsafe {
+            if libc::fork() == 0 {
+                println!("member {}", libc::getpid());
+                let _ = std::io::stdout().flush();
+                loop {
+                    libc::sleep(3600);
+                }
+            }
+        }
+    }
+    loop {
+        sleep_ms(1000);
+    }
+}
+
+/// `lines` sequence-numbered lines of `len` bytes (newline included), as fast as possible.
+fn spew(lines: u64, len: usize) {
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out.lock());
+    let mut line = Vec::with_capacity(len);
+    for n in 0..lines {
+        line.clear();
+        write!(line, "{n:010} ").unwrap();
+        line.resize(len.max(12) - 1, b'x');
+        line.push(b'\n');
+        out.write_all(&line).unwrap();
+    }
+    out.flush().unwrap();
+}
+
+/// Bytes that break naive log capture.
+fn bytes() {
+    let mut out = std::io::stdout();
+    let all: Vec<u8> = (0..=255u8).collect();
+    out.write_all(b"invalid utf8: \x88\xff\xfe\n").unwrap();
+    out.write_all(&all).unwrap();
+    out.write_all(b"\nescape: \x1b[2J\x1b]0;pwned\x07 clipboard: \x1b]52;c;Zm9v\x07\n").unwrap();
+    out.write_all(b"crlf\r\nlone cr\r here\n").unwrap();
+    out.write_all(b"truncated \xe2\x82").unwrap();
+    out.flush().unwrap();
+    sleep_ms(20);
+    out.write_all(b"\xac euro\nlast line without newline").unwrap();
+    out.flush().unwrap();
+}
+
+/// Print the signal state and open descriptors, as a child sees them.
+fn sigstate() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    for line in status.lines().filter(|l| l.starts_with("SigBlk") || l.starts_with("SigIgn")) {
+        println!("{line}");
+    }
+    let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    fds.sort();
+    println!("fds: {}", fds.join(" "));
+    let stdin = std::fs::read_link("/proc/self/fd/0").unwrap_or_default();
+    println!("stdin: {}", stdin.display());
+}
+
+static TERM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_term(_: libc::c_int) {
+    TERM.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// On SIGTERM, print `n` numbered lines, then exit 0.
+fn term_chatter(n: u64) {
+    // SAFETY: the handler only stores to an atomic.
+    unsafe { libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t) };
+    println!("waiting for SIGTERM");
+    while !TERM.load(std::sync::atomic::Ordering::SeqCst) {
+        sleep_ms(10);
+    }
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    for i in 0..n {
+        writeln!(out, "goodbye {i}").unwrap();
+    }
+    out.flush().unwrap();
+}
+
+/// Install a TERM handler that exits 0, then stop ourselves.
+fn stop_self() {
+    // SAFETY: the handler only stores to an atomic; raise is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
+        println!("stopping myself");
+        let _ = std::io::stdout().flush();
+        libc::raise(libc::SIGSTOP);
+    }
+    while !TERM.load(std::sync::atomic::Ordering::SeqCst) {
+        sleep_ms(5);
+    }
+    println!("got SIGTERM after SIGCONT, exiting cleanly");
+}

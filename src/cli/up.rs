@@ -1,0 +1,61 @@
+//! `warden up`: run the supervisor in the foreground until Ctrl-C / SIGTERM.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use crate::logs::Tee;
+use crate::process::{Spawner, guard::Guard};
+use crate::supervisor::{Actor, Options};
+
+/// Exit code: 0 after a clean shutdown, 1 if the config is invalid or warden cannot start.
+pub fn run(config: &Path, _no_tui: bool) -> i32 {
+    let spec = match crate::config::load(config) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return 1;
+        }
+    };
+    match start(spec) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("warden: {e:#}");
+            1
+        }
+    }
+}
+
+fn start(spec: crate::config::Spec) -> anyhow::Result<()> {
+    use anyhow::Context;
+    crate::process::become_subreaper().context("cannot become a child subreaper")?;
+    let spawner = Spawner::start().context("cannot start the spawner thread")?;
+    let token = random_token();
+    let exe = std::env::current_exe().context("cannot find warden's own executable")?;
+    let guard = Guard::start(&spawner, &exe, &token).context("cannot start the guard process")?;
+    // The dashboard does not exist yet: output goes to the terminal, prefixed.
+    let stdout = std::io::stdout();
+    let color = super::use_color(stdout.is_terminal());
+    let tee = Tee::spawn(Box::new(stdout), color);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let (actor, _handle) = Actor::new(spec, spawner, Options { tee: Some(tee), token });
+        let result = actor.run().await;
+        guard.finish().await;
+        result
+    })?;
+    Ok(())
+}
+
+fn random_token() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_err() {
+        bytes = (std::process::id() as u64 ^ std::time::UNIX_EPOCH.elapsed().unwrap_or_default().as_nanos() as u64)
+            .to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,27 @@
+//! Config loading: TOML text → validated [`Spec`].
+//!
+//! Two steps, as ripgrep does with its args: a walk over the spanned TOML tree that
+//! collects every problem (unknown keys, wrong types, bad durations/sizes/signals), then
+//! cross-checks (dependencies, cycles, names). Every error carries file, line, column and
+//! key path. Nothing here touches processes; nothing elsewhere re-validates.
+
+mod error;
+mod parse;
+pub mod spec;
+pub mod units;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use spec::*;
+
+use std::path::Path;
+
+/// Read and validate the config at `path`. Relative paths inside it are resolved against
+/// its folder. All errors are returned at once.
+pub fn load(path: &Path) -> Result<Spec, ConfigErrors> {
+    parse::load(path)
+}
+
+/// Validate config text as if it had been read from `path` (for tests and reload previews).
+pub fn load_str(path: &Path, text: &str) -> Result<Spec, ConfigErrors> {
+    parse::load_str(path, text)
+}

@@ -1,0 +1,251 @@
+//! The config walk: TOML text → [`Spec`], or every error found in it.
+//!
+//! The text is parsed with toml's recoverable parser into a tree whose keys and values
+//! keep their byte spans, then walked by hand: each table has a fixed set of keys and
+//! each value a typed getter that records an error and carries on. Syntax errors, the
+//! walk's errors and the cross-checks' errors all end up in one list, in file order.
+//!
+//! It reads the config file and any `env_file`, and nothing else: no process is touched,
+//! no socket is opened, no path is canonicalized or required to exist (except env files,
+//! whose contents become part of the spec).
+
+mod env_file;
+mod graph;
+mod probe;
+mod process;
+mod walk;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use toml::de::DeTable;
+
+use crate::config::error::{ConfigError, ConfigErrors};
+use crate::config::spec::{CheckSpec, Spec, SupervisorSpec};
+use walk::{Ctx, Span, Table};
+
+pub(super) fn load(path: &Path) -> Result<Spec, ConfigErrors> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        let message = format!("cannot read the config file: {}", io_reason(&e));
+        ConfigErrors(vec![ConfigError::whole_file(path, message)])
+    })?;
+    match String::from_utf8(bytes) {
+        Ok(text) => load_str(path, &text),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(&e.as_bytes()[..valid]);
+            let mut ctx = Ctx::new(path, PathBuf::new(), &text);
+            ctx.error(
+                &(valid..valid),
+                "",
+                "the file is not valid utf-8 from here on; save it as utf-8",
+            );
+            ctx.finish(None)
+        }
+    }
+}
+
+pub(super) fn load_str(path: &Path, text: &str) -> Result<Spec, ConfigErrors> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut ctx = Ctx::new(path, dir, text);
+    let (root, syntax_errors) = DeTable::parse_recoverable(text);
+    for e in &syntax_errors {
+        syntax_error(&mut ctx, e);
+    }
+    // The recovered tree is walked even after syntax errors, so one run shows them all.
+    let spec = walk_root(&mut ctx, root.get_ref(), absolute);
+    ctx.finish(spec)
+}
+
+/// An io error as the end of a lowercase sentence: "no such file or directory".
+pub(super) fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+fn syntax_error(ctx: &mut Ctx, e: &toml::de::Error) {
+    let span = e.span().unwrap_or(0..0);
+    let mut message = format!("invalid toml: {}", e.message().trim_end());
+    if message.ends_with("duplicate key") {
+        // toml's message does not say which key; the span does.
+        let key = ctx.source(&span).to_string();
+        message = format!("`{key}` is set twice; a key can appear only once in a table");
+    }
+    ctx.syntax_error(&span, message);
+}
+
+fn walk_root(ctx: &mut Ctx, root: &DeTable, path: PathBuf) -> Option<Spec> {
+    let t = Table::new(String::new(), 0..0, root);
+    t.check_keys(ctx, &["supervisor", "processes", "checks"], |_| None);
+    let supervisor_table = t.table(ctx, "supervisor");
+    let supervisor = supervisor(ctx, supervisor_table.as_ref());
+
+    let mut complete = true;
+    let mut processes = IndexMap::new();
+    let mut refs = Vec::new();
+    for (name, _, table) in named_tables(ctx, &t, "processes", "web") {
+        let (spec, r) = process::process(ctx, &name, &table);
+        refs.push(r);
+        match spec {
+            Some(spec) => _ = processes.insert(name, spec),
+            None => complete = false,
+        }
+    }
+
+    let mut checks = IndexMap::new();
+    let mut check_names = Vec::new();
+    for (name, name_span, table) in named_tables(ctx, &t, "checks", "postgres") {
+        check_names.push(name.clone());
+        if refs.iter().any(|r| r.name == name) {
+            let message = format!(
+                "`{name}` is already the name of a process; a check needs a name of its own"
+            );
+            ctx.error(&name_span, &table.path, message);
+        }
+        match probe::probe(ctx, &table) {
+            Some(probe) => _ = checks.insert(name.clone(), CheckSpec { name, probe }),
+            None => complete = false,
+        }
+    }
+
+    graph::check(ctx, &refs, &check_names);
+    complete.then_some(Spec {
+        path,
+        supervisor,
+        processes,
+        checks,
+    })
+}
+
+/// The entries of `[processes]` or `[checks]`: valid name, key span and table each.
+fn named_tables<'t, 'i>(
+    ctx: &mut Ctx,
+    root: &Table<'t, 'i>,
+    key: &str,
+    example: &str,
+) -> Vec<(String, Span, Table<'t, 'i>)> {
+    let Some(f) = root.field(key) else {
+        return Vec::new();
+    };
+    if !f.value.is_table() {
+        f.type_error(
+            ctx,
+            &format!("a table of named entries, like `[{key}.{example}]`"),
+        );
+        return Vec::new();
+    }
+    let Some(table) = f.table(ctx) else {
+        return Vec::new();
+    };
+    let mut entries = Vec::new();
+    for entry in table.fields() {
+        if let Err(why) = check_name(entry.key) {
+            ctx.error(&entry.key_span, &entry.path, why);
+        }
+        if let Some(t) = entry.table(ctx) {
+            entries.push((entry.key.to_string(), entry.key_span.clone(), t));
+        }
+    }
+    entries
+}
+
+/// Names become file names (`<log_dir>/web.log`), instance names (`web.0`) and command
+/// line arguments (`warden stop web`), hence the narrow alphabet.
+fn check_name(name: &str) -> Result<(), String> {
+    const ALPHABET: &str = "names may use only letters, digits, `-` and `_`";
+    if name.is_empty() {
+        return Err(format!("a name cannot be empty; {ALPHABET}"));
+    }
+    if name.contains('.') {
+        return Err(format!(
+            "`{name}` cannot contain a dot, which is kept for replicas (`web.0`); use `-` or `_` instead"
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(format!(
+            "`{name}` contains `{bad}`; {ALPHABET} (they become file names)"
+        ));
+    }
+    if name.starts_with('-') {
+        return Err(format!(
+            "`{name}` cannot start with `-`: it would read as an option on the command line"
+        ));
+    }
+    if name == "all" {
+        return Err("`all` is reserved: `warden stop all` means every process".to_string());
+    }
+    Ok(())
+}
+
+fn supervisor(ctx: &mut Ctx, t: Option<&Table>) -> SupervisorSpec {
+    let mut spec = SupervisorSpec {
+        log_dir: ctx.dir.join("logs"),
+        socket: None,
+        shutdown_timeout: Duration::from_secs(30),
+        sample_interval: Duration::from_secs(1),
+        metrics: None,
+        control_fifo: false,
+    };
+    let Some(t) = t else { return spec };
+    let keys = [
+        "log_dir",
+        "socket",
+        "shutdown_timeout",
+        "sample_interval",
+        "metrics",
+        "control_fifo",
+    ];
+    t.check_keys(ctx, &keys, |_| None);
+    spec.log_dir = t.path(ctx, "log_dir").unwrap_or(spec.log_dir);
+    spec.socket = t.field("socket").and_then(|f| {
+        let path = f.path(ctx)?;
+        // sun_path holds 108 bytes with the terminating NUL.
+        let len = path.as_os_str().len();
+        if len > 107 {
+            f.error(ctx, format!("resolves to a path of {len} bytes; unix sockets allow at most 107, so choose a shorter one"));
+        }
+        Some(path)
+    });
+    spec.shutdown_timeout = t
+        .duration(ctx, "shutdown_timeout")
+        .unwrap_or(spec.shutdown_timeout);
+    spec.sample_interval = t
+        .positive_duration(ctx, "sample_interval")
+        .unwrap_or(spec.sample_interval);
+    spec.metrics = t.field("metrics").and_then(|f| {
+        let addr = f.str(ctx)?;
+        if addr.parse::<SocketAddr>().is_err() {
+            f.error(ctx, format!("`{addr}` is not an address to listen on; write it like `127.0.0.1:9900` or `[::1]:9900`"));
+            return None;
+        }
+        Some(addr.to_string())
+    });
+    spec.control_fifo = t.bool(ctx, "control_fifo").unwrap_or(false);
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["web", "db_1", "api-v2", "A9"] {
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "web.0", "a/b", "my app", "-x", "all", "é"] {
+            assert!(check_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

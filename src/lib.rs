@@ -1,0 +1,27 @@
+//! warden: a process supervisor and health monitor.
+//!
+//! # Layout
+//!
+//! - [`config`]: TOML → validated [`config::Spec`], with every error located.
+//! - [`supervisor`]: one actor owning all process state; its decisions live in the pure
+//!   [`supervisor::core`], its loop in [`supervisor::actor`].
+//! - [`process`]: spawning in a new session, pidfd signalling, whole-tree kills, reaping.
+//! - [`logs`]: pipe readers, line framing, ring buffers, rotating log files, the terminal tee.
+//! - [`cli`]: one file per subcommand.
+//!
+//! # Theory of operation
+//!
+//! `warden up` loads the config, makes itself a child subreaper, starts a spawner thread
+//! (every fork happens there, so the parent-death signal stays armed) and a guard process
+//! (which kills everything warden started if warden dies without cleaning up), then runs
+//! the actor. The actor feeds inputs (a spawn finished, a run ended, a timer fired, a user
+//! asked) to `Core::handle`, which returns effects (spawn, signal, schedule, reply, emit).
+//! Each run has a task that waits on its pidfd, kills what is left of its tree while the
+//! leader is still an unreaped zombie, reaps it, drains its pipes for a bounded time and
+//! reports the exit, tagged with its run number so that stale reports are dropped.
+
+pub mod cli;
+pub mod config;
+pub mod logs;
+pub mod process;
+pub mod supervisor;

@@ -1,0 +1,136 @@
+//! Whole-tree killing and orphan reaping.
+//!
+//! A process group does not hold a tree together: a descendant may `setsid()` or
+//! double-fork out of it. warden is a child subreaper, so such escapees are re-parented
+//! to warden when their parent dies; every child carries `WARDEN_RUN_ID` in its
+//! environment, which survives setsid and re-parenting and tells us which run an adopted
+//! orphan belongs to. A tree is therefore: the process group, the leader's descendants,
+//! and the adopted orphans of that run with their descendants.
+//!
+//! Reaping here is by pid, never `waitpid(-1)`: only children that are not in the
+//! spawner's registry (that is, adopted orphans) are reaped, so no exit status that a
+//! [`super::ChildHandle`] waits for is ever stolen.
+
+use std::collections::HashSet;
+use std::fs;
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+
+use super::child::{ChildHandle, pidfd_open, pidfd_send_signal};
+use super::spawn::Registry;
+
+/// The environment variable that marks every process of one run.
+pub const RUN_ID_VAR: &str = "WARDEN_RUN_ID";
+
+/// Direct children of `pid`, across all its threads.
+fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let path = task.path().join("children");
+        if let Ok(text) = fs::read_to_string(path) {
+            out.extend(text.split_whitespace().filter_map(|s| s.parse::<i32>().ok()));
+        }
+    }
+    out
+}
+
+fn run_id_of(pid: i32) -> Option<String> {
+    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{RUN_ID_VAR}=");
+    environ
+        .split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Parent pid, from `/proc/PID/stat` (the field after the parenthesised command name).
+fn ppid_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Every live process that belongs to the run `run_id` of `leader`, except the leader.
+/// Found by walking children links, so each pid comes with the parent it was seen under.
+fn members(leader: Option<&ChildHandle>, run_id: &str, registry: &Registry) -> Vec<(i32, i32)> {
+    let me = std::process::id() as i32;
+    let mut roots: Vec<(i32, i32)> = Vec::new();
+    if let Some(l) = leader.filter(|l| !l.is_reaped()) {
+        roots.extend(children_of(l.pid().as_raw()).into_iter().map(|c| (c, l.pid().as_raw())));
+    }
+    let managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for child in children_of(me) {
+        if !managed.contains(&child) && run_id_of(child).as_deref() == Some(run_id) {
+            roots.push((child, me));
+        }
+    }
+    let mut seen: HashSet<i32> = HashSet::new();
+    let mut out = Vec::new();
+    while let Some((pid, parent)) = roots.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        roots.extend(children_of(pid).into_iter().map(|c| (c, pid)));
+        out.push((pid, parent));
+    }
+    out
+}
+
+/// Send `sig` to the whole tree of a run: its group and every descendant that left it.
+/// Returns how many processes outside the group were signalled.
+pub fn signal_tree(leader: &ChildHandle, run_id: &str, registry: &Registry, sig: Signal) -> usize {
+    leader.signal_group(sig);
+    let mut sent = 0;
+    for (pid, parent) in members(Some(leader), run_id, registry) {
+        // The pid was read from its parent's children list; re-check that link after
+        // taking a pidfd, so a pid recycled in between is never signalled.
+        let Ok(fd) = pidfd_open(Pid::from_raw(pid)) else { continue };
+        if ppid_of(pid) == Some(parent) && pidfd_send_signal(&fd, sig).is_ok() {
+            sent += 1;
+        }
+    }
+    sent
+}
+
+/// Whether anything of the run is still alive or unreaped. Call after the leader has been
+/// reaped; zombies of the group keep it "alive" until [`reap_orphans`] collects them, which
+/// is what we want: the group id stays reserved until the last member is gone.
+pub fn tree_alive(leader: &ChildHandle, run_id: &str, registry: &Registry) -> bool {
+    let group = nix::sys::signal::killpg(leader.pgid(), None).is_ok();
+    group || members(None, run_id, registry).iter().any(|(pid, _)| !is_zombie(*pid))
+}
+
+fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
+        .unwrap_or(true)
+}
+
+/// Reap every exited child of warden that nobody else waits for: adopted orphans.
+/// Holds the registry lock so that a child being spawned is never mistaken for one.
+pub fn reap_orphans(registry: &Registry) -> usize {
+    let managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
+    let mut reaped = 0;
+    for child in children_of(std::process::id() as i32) {
+        if managed.contains(&child) {
+            continue;
+        }
+        if let Ok(status) = waitpid(Pid::from_raw(child), Some(WaitPidFlag::WNOHANG))
+            && status != nix::sys::wait::WaitStatus::StillAlive
+        {
+            reaped += 1;
+        }
+    }
+    reaped
+}
+
+/// Forget a leader once it has been reaped.
+pub fn unregister(registry: &Registry, pid: Pid) {
+    registry.managed.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid.as_raw());
+}

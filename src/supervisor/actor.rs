@@ -1,0 +1,321 @@
+//! The one task that owns all process state. A thin loop: inputs in (child facts, timers,
+//! requests, signals), `Core::handle`, effects out. Anything slow (forking, waiting for a
+//! tree to die, draining pipes) runs in tasks of its own that report back as inputs, so
+//! the loop never blocks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::core::{Core, Effect, Input, InstanceId, Now, Timer, WaiterId};
+use super::event::{Event, EventKind};
+use super::status::{StatusReport, status_report};
+use crate::config::{CommandSpec, Spec};
+use crate::logs::{LogSink, Tee};
+use crate::process::{self, Launch, RUN_ID_VAR, Run, Spawner, reap_orphans};
+
+/// How long output is still read after a run's tree is gone (a pipe may be held open by
+/// something outside it; we do not wait for that).
+const DRAIN: Duration = Duration::from_millis(200);
+
+/// Requests from observers (CLI, dashboard, tests). Replies come once the action has
+/// taken effect.
+pub enum Control {
+    Start { names: Vec<String>, reply: oneshot::Sender<Result<String, String>> },
+    Stop { names: Vec<String>, reply: oneshot::Sender<Result<String, String>> },
+    Restart { names: Vec<String>, reply: oneshot::Sender<Result<String, String>> },
+    Status { reply: oneshot::Sender<StatusReport> },
+    Shutdown,
+}
+
+/// What observers hold: a way to send requests and to subscribe to events.
+#[derive(Clone)]
+pub struct Handle {
+    pub control: mpsc::UnboundedSender<Control>,
+    pub events: broadcast::Sender<Event>,
+}
+
+enum Msg {
+    Input(Input),
+    /// Sent by a run's task before `Input::Spawned`, so signals can reach it.
+    RunStarted { id: InstanceId, run_no: u64, run: Run },
+}
+
+pub struct Options {
+    /// Print child output and notices on the terminal (`up --no-tui`).
+    pub tee: Option<Tee>,
+    /// Random per-supervisor token: the prefix of every child's `WARDEN_RUN_ID`.
+    pub token: String,
+}
+
+pub struct Actor {
+    core: Core,
+    spec: Arc<Spec>,
+    spawner: Spawner,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    control_rx: mpsc::UnboundedReceiver<Control>,
+    timers: BTreeMap<(Instant, u64), (InstanceId, u64, Timer)>,
+    timer_seq: u64,
+    runs: HashMap<InstanceId, (u64, Run)>,
+    sinks: HashMap<InstanceId, Arc<LogSink>>,
+    waiters: HashMap<WaiterId, oneshot::Sender<Result<String, String>>>,
+    next_waiter: WaiterId,
+    events: broadcast::Sender<Event>,
+    opts: Options,
+    shutdown_deadline: Option<Instant>,
+}
+
+impl Actor {
+    pub fn new(spec: Spec, spawner: Spawner, opts: Options) -> (Actor, Handle) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(4096);
+        let actor = Actor {
+            core: Core::new(&spec),
+            spec: Arc::new(spec),
+            spawner,
+            tx,
+            rx,
+            control_rx,
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            runs: HashMap::new(),
+            sinks: HashMap::new(),
+            waiters: HashMap::new(),
+            next_waiter: 0,
+            events: events.clone(),
+            opts,
+            shutdown_deadline: None,
+        };
+        (actor, Handle { control: control_tx, events })
+    }
+
+    /// Run until a shutdown has stopped everything.
+    pub async fn run(mut self) -> std::io::Result<()> {
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sigchld = signal(SignalKind::child())?;
+        let fx = self.core.boot(Now::current());
+        if self.apply(fx) {
+            return Ok(());
+        }
+        loop {
+            let next_timer = self.timers.first_key_value().map(|(k, _)| k.0);
+            let deadline = [next_timer, self.shutdown_deadline].into_iter().flatten().min();
+            let input = tokio::select! {
+                Some(msg) = self.rx.recv() => match msg {
+                    Msg::Input(i) => i,
+                    Msg::RunStarted { id, run_no, run } => {
+                        self.runs.insert(id, (run_no, run));
+                        continue;
+                    }
+                },
+                Some(c) = self.control_rx.recv() => match self.on_control(c) {
+                    Some(i) => i,
+                    None => continue,
+                },
+                _ = sigint.recv() => Input::Shutdown,
+                _ = sigterm.recv() => Input::Shutdown,
+                _ = sigchld.recv() => {
+                    reap_orphans(self.spawner.registry());
+                    continue;
+                }
+                _ = sleep_until(deadline), if deadline.is_some() => match self.pop_due() {
+                    Some(i) => i,
+                    None => continue,
+                },
+            };
+            if matches!(input, Input::Shutdown) && self.shutdown_deadline.is_none() {
+                self.shutdown_deadline = Some(Instant::now() + self.spec.supervisor.shutdown_timeout);
+                self.notice("shutting down (send the signal again to kill everything now)");
+            }
+            let fx = self.core.handle(input, Now::current());
+            if self.apply(fx) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn pop_due(&mut self) -> Option<Input> {
+        let now = Instant::now();
+        if self.shutdown_deadline.is_some_and(|d| d <= now) {
+            self.shutdown_deadline = Some(now + Duration::from_secs(3600));
+            self.notice("shutdown timeout reached: killing what is left");
+            return Some(Input::Kill);
+        }
+        let (&key, _) = self.timers.first_key_value().filter(|(k, _)| k.0 <= now)?;
+        let (id, run_no, timer) = self.timers.remove(&key)?;
+        Some(Input::Timer { id, run_no, timer })
+    }
+
+    fn on_control(&mut self, c: Control) -> Option<Input> {
+        let mut waiter = |reply| {
+            let w = self.next_waiter;
+            self.next_waiter += 1;
+            self.waiters.insert(w, reply);
+            w
+        };
+        match c {
+            Control::Start { names, reply } => Some(Input::Start { names, waiter: waiter(reply) }),
+            Control::Stop { names, reply } => Some(Input::Stop { names, waiter: waiter(reply) }),
+            Control::Restart { names, reply } => Some(Input::Restart { names, waiter: waiter(reply) }),
+            Control::Status { reply } => {
+                let _ = reply.send(status_report(&self.core, Instant::now()));
+                None
+            }
+            Control::Shutdown => Some(Input::Shutdown),
+        }
+    }
+
+    /// Perform effects. Returns true once shutdown is complete.
+    fn apply(&mut self, effects: Vec<Effect>) -> bool {
+        let mut finished = false;
+        for effect in effects {
+            match effect {
+                Effect::Spawn { id, run_no } => self.spawn(id, run_no),
+                Effect::Stop { id, run_no, signal } => {
+                    if let Some((g, run)) = self.runs.get(&id).filter(|(g, _)| *g == run_no) {
+                        debug_assert_eq!(*g, run_no);
+                        run.stop(signal);
+                    }
+                }
+                Effect::Kill { id, run_no } => {
+                    if let Some((_, run)) = self.runs.get(&id).filter(|(g, _)| *g == run_no) {
+                        run.kill();
+                    }
+                }
+                Effect::Schedule { at, id, run_no, timer } => {
+                    self.timer_seq += 1;
+                    self.timers.insert((at, self.timer_seq), (id, run_no, timer));
+                }
+                Effect::Emit(event) => self.emit(event),
+                Effect::Reply { waiter, result } => {
+                    if let Some(tx) = self.waiters.remove(&waiter) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Effect::Finished => finished = true,
+            }
+        }
+        finished
+    }
+
+    fn emit(&mut self, event: Event) {
+        if let EventKind::Exited { .. } = event.kind
+            && let Some(inst) = self.core.instances().find(|i| i.name == event.name)
+        {
+            if let Some(sink) = self.sinks.get(&inst.id) {
+                sink.marker(&format!("--- {}", event.describe()));
+            }
+            self.runs.remove(&inst.id);
+        }
+        if let Some(tee) = &self.opts.tee
+            && !matches!(event.kind, EventKind::Spawned { .. } | EventKind::Probe { .. })
+        {
+            tee.message(&format!("{}: {}", event.name, event.describe()));
+        }
+        let _ = self.events.send(event);
+    }
+
+    fn notice(&self, text: &str) {
+        if let Some(tee) = &self.opts.tee {
+            tee.message(text);
+        }
+        let _ = self.events.send(Event {
+            time: std::time::SystemTime::now(),
+            name: String::new(),
+            kind: EventKind::Message { text: text.into() },
+        });
+    }
+
+    fn spawn(&mut self, id: InstanceId, run_no: u64) {
+        let tx = self.tx.clone();
+        let sink = match self.sink_for(id) {
+            Ok(s) => s,
+            Err(e) => {
+                let error = format!("cannot open its log file: {e}");
+                let _ = tx.send(Msg::Input(Input::SpawnFailed { id, run_no, error }));
+                return;
+            }
+        };
+        let Some(inst) = self.core.instance(id) else { return };
+        let spec = inst.spec.clone();
+        let name = inst.name.clone();
+        let argv = match &spec.command {
+            CommandSpec::Argv(a) => a.clone(),
+            CommandSpec::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+        };
+        let mut env = process::inherited_env();
+        env.retain(|(k, _)| !spec.env.contains_key(k));
+        env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let run_id: Arc<str> = format!("{}:{name}:{run_no}", self.opts.token).into();
+        env.push((RUN_ID_VAR.into(), run_id.to_string()));
+        env.push(("WARDEN_PROCESS".into(), name.clone()));
+        if let Some(r) = inst.replica {
+            env.push(("WARDEN_REPLICA".into(), r.to_string()));
+        }
+        let launch = Launch { argv, cwd: spec.cwd.clone(), env, capture: true, die_with_warden: true, stdin: None };
+        let spawner = self.spawner.clone();
+        tokio::spawn(async move {
+            let spawned = match spawner.spawn(launch).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let error = e.to_string();
+                    sink.marker(&format!("--- run {run_no} could not start: {error}"));
+                    let _ = tx.send(Msg::Input(Input::SpawnFailed { id, run_no, error }));
+                    return;
+                }
+            };
+            let pid = spawned.handle.pid().as_raw() as u32;
+            let run = Run { handle: spawned.handle, run_id, registry: spawner.registry().clone() };
+            sink.marker(&format!("--- run {run_no} started, pid {pid}"));
+            let mut pumps = Vec::new();
+            for (fd, stream) in [
+                (spawned.stdout, crate::logs::Stream::Stdout),
+                (spawned.stderr, crate::logs::Stream::Stderr),
+            ] {
+                if let Some(fd) = fd {
+                    pumps.push(tokio::spawn(crate::logs::pump(fd, stream, sink.clone())));
+                }
+            }
+            let _ = tx.send(Msg::RunStarted { id, run_no, run: run.clone() });
+            let _ = tx.send(Msg::Input(Input::Spawned { id, run_no, pid }));
+            let end = run.finished().await;
+            let drain_until = tokio::time::Instant::now() + DRAIN;
+            for p in &mut pumps {
+                if tokio::time::timeout_at(drain_until, &mut *p).await.is_err() {
+                    p.abort();
+                }
+            }
+            let stderr_tail = sink.last_stderr(5);
+            let _ = tx.send(Msg::Input(Input::Exited { id, run_no, status: end.status, stderr_tail }));
+        });
+    }
+
+    fn sink_for(&mut self, id: InstanceId) -> std::io::Result<Arc<LogSink>> {
+        if let Some(s) = self.sinks.get(&id) {
+            return Ok(s.clone());
+        }
+        let inst = self.core.instance(id).expect("spawn of a known instance");
+        let path = inst
+            .spec
+            .log
+            .file
+            .clone()
+            .unwrap_or_else(|| self.spec.supervisor.log_dir.join(format!("{}.log", inst.name)));
+        let sink = LogSink::open(&inst.name, &path, &inst.spec.log, self.opts.tee.clone())?;
+        self.sinks.insert(id, sink.clone());
+        Ok(sink)
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,716 @@
+//! The decisions, with no I/O and no clock: `Core::handle(input, now) -> effects`.
+//!
+//! Every fact about a process arrives here as an [`Input`] (a spawn finished, a run ended,
+//! a timer fired, a user asked for something) and every action leaves as an [`Effect`]
+//! (spawn, signal, schedule, reply, emit an event). The actor around it performs the
+//! effects. Messages about a child carry the run number (`run_no`) they belong to, so a late
+//! exit or timer from an earlier run is dropped here, never misapplied.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use indexmap::IndexMap;
+use nix::sys::signal::Signal;
+
+use super::event::{Event, EventKind, ExitReason, ExitRecord};
+use super::state::{State, allowed};
+use crate::config::{DependCondition, ProcessSpec, RestartPolicy, Spec};
+use crate::process::ExitStatus;
+
+/// How many exits each instance remembers.
+const HISTORY: usize = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceId(pub u64);
+
+pub type WaiterId = u64;
+
+/// The moment an input is handled: monotonic for timers, wall clock for records.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub mono: Instant,
+    pub wall: SystemTime,
+}
+
+impl Now {
+    pub fn current() -> Now {
+        Now { mono: Instant::now(), wall: SystemTime::now() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// Time to restart after a backoff delay.
+    Backoff,
+    /// The stop signal was not enough: escalate to SIGKILL.
+    StopTimeout,
+}
+
+#[derive(Debug, Clone)]
+pub enum Input {
+    Start { names: Vec<String>, waiter: WaiterId },
+    Stop { names: Vec<String>, waiter: WaiterId },
+    Restart { names: Vec<String>, waiter: WaiterId },
+    /// Graceful shutdown of everything, in reverse dependency order.
+    Shutdown,
+    /// A second shutdown request: SIGKILL to everything still alive.
+    Kill,
+    Spawned { id: InstanceId, run_no: u64, pid: u32 },
+    SpawnFailed { id: InstanceId, run_no: u64, error: String },
+    /// A run is over and nothing of its tree is left.
+    Exited { id: InstanceId, run_no: u64, status: ExitStatus, stderr_tail: Vec<String> },
+    Timer { id: InstanceId, run_no: u64, timer: Timer },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Spawn { id: InstanceId, run_no: u64 },
+    /// The graceful stop: `signal` and SIGCONT to the whole tree.
+    Stop { id: InstanceId, run_no: u64, signal: Signal },
+    /// SIGKILL to the whole tree.
+    Kill { id: InstanceId, run_no: u64 },
+    Schedule { at: Instant, id: InstanceId, run_no: u64, timer: Timer },
+    Emit(Event),
+    Reply { waiter: WaiterId, result: Result<String, String> },
+    /// Shutdown is complete: nothing runs any more.
+    Finished,
+}
+
+/// One instance of a declared process (`web`, or `web.0`… with replicas).
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub id: InstanceId,
+    pub name: String,
+    /// The declared process this is an instance of.
+    pub process: String,
+    pub replica: Option<u32>,
+    /// The declared spec with `{replica}` substituted.
+    pub spec: Arc<ProcessSpec>,
+    pub state: State,
+    /// Run number of the current or last run (0 = never spawned).
+    pub run_no: u64,
+    pub pid: Option<u32>,
+    pub ready: bool,
+    pub started_at: Option<Instant>,
+    /// How many times it was spawned again after a first run.
+    pub restarts: u32,
+    pub history: VecDeque<ExitRecord>,
+    /// Why it is fatal, or why the last spawn failed.
+    pub error: Option<String>,
+    want_up: bool,
+    /// A spawn effect went out and its outcome has not come back.
+    spawning: bool,
+    /// Why the current run is being stopped, and with what detail.
+    stop_reason: Option<(ExitReason, Option<String>)>,
+    stop_sent_at: Option<Instant>,
+    /// Start again as soon as the current run is gone (restart, config change).
+    start_after_stop: bool,
+    /// Consecutive runs shorter than `min_uptime`: the backoff exponent.
+    short_runs: u32,
+    /// Consecutive failed runs: compared with `max_restarts`.
+    failures: u32,
+}
+
+impl Instance {
+    pub fn last_exit(&self) -> Option<&ExitRecord> {
+        self.history.back()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Goal {
+    /// Running (ready) in a run numbered at least `min_gen`, or finished successfully.
+    Up { min_gen: u64 },
+    /// At rest.
+    Down,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    id: WaiterId,
+    targets: Vec<(InstanceId, Goal)>,
+}
+
+#[derive(Debug)]
+pub struct Core {
+    instances: IndexMap<InstanceId, Instance>,
+    next_id: u64,
+    waiters: Vec<Waiter>,
+    shutting_down: bool,
+    finished: bool,
+}
+
+impl Core {
+    pub fn new(spec: &Spec) -> Core {
+        let mut core = Core {
+            instances: IndexMap::new(),
+            next_id: 0,
+            waiters: Vec::new(),
+            shutting_down: false,
+            finished: false,
+        };
+        for p in spec.processes.values() {
+            for (name, replica, inst_spec) in expand(p) {
+                core.add_instance(name, p.name.clone(), replica, inst_spec);
+            }
+        }
+        core
+    }
+
+    fn add_instance(&mut self, name: String, process: String, replica: Option<u32>, spec: ProcessSpec) {
+        let id = InstanceId(self.next_id);
+        self.next_id += 1;
+        let autostart = spec.autostart;
+        self.instances.insert(
+            id,
+            Instance {
+                id,
+                name,
+                process,
+                replica,
+                spec: Arc::new(spec),
+                state: if autostart { State::Pending } else { State::Stopped },
+                run_no: 0,
+                pid: None,
+                ready: false,
+                started_at: None,
+                restarts: 0,
+                history: VecDeque::new(),
+                error: None,
+                want_up: autostart,
+                spawning: false,
+                stop_reason: None,
+                stop_sent_at: None,
+                start_after_stop: false,
+                short_runs: 0,
+                failures: 0,
+            },
+        );
+    }
+
+    pub fn instances(&self) -> impl Iterator<Item = &Instance> {
+        self.instances.values()
+    }
+
+    pub fn instance(&self, id: InstanceId) -> Option<&Instance> {
+        self.instances.get(&id)
+    }
+
+    /// The first decisions, before any input: start what can start.
+    pub fn boot(&mut self, now: Now) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.reconcile(now, &mut fx);
+        fx
+    }
+
+    pub fn handle(&mut self, input: Input, now: Now) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match input {
+            Input::Start { names, waiter } => self.on_request(Request::Start, &names, waiter, now, &mut fx),
+            Input::Stop { names, waiter } => self.on_request(Request::Stop, &names, waiter, now, &mut fx),
+            Input::Restart { names, waiter } => {
+                self.on_request(Request::Restart, &names, waiter, now, &mut fx)
+            }
+            Input::Shutdown => self.on_shutdown(now, &mut fx),
+            Input::Kill => self.on_kill(now, &mut fx),
+            Input::Spawned { id, run_no, pid } => self.on_spawned(id, run_no, pid, now, &mut fx),
+            Input::SpawnFailed { id, run_no, error } => self.on_spawn_failed(id, run_no, error, now, &mut fx),
+            Input::Exited { id, run_no, status, stderr_tail } => {
+                self.on_exited(id, run_no, status, stderr_tail, now, &mut fx)
+            }
+            Input::Timer { id, run_no, timer } => self.on_timer(id, run_no, timer, now, &mut fx),
+        }
+        self.reconcile(now, &mut fx);
+        self.settle_waiters(&mut fx);
+        if self.shutting_down && !self.finished && self.instances.values().all(|i| i.state.is_at_rest()) {
+            self.finished = true;
+            fx.push(Effect::Finished);
+        }
+        fx
+    }
+
+    // ----- requests -------------------------------------------------------------------
+
+    /// Resolve `all`, a process name (every replica) or an instance name.
+    fn resolve(&self, names: &[String]) -> Result<Vec<InstanceId>, String> {
+        let mut ids = Vec::new();
+        for n in names {
+            let found: Vec<InstanceId> = self
+                .instances
+                .values()
+                .filter(|i| n == "all" || i.name == *n || i.process == *n)
+                .map(|i| i.id)
+                .collect();
+            if found.is_empty() && n != "all" {
+                let known: Vec<&str> = self.instances.values().map(|i| i.name.as_str()).collect();
+                return Err(format!("no process named `{n}`; known: {}", known.join(", ")));
+            }
+            for id in found {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    fn on_request(&mut self, req: Request, names: &[String], waiter: WaiterId, now: Now, fx: &mut Vec<Effect>) {
+        let ids = match self.resolve(names) {
+            Ok(ids) => ids,
+            Err(e) => return fx.push(Effect::Reply { waiter, result: Err(e) }),
+        };
+        if self.shutting_down && !matches!(req, Request::Stop) {
+            return fx.push(Effect::Reply { waiter, result: Err("warden is shutting down".into()) });
+        }
+        let mut targets = Vec::new();
+        for id in ids {
+            let inst = &mut self.instances[&id];
+            let goal = match req {
+                Request::Stop => {
+                    inst.want_up = false;
+                    inst.start_after_stop = false;
+                    match inst.state {
+                        State::Pending | State::Backoff => self.transition(id, State::Stopped, now, fx),
+                        State::Starting | State::Running => {
+                            self.begin_stop(id, ExitReason::Request, None, now, fx)
+                        }
+                        _ => {}
+                    }
+                    Goal::Down
+                }
+                Request::Start | Request::Restart => {
+                    let restart = matches!(req, Request::Restart);
+                    inst.want_up = true;
+                    let min_gen = if restart { inst.run_no + 1 } else { 0 };
+                    match inst.state {
+                        State::Stopped | State::Exited | State::Fatal => {
+                            self.reset_counters(id);
+                            self.transition(id, State::Pending, now, fx);
+                        }
+                        State::Backoff => self.spawn(id, now, fx),
+                        State::Stopping => self.instances[&id].start_after_stop = true,
+                        State::Starting | State::Running if restart => {
+                            self.instances[&id].start_after_stop = true;
+                            self.begin_stop(id, ExitReason::Request, None, now, fx);
+                        }
+                        _ => {}
+                    }
+                    Goal::Up { min_gen }
+                }
+            };
+            targets.push((id, goal));
+        }
+        self.waiters.push(Waiter { id: waiter, targets });
+    }
+
+    fn on_shutdown(&mut self, now: Now, fx: &mut Vec<Effect>) {
+        if self.shutting_down {
+            return self.on_kill(now, fx);
+        }
+        self.shutting_down = true;
+        let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
+        for id in ids {
+            let inst = &mut self.instances[&id];
+            inst.want_up = false;
+            inst.start_after_stop = false;
+            if matches!(inst.state, State::Pending | State::Backoff) {
+                self.transition(id, State::Stopped, now, fx);
+            }
+        }
+    }
+
+    fn on_kill(&mut self, now: Now, fx: &mut Vec<Effect>) {
+        self.shutting_down = true;
+        let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
+        for id in ids {
+            let inst = &mut self.instances[&id];
+            inst.want_up = false;
+            inst.start_after_stop = false;
+            match inst.state {
+                State::Pending | State::Backoff => self.transition(id, State::Stopped, now, fx),
+                State::Starting | State::Running | State::Stopping => {
+                    if inst.stop_reason.is_none() {
+                        inst.stop_reason = Some((ExitReason::Shutdown, None));
+                    }
+                    if !inst.spawning {
+                        fx.push(Effect::Kill { id, run_no: inst.run_no });
+                    }
+                    if inst.state != State::Stopping {
+                        self.transition(id, State::Stopping, now, fx);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // ----- facts about children -----------------------------------------------------
+
+    fn on_spawned(&mut self, id: InstanceId, run_no: u64, pid: u32, now: Now, fx: &mut Vec<Effect>) {
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else { return };
+        inst.spawning = false;
+        inst.pid = Some(pid);
+        inst.started_at = Some(now.mono);
+        inst.error = None;
+        let name = inst.name.clone();
+        fx.push(emit(now, &name, EventKind::Spawned { run: run_no, pid }));
+        if inst.state == State::Stopping {
+            // A stop was asked for while the spawn was in flight: carry it out now.
+            self.send_stop(id, now, fx);
+        } else {
+            self.instances[&id].ready = true;
+            self.transition(id, State::Running, now, fx);
+        }
+    }
+
+    fn on_spawn_failed(&mut self, id: InstanceId, run_no: u64, error: String, now: Now, fx: &mut Vec<Effect>) {
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else { return };
+        inst.spawning = false;
+        inst.error = Some(error.clone());
+        let name = inst.name.clone();
+        if inst.state == State::Stopping {
+            inst.stop_reason = None;
+            return self.transition(id, State::Stopped, now, fx);
+        }
+        fx.push(emit(now, &name, EventKind::Fatal { message: error }));
+        self.transition(id, State::Fatal, now, fx);
+    }
+
+    fn on_exited(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        status: ExitStatus,
+        stderr_tail: Vec<String>,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else { return };
+        let success = status.code.is_some_and(|c| inst.spec.success_exit_codes.contains(&c));
+        let uptime = inst.started_at.map(|t| now.mono.saturating_duration_since(t)).unwrap_or_default();
+        let (reason, detail) = inst.stop_reason.take().unwrap_or(if success {
+            (ExitReason::Exited, None)
+        } else {
+            (ExitReason::Crash, None)
+        });
+        let record = ExitRecord {
+            time: now.wall,
+            run: run_no,
+            code: status.code,
+            signal: status.signal,
+            reason,
+            detail: detail.clone(),
+            uptime_ms: uptime.as_millis() as u64,
+            stderr_tail,
+        };
+        if inst.history.len() == HISTORY {
+            inst.history.pop_front();
+        }
+        inst.history.push_back(record);
+        inst.pid = None;
+        inst.ready = false;
+        inst.stop_sent_at = None;
+        let name = inst.name.clone();
+        fx.push(emit(
+            now,
+            &name,
+            EventKind::Exited { run: run_no, code: status.code, signal: status.signal, reason, detail },
+        ));
+
+        if !inst.want_up {
+            return self.transition(id, State::Stopped, now, fx);
+        }
+        if inst.start_after_stop {
+            inst.start_after_stop = false;
+            self.reset_counters(id);
+            return self.spawn(id, now, fx);
+        }
+        let failed = reason == ExitReason::Crash || reason.is_hung();
+        let spec = inst.spec.clone();
+        let restart = match spec.restart {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => failed,
+            RestartPolicy::Never => false,
+        };
+        if !restart {
+            return self.transition(id, State::Exited, now, fx);
+        }
+        if uptime >= spec.min_uptime {
+            inst.short_runs = 0;
+            inst.failures = 0;
+        }
+        if failed {
+            inst.failures += 1;
+        } else {
+            inst.failures = 0;
+        }
+        if spec.max_restarts > 0 && inst.failures > spec.max_restarts {
+            let message = format!(
+                "gave up after {} consecutive failed runs (max_restarts = {})",
+                inst.failures, spec.max_restarts
+            );
+            inst.error = Some(message.clone());
+            fx.push(emit(now, &name, EventKind::Fatal { message }));
+            return self.transition(id, State::Fatal, now, fx);
+        }
+        let delay = backoff_delay(spec.backoff, spec.backoff_max, inst.short_runs);
+        inst.short_runs = inst.short_runs.saturating_add(1);
+        fx.push(emit(
+            now,
+            &name,
+            EventKind::Restarting { run: run_no + 1, delay_ms: delay.as_millis() as u64 },
+        ));
+        if delay.is_zero() {
+            self.instances[&id].restarts += 1;
+            return self.spawn(id, now, fx);
+        }
+        fx.push(Effect::Schedule { at: now.mono + delay, id, run_no, timer: Timer::Backoff });
+        self.transition(id, State::Backoff, now, fx);
+    }
+
+    fn on_timer(&mut self, id: InstanceId, run_no: u64, timer: Timer, now: Now, fx: &mut Vec<Effect>) {
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else { return };
+        match timer {
+            Timer::Backoff if inst.state == State::Backoff => {
+                inst.restarts += 1;
+                self.spawn(id, now, fx);
+            }
+            Timer::StopTimeout if inst.state == State::Stopping && inst.pid.is_some() => {
+                let after = inst.spec.stop_timeout;
+                let reason = inst.stop_reason.get_or_insert((ExitReason::Request, None));
+                let note = format!("killed by SIGKILL after stop timeout ({})", fmt_duration(after));
+                reason.1 = Some(match reason.1.take() {
+                    Some(d) => format!("{d}; {note}"),
+                    None => note,
+                });
+                let name = inst.name.clone();
+                fx.push(Effect::Kill { id, run_no });
+                fx.push(emit(now, &name, EventKind::Killed { run: run_no, after_ms: after.as_millis() as u64 }));
+            }
+            _ => {}
+        }
+    }
+
+    // ----- mechanics -------------------------------------------------------------------
+
+    fn reset_counters(&mut self, id: InstanceId) {
+        let inst = &mut self.instances[&id];
+        inst.short_runs = 0;
+        inst.failures = 0;
+        inst.error = None;
+    }
+
+    fn spawn(&mut self, id: InstanceId, now: Now, fx: &mut Vec<Effect>) {
+        let inst = &mut self.instances[&id];
+        inst.run_no += 1;
+        inst.spawning = true;
+        inst.ready = false;
+        inst.pid = None;
+        fx.push(Effect::Spawn { id, run_no: inst.run_no });
+        self.transition(id, State::Starting, now, fx);
+    }
+
+    fn begin_stop(&mut self, id: InstanceId, reason: ExitReason, detail: Option<String>, now: Now, fx: &mut Vec<Effect>) {
+        let inst = &mut self.instances[&id];
+        if inst.stop_reason.is_none() {
+            inst.stop_reason = Some((reason, detail));
+        }
+        self.transition(id, State::Stopping, now, fx);
+        if !self.instances[&id].spawning {
+            self.send_stop(id, now, fx);
+        }
+    }
+
+    fn send_stop(&mut self, id: InstanceId, now: Now, fx: &mut Vec<Effect>) {
+        let inst = &mut self.instances[&id];
+        inst.stop_sent_at = Some(now.mono);
+        fx.push(Effect::Stop { id, run_no: inst.run_no, signal: inst.spec.stop_signal });
+        fx.push(Effect::Schedule {
+            at: now.mono + inst.spec.stop_timeout,
+            id,
+            run_no: inst.run_no,
+            timer: Timer::StopTimeout,
+        });
+    }
+
+    fn transition(&mut self, id: InstanceId, to: State, now: Now, fx: &mut Vec<Effect>) {
+        let inst = &mut self.instances[&id];
+        let from = inst.state;
+        if from == to {
+            return;
+        }
+        debug_assert!(allowed(from, to), "{}: {from} → {to} is not an allowed transition", inst.name);
+        inst.state = to;
+        let name = inst.name.clone();
+        fx.push(emit(now, &name, EventKind::State { from, to }));
+    }
+
+    /// Start what is waiting and may now start; during shutdown, stop what nothing
+    /// running depends on any more.
+    fn reconcile(&mut self, now: Now, fx: &mut Vec<Effect>) {
+        loop {
+            let mut changed = false;
+            let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
+            for id in ids {
+                let inst = &self.instances[&id];
+                if inst.want_up && inst.state == State::Pending && self.deps_satisfied(inst) {
+                    self.spawn(id, now, fx);
+                    changed = true;
+                } else if self.shutting_down
+                    && matches!(inst.state, State::Starting | State::Running)
+                    && !self.has_live_dependents(inst)
+                {
+                    self.begin_stop(id, ExitReason::Shutdown, None, now, fx);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+
+    fn deps_satisfied(&self, inst: &Instance) -> bool {
+        inst.spec.depends_on.iter().all(|(dep, cond)| {
+            let mut of_dep = self.instances.values().filter(|d| d.process == *dep).peekable();
+            of_dep.peek().is_some() && of_dep.all(|d| condition_met(d, *cond))
+        })
+    }
+
+    fn has_live_dependents(&self, inst: &Instance) -> bool {
+        self.instances
+            .values()
+            .any(|d| d.state.is_live() && d.spec.depends_on.contains_key(&inst.process))
+    }
+
+    fn settle_waiters(&mut self, fx: &mut Vec<Effect>) {
+        let mut i = 0;
+        while i < self.waiters.len() {
+            let outcome: Option<Vec<Result<String, String>>> = self.waiters[i]
+                .targets
+                .iter()
+                .map(|(id, goal)| match self.instances.get(id) {
+                    None => Some(Ok(format!("instance {} removed", id.0))),
+                    Some(inst) => goal_outcome(inst, *goal),
+                })
+                .collect();
+            match outcome {
+                None => i += 1,
+                Some(results) => {
+                    let w = self.waiters.swap_remove(i);
+                    let failed: Vec<String> = results.iter().filter_map(|r| r.clone().err()).collect();
+                    let result = if failed.is_empty() {
+                        Ok(results.into_iter().filter_map(Result::ok).collect::<Vec<_>>().join("\n"))
+                    } else {
+                        Err(failed.join("\n"))
+                    };
+                    fx.push(Effect::Reply { waiter: w.id, result });
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Request {
+    Start,
+    Stop,
+    Restart,
+}
+
+fn condition_met(dep: &Instance, cond: DependCondition) -> bool {
+    let completed = dep.state == State::Exited
+        && dep.last_exit().is_some_and(|e| e.reason == ExitReason::Exited);
+    match cond {
+        DependCondition::Started => (dep.state.is_live() && dep.pid.is_some()) || completed,
+        DependCondition::Ready => dep.state == State::Running && dep.ready,
+        DependCondition::Completed => completed,
+    }
+}
+
+/// `None` while the goal is still in the making.
+fn goal_outcome(inst: &Instance, goal: Goal) -> Option<Result<String, String>> {
+    let name = &inst.name;
+    match goal {
+        Goal::Down if inst.state.is_at_rest() => Some(Ok(format!("{name}: {}", inst.state))),
+        Goal::Down => None,
+        Goal::Up { min_gen } => match inst.state {
+            State::Running if inst.run_no >= min_gen && inst.ready => Some(Ok(format!(
+                "{name}: running (pid {})",
+                inst.pid.map(|p| p.to_string()).unwrap_or_default()
+            ))),
+            State::Exited if inst.run_no >= min_gen => match inst.last_exit() {
+                Some(e) if e.reason == ExitReason::Exited => Some(Ok(format!("{name}: exited successfully"))),
+                _ => Some(Err(format!("{name}: exited with {}", describe_last_exit(inst)))),
+            },
+            State::Backoff if inst.run_no >= min_gen.max(1) => {
+                Some(Err(format!("{name}: ended with {}, backing off before a restart", describe_last_exit(inst))))
+            }
+            State::Fatal => Some(Err(format!(
+                "{name}: fatal: {}",
+                inst.error.as_deref().unwrap_or("gave up")
+            ))),
+            State::Stopped => Some(Err(format!("{name}: stopped before it was up"))),
+            _ => None,
+        },
+    }
+}
+
+fn describe_last_exit(inst: &Instance) -> String {
+    match inst.last_exit() {
+        Some(e) => ExitStatus { code: e.code, signal: e.signal }.describe(),
+        None => "no exit recorded".into(),
+    }
+}
+
+/// `backoff` doubled per consecutive short run, capped at `max`.
+pub fn backoff_delay(backoff: Duration, max: Duration, short_runs: u32) -> Duration {
+    let factor = 1u32.checked_shl(short_runs.min(31)).unwrap_or(u32::MAX);
+    backoff.saturating_mul(factor).min(max.max(backoff))
+}
+
+/// The instances of a declared process, with `{replica}` substituted.
+pub fn expand(p: &ProcessSpec) -> Vec<(String, Option<u32>, ProcessSpec)> {
+    if p.replicas <= 1 {
+        return vec![(p.name.clone(), None, p.clone())];
+    }
+    (0..p.replicas)
+        .map(|r| (format!("{}.{r}", p.name), Some(r), substitute_replica(p, r)))
+        .collect()
+}
+
+fn substitute_replica(p: &ProcessSpec, r: u32) -> ProcessSpec {
+    use crate::config::{CommandSpec, ProbeSpec, ProbeTarget};
+    let sub = |s: &str| s.replace("{replica}", &r.to_string());
+    let mut out = p.clone();
+    out.command = match &p.command {
+        CommandSpec::Argv(a) => CommandSpec::Argv(a.iter().map(|s| sub(s)).collect()),
+        CommandSpec::Shell(s) => CommandSpec::Shell(sub(s)),
+    };
+    for v in out.env.values_mut() {
+        *v = sub(v);
+    }
+    let fix_probe = |probe: &mut Option<ProbeSpec>| {
+        if let Some(pr) = probe {
+            match &mut pr.target {
+                ProbeTarget::Http { url, .. } => *url = sub(url),
+                ProbeTarget::Tcp { addr, .. } | ProbeTarget::Udp { addr, .. } => *addr = sub(addr),
+                ProbeTarget::Unix { path, .. } => *path = sub(&path.to_string_lossy()).into(),
+                ProbeTarget::Exec { argv } => argv.iter_mut().for_each(|a| *a = sub(a)),
+            }
+        }
+    };
+    fix_probe(&mut out.startup);
+    fix_probe(&mut out.readiness);
+    fix_probe(&mut out.liveness);
+    out
+}
+
+fn emit(now: Now, name: &str, kind: EventKind) -> Effect {
+    Effect::Emit(Event { time: now.wall, name: name.to_string(), kind })
+}
+
+fn fmt_duration(d: Duration) -> String {
+    super::event::fmt_ms(d.as_millis() as u64)
+}

@@ -1,0 +1,17 @@
+//! The supervisor: one actor that owns every process's state.
+//!
+//! - [`core`]: the pure decisions (`handle(input, now) -> effects`), tested without
+//!   processes or clocks;
+//! - [`state`]: the lifecycle states and their allowed transitions, as data;
+//! - [`actor`]: the select loop that feeds the core and performs its effects;
+//! - [`event`] and [`status`]: what observers see.
+
+pub mod actor;
+pub mod core;
+pub mod event;
+pub mod state;
+pub mod status;
+
+pub use actor::{Actor, Control, Handle, Options};
+pub use event::{Event, EventKind, ExitReason};
+pub use state::State;
