@@ -99,10 +99,24 @@ fn full_config_process_keys() {
     let (spec, dir) = load_full();
     let web = &spec.processes["web"];
     assert_eq!(web.name, "web");
-    let argv = ["python3", "-m", "http.server", "8080", "--bind", "127.0.0.1"];
-    assert_eq!(web.command, CommandSpec::Argv(argv.map(String::from).to_vec()));
+    let argv = [
+        "python3",
+        "-m",
+        "http.server",
+        "8080",
+        "--bind",
+        "127.0.0.1",
+    ];
+    assert_eq!(
+        web.command,
+        CommandSpec::Argv(argv.map(String::from).to_vec())
+    );
     assert_eq!(web.cwd, dir.join("site"));
-    let env: Vec<(&str, &str)> = web.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env: Vec<(&str, &str)> = web
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(
         env,
         [
@@ -115,8 +129,11 @@ fn full_config_process_keys() {
     );
     assert!(!web.autostart);
     assert_eq!(web.replicas, 3);
-    let deps: Vec<(&str, DependCondition)> =
-        web.depends_on.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let deps: Vec<(&str, DependCondition)> = web
+        .depends_on
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
     assert_eq!(
         deps,
         [
@@ -160,7 +177,10 @@ fn full_config_probes() {
     assert_eq!(startup.initial_delay, Duration::from_secs(1));
     assert_eq!(startup.period, Duration::from_secs(2));
     assert_eq!(startup.timeout, Duration::from_millis(500));
-    assert_eq!((startup.success_threshold, startup.failure_threshold), (2, 30));
+    assert_eq!(
+        (startup.success_threshold, startup.failure_threshold),
+        (2, 30)
+    );
 
     let readiness = web.readiness.as_ref().unwrap();
     assert_eq!(
@@ -175,7 +195,10 @@ fn full_config_probes() {
     assert_eq!(readiness.initial_delay, Duration::ZERO);
     assert_eq!(readiness.period, Duration::from_secs(10));
     assert_eq!(readiness.timeout, Duration::from_secs(1));
-    assert_eq!((readiness.success_threshold, readiness.failure_threshold), (1, 3));
+    assert_eq!(
+        (readiness.success_threshold, readiness.failure_threshold),
+        (1, 3)
+    );
 
     let udp = &web.liveness.as_ref().unwrap().target;
     let want = ProbeTarget::Udp {
@@ -203,14 +226,25 @@ fn full_config_probes() {
     };
     assert_eq!(tcp, &want);
 
+    let api = &spec.checks["api"].probe.target;
+    let want = ProbeTarget::Http {
+        url: "http://127.0.0.1:9000/healthz".into(),
+        status: (204, 204),
+        expect: None,
+    };
+    assert_eq!(api, &want, "an integer status is a range of one");
+
     let postgres = &spec.checks["postgres"];
     assert_eq!(postgres.name, "postgres");
     assert_eq!(postgres.probe.period, Duration::from_secs(5));
-    assert_eq!(postgres.probe.target, ProbeTarget::Tcp {
-        addr: "127.0.0.1:5432".into(),
-        send: None,
-        expect: None,
-    });
+    assert_eq!(
+        postgres.probe.target,
+        ProbeTarget::Tcp {
+            addr: "127.0.0.1:5432".into(),
+            send: None,
+            expect: None,
+        }
+    );
 }
 
 #[test]
@@ -246,7 +280,10 @@ fn full_config_defaults_and_other_forms() {
     assert!(db.limits.is_none());
 
     let crawler = &spec.processes["crawler"];
-    assert_eq!(crawler.command, CommandSpec::Shell("exec ./crawl --forever".into()));
+    assert_eq!(
+        crawler.command,
+        CommandSpec::Shell("exec ./crawl --forever".into())
+    );
     assert_eq!(crawler.stop_signal, Signal::SIGKILL);
     let limits = crawler.limits.as_ref().unwrap();
     assert_eq!(limits.memory, Some(100_000_000));
@@ -268,14 +305,9 @@ fn example_configs_are_valid() {
             invalid.push(errors.to_string());
         }
     }
-    assert!(invalid.is_empty(), "invalid example configs:\n{}", invalid.join("\n"));
-}
-
-#[test]
-#[ignore]
-fn scratch() {
-    for p in fixtures("/tmp/scratch") {
-        println!("== {}", p.display());
-        match config::load(&p) { Ok(_) => println!("ok"), Err(e) => println!("{e}") }
-    }
+    assert!(
+        invalid.is_empty(),
+        "invalid example configs:\n{}",
+        invalid.join("\n")
+    );
 }

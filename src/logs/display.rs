@@ -14,7 +14,10 @@ const ST: char = '\u{9c}';
 /// dropped.
 pub(crate) fn sanitize(bytes: &[u8]) -> String {
     // Most lines are plain printable ASCII: one copy, no state machine.
-    if bytes.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+    if bytes
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
         return String::from_utf8_lossy(bytes).into_owned();
     }
     let text = String::from_utf8_lossy(bytes);
@@ -73,7 +76,10 @@ mod tests {
 
     #[test]
     fn plain_text_is_unchanged() {
-        assert_eq!(sanitize(b"hello\tworld [red]x[/]"), "hello\tworld [red]x[/]");
+        assert_eq!(
+            sanitize(b"hello\tworld [red]x[/]"),
+            "hello\tworld [red]x[/]"
+        );
         assert_eq!(sanitize("héllo wörld ✓".as_bytes()), "héllo wörld ✓");
         assert_eq!(sanitize(b""), "");
     }
@@ -91,13 +97,19 @@ mod tests {
 
     #[test]
     fn colours_and_cursor_moves_are_removed() {
-        assert_eq!(sanitize(b"\x1b[1;31mred\x1b[0m \x1b[10;20H\x1b[?25l."), "red .");
+        assert_eq!(
+            sanitize(b"\x1b[1;31mred\x1b[0m \x1b[10;20H\x1b[?25l."),
+            "red ."
+        );
         assert_eq!(sanitize(b"\x1b(Bcharset\x1b7saved\x1b8"), "charsetsaved");
     }
 
     #[test]
     fn c1_sequences_are_removed() {
-        assert_eq!(sanitize("a\u{9b}2Jb\u{9d}0;t\u{9c}c\u{85}d".as_bytes()), "abcd");
+        assert_eq!(
+            sanitize("a\u{9b}2Jb\u{9d}0;t\u{9c}c\u{85}d".as_bytes()),
+            "abcd"
+        );
     }
 
     #[test]
@@ -112,7 +124,14 @@ mod tests {
 
     #[test]
     fn truncated_sequences_do_not_panic() {
-        for input in [&b"\x1b"[..], b"\x1b[", b"\x1b[12;", b"\x1b]0;title", b"\x1b(", b"\xe2\x9c"] {
+        for input in [
+            &b"\x1b"[..],
+            b"\x1b[",
+            b"\x1b[12;",
+            b"\x1b]0;title",
+            b"\x1b(",
+            b"\xe2\x9c",
+        ] {
             let out = sanitize(input);
             assert!(!out.contains('\x1b'), "{input:?} → {out:?}");
         }
@@ -123,7 +142,10 @@ mod tests {
         for a in 0..=255u8 {
             for b in 0..=255u8 {
                 let out = sanitize(&[a, b, b'x', 0x1b, a, b]);
-                assert!(!out.chars().any(|c| c.is_control() && c != '\t'), "{a:#x} {b:#x}");
+                assert!(
+                    !out.chars().any(|c| c.is_control() && c != '\t'),
+                    "{a:#x} {b:#x}"
+                );
             }
         }
     }

@@ -25,6 +25,8 @@ use nix::fcntl::OFlag;
 
 /// How often the path is compared with the open file.
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// More old files than this is a config mistake; rotation renames each of them.
+pub const MAX_KEEP: u32 = 1000;
 /// How often a failing log file is reported.
 pub const WARN_EVERY: Duration = Duration::from_secs(2);
 
@@ -56,7 +58,9 @@ impl LogFile {
     /// appending. Fails, naming the path, if it cannot be opened or is a symlink.
     pub fn open(path: &Path, max_size: u64, keep: u32) -> io::Result<LogFile> {
         let file = open_file(path)?;
-        let meta = file.metadata().map_err(|e| with_path(e, "cannot stat log file", path))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| with_path(e, "cannot stat log file", path))?;
         Ok(LogFile {
             path: path.to_owned(),
             file: Some(file),
@@ -64,7 +68,7 @@ impl LogFile {
             regular: meta.is_file(),
             size: meta.len(),
             max_size,
-            keep,
+            keep: keep.min(MAX_KEEP),
             check_every: CHECK_EVERY,
             last_check: Instant::now(),
             rotate_after: None,
@@ -106,7 +110,10 @@ impl LogFile {
         while self.rotates() && self.size.saturating_add(data.len() as u64) > self.max_size {
             // Cut at the last newline that fits, so that records are not split between
             // files when it can be helped.
-            let room = self.max_size.saturating_sub(self.size).min(data.len() as u64) as usize;
+            let room = self
+                .max_size
+                .saturating_sub(self.size)
+                .min(data.len() as u64) as usize;
             let cut = match memrchr(b'\n', &data[..room]) {
                 Some(i) => i + 1,
                 None if self.size > 0 && !just_rotated => 0,
@@ -130,14 +137,28 @@ impl LogFile {
             && self.rotate_after.is_none_or(|t| Instant::now() >= t)
     }
 
+    /// Writes warden's own note (about data lost earlier) if the file takes it; the note
+    /// itself is not counted as lost if it does not.
+    pub fn write_note(&mut self, note: &[u8]) {
+        let _ = self.try_write(note);
+    }
+
     fn write_raw(&mut self, data: &[u8], now: Instant) {
+        if let Err((unwritten, error)) = self.try_write(data) {
+            self.lose(unwritten, &error, now);
+        }
+    }
+
+    /// On error: how many bytes were not written, and why.
+    fn try_write(&mut self, data: &[u8]) -> Result<(), (usize, io::Error)> {
         if data.is_empty() {
-            return;
+            return Ok(());
         }
         let Some(file) = &mut self.file else {
-            let error = io::Error::new(io::ErrorKind::NotFound, "log file is not open");
-            self.lose(data.len(), &error, now);
-            return;
+            return Err((
+                data.len(),
+                io::Error::new(io::ErrorKind::NotFound, "log file is not open"),
+            ));
         };
         let mut written = 0;
         let error = loop {
@@ -152,24 +173,32 @@ impl LogFile {
             }
         };
         self.size += written as u64;
-        match error {
-            Some(e) => self.lose(data.len() - written, &e, now),
-            None if self.gap > 0 => {
-                tracing::info!(
-                    path = %self.path.display(),
-                    dropped_bytes = self.gap,
-                    "log file writable again"
-                );
-                self.gap = 0;
-            }
-            None => {}
+        if let Some(error) = error {
+            return Err((data.len() - written, error));
         }
+        if self.gap > 0 {
+            tracing::info!(
+                path = %self.path.display(),
+                dropped_bytes = self.gap,
+                "log file writable again"
+            );
+            self.gap = 0;
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn replace_file(&mut self, file: File) {
+        self.file = Some(file);
     }
 
     fn lose(&mut self, bytes: usize, error: &io::Error, now: Instant) {
         self.gap += bytes as u64;
         let total = self.dropped.fetch_add(bytes as u64, Ordering::Relaxed) + bytes as u64;
-        if self.last_warn.is_none_or(|t| now.duration_since(t) >= WARN_EVERY) {
+        if self
+            .last_warn
+            .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+        {
             self.last_warn = Some(now);
             tracing::warn!(
                 path = %self.path.display(),
@@ -181,7 +210,10 @@ impl LogFile {
     }
 
     fn warn(&mut self, now: Instant, what: &str, error: &io::Error) {
-        if self.last_warn.is_none_or(|t| now.duration_since(t) >= WARN_EVERY) {
+        if self
+            .last_warn
+            .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+        {
             self.last_warn = Some(now);
             tracing::warn!(
                 path = %self.path.display(),
@@ -255,7 +287,7 @@ impl LogFile {
             return ignore_missing(fs::remove_file(&self.path));
         }
         // Files beyond `keep`, left by a config that kept more.
-        for k in self.keep + 1.. {
+        for k in self.keep + 1..=MAX_KEEP + 1 {
             if fs::remove_file(self.numbered(k)).is_err() {
                 break;
             }
@@ -263,7 +295,8 @@ impl LogFile {
         for k in (1..self.keep).rev() {
             ignore_missing(fs::rename(self.numbered(k), self.numbered(k + 1)))?;
         }
-        fs::rename(&self.path, self.numbered(1))
+        // Already gone (deleted since the last check): nothing to move.
+        ignore_missing(fs::rename(&self.path, self.numbered(1)))
     }
 
     /// `x.log` → `x.log.k`.
@@ -300,7 +333,10 @@ fn open_file(path: &Path) -> io::Result<File> {
         if e.raw_os_error() == Some(libc::ELOOP) && is_symlink {
             io::Error::new(
                 e.kind(),
-                format!("log file `{}` is a symlink: refusing to follow it", path.display()),
+                format!(
+                    "log file `{}` is a symlink: refusing to follow it",
+                    path.display()
+                ),
             )
         } else {
             with_path(e, "cannot open log file", path)
@@ -309,7 +345,10 @@ fn open_file(path: &Path) -> io::Result<File> {
 }
 
 fn with_path(error: io::Error, what: &str, path: &Path) -> io::Error {
-    io::Error::new(error.kind(), format!("{what} `{}`: {error}", path.display()))
+    io::Error::new(
+        error.kind(),
+        format!("{what} `{}`: {error}", path.display()),
+    )
 }
 
 #[cfg(test)]
@@ -333,7 +372,9 @@ mod tests {
     }
 
     fn lines(count: usize) -> Vec<Vec<u8>> {
-        (0..count).map(|i| format!("line {i:05} {}\n", "x".repeat(i % 37)).into_bytes()).collect()
+        (0..count)
+            .map(|i| format!("line {i:05} {}\n", "x".repeat(i % 37)).into_bytes())
+            .collect()
     }
 
     #[test]
@@ -383,7 +424,11 @@ mod tests {
             file.write(&line);
             written.extend(line);
         }
-        assert!(written.len() > 2000 && written.len() < 3800, "{}", written.len());
+        assert!(
+            written.len() > 2000 && written.len() < 3800,
+            "{}",
+            written.len()
+        );
         assert_eq!(history(&file, 3), written);
         for k in 1..=3 {
             let size = fs::metadata(file.numbered(k)).unwrap().len();
@@ -406,13 +451,17 @@ mod tests {
     fn rotation_splits_a_big_write_at_newlines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.log");
-        let mut file = LogFile::open(&path, 100, 5).unwrap();
+        let mut file = LogFile::open(&path, 100, 9).unwrap();
         let chunk: Vec<u8> = lines(20).concat();
         file.write(&chunk);
-        assert_eq!(history(&file, 5), chunk);
-        for k in 1..=5 {
+        assert_eq!(history(&file, 9), chunk);
+        for k in 1..=4 {
             let old = read(&file.numbered(k));
-            assert!(old.len() <= 100 && old.ends_with(b"\n"), "{k}: {}", old.len());
+            assert!(
+                old.len() <= 100 && old.ends_with(b"\n"),
+                "{k}: {}",
+                old.len()
+            );
         }
     }
 
@@ -424,7 +473,10 @@ mod tests {
         file.write(b"short\n");
         file.write(b"a line much longer than ten bytes\nnext\n");
         assert_eq!(read(&file.numbered(2)), b"short\n");
-        assert_eq!(read(&file.numbered(1)), b"a line much longer than ten bytes\n");
+        assert_eq!(
+            read(&file.numbered(1)),
+            b"a line much longer than ten bytes\n"
+        );
         assert_eq!(read(&path), b"next\n");
     }
 

@@ -199,7 +199,10 @@ mod tests {
 
     #[test]
     fn last_line_without_newline_is_partial() {
-        assert_eq!(frame(b"done\nno newline", &[3]).last().unwrap(), &(b"no newline".to_vec(), true));
+        assert_eq!(
+            frame(b"done\nno newline", &[3]).last().unwrap(),
+            &(b"no newline".to_vec(), true)
+        );
         assert_eq!(frame(b"x", &[1]), vec![(b"x".to_vec(), true)]);
     }
 
@@ -212,13 +215,22 @@ mod tests {
             let input: Vec<u8> = (0..len)
                 .map(|_| {
                     let r = xorshift(&mut seed);
-                    if r % newline_every == 0 { b'\n' } else { (r >> 8) as u8 }
+                    if r % newline_every == 0 {
+                        b'\n'
+                    } else {
+                        (r >> 8) as u8
+                    }
                 })
                 .collect();
-            let sizes: Vec<usize> = (0..5).map(|_| 1 + (xorshift(&mut seed) % 20_000) as usize).collect();
+            let sizes: Vec<usize> = (0..5)
+                .map(|_| 1 + (xorshift(&mut seed) % 20_000) as usize)
+                .collect();
             let out = frame(&input, &sizes);
             assert_eq!(rejoin(&out), input);
-            assert!(out.iter().all(|(t, _)| t.len() <= MAX_LINE && !t.contains(&b'\n')));
+            assert!(
+                out.iter()
+                    .all(|(t, _)| t.len() <= MAX_LINE && !t.contains(&b'\n'))
+            );
             // A piece is partial only if full-size, or the very last one.
             for (i, (t, p)) in out.iter().enumerate() {
                 assert!(!p || t.len() == MAX_LINE || i == out.len() - 1);
@@ -233,6 +245,9 @@ mod tests {
         framer.feed(b"run 1 tail", |t, p| out.push((t.to_vec(), p)));
         framer.finish(|t, p| out.push((t.to_vec(), p)));
         framer.feed(b"run 2\n", |t, p| out.push((t.to_vec(), p)));
-        assert_eq!(out, vec![(b"run 1 tail".to_vec(), true), (b"run 2".to_vec(), false)]);
+        assert_eq!(
+            out,
+            vec![(b"run 1 tail".to_vec(), true), (b"run 2".to_vec(), false)]
+        );
     }
 }

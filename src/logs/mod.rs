@@ -25,6 +25,8 @@ mod reader;
 mod ring;
 mod sink;
 mod terminal;
+#[cfg(test)]
+mod tests;
 
 use std::time::SystemTime;
 

@@ -17,7 +17,10 @@ pub struct Ring {
 impl Ring {
     /// A ring of `capacity` lines; 0 keeps nothing. Memory is taken as lines arrive.
     pub fn new(capacity: usize) -> Ring {
-        Ring { lines: VecDeque::new(), capacity }
+        Ring {
+            lines: VecDeque::new(),
+            capacity,
+        }
     }
 
     pub fn capacity(&self) -> usize {
@@ -86,6 +89,6 @@ mod tests {
     fn zero_capacity_keeps_nothing() {
         let mut ring = Ring::new(0);
         ring.push(line(1));
-                assert!(ring.tail(10).is_empty());
+        assert!(ring.tail(10).is_empty());
     }
 }

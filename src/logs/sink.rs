@@ -8,6 +8,8 @@
 //! failing file drops counted data instead of stopping.
 
 use std::cell::RefCell;
+#[cfg(test)]
+use std::fs::File;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,7 +89,12 @@ impl std::fmt::Debug for LogSink {
 impl LogSink {
     /// Opens the log file at `path` (see [`LogFile::open`]) and sets up the ring. `name`
     /// is the instance name shown by the terminal tee.
-    pub fn open(name: &str, path: &Path, spec: &LogSpec, tee: Option<Tee>) -> io::Result<Arc<LogSink>> {
+    pub fn open(
+        name: &str,
+        path: &Path,
+        spec: &LogSpec,
+        tee: Option<Tee>,
+    ) -> io::Result<Arc<LogSink>> {
         let file = LogFile::open(path, spec.max_size, spec.keep)?;
         if let Some(tee) = &tee {
             tee.register(name);
@@ -98,8 +105,17 @@ impl LogSink {
             path: path.to_owned(),
             timestamps: spec.timestamps,
             dropped: file.dropped_counter(),
-            state: Mutex::new(State { stdout: Framer::new(), stderr: Framer::new(), file, seq: 0, watch: None }),
-            recent: Mutex::new(Recent { ring: Ring::new(spec.buffer_lines), stderr: Ring::new(STDERR_HISTORY) }),
+            state: Mutex::new(State {
+                stdout: Framer::new(),
+                stderr: Framer::new(),
+                file,
+                seq: 0,
+                watch: None,
+            }),
+            recent: Mutex::new(Recent {
+                ring: Ring::new(spec.buffer_lines),
+                stderr: Ring::new(STDERR_HISTORY),
+            }),
             subscribers,
             tee,
             origin: Instant::now(),
@@ -126,7 +142,8 @@ impl LogSink {
             return;
         }
         let since = self.origin.elapsed().as_nanos() as u64;
-        self.last_output.store(since.saturating_add(1), Ordering::Relaxed);
+        self.last_output
+            .store(since.saturating_add(1), Ordering::Relaxed);
         self.frame(stream, Some(chunk));
     }
 
@@ -145,7 +162,10 @@ impl LogSink {
     pub fn marker(&self, text: &str) {
         let time = SystemTime::now();
         // A newline inside would break the one-record-per-line file format.
-        let text: String = text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
+        let text: String = text
+            .chars()
+            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+            .collect();
         let mut state = self.lock_state();
         state.seq += 1;
         let line = Arc::new(LogLine {
@@ -182,7 +202,12 @@ impl LogSink {
     /// The last `n` stderr lines (at most [`STDERR_HISTORY`]) as display text, oldest
     /// first, for the restart history. Kept even when `buffer_lines` is 0.
     pub fn last_stderr(&self, n: usize) -> Vec<String> {
-        lock(&self.recent).stderr.tail(n).iter().map(|line| line.display_text()).collect()
+        lock(&self.recent)
+            .stderr
+            .tail(n)
+            .iter()
+            .map(|line| line.display_text())
+            .collect()
     }
 
     /// When the child last wrote anything, on either stream (for `output.silence`).
@@ -213,22 +238,31 @@ impl LogSink {
         let time = SystemTime::now();
         let mut guard = self.lock_state();
         let state = &mut *guard;
-        let framer = if stream == Stream::Stderr { &mut state.stderr } else { &mut state.stdout };
+        let framer = if stream == Stream::Stderr {
+            &mut state.stderr
+        } else {
+            &mut state.stdout
+        };
         if chunk.is_none() && !framer.has_pending() {
             return;
         }
-        let lines_wanted = self.tee.is_some() || state.watch.is_some() || self.subscribers.receiver_count() > 0;
+        let lines_wanted =
+            self.tee.is_some() || state.watch.is_some() || self.subscribers.receiver_count() > 0;
         let mut recent = lock(&self.recent);
         let lines_wanted = lines_wanted || recent.ring.capacity() > 0;
-        let (prefix, prefix_len) = if self.timestamps { prefix(time, stream) } else { ([0; PREFIX_MAX], 0) };
+        let (prefix, prefix_len) = if self.timestamps {
+            prefix(time, stream)
+        } else {
+            ([0; PREFIX_MAX], 0)
+        };
         with_format_buffer(|buf| {
             if self.timestamps && state.file.gap() > 0 {
-                let _ = writeln!(
-                    buf,
-                    "{} ---| [warden: {} bytes of log data could not be written]",
+                let note = format!(
+                    "{} ---| [warden: {} bytes of log data could not be written]\n",
                     humantime::format_rfc3339_millis(time),
                     state.file.gap()
                 );
+                state.file.write_note(note.as_bytes());
             }
             let seq = &mut state.seq;
             let watch = state.watch.as_ref();
@@ -241,7 +275,13 @@ impl LogSink {
                 }
                 *seq += 1;
                 if lines_wanted || stream == Stream::Stderr {
-                    let line = Arc::new(LogLine { seq: *seq, time, stream, text: text.into(), partial });
+                    let line = Arc::new(LogLine {
+                        seq: *seq,
+                        time,
+                        stream,
+                        text: text.into(),
+                        partial,
+                    });
                     self.publish(&mut recent, line, watch);
                 }
             };
@@ -259,10 +299,10 @@ impl LogSink {
     }
 
     fn publish(&self, recent: &mut Recent, line: Arc<LogLine>, watch: Option<&LineWatch>) {
-        if let Some(watch) = watch
-            && !line.partial
-        {
-            watch(&line);
+        if let Some(watch) = watch {
+            if !line.partial {
+                watch(&line);
+            }
         }
         if line.stream == Stream::Stderr {
             recent.stderr.push(line.clone());
@@ -291,7 +331,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 fn prefix(time: SystemTime, stream: Stream) -> ([u8; PREFIX_MAX], usize) {
     let mut prefix = [0; PREFIX_MAX];
     let mut rest = &mut prefix[..];
-    let _ = write!(rest, "{} {}", humantime::format_rfc3339_millis(time), stream.tag());
+    let _ = write!(
+        rest,
+        "{} {}",
+        humantime::format_rfc3339_millis(time),
+        stream.tag()
+    );
     let len = PREFIX_MAX - rest.len();
     (prefix, len)
 }
@@ -309,4 +354,50 @@ fn with_format_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         // Re-entered from a line watch: rare, a fresh buffer will do.
         Err(_) => f(&mut Vec::new()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    #[test]
+    fn a_gap_in_a_timestamped_log_is_noted_once_writable_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let spec = LogSpec {
+            file: None,
+            max_size: 1 << 40,
+            keep: 0,
+            timestamps: true,
+            buffer_lines: 10,
+        };
+        let sink = LogSink::open("web", &path, &spec, None).unwrap();
+        sink.write(Stream::Stdout, b"kept 1\n");
+        let real = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        sink.lock_state()
+            .file
+            .replace_file(File::options().write(true).open("/dev/full").unwrap());
+        sink.write(Stream::Stdout, b"lost\n");
+        sink.write(Stream::Stdout, b"lost too\n");
+        assert_eq!(sink.dropped_bytes(), 35 + 39);
+        sink.lock_state().file.replace_file(real);
+        sink.write(Stream::Stdout, b"kept 2\n");
+        sink.write(Stream::Stdout, b"kept 3\n");
+        let log = String::from_utf8(fs::read(&path).unwrap()).unwrap();
+        let records: Vec<_> = log.lines().map(|l| &l[25..]).collect();
+        assert_eq!(
+            records,
+            [
+                "out| kept 1",
+                "---| [warden: 74 bytes of log data could not be written]",
+                "out| kept 2",
+                "out| kept 3"
+            ]
+        );
+        assert_eq!(sink.dropped_bytes(), 74);
+        // The ring lost nothing.
+        assert_eq!(sink.tail(10).len(), 5);
+    }
 }

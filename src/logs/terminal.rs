@@ -7,14 +7,15 @@
 //! always [`LogLine::display_text`], never the child's raw bytes.
 
 use std::io::{self, BufWriter, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::Arc;
 #[cfg(test)]
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::LogLine;
+use super::display::sanitize;
 
 /// Lines waiting for the printer before new ones are dropped.
 pub const TEE_QUEUE: usize = 4096;
@@ -45,7 +46,9 @@ struct Shared {
 
 impl std::fmt::Debug for Tee {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tee").field("dropped", &self.dropped_lines()).finish()
+        f.debug_struct("Tee")
+            .field("dropped", &self.dropped_lines())
+            .finish()
     }
 }
 
@@ -56,7 +59,11 @@ impl Tee {
         let (queue, receiver) = mpsc::sync_channel(TEE_QUEUE);
         let shared = Arc::new(Shared::default());
         shared.width.store(WARDEN.len(), Ordering::Relaxed);
-        let printer = Printer { out: BufWriter::with_capacity(64 * 1024, out), color, shared: shared.clone() };
+        let printer = Printer {
+            out: BufWriter::with_capacity(64 * 1024, out),
+            color,
+            shared: shared.clone(),
+        };
         let spawned = std::thread::Builder::new()
             .name("warden-tee".into())
             .spawn(move || printer.run(receiver));
@@ -84,8 +91,8 @@ impl Tee {
     }
 
     /// Queues one of warden's own notices, printed under the name `warden`.
-    pub fn message(&self, text: impl Into<String>) {
-        self.enqueue(Message::Notice(text.into()));
+    pub fn message(&self, text: &str) {
+        self.enqueue(Message::Notice(text.to_owned()));
     }
 
     /// Lines dropped so far because the printer was behind.
@@ -109,7 +116,8 @@ impl Tee {
                 Err(_) => return false,
             }
         }
-        done.recv_timeout(deadline.saturating_duration_since(Instant::now())).is_ok()
+        done.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok()
     }
 
     fn enqueue(&self, message: Message) {
@@ -147,11 +155,12 @@ impl Printer {
             // Terminal errors (EPIPE, EIO after a hangup) are ignored: keep draining.
             let _ = match message {
                 Message::Line(name, line) => self.print(&name, &line.display_text()),
-                Message::Notice(text) => self.print(WARDEN, &text),
+                Message::Notice(text) => self.print(WARDEN, &sanitize(text.as_bytes())),
                 Message::Flush(ack) => {
                     self.report_drops();
+                    let flushed = self.out.flush();
                     let _ = ack.send(());
-                    self.out.flush()
+                    flushed
                 }
             };
             if last_report.elapsed() >= REPORT_EVERY {
@@ -174,7 +183,11 @@ impl Printer {
     fn print(&mut self, name: &str, text: &str) -> io::Result<()> {
         let width = self.shared.width.load(Ordering::Relaxed);
         if self.color {
-            let color = if name == WARDEN { "1" } else { name_color(name) };
+            let color = if name == WARDEN {
+                "1"
+            } else {
+                name_color(name)
+            };
             writeln!(self.out, "\x1b[{color}m{name:<width$} │\x1b[0m {text}")
         } else {
             writeln!(self.out, "{name:<width$} │ {text}")
@@ -186,7 +199,9 @@ impl Printer {
 fn name_color(name: &str) -> &'static str {
     const PALETTE: [&str; 10] = ["36", "33", "32", "35", "34", "96", "93", "92", "95", "94"];
     // FNV-1a: stable across runs and builds, unlike the std hasher.
-    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
     PALETTE[hash as usize % PALETTE.len()]
 }
 
@@ -205,7 +220,10 @@ impl SharedBuffer {
 #[cfg(test)]
 impl Write for SharedBuffer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -240,7 +258,10 @@ mod tests {
         tee.send(&web, &line(b"hello \x1b]0;pwned\x07world"));
         tee.message("--- web exited");
         assert!(tee.flush(Duration::from_secs(5)));
-        assert_eq!(buffer.text(), "web      │ hello world\nwarden   │ --- web exited\n");
+        assert_eq!(
+            buffer.text(),
+            "web      │ hello world\nwarden   │ --- web exited\n"
+        );
     }
 
     #[test]
@@ -252,7 +273,10 @@ mod tests {
         tee.send(&web, &line(b"b"));
         assert!(tee.flush(Duration::from_secs(5)));
         let color = name_color("web");
-        assert_eq!(buffer.text(), format!("\x1b[{color}mweb    │\x1b[0m a\n\x1b[{color}mweb    │\x1b[0m b\n"));
+        assert_eq!(
+            buffer.text(),
+            format!("\x1b[{color}mweb    │\x1b[0m a\n\x1b[{color}mweb    │\x1b[0m b\n")
+        );
     }
 
     /// A terminal that takes nothing until released.
@@ -295,6 +319,10 @@ mod tests {
         let text = buffer.text();
         let shown = text.lines().filter(|l| l.starts_with("web ")).count() as u64;
         assert_eq!(shown + dropped, total);
-        assert!(text.contains(&format!("[warden: {dropped} lines not shown]")), "{}", &text[text.len() - 200..]);
+        assert!(
+            text.contains(&format!("[warden: {dropped} lines not shown]")),
+            "{}",
+            &text[text.len() - 200..]
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! keep their byte spans, then walked by hand: each table has a fixed set of keys and
 //! each value a typed getter that records an error and carries on. Syntax errors, the
 //! walk's errors and the cross-checks' errors all end up in one list, in file order.
+//! (Not serde derive: it stops at the first error and cannot say which key was meant.)
 //!
 //! It reads the config file and any `env_file`, and nothing else: no process is touched,
 //! no socket is opened, no path is canonicalized or required to exist (except env files,
@@ -63,7 +64,11 @@ pub(super) fn load_str(path: &Path, text: &str) -> Result<Spec, ConfigErrors> {
 /// An io error as the end of a lowercase sentence: "no such file or directory".
 pub(super) fn io_reason(e: &std::io::Error) -> String {
     let text = e.to_string();
-    let text = text.split(" (os error").next().unwrap_or(&text);
+    lower_first(text.split(" (os error").next().unwrap_or(&text))
+}
+
+/// Other crates' messages are often capitalized sentences; ours are lowercase.
+pub(super) fn lower_first(text: &str) -> String {
     let mut chars = text.chars();
     chars
         .next()
@@ -173,8 +178,13 @@ fn check_name(name: &str) -> Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
     {
+        let bad = if bad.is_whitespace() {
+            "a space".to_string()
+        } else {
+            format!("`{bad}`")
+        };
         return Err(format!(
-            "`{name}` contains `{bad}`; {ALPHABET} (they become file names)"
+            "`{name}` contains {bad}; {ALPHABET} (they become file names)"
         ));
     }
     if name.starts_with('-') {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use nix::sys::signal::Signal;
+use toml::de::DeValue;
 
 use super::env_file;
 use super::probe;
@@ -230,9 +231,11 @@ fn env_value(ctx: &mut Ctx, f: &Field) -> Option<String> {
         return None;
     }
     if !f.value.is_str() {
-        let hint = match f.value.is_integer() || f.value.is_float() || f.value.is_bool() {
-            true => format!("; quote it: `{} = \"{}\"`", f.key, f.source(ctx)),
-            false => String::new(),
+        let scalar = f.value.is_integer() || f.value.is_float() || f.value.is_bool();
+        let hint = if scalar {
+            format!("; quote it: `{} = \"{}\"`", f.key, f.source(ctx))
+        } else {
+            String::new()
         };
         f.error(ctx, format!("environment values must be strings{hint}"));
         return None;
@@ -252,7 +255,7 @@ fn depends_on(ctx: &mut Ctx, t: &Table) -> (IndexMap<String, DependCondition>, V
         return (IndexMap::new(), refs);
     };
     match f.value {
-        toml::de::DeValue::Array(items) => {
+        DeValue::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 let item = f.item(i, item);
                 let Some(name) = item.non_empty_str(ctx) else {
@@ -271,7 +274,7 @@ fn depends_on(ctx: &mut Ctx, t: &Table) -> (IndexMap<String, DependCondition>, V
                 });
             }
         }
-        toml::de::DeValue::Table(_) => {
+        DeValue::Table(_) => {
             let Some(table) = f.table(ctx) else {
                 return (IndexMap::new(), refs);
             };
@@ -393,7 +396,11 @@ fn output(ctx: &mut Ctx, t: &Table) -> OutputRules {
 fn regex_reason(e: &regex::Error) -> String {
     let text = e.to_string();
     let last = text.lines().last().unwrap_or_default();
-    last.strip_prefix("error: ").unwrap_or(last).to_string()
+    super::lower_first(
+        last.strip_prefix("error: ")
+            .unwrap_or(last)
+            .trim_end_matches('.'),
+    )
 }
 
 fn log(ctx: &mut Ctx, t: Option<&Table>) -> LogSpec {
@@ -427,13 +434,13 @@ fn log(ctx: &mut Ctx, t: Option<&Table>) -> LogSpec {
 
 fn limits(ctx: &mut Ctx, t: &Table) -> Option<LimitsSpec> {
     t.check_keys(ctx, &["memory", "cpu", "for", "action"], |_| None);
-    if !t.has("memory") && !t.has("cpu") {
+    let unbounded = !t.has("memory") && !t.has("cpu");
+    if unbounded {
         ctx.missing(
             &t.span,
             &t.path,
             format!("set `memory`, `cpu` or both, or remove `[{}]`", t.path),
         );
-        return None;
     }
     let memory = t.field("memory").and_then(|f| {
         let size = f.size(ctx)?;
@@ -459,10 +466,11 @@ fn limits(ctx: &mut Ctx, t: &Table) -> Option<LimitsSpec> {
             ("warn", LimitAction::Warn),
         ],
     );
-    Some(LimitsSpec {
+    let cpu_for = t.duration(ctx, "for").unwrap_or(Duration::from_secs(30));
+    (!unbounded).then_some(LimitsSpec {
         memory,
         cpu,
-        cpu_for: t.duration(ctx, "for").unwrap_or(Duration::from_secs(30)),
+        cpu_for,
         action: action.unwrap_or(LimitAction::Restart),
     })
 }

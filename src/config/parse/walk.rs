@@ -367,7 +367,13 @@ impl<'t, 'i> Field<'t, 'i> {
     /// An integer or a float, as in `cpu = 90` or `cpu = 12.5`.
     pub fn number(&self, ctx: &mut Ctx) -> Option<f64> {
         match self.value {
-            DeValue::Float(f) => f.as_str().parse().ok(),
+            DeValue::Float(f) => {
+                let n = f.as_str().parse().ok();
+                if n.is_none() {
+                    self.error(ctx, format!("`{f}` is not a number"));
+                }
+                n
+            }
             DeValue::Integer(_) => self.int(ctx).map(|n| n as f64),
             _ => {
                 self.type_error(ctx, "a number");
@@ -509,8 +515,10 @@ impl<'t, 'i> Field<'t, 'i> {
             .collect();
         let words: Vec<String> = words.into_iter().collect::<Option<_>>()?;
         if words[0].trim().is_empty() {
-            self.item(0, &items[0])
-                .error(ctx, "the program to run (the first element) is empty");
+            self.item(0, &items[0]).error(
+                ctx,
+                "the program to run (the first element) cannot be empty",
+            );
             return None;
         }
         Some(words)

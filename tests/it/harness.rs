@@ -1,0 +1,351 @@
+//! The test harness: run the real `warden` binary on a config in a temp folder, watch
+//! what it prints, and make sure nothing it started outlives the test.
+//!
+//! Every warden started here carries `WARDEN_TEST=<unique id>` in its environment, and so
+//! does every process it spawns (the environment survives setsid, double forks and
+//! re-parenting). `Drop` stops warden and then SIGKILLs anything still carrying the
+//! marker, so a failing test cleans up too; tests that care assert `leftovers()` is empty.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+pub const WORKER: &str = env!("CARGO_BIN_EXE_warden-demo-worker");
+
+/// A generous bound for anything that should take milliseconds: the machine may be busy.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The worker binary's folder, for `PATH`.
+pub fn bin_dir() -> PathBuf {
+    Path::new(WORKER).parent().unwrap().to_path_buf()
+}
+
+#[derive(Default)]
+struct Output {
+    lines: Vec<String>,
+    closed: bool,
+}
+
+pub struct Warden {
+    pub dir: tempfile::TempDir,
+    pub marker: String,
+    child: Option<Child>,
+    output: Arc<(Mutex<Output>, Condvar)>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Warden {
+    /// Write `config` as `warden.toml` in a fresh temp folder and run `warden up --no-tui`.
+    pub fn start(config: &str) -> Warden {
+        let dir = tempfile::Builder::new().prefix("wt").tempdir_in("/tmp").unwrap();
+        std::fs::write(dir.path().join("warden.toml"), config).unwrap();
+        let marker = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            std::time::UNIX_EPOCH.elapsed().unwrap().subsec_nanos()
+        );
+        let mut w = Warden {
+            dir,
+            marker,
+            child: None,
+            output: Arc::default(),
+            stderr: Arc::default(),
+        };
+        w.spawn();
+        w
+    }
+
+    fn spawn(&mut self) {
+        let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+        let mut child = Command::new(WARDEN)
+            .args(["up", "--no-tui", "-c", "warden.toml"])
+            .current_dir(self.dir.path())
+            .env("PATH", path)
+            .env("WARDEN_TEST", &self.marker)
+            .env("NO_COLOR", "1")
+            .env_remove("WARDEN_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run warden");
+        let stdout = child.stdout.take().unwrap();
+        let output = self.output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let (lock, cv) = &*output;
+                lock.lock().unwrap().lines.push(line);
+                cv.notify_all();
+            }
+            let (lock, cv) = &*output;
+            lock.lock().unwrap().closed = true;
+            cv.notify_all();
+        });
+        let stderr = child.stderr.take().unwrap();
+        let err = self.stderr.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stderr);
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                err.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        self.child = Some(child);
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.output.0.lock().unwrap().lines.clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Wait until a printed line satisfies `pred`; returns it. Panics with the whole output
+    /// after `PATIENCE`.
+    pub fn wait_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_lines(what, 1, pred).pop().unwrap()
+    }
+
+    /// Wait until `n` printed lines satisfy `pred`; returns them.
+    pub fn wait_lines(&self, what: &str, n: usize, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        let (lock, cv) = &*self.output;
+        let mut out = lock.lock().unwrap();
+        loop {
+            let found: Vec<String> = out.lines.iter().filter(|l| pred(l)).cloned().collect();
+            if found.len() >= n {
+                return found;
+            }
+            let now = Instant::now();
+            if now >= deadline || out.closed {
+                let all = out.lines.join("\n");
+                drop(out);
+                panic!(
+                    "waited for {what} ({} of {n} seen){}\n--- stdout ---\n{all}\n--- stderr ---\n{}",
+                    found.len(),
+                    if now >= deadline { "" } else { ", but warden exited" },
+                    self.stderr()
+                );
+            }
+            out = cv.wait_timeout(out, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Wait for a notice `NAME: TEXT` (an event printed by warden itself).
+    pub fn wait_event(&self, name: &str, text: &str) -> String {
+        let prefix = format!("{name}: ");
+        self.wait_line(&format!("event `{name}: {text}`"), |l| {
+            notice(l).is_some_and(|n| n.starts_with(&prefix) && n.contains(text))
+        })
+    }
+
+    /// Send `sig` to warden.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own unreaped child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// SIGTERM warden and wait for it to exit; returns its exit code.
+    pub fn shutdown(&mut self) -> Option<i32> {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(PATIENCE)
+    }
+
+    /// Wait for warden to exit within `limit`; `None` if it did not.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.wait_output_closed(deadline);
+                return status.code().or(Some(-1));
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Wait until everything warden printed has been read (its stdout is closed).
+    fn wait_output_closed(&self, deadline: Instant) {
+        let (lock, cv) = &*self.output;
+        let mut out = lock.lock().unwrap();
+        while !out.closed && Instant::now() < deadline {
+            out = cv.wait_timeout(out, deadline - Instant::now()).unwrap().0;
+        }
+    }
+
+    /// Processes that carry this test's marker, other than warden itself and, while warden
+    /// runs, its guard (which exists to outlive nothing: it exits with warden).
+    pub fn leftovers(&self) -> Vec<i32> {
+        let me = self.child.as_ref().map(|c| c.id() as i32);
+        let guard = me.and_then(|pid| guard_of(pid));
+        marked_processes(&self.marker, me).into_iter().filter(|p| Some(*p) != guard).collect()
+    }
+
+    /// The pid of run N's leader, from its `run N started, pid P` log marker.
+    pub fn run_pid(&self, name: &str, run: u64) -> i32 {
+        let needle = format!("run {run} started, pid ");
+        let l = self.wait_line(&format!("{name} run {run}"), |l| {
+            output_of(l, name).is_some_and(|t| t.contains(&needle))
+        });
+        l.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    /// Wait (bounded) until no process of this test is left, and assert it.
+    pub fn assert_no_leftovers(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = self.leftovers();
+            if left.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!("processes left behind: {left:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Warden {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if child.try_wait().ok().flatten().is_none() {
+                self.signal(libc::SIGTERM);
+                if self.wait_exit(Duration::from_secs(10)).is_none() {
+                    let child = self.child.as_mut().unwrap();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+        for _ in 0..50 {
+            let left = marked_processes(&self.marker, None);
+            if left.is_empty() {
+                break;
+            }
+            for pid in left {
+                // SAFETY: plain kill of a process carrying our marker.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The text after `warden │ `, for lines warden printed about itself.
+pub fn notice(line: &str) -> Option<&str> {
+    let (name, text) = line.split_once(" │ ")?;
+    (name.trim() == "warden").then_some(text)
+}
+
+/// The text after `NAME │ `, for lines a process printed.
+pub fn output_of<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let (n, text) = line.split_once(" │ ")?;
+    (n.trim() == name).then_some(text)
+}
+
+/// The guard process of the warden `pid`, if it is running.
+fn guard_of(pid: i32) -> Option<i32> {
+    // Children are listed under the thread that forked them (warden's spawner thread).
+    let mut children = String::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        children += &std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        children.push(' ');
+    }
+    children.split_whitespace().filter_map(|c| c.parse::<i32>().ok()).find(|c| {
+        std::fs::read(format!("/proc/{c}/cmdline"))
+            .is_ok_and(|cmd| cmd.split(|&b| b == 0).nth(1) == Some(b"__guard".as_slice()))
+    })
+}
+
+/// The state letter of `pid` (`R`, `S`, `T`, `Z`…).
+pub fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+/// Live (non-zombie) processes whose environment has `WARDEN_TEST=marker`.
+pub fn marked_processes(marker: &str, except: Option<i32>) -> Vec<i32> {
+    let needle = format!("WARDEN_TEST={marker}");
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        if Some(pid) == except {
+            continue;
+        }
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        if env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()) && alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rfind(')').is_some_and(|i| !stat[i + 2..].starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Wait (bounded) until `pid` is gone.
+pub fn wait_gone(pid: i32) -> bool {
+    let deadline = Instant::now() + PATIENCE;
+    while alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Run `warden ARGS` in `dir` to completion: (exit code, stdout, stderr).
+pub fn run_warden(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(WARDEN)
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("WARDEN_SOCKET")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run warden");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Parse the number after `in ` in a `restarting as run N in 400ms` notice, in ms.
+pub fn restart_delay_ms(notice_text: &str) -> Option<f64> {
+    let after = notice_text.rsplit_once(" in ")?.1.trim();
+    if let Some(ms) = after.strip_suffix("ms") {
+        ms.parse().ok()
+    } else {
+        after.strip_suffix('s')?.parse::<f64>().ok().map(|s| s * 1000.0)
+    }
+}

@@ -1,0 +1,142 @@
+//! Killing and reaping: stop timeouts, SIGSTOPped children, escaped descendants, warden's
+//! own death, clean children.
+
+use crate::harness::*;
+
+#[test]
+fn a_child_that_ignores_sigterm_is_killed_after_stop_timeout() {
+    let mut w = Warden::start(
+        r#"
+[processes.stubborn]
+command = "warden-demo-worker ignore-term"
+stop_timeout = "300ms"
+"#,
+    );
+    w.wait_line("ready", |l| output_of(l, "stubborn") == Some("ignoring SIGTERM"));
+    assert_eq!(w.shutdown(), Some(0));
+    let l = w.wait_event("stubborn", "run 1 ended");
+    assert!(l.contains("signal KILL") && l.contains("killed by SIGKILL after stop timeout (300ms)"), "{l}");
+    w.wait_event("stubborn", "did not stop within 300ms: sent SIGKILL");
+    w.assert_no_leftovers();
+}
+
+#[test]
+fn a_stopped_child_is_continued_and_exits_gracefully() {
+    let mut w = Warden::start(
+        r#"
+[processes.frozen]
+command = "warden-demo-worker stop-self"
+stop_timeout = "20s"
+"#,
+    );
+    let pid = w.run_pid("frozen", 1);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while proc_state(pid) != Some('T') {
+        assert!(std::time::Instant::now() < deadline, "the worker never stopped itself");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(w.shutdown(), Some(0));
+    let l = w.wait_event("frozen", "run 1 ended");
+    assert!(l.contains("exit code 0"), "TERM then CONT lets it exit cleanly: {l}");
+}
+
+#[test]
+fn stopping_kills_a_double_forked_escapee() {
+    let mut w = Warden::start(
+        r#"
+[processes.sneaky]
+command = "warden-demo-worker escape"
+"#,
+    );
+    let l = w.wait_line("escapee pid", |l| output_of(l, "sneaky").is_some_and(|t| t.starts_with("escaped ")));
+    let pid: i32 = output_of(&l, "sneaky").unwrap()["escaped ".len()..].parse().unwrap();
+    assert!(alive(pid));
+    assert_eq!(w.shutdown(), Some(0));
+    assert!(!alive(pid), "the escapee is dead once warden reports the stop");
+    w.assert_no_leftovers();
+}
+
+#[test]
+fn a_crash_kills_the_rest_of_the_group() {
+    let w = Warden::start(
+        r#"
+[processes.family]
+command = "sh -c 'warden-demo-worker group 2 & sleep 0.3; exit 1'"
+restart = "never"
+"#,
+    );
+    let members = w.wait_lines("two members", 2, |l| output_of(l, "family").is_some_and(|t| t.starts_with("member ")));
+    w.wait_event("family", "→ exited");
+    for m in members {
+        let pid: i32 = output_of(&m, "family").unwrap()["member ".len()..].parse().unwrap();
+        assert!(!alive(pid), "group member {pid} outlived its leader");
+    }
+    w.assert_no_leftovers();
+}
+
+#[test]
+fn killing_warden_with_sigkill_leaves_no_child_alive() {
+    let mut w = Warden::start(
+        r#"
+[processes.sneaky]
+command = "warden-demo-worker escape"
+[processes.family]
+command = "warden-demo-worker group 3"
+[processes.chat]
+command = "warden-demo-worker chatter 50"
+"#,
+    );
+    w.wait_line("escapee", |l| output_of(l, "sneaky").is_some_and(|t| t.starts_with("escaped ")));
+    w.wait_lines("members", 3, |l| output_of(l, "family").is_some_and(|t| t.starts_with("member ")));
+    w.wait_line("chatter", |l| output_of(l, "chat").is_some());
+    assert!(w.leftovers().len() >= 6, "{:?}", w.leftovers());
+    w.signal(libc::SIGKILL);
+    assert!(w.wait_exit(PATIENCE).is_some());
+    w.assert_no_leftovers();
+}
+
+#[test]
+fn a_second_sigint_kills_everything_at_once() {
+    let mut w = Warden::start(
+        r#"
+[processes.stubborn]
+command = "warden-demo-worker ignore-term"
+stop_timeout = "60s"
+"#,
+    );
+    w.wait_line("ready", |l| output_of(l, "stubborn") == Some("ignoring SIGTERM"));
+    w.signal(libc::SIGINT);
+    w.wait_event("stubborn", "running → stopping");
+    w.signal(libc::SIGINT);
+    assert_eq!(w.wait_exit(PATIENCE), Some(0), "the second signal does not wait for stop_timeout");
+    w.assert_no_leftovers();
+}
+
+#[test]
+fn children_start_with_a_clean_signal_state_and_no_inherited_fds() {
+    // C programs, so that no language runtime of the child's own changes what it reports.
+    let w = Warden::start(
+        r#"
+[processes.sig]
+command = "grep -E '^Sig(Blk|Ign)' /proc/self/status"
+restart = "never"
+[processes.fds]
+command = "ls /proc/self/fd"
+restart = "never"
+[processes.stdin]
+command = "readlink /proc/self/fd/0"
+restart = "never"
+"#,
+    );
+    let blk = w.wait_line("SigBlk", |l| output_of(l, "sig").is_some_and(|t| t.starts_with("SigBlk")));
+    let ign = w.wait_line("SigIgn", |l| output_of(l, "sig").is_some_and(|t| t.starts_with("SigIgn")));
+    let mask = |l: &str| u64::from_str_radix(l.rsplit('\t').next().unwrap().trim(), 16).unwrap();
+    assert_eq!(mask(output_of(&blk, "sig").unwrap()), 0, "{blk}");
+    // Classic signals only: glibc may mark its two real-time signals (32, 33) ignored.
+    assert_eq!(mask(output_of(&ign, "sig").unwrap()) & 0x7fff_ffff, 0, "{ign}");
+    w.wait_event("fds", "→ exited");
+    let fds: Vec<String> = w.lines().iter().filter_map(|l| output_of(l, "fds")).filter(|t| !t.starts_with("---")).map(str::to_owned).collect();
+    // 0, 1, 2 and the descriptor `ls` opened to list the folder.
+    assert_eq!(fds, ["0", "1", "2", "3"], "{fds:?}");
+    w.wait_line("stdin", |l| output_of(l, "stdin") == Some("/dev/null"));
+}

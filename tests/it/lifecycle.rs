@@ -1,0 +1,165 @@
+//! States, restart policies, backoff, give-up, dependencies, replicas, spawn failures.
+
+use crate::harness::*;
+
+#[test]
+fn crash_loop_backs_off_exponentially_then_goes_fatal() {
+    let w = Warden::start(
+        r#"
+[processes.crashy]
+command = "warden-demo-worker crash 0 3"
+backoff = "50ms"
+backoff_max = "10s"
+max_restarts = 4
+"#,
+    );
+    w.wait_event("crashy", "fatal: gave up after 5 consecutive failed runs");
+    let delays: Vec<f64> = w
+        .lines()
+        .iter()
+        .filter_map(|l| notice(l))
+        .filter(|n| n.starts_with("crashy: restarting"))
+        .filter_map(restart_delay_ms)
+        .collect();
+    assert_eq!(delays, vec![50.0, 100.0, 200.0, 400.0], "delays double from `backoff`");
+    let runs = w.lines().iter().filter(|l| notice(l).is_some_and(|n| n.contains("ended (exit code 3, crash)"))).count();
+    assert_eq!(runs, 5, "the first run and four restarts");
+    w.wait_event("crashy", "→ fatal");
+    w.assert_no_leftovers();
+}
+
+#[test]
+fn backoff_is_capped_at_backoff_max() {
+    let w = Warden::start(
+        r#"
+[processes.crashy]
+command = "warden-demo-worker crash 0 1"
+backoff = "20ms"
+backoff_max = "60ms"
+"#,
+    );
+    let restarts = w.wait_lines("five restarts", 5, |l| notice(l).is_some_and(|n| n.starts_with("crashy: restarting")));
+    let delays: Vec<f64> = restarts.iter().filter_map(|l| restart_delay_ms(notice(l).unwrap())).collect();
+    assert_eq!(delays, vec![20.0, 40.0, 60.0, 60.0, 60.0]);
+}
+
+#[test]
+fn restart_policies_decide_what_an_exit_means() {
+    let w = Warden::start(
+        r#"
+[processes.once]
+command = "warden-demo-worker job 10"
+restart = "on-failure"
+[processes.never]
+command = "warden-demo-worker crash 0 7"
+restart = "never"
+[processes.odd]
+command = "warden-demo-worker crash 0 42"
+restart = "on-failure"
+success_exit_codes = [0, 42]
+"#,
+    );
+    w.wait_event("once", "→ exited");
+    w.wait_event("never", "run 1 ended (exit code 7, crash)");
+    w.wait_event("never", "→ exited");
+    w.wait_event("odd", "run 1 ended (exit code 42, exited)");
+    w.wait_event("odd", "→ exited");
+    assert!(!w.lines().iter().any(|l| l.contains("restarting")), "nothing restarts");
+}
+
+#[test]
+fn a_command_that_cannot_run_is_fatal_with_a_clear_reason() {
+    let w = Warden::start(
+        r#"
+[processes.missing]
+command = "no-such-program-here --flag"
+[processes.badcwd]
+command = "true"
+cwd = "does/not/exist"
+[processes.notexec]
+command = "./plain.txt"
+[processes.badshebang]
+command = "./script.sh"
+"#,
+    );
+    std::fs::write(w.path("plain.txt"), "hello").unwrap();
+    let script = w.path("script.sh");
+    std::fs::write(&script, "#!/nonexistent/interp\necho hi\n").unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&script).unwrap().permissions(), 0o755);
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    w.wait_event("missing", "fatal: command `no-such-program-here` not found in PATH");
+    w.wait_event("badcwd", "fatal: working directory");
+    w.wait_event("badcwd", "does/not/exist` cannot be used: it does not exist");
+    // The files are written after warden started: these two may race with the write, so
+    // only the message shape is checked when they lost the race.
+    let l = w.wait_event("notexec", "fatal:");
+    assert!(l.contains("not executable") || l.contains("cannot be run"), "{l}");
+    let l = w.wait_event("badshebang", "fatal:");
+    assert!(l.contains("interpreter `/nonexistent/interp`") || l.contains("cannot be run"), "{l}");
+}
+
+#[test]
+fn dependencies_start_in_order_and_stop_in_reverse() {
+    let mut w = Warden::start(
+        r#"
+[processes.web]
+command = "warden-demo-worker sleep 60000"
+depends_on = ["api"]
+[processes.api]
+command = "warden-demo-worker sleep 60000"
+depends_on = { db = "started", migrate = "completed" }
+[processes.db]
+command = "warden-demo-worker sleep 60000"
+[processes.migrate]
+command = "warden-demo-worker job 100"
+restart = "never"
+"#,
+    );
+    w.wait_event("web", "→ running");
+    let pos = |lines: &[String], needle: &str| {
+        lines.iter().position(|l| notice(l).is_some_and(|n| n.starts_with(needle))).unwrap_or_else(|| panic!("{needle} missing"))
+    };
+    let lines = w.lines();
+    assert!(pos(&lines, "db: pending → starting") < pos(&lines, "api: pending → starting"));
+    assert!(pos(&lines, "migrate: run 1 ended") < pos(&lines, "api: pending → starting"));
+    assert!(pos(&lines, "api: starting → running") < pos(&lines, "web: pending → starting"));
+    assert_eq!(w.shutdown(), Some(0));
+    let lines = w.lines();
+    assert!(pos(&lines, "web: stopping → stopped") < pos(&lines, "api: running → stopping"), "web stops before api");
+    assert!(pos(&lines, "api: stopping → stopped") < pos(&lines, "db: running → stopping"), "api stops before db");
+    w.assert_no_leftovers();
+}
+
+#[test]
+fn replicas_get_their_own_instance_name_and_number() {
+    let w = Warden::start(
+        r#"
+[processes.worker]
+command = "sh -c 'echo I am $WARDEN_PROCESS replica $WARDEN_REPLICA arg {replica}; sleep 60'"
+replicas = 3
+"#,
+    );
+    for r in 0..3 {
+        let name = format!("worker.{r}");
+        w.wait_line(&format!("{name} output"), |l| {
+            output_of(l, &name) == Some(&format!("I am worker.{r} replica {r} arg {r}"))
+        });
+        assert!(w.path(&format!("logs/worker.{r}.log")).exists());
+    }
+}
+
+#[test]
+fn autostart_false_stays_stopped() {
+    let mut w = Warden::start(
+        r#"
+[processes.manual]
+command = "warden-demo-worker sleep 60000"
+autostart = false
+[processes.auto]
+command = "warden-demo-worker sleep 60000"
+"#,
+    );
+    w.wait_event("auto", "→ running");
+    assert!(!w.lines().iter().any(|l| l.contains("manual")));
+    assert_eq!(w.shutdown(), Some(0));
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real `warden` binary, real processes, real signals.
+//! One test binary; each module is one area of the contract.
+
+mod harness;
+mod kill;
+mod lifecycle;
+mod output;
