@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use nix::sys::signal::Signal;
+
 use super::core::{Core, Effect, Input, InstanceId, Now, Timer, WaiterId};
+pub use super::reload::ReloadPlan;
 use super::event::{Event, EventKind};
 use super::status::{StatusReport, status_report};
 use crate::config::{CommandSpec, Spec};
@@ -23,12 +26,28 @@ const DRAIN: Duration = Duration::from_millis(200);
 
 /// Requests from observers (CLI, dashboard, tests). Replies come once the action has
 /// taken effect.
+///
+/// Names are `all`, a declared process (every replica) or an instance (`web.1`). An
+/// unknown name fails the whole request before anything is done.
 pub enum Control {
+    /// Reply once every target is running and ready (Ok) or has failed to be (Err).
     Start { names: Vec<String>, reply: oneshot::Sender<Result<String, String>> },
+    /// Reply once nothing of any target is left alive.
     Stop { names: Vec<String>, reply: oneshot::Sender<Result<String, String>> },
+    /// Stop, then start; replies like `Start`, about the new run.
     Restart { names: Vec<String>, reply: oneshot::Sender<Result<String, String>> },
+    /// Send a signal to the process group of each running target.
+    Signal { names: Vec<String>, signal: Signal, reply: oneshot::Sender<Result<String, String>> },
     Status { reply: oneshot::Sender<StatusReport> },
-    Shutdown,
+    /// The log sinks of the named targets (in-memory ring and live subscription), in
+    /// instance order, for `logs` and `logs -f`.
+    Logs { names: Vec<String>, reply: oneshot::Sender<Result<Vec<(String, Arc<LogSink>)>, String>> },
+    /// Re-read the config file and apply the difference (or only describe it). An invalid
+    /// config is an `Err` with every error, one per line, and changes nothing.
+    Reload { dry_run: bool, reply: oneshot::Sender<Result<ReloadPlan, String>> },
+    /// Stop everything (reverse dependency order) and exit. `reply` fires once everything
+    /// has stopped, just before the supervisor returns.
+    Shutdown { reply: Option<oneshot::Sender<()>> },
 }
 
 /// What observers hold: a way to send requests and to subscribe to events.
@@ -67,6 +86,7 @@ pub struct Actor {
     events: broadcast::Sender<Event>,
     opts: Options,
     shutdown_deadline: Option<Instant>,
+    shutdown_replies: Vec<oneshot::Sender<()>>,
 }
 
 impl Actor {
@@ -90,6 +110,7 @@ impl Actor {
             events: events.clone(),
             opts,
             shutdown_deadline: None,
+            shutdown_replies: Vec::new(),
         };
         (actor, Handle { control: control_tx, events })
     }
@@ -108,7 +129,14 @@ impl Actor {
             let deadline = [next_timer, self.shutdown_deadline].into_iter().flatten().min();
             let input = tokio::select! {
                 Some(msg) = self.rx.recv() => match msg {
-                    Msg::Input(i) => i,
+                    Msg::Input(i) => {
+                        if let Input::Exited { id, run_no, .. } = &i
+                            && self.runs.get(id).is_some_and(|(n, _)| n == run_no)
+                        {
+                            self.runs.remove(id);
+                        }
+                        i
+                    }
                     Msg::RunStarted { id, run_no, run } => {
                         self.runs.insert(id, (run_no, run));
                         continue;
@@ -167,7 +195,22 @@ impl Actor {
                 let _ = reply.send(status_report(&self.core, Instant::now()));
                 None
             }
-            Control::Shutdown => Some(Input::Shutdown),
+            Control::Signal { names, signal, reply } => {
+                let _ = reply.send(self.signal(&names, signal));
+                None
+            }
+            Control::Logs { names, reply } => {
+                let _ = reply.send(self.sinks_of(&names));
+                None
+            }
+            Control::Reload { dry_run, reply } => {
+                let _ = reply.send(self.reload(dry_run));
+                None
+            }
+            Control::Shutdown { reply } => {
+                self.shutdown_replies.extend(reply);
+                Some(Input::Shutdown)
+            }
         }
     }
 
@@ -201,7 +244,77 @@ impl Actor {
                 Effect::Finished => finished = true,
             }
         }
+        if finished {
+            for reply in self.shutdown_replies.drain(..) {
+                let _ = reply.send(());
+            }
+        }
         finished
+    }
+
+    fn signal(&self, names: &[String], signal: Signal) -> Result<String, String> {
+        let mut sent = Vec::new();
+        for id in self.core.resolve(names)? {
+            let inst = self.core.instance(id).expect("resolved");
+            if let Some((_, run)) = self.runs.get(&id).filter(|(n, _)| *n == inst.run_no)
+                && run.signal(signal)
+            {
+                sent.push(format!("{} (pid {})", inst.name, run.handle.pid()));
+            }
+        }
+        if sent.is_empty() {
+            return Err(format!("nothing to signal: none of `{}` is running", names.join(" ")));
+        }
+        Ok(format!("sent {} to {}", signal.as_str(), sent.join(", ")))
+    }
+
+    fn sinks_of(&mut self, names: &[String]) -> Result<Vec<(String, Arc<LogSink>)>, String> {
+        let mut out = Vec::new();
+        for id in self.core.resolve(names)? {
+            let name = self.core.instance(id).expect("resolved").name.clone();
+            let sink = self.sink_for(id).map_err(|e| format!("{name}: cannot open its log: {e}"))?;
+            out.push((name, sink));
+        }
+        Ok(out)
+    }
+
+    /// Re-read the config file; apply the difference unless `dry_run`.
+    fn reload(&mut self, dry_run: bool) -> Result<ReloadPlan, String> {
+        let new = match crate::config::load(&self.spec.path) {
+            Ok(s) => s,
+            Err(errors) => {
+                let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                if !dry_run {
+                    self.emit(Event {
+                        time: std::time::SystemTime::now(),
+                        name: String::new(),
+                        kind: EventKind::ReloadFailed { errors: errors.clone() },
+                    });
+                }
+                return Err(errors.join("\n"));
+            }
+        };
+        if dry_run {
+            return Ok(self.core.plan_reload(&self.spec, &new));
+        }
+        let (plan, fx) = self.core.reload(&self.spec, &new, Now::current());
+        for name in plan.removed.iter().chain(plan.changed.iter().map(|c| &c.name)) {
+            if let Some(inst) = self.core.instances().find(|i| i.name == *name) {
+                self.sinks.remove(&inst.id);
+            }
+        }
+        self.spec = Arc::new(new);
+        self.emit(Event {
+            time: std::time::SystemTime::now(),
+            name: String::new(),
+            kind: EventKind::Reloaded {
+                added: plan.added.clone(),
+                removed: plan.removed.clone(),
+                changed: plan.changed.iter().map(|c| c.name.clone()).collect(),
+            },
+        });
+        self.apply(fx);
+        Ok(plan)
     }
 
     fn emit(&mut self, event: Event) {
@@ -209,9 +322,8 @@ impl Actor {
             && let Some(inst) = self.core.instances().find(|i| i.name == event.name)
         {
             if let Some(sink) = self.sinks.get(&inst.id) {
-                sink.marker(&format!("--- {}", event.describe()));
+                sink.marker(&event.describe());
             }
-            self.runs.remove(&inst.id);
         }
         if let Some(tee) = &self.opts.tee
             && !matches!(event.kind, EventKind::Spawned { .. } | EventKind::Probe { .. })
@@ -265,14 +377,14 @@ impl Actor {
                 Ok(s) => s,
                 Err(e) => {
                     let error = e.to_string();
-                    sink.marker(&format!("--- run {run_no} could not start: {error}"));
+                    sink.marker(&format!("run {run_no} could not start: {error}"));
                     let _ = tx.send(Msg::Input(Input::SpawnFailed { id, run_no, error }));
                     return;
                 }
             };
             let pid = spawned.handle.pid().as_raw() as u32;
             let run = Run { handle: spawned.handle, run_id, registry: spawner.registry().clone() };
-            sink.marker(&format!("--- run {run_no} started, pid {pid}"));
+            sink.marker(&format!("run {run_no} started, pid {pid}"));
             let mut pumps = Vec::new();
             for (fd, stream) in [
                 (spawned.stdout, crate::logs::Stream::Stdout),

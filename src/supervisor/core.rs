@@ -14,6 +14,7 @@ use indexmap::IndexMap;
 use nix::sys::signal::Signal;
 
 use super::event::{Event, EventKind, ExitReason, ExitRecord};
+use super::reload::ReloadPlan;
 use super::state::{State, allowed};
 use crate::config::{DependCondition, ProcessSpec, RestartPolicy, Spec};
 use crate::process::ExitStatus;
@@ -106,6 +107,8 @@ pub struct Instance {
     stop_sent_at: Option<Instant>,
     /// Start again as soon as the current run is gone (restart, config change).
     start_after_stop: bool,
+    /// Removed from the config: forget it once nothing of it runs.
+    removing: bool,
     /// Consecutive runs shorter than `min_uptime`: the backoff exponent.
     short_runs: u32,
     /// Consecutive failed runs: compared with `max_restarts`.
@@ -183,6 +186,7 @@ impl Core {
                 stop_reason: None,
                 stop_sent_at: None,
                 start_after_stop: false,
+                removing: false,
                 short_runs: 0,
                 failures: 0,
             },
@@ -221,19 +225,89 @@ impl Core {
             }
             Input::Timer { id, run_no, timer } => self.on_timer(id, run_no, timer, now, &mut fx),
         }
-        self.reconcile(now, &mut fx);
-        self.settle_waiters(&mut fx);
+        self.settle(now, &mut fx);
+        fx
+    }
+
+    /// What reloading `new` over `old` would do.
+    pub fn plan_reload(&self, old: &Spec, new: &Spec) -> ReloadPlan {
+        let live = self.instances.values().filter(|i| !i.removing);
+        super::reload::plan(live.map(|i| (i.name.as_str(), &*i.spec)), old, new)
+    }
+
+    /// Apply a new config as a difference: start what is added, stop and forget what is
+    /// removed, restart what changed, leave the rest alone (same pid).
+    pub fn reload(&mut self, old: &Spec, new: &Spec, now: Now) -> (ReloadPlan, Vec<Effect>) {
+        let plan = self.plan_reload(old, new);
+        let mut fx = Vec::new();
+        if self.shutting_down {
+            return (plan, fx);
+        }
+        let by_name = |core: &Core, name: &str| {
+            core.instances.values().find(|i| i.name == name && !i.removing).map(|i| i.id)
+        };
+        for name in &plan.removed {
+            let Some(id) = by_name(self, name) else { continue };
+            let inst = &mut self.instances[&id];
+            inst.removing = true;
+            inst.want_up = false;
+            inst.start_after_stop = false;
+            match inst.state {
+                State::Starting | State::Running => self.begin_stop(id, ExitReason::Reload, None, now, &mut fx),
+                State::Pending | State::Backoff => self.transition(id, State::Stopped, now, &mut fx),
+                _ => {}
+            }
+        }
+        for p in new.processes.values() {
+            for (name, replica, spec) in expand(p) {
+                if plan.added.contains(&name) {
+                    self.add_instance(name, p.name.clone(), replica, spec);
+                } else if plan.changed.iter().any(|c| c.name == name) {
+                    let id = by_name(self, &name).expect("a changed instance exists");
+                    self.apply_changed(id, spec, now, &mut fx);
+                } else if let Some(id) = by_name(self, &name) {
+                    // Unchanged for this instance, but keep the new declaration.
+                    self.instances[&id].spec = Arc::new(spec);
+                }
+            }
+        }
+        self.settle(now, &mut fx);
+        (plan, fx)
+    }
+
+    fn apply_changed(&mut self, id: InstanceId, spec: ProcessSpec, now: Now, fx: &mut Vec<Effect>) {
+        let inst = &mut self.instances[&id];
+        inst.spec = Arc::new(spec);
+        match inst.state {
+            State::Starting | State::Running => {
+                inst.start_after_stop = true;
+                self.begin_stop(id, ExitReason::Reload, None, now, fx);
+            }
+            State::Stopping => inst.start_after_stop = inst.want_up,
+            State::Exited | State::Fatal if inst.want_up => {
+                self.reset_counters(id);
+                self.transition(id, State::Pending, now, fx);
+            }
+            _ => {}
+        }
+    }
+
+    /// Follow-up common to every input: start what may start, forget what was removed,
+    /// answer whoever waited, notice the end of a shutdown.
+    fn settle(&mut self, now: Now, fx: &mut Vec<Effect>) {
+        self.reconcile(now, fx);
+        self.instances.retain(|_, i| !(i.removing && i.state.is_at_rest()));
+        self.settle_waiters(fx);
         if self.shutting_down && !self.finished && self.instances.values().all(|i| i.state.is_at_rest()) {
             self.finished = true;
             fx.push(Effect::Finished);
         }
-        fx
     }
 
     // ----- requests -------------------------------------------------------------------
 
     /// Resolve `all`, a process name (every replica) or an instance name.
-    fn resolve(&self, names: &[String]) -> Result<Vec<InstanceId>, String> {
+    pub fn resolve(&self, names: &[String]) -> Result<Vec<InstanceId>, String> {
         let mut ids = Vec::new();
         for n in names {
             let found: Vec<InstanceId> = self

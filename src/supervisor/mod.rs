@@ -9,9 +9,11 @@
 pub mod actor;
 pub mod core;
 pub mod event;
+pub mod reload;
 pub mod state;
 pub mod status;
 
 pub use actor::{Actor, Control, Handle, Options};
+pub use reload::ReloadPlan;
 pub use event::{Event, EventKind, ExitReason};
 pub use state::State;

@@ -1,0 +1,224 @@
+//! `tcp` probes: connect, then optionally send and expect.
+//!
+//! Connect-only proves that the kernel completed a handshake, nothing more: a socket in
+//! `listen()` does that even when its program never calls `accept()`.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpStream;
+
+use super::{Progress, Stage, describe_io, stream};
+
+pub(super) async fn probe(
+    addr: &str,
+    send: Option<&str>,
+    expect: Option<&str>,
+    progress: &mut Progress,
+) -> Result<(), String> {
+    let mut stream = connect(addr, progress).await?;
+    if send.is_none() && expect.is_none() {
+        // Closing with RST leaves no TIME_WAIT socket behind per probe, as the kubelet
+        // does for its TCP probes (kubernetes/kubernetes#115143).
+        let _ = stream.set_zero_linger();
+        return Ok(());
+    }
+    stream::converse(&mut stream, send, expect, progress).await
+}
+
+/// Resolve `addr` (`host:port`, `[v6]:port`) and connect to the first address that
+/// accepts. Literal addresses are parsed without a resolver.
+pub(super) async fn connect(addr: &str, progress: &mut Progress) -> Result<TcpStream, String> {
+    progress.stage = Stage::Resolve;
+    let addrs: Vec<SocketAddr> = match addr.parse::<SocketAddr>() {
+        Ok(a) => vec![a],
+        Err(_) => tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| format!("cannot resolve `{addr}`: {}", describe_resolve(&e)))?
+            .collect(),
+    };
+    progress.stage = Stage::Connect;
+    let mut last = None;
+    for a in &addrs {
+        match TcpStream::connect(a).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => describe_io(&e),
+        None => format!("`{addr}` resolved to no address"),
+    })
+}
+
+fn describe_resolve(e: &std::io::Error) -> String {
+    // getaddrinfo errors carry no errno; their text is already a phrase.
+    let text = e.to_string();
+    text.strip_prefix("failed to lookup address information: ")
+        .unwrap_or(&text)
+        .to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+    use super::super::test_support::{MARGIN, PATIENT, ctx, tcp};
+    use crate::probe::run_once;
+
+    /// Echoes whatever it reads, upper-cased, until the client goes away.
+    async fn upper_echo() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n @ 1..) = s.read(&mut buf).await {
+                        let up = buf[..n].to_ascii_uppercase();
+                        if s.write_all(&up).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn echo_matches() {
+        let addr = upper_echo().await;
+        let out = run_once(&tcp(&addr, Some("ping"), Some("PING")), PATIENT, &ctx()).await;
+        assert!(out.ok, "{out:?}");
+        assert_eq!(out.error, None);
+    }
+
+    #[tokio::test]
+    async fn echo_mismatch_names_both() {
+        let addr = upper_echo().await;
+        let timeout = Duration::from_millis(300);
+        let out = run_once(&tcp(&addr, Some("ping"), Some("PONG")), timeout, &ctx()).await;
+        assert!(!out.ok);
+        assert_eq!(
+            out.error.as_deref(),
+            Some(r#"expected "PONG", got "PING" and nothing more within 300ms"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn mismatch_before_close() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let _ = s.write_all(b"-ERR unknown\r\n").await;
+        });
+        let out = run_once(&tcp(&addr, None, Some("+PONG")), PATIENT, &ctx()).await;
+        assert_eq!(
+            out.error.as_deref(),
+            Some(r#"expected "+PONG", got "-ERR unknown\r\n""#)
+        );
+    }
+
+    #[tokio::test]
+    async fn connect_only_passes_on_a_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let out = run_once(&tcp(&addr, None, None), PATIENT, &ctx()).await;
+        assert!(out.ok, "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let out = run_once(&tcp(&addr, None, None), PATIENT, &ctx()).await;
+        assert_eq!(out.error.as_deref(), Some("connection refused"));
+    }
+
+    #[tokio::test]
+    async fn full_backlog_times_out() {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Fill the accept queue until a connect no longer completes.
+        let mut held = Vec::new();
+        for _ in 0..64 {
+            let attempt = TcpStream::connect(addr);
+            match tokio::time::timeout(Duration::from_millis(100), attempt).await {
+                Ok(Ok(s)) => held.push(s),
+                _ => break,
+            }
+        }
+        let timeout = Duration::from_millis(300);
+        let target = tcp(&addr.to_string(), Some("ping"), Some("PONG"));
+        let start = Instant::now();
+        let out = run_once(&target, timeout, &ctx()).await;
+        let took = start.elapsed();
+        assert!(!out.ok);
+        let error = out.error.unwrap();
+        assert!(error.starts_with("timed out after 300ms"), "{error}");
+        assert!(took < timeout + MARGIN, "took {took:?}");
+        drop(listener);
+    }
+
+    #[tokio::test]
+    async fn silent_peer_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let timeout = Duration::from_millis(300);
+        let start = Instant::now();
+        let out = run_once(&tcp(&addr, Some("PING\r\n"), Some("+PONG")), timeout, &ctx()).await;
+        assert_eq!(
+            out.error.as_deref(),
+            Some("timed out after 300ms waiting for a reply")
+        );
+        assert!(start.elapsed() < timeout + MARGIN);
+    }
+
+    #[tokio::test]
+    async fn trickling_peer_is_bounded_as_a_whole() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    // One byte every 100ms: a per-read timeout of 600ms would never fire.
+                    while s.write_all(b"x").await.is_ok() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                });
+            }
+        });
+        let timeout = Duration::from_millis(600);
+        let start = Instant::now();
+        let out = run_once(&tcp(&addr, None, Some("PONG")), timeout, &ctx()).await;
+        let took = start.elapsed();
+        let error = out.error.unwrap();
+        assert!(error.starts_with(r#"expected "PONG", got "xx"#), "{error}");
+        assert!(error.ends_with("and nothing more within 600ms"), "{error}");
+        assert!(took < timeout + MARGIN, "took {took:?}");
+    }
+
+    #[tokio::test]
+    async fn unresolvable_name() {
+        let out = run_once(&tcp("no-such-host.invalid:80", None, None), PATIENT, &ctx()).await;
+        let error = out.error.unwrap();
+        assert!(
+            error.starts_with("cannot resolve `no-such-host.invalid:80`")
+                || error.starts_with("timed out"),
+            "{error}"
+        );
+    }
+}
