@@ -36,6 +36,7 @@ fn start(spec: crate::config::Spec) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let color = super::use_color(stdout.is_terminal());
     let tee = Tee::spawn(Box::new(stdout), color);
+    let printer = tee.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -47,6 +48,7 @@ fn start(spec: crate::config::Spec) -> anyhow::Result<()> {
         guard.finish().await;
         result
     })?;
+    printer.flush(std::time::Duration::from_secs(2));
     Ok(())
 }
 

@@ -17,6 +17,10 @@
 //! - decide anything about the process: it reports (`last_output_at`, the line watch,
 //!   `last_stderr`) and the supervisor decides;
 //! - panic on anything a child writes, or on any I/O error.
+//!
+//! Known limit: the file `write` runs on the reader's runtime thread, under the sink's
+//! lock. A disk that fails is handled; a disk that hangs (a dead NFS server) holds up
+//! that process's readers and the runtime thread they run on.
 
 mod display;
 mod file;

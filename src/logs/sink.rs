@@ -299,10 +299,11 @@ impl LogSink {
     }
 
     fn publish(&self, recent: &mut Recent, line: Arc<LogLine>, watch: Option<&LineWatch>) {
-        if let Some(watch) = watch {
-            if !line.partial {
-                watch(&line);
-            }
+        if let Some(watch) = watch
+            && !line.partial
+            && line.stream != Stream::Warden
+        {
+            watch(&line);
         }
         if line.stream == Stream::Stderr {
             recent.stderr.push(line.clone());
@@ -311,7 +312,8 @@ impl LogSink {
             // Fails only when the last subscriber just left.
             let _ = self.subscribers.send(line.clone());
         }
-        if let Some(tee) = &self.tee {
+        // warden's own markers reach the terminal as events, not as the child's output.
+        if let Some(tee) = self.tee.as_ref().filter(|_| line.stream != Stream::Warden) {
             tee.send(&self.name, &line);
         }
         recent.ring.push(line);

@@ -42,6 +42,9 @@ struct Shared {
     width: AtomicUsize,
     dropped: AtomicU64,
     unreported: AtomicU64,
+    /// warden's own notices that found the queue full. They are few and they are what a
+    /// user most needs to see, so they wait here instead of being dropped.
+    overflow: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 impl std::fmt::Debug for Tee {
@@ -92,7 +95,13 @@ impl Tee {
 
     /// Queues one of warden's own notices, printed under the name `warden`.
     pub fn message(&self, text: &str) {
-        self.enqueue(Message::Notice(text.to_owned()));
+        if let Err(TrySendError::Full(Message::Notice(text))) =
+            self.queue.try_send(Message::Notice(text.to_owned()))
+        {
+            // The printer is busy, so it will come round to the overflow soon.
+            let mut overflow = self.shared.overflow.lock().unwrap_or_else(|e| e.into_inner());
+            overflow.push_back(text);
+        }
     }
 
     /// Lines dropped so far because the printer was behind.
@@ -152,6 +161,7 @@ impl Printer {
                 }
                 Err(TryRecvError::Disconnected) => break,
             };
+            self.print_overflow();
             // Terminal errors (EPIPE, EIO after a hangup) are ignored: keep draining.
             let _ = match message {
                 Message::Line(name, line) => self.print(&name, &line.display_text()),
@@ -168,8 +178,19 @@ impl Printer {
                 last_report = Instant::now();
             }
         }
+        self.print_overflow();
         self.report_drops();
         let _ = self.out.flush();
+    }
+
+    fn print_overflow(&mut self) {
+        let notices: Vec<String> = {
+            let mut overflow = self.shared.overflow.lock().unwrap_or_else(|e| e.into_inner());
+            overflow.drain(..).collect()
+        };
+        for text in notices {
+            let _ = self.print(WARDEN, &sanitize(text.as_bytes()));
+        }
     }
 
     fn report_drops(&mut self) {

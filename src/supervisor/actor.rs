@@ -326,7 +326,7 @@ impl Actor {
             }
         }
         if let Some(tee) = &self.opts.tee
-            && !matches!(event.kind, EventKind::Spawned { .. } | EventKind::Probe { .. })
+            && !matches!(event.kind, EventKind::Probe { .. })
         {
             tee.message(&format!("{}: {}", event.name, event.describe()));
         }
@@ -401,8 +401,12 @@ impl Actor {
             for p in &mut pumps {
                 if tokio::time::timeout_at(drain_until, &mut *p).await.is_err() {
                     p.abort();
+                    let _ = p.await;
                 }
             }
+            // An aborted pump did not get to flush a last line without a newline.
+            sink.end_of_stream(crate::logs::Stream::Stdout);
+            sink.end_of_stream(crate::logs::Stream::Stderr);
             let stderr_tail = sink.last_stderr(5);
             let _ = tx.send(Msg::Input(Input::Exited { id, run_no, status: end.status, stderr_tail }));
         });

@@ -204,10 +204,7 @@ impl Warden {
 
     /// The pid of run N's leader, from its `run N started, pid P` log marker.
     pub fn run_pid(&self, name: &str, run: u64) -> i32 {
-        let needle = format!("run {run} started, pid ");
-        let l = self.wait_line(&format!("{name} run {run}"), |l| {
-            output_of(l, name).is_some_and(|t| t.contains(&needle))
-        });
+        let l = self.wait_event(name, &format!("run {run} started, pid "));
         l.rsplit(' ').next().unwrap().parse().unwrap()
     }
 
