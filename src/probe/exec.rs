@@ -236,7 +236,7 @@ mod tests {
 
     use super::*;
     use crate::config::spec::ProbeTarget;
-    use crate::probe::test_support::{MARGIN, PATIENT, ctx, ctx_with_env, spawner};
+    use crate::probe::test_support::{MARGIN, PATIENT, ctx, ctx_with_env};
     use crate::probe::{run_once, spawn_prober};
 
     fn argv(args: &[&str]) -> Vec<String> {
@@ -377,7 +377,6 @@ mod tests {
             "left behind: {:?}",
             marked(&needle)
         );
-        let _ = spawner();
     }
 
     #[test]

@@ -17,3 +17,6 @@ pub use actor::{Actor, Control, Handle, Options};
 pub use reload::ReloadPlan;
 pub use event::{Event, EventKind, ExitReason};
 pub use state::State;
+
+#[cfg(test)]
+mod core_tests;

@@ -1,0 +1,242 @@
+//! Running a probe on a timer, and counting consecutive results into verdicts.
+//!
+//! A prober is one task that sleeps on a timer between probes: no thread, no polling, so
+//! hundreds of idle probers cost next to nothing. It runs one probe at a time (like the
+//! kubelet's worker per probe): a probe that outlasts its period delays the next one
+//! instead of overlapping it, so slow targets never pile up probes (research D2).
+
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use super::{Outcome, ProbeContext, run_once};
+use crate::config::spec::ProbeSpec;
+
+/// Start probing: after `initial_delay`, one probe every `period`, start to start; when a
+/// probe takes longer than the period the next one starts right after it. Every outcome
+/// goes to `report`, raw: thresholds are the caller's (see [`Thresholds`]).
+///
+/// Abort the handle to stop. Aborting mid-probe is safe: an exec probe's command is then
+/// killed and reaped by the task that owns it.
+pub fn spawn_prober(
+    spec: ProbeSpec,
+    ctx: ProbeContext,
+    report: impl Fn(Outcome) + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(spec.initial_delay).await;
+        // `interval` panics on a zero period; the config never yields one.
+        let period = spec.period.max(std::time::Duration::from_millis(1));
+        let mut ticks = tokio::time::interval(period);
+        // Delay, not Burst: after a slow probe, one probe right away, then the period
+        // again, rather than a catch-up burst.
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            report(run_once(&spec.target, spec.timeout, &ctx).await);
+        }
+    })
+}
+
+/// Consecutive results of one probe, and the verdict they add up to (Kubernetes'
+/// `successThreshold` / `failureThreshold`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Thresholds {
+    pub consecutive_ok: u32,
+    pub consecutive_fail: u32,
+    /// `None` until a threshold is first reached; then whether the probe passes.
+    pub verdict: Option<bool>,
+}
+
+impl Thresholds {
+    /// Count one result. Returns the new verdict when it changes (`true` = passed,
+    /// `false` = failed), that is when a streak reaches its threshold and the verdict
+    /// was not already that. A threshold of 0 counts as 1.
+    pub fn record(
+        &mut self,
+        ok: bool,
+        success_threshold: u32,
+        failure_threshold: u32,
+    ) -> Option<bool> {
+        let reached = if ok {
+            self.consecutive_ok = self.consecutive_ok.saturating_add(1);
+            self.consecutive_fail = 0;
+            self.consecutive_ok >= success_threshold.max(1)
+        } else {
+            self.consecutive_fail = self.consecutive_fail.saturating_add(1);
+            self.consecutive_ok = 0;
+            self.consecutive_fail >= failure_threshold.max(1)
+        };
+        if reached && self.verdict != Some(ok) {
+            self.verdict = Some(ok);
+            Some(ok)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::config::spec::{ProbeSpec, ProbeTarget};
+    use crate::probe::test_support::{PATIENT, ctx, tcp};
+
+    /// (results, success_threshold, failure_threshold) → the verdict change after each.
+    #[test]
+    fn thresholds() {
+        let cases: &[(&str, u32, u32, &[Option<bool>])] = &[
+            ("+", 1, 3, &[Some(true)]),
+            ("+++", 1, 3, &[Some(true), None, None]),
+            ("--", 1, 3, &[None, None]),
+            ("---", 1, 3, &[None, None, Some(false)]),
+            ("----", 1, 3, &[None, None, Some(false), None]),
+            ("---+", 1, 3, &[None, None, Some(false), Some(true)]),
+            ("+--+--", 1, 3, &[Some(true), None, None, None, None, None]),
+            ("---++", 2, 3, &[None, None, Some(false), None, Some(true)]),
+            ("+-+-+", 2, 1, &[None, Some(false), None, None, None]),
+            ("++-+", 2, 1, &[None, Some(true), Some(false), None]),
+            ("+-", 0, 0, &[Some(true), Some(false)]),
+        ];
+        for (results, succ, fail, expected) in cases {
+            let mut t = Thresholds::default();
+            let got: Vec<Option<bool>> = results
+                .chars()
+                .map(|c| t.record(c == '+', *succ, *fail))
+                .collect();
+            assert_eq!(&got, expected, "{results} with {succ}/{fail}");
+        }
+    }
+
+    #[test]
+    fn streaks_reset_each_other() {
+        let mut t = Thresholds::default();
+        t.record(true, 1, 3);
+        t.record(true, 1, 3);
+        assert_eq!((t.consecutive_ok, t.consecutive_fail), (2, 0));
+        t.record(false, 1, 3);
+        assert_eq!((t.consecutive_ok, t.consecutive_fail), (0, 1));
+    }
+
+    fn spec(target: ProbeTarget, period_ms: u64, timeout_ms: u64) -> ProbeSpec {
+        ProbeSpec {
+            target,
+            initial_delay: Duration::ZERO,
+            period: Duration::from_millis(period_ms),
+            timeout: Duration::from_millis(timeout_ms),
+            success_threshold: 1,
+            failure_threshold: 3,
+        }
+    }
+
+    /// Starts a prober and returns when it has reported `n` outcomes, with the time of each.
+    async fn collect(spec: ProbeSpec, n: usize) -> Vec<(Instant, Outcome)> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let prober = spawn_prober(spec, ctx(), move |o| {
+            let _ = tx.send((Instant::now(), o));
+        });
+        let mut got = Vec::new();
+        while got.len() < n {
+            let next = tokio::time::timeout(PATIENT, rx.recv()).await;
+            got.push(next.expect("a probe result in time").expect("prober alive"));
+        }
+        prober.abort();
+        got
+    }
+
+    #[tokio::test]
+    async fn probes_every_period() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let started = Instant::now();
+        let mut s = spec(tcp(&addr, None, None), 100, 1000);
+        s.initial_delay = Duration::from_millis(50);
+        let got = collect(s, 4).await;
+        assert!(got.iter().all(|(_, o)| o.ok), "{got:?}");
+        assert!(got[0].0 - started >= Duration::from_millis(50));
+        for pair in got.windows(2) {
+            let gap = pair[1].0 - pair[0].0;
+            assert!(gap >= Duration::from_millis(90), "gap {gap:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_probe_delays_the_next_instead_of_overlapping() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let held = open.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                held.lock().unwrap().push(s);
+            }
+        });
+        // Each probe waits its whole 150ms timeout for a reply; the period is 50ms.
+        let got = collect(spec(tcp(&addr, Some("?"), Some("!")), 50, 150), 4).await;
+        assert!(got.iter().all(|(_, o)| !o.ok));
+        for pair in got.windows(2) {
+            let gap = pair[1].0 - pair[0].0;
+            assert!(gap >= Duration::from_millis(140), "gap {gap:?}: probes overlapped");
+        }
+    }
+
+    fn cpu_seconds() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after `)`.
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        ticks as f64 / hz
+    }
+
+    /// `cargo test --release --lib idle_cost -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a check: takes 13s"]
+    fn idle_cost_of_500_tcp_probers() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            tokio::spawn(async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    drop(s);
+                }
+            });
+            let results = Arc::new(Mutex::new((0u64, 0u64)));
+            let probers: Vec<_> = (0..500)
+                .map(|_| {
+                    let results = results.clone();
+                    spawn_prober(spec(tcp(&addr, None, None), 1000, 1000), ctx(), move |o| {
+                        let mut r = results.lock().unwrap();
+                        if o.ok { r.0 += 1 } else { r.1 += 1 }
+                    })
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let (cpu0, wall0, r0) = (cpu_seconds(), Instant::now(), *results.lock().unwrap());
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let (cpu1, wall1, r1) = (cpu_seconds(), Instant::now(), *results.lock().unwrap());
+            let share = (cpu1 - cpu0) / (wall1 - wall0).as_secs_f64() * 100.0;
+            println!(
+                "500 tcp probers at 1s: {share:.2}% of one core over {:.1}s \
+                 ({} ok, {} failed probes; listener included)",
+                (wall1 - wall0).as_secs_f64(),
+                r1.0 - r0.0,
+                r1.1 - r0.1
+            );
+            for p in probers {
+                p.abort();
+            }
+        });
+    }
+}
