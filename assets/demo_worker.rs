@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.to_string());
-    let num = |i: usize, default: u64| arg(i, &default.to_string()).parse::<u64>().unwrap_or(default);
+    let num = |i: usize, default: u64| {
+        arg(i, &default.to_string())
+            .parse::<u64>()
+            .unwrap_or(default)
+    };
     match arg(0, "").as_str() {
         "chatter" => chatter(num(1, 1000)),
         "crash" => crash(num(1, 200), num(2, 1) as i32),
@@ -88,7 +92,11 @@ fn http(port: u16, hang_after_ms: u64) {
         let mut line = String::new();
         let _ = BufReader::new(&stream).read_line(&mut line);
         let body = "ok\n";
-        let _ = write!(stream, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        let _ = write!(
+            stream,
+            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
         println!("http: {}", line.trim_end());
     }
 }
@@ -200,23 +208,32 @@ fn bytes() {
     let all: Vec<u8> = (0..=255u8).collect();
     out.write_all(b"invalid utf8: \x88\xff\xfe\n").unwrap();
     out.write_all(&all).unwrap();
-    out.write_all(b"\nescape: \x1b[2J\x1b]0;pwned\x07 clipboard: \x1b]52;c;Zm9v\x07\n").unwrap();
+    out.write_all(b"\nescape: \x1b[2J\x1b]0;pwned\x07 clipboard: \x1b]52;c;Zm9v\x07\n")
+        .unwrap();
     out.write_all(b"crlf\r\nlone cr\r here\n").unwrap();
     out.write_all(b"truncated \xe2\x82").unwrap();
     out.flush().unwrap();
     sleep_ms(20);
-    out.write_all(b"\xac euro\nlast line without newline").unwrap();
+    out.write_all(b"\xac euro\nlast line without newline")
+        .unwrap();
     out.flush().unwrap();
 }
 
 /// Print the signal state and open descriptors, as a child sees them.
 fn sigstate() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    for line in status.lines().filter(|l| l.starts_with("SigBlk") || l.starts_with("SigIgn")) {
+    for line in status
+        .lines()
+        .filter(|l| l.starts_with("SigBlk") || l.starts_with("SigIgn"))
+    {
         println!("{line}");
     }
     let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     fds.sort();
     println!("fds: {}", fds.join(" "));

@@ -23,5 +23,6 @@
 pub mod cli;
 pub mod config;
 pub mod logs;
+pub mod probe;
 pub mod process;
 pub mod supervisor;

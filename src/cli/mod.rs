@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "warden", version, about = "A process supervisor and health monitor")]
+#[command(
+    name = "warden",
+    version,
+    about = "A process supervisor and health monitor"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,

@@ -43,7 +43,14 @@ fn start(spec: crate::config::Spec) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let (actor, _handle) = Actor::new(spec, spawner, Options { tee: Some(tee), token });
+        let (actor, _handle) = Actor::new(
+            spec,
+            spawner,
+            Options {
+                tee: Some(tee),
+                token,
+            },
+        );
         let result = actor.run().await;
         guard.finish().await;
         result
@@ -55,8 +62,15 @@ fn start(spec: crate::config::Spec) -> anyhow::Result<()> {
 fn random_token() -> String {
     use std::io::Read;
     let mut bytes = [0u8; 8];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_err() {
-        bytes = (std::process::id() as u64 ^ std::time::UNIX_EPOCH.elapsed().unwrap_or_default().as_nanos() as u64)
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_err()
+    {
+        bytes = (std::process::id() as u64
+            ^ std::time::UNIX_EPOCH
+                .elapsed()
+                .unwrap_or_default()
+                .as_nanos() as u64)
             .to_le_bytes();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()

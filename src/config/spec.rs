@@ -129,11 +129,29 @@ pub struct LogSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProbeTarget {
-    Http { url: String, status: (u16, u16), expect: Option<String> },
-    Tcp { addr: String, send: Option<String>, expect: Option<String> },
-    Udp { addr: String, send: String, expect: Option<String> },
-    Unix { path: PathBuf, send: Option<String>, expect: Option<String> },
-    Exec { argv: Vec<String> },
+    Http {
+        url: String,
+        status: (u16, u16),
+        expect: Option<String>,
+    },
+    Tcp {
+        addr: String,
+        send: Option<String>,
+        expect: Option<String>,
+    },
+    Udp {
+        addr: String,
+        send: String,
+        expect: Option<String>,
+    },
+    Unix {
+        path: PathBuf,
+        send: Option<String>,
+        expect: Option<String>,
+    },
+    Exec {
+        argv: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -173,4 +191,3 @@ pub struct LimitsSpec {
     pub cpu_for: Duration,
     pub action: LimitAction,
 }
-

@@ -99,7 +99,11 @@ impl Tee {
             self.queue.try_send(Message::Notice(text.to_owned()))
         {
             // The printer is busy, so it will come round to the overflow soon.
-            let mut overflow = self.shared.overflow.lock().unwrap_or_else(|e| e.into_inner());
+            let mut overflow = self
+                .shared
+                .overflow
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             overflow.push_back(text);
         }
     }
@@ -185,7 +189,11 @@ impl Printer {
 
     fn print_overflow(&mut self) {
         let notices: Vec<String> = {
-            let mut overflow = self.shared.overflow.lock().unwrap_or_else(|e| e.into_inner());
+            let mut overflow = self
+                .shared
+                .overflow
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             overflow.drain(..).collect()
         };
         for text in notices {

@@ -70,7 +70,14 @@ pub(super) async fn probe(argv: &[String], timeout: Duration, ctx: &ProbeContext
     };
     let deadline = Instant::now() + timeout;
     let (tx, rx) = oneshot::channel();
-    tokio::spawn(own_child(ctx.clone(), launch, run_id, deadline, timeout, tx));
+    tokio::spawn(own_child(
+        ctx.clone(),
+        launch,
+        run_id,
+        deadline,
+        timeout,
+        tx,
+    ));
     match tokio::time::timeout_at(deadline + REAP_GRACE, rx).await {
         Ok(Ok(done)) => done,
         Ok(Err(_)) => ExecResult {
@@ -291,7 +298,11 @@ mod tests {
 
     #[tokio::test]
     async fn failure_quotes_the_last_output() {
-        let target = exec(&["sh", "-c", "echo starting; echo 'no route to db' >&2; exit 3"]);
+        let target = exec(&[
+            "sh",
+            "-c",
+            "echo starting; echo 'no route to db' >&2; exit 3",
+        ]);
         let out = run_once(&target, PATIENT, &ctx()).await;
         assert_eq!(
             out.error.as_deref(),

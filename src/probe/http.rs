@@ -244,7 +244,10 @@ impl<S: AsyncRead + Unpin> Conn<S> {
             if self.available().is_empty() && !self.fill().await.map_err(Stop::Error)? {
                 return Ok(());
             }
-            let take = self.available().len().min(usize::try_from(n).unwrap_or(usize::MAX));
+            let take = self
+                .available()
+                .len()
+                .min(usize::try_from(n).unwrap_or(usize::MAX));
             let start = self.pos;
             self.pos += take;
             n -= take as u64;
@@ -284,7 +287,10 @@ impl<S: AsyncRead + Unpin> Conn<S> {
     async fn read_line(&mut self) -> Result<Vec<u8>, Stop> {
         loop {
             if let Some(i) = memchr::memchr(b'\n', self.available()) {
-                let line = self.available()[..i].strip_suffix(b"\r").unwrap_or(&self.available()[..i]).to_vec();
+                let line = self.available()[..i]
+                    .strip_suffix(b"\r")
+                    .unwrap_or(&self.available()[..i])
+                    .to_vec();
                 self.pos += i + 1;
                 return Ok(line);
             }
@@ -461,22 +467,29 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let authority = url.trim_start_matches("http://").trim_end_matches("/health");
+        let authority = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/health");
         assert!(request.starts_with("GET /health HTTP/1.1\r\n"), "{request}");
-        assert!(request.contains(&format!("\r\nHost: {authority}\r\n")), "{request}");
+        assert!(
+            request.contains(&format!("\r\nHost: {authority}\r\n")),
+            "{request}"
+        );
         assert!(request.contains("\r\nConnection: close\r\n"), "{request}");
     }
 
     #[tokio::test]
     async fn server_error_fails_with_the_status() {
-        let (url, _) = server(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n").await;
+        let (url, _) =
+            server(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n").await;
         let out = run_once(&http(&url, None), PATIENT, &ctx()).await;
         assert_eq!(out.error.as_deref(), Some("status 500 not in 200-399"));
     }
 
     #[tokio::test]
     async fn body_expect_with_length() {
-        let (url, _) = server(b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"status\":\"up\"}").await;
+        let (url, _) =
+            server(b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"status\":\"up\"}").await;
         let out = run_once(&http(&url, Some("\"up\"")), PATIENT, &ctx()).await;
         assert!(out.ok, "{out:?}");
         let out = run_once(&http(&url, Some("down")), PATIENT, &ctx()).await;
@@ -543,6 +556,9 @@ mod tests {
         });
         let out = run_once(&http(&url, Some("b")), PATIENT, &ctx()).await;
         let error = out.error.unwrap();
-        assert!(error.starts_with(r#"expected "b" in the body, got "aaa"#), "{error}");
+        assert!(
+            error.starts_with(r#"expected "b" in the body, got "aaa"#),
+            "{error}"
+        );
     }
 }

@@ -32,7 +32,10 @@ pub fn spawn_prober(
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            report(run_once(&spec.target, spec.timeout, &ctx).await);
+            // Not `report(run_once(..).await)`: that would hold `&report` across the
+            // await and demand `Sync` of the callback.
+            let outcome = run_once(&spec.target, spec.timeout, &ctx).await;
+            report(outcome);
         }
     })
 }
@@ -181,7 +184,10 @@ mod tests {
         assert!(got.iter().all(|(_, o)| !o.ok));
         for pair in got.windows(2) {
             let gap = pair[1].0 - pair[0].0;
-            assert!(gap >= Duration::from_millis(140), "gap {gap:?}: probes overlapped");
+            assert!(
+                gap >= Duration::from_millis(140),
+                "gap {gap:?}: probes overlapped"
+            );
         }
     }
 

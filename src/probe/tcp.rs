@@ -179,7 +179,12 @@ mod tests {
         });
         let timeout = Duration::from_millis(300);
         let start = Instant::now();
-        let out = run_once(&tcp(&addr, Some("PING\r\n"), Some("+PONG")), timeout, &ctx()).await;
+        let out = run_once(
+            &tcp(&addr, Some("PING\r\n"), Some("+PONG")),
+            timeout,
+            &ctx(),
+        )
+        .await;
         assert_eq!(
             out.error.as_deref(),
             Some("timed out after 300ms waiting for a reply")

@@ -29,7 +29,10 @@ pub fn ctx() -> ProbeContext {
 }
 
 pub fn ctx_with_env(extra: Vec<(String, String)>) -> ProbeContext {
-    let mut env = vec![("PATH".to_string(), "/usr/local/bin:/usr/bin:/bin".to_string())];
+    let mut env = vec![(
+        "PATH".to_string(),
+        "/usr/local/bin:/usr/bin:/bin".to_string(),
+    )];
     env.extend(extra);
     ProbeContext {
         spawner: spawner(),

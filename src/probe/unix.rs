@@ -19,7 +19,11 @@ pub(super) async fn probe(
             Some(libc::ENOENT) => format!("no socket at `{}`", path.display()),
             // A socket file nobody listens on any more.
             Some(libc::ECONNREFUSED) => "connection refused".into(),
-            _ => format!("cannot connect to `{}`: {}", path.display(), describe_io(&e)),
+            _ => format!(
+                "cannot connect to `{}`: {}",
+                path.display(),
+                describe_io(&e)
+            ),
         })?;
     stream::converse(&mut stream, send, expect, progress).await
 }

@@ -45,7 +45,11 @@ pub struct ChildHandle {
 
 impl ChildHandle {
     pub(super) fn new(pid: Pid) -> io::Result<ChildHandle> {
-        Ok(ChildHandle { pid, pidfd: pidfd_open(pid)?, reaped: Mutex::new(false) })
+        Ok(ChildHandle {
+            pid,
+            pidfd: pidfd_open(pid)?,
+            reaped: Mutex::new(false),
+        })
     }
 
     pub fn pid(&self) -> Pid {
@@ -72,7 +76,8 @@ impl ChildHandle {
     /// Wait until the leader has exited, without reaping it.
     pub async fn exited(&self) -> io::Result<ExitStatus> {
         // SAFETY: the pidfd outlives this AsyncFd, which is dropped before we return.
-        let afd = unsafe { AsyncFd::register_with_interest(self.pidfd.as_raw_fd(), Interest::READABLE)? };
+        let afd =
+            unsafe { AsyncFd::register_with_interest(self.pidfd.as_raw_fd(), Interest::READABLE)? };
         loop {
             if let Some(status) = self.peek_exit()? {
                 return Ok(status);
@@ -109,8 +114,14 @@ impl ChildHandle {
 
 fn to_status(status: WaitStatus) -> Option<ExitStatus> {
     match status {
-        WaitStatus::Exited(_, code) => Some(ExitStatus { code: Some(code), signal: None }),
-        WaitStatus::Signaled(_, sig, _) => Some(ExitStatus { code: None, signal: Some(sig as i32) }),
+        WaitStatus::Exited(_, code) => Some(ExitStatus {
+            code: Some(code),
+            signal: None,
+        }),
+        WaitStatus::Signaled(_, sig, _) => Some(ExitStatus {
+            code: None,
+            signal: Some(sig as i32),
+        }),
         _ => None,
     }
 }
@@ -136,5 +147,9 @@ pub(super) fn pidfd_send_signal(fd: &OwnedFd, sig: Signal) -> io::Result<()> {
             0,
         )
     };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }

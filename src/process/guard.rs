@@ -12,9 +12,9 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::ChildHandle;
 use super::spawn::{Launch, Spawner};
 use super::tree::RUN_ID_VAR;
-use super::ChildHandle;
 
 /// The hidden subcommand the binary dispatches to [`run`].
 pub const GUARD_ARG: &str = "__guard";
@@ -41,8 +41,13 @@ impl Guard {
             die_with_warden: false,
             stdin: Some(read),
         };
-        let spawned = spawner.spawn_blocking(launch).map_err(std::io::Error::other)?;
-        Ok(Guard { handle: spawned.handle, _pipe: write })
+        let spawned = spawner
+            .spawn_blocking(launch)
+            .map_err(std::io::Error::other)?;
+        Ok(Guard {
+            handle: spawned.handle,
+            _pipe: write,
+        })
     }
 
     /// Release the guard and reap it.
@@ -74,7 +79,8 @@ pub fn run(token: &str) -> ! {
             break;
         }
         for pid in victims {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -67,7 +67,10 @@ impl Run {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(pid = %self.handle.pid(), "waiting for the process failed: {e}");
-                ExitStatus { code: None, signal: None }
+                ExitStatus {
+                    code: None,
+                    signal: None,
+                }
             }
         };
         self.kill();
@@ -80,7 +83,10 @@ impl Run {
         loop {
             reap_orphans(&self.registry);
             if !tree::tree_alive(&self.handle, &self.run_id, &self.registry) {
-                return RunEnd { status, survivors: false };
+                return RunEnd {
+                    status,
+                    survivors: false,
+                };
             }
             if Instant::now() >= deadline {
                 tracing::warn!(
@@ -88,7 +94,10 @@ impl Run {
                     "processes of this run are still alive {}s after SIGKILL",
                     KILL_DEADLINE.as_secs()
                 );
-                return RunEnd { status, survivors: true };
+                return RunEnd {
+                    status,
+                    survivors: true,
+                };
             }
             tree::signal_tree(&self.handle, &self.run_id, &self.registry, Signal::SIGKILL);
             tokio::time::sleep(pause).await;

@@ -146,9 +146,8 @@ fn spawn_now(registry: &Registry, parent: Pid, launch: Launch) -> Result<Spawned
     managed.insert(pid);
     drop(managed);
 
-    let handle = ChildHandle::new(Pid::from_raw(pid)).map_err(|e| {
-        SpawnError(format!("cannot open a pidfd for pid {pid}: {e}"))
-    })?;
+    let handle = ChildHandle::new(Pid::from_raw(pid))
+        .map_err(|e| SpawnError(format!("cannot open a pidfd for pid {pid}: {e}")))?;
     Ok(Spawned {
         handle: Arc::new(handle),
         stdout: child.stdout.take().map(OwnedFd::from),
@@ -175,7 +174,12 @@ fn prepare_child(parent: Pid, die_with_warden: bool) -> io::Result<()> {
             }
         }
         // Descriptors warden inherited without CLOEXEC must not leak into children.
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
         if die_with_warden {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
                 return Err(io::Error::last_os_error());
@@ -244,7 +248,9 @@ fn explain_exec_error(name: &str, program: &Path, e: io::Error) -> SpawnError {
     let why = match e.raw_os_error() {
         // The file exists (we resolved it), so ENOENT means its `#!` interpreter is missing.
         Some(libc::ENOENT) => match read_shebang(program) {
-            Some(interp) => format!("interpreter `{interp}` named in the `#!` line of `{shown}` was not found"),
+            Some(interp) => {
+                format!("interpreter `{interp}` named in the `#!` line of `{shown}` was not found")
+            }
             None => format!("`{shown}` cannot be executed: a file it needs was not found"),
         },
         Some(libc::EACCES) => format!("`{shown}` is not executable (permission denied)"),
@@ -253,7 +259,11 @@ fn explain_exec_error(name: &str, program: &Path, e: io::Error) -> SpawnError {
         }
         _ => format!("`{shown}` cannot be executed: {}", describe_errno(&e)),
     };
-    SpawnError(if name == shown.to_string() { why } else { format!("command `{name}`: {why}") })
+    SpawnError(if name == shown.to_string() {
+        why
+    } else {
+        format!("command `{name}`: {why}")
+    })
 }
 
 fn read_shebang(path: &Path) -> Option<String> {
@@ -278,7 +288,9 @@ fn describe_errno(e: &io::Error) -> String {
 /// warden's own environment, as the base of every child's.
 pub fn inherited_env() -> Vec<(String, String)> {
     std::env::vars_os()
-        .filter_map(|(k, v): (OsString, OsString)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter_map(|(k, v): (OsString, OsString)| {
+            Some((k.into_string().ok()?, v.into_string().ok()?))
+        })
         .filter(|(k, _)| k != "NOTIFY_SOCKET" && k != "LISTEN_FDS" && k != "LISTEN_PID")
         .collect()
 }

@@ -33,7 +33,10 @@ fn children_of(pid: i32) -> Vec<i32> {
     for task in tasks.flatten() {
         let path = task.path().join("children");
         if let Ok(text) = fs::read_to_string(path) {
-            out.extend(text.split_whitespace().filter_map(|s| s.parse::<i32>().ok()));
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|s| s.parse::<i32>().ok()),
+            );
         }
     }
     out
@@ -61,9 +64,17 @@ fn members(leader: Option<&ChildHandle>, run_id: &str, registry: &Registry) -> V
     let me = std::process::id() as i32;
     let mut roots: Vec<(i32, i32)> = Vec::new();
     if let Some(l) = leader.filter(|l| !l.is_reaped()) {
-        roots.extend(children_of(l.pid().as_raw()).into_iter().map(|c| (c, l.pid().as_raw())));
+        roots.extend(
+            children_of(l.pid().as_raw())
+                .into_iter()
+                .map(|c| (c, l.pid().as_raw())),
+        );
     }
-    let managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let managed = registry
+        .managed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     for child in children_of(me) {
         if !managed.contains(&child) && run_id_of(child).as_deref() == Some(run_id) {
             roots.push((child, me));
@@ -89,7 +100,9 @@ pub fn signal_tree(leader: &ChildHandle, run_id: &str, registry: &Registry, sig:
     for (pid, parent) in members(Some(leader), run_id, registry) {
         // The pid was read from its parent's children list; re-check that link after
         // taking a pidfd, so a pid recycled in between is never signalled.
-        let Ok(fd) = pidfd_open(Pid::from_raw(pid)) else { continue };
+        let Ok(fd) = pidfd_open(Pid::from_raw(pid)) else {
+            continue;
+        };
         if ppid_of(pid) == Some(parent) && pidfd_send_signal(&fd, sig).is_ok() {
             sent += 1;
         }
@@ -102,7 +115,10 @@ pub fn signal_tree(leader: &ChildHandle, run_id: &str, registry: &Registry, sig:
 /// is what we want: the group id stays reserved until the last member is gone.
 pub fn tree_alive(leader: &ChildHandle, run_id: &str, registry: &Registry) -> bool {
     let group = nix::sys::signal::killpg(leader.pgid(), None).is_ok();
-    group || members(None, run_id, registry).iter().any(|(pid, _)| !is_zombie(*pid))
+    group
+        || members(None, run_id, registry)
+            .iter()
+            .any(|(pid, _)| !is_zombie(*pid))
 }
 
 fn is_zombie(pid: i32) -> bool {
@@ -132,5 +148,9 @@ pub fn reap_orphans(registry: &Registry) -> usize {
 
 /// Forget a leader once it has been reaped.
 pub fn unregister(registry: &Registry, pid: Pid) {
-    registry.managed.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid.as_raw());
+    registry
+        .managed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&pid.as_raw());
 }

@@ -13,8 +13,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use nix::sys::signal::Signal;
 
 use super::core::{Core, Effect, Input, InstanceId, Now, Timer, WaiterId};
-pub use super::reload::ReloadPlan;
 use super::event::{Event, EventKind};
+pub use super::reload::ReloadPlan;
 use super::status::{StatusReport, status_report};
 use crate::config::{CommandSpec, Spec};
 use crate::logs::{LogSink, Tee};
@@ -31,24 +31,48 @@ const DRAIN: Duration = Duration::from_millis(200);
 /// unknown name fails the whole request before anything is done.
 pub enum Control {
     /// Reply once every target is running and ready (Ok) or has failed to be (Err).
-    Start { names: Vec<String>, reply: oneshot::Sender<Result<String, String>> },
+    Start {
+        names: Vec<String>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     /// Reply once nothing of any target is left alive.
-    Stop { names: Vec<String>, reply: oneshot::Sender<Result<String, String>> },
+    Stop {
+        names: Vec<String>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     /// Stop, then start; replies like `Start`, about the new run.
-    Restart { names: Vec<String>, reply: oneshot::Sender<Result<String, String>> },
+    Restart {
+        names: Vec<String>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     /// Send a signal to the process group of each running target.
-    Signal { names: Vec<String>, signal: Signal, reply: oneshot::Sender<Result<String, String>> },
-    Status { reply: oneshot::Sender<StatusReport> },
+    Signal {
+        names: Vec<String>,
+        signal: Signal,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    Status {
+        reply: oneshot::Sender<StatusReport>,
+    },
     /// The log sinks of the named targets (in-memory ring and live subscription), in
     /// instance order, for `logs` and `logs -f`.
-    Logs { names: Vec<String>, reply: oneshot::Sender<Result<Vec<(String, Arc<LogSink>)>, String>> },
+    Logs {
+        names: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<NamedSink>, String>>,
+    },
     /// Re-read the config file and apply the difference (or only describe it). An invalid
     /// config is an `Err` with every error, one per line, and changes nothing.
-    Reload { dry_run: bool, reply: oneshot::Sender<Result<ReloadPlan, String>> },
+    Reload {
+        dry_run: bool,
+        reply: oneshot::Sender<Result<ReloadPlan, String>>,
+    },
     /// Stop everything (reverse dependency order) and exit. `reply` fires once everything
     /// has stopped, just before the supervisor returns.
     Shutdown { reply: Option<oneshot::Sender<()>> },
 }
+
+/// An instance name and its log sink.
+pub type NamedSink = (String, Arc<LogSink>);
 
 /// What observers hold: a way to send requests and to subscribe to events.
 #[derive(Clone)]
@@ -60,7 +84,11 @@ pub struct Handle {
 enum Msg {
     Input(Input),
     /// Sent by a run's task before `Input::Spawned`, so signals can reach it.
-    RunStarted { id: InstanceId, run_no: u64, run: Run },
+    RunStarted {
+        id: InstanceId,
+        run_no: u64,
+        run: Run,
+    },
 }
 
 pub struct Options {
@@ -112,7 +140,13 @@ impl Actor {
             shutdown_deadline: None,
             shutdown_replies: Vec::new(),
         };
-        (actor, Handle { control: control_tx, events })
+        (
+            actor,
+            Handle {
+                control: control_tx,
+                events,
+            },
+        )
     }
 
     /// Run until a shutdown has stopped everything.
@@ -126,7 +160,10 @@ impl Actor {
         }
         loop {
             let next_timer = self.timers.first_key_value().map(|(k, _)| k.0);
-            let deadline = [next_timer, self.shutdown_deadline].into_iter().flatten().min();
+            let deadline = [next_timer, self.shutdown_deadline]
+                .into_iter()
+                .flatten()
+                .min();
             let input = tokio::select! {
                 Some(msg) = self.rx.recv() => match msg {
                     Msg::Input(i) => {
@@ -158,7 +195,8 @@ impl Actor {
                 },
             };
             if matches!(input, Input::Shutdown) && self.shutdown_deadline.is_none() {
-                self.shutdown_deadline = Some(Instant::now() + self.spec.supervisor.shutdown_timeout);
+                self.shutdown_deadline =
+                    Some(Instant::now() + self.spec.supervisor.shutdown_timeout);
                 self.notice("shutting down (send the signal again to kill everything now)");
             }
             let fx = self.core.handle(input, Now::current());
@@ -188,14 +226,27 @@ impl Actor {
             w
         };
         match c {
-            Control::Start { names, reply } => Some(Input::Start { names, waiter: waiter(reply) }),
-            Control::Stop { names, reply } => Some(Input::Stop { names, waiter: waiter(reply) }),
-            Control::Restart { names, reply } => Some(Input::Restart { names, waiter: waiter(reply) }),
+            Control::Start { names, reply } => Some(Input::Start {
+                names,
+                waiter: waiter(reply),
+            }),
+            Control::Stop { names, reply } => Some(Input::Stop {
+                names,
+                waiter: waiter(reply),
+            }),
+            Control::Restart { names, reply } => Some(Input::Restart {
+                names,
+                waiter: waiter(reply),
+            }),
             Control::Status { reply } => {
                 let _ = reply.send(status_report(&self.core, Instant::now()));
                 None
             }
-            Control::Signal { names, signal, reply } => {
+            Control::Signal {
+                names,
+                signal,
+                reply,
+            } => {
                 let _ = reply.send(self.signal(&names, signal));
                 None
             }
@@ -231,9 +282,15 @@ impl Actor {
                         run.kill();
                     }
                 }
-                Effect::Schedule { at, id, run_no, timer } => {
+                Effect::Schedule {
+                    at,
+                    id,
+                    run_no,
+                    timer,
+                } => {
                     self.timer_seq += 1;
-                    self.timers.insert((at, self.timer_seq), (id, run_no, timer));
+                    self.timers
+                        .insert((at, self.timer_seq), (id, run_no, timer));
                 }
                 Effect::Emit(event) => self.emit(event),
                 Effect::Reply { waiter, result } => {
@@ -263,16 +320,21 @@ impl Actor {
             }
         }
         if sent.is_empty() {
-            return Err(format!("nothing to signal: none of `{}` is running", names.join(" ")));
+            return Err(format!(
+                "nothing to signal: none of `{}` is running",
+                names.join(" ")
+            ));
         }
         Ok(format!("sent {} to {}", signal.as_str(), sent.join(", ")))
     }
 
-    fn sinks_of(&mut self, names: &[String]) -> Result<Vec<(String, Arc<LogSink>)>, String> {
+    fn sinks_of(&mut self, names: &[String]) -> Result<Vec<NamedSink>, String> {
         let mut out = Vec::new();
         for id in self.core.resolve(names)? {
             let name = self.core.instance(id).expect("resolved").name.clone();
-            let sink = self.sink_for(id).map_err(|e| format!("{name}: cannot open its log: {e}"))?;
+            let sink = self
+                .sink_for(id)
+                .map_err(|e| format!("{name}: cannot open its log: {e}"))?;
             out.push((name, sink));
         }
         Ok(out)
@@ -288,7 +350,9 @@ impl Actor {
                     self.emit(Event {
                         time: std::time::SystemTime::now(),
                         name: String::new(),
-                        kind: EventKind::ReloadFailed { errors: errors.clone() },
+                        kind: EventKind::ReloadFailed {
+                            errors: errors.clone(),
+                        },
                     });
                 }
                 return Err(errors.join("\n"));
@@ -298,7 +362,11 @@ impl Actor {
             return Ok(self.core.plan_reload(&self.spec, &new));
         }
         let (plan, fx) = self.core.reload(&self.spec, &new, Now::current());
-        for name in plan.removed.iter().chain(plan.changed.iter().map(|c| &c.name)) {
+        for name in plan
+            .removed
+            .iter()
+            .chain(plan.changed.iter().map(|c| &c.name))
+        {
             if let Some(inst) = self.core.instances().find(|i| i.name == *name) {
                 self.sinks.remove(&inst.id);
             }
@@ -354,7 +422,9 @@ impl Actor {
                 return;
             }
         };
-        let Some(inst) = self.core.instance(id) else { return };
+        let Some(inst) = self.core.instance(id) else {
+            return;
+        };
         let spec = inst.spec.clone();
         let name = inst.name.clone();
         let argv = match &spec.command {
@@ -370,7 +440,14 @@ impl Actor {
         if let Some(r) = inst.replica {
             env.push(("WARDEN_REPLICA".into(), r.to_string()));
         }
-        let launch = Launch { argv, cwd: spec.cwd.clone(), env, capture: true, die_with_warden: true, stdin: None };
+        let launch = Launch {
+            argv,
+            cwd: spec.cwd.clone(),
+            env,
+            capture: true,
+            die_with_warden: true,
+            stdin: None,
+        };
         let spawner = self.spawner.clone();
         tokio::spawn(async move {
             let spawned = match spawner.spawn(launch).await {
@@ -383,7 +460,11 @@ impl Actor {
                 }
             };
             let pid = spawned.handle.pid().as_raw() as u32;
-            let run = Run { handle: spawned.handle, run_id, registry: spawner.registry().clone() };
+            let run = Run {
+                handle: spawned.handle,
+                run_id,
+                registry: spawner.registry().clone(),
+            };
             sink.marker(&format!("run {run_no} started, pid {pid}"));
             let mut pumps = Vec::new();
             for (fd, stream) in [
@@ -394,7 +475,11 @@ impl Actor {
                     pumps.push(tokio::spawn(crate::logs::pump(fd, stream, sink.clone())));
                 }
             }
-            let _ = tx.send(Msg::RunStarted { id, run_no, run: run.clone() });
+            let _ = tx.send(Msg::RunStarted {
+                id,
+                run_no,
+                run: run.clone(),
+            });
             let _ = tx.send(Msg::Input(Input::Spawned { id, run_no, pid }));
             let end = run.finished().await;
             let drain_until = tokio::time::Instant::now() + DRAIN;
@@ -408,7 +493,12 @@ impl Actor {
             sink.end_of_stream(crate::logs::Stream::Stdout);
             sink.end_of_stream(crate::logs::Stream::Stderr);
             let stderr_tail = sink.last_stderr(5);
-            let _ = tx.send(Msg::Input(Input::Exited { id, run_no, status: end.status, stderr_tail }));
+            let _ = tx.send(Msg::Input(Input::Exited {
+                id,
+                run_no,
+                status: end.status,
+                stderr_tail,
+            }));
         });
     }
 
@@ -417,12 +507,12 @@ impl Actor {
             return Ok(s.clone());
         }
         let inst = self.core.instance(id).expect("spawn of a known instance");
-        let path = inst
-            .spec
-            .log
-            .file
-            .clone()
-            .unwrap_or_else(|| self.spec.supervisor.log_dir.join(format!("{}.log", inst.name)));
+        let path = inst.spec.log.file.clone().unwrap_or_else(|| {
+            self.spec
+                .supervisor
+                .log_dir
+                .join(format!("{}.log", inst.name))
+        });
         let sink = LogSink::open(&inst.name, &path, &inst.spec.log, self.opts.tee.clone())?;
         self.sinks.insert(id, sink.clone());
         Ok(sink)

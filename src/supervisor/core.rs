@@ -36,7 +36,10 @@ pub struct Now {
 
 impl Now {
     pub fn current() -> Now {
-        Now { mono: Instant::now(), wall: SystemTime::now() }
+        Now {
+            mono: Instant::now(),
+            wall: SystemTime::now(),
+        }
     }
 }
 
@@ -50,30 +53,74 @@ pub enum Timer {
 
 #[derive(Debug, Clone)]
 pub enum Input {
-    Start { names: Vec<String>, waiter: WaiterId },
-    Stop { names: Vec<String>, waiter: WaiterId },
-    Restart { names: Vec<String>, waiter: WaiterId },
+    Start {
+        names: Vec<String>,
+        waiter: WaiterId,
+    },
+    Stop {
+        names: Vec<String>,
+        waiter: WaiterId,
+    },
+    Restart {
+        names: Vec<String>,
+        waiter: WaiterId,
+    },
     /// Graceful shutdown of everything, in reverse dependency order.
     Shutdown,
     /// A second shutdown request: SIGKILL to everything still alive.
     Kill,
-    Spawned { id: InstanceId, run_no: u64, pid: u32 },
-    SpawnFailed { id: InstanceId, run_no: u64, error: String },
+    Spawned {
+        id: InstanceId,
+        run_no: u64,
+        pid: u32,
+    },
+    SpawnFailed {
+        id: InstanceId,
+        run_no: u64,
+        error: String,
+    },
     /// A run is over and nothing of its tree is left.
-    Exited { id: InstanceId, run_no: u64, status: ExitStatus, stderr_tail: Vec<String> },
-    Timer { id: InstanceId, run_no: u64, timer: Timer },
+    Exited {
+        id: InstanceId,
+        run_no: u64,
+        status: ExitStatus,
+        stderr_tail: Vec<String>,
+    },
+    Timer {
+        id: InstanceId,
+        run_no: u64,
+        timer: Timer,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    Spawn { id: InstanceId, run_no: u64 },
+    Spawn {
+        id: InstanceId,
+        run_no: u64,
+    },
     /// The graceful stop: `signal` and SIGCONT to the whole tree.
-    Stop { id: InstanceId, run_no: u64, signal: Signal },
+    Stop {
+        id: InstanceId,
+        run_no: u64,
+        signal: Signal,
+    },
     /// SIGKILL to the whole tree.
-    Kill { id: InstanceId, run_no: u64 },
-    Schedule { at: Instant, id: InstanceId, run_no: u64, timer: Timer },
+    Kill {
+        id: InstanceId,
+        run_no: u64,
+    },
+    Schedule {
+        at: Instant,
+        id: InstanceId,
+        run_no: u64,
+        timer: Timer,
+    },
     Emit(Event),
-    Reply { waiter: WaiterId, result: Result<String, String> },
+    Reply {
+        waiter: WaiterId,
+        result: Result<String, String>,
+    },
     /// Shutdown is complete: nothing runs any more.
     Finished,
 }
@@ -161,7 +208,13 @@ impl Core {
         core
     }
 
-    fn add_instance(&mut self, name: String, process: String, replica: Option<u32>, spec: ProcessSpec) {
+    fn add_instance(
+        &mut self,
+        name: String,
+        process: String,
+        replica: Option<u32>,
+        spec: ProcessSpec,
+    ) {
         let id = InstanceId(self.next_id);
         self.next_id += 1;
         let autostart = spec.autostart;
@@ -173,7 +226,11 @@ impl Core {
                 process,
                 replica,
                 spec: Arc::new(spec),
-                state: if autostart { State::Pending } else { State::Stopped },
+                state: if autostart {
+                    State::Pending
+                } else {
+                    State::Stopped
+                },
                 run_no: 0,
                 pid: None,
                 ready: false,
@@ -211,18 +268,27 @@ impl Core {
     pub fn handle(&mut self, input: Input, now: Now) -> Vec<Effect> {
         let mut fx = Vec::new();
         match input {
-            Input::Start { names, waiter } => self.on_request(Request::Start, &names, waiter, now, &mut fx),
-            Input::Stop { names, waiter } => self.on_request(Request::Stop, &names, waiter, now, &mut fx),
+            Input::Start { names, waiter } => {
+                self.on_request(Request::Start, &names, waiter, now, &mut fx)
+            }
+            Input::Stop { names, waiter } => {
+                self.on_request(Request::Stop, &names, waiter, now, &mut fx)
+            }
             Input::Restart { names, waiter } => {
                 self.on_request(Request::Restart, &names, waiter, now, &mut fx)
             }
             Input::Shutdown => self.on_shutdown(now, &mut fx),
             Input::Kill => self.on_kill(now, &mut fx),
             Input::Spawned { id, run_no, pid } => self.on_spawned(id, run_no, pid, now, &mut fx),
-            Input::SpawnFailed { id, run_no, error } => self.on_spawn_failed(id, run_no, error, now, &mut fx),
-            Input::Exited { id, run_no, status, stderr_tail } => {
-                self.on_exited(id, run_no, status, stderr_tail, now, &mut fx)
+            Input::SpawnFailed { id, run_no, error } => {
+                self.on_spawn_failed(id, run_no, error, now, &mut fx)
             }
+            Input::Exited {
+                id,
+                run_no,
+                status,
+                stderr_tail,
+            } => self.on_exited(id, run_no, status, stderr_tail, now, &mut fx),
             Input::Timer { id, run_no, timer } => self.on_timer(id, run_no, timer, now, &mut fx),
         }
         self.settle(now, &mut fx);
@@ -244,17 +310,26 @@ impl Core {
             return (plan, fx);
         }
         let by_name = |core: &Core, name: &str| {
-            core.instances.values().find(|i| i.name == name && !i.removing).map(|i| i.id)
+            core.instances
+                .values()
+                .find(|i| i.name == name && !i.removing)
+                .map(|i| i.id)
         };
         for name in &plan.removed {
-            let Some(id) = by_name(self, name) else { continue };
+            let Some(id) = by_name(self, name) else {
+                continue;
+            };
             let inst = &mut self.instances[&id];
             inst.removing = true;
             inst.want_up = false;
             inst.start_after_stop = false;
             match inst.state {
-                State::Starting | State::Running => self.begin_stop(id, ExitReason::Reload, None, now, &mut fx),
-                State::Pending | State::Backoff => self.transition(id, State::Stopped, now, &mut fx),
+                State::Starting | State::Running => {
+                    self.begin_stop(id, ExitReason::Reload, None, now, &mut fx)
+                }
+                State::Pending | State::Backoff => {
+                    self.transition(id, State::Stopped, now, &mut fx)
+                }
                 _ => {}
             }
         }
@@ -296,9 +371,13 @@ impl Core {
     /// answer whoever waited, notice the end of a shutdown.
     fn settle(&mut self, now: Now, fx: &mut Vec<Effect>) {
         self.reconcile(now, fx);
-        self.instances.retain(|_, i| !(i.removing && i.state.is_at_rest()));
+        self.instances
+            .retain(|_, i| !(i.removing && i.state.is_at_rest()));
         self.settle_waiters(fx);
-        if self.shutting_down && !self.finished && self.instances.values().all(|i| i.state.is_at_rest()) {
+        if self.shutting_down
+            && !self.finished
+            && self.instances.values().all(|i| i.state.is_at_rest())
+        {
             self.finished = true;
             fx.push(Effect::Finished);
         }
@@ -318,7 +397,10 @@ impl Core {
                 .collect();
             if found.is_empty() && n != "all" {
                 let known: Vec<&str> = self.instances.values().map(|i| i.name.as_str()).collect();
-                return Err(format!("no process named `{n}`; known: {}", known.join(", ")));
+                return Err(format!(
+                    "no process named `{n}`; known: {}",
+                    known.join(", ")
+                ));
             }
             for id in found {
                 if !ids.contains(&id) {
@@ -329,13 +411,28 @@ impl Core {
         Ok(ids)
     }
 
-    fn on_request(&mut self, req: Request, names: &[String], waiter: WaiterId, now: Now, fx: &mut Vec<Effect>) {
+    fn on_request(
+        &mut self,
+        req: Request,
+        names: &[String],
+        waiter: WaiterId,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
         let ids = match self.resolve(names) {
             Ok(ids) => ids,
-            Err(e) => return fx.push(Effect::Reply { waiter, result: Err(e) }),
+            Err(e) => {
+                return fx.push(Effect::Reply {
+                    waiter,
+                    result: Err(e),
+                });
+            }
         };
         if self.shutting_down && !matches!(req, Request::Stop) {
-            return fx.push(Effect::Reply { waiter, result: Err("warden is shutting down".into()) });
+            return fx.push(Effect::Reply {
+                waiter,
+                result: Err("warden is shutting down".into()),
+            });
         }
         let mut targets = Vec::new();
         for id in ids {
@@ -345,7 +442,9 @@ impl Core {
                     inst.want_up = false;
                     inst.start_after_stop = false;
                     match inst.state {
-                        State::Pending | State::Backoff => self.transition(id, State::Stopped, now, fx),
+                        State::Pending | State::Backoff => {
+                            self.transition(id, State::Stopped, now, fx)
+                        }
                         State::Starting | State::Running => {
                             self.begin_stop(id, ExitReason::Request, None, now, fx)
                         }
@@ -375,7 +474,10 @@ impl Core {
             };
             targets.push((id, goal));
         }
-        self.waiters.push(Waiter { id: waiter, targets });
+        self.waiters.push(Waiter {
+            id: waiter,
+            targets,
+        });
     }
 
     fn on_shutdown(&mut self, now: Now, fx: &mut Vec<Effect>) {
@@ -408,7 +510,10 @@ impl Core {
                         inst.stop_reason = Some((ExitReason::Shutdown, None));
                     }
                     if !inst.spawning {
-                        fx.push(Effect::Kill { id, run_no: inst.run_no });
+                        fx.push(Effect::Kill {
+                            id,
+                            run_no: inst.run_no,
+                        });
                     }
                     if inst.state != State::Stopping {
                         self.transition(id, State::Stopping, now, fx);
@@ -421,8 +526,17 @@ impl Core {
 
     // ----- facts about children -----------------------------------------------------
 
-    fn on_spawned(&mut self, id: InstanceId, run_no: u64, pid: u32, now: Now, fx: &mut Vec<Effect>) {
-        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else { return };
+    fn on_spawned(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        pid: u32,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else {
+            return;
+        };
         inst.spawning = false;
         inst.pid = Some(pid);
         inst.started_at = Some(now.mono);
@@ -438,8 +552,17 @@ impl Core {
         }
     }
 
-    fn on_spawn_failed(&mut self, id: InstanceId, run_no: u64, error: String, now: Now, fx: &mut Vec<Effect>) {
-        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else { return };
+    fn on_spawn_failed(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        error: String,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else {
+            return;
+        };
         inst.spawning = false;
         inst.error = Some(error.clone());
         let name = inst.name.clone();
@@ -460,9 +583,16 @@ impl Core {
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else { return };
-        let success = status.code.is_some_and(|c| inst.spec.success_exit_codes.contains(&c));
-        let uptime = inst.started_at.map(|t| now.mono.saturating_duration_since(t)).unwrap_or_default();
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else {
+            return;
+        };
+        let success = status
+            .code
+            .is_some_and(|c| inst.spec.success_exit_codes.contains(&c));
+        let uptime = inst
+            .started_at
+            .map(|t| now.mono.saturating_duration_since(t))
+            .unwrap_or_default();
         let (reason, detail) = inst.stop_reason.take().unwrap_or(if success {
             (ExitReason::Exited, None)
         } else {
@@ -489,7 +619,13 @@ impl Core {
         fx.push(emit(
             now,
             &name,
-            EventKind::Exited { run: run_no, code: status.code, signal: status.signal, reason, detail },
+            EventKind::Exited {
+                run: run_no,
+                code: status.code,
+                signal: status.signal,
+                reason,
+                detail,
+            },
         ));
 
         if !inst.want_up {
@@ -533,18 +669,35 @@ impl Core {
         fx.push(emit(
             now,
             &name,
-            EventKind::Restarting { run: run_no + 1, delay_ms: delay.as_millis() as u64 },
+            EventKind::Restarting {
+                run: run_no + 1,
+                delay_ms: delay.as_millis() as u64,
+            },
         ));
         if delay.is_zero() {
             self.instances[&id].restarts += 1;
             return self.spawn(id, now, fx);
         }
-        fx.push(Effect::Schedule { at: now.mono + delay, id, run_no, timer: Timer::Backoff });
+        fx.push(Effect::Schedule {
+            at: now.mono + delay,
+            id,
+            run_no,
+            timer: Timer::Backoff,
+        });
         self.transition(id, State::Backoff, now, fx);
     }
 
-    fn on_timer(&mut self, id: InstanceId, run_no: u64, timer: Timer, now: Now, fx: &mut Vec<Effect>) {
-        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else { return };
+    fn on_timer(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        timer: Timer,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else {
+            return;
+        };
         match timer {
             Timer::Backoff if inst.state == State::Backoff => {
                 inst.restarts += 1;
@@ -553,14 +706,24 @@ impl Core {
             Timer::StopTimeout if inst.state == State::Stopping && inst.pid.is_some() => {
                 let after = inst.spec.stop_timeout;
                 let reason = inst.stop_reason.get_or_insert((ExitReason::Request, None));
-                let note = format!("killed by SIGKILL after stop timeout ({})", fmt_duration(after));
+                let note = format!(
+                    "killed by SIGKILL after stop timeout ({})",
+                    fmt_duration(after)
+                );
                 reason.1 = Some(match reason.1.take() {
                     Some(d) => format!("{d}; {note}"),
                     None => note,
                 });
                 let name = inst.name.clone();
                 fx.push(Effect::Kill { id, run_no });
-                fx.push(emit(now, &name, EventKind::Killed { run: run_no, after_ms: after.as_millis() as u64 }));
+                fx.push(emit(
+                    now,
+                    &name,
+                    EventKind::Killed {
+                        run: run_no,
+                        after_ms: after.as_millis() as u64,
+                    },
+                ));
             }
             _ => {}
         }
@@ -581,11 +744,21 @@ impl Core {
         inst.spawning = true;
         inst.ready = false;
         inst.pid = None;
-        fx.push(Effect::Spawn { id, run_no: inst.run_no });
+        fx.push(Effect::Spawn {
+            id,
+            run_no: inst.run_no,
+        });
         self.transition(id, State::Starting, now, fx);
     }
 
-    fn begin_stop(&mut self, id: InstanceId, reason: ExitReason, detail: Option<String>, now: Now, fx: &mut Vec<Effect>) {
+    fn begin_stop(
+        &mut self,
+        id: InstanceId,
+        reason: ExitReason,
+        detail: Option<String>,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
         let inst = &mut self.instances[&id];
         if inst.stop_reason.is_none() {
             inst.stop_reason = Some((reason, detail));
@@ -599,7 +772,11 @@ impl Core {
     fn send_stop(&mut self, id: InstanceId, now: Now, fx: &mut Vec<Effect>) {
         let inst = &mut self.instances[&id];
         inst.stop_sent_at = Some(now.mono);
-        fx.push(Effect::Stop { id, run_no: inst.run_no, signal: inst.spec.stop_signal });
+        fx.push(Effect::Stop {
+            id,
+            run_no: inst.run_no,
+            signal: inst.spec.stop_signal,
+        });
         fx.push(Effect::Schedule {
             at: now.mono + inst.spec.stop_timeout,
             id,
@@ -614,7 +791,11 @@ impl Core {
         if from == to {
             return;
         }
-        debug_assert!(allowed(from, to), "{}: {from} → {to} is not an allowed transition", inst.name);
+        debug_assert!(
+            allowed(from, to),
+            "{}: {from} → {to} is not an allowed transition",
+            inst.name
+        );
         inst.state = to;
         let name = inst.name.clone();
         fx.push(emit(now, &name, EventKind::State { from, to }));
@@ -647,7 +828,11 @@ impl Core {
 
     fn deps_satisfied(&self, inst: &Instance) -> bool {
         inst.spec.depends_on.iter().all(|(dep, cond)| {
-            let mut of_dep = self.instances.values().filter(|d| d.process == *dep).peekable();
+            let mut of_dep = self
+                .instances
+                .values()
+                .filter(|d| d.process == *dep)
+                .peekable();
             of_dep.peek().is_some() && of_dep.all(|d| condition_met(d, *cond))
         })
     }
@@ -673,13 +858,21 @@ impl Core {
                 None => i += 1,
                 Some(results) => {
                     let w = self.waiters.swap_remove(i);
-                    let failed: Vec<String> = results.iter().filter_map(|r| r.clone().err()).collect();
+                    let failed: Vec<String> =
+                        results.iter().filter_map(|r| r.clone().err()).collect();
                     let result = if failed.is_empty() {
-                        Ok(results.into_iter().filter_map(Result::ok).collect::<Vec<_>>().join("\n"))
+                        Ok(results
+                            .into_iter()
+                            .filter_map(Result::ok)
+                            .collect::<Vec<_>>()
+                            .join("\n"))
                     } else {
                         Err(failed.join("\n"))
                     };
-                    fx.push(Effect::Reply { waiter: w.id, result });
+                    fx.push(Effect::Reply {
+                        waiter: w.id,
+                        result,
+                    });
                 }
             }
         }
@@ -695,7 +888,9 @@ enum Request {
 
 fn condition_met(dep: &Instance, cond: DependCondition) -> bool {
     let completed = dep.state == State::Exited
-        && dep.last_exit().is_some_and(|e| e.reason == ExitReason::Exited);
+        && dep
+            .last_exit()
+            .is_some_and(|e| e.reason == ExitReason::Exited);
     match cond {
         DependCondition::Started => (dep.state.is_live() && dep.pid.is_some()) || completed,
         DependCondition::Ready => dep.state == State::Running && dep.ready,
@@ -715,12 +910,18 @@ fn goal_outcome(inst: &Instance, goal: Goal) -> Option<Result<String, String>> {
                 inst.pid.map(|p| p.to_string()).unwrap_or_default()
             ))),
             State::Exited if inst.run_no >= min_gen => match inst.last_exit() {
-                Some(e) if e.reason == ExitReason::Exited => Some(Ok(format!("{name}: exited successfully"))),
-                _ => Some(Err(format!("{name}: exited with {}", describe_last_exit(inst)))),
+                Some(e) if e.reason == ExitReason::Exited => {
+                    Some(Ok(format!("{name}: exited successfully")))
+                }
+                _ => Some(Err(format!(
+                    "{name}: exited with {}",
+                    describe_last_exit(inst)
+                ))),
             },
-            State::Backoff if inst.run_no >= min_gen.max(1) => {
-                Some(Err(format!("{name}: ended with {}, backing off before a restart", describe_last_exit(inst))))
-            }
+            State::Backoff if inst.run_no >= min_gen.max(1) => Some(Err(format!(
+                "{name}: ended with {}, backing off before a restart",
+                describe_last_exit(inst)
+            ))),
             State::Fatal => Some(Err(format!(
                 "{name}: fatal: {}",
                 inst.error.as_deref().unwrap_or("gave up")
@@ -733,7 +934,11 @@ fn goal_outcome(inst: &Instance, goal: Goal) -> Option<Result<String, String>> {
 
 fn describe_last_exit(inst: &Instance) -> String {
     match inst.last_exit() {
-        Some(e) => ExitStatus { code: e.code, signal: e.signal }.describe(),
+        Some(e) => ExitStatus {
+            code: e.code,
+            signal: e.signal,
+        }
+        .describe(),
         None => "no exit recorded".into(),
     }
 }
@@ -782,7 +987,11 @@ fn substitute_replica(p: &ProcessSpec, r: u32) -> ProcessSpec {
 }
 
 fn emit(now: Now, name: &str, kind: EventKind) -> Effect {
-    Effect::Emit(Event { time: now.wall, name: name.to_string(), kind })
+    Effect::Emit(Event {
+        time: now.wall,
+        name: name.to_string(),
+        kind,
+    })
 }
 
 fn fmt_duration(d: Duration) -> String {

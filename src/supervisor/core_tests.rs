@@ -27,12 +27,26 @@ impl Rig {
     fn new(toml: &str) -> (Rig, Vec<Effect>) {
         let mut core = Core::new(&spec(toml));
         let t0 = Instant::now();
-        let fx = core.boot(Now { mono: t0, wall: SystemTime::UNIX_EPOCH });
-        (Rig { core, t0, ms: 0, waiter: 0 }, fx)
+        let fx = core.boot(Now {
+            mono: t0,
+            wall: SystemTime::UNIX_EPOCH,
+        });
+        (
+            Rig {
+                core,
+                t0,
+                ms: 0,
+                waiter: 0,
+            },
+            fx,
+        )
     }
 
     fn now(&self) -> Now {
-        Now { mono: self.t0 + Duration::from_millis(self.ms), wall: SystemTime::UNIX_EPOCH }
+        Now {
+            mono: self.t0 + Duration::from_millis(self.ms),
+            wall: SystemTime::UNIX_EPOCH,
+        }
     }
 
     fn at(&mut self, ms: u64, input: Input) -> Vec<Effect> {
@@ -42,7 +56,11 @@ impl Rig {
     }
 
     fn id(&self, name: &str) -> InstanceId {
-        self.core.instances().find(|i| i.name == name).expect(name).id
+        self.core
+            .instances()
+            .find(|i| i.name == name)
+            .expect(name)
+            .id
     }
 
     fn state(&self, name: &str) -> State {
@@ -55,16 +73,39 @@ impl Rig {
 
     fn spawned(&mut self, ms: u64, name: &str) -> Vec<Effect> {
         let (id, run_no) = (self.id(name), self.run_no(name));
-        self.at(ms, Input::Spawned { id, run_no, pid: 1000 + run_no as u32 })
+        self.at(
+            ms,
+            Input::Spawned {
+                id,
+                run_no,
+                pid: 1000 + run_no as u32,
+            },
+        )
     }
 
     fn exited(&mut self, ms: u64, name: &str, code: i32) -> Vec<Effect> {
         let (id, run_no) = (self.id(name), self.run_no(name));
-        let status = ExitStatus { code: Some(code), signal: None };
-        self.at(ms, Input::Exited { id, run_no, status, stderr_tail: vec![] })
+        let status = ExitStatus {
+            code: Some(code),
+            signal: None,
+        };
+        self.at(
+            ms,
+            Input::Exited {
+                id,
+                run_no,
+                status,
+                stderr_tail: vec![],
+            },
+        )
     }
 
-    fn request(&mut self, ms: u64, make: impl Fn(Vec<String>, WaiterId) -> Input, names: &[&str]) -> Vec<Effect> {
+    fn request(
+        &mut self,
+        ms: u64,
+        make: impl Fn(Vec<String>, WaiterId) -> Input,
+        names: &[&str],
+    ) -> Vec<Effect> {
         self.waiter += 1;
         let input = make(names.iter().map(|s| s.to_string()).collect(), self.waiter);
         self.at(ms, input)
@@ -72,12 +113,18 @@ impl Rig {
 }
 
 fn spawns(fx: &[Effect]) -> usize {
-    fx.iter().filter(|e| matches!(e, Effect::Spawn { .. })).count()
+    fx.iter()
+        .filter(|e| matches!(e, Effect::Spawn { .. }))
+        .count()
 }
 
 fn backoff_timer(fx: &[Effect]) -> Option<Instant> {
     fx.iter().find_map(|e| match e {
-        Effect::Schedule { at, timer: Timer::Backoff, .. } => Some(*at),
+        Effect::Schedule {
+            at,
+            timer: Timer::Backoff,
+            ..
+        } => Some(*at),
         _ => None,
     })
 }
@@ -105,14 +152,24 @@ fn crashes_back_off_exponentially_and_give_up_at_max_restarts() {
         delays.push((at - r.now().mono).as_millis());
         t = (at - r.t0).as_millis() as u64;
         let (id, run_no) = (r.id("a"), r.run_no("a"));
-        let fx = r.at(t, Input::Timer { id, run_no, timer: Timer::Backoff });
+        let fx = r.at(
+            t,
+            Input::Timer {
+                id,
+                run_no,
+                timer: Timer::Backoff,
+            },
+        );
         assert_eq!(spawns(&fx), 1);
     }
     assert_eq!(delays, [100, 200, 400]);
     r.spawned(t, "a");
     let fx = r.exited(t + 5, "a", 1);
     assert_eq!(r.state("a"), State::Fatal);
-    assert!(fx.iter().any(|e| matches!(e, Effect::Emit(ev) if matches!(ev.kind, EventKind::Fatal { .. }))));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Emit(ev) if matches!(ev.kind, EventKind::Fatal { .. })))
+    );
     assert_eq!(r.core.instance(r.id("a")).unwrap().history.len(), 4);
 }
 
@@ -123,14 +180,27 @@ fn a_run_longer_than_min_uptime_resets_the_backoff() {
     );
     r.spawned(0, "a");
     let fx = r.exited(10, "a", 1);
-    assert_eq!((backoff_timer(&fx).unwrap() - r.now().mono).as_millis(), 100);
+    assert_eq!(
+        (backoff_timer(&fx).unwrap() - r.now().mono).as_millis(),
+        100
+    );
     let (id, run_no) = (r.id("a"), r.run_no("a"));
-    r.at(110, Input::Timer { id, run_no, timer: Timer::Backoff });
+    r.at(
+        110,
+        Input::Timer {
+            id,
+            run_no,
+            timer: Timer::Backoff,
+        },
+    );
     r.spawned(110, "a");
     // Ran for 5s: not a crash loop any more, so neither fatal nor a longer delay.
     let fx = r.exited(5110, "a", 1);
     assert_eq!(r.state("a"), State::Backoff);
-    assert_eq!((backoff_timer(&fx).unwrap() - r.now().mono).as_millis(), 100);
+    assert_eq!(
+        (backoff_timer(&fx).unwrap() - r.now().mono).as_millis(),
+        100
+    );
 }
 
 #[test]
@@ -138,37 +208,86 @@ fn reports_from_an_earlier_run_are_ignored() {
     let (mut r, _) = Rig::new("[processes.a]\ncommand = \"x\"\n");
     r.spawned(0, "a");
     let id = r.id("a");
-    let stale = Input::Exited { id, run_no: 0, status: ExitStatus { code: Some(1), signal: None }, stderr_tail: vec![] };
+    let stale = Input::Exited {
+        id,
+        run_no: 0,
+        status: ExitStatus {
+            code: Some(1),
+            signal: None,
+        },
+        stderr_tail: vec![],
+    };
     assert!(r.at(10, stale).is_empty());
-    let fx = r.at(10, Input::Timer { id, run_no: 0, timer: Timer::StopTimeout });
+    let fx = r.at(
+        10,
+        Input::Timer {
+            id,
+            run_no: 0,
+            timer: Timer::StopTimeout,
+        },
+    );
     assert!(fx.is_empty());
     assert_eq!(r.state("a"), State::Running);
 }
 
 #[test]
 fn a_stop_signals_then_escalates_and_replies_once_gone() {
-    let (mut r, _) = Rig::new("[processes.a]\ncommand = \"x\"\nstop_signal = \"INT\"\nstop_timeout = \"2s\"\n");
+    let (mut r, _) =
+        Rig::new("[processes.a]\ncommand = \"x\"\nstop_signal = \"INT\"\nstop_timeout = \"2s\"\n");
     r.spawned(0, "a");
     let fx = r.request(100, |names, waiter| Input::Stop { names, waiter }, &["a"]);
-    assert!(fx.contains(&Effect::Stop { id: r.id("a"), run_no: 1, signal: Signal::SIGINT }));
+    assert!(fx.contains(&Effect::Stop {
+        id: r.id("a"),
+        run_no: 1,
+        signal: Signal::SIGINT
+    }));
     assert!(reply(&fx).is_none(), "no reply before the process is gone");
-    let fx = r.at(2100, Input::Timer { id: r.id("a"), run_no: 1, timer: Timer::StopTimeout });
-    assert!(fx.contains(&Effect::Kill { id: r.id("a"), run_no: 1 }));
+    let fx = r.at(
+        2100,
+        Input::Timer {
+            id: r.id("a"),
+            run_no: 1,
+            timer: Timer::StopTimeout,
+        },
+    );
+    assert!(fx.contains(&Effect::Kill {
+        id: r.id("a"),
+        run_no: 1
+    }));
     let fx = r.exited(2110, "a", 137);
     assert_eq!(r.state("a"), State::Stopped);
     assert_eq!(reply(&fx), Some(Ok("a: stopped".into())));
-    let last = r.core.instance(r.id("a")).unwrap().last_exit().unwrap().clone();
+    let last = r
+        .core
+        .instance(r.id("a"))
+        .unwrap()
+        .last_exit()
+        .unwrap()
+        .clone();
     assert_eq!(last.reason, ExitReason::Request);
-    assert!(last.detail.unwrap().contains("killed by SIGKILL after stop timeout (2s)"));
+    assert!(
+        last.detail
+            .unwrap()
+            .contains("killed by SIGKILL after stop timeout (2s)")
+    );
 }
 
 #[test]
 fn unknown_names_fail_the_request_before_anything_happens() {
     let (mut r, _) = Rig::new("[processes.a]\ncommand = \"x\"\n");
     r.spawned(0, "a");
-    let fx = r.request(5, |names, waiter| Input::Stop { names, waiter }, &["a", "nope"]);
+    let fx = r.request(
+        5,
+        |names, waiter| Input::Stop { names, waiter },
+        &["a", "nope"],
+    );
     assert_eq!(fx.len(), 1);
-    assert!(reply(&fx).unwrap().unwrap_err().contains("no process named `nope`"));
+    assert!(
+        reply(&fx)
+            .unwrap()
+            .unwrap_err()
+            .contains("no process named `nope`")
+    );
     assert_eq!(r.state("a"), State::Running);
 }
 
@@ -182,25 +301,44 @@ fn dependents_wait_for_their_condition() {
     assert_eq!(r.state("api"), State::Pending);
     assert_eq!(spawns(&r.spawned(1, "db")), 0);
     r.spawned(2, "job");
-    assert_eq!(spawns(&r.exited(3, "job", 1)), 0, "a failed job is not `completed`");
+    assert_eq!(
+        spawns(&r.exited(3, "job", 1)),
+        0,
+        "a failed job is not `completed`"
+    );
     assert_eq!(r.state("job"), State::Exited);
     let fx = r.request(4, |names, waiter| Input::Start { names, waiter }, &["job"]);
     assert_eq!(spawns(&fx), 1);
     r.spawned(5, "job");
-    assert_eq!(spawns(&r.exited(6, "job", 0)), 1, "api starts once job completed");
+    assert_eq!(
+        spawns(&r.exited(6, "job", 0)),
+        1,
+        "api starts once job completed"
+    );
     assert_eq!(r.state("api"), State::Starting);
 }
 
 #[test]
 fn shutdown_stops_dependents_first() {
-    let (mut r, _) = Rig::new("[processes.db]\ncommand = \"x\"\n[processes.api]\ncommand = \"x\"\ndepends_on = [\"db\"]\n");
+    let (mut r, _) = Rig::new(
+        "[processes.db]\ncommand = \"x\"\n[processes.api]\ncommand = \"x\"\ndepends_on = [\"db\"]\n",
+    );
     r.spawned(0, "db");
     r.spawned(1, "api");
     let fx = r.at(10, Input::Shutdown);
-    let stops: Vec<InstanceId> = fx.iter().filter_map(|e| match e { Effect::Stop { id, .. } => Some(*id), _ => None }).collect();
+    let stops: Vec<InstanceId> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Stop { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
     assert_eq!(stops, [r.id("api")]);
     let fx = r.exited(20, "api", 0);
-    assert!(fx.iter().any(|e| matches!(e, Effect::Stop { id, .. } if *id == r.id("db"))));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Stop { id, .. } if *id == r.id("db")))
+    );
     let fx = r.exited(30, "db", 0);
     assert!(fx.contains(&Effect::Finished));
 }
@@ -219,9 +357,15 @@ fn restart_during_backoff_spawns_at_once_and_waits_for_the_new_run() {
 
 #[test]
 fn reload_restarts_only_what_changed() {
-    let old = spec("[processes.a]\ncommand = \"x\"\n[processes.b]\ncommand = \"y\"\n[processes.c]\ncommand = \"z\"\n");
-    let new = spec("[processes.a]\ncommand = \"x\"\n[processes.b]\ncommand = \"y2\"\n[processes.d]\ncommand = \"w\"\n");
-    let (mut r, _) = Rig::new("[processes.a]\ncommand = \"x\"\n[processes.b]\ncommand = \"y\"\n[processes.c]\ncommand = \"z\"\n");
+    let old = spec(
+        "[processes.a]\ncommand = \"x\"\n[processes.b]\ncommand = \"y\"\n[processes.c]\ncommand = \"z\"\n",
+    );
+    let new = spec(
+        "[processes.a]\ncommand = \"x\"\n[processes.b]\ncommand = \"y2\"\n[processes.d]\ncommand = \"w\"\n",
+    );
+    let (mut r, _) = Rig::new(
+        "[processes.a]\ncommand = \"x\"\n[processes.b]\ncommand = \"y\"\n[processes.c]\ncommand = \"z\"\n",
+    );
     for n in ["a", "b", "c"] {
         r.spawned(0, n);
     }
@@ -231,18 +375,45 @@ fn reload_restarts_only_what_changed() {
     assert_eq!(plan.changed[0].keys, ["command"]);
     assert_eq!(plan.removed, ["c"]);
     assert_eq!(plan.added, ["d"]);
-    let stopped: Vec<InstanceId> = fx.iter().filter_map(|e| match e { Effect::Stop { id, .. } => Some(*id), _ => None }).collect();
+    let stopped: Vec<InstanceId> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Stop { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
     assert_eq!(stopped, [r.id("c"), r.id("b")]);
     assert_eq!(spawns(&fx), 1, "d starts");
-    assert_eq!(spawns(&r.exited(10, "b", 0)), 1, "b comes back with its new command");
+    assert_eq!(
+        spawns(&r.exited(10, "b", 0)),
+        1,
+        "b comes back with its new command"
+    );
     let c = r.id("c");
-    r.at(11, Input::Exited { id: c, run_no: 1, status: ExitStatus { code: Some(0), signal: None }, stderr_tail: vec![] });
-    assert!(r.core.instances().all(|i| i.name != "c"), "c is forgotten once stopped");
+    r.at(
+        11,
+        Input::Exited {
+            id: c,
+            run_no: 1,
+            status: ExitStatus {
+                code: Some(0),
+                signal: None,
+            },
+            stderr_tail: vec![],
+        },
+    );
+    assert!(
+        r.core.instances().all(|i| i.name != "c"),
+        "c is forgotten once stopped"
+    );
     assert_eq!(r.state("a"), State::Running);
 }
 
 #[test]
 fn backoff_delay_doubles_and_caps() {
     let ms = |n| backoff_delay(Duration::from_millis(500), Duration::from_secs(3), n).as_millis();
-    assert_eq!([ms(0), ms(1), ms(2), ms(3), ms(40)], [500, 1000, 2000, 3000, 3000]);
+    assert_eq!(
+        [ms(0), ms(1), ms(2), ms(3), ms(40)],
+        [500, 1000, 2000, 3000, 3000]
+    );
 }

@@ -90,8 +90,14 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
-    State { from: State, to: State },
-    Spawned { run: u64, pid: u32 },
+    State {
+        from: State,
+        to: State,
+    },
+    Spawned {
+        run: u64,
+        pid: u32,
+    },
     Exited {
         run: u64,
         code: Option<i32>,
@@ -99,19 +105,35 @@ pub enum EventKind {
         reason: ExitReason,
         detail: Option<String>,
     },
-    Restarting { run: u64, delay_ms: u64 },
-    Fatal { message: String },
+    Restarting {
+        run: u64,
+        delay_ms: u64,
+    },
+    Fatal {
+        message: String,
+    },
     /// A stop request escalated to SIGKILL.
-    Killed { run: u64, after_ms: u64 },
-    Reloaded { added: Vec<String>, removed: Vec<String>, changed: Vec<String> },
-    ReloadFailed { errors: Vec<String> },
+    Killed {
+        run: u64,
+        after_ms: u64,
+    },
+    Reloaded {
+        added: Vec<String>,
+        removed: Vec<String>,
+        changed: Vec<String>,
+    },
+    ReloadFailed {
+        errors: Vec<String>,
+    },
     Probe {
         role: String,
         ok: bool,
         latency_ms: f64,
         error: Option<String>,
     },
-    Message { text: String },
+    Message {
+        text: String,
+    },
 }
 
 impl Event {
@@ -120,13 +142,22 @@ impl Event {
         match &self.kind {
             EventKind::State { from, to } => format!("{from} → {to}"),
             EventKind::Spawned { run, pid } => format!("run {run} started, pid {pid}"),
-            EventKind::Exited { run, code, signal, reason, detail } => {
+            EventKind::Exited {
+                run,
+                code,
+                signal,
+                reason,
+                detail,
+            } => {
                 let how = match (code, signal) {
                     (Some(c), _) => format!("exit code {c}"),
                     (_, Some(s)) => format!("signal {}", signal_name(*s)),
                     _ => "unknown status".into(),
                 };
-                let detail = detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default();
+                let detail = detail
+                    .as_ref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
                 format!("run {run} ended ({how}, {}){detail}", reason.as_str())
             }
             EventKind::Restarting { run, delay_ms } => {
@@ -134,18 +165,33 @@ impl Event {
             }
             EventKind::Fatal { message } => format!("fatal: {message}"),
             EventKind::Killed { run, after_ms } => {
-                format!("run {run} did not stop within {}: sent SIGKILL", fmt_ms(*after_ms))
+                format!(
+                    "run {run} did not stop within {}: sent SIGKILL",
+                    fmt_ms(*after_ms)
+                )
             }
-            EventKind::Reloaded { added, removed, changed } => format!(
+            EventKind::Reloaded {
+                added,
+                removed,
+                changed,
+            } => format!(
                 "config reloaded: {} added, {} removed, {} changed",
                 added.len(),
                 removed.len(),
                 changed.len()
             ),
             EventKind::ReloadFailed { errors } => {
-                format!("config reload rejected, keeping the running config:\n{}", errors.join("\n"))
+                format!(
+                    "config reload rejected, keeping the running config:\n{}",
+                    errors.join("\n")
+                )
             }
-            EventKind::Probe { role, ok, latency_ms, error } => match error {
+            EventKind::Probe {
+                role,
+                ok,
+                latency_ms,
+                error,
+            } => match error {
                 Some(e) if !ok => format!("{role} probe failed after {latency_ms:.1}ms: {e}"),
                 _ => format!("{role} probe ok in {latency_ms:.1}ms"),
             },

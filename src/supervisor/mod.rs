@@ -14,8 +14,8 @@ pub mod state;
 pub mod status;
 
 pub use actor::{Actor, Control, Handle, Options};
-pub use reload::ReloadPlan;
 pub use event::{Event, EventKind, ExitReason};
+pub use reload::ReloadPlan;
 pub use state::State;
 
 #[cfg(test)]

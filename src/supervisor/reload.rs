@@ -36,7 +36,11 @@ impl ReloadPlan {
     pub fn describe(&self) -> String {
         let mut out = Vec::new();
         out.extend(self.added.iter().map(|n| format!("start    {n} (new)")));
-        out.extend(self.removed.iter().map(|n| format!("stop     {n} (removed)")));
+        out.extend(
+            self.removed
+                .iter()
+                .map(|n| format!("stop     {n} (removed)")),
+        );
         out.extend(
             self.changed
                 .iter()
@@ -52,7 +56,11 @@ impl ReloadPlan {
 }
 
 /// Compare the running instances (name → spec) with a new config.
-pub fn plan<'a>(current: impl Iterator<Item = (&'a str, &'a ProcessSpec)>, old: &Spec, new: &Spec) -> ReloadPlan {
+pub fn plan<'a>(
+    current: impl Iterator<Item = (&'a str, &'a ProcessSpec)>,
+    old: &Spec,
+    new: &Spec,
+) -> ReloadPlan {
     let current: Vec<(&str, &ProcessSpec)> = current.collect();
     let wanted: Vec<(String, ProcessSpec)> = new
         .processes
@@ -69,7 +77,10 @@ pub fn plan<'a>(current: impl Iterator<Item = (&'a str, &'a ProcessSpec)>, old: 
                 if keys.is_empty() {
                     plan.unchanged.push(name.clone());
                 } else {
-                    plan.changed.push(ChangedInstance { name: name.clone(), keys });
+                    plan.changed.push(ChangedInstance {
+                        name: name.clone(),
+                        keys,
+                    });
                 }
             }
         }
@@ -81,13 +92,16 @@ pub fn plan<'a>(current: impl Iterator<Item = (&'a str, &'a ProcessSpec)>, old: 
     }
     let (a, b) = (&old.supervisor, &new.supervisor);
     if a.socket != b.socket {
-        plan.notes.push("`supervisor.socket` changed: it takes effect when warden restarts".into());
+        plan.notes
+            .push("`supervisor.socket` changed: it takes effect when warden restarts".into());
     }
     if a.metrics != b.metrics {
-        plan.notes.push("`supervisor.metrics` changed: it takes effect when warden restarts".into());
+        plan.notes
+            .push("`supervisor.metrics` changed: it takes effect when warden restarts".into());
     }
     if a.control_fifo != b.control_fifo {
-        plan.notes.push("`supervisor.control_fifo` changed: it takes effect when warden restarts".into());
+        plan.notes
+            .push("`supervisor.control_fifo` changed: it takes effect when warden restarts".into());
     }
     plan
 }
@@ -106,7 +120,10 @@ pub fn changed_keys(a: &ProcessSpec, b: &ProcessSpec) -> Vec<String> {
     cmp("autostart", a.autostart == b.autostart);
     cmp("depends_on", a.depends_on == b.depends_on);
     cmp("restart", a.restart == b.restart);
-    cmp("success_exit_codes", a.success_exit_codes == b.success_exit_codes);
+    cmp(
+        "success_exit_codes",
+        a.success_exit_codes == b.success_exit_codes,
+    );
     cmp("backoff", a.backoff == b.backoff);
     cmp("backoff_max", a.backoff_max == b.backoff_max);
     cmp("min_uptime", a.min_uptime == b.min_uptime);

@@ -84,7 +84,9 @@ mod tests {
     #[test]
     fn every_state_has_a_row() {
         use State::*;
-        for s in [Pending, Starting, Running, Stopping, Stopped, Exited, Backoff, Fatal] {
+        for s in [
+            Pending, Starting, Running, Stopping, Stopped, Exited, Backoff, Fatal,
+        ] {
             assert!(ALLOWED.iter().any(|(f, _)| *f == s), "{s} has no row");
         }
     }

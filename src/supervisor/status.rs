@@ -61,7 +61,10 @@ pub struct CheckStatus {
 }
 
 pub fn status_report(core: &Core, now: Instant) -> StatusReport {
-    StatusReport { processes: core.instances().map(|i| process_status(i, now)).collect(), checks: Vec::new() }
+    StatusReport {
+        processes: core.instances().map(|i| process_status(i, now)).collect(),
+        checks: Vec::new(),
+    }
 }
 
 fn process_status(inst: &Instance, now: Instant) -> ProcessStatus {
@@ -71,7 +74,11 @@ fn process_status(inst: &Instance, now: Instant) -> ProcessStatus {
         state: inst.state,
         pid: inst.pid,
         ready: inst.ready,
-        health: if inst.spec.liveness.is_some() { "unknown" } else { "none" },
+        health: if inst.spec.liveness.is_some() {
+            "unknown"
+        } else {
+            "none"
+        },
         restarts: inst.restarts,
         last_exit: inst.last_exit().map(|e| LastExit {
             code: e.code,

@@ -43,7 +43,10 @@ pub struct Warden {
 impl Warden {
     /// Write `config` as `warden.toml` in a fresh temp folder and run `warden up --no-tui`.
     pub fn start(config: &str) -> Warden {
-        let dir = tempfile::Builder::new().prefix("wt").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("wt")
+            .tempdir_in("/tmp")
+            .unwrap();
         std::fs::write(dir.path().join("warden.toml"), config).unwrap();
         let marker = format!(
             "{}-{}-{}",
@@ -63,7 +66,11 @@ impl Warden {
     }
 
     fn spawn(&mut self) {
-        let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let mut child = Command::new(WARDEN)
             .args(["up", "--no-tui", "-c", "warden.toml"])
             .current_dir(self.dir.path())
@@ -141,7 +148,11 @@ impl Warden {
                 panic!(
                     "waited for {what} ({} of {n} seen){}\n--- stdout ---\n{all}\n--- stderr ---\n{}",
                     found.len(),
-                    if now >= deadline { "" } else { ", but warden exited" },
+                    if now >= deadline {
+                        ""
+                    } else {
+                        ", but warden exited"
+                    },
                     self.stderr()
                 );
             }
@@ -198,8 +209,11 @@ impl Warden {
     /// runs, its guard (which exists to outlive nothing: it exits with warden).
     pub fn leftovers(&self) -> Vec<i32> {
         let me = self.child.as_ref().map(|c| c.id() as i32);
-        let guard = me.and_then(|pid| guard_of(pid));
-        marked_processes(&self.marker, me).into_iter().filter(|p| Some(*p) != guard).collect()
+        let guard = me.and_then(guard_of);
+        marked_processes(&self.marker, me)
+            .into_iter()
+            .filter(|p| Some(*p) != guard)
+            .collect()
     }
 
     /// The pid of run N's leader, from its `run N started, pid P` log marker.
@@ -266,14 +280,20 @@ pub fn output_of<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 fn guard_of(pid: i32) -> Option<i32> {
     // Children are listed under the thread that forked them (warden's spawner thread).
     let mut children = String::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
         children += &std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
         children.push(' ');
     }
-    children.split_whitespace().filter_map(|c| c.parse::<i32>().ok()).find(|c| {
-        std::fs::read(format!("/proc/{c}/cmdline"))
-            .is_ok_and(|cmd| cmd.split(|&b| b == 0).nth(1) == Some(b"__guard".as_slice()))
-    })
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<i32>().ok())
+        .find(|c| {
+            std::fs::read(format!("/proc/{c}/cmdline"))
+                .is_ok_and(|cmd| cmd.split(|&b| b == 0).nth(1) == Some(b"__guard".as_slice()))
+        })
 }
 
 /// The state letter of `pid` (`R`, `S`, `T`, `Z`…).
@@ -286,13 +306,19 @@ pub fn proc_state(pid: i32) -> Option<char> {
 pub fn marked_processes(marker: &str, except: Option<i32>) -> Vec<i32> {
     let needle = format!("WARDEN_TEST={marker}");
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         if Some(pid) == except {
             continue;
         }
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
         if env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()) && alive(pid) {
             out.push(pid);
         }
@@ -303,21 +329,11 @@ pub fn marked_processes(marker: &str, except: Option<i32>) -> Vec<i32> {
 /// Whether `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rfind(')').is_some_and(|i| !stat[i + 2..].starts_with('Z')),
+        Ok(stat) => stat
+            .rfind(')')
+            .is_some_and(|i| !stat[i + 2..].starts_with('Z')),
         Err(_) => false,
     }
-}
-
-/// Wait (bounded) until `pid` is gone.
-pub fn wait_gone(pid: i32) -> bool {
-    let deadline = Instant::now() + PATIENCE;
-    while alive(pid) {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
 }
 
 /// Run `warden ARGS` in `dir` to completion: (exit code, stdout, stderr).
@@ -343,6 +359,10 @@ pub fn restart_delay_ms(notice_text: &str) -> Option<f64> {
     if let Some(ms) = after.strip_suffix("ms") {
         ms.parse().ok()
     } else {
-        after.strip_suffix('s')?.parse::<f64>().ok().map(|s| s * 1000.0)
+        after
+            .strip_suffix('s')?
+            .parse::<f64>()
+            .ok()
+            .map(|s| s * 1000.0)
     }
 }

@@ -12,10 +12,15 @@ command = "warden-demo-worker ignore-term"
 stop_timeout = "300ms"
 "#,
     );
-    w.wait_line("ready", |l| output_of(l, "stubborn") == Some("ignoring SIGTERM"));
+    w.wait_line("ready", |l| {
+        output_of(l, "stubborn") == Some("ignoring SIGTERM")
+    });
     assert_eq!(w.shutdown(), Some(0));
     let l = w.wait_event("stubborn", "run 1 ended");
-    assert!(l.contains("signal KILL") && l.contains("killed by SIGKILL after stop timeout (300ms)"), "{l}");
+    assert!(
+        l.contains("signal KILL") && l.contains("killed by SIGKILL after stop timeout (300ms)"),
+        "{l}"
+    );
     w.wait_event("stubborn", "did not stop within 300ms: sent SIGKILL");
     w.assert_no_leftovers();
 }
@@ -32,12 +37,18 @@ stop_timeout = "20s"
     let pid = w.run_pid("frozen", 1);
     let deadline = std::time::Instant::now() + PATIENCE;
     while proc_state(pid) != Some('T') {
-        assert!(std::time::Instant::now() < deadline, "the worker never stopped itself");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never stopped itself"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     assert_eq!(w.shutdown(), Some(0));
     let l = w.wait_event("frozen", "run 1 ended");
-    assert!(l.contains("exit code 0"), "TERM then CONT lets it exit cleanly: {l}");
+    assert!(
+        l.contains("exit code 0"),
+        "TERM then CONT lets it exit cleanly: {l}"
+    );
 }
 
 #[test]
@@ -48,11 +59,18 @@ fn stopping_kills_a_double_forked_escapee() {
 command = "warden-demo-worker escape"
 "#,
     );
-    let l = w.wait_line("escapee pid", |l| output_of(l, "sneaky").is_some_and(|t| t.starts_with("escaped ")));
-    let pid: i32 = output_of(&l, "sneaky").unwrap()["escaped ".len()..].parse().unwrap();
+    let l = w.wait_line("escapee pid", |l| {
+        output_of(l, "sneaky").is_some_and(|t| t.starts_with("escaped "))
+    });
+    let pid: i32 = output_of(&l, "sneaky").unwrap()["escaped ".len()..]
+        .parse()
+        .unwrap();
     assert!(alive(pid));
     assert_eq!(w.shutdown(), Some(0));
-    assert!(!alive(pid), "the escapee is dead once warden reports the stop");
+    assert!(
+        !alive(pid),
+        "the escapee is dead once warden reports the stop"
+    );
     w.assert_no_leftovers();
 }
 
@@ -65,10 +83,14 @@ command = "sh -c 'warden-demo-worker group 2 & sleep 0.3; exit 1'"
 restart = "never"
 "#,
     );
-    let members = w.wait_lines("two members", 2, |l| output_of(l, "family").is_some_and(|t| t.starts_with("member ")));
+    let members = w.wait_lines("two members", 2, |l| {
+        output_of(l, "family").is_some_and(|t| t.starts_with("member "))
+    });
     w.wait_event("family", "→ exited");
     for m in members {
-        let pid: i32 = output_of(&m, "family").unwrap()["member ".len()..].parse().unwrap();
+        let pid: i32 = output_of(&m, "family").unwrap()["member ".len()..]
+            .parse()
+            .unwrap();
         assert!(!alive(pid), "group member {pid} outlived its leader");
     }
     w.assert_no_leftovers();
@@ -86,8 +108,12 @@ command = "warden-demo-worker group 3"
 command = "warden-demo-worker chatter 50"
 "#,
     );
-    w.wait_line("escapee", |l| output_of(l, "sneaky").is_some_and(|t| t.starts_with("escaped ")));
-    w.wait_lines("members", 3, |l| output_of(l, "family").is_some_and(|t| t.starts_with("member ")));
+    w.wait_line("escapee", |l| {
+        output_of(l, "sneaky").is_some_and(|t| t.starts_with("escaped "))
+    });
+    w.wait_lines("members", 3, |l| {
+        output_of(l, "family").is_some_and(|t| t.starts_with("member "))
+    });
     w.wait_line("chatter", |l| output_of(l, "chat").is_some());
     assert!(w.leftovers().len() >= 6, "{:?}", w.leftovers());
     w.signal(libc::SIGKILL);
@@ -104,11 +130,17 @@ command = "warden-demo-worker ignore-term"
 stop_timeout = "60s"
 "#,
     );
-    w.wait_line("ready", |l| output_of(l, "stubborn") == Some("ignoring SIGTERM"));
+    w.wait_line("ready", |l| {
+        output_of(l, "stubborn") == Some("ignoring SIGTERM")
+    });
     w.signal(libc::SIGINT);
     w.wait_event("stubborn", "running → stopping");
     w.signal(libc::SIGINT);
-    assert_eq!(w.wait_exit(PATIENCE), Some(0), "the second signal does not wait for stop_timeout");
+    assert_eq!(
+        w.wait_exit(PATIENCE),
+        Some(0),
+        "the second signal does not wait for stop_timeout"
+    );
     w.assert_no_leftovers();
 }
 
@@ -128,14 +160,28 @@ command = "readlink /proc/self/fd/0"
 restart = "never"
 "#,
     );
-    let blk = w.wait_line("SigBlk", |l| output_of(l, "sig").is_some_and(|t| t.starts_with("SigBlk")));
-    let ign = w.wait_line("SigIgn", |l| output_of(l, "sig").is_some_and(|t| t.starts_with("SigIgn")));
+    let blk = w.wait_line("SigBlk", |l| {
+        output_of(l, "sig").is_some_and(|t| t.starts_with("SigBlk"))
+    });
+    let ign = w.wait_line("SigIgn", |l| {
+        output_of(l, "sig").is_some_and(|t| t.starts_with("SigIgn"))
+    });
     let mask = |l: &str| u64::from_str_radix(l.rsplit('\t').next().unwrap().trim(), 16).unwrap();
     assert_eq!(mask(output_of(&blk, "sig").unwrap()), 0, "{blk}");
     // Classic signals only: glibc may mark its two real-time signals (32, 33) ignored.
-    assert_eq!(mask(output_of(&ign, "sig").unwrap()) & 0x7fff_ffff, 0, "{ign}");
+    assert_eq!(
+        mask(output_of(&ign, "sig").unwrap()) & 0x7fff_ffff,
+        0,
+        "{ign}"
+    );
     w.wait_event("fds", "→ exited");
-    let fds: Vec<String> = w.lines().iter().filter_map(|l| output_of(l, "fds")).filter(|t| !t.starts_with("---")).map(str::to_owned).collect();
+    let fds: Vec<String> = w
+        .lines()
+        .iter()
+        .filter_map(|l| output_of(l, "fds"))
+        .filter(|t| !t.starts_with("---"))
+        .map(str::to_owned)
+        .collect();
     // 0, 1, 2 and the descriptor `ls` opened to list the folder.
     assert_eq!(fds, ["0", "1", "2", "3"], "{fds:?}");
     w.wait_line("stdin", |l| output_of(l, "stdin") == Some("/dev/null"));

@@ -21,8 +21,16 @@ max_restarts = 4
         .filter(|n| n.starts_with("crashy: restarting"))
         .filter_map(restart_delay_ms)
         .collect();
-    assert_eq!(delays, vec![50.0, 100.0, 200.0, 400.0], "delays double from `backoff`");
-    let runs = w.lines().iter().filter(|l| notice(l).is_some_and(|n| n.contains("ended (exit code 3, crash)"))).count();
+    assert_eq!(
+        delays,
+        vec![50.0, 100.0, 200.0, 400.0],
+        "delays double from `backoff`"
+    );
+    let runs = w
+        .lines()
+        .iter()
+        .filter(|l| notice(l).is_some_and(|n| n.contains("ended (exit code 3, crash)")))
+        .count();
     assert_eq!(runs, 5, "the first run and four restarts");
     w.wait_event("crashy", "→ fatal");
     w.assert_no_leftovers();
@@ -38,8 +46,13 @@ backoff = "20ms"
 backoff_max = "60ms"
 "#,
     );
-    let restarts = w.wait_lines("five restarts", 5, |l| notice(l).is_some_and(|n| n.starts_with("crashy: restarting")));
-    let delays: Vec<f64> = restarts.iter().filter_map(|l| restart_delay_ms(notice(l).unwrap())).collect();
+    let restarts = w.wait_lines("five restarts", 5, |l| {
+        notice(l).is_some_and(|n| n.starts_with("crashy: restarting"))
+    });
+    let delays: Vec<f64> = restarts
+        .iter()
+        .filter_map(|l| restart_delay_ms(notice(l).unwrap()))
+        .collect();
     assert_eq!(delays, vec![20.0, 40.0, 60.0, 60.0, 60.0]);
 }
 
@@ -64,7 +77,10 @@ success_exit_codes = [0, 42]
     w.wait_event("never", "→ exited");
     w.wait_event("odd", "run 1 ended (exit code 42, exited)");
     w.wait_event("odd", "→ exited");
-    assert!(!w.lines().iter().any(|l| l.contains("restarting")), "nothing restarts");
+    assert!(
+        !w.lines().iter().any(|l| l.contains("restarting")),
+        "nothing restarts"
+    );
 }
 
 #[test]
@@ -85,17 +101,32 @@ command = "./script.sh"
     std::fs::write(w.path("plain.txt"), "hello").unwrap();
     let script = w.path("script.sh");
     std::fs::write(&script, "#!/nonexistent/interp\necho hi\n").unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&script).unwrap().permissions(), 0o755);
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&script).unwrap().permissions(),
+        0o755,
+    );
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    w.wait_event("missing", "fatal: command `no-such-program-here` not found in PATH");
+    w.wait_event(
+        "missing",
+        "fatal: command `no-such-program-here` not found in PATH",
+    );
     w.wait_event("badcwd", "fatal: working directory");
-    w.wait_event("badcwd", "does/not/exist` cannot be used: it does not exist");
+    w.wait_event(
+        "badcwd",
+        "does/not/exist` cannot be used: it does not exist",
+    );
     // The files are written after warden started: these two may race with the write, so
     // only the message shape is checked when they lost the race.
     let l = w.wait_event("notexec", "fatal:");
-    assert!(l.contains("not executable") || l.contains("cannot be run"), "{l}");
+    assert!(
+        l.contains("not executable") || l.contains("cannot be run"),
+        "{l}"
+    );
     let l = w.wait_event("badshebang", "fatal:");
-    assert!(l.contains("interpreter `/nonexistent/interp`") || l.contains("cannot be run"), "{l}");
+    assert!(
+        l.contains("interpreter `/nonexistent/interp`") || l.contains("cannot be run"),
+        "{l}"
+    );
 }
 
 #[test]
@@ -117,7 +148,10 @@ restart = "never"
     );
     w.wait_event("web", "→ running");
     let pos = |lines: &[String], needle: &str| {
-        lines.iter().position(|l| notice(l).is_some_and(|n| n.starts_with(needle))).unwrap_or_else(|| panic!("{needle} missing"))
+        lines
+            .iter()
+            .position(|l| notice(l).is_some_and(|n| n.starts_with(needle)))
+            .unwrap_or_else(|| panic!("{needle} missing"))
     };
     let lines = w.lines();
     assert!(pos(&lines, "db: pending → starting") < pos(&lines, "api: pending → starting"));
@@ -125,8 +159,14 @@ restart = "never"
     assert!(pos(&lines, "api: starting → running") < pos(&lines, "web: pending → starting"));
     assert_eq!(w.shutdown(), Some(0));
     let lines = w.lines();
-    assert!(pos(&lines, "web: stopping → stopped") < pos(&lines, "api: running → stopping"), "web stops before api");
-    assert!(pos(&lines, "api: stopping → stopped") < pos(&lines, "db: running → stopping"), "api stops before db");
+    assert!(
+        pos(&lines, "web: stopping → stopped") < pos(&lines, "api: running → stopping"),
+        "web stops before api"
+    );
+    assert!(
+        pos(&lines, "api: stopping → stopped") < pos(&lines, "db: running → stopping"),
+        "api stops before db"
+    );
     w.assert_no_leftovers();
 }
 
@@ -162,4 +202,57 @@ command = "warden-demo-worker sleep 60000"
     w.wait_event("auto", "→ running");
     assert!(!w.lines().iter().any(|l| l.contains("manual")));
     assert_eq!(w.shutdown(), Some(0));
+}
+
+#[test]
+fn check_reports_every_error_with_its_location_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("warden.toml"),
+        "[processes.web]\ncomand = \"x\"\nstop_timeout = \"soon\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run_warden(dir.path(), &["check"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "warden.toml:2:1: processes.web: unknown key `comand`; did you mean `command`?"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("warden.toml:3:16: processes.web.stop_timeout:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warden.toml:1:2: processes.web: missing `command`")
+            || err.lines().count() >= 2,
+        "{err}"
+    );
+    std::fs::write(
+        dir.path().join("warden.toml"),
+        "[processes.web]\ncommand = \"x\"\n",
+    )
+    .unwrap();
+    let (code, out, _) = run_warden(dir.path(), &["check"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "warden.toml: ok (1 process, 1 instance, 0 checks)")
+    );
+}
+
+#[test]
+fn up_with_an_invalid_config_starts_nothing_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("warden.toml"),
+        "[processes.web]\ncommand = \"\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run_warden(dir.path(), &["up", "--no-tui"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("warden.toml:2:11: processes.web.command:"),
+        "{err}"
+    );
 }

@@ -20,7 +20,8 @@ log = { timestamps = false }
     assert_eq!(w.shutdown(), Some(0));
     let mut expected: Vec<u8> = b"invalid utf8: \x88\xff\xfe\n".to_vec();
     expected.extend(0..=255u8);
-    expected.extend_from_slice(b"\nescape: \x1b[2J\x1b]0;pwned\x07 clipboard: \x1b]52;c;Zm9v\x07\n");
+    expected
+        .extend_from_slice(b"\nescape: \x1b[2J\x1b]0;pwned\x07 clipboard: \x1b]52;c;Zm9v\x07\n");
     expected.extend_from_slice(b"crlf\r\nlone cr\r here\n");
     expected.extend_from_slice(b"truncated \xe2\x82\xac euro\nlast line without newline");
     assert_eq!(log_bytes(&w, "bytes"), expected);
@@ -82,11 +83,25 @@ max_restarts = 1
     w.wait_event("crashy", "→ fatal");
     assert_eq!(w.shutdown(), Some(0));
     let text = String::from_utf8(log_bytes(&w, "crashy")).unwrap();
-    let runs: Vec<&str> = text.lines().filter(|l| l.contains("started, pid")).collect();
+    let runs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("started, pid"))
+        .collect();
     assert_eq!(runs.len(), 2, "{text}");
-    assert!(text.lines().any(|l| l.contains(" out| starting up")), "{text}");
-    assert!(text.lines().any(|l| l.contains(" err| fatal: cannot connect")), "{text}");
-    assert!(text.lines().any(|l| l.contains("run 2 ended (exit code 2, crash)")), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains(" out| starting up")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" err| fatal: cannot connect")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("run 2 ended (exit code 2, crash)")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -98,7 +113,9 @@ command = "warden-demo-worker term-chatter 10000"
 log = { timestamps = false }
 "#,
     );
-    w.wait_line("waiting", |l| output_of(l, "chatty") == Some("waiting for SIGTERM"));
+    w.wait_line("waiting", |l| {
+        output_of(l, "chatty") == Some("waiting for SIGTERM")
+    });
     assert_eq!(w.shutdown(), Some(0));
     let l = w.wait_event("chatty", "run 1 ended");
     assert!(l.contains("exit code 0"), "{l}");
