@@ -17,6 +17,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -92,7 +93,9 @@ pub(super) async fn probe(argv: &[String], timeout: Duration, ctx: &ProbeContext
 }
 
 enum End {
-    Exited,
+    Exited(ExitStatus),
+    /// `waitid` on the pidfd failed (not expected: the pid is ours until we reap it).
+    Failed(String),
     TimedOut,
     Abandoned,
 }
@@ -125,37 +128,53 @@ async fn own_child(
         registry: ctx.spawner.registry().clone(),
     };
     let tail = Mutex::new(Tail::default());
-    let (end, status) = {
-        let mut drain = std::pin::pin!(drain(spawned.stdout, spawned.stderr, &tail));
-        let mut drained = false;
-        let end = loop {
-            tokio::select! {
-                _ = run.handle.exited() => break End::Exited,
-                _ = tokio::time::sleep_until(deadline) => break End::TimedOut,
-                _ = tx.closed() => break End::Abandoned,
-                _ = &mut drain, if !drained => drained = true,
-            }
-        };
-        if !matches!(end, End::Exited) {
-            run.kill();
+    let mut drain = std::pin::pin!(drain(spawned.stdout, spawned.stderr, &tail));
+    let mut drained = false;
+    let end = loop {
+        tokio::select! {
+            status = run.handle.exited() => break match status {
+                Ok(status) => End::Exited(status),
+                Err(e) => End::Failed(format!("cannot wait for the command: {e}")),
+            },
+            _ = tokio::time::sleep_until(deadline) => break End::TimedOut,
+            _ = tx.closed() => break End::Abandoned,
+            _ = &mut drain, if !drained => drained = true,
         }
-        // Kills whatever the command left running, reaps the leader, collects orphans.
-        let status = run.finished().await.status;
-        if !drained {
-            let _ = tokio::time::timeout(DRAIN_GRACE, &mut drain).await;
-        }
-        (end, status)
     };
+    if !matches!(end, End::Exited(_)) {
+        run.kill();
+    }
+    // `finished` kills whatever the command left running, reaps the leader, then waits
+    // until every process of the tree has been reaped. The caller's answer waits for the
+    // leader's reap only: the rest are dead already (SIGKILL), and when warden is not
+    // their reaper (tests) init may take its time collecting them.
+    let mut finishing = std::pin::pin!(run.finished());
+    let finished = std::future::poll_fn(|cx| match finishing.as_mut().poll(cx) {
+        Poll::Ready(_) => Poll::Ready(true),
+        Poll::Pending if run.handle.is_reaped() => Poll::Ready(false),
+        Poll::Pending => Poll::Pending,
+    })
+    .await;
+    if !drained {
+        // The killed held the pipes; they are at EOF unless something unkillable holds them.
+        let _ = tokio::time::timeout(DRAIN_GRACE, &mut drain).await;
+    }
     let output = tail.lock().unwrap_or_else(|e| e.into_inner()).text();
     let result = match end {
-        End::Abandoned => return,
-        End::TimedOut => Err(killed(timeout, &output)),
-        End::Exited => verdict(status, &output),
+        End::Abandoned => None,
+        End::TimedOut => Some(Err(killed(timeout, &output))),
+        End::Failed(e) => Some(Err(e)),
+        End::Exited(status) => Some(verdict(status, &output)),
     };
-    let _ = tx.send(ExecResult {
-        result,
-        pid: Some(pid),
-    });
+    if let Some(result) = result {
+        let _ = tx.send(ExecResult {
+            result,
+            pid: Some(pid),
+        });
+    }
+    if !finished {
+        finishing.await;
+    }
 }
 
 fn verdict(status: ExitStatus, output: &str) -> Result<(), String> {
@@ -298,11 +317,9 @@ mod tests {
 
     #[tokio::test]
     async fn failure_quotes_the_last_output() {
-        let target = exec(&[
-            "sh",
-            "-c",
-            "echo starting; echo 'no route to db' >&2; exit 3",
-        ]);
+        // Both lines on one stream: the order across two pipes is not defined.
+        let script = "echo starting >&2; echo 'no route to db' >&2; exit 3";
+        let target = exec(&["sh", "-c", script]);
         let out = run_once(&target, PATIENT, &ctx()).await;
         assert_eq!(
             out.error.as_deref(),

@@ -224,7 +224,7 @@ mod tests {
                     let results = results.clone();
                     spawn_prober(spec(tcp(&addr, None, None), 1000, 1000), ctx(), move |o| {
                         let mut r = results.lock().unwrap();
-                        if o.ok { r.0 += 1 } else { r.1 += 1 }
+                        if o.ok { r.0 += 1 } else { r.1 += 1; eprintln!("DBG {:?}", o.error) }
                     })
                 })
                 .collect();

@@ -16,13 +16,12 @@ use super::core::{Core, Effect, Input, InstanceId, Now, Timer, WaiterId};
 use super::event::{Event, EventKind};
 pub use super::reload::ReloadPlan;
 use super::status::{StatusReport, status_report};
-use crate::config::{CommandSpec, Spec};
+use super::health::{ProbeResult, Role};
+use super::launch::{self, Msg};
+use crate::config::Spec;
+use crate::probe::{ProbeContext, spawn_prober};
 use crate::logs::{LogSink, Tee};
-use crate::process::{self, Launch, RUN_ID_VAR, Run, Spawner, reap_orphans};
-
-/// How long output is still read after a run's tree is gone (a pipe may be held open by
-/// something outside it; we do not wait for that).
-const DRAIN: Duration = Duration::from_millis(200);
+use crate::process::{self, Run, Spawner, reap_orphans};
 
 /// Requests from observers (CLI, dashboard, tests). Replies come once the action has
 /// taken effect.
@@ -81,15 +80,6 @@ pub struct Handle {
     pub events: broadcast::Sender<Event>,
 }
 
-enum Msg {
-    Input(Input),
-    /// Sent by a run's task before `Input::Spawned`, so signals can reach it.
-    RunStarted {
-        id: InstanceId,
-        run_no: u64,
-        run: Run,
-    },
-}
 
 pub struct Options {
     /// Print child output and notices on the terminal (`up --no-tui`).
@@ -115,10 +105,15 @@ pub struct Actor {
     opts: Options,
     shutdown_deadline: Option<Instant>,
     shutdown_replies: Vec<oneshot::Sender<()>>,
+    probers: HashMap<(InstanceId, Role), tokio::task::JoinHandle<()>>,
+    check_probers: Vec<tokio::task::JoinHandle<()>>,
+    /// A private folder (0700) for the runs' sd_notify sockets.
+    runtime_dir: std::path::PathBuf,
 }
 
 impl Actor {
     pub fn new(spec: Spec, spawner: Spawner, opts: Options) -> (Actor, Handle) {
+        let runtime_dir = std::env::temp_dir().join(format!("warden-{}", opts.token));
         let (tx, rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);
@@ -139,6 +134,9 @@ impl Actor {
             opts,
             shutdown_deadline: None,
             shutdown_replies: Vec::new(),
+            probers: HashMap::new(),
+            check_probers: Vec::new(),
+            runtime_dir,
         };
         (
             actor,
@@ -151,9 +149,31 @@ impl Actor {
 
     /// Run until a shutdown has stopped everything.
     pub async fn run(mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigchld = signal(SignalKind::child())?;
+        let mut sighup = signal(SignalKind::hangup())?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&self.runtime_dir)?;
+        let result = self.serve(&mut sigint, &mut sigterm, &mut sigchld, &mut sighup).await;
+        for h in self.check_probers.drain(..).chain(self.probers.drain().map(|(_, h)| h)) {
+            h.abort();
+        }
+        let _ = std::fs::remove_dir_all(&self.runtime_dir);
+        result
+    }
+
+    async fn serve(
+        &mut self,
+        sigint: &mut tokio::signal::unix::Signal,
+        sigterm: &mut tokio::signal::unix::Signal,
+        sigchld: &mut tokio::signal::unix::Signal,
+        sighup: &mut tokio::signal::unix::Signal,
+    ) -> std::io::Result<()> {
+        self.start_checks();
         let fx = self.core.boot(Now::current());
         if self.apply(fx) {
             return Ok(());
@@ -171,6 +191,7 @@ impl Actor {
                             && self.runs.get(id).is_some_and(|(n, _)| n == run_no)
                         {
                             self.runs.remove(id);
+                            self.stop_probes(*id);
                         }
                         i
                     }
@@ -187,6 +208,11 @@ impl Actor {
                 _ = sigterm.recv() => Input::Shutdown,
                 _ = sigchld.recv() => {
                     reap_orphans(self.spawner.registry());
+                    continue;
+                }
+                _ = sighup.recv() => {
+                    // Errors are reported as a `reload_failed` event by `reload` itself.
+                    let _ = self.reload(false);
                     continue;
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => match self.pop_due() {
@@ -215,6 +241,10 @@ impl Actor {
         }
         let (&key, _) = self.timers.first_key_value().filter(|(k, _)| k.0 <= now)?;
         let (id, run_no, timer) = self.timers.remove(&key)?;
+        if timer == Timer::Silence {
+            let last_output = self.sinks.get(&id).and_then(|s| s.last_output_at());
+            return Some(Input::Silence { id, run_no, last_output });
+        }
         Some(Input::Timer { id, run_no, timer })
     }
 
@@ -291,6 +321,12 @@ impl Actor {
                     self.timer_seq += 1;
                     self.timers
                         .insert((at, self.timer_seq), (id, run_no, timer));
+                }
+                Effect::StartProbe { id, run_no, role } => self.start_probe(id, run_no, role),
+                Effect::StopProbe { id, role } => {
+                    if let Some(h) = self.probers.remove(&(id, role)) {
+                        h.abort();
+                    }
                 }
                 Effect::Emit(event) => self.emit(event),
                 Effect::Reply { waiter, result } => {
@@ -371,7 +407,11 @@ impl Actor {
                 self.sinks.remove(&inst.id);
             }
         }
+        let checks_changed = self.spec.checks != new.checks;
         self.spec = Arc::new(new);
+        if checks_changed {
+            self.start_checks();
+        }
         self.emit(Event {
             time: std::time::SystemTime::now(),
             name: String::new(),
@@ -425,81 +465,56 @@ impl Actor {
         let Some(inst) = self.core.instance(id) else {
             return;
         };
-        let spec = inst.spec.clone();
-        let name = inst.name.clone();
-        let argv = match &spec.command {
-            CommandSpec::Argv(a) => a.clone(),
-            CommandSpec::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+        let plan = launch::RunPlan::new(inst, &self.opts.token, &self.runtime_dir);
+        tokio::spawn(launch::run(plan, self.spawner.clone(), sink, self.tx.clone()));
+    }
+
+    fn start_probe(&mut self, id: InstanceId, run_no: u64, role: Role) {
+        let Some(inst) = self.core.instance(id) else { return };
+        let Some(probe) = inst.probe(role) else { return };
+        let ctx = ProbeContext {
+            spawner: self.spawner.clone(),
+            cwd: inst.spec.cwd.clone(),
+            env: launch::child_env(inst, &self.opts.token),
+            run_id: format!("{}:{}:{}-probe", self.opts.token, inst.name, role.as_str()).into(),
         };
-        let mut env = process::inherited_env();
-        env.retain(|(k, _)| !spec.env.contains_key(k));
-        env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let run_id: Arc<str> = format!("{}:{name}:{run_no}", self.opts.token).into();
-        env.push((RUN_ID_VAR.into(), run_id.to_string()));
-        env.push(("WARDEN_PROCESS".into(), name.clone()));
-        if let Some(r) = inst.replica {
-            env.push(("WARDEN_REPLICA".into(), r.to_string()));
-        }
-        let launch = Launch {
-            argv,
-            cwd: spec.cwd.clone(),
-            env,
-            capture: true,
-            die_with_warden: true,
-            stdin: None,
-        };
-        let spawner = self.spawner.clone();
-        tokio::spawn(async move {
-            let spawned = match spawner.spawn(launch).await {
-                Ok(s) => s,
-                Err(e) => {
-                    let error = e.to_string();
-                    sink.marker(&format!("run {run_no} could not start: {error}"));
-                    let _ = tx.send(Msg::Input(Input::SpawnFailed { id, run_no, error }));
-                    return;
-                }
-            };
-            let pid = spawned.handle.pid().as_raw() as u32;
-            let run = Run {
-                handle: spawned.handle,
-                run_id,
-                registry: spawner.registry().clone(),
-            };
-            sink.marker(&format!("run {run_no} started, pid {pid}"));
-            let mut pumps = Vec::new();
-            for (fd, stream) in [
-                (spawned.stdout, crate::logs::Stream::Stdout),
-                (spawned.stderr, crate::logs::Stream::Stderr),
-            ] {
-                if let Some(fd) = fd {
-                    pumps.push(tokio::spawn(crate::logs::pump(fd, stream, sink.clone())));
-                }
-            }
-            let _ = tx.send(Msg::RunStarted {
-                id,
-                run_no,
-                run: run.clone(),
-            });
-            let _ = tx.send(Msg::Input(Input::Spawned { id, run_no, pid }));
-            let end = run.finished().await;
-            let drain_until = tokio::time::Instant::now() + DRAIN;
-            for p in &mut pumps {
-                if tokio::time::timeout_at(drain_until, &mut *p).await.is_err() {
-                    p.abort();
-                    let _ = p.await;
-                }
-            }
-            // An aborted pump did not get to flush a last line without a newline.
-            sink.end_of_stream(crate::logs::Stream::Stdout);
-            sink.end_of_stream(crate::logs::Stream::Stderr);
-            let stderr_tail = sink.last_stderr(5);
-            let _ = tx.send(Msg::Input(Input::Exited {
-                id,
-                run_no,
-                status: end.status,
-                stderr_tail,
-            }));
+        let tx = self.tx.clone();
+        let handle = spawn_prober(probe.spec.clone(), ctx, move |o| {
+            let result = ProbeResult { ok: o.ok, latency: o.latency, error: o.error };
+            let _ = tx.send(Msg::Input(Input::Probe { id, run_no, role, result }));
         });
+        if let Some(old) = self.probers.insert((id, role), handle) {
+            old.abort();
+        }
+    }
+
+    fn stop_probes(&mut self, id: InstanceId) {
+        self.probers.retain(|(i, _), h| {
+            if *i == id {
+                h.abort();
+            }
+            *i != id
+        });
+    }
+
+    /// (Re)start one prober per `[checks.NAME]`.
+    fn start_checks(&mut self) {
+        for h in self.check_probers.drain(..) {
+            h.abort();
+        }
+        for check in self.spec.checks.values() {
+            let ctx = ProbeContext {
+                spawner: self.spawner.clone(),
+                cwd: self.spec.path.parent().map(Into::into).unwrap_or_else(|| "/".into()),
+                env: process::inherited_env(),
+                run_id: format!("{}:check-{}", self.opts.token, check.name).into(),
+            };
+            let (tx, name) = (self.tx.clone(), check.name.clone());
+            self.check_probers.push(spawn_prober(check.probe.clone(), ctx, move |o| {
+                let result = ProbeResult { ok: o.ok, latency: o.latency, error: o.error };
+                let _ = tx.send(Msg::Input(Input::CheckProbe { name: name.clone(), result }));
+            }));
+        }
     }
 
     fn sink_for(&mut self, id: InstanceId) -> std::io::Result<Arc<LogSink>> {

@@ -14,7 +14,9 @@ use indexmap::IndexMap;
 use nix::sys::signal::Signal;
 
 use super::event::{Event, EventKind, ExitReason, ExitRecord};
+use super::health::{CheckState, ProbeResult, ProbeState, Role};
 use super::reload::ReloadPlan;
+use crate::probe::notify::NotifyMessage;
 use super::state::{State, allowed};
 use crate::config::{DependCondition, ProcessSpec, RestartPolicy, Spec};
 use crate::process::ExitStatus;
@@ -49,6 +51,11 @@ pub enum Timer {
     Backoff,
     /// The stop signal was not enough: escalate to SIGKILL.
     StopTimeout,
+    /// Time to check that a `WATCHDOG=1` arrived within `watchdog`.
+    Watchdog,
+    /// Time to check that the process printed something within `output.silence`. The
+    /// actor turns it into [`Input::Silence`], adding when the last output was.
+    Silence,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +98,14 @@ pub enum Input {
         run_no: u64,
         timer: Timer,
     },
+    Probe { id: InstanceId, run_no: u64, role: Role, result: ProbeResult },
+    CheckProbe { name: String, result: ProbeResult },
+    /// An sd_notify message from the run's process tree.
+    Notify { id: InstanceId, run_no: u64, message: NotifyMessage },
+    /// A line matched `output.hung_on`.
+    OutputMatched { id: InstanceId, run_no: u64, line: String },
+    /// The `Silence` timer fired; `last_output` is when the sink last saw output.
+    Silence { id: InstanceId, run_no: u64, last_output: Option<Instant> },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +131,10 @@ pub enum Effect {
         run_no: u64,
         timer: Timer,
     },
+    /// Start probing a run in this role; the actor stops every prober of a run when the
+    /// run ends, and on [`Effect::StopProbe`].
+    StartProbe { id: InstanceId, run_no: u64, role: Role },
+    StopProbe { id: InstanceId, role: Role },
     Emit(Event),
     Reply {
         waiter: WaiterId,
@@ -146,6 +165,12 @@ pub struct Instance {
     pub history: VecDeque<ExitRecord>,
     /// Why it is fatal, or why the last spawn failed.
     pub error: Option<String>,
+    /// The declared probes, in the order startup, readiness, liveness.
+    pub probes: Vec<ProbeState>,
+    /// The last `STATUS=` sent over sd_notify.
+    pub status_text: Option<String>,
+    /// When the last `WATCHDOG=1` arrived (or the run started).
+    last_beat: Option<Instant>,
     want_up: bool,
     /// A spawn effect went out and its outcome has not come back.
     spawning: bool,
@@ -166,6 +191,36 @@ impl Instance {
     pub fn last_exit(&self) -> Option<&ExitRecord> {
         self.history.back()
     }
+
+    pub fn probe(&self, role: Role) -> Option<&ProbeState> {
+        self.probes.iter().find(|p| p.role == role)
+    }
+
+    fn probe_mut(&mut self, role: Role) -> Option<&mut ProbeState> {
+        self.probes.iter_mut().find(|p| p.role == role)
+    }
+
+    /// `healthy`, `unhealthy`, `unknown` (no verdict yet) or `none` (no liveness probe).
+    pub fn health(&self) -> &'static str {
+        match self.probe(Role::Liveness).map(|p| p.thresholds.verdict) {
+            None => "none",
+            Some(None) => "unknown",
+            Some(Some(true)) => "healthy",
+            Some(Some(false)) => "unhealthy",
+        }
+    }
+
+    /// Whether readiness waits on something beyond the process being spawned.
+    fn gated(&self) -> bool {
+        self.spec.readiness.is_some() || self.spec.notify
+    }
+}
+
+fn probes_of(spec: &ProcessSpec) -> Vec<ProbeState> {
+    [(Role::Startup, &spec.startup), (Role::Readiness, &spec.readiness), (Role::Liveness, &spec.liveness)]
+        .into_iter()
+        .filter_map(|(role, p)| p.clone().map(|p| ProbeState::new(role, p)))
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -185,6 +240,7 @@ struct Waiter {
 #[derive(Debug)]
 pub struct Core {
     instances: IndexMap<InstanceId, Instance>,
+    checks: IndexMap<String, CheckState>,
     next_id: u64,
     waiters: Vec<Waiter>,
     shutting_down: bool,
@@ -195,6 +251,7 @@ impl Core {
     pub fn new(spec: &Spec) -> Core {
         let mut core = Core {
             instances: IndexMap::new(),
+            checks: checks_of(spec),
             next_id: 0,
             waiters: Vec::new(),
             shutting_down: false,
@@ -218,6 +275,7 @@ impl Core {
         let id = InstanceId(self.next_id);
         self.next_id += 1;
         let autostart = spec.autostart;
+        let spec_arc = Arc::new(spec);
         self.instances.insert(
             id,
             Instance {
@@ -225,7 +283,7 @@ impl Core {
                 name,
                 process,
                 replica,
-                spec: Arc::new(spec),
+                spec: spec_arc.clone(),
                 state: if autostart {
                     State::Pending
                 } else {
@@ -238,6 +296,9 @@ impl Core {
                 restarts: 0,
                 history: VecDeque::new(),
                 error: None,
+                probes: probes_of(&spec_arc),
+                status_text: None,
+                last_beat: None,
                 want_up: autostart,
                 spawning: false,
                 stop_reason: None,
@@ -256,6 +317,10 @@ impl Core {
 
     pub fn instance(&self, id: InstanceId) -> Option<&Instance> {
         self.instances.get(&id)
+    }
+
+    pub fn checks(&self) -> impl Iterator<Item = &CheckState> {
+        self.checks.values()
     }
 
     /// The first decisions, before any input: start what can start.
@@ -290,6 +355,14 @@ impl Core {
                 stderr_tail,
             } => self.on_exited(id, run_no, status, stderr_tail, now, &mut fx),
             Input::Timer { id, run_no, timer } => self.on_timer(id, run_no, timer, now, &mut fx),
+            Input::Probe { id, run_no, role, result } => self.on_probe(id, run_no, role, result, now, &mut fx),
+            Input::CheckProbe { name, result } => self.on_check_probe(&name, result, now, &mut fx),
+            Input::Notify { id, run_no, message } => self.on_notify(id, run_no, message, now, &mut fx),
+            Input::OutputMatched { id, run_no, line } => {
+                let detail = format!("output matched `hung_on`: {}", truncate(&line, 200));
+                self.hung(id, run_no, ExitReason::Output, detail, now, &mut fx);
+            }
+            Input::Silence { id, run_no, last_output } => self.on_silence(id, run_no, last_output, now, &mut fx),
         }
         self.settle(now, &mut fx);
         fx
@@ -346,6 +419,14 @@ impl Core {
                 }
             }
         }
+        // Checks keep their results unless their probe changed.
+        let mut checks = checks_of(new);
+        for (name, check) in checks.iter_mut() {
+            if let Some(old) = self.checks.get(name).filter(|o| o.probe.spec == check.probe.spec) {
+                *check = old.clone();
+            }
+        }
+        self.checks = checks;
         self.settle(now, &mut fx);
         (plan, fx)
     }
@@ -353,6 +434,7 @@ impl Core {
     fn apply_changed(&mut self, id: InstanceId, spec: ProcessSpec, now: Now, fx: &mut Vec<Effect>) {
         let inst = &mut self.instances[&id];
         inst.spec = Arc::new(spec);
+        inst.probes = probes_of(&inst.spec);
         match inst.state {
             State::Starting | State::Running => {
                 inst.start_after_stop = true;
@@ -545,11 +627,111 @@ impl Core {
         fx.push(emit(now, &name, EventKind::Spawned { run: run_no, pid }));
         if inst.state == State::Stopping {
             // A stop was asked for while the spawn was in flight: carry it out now.
-            self.send_stop(id, now, fx);
+            return self.send_stop(id, now, fx);
+        }
+        inst.status_text = None;
+        inst.last_beat = Some(now.mono);
+        inst.probes.iter_mut().for_each(ProbeState::reset);
+        if let Some(wd) = inst.spec.watchdog.filter(|_| inst.spec.notify) {
+            fx.push(Effect::Schedule { at: now.mono + wd, id, run_no, timer: Timer::Watchdog });
+        }
+        if let Some(quiet) = inst.spec.output.silence {
+            fx.push(Effect::Schedule { at: now.mono + quiet, id, run_no, timer: Timer::Silence });
+        }
+        if inst.probe(Role::Startup).is_some() {
+            fx.push(Effect::StartProbe { id, run_no, role: Role::Startup });
         } else {
-            self.instances[&id].ready = true;
+            start_main_probes(inst, fx);
+        }
+        if !inst.gated() {
+            inst.ready = true;
             self.transition(id, State::Running, now, fx);
         }
+    }
+
+    fn on_probe(&mut self, id: InstanceId, run_no: u64, role: Role, result: ProbeResult, now: Now, fx: &mut Vec<Effect>) {
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else { return };
+        if !matches!(inst.state, State::Starting | State::Running) {
+            return;
+        }
+        let Some(probe) = inst.probe_mut(role) else { return };
+        let (ok, latency, error) = (result.ok, result.latency, result.error.clone());
+        let failures = probe.thresholds.consecutive_fail + u32::from(!ok);
+        let verdict = probe.record(result, now.wall);
+        let name = inst.name.clone();
+        if !ok || verdict.is_some() {
+            let kind = EventKind::Probe { role: role.as_str().into(), ok, latency_ms: super::health::ms(latency), error: error.clone() };
+            fx.push(emit(now, &name, kind));
+        }
+        let detail = || format!("{} probe failed {failures} times: {}", role.as_str(), error.clone().unwrap_or_default());
+        match (role, verdict) {
+            (Role::Startup, Some(true)) => {
+                fx.push(Effect::StopProbe { id, role: Role::Startup });
+                start_main_probes(inst, fx);
+            }
+            (Role::Startup, Some(false)) => self.hung(id, run_no, ExitReason::Startup, detail(), now, fx),
+            (Role::Liveness, Some(false)) => self.hung(id, run_no, ExitReason::Liveness, detail(), now, fx),
+            (Role::Readiness, Some(ready)) => self.set_ready(id, ready, now, fx),
+            _ => {}
+        }
+    }
+
+    fn on_notify(&mut self, id: InstanceId, run_no: u64, message: NotifyMessage, now: Now, fx: &mut Vec<Effect>) {
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else { return };
+        match message {
+            NotifyMessage::Ready if inst.spec.readiness.is_none() => self.set_ready(id, true, now, fx),
+            NotifyMessage::Status(text) => inst.status_text = Some(text),
+            NotifyMessage::Watchdog => inst.last_beat = Some(now.mono),
+            NotifyMessage::WatchdogTrigger => {
+                self.hung(id, run_no, ExitReason::Watchdog, "the process sent WATCHDOG=trigger".into(), now, fx)
+            }
+            _ => {}
+        }
+    }
+
+    fn on_silence(&mut self, id: InstanceId, run_no: u64, last_output: Option<Instant>, now: Now, fx: &mut Vec<Effect>) {
+        let Some(inst) = self.instances.get(&id).filter(|i| i.run_no == run_no) else { return };
+        let (Some(quiet), Some(started)) = (inst.spec.output.silence, inst.started_at) else { return };
+        if !matches!(inst.state, State::Starting | State::Running) {
+            return;
+        }
+        let since = last_output.map_or(started, |t| t.max(started));
+        if now.mono.saturating_duration_since(since) >= quiet {
+            let detail = format!("no output for {}", fmt_duration(quiet));
+            self.hung(id, run_no, ExitReason::Output, detail, now, fx);
+        } else {
+            fx.push(Effect::Schedule { at: since + quiet, id, run_no, timer: Timer::Silence });
+        }
+    }
+
+    fn on_check_probe(&mut self, name: &str, result: ProbeResult, now: Now, fx: &mut Vec<Effect>) {
+        let Some(check) = self.checks.get_mut(name) else { return };
+        let (ok, latency, error) = (result.ok, result.latency, result.error.clone());
+        let verdict = check.probe.record(result, now.wall);
+        if verdict.is_some() || !ok {
+            let kind = EventKind::Probe { role: "check".into(), ok, latency_ms: super::health::ms(latency), error };
+            fx.push(emit(now, name, kind));
+        }
+    }
+
+    fn set_ready(&mut self, id: InstanceId, ready: bool, now: Now, fx: &mut Vec<Effect>) {
+        let inst = &mut self.instances[&id];
+        inst.ready = ready;
+        if ready && inst.state == State::Starting {
+            self.transition(id, State::Running, now, fx);
+        }
+    }
+
+    /// The run is alive but not working: stop it the SPEC way and let the restart policy
+    /// decide what follows (`want_up` is unchanged, so it counts as a failure).
+    fn hung(&mut self, id: InstanceId, run_no: u64, reason: ExitReason, detail: String, now: Now, fx: &mut Vec<Effect>) {
+        let Some(inst) = self.instances.get(&id).filter(|i| i.run_no == run_no) else { return };
+        if !matches!(inst.state, State::Starting | State::Running) {
+            return;
+        }
+        let name = inst.name.clone();
+        fx.push(emit(now, &name, EventKind::Message { text: format!("hung: {detail}") }));
+        self.begin_stop(id, reason, Some(detail), now, fx);
     }
 
     fn on_spawn_failed(
@@ -725,6 +907,18 @@ impl Core {
                     },
                 ));
             }
+            Timer::Watchdog if matches!(inst.state, State::Starting | State::Running) => {
+                let (Some(wd), Some(beat)) = (inst.spec.watchdog, inst.last_beat) else {
+                    return;
+                };
+                if now.mono.saturating_duration_since(beat) >= wd {
+                    let detail = format!("no WATCHDOG=1 within {}", fmt_duration(wd));
+                    self.hung(id, run_no, ExitReason::Watchdog, detail, now, fx);
+                } else {
+                    let at = beat + wd;
+                    fx.push(Effect::Schedule { at, id, run_no, timer: Timer::Watchdog });
+                }
+            }
             _ => {}
         }
     }
@@ -828,6 +1022,9 @@ impl Core {
 
     fn deps_satisfied(&self, inst: &Instance) -> bool {
         inst.spec.depends_on.iter().all(|(dep, cond)| {
+            if let Some(check) = self.checks.get(dep) {
+                return check.ready();
+            }
             let mut of_dep = self
                 .instances
                 .values()
@@ -984,6 +1181,28 @@ fn substitute_replica(p: &ProcessSpec, r: u32) -> ProcessSpec {
     fix_probe(&mut out.readiness);
     fix_probe(&mut out.liveness);
     out
+}
+
+fn start_main_probes(inst: &Instance, fx: &mut Vec<Effect>) {
+    for role in [Role::Readiness, Role::Liveness] {
+        if inst.probe(role).is_some() {
+            fx.push(Effect::StartProbe { id: inst.id, run_no: inst.run_no, role });
+        }
+    }
+}
+
+fn checks_of(spec: &Spec) -> IndexMap<String, CheckState> {
+    spec.checks
+        .values()
+        .map(|c| (c.name.clone(), CheckState { name: c.name.clone(), probe: ProbeState::new(Role::Readiness, c.probe.clone()) }))
+        .collect()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 fn emit(now: Now, name: &str, kind: EventKind) -> Effect {

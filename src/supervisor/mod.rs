@@ -9,6 +9,8 @@
 pub mod actor;
 pub mod core;
 pub mod event;
+pub mod health;
+mod launch;
 pub mod reload;
 pub mod state;
 pub mod status;

@@ -6,7 +6,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::core::{Core, Instance};
-use super::event::ExitReason;
+use super::event::{ExitReason, ExitRecord};
+use super::health::{ProbeState, Sample, ms};
 use super::state::State;
 
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +30,10 @@ pub struct ProcessStatus {
     pub cpu_percent: Option<f64>,
     pub rss_bytes: Option<u64>,
     pub probes: Vec<ProbeStatus>,
+    /// The last `STATUS=` the process sent over sd_notify.
+    pub status_text: Option<String>,
+    /// The restart history, oldest first.
+    pub history: Vec<ExitRecord>,
     /// The run number of the current or last run.
     pub run: u64,
     /// Why it is fatal, or why its last spawn failed.
@@ -51,6 +56,10 @@ pub struct ProbeStatus {
     pub ok: Option<bool>,
     pub latency_ms: Option<f64>,
     pub last_error: Option<String>,
+    /// `true` passed / `false` failed per the thresholds; `null` before either is reached.
+    pub verdict: Option<bool>,
+    /// Recent results, oldest first.
+    pub history: Vec<Sample>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,7 +72,23 @@ pub struct CheckStatus {
 pub fn status_report(core: &Core, now: Instant) -> StatusReport {
     StatusReport {
         processes: core.instances().map(|i| process_status(i, now)).collect(),
-        checks: Vec::new(),
+        checks: core
+            .checks()
+            .map(|c| CheckStatus { name: c.name.clone(), ready: c.ready(), probes: vec![probe_status(&c.probe)] })
+            .collect(),
+    }
+}
+
+fn probe_status(p: &ProbeState) -> ProbeStatus {
+    ProbeStatus {
+        role: p.role.as_str().into(),
+        kind: p.kind().into(),
+        target: p.target(),
+        ok: p.last.as_ref().map(|r| r.ok),
+        latency_ms: p.last.as_ref().map(|r| ms(r.latency)),
+        last_error: p.last.as_ref().and_then(|r| r.error.clone()),
+        verdict: p.thresholds.verdict,
+        history: p.history.iter().copied().collect(),
     }
 }
 
@@ -92,7 +117,9 @@ fn process_status(inst: &Instance, now: Instant) -> ProcessStatus {
             .map(|t| now.saturating_duration_since(t).as_millis() as u64),
         cpu_percent: None,
         rss_bytes: None,
-        probes: Vec::new(),
+        probes: inst.probes.iter().map(probe_status).collect(),
+        status_text: inst.status_text.clone(),
+        history: inst.history.iter().cloned().collect(),
         run: inst.run_no,
         error: inst.error.clone(),
     }

@@ -1,0 +1,123 @@
+//! Health bookkeeping for the core: the state of each probe (its streaks, verdict, last
+//! result and recent history) and of each `[checks.NAME]` endpoint. Pure data; the core
+//! decides what a verdict means.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::config::{ProbeSpec, ProbeTarget};
+use crate::probe::Thresholds;
+
+/// How many recent results each probe keeps, for the dashboard.
+const HISTORY: usize = 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Startup,
+    Readiness,
+    Liveness,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Startup => "startup",
+            Role::Readiness => "readiness",
+            Role::Liveness => "liveness",
+        }
+    }
+}
+
+/// One probe result, as the core receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeResult {
+    pub ok: bool,
+    pub latency: Duration,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Sample {
+    pub ok: bool,
+    pub latency_ms: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProbeState {
+    pub role: Role,
+    pub spec: ProbeSpec,
+    pub thresholds: Thresholds,
+    pub last: Option<ProbeResult>,
+    pub last_at: Option<SystemTime>,
+    pub history: VecDeque<Sample>,
+}
+
+impl ProbeState {
+    pub fn new(role: Role, spec: ProbeSpec) -> ProbeState {
+        ProbeState { role, spec, thresholds: Thresholds::default(), last: None, last_at: None, history: VecDeque::new() }
+    }
+
+    /// Count a result; the new verdict if a threshold was crossed.
+    pub fn record(&mut self, result: ProbeResult, at: SystemTime) -> Option<bool> {
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(Sample { ok: result.ok, latency_ms: ms(result.latency) });
+        let verdict = self.thresholds.record(result.ok, self.spec.success_threshold, self.spec.failure_threshold);
+        self.last = Some(result);
+        self.last_at = Some(at);
+        verdict
+    }
+
+    /// A new run starts from no verdict (the history stays, for the dashboard).
+    pub fn reset(&mut self) {
+        self.thresholds = Thresholds::default();
+        self.last = None;
+    }
+
+    pub fn kind(&self) -> &'static str {
+        kind_of(&self.spec.target)
+    }
+
+    pub fn target(&self) -> String {
+        target_of(&self.spec.target)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckState {
+    pub name: String,
+    pub probe: ProbeState,
+}
+
+impl CheckState {
+    pub fn ready(&self) -> bool {
+        self.probe.thresholds.verdict == Some(true)
+    }
+}
+
+pub fn kind_of(t: &ProbeTarget) -> &'static str {
+    match t {
+        ProbeTarget::Http { .. } => "http",
+        ProbeTarget::Tcp { .. } => "tcp",
+        ProbeTarget::Udp { .. } => "udp",
+        ProbeTarget::Unix { .. } => "unix",
+        ProbeTarget::Exec { .. } => "exec",
+    }
+}
+
+pub fn target_of(t: &ProbeTarget) -> String {
+    match t {
+        ProbeTarget::Http { url, .. } => url.clone(),
+        ProbeTarget::Tcp { addr, .. } | ProbeTarget::Udp { addr, .. } => addr.clone(),
+        ProbeTarget::Unix { path, .. } => path.display().to_string(),
+        ProbeTarget::Exec { argv } => shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default(),
+    }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e4).round() / 10.0
+}

@@ -1,0 +1,179 @@
+//! One run of one instance, from spawn to "nothing of it is left": what the actor starts
+//! for an `Effect::Spawn`. It reports back only through messages tagged with the run
+//! number, so the actor's loop never waits on a child.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::core::{Input, Instance, InstanceId};
+use crate::config::{CommandSpec, ProcessSpec};
+use crate::logs::{LogSink, Stream};
+use crate::probe::notify::NotifySocket;
+use crate::process::{self, Launch, RUN_ID_VAR, Run, Spawner};
+
+/// How long output is still read after a run's tree is gone (a pipe may be held open by
+/// something outside it; we do not wait for that).
+const DRAIN: Duration = Duration::from_millis(200);
+
+/// What run tasks send to the actor.
+pub(super) enum Msg {
+    Input(Input),
+    /// Sent before `Input::Spawned`, so signals can reach the run.
+    RunStarted { id: InstanceId, run_no: u64, run: Run },
+}
+
+/// Everything a run needs, taken from the instance when the spawn was decided.
+pub(super) struct RunPlan {
+    id: InstanceId,
+    run_no: u64,
+    spec: Arc<ProcessSpec>,
+    env: Vec<(String, String)>,
+    run_id: Arc<str>,
+    /// Where the sd_notify socket goes, with `notify = true`.
+    notify_path: Option<std::path::PathBuf>,
+}
+
+impl RunPlan {
+    pub(super) fn new(inst: &Instance, token: &str, runtime_dir: &Path) -> RunPlan {
+        let run_no = inst.run_no;
+        let run_id: Arc<str> = format!("{token}:{}:{run_no}", inst.name).into();
+        let mut env = child_env(inst, token);
+        env.push((RUN_ID_VAR.into(), run_id.to_string()));
+        let notify_path = inst
+            .spec
+            .notify
+            .then(|| runtime_dir.join(format!("n{}-{run_no}", inst.id.0)));
+        if let Some(path) = &notify_path {
+            env.push(("NOTIFY_SOCKET".into(), path.display().to_string()));
+            if let Some(wd) = inst.spec.watchdog {
+                // WATCHDOG_PID is left out: the pid is not known before the fork, and
+                // sd_watchdog_enabled() treats a missing WATCHDOG_PID as "for anyone".
+                env.push(("WATCHDOG_USEC".into(), wd.as_micros().to_string()));
+            }
+        }
+        RunPlan { id: inst.id, run_no, spec: inst.spec.clone(), env, run_id, notify_path }
+    }
+}
+
+/// The environment of the instance's processes: warden's, then `env` on top, then
+/// warden's own variables (`WARDEN_RUN_ID` is added per run by [`RunPlan`]).
+pub(super) fn child_env(inst: &Instance, _token: &str) -> Vec<(String, String)> {
+    let spec = &inst.spec;
+    let mut env = process::inherited_env();
+    env.retain(|(k, _)| !spec.env.contains_key(k) && k != RUN_ID_VAR);
+    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.push(("WARDEN_PROCESS".into(), inst.name.clone()));
+    if let Some(r) = inst.replica {
+        env.push(("WARDEN_REPLICA".into(), r.to_string()));
+    }
+    env
+}
+
+/// Spawn, watch, and report one run.
+pub(super) async fn run(plan: RunPlan, spawner: Spawner, sink: Arc<LogSink>, tx: mpsc::UnboundedSender<Msg>) {
+    let RunPlan { id, run_no, spec, env, run_id, notify_path } = plan;
+    let send = |input| {
+        let _ = tx.send(Msg::Input(input));
+    };
+    let notify = match notify_path.map(NotifySocket::bind).transpose() {
+        Ok(n) => n,
+        Err(e) => {
+            let error = format!("cannot create its sd_notify socket: {e}");
+            return send(Input::SpawnFailed { id, run_no, error });
+        }
+    };
+    let argv = match &spec.command {
+        CommandSpec::Argv(a) => a.clone(),
+        CommandSpec::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+    };
+    let launch = Launch { argv, cwd: spec.cwd.clone(), env, capture: true, die_with_warden: true, stdin: None };
+    let spawned = match spawner.spawn(launch).await {
+        Ok(s) => s,
+        Err(e) => {
+            let error = e.to_string();
+            sink.marker(&format!("run {run_no} could not start: {error}"));
+            return send(Input::SpawnFailed { id, run_no, error });
+        }
+    };
+    let pid = spawned.handle.pid().as_raw() as u32;
+    let run = Run { handle: spawned.handle, run_id: run_id.clone(), registry: spawner.registry().clone() };
+    sink.marker(&format!("run {run_no} started, pid {pid}"));
+    watch_lines(&sink, &spec, id, run_no, &tx);
+    let mut pumps = Vec::new();
+    for (fd, stream) in [(spawned.stdout, Stream::Stdout), (spawned.stderr, Stream::Stderr)] {
+        if let Some(fd) = fd {
+            pumps.push(tokio::spawn(crate::logs::pump(fd, stream, sink.clone())));
+        }
+    }
+    let notifications = notify.map(|socket| tokio::spawn(relay_notifications(socket, id, run_no, pid, run_id, tx.clone())));
+    let _ = tx.send(Msg::RunStarted { id, run_no, run: run.clone() });
+    send(Input::Spawned { id, run_no, pid });
+
+    let end = run.finished().await;
+    if let Some(n) = notifications {
+        n.abort();
+    }
+    let drain_until = tokio::time::Instant::now() + DRAIN;
+    for p in &mut pumps {
+        if tokio::time::timeout_at(drain_until, &mut *p).await.is_err() {
+            p.abort();
+            let _ = p.await;
+        }
+    }
+    // An aborted pump did not get to flush a last line without a newline.
+    sink.end_of_stream(Stream::Stdout);
+    sink.end_of_stream(Stream::Stderr);
+    sink.set_line_watch(None);
+    let stderr_tail = sink.last_stderr(5);
+    send(Input::Exited { id, run_no, status: end.status, stderr_tail });
+}
+
+/// With `output.hung_on`, report the first matching line of this run.
+fn watch_lines(sink: &LogSink, spec: &ProcessSpec, id: InstanceId, run_no: u64, tx: &mpsc::UnboundedSender<Msg>) {
+    let Some(pattern) = &spec.output.hung_on else {
+        return sink.set_line_watch(None);
+    };
+    // The config loader compiled it already; a failure here cannot happen.
+    let Ok(regex) = regex::bytes::Regex::new(pattern) else { return };
+    let fired = AtomicBool::new(false);
+    let tx = tx.clone();
+    sink.set_line_watch(Some(Box::new(move |line| {
+        if regex.is_match(&line.text) && !fired.swap(true, Ordering::Relaxed) {
+            let line = line.display_text();
+            let _ = tx.send(Msg::Input(Input::OutputMatched { id, run_no, line }));
+        }
+    })));
+}
+
+/// Pass sd_notify messages from this run's processes to the core; drop everyone else's.
+async fn relay_notifications(
+    socket: NotifySocket,
+    id: InstanceId,
+    run_no: u64,
+    pid: u32,
+    run_id: Arc<str>,
+    tx: mpsc::UnboundedSender<Msg>,
+) {
+    loop {
+        let Ok((sender, messages)) = socket.recv().await else { return };
+        let Some(sender) = sender.filter(|&s| s as u32 == pid || belongs_to_run(s, &run_id)) else {
+            tracing::debug!(?sender, "sd_notify message from outside the run ignored");
+            continue;
+        };
+        let _ = sender;
+        for message in messages {
+            let _ = tx.send(Msg::Input(Input::Notify { id, run_no, message }));
+        }
+    }
+}
+
+/// Whether `pid` carries this run's `WARDEN_RUN_ID` (a descendant of the main process).
+fn belongs_to_run(pid: i32, run_id: &str) -> bool {
+    let needle = format!("{RUN_ID_VAR}={run_id}");
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()))
+}
