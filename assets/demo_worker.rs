@@ -41,9 +41,10 @@ fn main() {
         "sigstate" => sigstate(),
         "term-chatter" => term_chatter(num(1, 10_000)),
         "stop-self" => stop_self(),
+        "stamp" => stamp(&arg(1, "stamp.txt"), args.get(2..).unwrap_or_default()),
         _ => {
             eprintln!(
-                "usage: warden-demo-worker MODE [ARGS]\nmodes: chatter MS | crash MS CODE | job MS | sleep MS | http PORT [HANG_AFTER_MS] | tcp-echo PORT | udp-echo PORT | hog MB_PER_S | ignore-term | escape | group N | spew LINES LEN | bytes | no-newline | sigstate | term-chatter N | stop-self"
+                "usage: warden-demo-worker MODE [ARGS]\nmodes: chatter MS | crash MS CODE | job MS | sleep MS | http PORT [HANG_AFTER_MS] | tcp-echo PORT | udp-echo PORT | hog MB_PER_S | ignore-term | escape | group N | spew LINES LEN | bytes | no-newline | sigstate | term-chatter N | stop-self | stamp FILE [MODE ARGS]"
             );
             std::process::exit(2);
         }
@@ -276,4 +277,34 @@ fn stop_self() {
         sleep_ms(5);
     }
     println!("got SIGTERM after SIGCONT, exiting cleanly");
+}
+
+/// Append `<CLOCK_REALTIME in ns> <pid>` to `file`, then become `MODE ARGS` if given
+/// (`stamp t0 spew 1000 100`), else sleep forever. The benchmarks use the line to tell
+/// exactly when a (re)started child began to run; the stamp comes before the exec, so a
+/// time measured from it errs on the long side.
+fn stamp(file: &str, rest: &[String]) {
+    use std::os::unix::process::CommandExt;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos();
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .expect("open the stamp file");
+    // One write of one short line with O_APPEND: readers never see half a line.
+    out.write_all(format!("{now} {}\n", std::process::id()).as_bytes())
+        .expect("write the stamp");
+    drop(out);
+    if rest.is_empty() {
+        loop {
+            sleep_ms(3_600_000);
+        }
+    }
+    let exe = std::env::current_exe().expect("find our own executable");
+    let err = std::process::Command::new(exe).args(rest).exec();
+    eprintln!("stamp: cannot run {rest:?}: {err}");
+    std::process::exit(127);
 }

@@ -433,9 +433,7 @@ impl Actor {
                 sink.marker(&event.describe());
             }
         }
-        if let Some(tee) = &self.opts.tee
-            && !matches!(event.kind, EventKind::Probe { .. })
-        {
+        if let Some(tee) = &self.opts.tee {
             tee.message(&format!("{}: {}", event.name, event.describe()));
         }
         let _ = self.events.send(event);

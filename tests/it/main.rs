@@ -3,6 +3,7 @@
 
 mod config;
 mod harness;
+mod health;
 mod kill;
 mod lifecycle;
 mod output;

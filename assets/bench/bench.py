@@ -1,0 +1,417 @@
+#!/usr/bin/env python3
+"""Measurement glue for assets/bench/run.sh: it measures, it never starts a supervisor.
+
+run.sh starts and stops every process; each subcommand here watches /proc or files,
+prints one JSON object on stdout, and exits non-zero (with the reason on stderr) when
+what it waits for does not happen in time. Nothing here sleeps to "let things settle":
+every wait is a poll with a deadline.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def fail(msg):
+    print(f"bench.py: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def emit(obj):
+    print(json.dumps(obj))
+
+
+def read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def proc_stat(pid):
+    """(comm, ppid, utime+stime ticks) of a process, all its threads included."""
+    s = read(f"/proc/{pid}/stat")
+    comm = s[s.index("(") + 1 : s.rindex(")")]
+    rest = s[s.rindex(")") + 2 :].split()
+    return comm, int(rest[1]), int(rest[11]) + int(rest[12])
+
+
+def pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def has_marker(pid, marker):
+    try:
+        return marker in read(f"/proc/{pid}/environ", "rb").split(b"\0")
+    except OSError:
+        return False
+
+
+def percentile(xs, q):
+    xs = sorted(xs)
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+# ---- workload 1: how long until N processes are running ------------------------------
+
+
+def cmd_wait_procs(a):
+    """Poll /proc until `count` processes named `comm` carry the marker variable."""
+    marker = a.marker.encode()
+    found, ignored = set(), set()
+    deadline = time.monotonic() + a.timeout
+    while True:
+        for pid in pids():
+            if pid in found or pid in ignored:
+                continue
+            try:
+                comm = read(f"/proc/{pid}/comm").strip()
+            except OSError:
+                continue
+            if comm == a.comm:
+                if has_marker(pid, marker):
+                    found.add(pid)
+            elif comm in a.ignore_comm or not has_marker(pid, marker):
+                # Without the marker now, never with it: exec keeps the environment
+                # we gave, and processes outside the run never get it.
+                ignored.add(pid)
+        if len(found) >= a.count:
+            elapsed = time.time() - a.t0
+            emit({"seconds": round(elapsed, 4), "count": len(found)})
+            return
+        if time.monotonic() > deadline:
+            fail(f"only {len(found)} of {a.count} `{a.comm}` processes after {a.timeout}s")
+        time.sleep(a.interval)
+
+
+def cmd_wait_gone(a):
+    """Wait until no process carries the marker; print how long it took (from --t0)."""
+    marker = a.marker.encode()
+    deadline = time.monotonic() + a.timeout
+    while True:
+        left = [p for p in pids() if p != os.getpid() and has_marker(p, marker)]
+        if not left:
+            emit({"seconds": round(time.time() - a.t0, 4)})
+            return
+        if time.monotonic() > deadline:
+            fail(f"{len(left)} marked processes still alive after {a.timeout}s: {left[:10]}")
+        time.sleep(0.02)
+
+
+def cmd_reap(a):
+    """SIGKILL every process that carries this run's marker (only this run's processes
+    have it). The last line of defence of run.sh's trap."""
+    marker = a.marker.encode()
+    me = os.getpid()
+    killed = []
+    for _ in range(3):
+        for pid in pids():
+            if pid != me and has_marker(pid, marker):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                except OSError:
+                    pass
+        time.sleep(0.05)
+    emit({"killed": len(set(killed))})
+
+
+# ---- workload 2: the supervisor's own CPU and memory ---------------------------------
+
+
+def members(roots, desc_re):
+    """The supervisor: the root pids, plus their descendants whose name matches
+    `desc_re` (warden's guard, s6's per-service s6-supervise), never the children."""
+    table = {}
+    for pid in pids():
+        try:
+            comm, ppid, _ = proc_stat(pid)
+        except (OSError, ValueError):
+            continue
+        table[pid] = (comm, ppid)
+    kids = {}
+    for pid, (_, ppid) in table.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, todo = set(roots), list(roots)
+    while todo:
+        for kid in kids.get(todo.pop(), []):
+            if desc_re and re.fullmatch(desc_re, table[kid][0]) and kid not in out:
+                out.add(kid)
+            todo.append(kid)
+    return sorted(out)
+
+
+def sample(pid):
+    """CPU ticks (dead threads included), per-thread run time in ns and context
+    switches (live threads), PSS and RSS in bytes."""
+    _, _, ticks = proc_stat(pid)
+    run_ns = switches = threads = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            run_ns += int(read(f"/proc/{pid}/task/{tid}/schedstat").split()[0])
+            for line in read(f"/proc/{pid}/task/{tid}/status").splitlines():
+                # Voluntary switches: each one is the thread going to sleep, so
+                # over a quiet period they count its wake-ups.
+                if line.startswith("voluntary_ctxt_switches:"):
+                    switches += int(line.split()[1])
+            threads += 1
+        except OSError:
+            pass
+    pss = rss = 0
+    for line in read(f"/proc/{pid}/smaps_rollup").splitlines():
+        if line.startswith("Pss:"):
+            pss = int(line.split()[1]) * 1024
+        elif line.startswith("Rss:"):
+            rss = int(line.split()[1]) * 1024
+    return {"ticks": ticks, "run_ns": run_ns, "switches": switches,
+            "threads": threads, "pss": pss, "rss": rss}
+
+
+def total(pids_):
+    acc = {"ticks": 0, "run_ns": 0, "switches": 0, "threads": 0, "pss": 0, "rss": 0}
+    for pid in pids_:
+        for k, v in sample(pid).items():
+            acc[k] += v
+    return acc
+
+
+def cmd_usage(a):
+    roots = [int(p) for p in a.roots.split(",")]
+    group = members(roots, a.desc)
+    before = total(group)
+    t0 = time.monotonic()
+    time.sleep(a.seconds)
+    after = total(group)
+    wall = time.monotonic() - t0
+    cpu_ms = (after["ticks"] - before["ticks"]) * 1000 / CLK_TCK
+    emit({
+        "processes": len(group),
+        "threads": after["threads"],
+        "seconds": round(wall, 2),
+        "cpu_ms": cpu_ms,
+        "run_ms": round((after["run_ns"] - before["run_ns"]) / 1e6, 2),
+        "cpu_percent": round(cpu_ms / 10 / wall, 3),
+        "wakeups": after["switches"] - before["switches"],
+        "pss_mib": round(after["pss"] / 2**20, 2),
+        "rss_mib": round(after["rss"] / 2**20, 2),
+    })
+
+
+# ---- workload 3: log throughput ------------------------------------------------------
+
+
+def first_stamp(path, deadline):
+    while True:
+        try:
+            line = read(path).split("\n")[0].split()
+            if len(line) == 2:
+                return int(line[0]) / 1e9
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            fail(f"no stamp in {path}")
+        time.sleep(0.001)
+
+
+def cmd_spew_wait(a):
+    """Seconds from the writer's stamp until `file` holds `size` bytes."""
+    deadline = time.monotonic() + a.timeout
+    t0 = first_stamp(a.stamp, deadline)
+    while True:
+        try:
+            if os.stat(a.file).st_size >= a.size:
+                break
+        except FileNotFoundError:
+            pass
+        if time.monotonic() > deadline:
+            fail(f"{a.file} did not reach {a.size} bytes in {a.timeout}s")
+        time.sleep(0.001)
+    seconds = time.time() - t0
+    emit({"seconds": round(seconds, 4), "mb_per_s": round(a.payload / 1e6 / seconds, 1)})
+
+
+def cmd_verify(a):
+    """Byte count and sha256 of what a log file holds. With --timestamps, only the
+    payload of `out|` records, each record's line restored."""
+    h = hashlib.sha256()
+    size = records = 0
+    with open(a.file, "rb") as f:
+        if not a.timestamps:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+        else:
+            for line in f:
+                _, _, rest = line.partition(b" ")
+                if rest.startswith(b"out| "):
+                    payload = rest[5:]
+                    h.update(payload)
+                    size += len(payload)
+                    records += 1
+    emit({"bytes": size, "sha256": h.hexdigest(), "records": records})
+
+
+# ---- workload 4: restart latency -----------------------------------------------------
+
+
+def stamps(path):
+    try:
+        lines = read(path).splitlines()
+    except FileNotFoundError:
+        return []
+    return [(int(ns), int(pid)) for ns, pid in (l.split() for l in lines if l.count(" ") == 1)]
+
+
+def cmd_restart(a):
+    """Kill the stamping child `kills` times, each `uptime` seconds after it started;
+    latency = the new child's stamp minus the time taken right before kill()."""
+    deadline = time.monotonic() + a.timeout
+    while not stamps(a.stamp):
+        if time.monotonic() > deadline:
+            fail(f"the first child never stamped {a.stamp}")
+        time.sleep(0.005)
+    lat = []
+    for _ in range(a.kills):
+        seen = stamps(a.stamp)
+        start_ns, pid = seen[-1]
+        wait = start_ns / 1e9 + a.uptime - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        t_kill = time.time_ns()
+        os.kill(pid, signal.SIGKILL)
+        give_up = time.monotonic() + a.per_kill_timeout
+        while len(now := stamps(a.stamp)) == len(seen):
+            if time.monotonic() > give_up:
+                fail(f"no restart within {a.per_kill_timeout}s of kill #{len(lat) + 1}")
+            time.sleep(0.001)
+        lat.append((now[len(seen)][0] - t_kill) / 1e6)
+    emit({"ms": [round(x, 3) for x in lat],
+          "median_ms": round(statistics.median(lat), 3),
+          "p90_ms": round(percentile(lat, 0.9), 3),
+          "uptime_s": a.uptime})
+
+
+# ---- workload 6: control socket latency ----------------------------------------------
+
+
+def cmd_status_latency(a):
+    """Time `calls` runs of a status command (client start-up included)."""
+    held = []
+    if a.idle_conns:
+        for _ in range(a.idle_conns):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(a.socket)
+            held.append(s)
+    lat, processes = [], None
+    for _ in range(a.calls):
+        t = time.perf_counter()
+        r = subprocess.run(a.cmd, capture_output=True, timeout=10)
+        lat.append((time.perf_counter() - t) * 1000)
+        if r.returncode != 0:
+            fail(f"{a.cmd} exited {r.returncode}: {r.stderr.decode(errors='replace')[:300]}")
+        if processes is None:
+            processes = len(json.loads(r.stdout).get("processes", []))
+    # Still connected? A server that dropped our idle clients would make this moot.
+    alive = 0
+    for s in held:
+        s.setblocking(False)
+        try:
+            alive += s.recv(1, socket.MSG_PEEK) != b""
+        except BlockingIOError:
+            alive += 1
+        except OSError:
+            pass
+        s.close()
+    emit({"p50_ms": round(percentile(lat, 0.5), 2), "p99_ms": round(percentile(lat, 0.99), 2),
+          "max_ms": round(max(lat), 2), "calls": a.calls, "processes": processes,
+          "idle_conns": a.idle_conns, "idle_conns_still_open": alive})
+
+
+# ---- the report ----------------------------------------------------------------------
+
+
+def cmd_report(a):
+    import report  # beside this file
+
+    print(report.render(a.results, a.machine))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("wait-procs")
+    s.add_argument("--marker", required=True)
+    s.add_argument("--comm", required=True)
+    s.add_argument("--count", type=int, required=True)
+    s.add_argument("--t0", type=float, required=True, help="launch time, epoch seconds")
+    s.add_argument("--timeout", type=float, default=60)
+    s.add_argument("--interval", type=float, default=0.005)
+    s.add_argument("--ignore-comm", nargs="*", default=[])
+    s.set_defaults(fn=cmd_wait_procs)
+
+    s = sub.add_parser("wait-gone")
+    s.add_argument("--marker", required=True)
+    s.add_argument("--t0", type=float, required=True)
+    s.add_argument("--timeout", type=float, default=60)
+    s.set_defaults(fn=cmd_wait_gone)
+
+    s = sub.add_parser("reap")
+    s.add_argument("--marker", required=True)
+    s.set_defaults(fn=cmd_reap)
+
+    s = sub.add_parser("usage")
+    s.add_argument("--roots", required=True, help="comma-separated pids")
+    s.add_argument("--desc", default="", help="regex: descendants that count as the supervisor")
+    s.add_argument("--seconds", type=float, default=30)
+    s.set_defaults(fn=cmd_usage)
+
+    s = sub.add_parser("spew-wait")
+    s.add_argument("--stamp", required=True)
+    s.add_argument("--file", required=True)
+    s.add_argument("--size", type=int, required=True, help="bytes the file must reach")
+    s.add_argument("--payload", type=int, required=True, help="bytes the child wrote")
+    s.add_argument("--timeout", type=float, default=60)
+    s.set_defaults(fn=cmd_spew_wait)
+
+    s = sub.add_parser("verify")
+    s.add_argument("--file", required=True)
+    s.add_argument("--timestamps", action="store_true")
+    s.set_defaults(fn=cmd_verify)
+
+    s = sub.add_parser("restart")
+    s.add_argument("--stamp", required=True)
+    s.add_argument("--kills", type=int, default=20)
+    s.add_argument("--uptime", type=float, default=0.5)
+    s.add_argument("--timeout", type=float, default=20)
+    s.add_argument("--per-kill-timeout", type=float, default=10)
+    s.set_defaults(fn=cmd_restart)
+
+    s = sub.add_parser("status-latency")
+    s.add_argument("--calls", type=int, default=200)
+    s.add_argument("--idle-conns", type=int, default=0)
+    s.add_argument("--socket", default="")
+    s.add_argument("cmd", nargs="+")
+    s.set_defaults(fn=cmd_status_latency)
+
+    s = sub.add_parser("report")
+    s.add_argument("--results", required=True)
+    s.add_argument("--machine", required=True)
+    s.set_defaults(fn=cmd_report)
+
+    a = p.parse_args()
+    a.fn(a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+//! The control protocol, version 1: JSON lines over a Unix stream socket.
+//!
+//! A client writes one request per line, a JSON object with the protocol version `v` and
+//! a verb `cmd`:
+//!
+//! ```text
+//! {"v":1,"cmd":"status"}
+//! {"v":1,"cmd":"restart","names":["web"]}
+//! {"v":1,"cmd":"signal","names":["web"],"signal":"HUP"}
+//! {"v":1,"cmd":"logs","names":["web"],"lines":100,"follow":true}
+//! {"v":1,"cmd":"events"}
+//! {"v":1,"cmd":"reload","dry_run":true}
+//! ```
+//!
+//! The server answers each request with one or more lines, each one JSON object
+//! ([`Answer`]). The last line of every answer carries `ok`: `{"ok":true,...}` with what
+//! was asked for, or `{"ok":false,"error":"..."}`. Streams (`events`, `logs` with
+//! `follow`) first send a header line, then items without `ok`, and end with an `ok` line
+//! when the stream ends (the supervisor stops, or nothing is left to follow).
+//!
+//! A connection may carry several requests in turn. A request that cannot be decoded
+//! (not JSON, unknown verb, another version) is answered with an error and the connection
+//! is closed. Decoding is total: every byte string is a request or an error message.
+//! Unknown fields are ignored, so that a newer client can add optional ones.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+
+/// The longest request line the server reads (newline excluded).
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// `logs` without `lines`.
+pub const DEFAULT_LOG_LINES: usize = 100;
+
+/// What a client asks. The set of verbs is closed; names are process or instance names
+/// (or `all`), resolved by the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// The server's pid, protocol version and config file.
+    Hello,
+    /// The status report of SPEC §4.
+    Status,
+    Start {
+        names: Vec<String>,
+    },
+    Stop {
+        names: Vec<String>,
+    },
+    Restart {
+        names: Vec<String>,
+    },
+    /// `signal` is a name (`HUP`, `SIGUSR1`) or a number (`9`).
+    Signal {
+        names: Vec<String>,
+        signal: String,
+    },
+    Logs {
+        names: Vec<String>,
+        #[serde(default = "default_log_lines")]
+        lines: usize,
+        #[serde(default)]
+        follow: bool,
+    },
+    Events,
+    Reload {
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// Stop everything and exit; answered once everything has stopped.
+    Down,
+}
+
+fn default_log_lines() -> usize {
+    DEFAULT_LOG_LINES
+}
+
+impl Request {
+    /// The verb, as on the command line.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Request::Hello => "hello",
+            Request::Status => "status",
+            Request::Start { .. } => "start",
+            Request::Stop { .. } => "stop",
+            Request::Restart { .. } => "restart",
+            Request::Signal { .. } => "signal",
+            Request::Logs { .. } => "logs",
+            Request::Events => "events",
+            Request::Reload { .. } => "reload",
+            Request::Down => "down",
+        }
+    }
+
+    /// The request line, newline included.
+    pub fn to_line(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            v: u32,
+            #[serde(flatten)]
+            request: &'a Request,
+        }
+        let mut line = serde_json::to_vec(&Envelope { v: VERSION, request: self })
+            .expect("a request always serializes");
+        line.push(b'\n');
+        line
+    }
+}
+
+/// Decode one request line (without its newline). Never panics.
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
+        .map_err(|e| format!("a request is one JSON object per line, like {{\"v\":1,\"cmd\":\"status\"}}: {e}"))?;
+    match object.remove("v") {
+        None => return Err(format!("the request has no protocol version `v`; this warden speaks version {VERSION}")),
+        Some(v) if v.as_u64() == Some(u64::from(VERSION)) => {}
+        Some(v) => {
+            return Err(format!(
+                "protocol version {v} is not supported: this warden speaks version {VERSION} (is the client from another warden release?)"
+            ));
+        }
+    }
+    let request: Request =
+        serde_json::from_value(serde_json::Value::Object(object)).map_err(|e| format!("bad request: {e}"))?;
+    match &request {
+        Request::Start { names } | Request::Stop { names } | Request::Restart { names } | Request::Logs { names, .. }
+            if names.is_empty() =>
+        {
+            Err(format!("`{}` needs at least one process name (or `all`)", request.verb()))
+        }
+        Request::Signal { names, .. } if names.is_empty() => Err("`signal` needs a process name".into()),
+        _ => Ok(request),
+    }
+}
+
+/// One line from the server. Which fields are set depends on the request; every field is
+/// optional, so that old clients ignore what new servers add.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Answer {
+    /// Set on the last line of an answer only: whether the request succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<bool>,
+    /// Why it failed (`ok: false`); may span several lines (config errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The supervisor's reply to an action, or a stream's closing words, for humans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `hello`: the server's protocol version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// `hello`: the supervisor's pid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// `hello`: the config file the supervisor runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// `status`: the report of SPEC §4, exactly as `status --json` prints it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Box<RawValue>>,
+    /// `reload`: the plan (added, removed, changed, unchanged, notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Box<RawValue>>,
+    /// Stream header: which stream this is (`events`, `logs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// `logs` header: the instances whose lines follow, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Vec<String>>,
+    /// `logs` item: one line of output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<LogRecord>,
+    /// `events` item: the event, in its JSON shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Box<RawValue>>,
+    /// `events` item: the event as one line for humans (without time and name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Stream item: this subscriber fell behind and missed some items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<Skipped>,
+}
+
+impl Answer {
+    pub fn success() -> Answer {
+        Answer { ok: Some(true), ..Answer::default() }
+    }
+
+    pub fn message(text: impl Into<String>) -> Answer {
+        Answer { message: Some(text.into()), ..Answer::success() }
+    }
+
+    pub fn error(text: impl Into<String>) -> Answer {
+        Answer { ok: Some(false), error: Some(text.into()), ..Answer::default() }
+    }
+
+    /// The line, newline included.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).expect("an answer always serializes");
+        line.push(b'\n');
+        line
+    }
+}
+
+/// One line of a process's output, made safe for a terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// The instance (`web`, `web.1`).
+    pub name: String,
+    /// Per instance and log sink, increasing.
+    pub seq: u64,
+    /// RFC 3339, milliseconds, UTC.
+    pub time: String,
+    /// `stdout`, `stderr`, or `warden` for warden's own markers (run started, exited).
+    pub stream: String,
+    /// Lossy UTF-8 with escape sequences and control characters removed.
+    pub text: String,
+    /// The line continues in the next record (it was too long), or ended without newline.
+    #[serde(default)]
+    pub partial: bool,
+}
+
+/// How many stream items a slow subscriber missed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// The instance whose lines were skipped (`logs`); absent for `events`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub count: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_through_their_line() {
+        let all = [
+            Request::Hello,
+            Request::Status,
+            Request::Start { names: vec!["web".into()] },
+            Request::Stop { names: vec!["all".into()] },
+            Request::Restart { names: vec!["web".into(), "db".into()] },
+            Request::Signal { names: vec!["web".into()], signal: "HUP".into() },
+            Request::Logs { names: vec!["web".into()], lines: 5, follow: true },
+            Request::Events,
+            Request::Reload { dry_run: true },
+            Request::Down,
+        ];
+        for r in all {
+            let line = r.to_line();
+            assert_eq!(line.last(), Some(&b'\n'));
+            assert!(line.starts_with(b"{\"v\":1,\"cmd\":"), "{}", String::from_utf8_lossy(&line));
+            assert_eq!(parse_request(&line[..line.len() - 1]), Ok(r));
+        }
+    }
+
+    #[test]
+    fn defaults_fill_optional_fields() {
+        assert_eq!(
+            parse_request(br#"{"v":1,"cmd":"logs","names":["a"],"extra":true}"#),
+            Ok(Request::Logs { names: vec!["a".into()], lines: DEFAULT_LOG_LINES, follow: false })
+        );
+        assert_eq!(parse_request(br#"{"cmd":"reload","v":1}"#), Ok(Request::Reload { dry_run: false }));
+    }
+
+    #[test]
+    fn bad_requests_get_a_reason() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"{{{", "one JSON object per line"),
+            (b"", "one JSON object per line"),
+            (b"[1,2]", "one JSON object per line"),
+            (b"\xff\xfe", "one JSON object per line"),
+            (br#"{"cmd":"status"}"#, "no protocol version"),
+            (br#"{"v":2,"cmd":"status"}"#, "protocol version 2 is not supported"),
+            (br#"{"v":"1","cmd":"status"}"#, "protocol version \"1\" is not supported"),
+            (br#"{"v":1}"#, "missing field `cmd`"),
+            (br#"{"v":1,"cmd":"rm -rf"}"#, "unknown variant `rm -rf`"),
+            (br#"{"v":1,"cmd":"start"}"#, "missing field `names`"),
+            (br#"{"v":1,"cmd":"start","names":[]}"#, "needs at least one process name"),
+            (br#"{"v":1,"cmd":"start","names":"web"}"#, "invalid type"),
+            (br#"{"v":1,"cmd":"logs","names":["a"],"lines":-1}"#, "invalid value"),
+        ];
+        for (line, want) in cases {
+            let err = parse_request(line).unwrap_err();
+            assert!(err.contains(want), "{}: {err}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn answers_put_ok_first_and_omit_what_is_unset() {
+        assert_eq!(Answer::message("web: running").to_line(), b"{\"ok\":true,\"message\":\"web: running\"}\n");
+        assert_eq!(Answer::error("no").to_line(), b"{\"ok\":false,\"error\":\"no\"}\n");
+        let raw = serde_json::value::to_raw_value(&serde_json::json!({"processes": []})).unwrap();
+        let a = Answer { status: Some(raw), ..Answer::success() };
+        let back: Answer = serde_json::from_slice(&a.to_line()).unwrap();
+        assert_eq!(back.status.unwrap().get(), r#"{"processes":[]}"#);
+    }
+}

@@ -1,0 +1,222 @@
+//! Health: probes against real servers, hung processes replaced, sd_notify, output rules,
+//! checks. Detection bounds are asserted loosely (the machine may be busy); the exact
+//! thresholds are the core's table tests' business.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for a test).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn a_server_that_stops_answering_is_replaced_with_the_reason_recorded() {
+    let port = free_port();
+    let w = Warden::start(&format!(
+        r#"
+[processes.web]
+command = "warden-demo-worker http {port} 1000"
+backoff = "50ms"
+stop_timeout = "2s"
+[processes.web.liveness]
+http = "http://127.0.0.1:{port}/"
+period = "200ms"
+timeout = "300ms"
+failure_threshold = 2
+"#
+    ));
+    w.wait_line("hang", |l| output_of(l, "web").is_some_and(|t| t.contains("no longer answering")));
+    let hung_at = Instant::now();
+    let l = w.wait_event("web", "run 1 ended");
+    // period × failure_threshold + timeout, plus a margin for a busy machine.
+    assert!(hung_at.elapsed() < Duration::from_secs(5), "took {:?}", hung_at.elapsed());
+    assert!(l.contains("liveness") && l.contains("liveness probe failed 2 times"), "{l}");
+    w.wait_event("web", "run 2 started");
+    w.wait_event("web", "run 2 ended");
+}
+
+#[test]
+fn tcp_send_expect_against_an_upper_casing_echo_server() {
+    let (good, bad) = (free_port(), free_port());
+    let w = Warden::start(&format!(
+        r#"
+[processes.echo]
+command = "warden-demo-worker tcp-echo {good}"
+[processes.echo.readiness]
+tcp = "127.0.0.1:{good}"
+send = "ping"
+expect = "PING"
+period = "100ms"
+[processes.wrong]
+command = "warden-demo-worker tcp-echo {bad}"
+backoff = "5s"
+[processes.wrong.liveness]
+tcp = "127.0.0.1:{bad}"
+send = "ping"
+expect = "PONG"
+period = "100ms"
+failure_threshold = 2
+"#
+    ));
+    w.wait_event("echo", "starting → running");
+    let l = w.wait_event("wrong", "run 1 ended");
+    assert!(l.contains("liveness") && l.contains("PONG"), "{l}");
+}
+
+#[test]
+fn udp_probe_against_an_echo_server_and_a_silent_port() {
+    let (echo, silent) = (free_udp_port(), free_udp_port());
+    let _hold = std::net::UdpSocket::bind(("127.0.0.1", silent)).unwrap();
+    let w = Warden::start(&format!(
+        r#"
+[processes.echo]
+command = "warden-demo-worker udp-echo {echo}"
+[processes.echo.readiness]
+udp = "127.0.0.1:{echo}"
+send = "ping"
+expect = "PING"
+period = "100ms"
+[checks.silent]
+udp = "127.0.0.1:{silent}"
+send = "ping"
+period = "200ms"
+timeout = "200ms"
+failure_threshold = 1
+"#
+    ));
+    w.wait_event("echo", "starting → running");
+    let l = w.wait_event("silent", "check probe failed");
+    assert!(l.contains("timed out"), "{l}");
+}
+
+#[test]
+fn a_check_gates_its_dependents_until_it_passes() {
+    let port = free_port();
+    let w = Warden::start(&format!(
+        r#"
+[checks.db]
+tcp = "127.0.0.1:{port}"
+period = "100ms"
+timeout = "100ms"
+[processes.app]
+command = "warden-demo-worker sleep"
+depends_on = {{ db = "ready" }}
+"#
+    ));
+    w.wait_event("db", "check probe failed");
+    assert!(!w.lines().iter().any(|l| l.contains("app: pending → starting")));
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    w.wait_event("app", "pending → starting");
+}
+
+#[test]
+fn ready_over_sd_notify_gates_a_dependent_and_a_missed_watchdog_restarts() {
+    let script = "import socket,os,time\n\
+s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\n\
+addr=os.environ['NOTIFY_SOCKET']\n\
+time.sleep(0.3)\n\
+s.sendto(b'READY=1\\nSTATUS=serving',addr)\n\
+for i in range(3):\n  time.sleep(0.1); s.sendto(b'WATCHDOG=1',addr)\n\
+print('stopped beating', flush=True)\n\
+time.sleep(100)\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("beat.py");
+    std::fs::write(&path, script).unwrap();
+    let w = Warden::start(&format!(
+        r#"
+[processes.beat]
+command = ["python3", "{}"]
+notify = true
+watchdog = "800ms"
+backoff = "5s"
+[processes.after]
+command = "warden-demo-worker sleep"
+depends_on = {{ beat = "ready" }}
+"#,
+        path.display()
+    ));
+    let lines_before_ready = w.wait_event("beat", "starting → running");
+    let _ = lines_before_ready;
+    w.wait_event("after", "pending → starting");
+    let lines = w.lines();
+    let ready = lines.iter().position(|l| l.contains("beat: starting → running")).unwrap();
+    let after = lines.iter().position(|l| l.contains("after: pending → starting")).unwrap();
+    assert!(ready < after);
+    w.wait_line("stopped beating", |l| output_of(l, "beat") == Some("stopped beating"));
+    let l = w.wait_event("beat", "run 1 ended");
+    assert!(l.contains("watchdog") && l.contains("no WATCHDOG=1 within 800ms"), "{l}");
+}
+
+#[test]
+fn a_foreign_process_cannot_make_a_notify_process_ready() {
+    let w = Warden::start(
+        r#"
+[processes.quiet]
+command = "sh -c 'echo socket=$NOTIFY_SOCKET; exec warden-demo-worker sleep'"
+notify = true
+"#,
+    );
+    let l = w.wait_line("socket", |l| output_of(l, "quiet").is_some_and(|t| t.starts_with("socket=")));
+    let path = output_of(&l, "quiet").unwrap()["socket=".len()..].to_string();
+    let sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    sock.send_to(b"READY=1", &path).unwrap();
+    // Ask for something observable after our datagram: the process must still be starting.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!w.lines().iter().any(|l| l.contains("quiet: starting → running")), "a stranger's READY=1 was accepted");
+}
+
+#[test]
+fn silence_and_hung_on_output_rules() {
+    let w = Warden::start(
+        r#"
+[processes.mute]
+command = "warden-demo-worker sleep"
+backoff = "5s"
+[processes.mute.output]
+silence = "400ms"
+[processes.deadlock]
+command = "sh -c 'echo working; sleep 0.2; echo ERROR: deadlock detected in pool; sleep 100'"
+backoff = "5s"
+[processes.deadlock.output]
+hung_on = "deadlock detected"
+"#,
+    );
+    let l = w.wait_event("mute", "run 1 ended");
+    assert!(l.contains("output") && l.contains("no output for 400ms"), "{l}");
+    let l = w.wait_event("deadlock", "run 1 ended");
+    assert!(l.contains("output matched `hung_on`: ERROR: deadlock detected in pool"), "{l}");
+}
+
+#[test]
+fn an_exec_startup_probe_holds_liveness_off_until_it_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("up");
+    let w = Warden::start(&format!(
+        r#"
+[processes.slow]
+command = "sh -c 'sleep 0.5; touch {flag}; exec warden-demo-worker sleep'"
+[processes.slow.startup]
+exec = ["test", "-e", "{flag}"]
+period = "100ms"
+failure_threshold = 50
+[processes.slow.liveness]
+exec = ["test", "-e", "{flag}"]
+period = "100ms"
+"#,
+        flag = flag.display()
+    ));
+    w.wait_event("slow", "startup probe ok");
+    let lines = w.lines();
+    let startup_ok = lines.iter().position(|l| l.contains("slow: startup probe ok")).unwrap();
+    assert!(
+        !lines[..startup_ok].iter().any(|l| l.contains("liveness probe")),
+        "liveness ran before startup passed"
+    );
+    w.wait_event("slow", "liveness probe ok");
+}
