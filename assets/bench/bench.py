@@ -227,9 +227,19 @@ def cmd_spew_wait(a):
     """Seconds from the writer's stamp until `file` holds `size` bytes."""
     deadline = time.monotonic() + a.timeout
     t0 = first_stamp(a.stamp, deadline)
+    size = a.size
     while True:
         try:
-            if os.stat(a.file).st_size >= a.size:
+            if os.stat(a.file).st_size >= size:
+                if not a.first_marker:
+                    break
+                # warden with timestamps opens the file with a `---| run 1 started`
+                # line: the data is all there once the file holds that too.
+                with open(a.file, "rb") as f:
+                    first = f.readline()
+                if b"---| " in first and size == a.size:
+                    size += len(first)
+                    continue
                 break
         except FileNotFoundError:
             pass
@@ -299,6 +309,39 @@ def cmd_restart(a):
           "median_ms": round(statistics.median(lat), 3),
           "p90_ms": round(percentile(lat, 0.9), 3),
           "uptime_s": a.uptime})
+
+
+# ---- workload 5: the probe target -----------------------------------------------------
+
+
+def cmd_listen(a):
+    """A TCP listener for warden's probes: accept, close, count. Writes its port to
+    --port-file, and the number of connections so far to --count-file every second.
+    Stops by itself after --timeout."""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1024)
+    srv.settimeout(0.5)
+
+    def publish(path, value):
+        with open(path + ".tmp", "w") as f:
+            f.write(f"{value}\n")
+        os.replace(path + ".tmp", path)
+
+    publish(a.port_file, srv.getsockname()[1])
+    count, last = 0, time.monotonic()
+    end = last + a.timeout
+    while time.monotonic() < end:
+        try:
+            conn, _ = srv.accept()
+            conn.close()
+            count += 1
+        except socket.timeout:
+            pass
+        if time.monotonic() - last >= 1:
+            publish(a.count_file, count)
+            last = time.monotonic()
 
 
 # ---- workload 6: control socket latency ----------------------------------------------
@@ -381,6 +424,8 @@ def main():
     s.add_argument("--file", required=True)
     s.add_argument("--size", type=int, required=True, help="bytes the file must reach")
     s.add_argument("--payload", type=int, required=True, help="bytes the child wrote")
+    s.add_argument("--first-marker", action="store_true",
+                   help="add the length of a leading `---|` marker line to --size")
     s.add_argument("--timeout", type=float, default=60)
     s.set_defaults(fn=cmd_spew_wait)
 
@@ -396,6 +441,12 @@ def main():
     s.add_argument("--timeout", type=float, default=20)
     s.add_argument("--per-kill-timeout", type=float, default=10)
     s.set_defaults(fn=cmd_restart)
+
+    s = sub.add_parser("listen")
+    s.add_argument("--port-file", required=True)
+    s.add_argument("--count-file", required=True)
+    s.add_argument("--timeout", type=float, default=300)
+    s.set_defaults(fn=cmd_listen)
 
     s = sub.add_parser("status-latency")
     s.add_argument("--calls", type=int, default=200)

@@ -12,7 +12,7 @@ mod tree;
 
 pub use child::{ChildHandle, ExitStatus};
 pub use spawn::{Launch, Registry, SpawnError, Spawned, Spawner, inherited_env};
-pub use tree::{RUN_ID_VAR, reap_orphans};
+pub use tree::{RUN_ID_VAR, reap_orphans, ticks_per_second, tree_usage};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

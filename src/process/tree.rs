@@ -154,3 +154,39 @@ pub fn unregister(registry: &Registry, pid: Pid) {
         .unwrap_or_else(|e| e.into_inner())
         .remove(&pid.as_raw());
 }
+
+/// Resident memory (bytes) and CPU time (clock ticks) of a process and its descendants.
+/// Descendants that escaped to another parent are not counted.
+pub fn tree_usage(leader: i32) -> (u64, u64) {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().map_or(4096, |p| p as u64);
+    let (mut rss, mut ticks) = (0u64, 0u64);
+    let mut stack = vec![leader];
+    let mut seen = HashSet::new();
+    while let Some(pid) = stack.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        if let Some((r, t)) = usage_of(pid) {
+            rss += r * page;
+            ticks += t;
+        }
+        stack.extend(children_of(pid));
+    }
+    (rss, ticks)
+}
+
+fn usage_of(pid: i32) -> Option<(u64, u64)> {
+    let statm = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 2..].split_whitespace();
+    // After the command: state(3) … utime is field 14, stime 15 (1-based, whole line).
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((resident, utime + stime))
+}
+
+/// Clock ticks per second, for [`tree_usage`]'s CPU time.
+pub fn ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().map_or(100, |t| t as u64)
+}

@@ -106,6 +106,8 @@ pub struct Actor {
     shutdown_deadline: Option<Instant>,
     shutdown_replies: Vec<oneshot::Sender<()>>,
     probers: HashMap<(InstanceId, Role), tokio::task::JoinHandle<()>>,
+    /// The last CPU-time sample of each sampled run: (run, ticks, when).
+    cpu_samples: HashMap<InstanceId, (u64, u64, Instant)>,
     check_probers: Vec<tokio::task::JoinHandle<()>>,
     /// A private folder (0700) for the runs' sd_notify sockets.
     runtime_dir: std::path::PathBuf,
@@ -135,6 +137,7 @@ impl Actor {
             shutdown_deadline: None,
             shutdown_replies: Vec::new(),
             probers: HashMap::new(),
+            cpu_samples: HashMap::new(),
             check_probers: Vec::new(),
             runtime_dir,
         };
@@ -174,6 +177,8 @@ impl Actor {
         sighup: &mut tokio::signal::unix::Signal,
     ) -> std::io::Result<()> {
         self.start_checks();
+        let mut sampling = tokio::time::interval(self.spec.supervisor.sample_interval);
+        sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let fx = self.core.boot(Now::current());
         if self.apply(fx) {
             return Ok(());
@@ -208,6 +213,10 @@ impl Actor {
                 _ = sigterm.recv() => Input::Shutdown,
                 _ = sigchld.recv() => {
                     reap_orphans(self.spawner.registry());
+                    continue;
+                }
+                _ = sampling.tick(), if self.has_limits() => {
+                    self.sample();
                     continue;
                 }
                 _ = sighup.recv() => {
@@ -493,6 +502,37 @@ impl Actor {
             }
             *i != id
         });
+    }
+
+    /// Sampling wakes warden up every `sample_interval`; it happens only when some process
+    /// has `limits` to enforce, so an idle warden stays asleep.
+    fn has_limits(&self) -> bool {
+        self.spec.processes.values().any(|p| p.limits.is_some())
+    }
+
+    /// Measure the tree of every running process that has limits, and feed the core.
+    fn sample(&mut self) {
+        let now = Instant::now();
+        let hz = process::ticks_per_second() as f64;
+        let mut inputs = Vec::new();
+        for (id, (run_no, run)) in &self.runs {
+            if self.core.instance(*id).is_none_or(|i| i.spec.limits.is_none()) {
+                continue;
+            }
+            let (rss, ticks) = process::tree_usage(run.handle.pid().as_raw());
+            let prev = self.cpu_samples.insert(*id, (*run_no, ticks, now));
+            let cpu_percent = match prev {
+                Some((n, t, at)) if n == *run_no && now > at => {
+                    ticks.saturating_sub(t) as f64 / hz / (now - at).as_secs_f64() * 100.0
+                }
+                _ => 0.0,
+            };
+            inputs.push(Input::Usage { id: *id, run_no: *run_no, rss, cpu_percent });
+        }
+        for input in inputs {
+            let fx = self.core.handle(input, Now::current());
+            self.apply(fx);
+        }
     }
 
     /// (Re)start one prober per `[checks.NAME]`.

@@ -18,7 +18,7 @@ use super::health::{CheckState, ProbeResult, ProbeState, Role};
 use super::reload::ReloadPlan;
 use crate::probe::notify::NotifyMessage;
 use super::state::{State, allowed};
-use crate::config::{DependCondition, ProcessSpec, RestartPolicy, Spec};
+use crate::config::{DependCondition, LimitAction, ProcessSpec, RestartPolicy, Spec};
 use crate::process::ExitStatus;
 
 /// How many exits each instance remembers.
@@ -106,6 +106,8 @@ pub enum Input {
     OutputMatched { id: InstanceId, run_no: u64, line: String },
     /// The `Silence` timer fired; `last_output` is when the sink last saw output.
     Silence { id: InstanceId, run_no: u64, last_output: Option<Instant> },
+    /// A sample of the run's tree: resident memory and CPU (percent of one core).
+    Usage { id: InstanceId, run_no: u64, rss: u64, cpu_percent: f64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +173,12 @@ pub struct Instance {
     pub status_text: Option<String>,
     /// When the last `WATCHDOG=1` arrived (or the run started).
     last_beat: Option<Instant>,
+    /// The last sample of the run's tree (only processes with `limits` are sampled).
+    pub rss: Option<u64>,
+    pub cpu_percent: Option<f64>,
+    /// Since when the CPU has been over its limit, and whether a `warn` was given.
+    cpu_over_since: Option<Instant>,
+    limit_warned: bool,
     want_up: bool,
     /// A spawn effect went out and its outcome has not come back.
     spawning: bool,
@@ -299,6 +307,10 @@ impl Core {
                 probes: probes_of(&spec_arc),
                 status_text: None,
                 last_beat: None,
+                rss: None,
+                cpu_percent: None,
+                cpu_over_since: None,
+                limit_warned: false,
                 want_up: autostart,
                 spawning: false,
                 stop_reason: None,
@@ -361,6 +373,9 @@ impl Core {
             Input::OutputMatched { id, run_no, line } => {
                 let detail = format!("output matched `hung_on`: {}", truncate(&line, 200));
                 self.hung(id, run_no, ExitReason::Output, detail, now, &mut fx);
+            }
+            Input::Usage { id, run_no, rss, cpu_percent } => {
+                self.on_usage(id, run_no, rss, cpu_percent, now, &mut fx)
             }
             Input::Silence { id, run_no, last_output } => self.on_silence(id, run_no, last_output, now, &mut fx),
         }
@@ -714,6 +729,47 @@ impl Core {
         }
     }
 
+    fn on_usage(&mut self, id: InstanceId, run_no: u64, rss: u64, cpu: f64, now: Now, fx: &mut Vec<Effect>) {
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no && i.pid.is_some()) else {
+            return;
+        };
+        inst.rss = Some(rss);
+        inst.cpu_percent = Some(cpu);
+        let Some(limits) = inst.spec.limits.clone() else { return };
+        let mut violation = None;
+        if let Some(max) = limits.memory.filter(|&m| rss > m) {
+            violation = Some((ExitReason::Memory, format!("memory {} over the limit of {}", bytes(rss), bytes(max))));
+        }
+        match limits.cpu {
+            Some(max) if cpu > max => {
+                let since = *inst.cpu_over_since.get_or_insert(now.mono);
+                if violation.is_none() && now.mono.saturating_duration_since(since) >= limits.cpu_for {
+                    let d = fmt_duration(limits.cpu_for);
+                    violation = Some((ExitReason::Cpu, format!("cpu {cpu:.0}% over the limit of {max:.0}% for {d}")));
+                }
+            }
+            _ => inst.cpu_over_since = None,
+        }
+        let Some((reason, detail)) = violation else {
+            inst.limit_warned = false;
+            return;
+        };
+        let name = inst.name.clone();
+        match limits.action {
+            LimitAction::Restart => self.hung(id, run_no, reason, detail, now, fx),
+            LimitAction::Stop => {
+                inst.want_up = false;
+                fx.push(emit(now, &name, EventKind::Message { text: format!("stopping: {detail}") }));
+                self.begin_stop(id, reason, Some(detail), now, fx);
+            }
+            LimitAction::Warn if !inst.limit_warned => {
+                inst.limit_warned = true;
+                fx.push(emit(now, &name, EventKind::Message { text: format!("warning: {detail}") }));
+            }
+            LimitAction::Warn => {}
+        }
+    }
+
     fn set_ready(&mut self, id: InstanceId, ready: bool, now: Now, fx: &mut Vec<Effect>) {
         let inst = &mut self.instances[&id];
         inst.ready = ready;
@@ -797,6 +853,7 @@ impl Core {
         inst.pid = None;
         inst.ready = false;
         inst.stop_sent_at = None;
+        (inst.rss, inst.cpu_percent, inst.cpu_over_since, inst.limit_warned) = (None, None, None, false);
         let name = inst.name.clone();
         fx.push(emit(
             now,
@@ -1196,6 +1253,10 @@ fn checks_of(spec: &Spec) -> IndexMap<String, CheckState> {
         .values()
         .map(|c| (c.name.clone(), CheckState { name: c.name.clone(), probe: ProbeState::new(Role::Readiness, c.probe.clone()) }))
         .collect()
+}
+
+fn bytes(n: u64) -> String {
+    format!("{:.1}MiB", n as f64 / (1024.0 * 1024.0))
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -115,8 +115,8 @@ fn process_status(inst: &Instance, now: Instant) -> ProcessStatus {
             .started_at
             .filter(|_| live)
             .map(|t| now.saturating_duration_since(t).as_millis() as u64),
-        cpu_percent: None,
-        rss_bytes: None,
+        cpu_percent: inst.cpu_percent.filter(|_| live).map(|c| (c * 10.0).round() / 10.0),
+        rss_bytes: inst.rss.filter(|_| live),
         probes: inst.probes.iter().map(probe_status).collect(),
         status_text: inst.status_text.clone(),
         history: inst.history.iter().cloned().collect(),

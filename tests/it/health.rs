@@ -220,3 +220,31 @@ period = "100ms"
     );
     w.wait_event("slow", "liveness probe ok");
 }
+
+#[test]
+fn a_memory_hog_is_killed_and_restarted_with_the_reason() {
+    let mut w = Warden::start(
+        r#"
+[supervisor]
+sample_interval = "100ms"
+[processes.hog]
+command = "warden-demo-worker hog 30"
+backoff = "5s"
+[processes.hog.limits]
+memory = "64MiB"
+[processes.greedy]
+command = "warden-demo-worker hog 30"
+[processes.greedy.limits]
+memory = "40MiB"
+action = "stop"
+"#,
+    );
+    let l = w.wait_event("hog", "run 1 ended");
+    assert!(l.contains("memory") && l.contains("over the limit of 64.0MiB"), "{l}");
+    w.wait_event("hog", "restarting as run 2");
+    let l = w.wait_event("greedy", "run 1 ended");
+    assert!(l.contains("over the limit of 40.0MiB"), "{l}");
+    w.wait_event("greedy", "stopping → stopped");
+    assert_eq!(w.shutdown(), Some(0));
+    w.assert_no_leftovers();
+}
