@@ -509,12 +509,13 @@ fn the_tee_prints_sanitised_lines_with_the_name() {
     )
     .unwrap();
     sink.write(Stream::Stdout, b"listening\x1b[2J\n");
-    sink.marker("--- run 2 started, pid 7");
+    // Markers are warden's, shown on the terminal as events: they stay out of the tee.
+    sink.marker("run 2 started, pid 7");
     tee.message("shutting down");
     assert!(tee.flush(Duration::from_secs(5)));
     assert_eq!(
         buffer.text(),
-        "api-server │ listening\napi-server │ --- run 2 started, pid 7\nwarden     │ shutting down\n"
+        "api-server │ listening\nwarden     │ shutting down\n"
     );
 }
 
