@@ -417,3 +417,14 @@ fn backoff_delay_doubles_and_caps() {
         [500, 1000, 2000, 3000, 3000]
     );
 }
+
+#[test]
+fn a_zero_backoff_respawns_in_the_same_step() {
+    let (mut r, _) = Rig::new("[processes.a]\ncommand = \"x\"\nbackoff = \"0s\"\n");
+    r.spawned(0, "a");
+    let fx = r.exited(1, "a", 137);
+    assert_eq!(spawns(&fx), 1, "no timer round trip");
+    assert!(backoff_timer(&fx).is_none());
+    assert_eq!(r.state("a"), State::Starting);
+    assert_eq!(r.core.instance(r.id("a")).unwrap().restarts, 1);
+}

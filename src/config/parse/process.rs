@@ -302,7 +302,7 @@ fn depends_on(ctx: &mut Ctx, t: &Table) -> (IndexMap<String, DependCondition>, V
 }
 
 fn backoff(ctx: &mut Ctx, t: &Table) -> (Duration, Duration) {
-    let backoff = t.positive_duration(ctx, "backoff");
+    let backoff = t.duration(ctx, "backoff");
     let backoff_max = t.duration(ctx, "backoff_max");
     let first = backoff.unwrap_or(Duration::from_millis(500));
     let max = backoff_max.unwrap_or(Duration::from_secs(30));
