@@ -61,7 +61,7 @@ const ALLOWED: &[(State, &[State])] = {
     &[
         (Pending, &[Starting, Stopped, Fatal]),
         (Starting, &[Running, Stopping, Backoff, Exited, Fatal]),
-        (Running, &[Stopping, Backoff, Exited, Fatal]),
+        (Running, &[Stopping, Backoff, Exited, Fatal, Starting]),
         (Stopping, &[Stopped, Backoff, Exited, Fatal, Starting]),
         (Stopped, &[Pending, Starting]),
         (Exited, &[Pending, Starting, Stopped]),
