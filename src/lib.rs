@@ -7,11 +7,13 @@
 //!   [`supervisor::core`], its loop in [`supervisor::actor`].
 //! - [`process`]: spawning in a new session, pidfd signalling, whole-tree kills, reaping.
 //! - [`logs`]: pipe readers, line framing, ring buffers, rotating log files, the terminal tee.
-//! - [`cli`]: one file per subcommand.
+//! - [`api`]: the control socket (protocol, server, client) and the control FIFO.
+//! - [`cli`]: one file per subcommand; the client commands talk to [`api`].
 //!
 //! # Theory of operation
 //!
-//! `warden up` loads the config, makes itself a child subreaper, starts a spawner thread
+//! `warden up` loads the config, claims its control socket (refusing to start if another
+//! warden holds it), makes itself a child subreaper, starts a spawner thread
 //! (every fork happens there, so the parent-death signal stays armed) and a guard process
 //! (which kills everything warden started if warden dies without cleaning up), then runs
 //! the actor. The actor feeds inputs (a spawn finished, a run ended, a timer fired, a user
@@ -19,7 +21,10 @@
 //! Each run has a task that waits on its pidfd, kills what is left of its tree while the
 //! leader is still an unreaped zombie, reaps it, drains its pipes for a bounded time and
 //! reports the exit, tagged with its run number so that stale reports are dropped.
+//! Beside the actor, the control server ([`api`]) turns each client request into a
+//! `Control` message and forwards the reply, or streams events and log lines back.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod logs;

@@ -15,11 +15,36 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(warden::cli::use_color(std::io::IsTerminal::is_terminal(
+            &std::io::stderr(),
+        )))
         .init();
     let cli = Cli::parse();
     let code = match cli.command {
-        Cmd::Up { config, no_tui } => warden::cli::up::run(&config, no_tui),
+        Cmd::Up {
+            config,
+            no_tui,
+            socket,
+        } => warden::cli::up::run(&config, no_tui, socket.as_deref()),
         Cmd::Check { config } => warden::cli::check::run(&config),
+        Cmd::Status { client, json } => warden::cli::status::run(&client, json),
+        Cmd::Start { client, names } => warden::cli::action::start(&client, names),
+        Cmd::Stop { client, names } => warden::cli::action::stop(&client, names),
+        Cmd::Restart { client, names } => warden::cli::action::restart(&client, names),
+        Cmd::Signal {
+            client,
+            name,
+            signal,
+        } => warden::cli::signal::run(&client, name, signal),
+        Cmd::Logs {
+            client,
+            names,
+            lines,
+            follow,
+        } => warden::cli::logs::run(&client, names, lines, follow),
+        Cmd::Events { client, json } => warden::cli::events::run(&client, json),
+        Cmd::Reload { client, dry_run } => warden::cli::reload::run(&client, dry_run),
+        Cmd::Down { client } => warden::cli::down::run(&client),
     };
     std::process::exit(code);
 }

@@ -70,7 +70,12 @@ def cmd_wait_procs(a):
     marker = a.marker.encode()
     found, ignored = set(), set()
     deadline = time.monotonic() + a.timeout
+    forget = time.monotonic() + 1
     while True:
+        if time.monotonic() > forget:
+            # An ignored pid may have been reused since: look at everything again.
+            ignored.clear()
+            forget = time.monotonic() + 1
         for pid in pids():
             if pid in found or pid in ignored:
                 continue
@@ -94,12 +99,23 @@ def cmd_wait_procs(a):
         time.sleep(a.interval)
 
 
+def marked(marker, spare):
+    """Pids that carry the marker, but for ourselves and the pids in `spare`."""
+    spare = {os.getpid(), os.getppid(), *spare}
+    return [p for p in pids() if p not in spare and has_marker(p, marker)]
+
+
+def spared(text):
+    return [int(p) for p in text.split(",") if p]
+
+
 def cmd_wait_gone(a):
-    """Wait until no process carries the marker; print how long it took (from --t0)."""
+    """Wait until no process carries the marker (but the --spare ones); print how long
+    it took from --t0."""
     marker = a.marker.encode()
     deadline = time.monotonic() + a.timeout
     while True:
-        left = [p for p in pids() if p != os.getpid() and has_marker(p, marker)]
+        left = marked(marker, spared(a.spare))
         if not left:
             emit({"seconds": round(time.time() - a.t0, 4)})
             return
@@ -112,18 +128,31 @@ def cmd_reap(a):
     """SIGKILL every process that carries this run's marker (only this run's processes
     have it). The last line of defence of run.sh's trap."""
     marker = a.marker.encode()
-    me = os.getpid()
     killed = []
     for _ in range(3):
-        for pid in pids():
-            if pid != me and has_marker(pid, marker):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                except OSError:
-                    pass
+        for pid in marked(marker, spared(a.spare)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except OSError:
+                pass
         time.sleep(0.05)
     emit({"killed": len(set(killed))})
+
+
+def cmd_spawn_many(a):
+    """The floor of workload 1, no supervisor: posix_spawn `argv` `count` times as fast
+    as possible, hold the children until SIGTERM (or --timeout), then kill and reap them."""
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    kids = [os.posix_spawnp(a.argv[0], a.argv, os.environ) for _ in range(a.count)]
+    end = time.monotonic() + a.timeout
+    while not stop and time.monotonic() < end:
+        time.sleep(0.05)
+    for pid in kids:
+        os.kill(pid, signal.SIGKILL)
+    for pid in kids:
+        os.waitpid(pid, 0)
 
 
 # ---- workload 2: the supervisor's own CPU and memory ---------------------------------
@@ -344,6 +373,28 @@ def cmd_listen(a):
             last = time.monotonic()
 
 
+def cmd_spawn_floor(a):
+    """The floor of workload 4, no supervisor: posix_spawn the stamping child and time
+    its stamp against the time taken right before the spawn."""
+    lat = []
+    for i in range(a.times):
+        path = f"{a.stamp}.{i}"
+        t = time.time_ns()
+        pid = os.posix_spawn(a.argv[0], [*a.argv, path], os.environ)
+        give_up = time.monotonic() + 5
+        while not stamps(path):
+            if time.monotonic() > give_up:
+                fail("the stamping child never stamped")
+            time.sleep(0.0005)
+        lat.append((stamps(path)[0][0] - t) / 1e6)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.unlink(path)
+    emit({"ms": [round(x, 3) for x in lat],
+          "median_ms": round(statistics.median(lat), 3),
+          "p90_ms": round(percentile(lat, 0.9), 3)})
+
+
 # ---- workload 6: control socket latency ----------------------------------------------
 
 
@@ -407,11 +458,25 @@ def main():
     s.add_argument("--marker", required=True)
     s.add_argument("--t0", type=float, required=True)
     s.add_argument("--timeout", type=float, default=60)
+    s.add_argument("--spare", default="", help="comma-separated pids still meant to run")
     s.set_defaults(fn=cmd_wait_gone)
 
     s = sub.add_parser("reap")
     s.add_argument("--marker", required=True)
+    s.add_argument("--spare", default="", help="comma-separated pids to leave alone")
     s.set_defaults(fn=cmd_reap)
+
+    s = sub.add_parser("spawn-many")
+    s.add_argument("--count", type=int, required=True)
+    s.add_argument("--timeout", type=float, default=300)
+    s.add_argument("argv", nargs="+")
+    s.set_defaults(fn=cmd_spawn_many)
+
+    s = sub.add_parser("spawn-floor")
+    s.add_argument("--stamp", required=True, help="stamp file prefix")
+    s.add_argument("--times", type=int, default=20)
+    s.add_argument("argv", nargs="+", help="the stamping command, without its file")
+    s.set_defaults(fn=cmd_spawn_floor)
 
     s = sub.add_parser("usage")
     s.add_argument("--roots", required=True, help="comma-separated pids")

@@ -12,8 +12,10 @@
 # Every wait is bounded; the whole run takes about 6 minutes on 2 cores.
 #
 # Knobs (environment): BENCH_N (500 processes), BENCH_REPS (5 start-ups per peer),
-# BENCH_IDLE (30 s), BENCH_PEERS ("warden s6 supervisord").
+# BENCH_IDLE (30 s), BENCH_PEERS ("warden s6 supervisord"), BENCH_SPEW_REPS (3),
+# BENCH_KILLS (20).
 set -euo pipefail
+export LC_ALL=C # `$EPOCHREALTIME` with a decimal point
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -25,8 +27,8 @@ PEERS=(${BENCH_PEERS:-warden s6 supervisord})
 SPEW_LINES=2000000
 SPEW_LEN=100
 SPEW_BYTES=$((SPEW_LINES * SPEW_LEN))
-SPEW_REPS=3
-KILLS=20
+SPEW_REPS=${BENCH_SPEW_REPS:-3}
+KILLS=${BENCH_KILLS:-20}
 
 OUT=target/bench
 RESULTS=$OUT/results.jsonl
@@ -47,7 +49,7 @@ cleanup() {
     trap - EXIT INT TERM
     for ((i = ${#LAUNCHED[@]} - 1; i >= 0; i--)); do
         pid=${LAUNCHED[i]}
-        if alive "$pid"; then
+        if alive "$pid" && ours "$pid"; then
             kill -TERM "$pid" 2>/dev/null || true
             wait_exit "$pid" 20 || kill -KILL "$pid" 2>/dev/null || true
         fi
@@ -67,6 +69,11 @@ alive() {
     stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
     stat=${stat##*) }
     [[ ${stat%% *} != Z ]]
+}
+
+# ours PID: true if PID carries this run's marker (a reaped pid may have been reused).
+ours() {
+    tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | grep -qxF "$MARK"
 }
 
 # wait_exit PID SECONDS: true once PID has exited (it is then reaped), false on timeout.
@@ -90,18 +97,19 @@ launch() {
     LAUNCHED+=("$PID")
 }
 
-# stop PID: SIGTERM, up to 60 s for it and everything it started to be gone, then
-# SIGKILL what is left. Prints the seconds the shutdown took (JSON).
+# stop PID [SPARE_PIDS]: SIGTERM, up to 60 s for it and everything it started to be
+# gone (all marked processes but SPARE_PIDS, comma-separated), then SIGKILL what is left.
+# Prints the seconds the shutdown took (JSON).
 stop() {
-    local pid=$1 t0=$EPOCHREALTIME
+    local pid=$1 spare=${2:-} t0=$EPOCHREALTIME
     kill -TERM "$pid" 2>/dev/null || true
     if ! wait_exit "$pid" 60; then
         note "pid $pid ignored SIGTERM for 60 s: SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
         wait_exit "$pid" 5 || true
     fi
-    if ! "${PY[@]}" wait-gone --marker "$MARK" --t0 "$t0" --timeout 30; then
-        "${PY[@]}" reap --marker "$MARK" >/dev/null
+    if ! "${PY[@]}" wait-gone --marker "$MARK" --t0 "$t0" --timeout 30 --spare "$spare"; then
+        "${PY[@]}" reap --marker "$MARK" --spare "$spare" >/dev/null
         echo '{"error": "processes left behind after the supervisor exited"}'
     fi
 }
@@ -206,7 +214,9 @@ warden_sleep_config() {
         printf '[supervisor]\nlog_dir = "logs"\n%s\n' "$extra"
         for ((i = 0; i < N; i++)); do
             printf '\n[processes.s%03d]\ncommand = "sleep 3600"\n' "$i"
-            [[ -n $port ]] && printf '[processes.s%03d.liveness]\ntcp = "127.0.0.1:%s"\nperiod = "1s"\ntimeout = "1s"\n' "$i" "$port"
+            if [[ -n $port ]]; then
+                printf '[processes.s%03d.liveness]\ntcp = "127.0.0.1:%s"\nperiod = "1s"\ntimeout = "1s"\n' "$i" "$port"
+            fi
         done
     } >"$dir/warden.toml"
     "$WARDEN" check -c "$dir/warden.toml" >/dev/null
@@ -239,6 +249,10 @@ supervisord_sleep_config() {
 
 # ---- workloads 1 and 2: start N sleeps; then the supervisor idle ---------------------
 
+# The floor, no supervisor: a loop of posix_spawn.
+floor_sleep_config() { :; }
+start_floor() { launch floor "${PY[@]}" spawn-many --count "$N" -- sleep 3600; }
+
 # start_PEER DIR: launch the peer on the config made by PEER_sleep_config DIR.
 start_warden() { launch warden "$WARDEN" up --no-tui -c "$1/warden.toml"; }
 start_s6() { launch s6 s6-svscan "$1/scan"; }
@@ -249,7 +263,7 @@ supervisor_parts() {
     case $1 in
     warden) echo warden ;;            # the guard, `warden __guard`
     s6) echo s6-supervise ;;          # one per service
-    supervisord) echo '' ;;
+    supervisord | floor) echo '' ;;
     esac
 }
 
@@ -273,10 +287,13 @@ start_and_idle() {
 
 workload_start_idle() {
     note "workloads 1+2: start $N sleeps ($REPS times per peer, interleaved); idle ${IDLE}s on the last"
+    local last
     for ((rep = 1; rep <= REPS; rep++)); do
+        last=$([[ $rep == "$REPS" ]] && echo yes || echo no)
         for peer in "${PEERS[@]}"; do
-            start_and_idle "$peer" "$rep" "$([[ $rep == "$REPS" ]] && echo yes || echo no)"
+            start_and_idle "$peer" "$rep" "$last"
         done
+        start_and_idle floor "$rep" no
     done
 }
 
@@ -284,22 +301,42 @@ workload_start_idle() {
 
 SPEW=("$WORKER" stamp STAMP spew "$SPEW_LINES" "$SPEW_LEN")
 
-spew_cmd() { # spew_cmd STAMPFILE: the writer's argv, on one line (for configs)
-    printf '%s ' "${SPEW[@]/STAMP/$1}"
+# spew_cmd STAMPFILE: the writer's command line, quoted for sh and supervisord.
+spew_cmd() {
+    local argv=("${SPEW[@]/STAMP/$1}")
+    printf '%q ' "${argv[@]}"
+}
+
+# toml_argv ARG...: a TOML array of strings (paths here never hold `"` or `\`).
+toml_argv() {
+    local sep=''
+    printf '['
+    for a in "$@"; do
+        printf '%s"%s"' "$sep" "$a"
+        sep=', '
+    done
+    printf ']'
 }
 
 # spew_PEER DIR: start the writer under the peer; sets LOG (the file to watch).
+# The two baselines have no supervisor: the writer's stdout is the file, or a pipe
+# into `cat` (which is what a supervisor's capture is at best).
 spew_direct() {
     LOG=$1/direct.out
     launch direct-spew sh -c 'exec "$@" >"$0"' "$LOG" "${SPEW[@]/STAMP/$1/stamp}"
+}
+
+spew_pipe() {
+    LOG=$1/pipe.out
+    launch pipe-spew sh -c '"$@" | cat >"$0"' "$LOG" "${SPEW[@]/STAMP/$1/stamp}"
 }
 
 spew_warden_ts() { spew_warden "$1" true; }
 spew_warden_raw() { spew_warden "$1" false; }
 spew_warden() {
     LOG=$1/logs/spew.log
-    printf '[processes.spew]\ncommand = "%s"\nrestart = "never"\n[processes.spew.log]\ntimestamps = %s\nmax_size = "1GB"\n' \
-        "$(spew_cmd "$1/stamp")" "$2" >"$1/warden.toml"
+    printf '[processes.spew]\ncommand = %s\nrestart = "never"\n[processes.spew.log]\ntimestamps = %s\nmax_size = "1GB"\n' \
+        "$(toml_argv "${SPEW[@]/STAMP/$1/stamp}")" "$2" >"$1/warden.toml"
     launch warden-spew "$WARDEN" up --no-tui -c "$1/warden.toml"
 }
 
@@ -318,7 +355,7 @@ spew_s6() {
     mkdir -p "$1/scan/spew/log" "$1/logdir"
     # `s6-svc -O .`: run once, do not restart when the writer is done.
     printf '#!/bin/sh\ns6-svc -O .\nexec %s\n' "$(spew_cmd "$1/stamp")" >"$1/scan/spew/run"
-    printf '#!/bin/sh\nexec s6-log n1 s250000000 %s\n' "$1/logdir" >"$1/scan/spew/log/run"
+    printf '#!/bin/sh\nexec s6-log n1 s250000000 %q\n' "$1/logdir" >"$1/scan/spew/log/run"
     chmod +x "$1/scan/spew/run" "$1/scan/spew/log/run"
     launch s6-spew s6-svscan "$1/scan"
 }
@@ -336,7 +373,6 @@ spew_once() {
     fi
     if measure spew "$kind" spew-wait --stamp "$dir/stamp" --file "$LOG" --size "$size" \
         --payload "$SPEW_BYTES" --timeout 60 "${flags[@]}"; then
-        wait_exit "$pid" 0 2>/dev/null || true
         record spew-stop "$kind" "$(stop "$pid")"
         v=$("${PY[@]}" verify --file "$LOG" "${verify[@]}")
         record spew-verify "$kind" "$v"
@@ -348,10 +384,13 @@ spew_once() {
 
 workload_spew() {
     note "workload 3: 200 MB of 100-byte lines into the log file ($SPEW_REPS times each)"
-    local kinds=(direct)
-    has_peer warden && kinds+=(warden_raw warden_ts)
-    has_peer supervisord && kinds+=(supervisord)
-    has_peer s6 && kinds+=(s6)
+    local kinds=(direct pipe)
+    for peer in "${PEERS[@]}"; do
+        case $peer in
+        warden) kinds+=(warden_raw warden_ts) ;;
+        *) kinds+=("$peer") ;;
+        esac
+    done
     for ((rep = 1; rep <= SPEW_REPS; rep++)); do
         for kind in "${kinds[@]}"; do
             spew_once "$kind"
@@ -364,14 +403,14 @@ workload_spew() {
 restart_warden() {
     # `backoff = "0s"` is refused by `warden check` (must be more than 0s): 1ns is the
     # smallest it takes. min_uptime = 1ms so that the delay never doubles.
-    printf '[processes.k]\ncommand = "%s stamp %s"\nbackoff = "1ns"\nmin_uptime = "1ms"\n' \
-        "$WORKER" "$1/stamp" >"$1/warden.toml"
+    printf '[processes.k]\ncommand = %s\nbackoff = "1ns"\nmin_uptime = "1ms"\n' \
+        "$(toml_argv "$WORKER" stamp "$1/stamp")" >"$1/warden.toml"
     launch warden-restart "$WARDEN" up --no-tui -c "$1/warden.toml"
 }
 
 restart_s6() {
     mkdir -p "$1/scan/k"
-    printf '#!/bin/sh\nexec %s stamp %s\n' "$WORKER" "$1/stamp" >"$1/scan/k/run"
+    printf '#!/bin/sh\nexec %q stamp %q\n' "$WORKER" "$1/stamp" >"$1/scan/k/run"
     chmod +x "$1/scan/k/run"
     launch s6-restart s6-svscan "$1/scan"
 }
@@ -379,7 +418,7 @@ restart_s6() {
 restart_supervisord() {
     {
         supervisord_header "$1"
-        printf '[program:k]\ncommand=%s stamp %s\nstartsecs=0\nautorestart=true\nstartretries=100\n' "$WORKER" "$1/stamp"
+        printf '[program:k]\ncommand=%q stamp %q\nstartsecs=0\nautorestart=true\nstartretries=100\n' "$WORKER" "$1/stamp"
     } >"$1/supervisord.conf"
     launch supervisord-restart "$SUPERVISORD" -c "$1/supervisord.conf"
 }
@@ -397,12 +436,17 @@ restart_latency() {
 
 workload_restart() {
     note "workload 4: SIGKILL the child $KILLS times, 0.5 s after each start"
+    # The floor, no supervisor: posix_spawn to the child's stamp (exec, dynamic loading).
+    mkdir -p "$TMP/floor"
+    measure restart floor spawn-floor --stamp "$TMP/floor/stamp" --times "$KILLS" -- "$WORKER" stamp || true
     for peer in "${PEERS[@]}"; do
         restart_latency "$peer" 0.5 "$KILLS"
     done
     # s6 spaces launches of a service at least 1 s apart; a child that has run longer
     # than that is restarted at once. Show that case too.
-    has_peer s6 && restart_latency s6 1.2 10 restart-long
+    if has_peer s6; then
+        restart_latency s6 1.2 5 restart-long
+    fi
 }
 
 # ---- workload 5: 500 TCP liveness probes at 1 s -------------------------------------
@@ -450,7 +494,7 @@ workload_probes() {
     measure probes warden usage --roots "$pid" --desc warden --seconds "$IDLE" || true
     after=$(cat "$dir/count" 2>/dev/null || echo 0)
     record probes-connections warden "{\"per_second\": $(((after - before) / IDLE)), \"restarts\": $(grep -c 'run 2 started' "$TMP/warden.out" || true)}"
-    record probes-stop warden "$(stop "$pid")"
+    record probes-stop warden "$(stop "$pid" "$listener")"
     stop "$listener" >/dev/null
 }
 
@@ -483,6 +527,22 @@ workload_status() {
     record status-stop warden "$(stop "$pid")"
 }
 
+# The tables of BENCHMARKS.md are this run's: replaced between their two markers.
+update_benchmarks_md() {
+    python3 - "$OUT/results.md" BENCHMARKS.md <<'EOF'
+import sys
+results, doc = sys.argv[1], sys.argv[2]
+begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+text = open(doc).read()
+if begin not in text or end not in text:
+    sys.exit(f"{doc} has no {begin} … {end} markers: left as it is")
+head, rest = text.split(begin, 1)
+tail = rest.split(end, 1)[1]
+open(doc, "w").write(f"{head}{begin}\n{open(results).read().strip()}\n{end}{tail}")
+EOF
+    note "BENCHMARKS.md: tables replaced by this run's (the analysis below them is not)"
+}
+
 # ---- main ----------------------------------------------------------------------------
 
 main() {
@@ -501,6 +561,7 @@ main() {
     record end all "{\"background_busy_end\": $(background_busy), \"loadavg_end\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"seconds\": $((SECONDS - started))}"
     "${PY[@]}" report --results "$RESULTS" --machine "$OUT/machine.json" >"$OUT/results.md"
     cat "$OUT/results.md"
+    update_benchmarks_md || true
     note "done in $((SECONDS - started)) s: $OUT/results.md, $RESULTS"
 }
 

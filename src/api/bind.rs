@@ -39,11 +39,16 @@ pub enum BindError {
     #[error("`{}` is not safe for the control socket: {why}", .path.display())]
     Unsafe { path: PathBuf, why: String },
     #[error("{what} `{}`: {source}", .path.display())]
-    Io { what: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
-fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BindError + '_ {
-    move |source| BindError::Io { what, path: path.to_owned(), source }
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BindError + use<> {
+    let path = path.to_owned();
+    move |source| BindError::Io { what, path, source }
 }
 
 /// The socket, bound and owner-only, plus the lock and (optionally) the control FIFO.
@@ -58,7 +63,10 @@ impl Bound {
     pub fn claim(socket: &Path, fifo: bool) -> Result<Bound, BindError> {
         let len = socket.as_os_str().len();
         if len > MAX_SOCKET_PATH {
-            return Err(BindError::PathTooLong { socket: socket.to_owned(), len });
+            return Err(BindError::PathTooLong {
+                socket: socket.to_owned(),
+                len,
+            });
         }
         let dir = match socket.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
@@ -67,12 +75,20 @@ impl Bound {
         if dir == default_dir() {
             private_dir(&dir)?;
         } else if !dir.exists() {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io_err("cannot create", &dir))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io_err("cannot create", &dir))?;
         }
         let lock_path = lock_path(socket);
         let lock = take_lock(&lock_path, socket)?;
         // From here on, `files` cleans up whatever exists so far if a later step fails.
-        let mut files = Files { socket: None, fifo: None, lock: Some((lock_path, lock)) };
+        let mut files = Files {
+            socket: None,
+            fifo: None,
+            lock: Some((lock_path, lock)),
+        };
         remove_stale(socket)?;
         let listener = {
             let old = umask(Mode::from_bits_truncate(0o177));
@@ -82,7 +98,8 @@ impl Bound {
         };
         files.socket = Some(socket.to_owned());
         // Belt and braces: the mode is exact whatever umask bits were in force.
-        fs::set_permissions(socket, fs::Permissions::from_mode(0o600)).map_err(io_err("cannot chmod", socket))?;
+        fs::set_permissions(socket, fs::Permissions::from_mode(0o600))
+            .map_err(io_err("cannot chmod", socket))?;
         if fifo {
             let path = fifo_path(socket);
             make_fifo(&path)?;
@@ -102,8 +119,8 @@ impl Bound {
 
 /// What `Bound` created; removed on drop (the lock file last, then the lock released).
 pub(super) struct Files {
-    socket: Option<PathBuf>,
-    fifo: Option<PathBuf>,
+    pub(super) socket: Option<PathBuf>,
+    pub(super) fifo: Option<PathBuf>,
     lock: Option<(PathBuf, Flock<File>)>,
 }
 
@@ -129,7 +146,12 @@ fn private_dir(dir: &Path) -> Result<(), BindError> {
     }
     let md = fs::symlink_metadata(dir).map_err(io_err("cannot inspect", dir))?;
     let me = nix::unistd::geteuid().as_raw();
-    let unsafe_dir = |why: String| Err(BindError::Unsafe { path: dir.to_owned(), why });
+    let unsafe_dir = |why: String| {
+        Err(BindError::Unsafe {
+            path: dir.to_owned(),
+            why,
+        })
+    };
     if !md.is_dir() {
         return unsafe_dir("it exists and is not a folder (a symlink?); remove it".into());
     }
@@ -168,8 +190,15 @@ fn take_lock(path: &Path, socket: &Path) -> Result<Flock<File>, BindError> {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim();
-                let pid = if pid.is_empty() { "unknown".into() } else { pid.to_string() };
-                return Err(BindError::AlreadyRunning { socket: socket.to_owned(), pid });
+                let pid = if pid.is_empty() {
+                    "unknown".into()
+                } else {
+                    pid.to_string()
+                };
+                return Err(BindError::AlreadyRunning {
+                    socket: socket.to_owned(),
+                    pid,
+                });
             }
             Err((_, errno)) => return Err(io_err("cannot lock", path)(errno.into())),
         };
@@ -185,7 +214,10 @@ fn take_lock(path: &Path, socket: &Path) -> Result<Flock<File>, BindError> {
             _ => continue,
         }
     }
-    Err(BindError::Unsafe { path: path.to_owned(), why: "it keeps being replaced while we lock it".into() })
+    Err(BindError::Unsafe {
+        path: path.to_owned(),
+        why: "it keeps being replaced while we lock it".into(),
+    })
 }
 
 /// We hold the lock, so a socket file here is either stale (nobody accepts) or served by
@@ -204,10 +236,14 @@ fn remove_stale(socket: &Path) -> Result<(), BindError> {
     }
     match UnixStream::connect(socket) {
         Ok(stream) => {
-            let pid = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
-                .map(|c| c.pid().to_string())
-                .unwrap_or_else(|_| "unknown".into());
-            Err(BindError::AlreadyRunning { socket: socket.to_owned(), pid })
+            let pid =
+                nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+                    .map(|c| c.pid().to_string())
+                    .unwrap_or_else(|_| "unknown".into());
+            Err(BindError::AlreadyRunning {
+                socket: socket.to_owned(),
+                pid,
+            })
         }
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             let me = nix::unistd::geteuid().as_raw();
@@ -217,7 +253,10 @@ fn remove_stale(socket: &Path) -> Result<(), BindError> {
                     why: format!("a stale socket of uid {} is in the way", md.uid()),
                 });
             }
-            tracing::info!("removing the stale socket {} left by a previous run", socket.display());
+            tracing::info!(
+                "removing the stale socket {} left by a previous run",
+                socket.display()
+            );
             fs::remove_file(socket).map_err(io_err("cannot remove the stale socket", socket))
         }
         Err(e) => Err(io_err("cannot check the existing socket", socket)(e)),
@@ -239,5 +278,6 @@ fn make_fifo(path: &Path) -> Result<(), BindError> {
         }
         Err(e) => return Err(io_err("cannot create the control FIFO", path)(e.into())),
     }
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_err("cannot chmod", path))
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .map_err(io_err("cannot chmod", path))
 }

@@ -23,7 +23,11 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, max: usize) -> io::Re
     loop {
         let buf = r.fill_buf().await?;
         if buf.is_empty() {
-            return Ok(if line.is_empty() { ReadLine::Eof } else { ReadLine::Line(line) });
+            return Ok(if line.is_empty() {
+                ReadLine::Eof
+            } else {
+                ReadLine::Line(line)
+            });
         }
         let (take, done) = match memchr::memchr(b'\n', buf) {
             Some(i) => (i, true),
@@ -69,12 +73,24 @@ mod tests {
     async fn lines_are_framed_and_capped() {
         let input: &[u8] = b"one\n\nthree-is-long\nfour\nlast";
         let mut r = BufReader::with_capacity(4, input);
-        assert_eq!(read_line(&mut r, 8).await.unwrap(), ReadLine::Line(b"one".to_vec()));
-        assert_eq!(read_line(&mut r, 8).await.unwrap(), ReadLine::Line(Vec::new()));
+        assert_eq!(
+            read_line(&mut r, 8).await.unwrap(),
+            ReadLine::Line(b"one".to_vec())
+        );
+        assert_eq!(
+            read_line(&mut r, 8).await.unwrap(),
+            ReadLine::Line(Vec::new())
+        );
         assert_eq!(read_line(&mut r, 8).await.unwrap(), ReadLine::TooLong);
         assert!(skip_line(&mut r).await.unwrap());
-        assert_eq!(read_line(&mut r, 8).await.unwrap(), ReadLine::Line(b"four".to_vec()));
-        assert_eq!(read_line(&mut r, 8).await.unwrap(), ReadLine::Line(b"last".to_vec()));
+        assert_eq!(
+            read_line(&mut r, 8).await.unwrap(),
+            ReadLine::Line(b"four".to_vec())
+        );
+        assert_eq!(
+            read_line(&mut r, 8).await.unwrap(),
+            ReadLine::Line(b"last".to_vec())
+        );
         assert_eq!(read_line(&mut r, 8).await.unwrap(), ReadLine::Eof);
         assert!(!skip_line(&mut r).await.unwrap());
     }
@@ -83,7 +99,10 @@ mod tests {
     async fn a_line_of_exactly_max_bytes_is_accepted() {
         let input: &[u8] = b"12345678\n123456789\n";
         let mut r = BufReader::new(input);
-        assert_eq!(read_line(&mut r, 8).await.unwrap(), ReadLine::Line(b"12345678".to_vec()));
+        assert_eq!(
+            read_line(&mut r, 8).await.unwrap(),
+            ReadLine::Line(b"12345678".to_vec())
+        );
         assert_eq!(read_line(&mut r, 8).await.unwrap(), ReadLine::TooLong);
     }
 }

@@ -30,6 +30,7 @@ pub mod fifo;
 mod lines;
 pub mod protocol;
 pub mod server;
+mod streams;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -106,7 +107,10 @@ fn sibling(socket: &Path, ext: &str) -> PathBuf {
 /// `..` are kept (this must agree between a supervisor and a client that cannot read the
 /// config, so it never touches the file system beyond the cwd).
 fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_owned()).components().collect()
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .components()
+        .collect()
 }
 
 /// FNV-1a, 64 bits: tiny, and its output never changes between Rust releases.
@@ -151,7 +155,10 @@ mod tests {
         assert_eq!(socket_path(Path::new("w.toml"), Some(spec), Some(cli)), cli);
         if std::env::var_os(SOCKET_ENV).is_none() {
             assert_eq!(socket_path(Path::new("w.toml"), Some(spec), None), spec);
-            assert_eq!(socket_path(Path::new("w.toml"), None, None), default_socket_path(Path::new("w.toml")));
+            assert_eq!(
+                socket_path(Path::new("w.toml"), None, None),
+                default_socket_path(Path::new("w.toml"))
+            );
         }
     }
 

@@ -103,8 +103,11 @@ impl Request {
             #[serde(flatten)]
             request: &'a Request,
         }
-        let mut line = serde_json::to_vec(&Envelope { v: VERSION, request: self })
-            .expect("a request always serializes");
+        let mut line = serde_json::to_vec(&Envelope {
+            v: VERSION,
+            request: self,
+        })
+        .expect("a request always serializes");
         line.push(b'\n');
         line
     }
@@ -113,9 +116,17 @@ impl Request {
 /// Decode one request line (without its newline). Never panics.
 pub fn parse_request(line: &[u8]) -> Result<Request, String> {
     let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
-        .map_err(|e| format!("a request is one JSON object per line, like {{\"v\":1,\"cmd\":\"status\"}}: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "a request is one JSON object per line, like {{\"v\":1,\"cmd\":\"status\"}}: {e}"
+            )
+        })?;
     match object.remove("v") {
-        None => return Err(format!("the request has no protocol version `v`; this warden speaks version {VERSION}")),
+        None => {
+            return Err(format!(
+                "the request has no protocol version `v`; this warden speaks version {VERSION}"
+            ));
+        }
         Some(v) if v.as_u64() == Some(u64::from(VERSION)) => {}
         Some(v) => {
             return Err(format!(
@@ -123,15 +134,23 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
             ));
         }
     }
-    let request: Request =
-        serde_json::from_value(serde_json::Value::Object(object)).map_err(|e| format!("bad request: {e}"))?;
+    let request: Request = serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|e| format!("bad request: {e}"))?;
     match &request {
-        Request::Start { names } | Request::Stop { names } | Request::Restart { names } | Request::Logs { names, .. }
+        Request::Start { names }
+        | Request::Stop { names }
+        | Request::Restart { names }
+        | Request::Logs { names, .. }
             if names.is_empty() =>
         {
-            Err(format!("`{}` needs at least one process name (or `all`)", request.verb()))
+            Err(format!(
+                "`{}` needs at least one process name (or `all`)",
+                request.verb()
+            ))
         }
-        Request::Signal { names, .. } if names.is_empty() => Err("`signal` needs a process name".into()),
+        Request::Signal { names, .. } if names.is_empty() => {
+            Err("`signal` needs a process name".into())
+        }
         _ => Ok(request),
     }
 }
@@ -186,15 +205,25 @@ pub struct Answer {
 
 impl Answer {
     pub fn success() -> Answer {
-        Answer { ok: Some(true), ..Answer::default() }
+        Answer {
+            ok: Some(true),
+            ..Answer::default()
+        }
     }
 
     pub fn message(text: impl Into<String>) -> Answer {
-        Answer { message: Some(text.into()), ..Answer::success() }
+        Answer {
+            message: Some(text.into()),
+            ..Answer::success()
+        }
     }
 
     pub fn error(text: impl Into<String>) -> Answer {
-        Answer { ok: Some(false), error: Some(text.into()), ..Answer::default() }
+        Answer {
+            ok: Some(false),
+            error: Some(text.into()),
+            ..Answer::default()
+        }
     }
 
     /// The line, newline included.
@@ -241,11 +270,24 @@ mod tests {
         let all = [
             Request::Hello,
             Request::Status,
-            Request::Start { names: vec!["web".into()] },
-            Request::Stop { names: vec!["all".into()] },
-            Request::Restart { names: vec!["web".into(), "db".into()] },
-            Request::Signal { names: vec!["web".into()], signal: "HUP".into() },
-            Request::Logs { names: vec!["web".into()], lines: 5, follow: true },
+            Request::Start {
+                names: vec!["web".into()],
+            },
+            Request::Stop {
+                names: vec!["all".into()],
+            },
+            Request::Restart {
+                names: vec!["web".into(), "db".into()],
+            },
+            Request::Signal {
+                names: vec!["web".into()],
+                signal: "HUP".into(),
+            },
+            Request::Logs {
+                names: vec!["web".into()],
+                lines: 5,
+                follow: true,
+            },
             Request::Events,
             Request::Reload { dry_run: true },
             Request::Down,
@@ -253,7 +295,11 @@ mod tests {
         for r in all {
             let line = r.to_line();
             assert_eq!(line.last(), Some(&b'\n'));
-            assert!(line.starts_with(b"{\"v\":1,\"cmd\":"), "{}", String::from_utf8_lossy(&line));
+            assert!(
+                line.starts_with(b"{\"v\":1,\"cmd\":"),
+                "{}",
+                String::from_utf8_lossy(&line)
+            );
             assert_eq!(parse_request(&line[..line.len() - 1]), Ok(r));
         }
     }
@@ -262,9 +308,16 @@ mod tests {
     fn defaults_fill_optional_fields() {
         assert_eq!(
             parse_request(br#"{"v":1,"cmd":"logs","names":["a"],"extra":true}"#),
-            Ok(Request::Logs { names: vec!["a".into()], lines: DEFAULT_LOG_LINES, follow: false })
+            Ok(Request::Logs {
+                names: vec!["a".into()],
+                lines: DEFAULT_LOG_LINES,
+                follow: false
+            })
         );
-        assert_eq!(parse_request(br#"{"cmd":"reload","v":1}"#), Ok(Request::Reload { dry_run: false }));
+        assert_eq!(
+            parse_request(br#"{"cmd":"reload","v":1}"#),
+            Ok(Request::Reload { dry_run: false })
+        );
     }
 
     #[test]
@@ -275,27 +328,52 @@ mod tests {
             (b"[1,2]", "one JSON object per line"),
             (b"\xff\xfe", "one JSON object per line"),
             (br#"{"cmd":"status"}"#, "no protocol version"),
-            (br#"{"v":2,"cmd":"status"}"#, "protocol version 2 is not supported"),
-            (br#"{"v":"1","cmd":"status"}"#, "protocol version \"1\" is not supported"),
+            (
+                br#"{"v":2,"cmd":"status"}"#,
+                "protocol version 2 is not supported",
+            ),
+            (
+                br#"{"v":"1","cmd":"status"}"#,
+                "protocol version \"1\" is not supported",
+            ),
             (br#"{"v":1}"#, "missing field `cmd`"),
             (br#"{"v":1,"cmd":"rm -rf"}"#, "unknown variant `rm -rf`"),
             (br#"{"v":1,"cmd":"start"}"#, "missing field `names`"),
-            (br#"{"v":1,"cmd":"start","names":[]}"#, "needs at least one process name"),
+            (
+                br#"{"v":1,"cmd":"start","names":[]}"#,
+                "needs at least one process name",
+            ),
             (br#"{"v":1,"cmd":"start","names":"web"}"#, "invalid type"),
-            (br#"{"v":1,"cmd":"logs","names":["a"],"lines":-1}"#, "invalid value"),
+            (
+                br#"{"v":1,"cmd":"logs","names":["a"],"lines":-1}"#,
+                "invalid value",
+            ),
         ];
         for (line, want) in cases {
             let err = parse_request(line).unwrap_err();
-            assert!(err.contains(want), "{}: {err}", String::from_utf8_lossy(line));
+            assert!(
+                err.contains(want),
+                "{}: {err}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 
     #[test]
     fn answers_put_ok_first_and_omit_what_is_unset() {
-        assert_eq!(Answer::message("web: running").to_line(), b"{\"ok\":true,\"message\":\"web: running\"}\n");
-        assert_eq!(Answer::error("no").to_line(), b"{\"ok\":false,\"error\":\"no\"}\n");
+        assert_eq!(
+            Answer::message("web: running").to_line(),
+            b"{\"ok\":true,\"message\":\"web: running\"}\n"
+        );
+        assert_eq!(
+            Answer::error("no").to_line(),
+            b"{\"ok\":false,\"error\":\"no\"}\n"
+        );
         let raw = serde_json::value::to_raw_value(&serde_json::json!({"processes": []})).unwrap();
-        let a = Answer { status: Some(raw), ..Answer::success() };
+        let a = Answer {
+            status: Some(raw),
+            ..Answer::success()
+        };
         let back: Answer = serde_json::from_slice(&a.to_line()).unwrap();
         assert_eq!(back.status.unwrap().get(), r#"{"processes":[]}"#);
     }

@@ -1,11 +1,28 @@
 //! The command line: one file per subcommand. `main.rs` parses, this module acts.
+//!
+//! The client commands (`status`, `start`/`stop`/`restart`, `signal`, `logs`, `events`,
+//! `reload`, `down`) talk to a running supervisor through [`crate::api::client`]; each
+//! takes `-c FILE` (whose socket to use) and `--socket PATH`. A client that cannot reach
+//! a supervisor prints one line and exits 1; usage errors exit 2 (clap).
 
+pub mod action;
 pub mod check;
+pub mod down;
+pub mod events;
+pub mod logs;
+pub mod reload;
+pub mod signal;
+pub mod status;
 pub mod up;
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+use crate::api::client::{self, ClientError, Connection, Target};
+use crate::api::protocol::{Answer, Request};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,15 +45,168 @@ pub enum Cmd {
         /// Print every process's output with a `name │` prefix instead of the dashboard.
         #[arg(long)]
         no_tui: bool,
+        /// Serve the control socket here (overrides WARDEN_SOCKET and the config).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
     },
     /// Validate the config; print every error as `FILE:LINE:COL: message`.
     Check {
         #[arg(short = 'c', long = "config", default_value = "warden.toml")]
         config: PathBuf,
     },
+    /// Show every process (a table, or the JSON report with --json).
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Print the status report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start processes (`all` = every one); returns once they are running and ready.
+    Start {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Stop processes (`all` = every one); returns once nothing of them is left.
+    Stop {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Restart processes (`all` = every one); returns once the new runs are ready.
+    Restart {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Send a signal (`HUP`, `SIGUSR1`, `9`) to a process's group.
+    Signal {
+        #[command(flatten)]
+        client: ClientArgs,
+        name: String,
+        #[arg(value_parser = crate::config::units::parse_signal)]
+        signal: nix::sys::signal::Signal,
+    },
+    /// Print the last lines of processes' output; -f follows.
+    Logs {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// How many lines.
+        #[arg(short = 'n', long = "lines", default_value_t = crate::api::protocol::DEFAULT_LOG_LINES)]
+        lines: usize,
+        /// Keep printing new lines until the supervisor stops.
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Print events (state changes, exits, restarts, probes) as they happen.
+    Events {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// One JSON object per event.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read the config and apply the difference.
+    Reload {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Stop every process and the supervisor.
+    Down {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// How a client command finds the supervisor.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// The supervisor's config file: its control socket is derived from it.
+    #[arg(short = 'c', long = "config", default_value = "warden.toml")]
+    pub config: PathBuf,
+    /// The control socket (overrides WARDEN_SOCKET and the config).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+/// How long a client waits for an answer that needs no waiting on processes.
+pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl ClientArgs {
+    /// Connect, or print why not.
+    pub(crate) fn connect(&self) -> Result<Connection, i32> {
+        let target = Target::new(&self.config, self.socket.as_deref());
+        client::connect(&target).map_err(fail)
+    }
+
+    /// Connect, send `request` and read its one answer (waiting at most `limit` for it).
+    /// Any failure is printed (`warden: ...`, the supervisor's reasons one per line) and
+    /// becomes exit code 1.
+    pub(crate) fn call(&self, request: &Request, limit: Option<Duration>) -> Result<Answer, i32> {
+        let mut conn = self.connect()?;
+        conn.set_timeout(limit).map_err(fail)?;
+        match conn.call(request).map_err(fail)? {
+            Ok(answer) => Ok(answer),
+            Err(reason) => {
+                for line in reason.lines() {
+                    eprintln!("warden: {line}");
+                }
+                Err(1)
+            }
+        }
+    }
+}
+
+/// Print a client error as one line; exit code 1.
+pub(crate) fn fail(e: ClientError) -> i32 {
+    eprintln!("warden: {e}");
+    1
+}
+
+/// Write `text` and a newline to stdout. False once stdout is gone (`| head`): the
+/// command should stop quietly.
+pub(crate) fn out(text: &str) -> bool {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .is_ok()
 }
 
 /// Whether to colour output written to a stream that is `is_terminal`.
 pub fn use_color(is_terminal: bool) -> bool {
     is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// ANSI colours for the client commands' output, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct Paint(pub bool);
+
+impl Paint {
+    pub const GREEN: &str = "32";
+    pub const YELLOW: &str = "33";
+    pub const RED: &str = "31";
+    pub const DIM: &str = "2";
+    pub const BOLD: &str = "1";
+
+    /// For stdout.
+    pub fn stdout() -> Paint {
+        use std::io::IsTerminal;
+        Paint(use_color(std::io::stdout().is_terminal()))
+    }
+
+    pub fn paint(self, text: &str, code: Option<&str>) -> String {
+        match code {
+            Some(code) if self.0 => format!("\x1b[{code}m{text}\x1b[0m"),
+            _ => text.to_string(),
+        }
+    }
 }

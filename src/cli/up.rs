@@ -3,12 +3,14 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
+use crate::api::{self, Bound, Server};
 use crate::logs::Tee;
 use crate::process::{Spawner, guard::Guard};
 use crate::supervisor::{Actor, Options};
 
-/// Exit code: 0 after a clean shutdown, 1 if the config is invalid or warden cannot start.
-pub fn run(config: &Path, _no_tui: bool) -> i32 {
+/// Exit code: 0 after a clean shutdown, 1 if the config is invalid or warden cannot start
+/// (another warden already runs for this config, the socket cannot be bound, ...).
+pub fn run(config: &Path, _no_tui: bool, socket: Option<&Path>) -> i32 {
     let spec = match crate::config::load(config) {
         Ok(s) => s,
         Err(errors) => {
@@ -16,7 +18,23 @@ pub fn run(config: &Path, _no_tui: bool) -> i32 {
             return 1;
         }
     };
-    match start(spec) {
+    // Claim the control socket first: a second `up` on the same config must refuse
+    // before it starts anything, and the socket is bound under a umask that must not
+    // leak into a thread or child (none exists yet).
+    let path = api::socket_path(config, spec.supervisor.socket.as_deref(), socket);
+    let bound = match Bound::claim(&path, spec.supervisor.control_fifo) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("warden: {e}");
+            return 1;
+        }
+    };
+    tracing::info!("control socket: {}", bound.socket().display());
+    if let Some(fifo) = bound.fifo() {
+        tracing::info!("control fifo: {}", fifo.display());
+    }
+    let config = spec.path.clone();
+    match start(spec, bound, &config) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("warden: {e:#}");
@@ -25,7 +43,7 @@ pub fn run(config: &Path, _no_tui: bool) -> i32 {
     }
 }
 
-fn start(spec: crate::config::Spec) -> anyhow::Result<()> {
+fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Result<()> {
     use anyhow::Context;
     crate::process::become_subreaper().context("cannot become a child subreaper")?;
     let spawner = Spawner::start().context("cannot start the spawner thread")?;
@@ -43,7 +61,7 @@ fn start(spec: crate::config::Spec) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let (actor, _handle) = Actor::new(
+        let (actor, handle) = Actor::new(
             spec,
             spawner,
             Options {
@@ -51,9 +69,14 @@ fn start(spec: crate::config::Spec) -> anyhow::Result<()> {
                 token,
             },
         );
+        let server =
+            Server::start(bound, handle, config).context("cannot serve the control socket")?;
         let result = actor.run().await;
+        // Stop taking requests and remove the socket before the last cleanup, so that a
+        // `warden down` that returns means a new `warden up` can start.
+        server.shutdown().await;
         guard.finish().await;
-        result
+        result.map_err(anyhow::Error::from)
     })?;
     printer.flush(std::time::Duration::from_secs(2));
     Ok(())

@@ -158,7 +158,10 @@ pub fn unregister(registry: &Registry, pid: Pid) {
 /// Resident memory (bytes) and CPU time (clock ticks) of a process and its descendants.
 /// Descendants that escaped to another parent are not counted.
 pub fn tree_usage(leader: i32) -> (u64, u64) {
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().map_or(4096, |p| p as u64);
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |p| p as u64);
     let (mut rss, mut ticks) = (0u64, 0u64);
     let mut stack = vec![leader];
     let mut seen = HashSet::new();
@@ -188,5 +191,8 @@ fn usage_of(pid: i32) -> Option<(u64, u64)> {
 
 /// Clock ticks per second, for [`tree_usage`]'s CPU time.
 pub fn ticks_per_second() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().map_or(100, |t| t as u64)
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100, |t| t as u64)
 }

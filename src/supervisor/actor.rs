@@ -14,13 +14,14 @@ use nix::sys::signal::Signal;
 
 use super::core::{Core, Effect, Input, InstanceId, Now, Timer, WaiterId};
 use super::event::{Event, EventKind};
-pub use super::reload::ReloadPlan;
-use super::status::{StatusReport, status_report};
 use super::health::{ProbeResult, Role};
 use super::launch::{self, Msg};
+pub use super::reload::ReloadPlan;
+use super::status::{StatusReport, status_report};
+use super::watch;
 use crate::config::Spec;
-use crate::probe::{ProbeContext, spawn_prober};
 use crate::logs::{LogSink, Tee};
+use crate::probe::{ProbeContext, spawn_prober};
 use crate::process::{self, Run, Spawner, reap_orphans};
 
 /// Requests from observers (CLI, dashboard, tests). Replies come once the action has
@@ -80,7 +81,6 @@ pub struct Handle {
     pub events: broadcast::Sender<Event>,
 }
 
-
 pub struct Options {
     /// Print child output and notices on the terminal (`up --no-tui`).
     pub tee: Option<Tee>,
@@ -106,6 +106,8 @@ pub struct Actor {
     shutdown_deadline: Option<Instant>,
     shutdown_replies: Vec<oneshot::Sender<()>>,
     probers: HashMap<(InstanceId, Role), tokio::task::JoinHandle<()>>,
+    /// When the debounced reload after a config file change is due.
+    reload_due: Option<Instant>,
     /// The last CPU-time sample of each sampled run: (run, ticks, when).
     cpu_samples: HashMap<InstanceId, (u64, u64, Instant)>,
     check_probers: Vec<tokio::task::JoinHandle<()>>,
@@ -138,6 +140,7 @@ impl Actor {
             shutdown_replies: Vec::new(),
             probers: HashMap::new(),
             cpu_samples: HashMap::new(),
+            reload_due: None,
             check_probers: Vec::new(),
             runtime_dir,
         };
@@ -161,8 +164,14 @@ impl Actor {
             .mode(0o700)
             .recursive(true)
             .create(&self.runtime_dir)?;
-        let result = self.serve(&mut sigint, &mut sigterm, &mut sigchld, &mut sighup).await;
-        for h in self.check_probers.drain(..).chain(self.probers.drain().map(|(_, h)| h)) {
+        let result = self
+            .serve(&mut sigint, &mut sigterm, &mut sigchld, &mut sighup)
+            .await;
+        for h in self
+            .check_probers
+            .drain(..)
+            .chain(self.probers.drain().map(|(_, h)| h))
+        {
             h.abort();
         }
         let _ = std::fs::remove_dir_all(&self.runtime_dir);
@@ -177,6 +186,16 @@ impl Actor {
         sighup: &mut tokio::signal::unix::Signal,
     ) -> std::io::Result<()> {
         self.start_checks();
+        let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
+        let _watch = match watch::watch(&self.spec.path, watch_tx) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                self.notice(&format!(
+                    "cannot watch the config file for changes ({e}); reload with `warden reload` or SIGHUP"
+                ));
+                None
+            }
+        };
         let mut sampling = tokio::time::interval(self.spec.supervisor.sample_interval);
         sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let fx = self.core.boot(Now::current());
@@ -185,7 +204,7 @@ impl Actor {
         }
         loop {
             let next_timer = self.timers.first_key_value().map(|(k, _)| k.0);
-            let deadline = [next_timer, self.shutdown_deadline]
+            let deadline = [next_timer, self.shutdown_deadline, self.reload_due]
                 .into_iter()
                 .flatten()
                 .min();
@@ -219,6 +238,10 @@ impl Actor {
                     self.sample();
                     continue;
                 }
+                Some(()) = watch_rx.recv() => {
+                    self.reload_due = Some(Instant::now() + watch::DEBOUNCE);
+                    continue;
+                }
                 _ = sighup.recv() => {
                     // Errors are reported as a `reload_failed` event by `reload` itself.
                     let _ = self.reload(false);
@@ -243,6 +266,12 @@ impl Actor {
 
     fn pop_due(&mut self) -> Option<Input> {
         let now = Instant::now();
+        if self.reload_due.is_some_and(|d| d <= now) {
+            self.reload_due = None;
+            // Errors are reported as a `reload_failed` event by `reload` itself.
+            let _ = self.reload(false);
+            return None;
+        }
         if self.shutdown_deadline.is_some_and(|d| d <= now) {
             self.shutdown_deadline = Some(now + Duration::from_secs(3600));
             self.notice("shutdown timeout reached: killing what is left");
@@ -252,7 +281,11 @@ impl Actor {
         let (id, run_no, timer) = self.timers.remove(&key)?;
         if timer == Timer::Silence {
             let last_output = self.sinks.get(&id).and_then(|s| s.last_output_at());
-            return Some(Input::Silence { id, run_no, last_output });
+            return Some(Input::Silence {
+                id,
+                run_no,
+                last_output,
+            });
         }
         Some(Input::Timer { id, run_no, timer })
     }
@@ -443,7 +476,10 @@ impl Actor {
             }
         }
         if let Some(tee) = &self.opts.tee {
-            tee.message(&format!("{}: {}", event.name, event.describe()));
+            match event.name.as_str() {
+                "" => tee.message(&event.describe()),
+                name => tee.message(&format!("{name}: {}", event.describe())),
+            }
         }
         let _ = self.events.send(event);
     }
@@ -473,12 +509,21 @@ impl Actor {
             return;
         };
         let plan = launch::RunPlan::new(inst, &self.opts.token, &self.runtime_dir);
-        tokio::spawn(launch::run(plan, self.spawner.clone(), sink, self.tx.clone()));
+        tokio::spawn(launch::run(
+            plan,
+            self.spawner.clone(),
+            sink,
+            self.tx.clone(),
+        ));
     }
 
     fn start_probe(&mut self, id: InstanceId, run_no: u64, role: Role) {
-        let Some(inst) = self.core.instance(id) else { return };
-        let Some(probe) = inst.probe(role) else { return };
+        let Some(inst) = self.core.instance(id) else {
+            return;
+        };
+        let Some(probe) = inst.probe(role) else {
+            return;
+        };
         let ctx = ProbeContext {
             spawner: self.spawner.clone(),
             cwd: inst.spec.cwd.clone(),
@@ -487,8 +532,17 @@ impl Actor {
         };
         let tx = self.tx.clone();
         let handle = spawn_prober(probe.spec.clone(), ctx, move |o| {
-            let result = ProbeResult { ok: o.ok, latency: o.latency, error: o.error };
-            let _ = tx.send(Msg::Input(Input::Probe { id, run_no, role, result }));
+            let result = ProbeResult {
+                ok: o.ok,
+                latency: o.latency,
+                error: o.error,
+            };
+            let _ = tx.send(Msg::Input(Input::Probe {
+                id,
+                run_no,
+                role,
+                result,
+            }));
         });
         if let Some(old) = self.probers.insert((id, role), handle) {
             old.abort();
@@ -516,7 +570,11 @@ impl Actor {
         let hz = process::ticks_per_second() as f64;
         let mut inputs = Vec::new();
         for (id, (run_no, run)) in &self.runs {
-            if self.core.instance(*id).is_none_or(|i| i.spec.limits.is_none()) {
+            if self
+                .core
+                .instance(*id)
+                .is_none_or(|i| i.spec.limits.is_none())
+            {
                 continue;
             }
             let (rss, ticks) = process::tree_usage(run.handle.pid().as_raw());
@@ -527,7 +585,12 @@ impl Actor {
                 }
                 _ => 0.0,
             };
-            inputs.push(Input::Usage { id: *id, run_no: *run_no, rss, cpu_percent });
+            inputs.push(Input::Usage {
+                id: *id,
+                run_no: *run_no,
+                rss,
+                cpu_percent,
+            });
         }
         for input in inputs {
             let fx = self.core.handle(input, Now::current());
@@ -543,15 +606,28 @@ impl Actor {
         for check in self.spec.checks.values() {
             let ctx = ProbeContext {
                 spawner: self.spawner.clone(),
-                cwd: self.spec.path.parent().map(Into::into).unwrap_or_else(|| "/".into()),
+                cwd: self
+                    .spec
+                    .path
+                    .parent()
+                    .map(Into::into)
+                    .unwrap_or_else(|| "/".into()),
                 env: process::inherited_env(),
                 run_id: format!("{}:check-{}", self.opts.token, check.name).into(),
             };
             let (tx, name) = (self.tx.clone(), check.name.clone());
-            self.check_probers.push(spawn_prober(check.probe.clone(), ctx, move |o| {
-                let result = ProbeResult { ok: o.ok, latency: o.latency, error: o.error };
-                let _ = tx.send(Msg::Input(Input::CheckProbe { name: name.clone(), result }));
-            }));
+            self.check_probers
+                .push(spawn_prober(check.probe.clone(), ctx, move |o| {
+                    let result = ProbeResult {
+                        ok: o.ok,
+                        latency: o.latency,
+                        error: o.error,
+                    };
+                    let _ = tx.send(Msg::Input(Input::CheckProbe {
+                        name: name.clone(),
+                        result,
+                    }));
+                }));
         }
     }
 

@@ -16,9 +16,9 @@ use nix::sys::signal::Signal;
 use super::event::{Event, EventKind, ExitReason, ExitRecord};
 use super::health::{CheckState, ProbeResult, ProbeState, Role};
 use super::reload::ReloadPlan;
-use crate::probe::notify::NotifyMessage;
 use super::state::{State, allowed};
 use crate::config::{DependCondition, LimitAction, ProcessSpec, RestartPolicy, Spec};
+use crate::probe::notify::NotifyMessage;
 use crate::process::ExitStatus;
 
 /// How many exits each instance remembers.
@@ -98,16 +98,41 @@ pub enum Input {
         run_no: u64,
         timer: Timer,
     },
-    Probe { id: InstanceId, run_no: u64, role: Role, result: ProbeResult },
-    CheckProbe { name: String, result: ProbeResult },
+    Probe {
+        id: InstanceId,
+        run_no: u64,
+        role: Role,
+        result: ProbeResult,
+    },
+    CheckProbe {
+        name: String,
+        result: ProbeResult,
+    },
     /// An sd_notify message from the run's process tree.
-    Notify { id: InstanceId, run_no: u64, message: NotifyMessage },
+    Notify {
+        id: InstanceId,
+        run_no: u64,
+        message: NotifyMessage,
+    },
     /// A line matched `output.hung_on`.
-    OutputMatched { id: InstanceId, run_no: u64, line: String },
+    OutputMatched {
+        id: InstanceId,
+        run_no: u64,
+        line: String,
+    },
     /// The `Silence` timer fired; `last_output` is when the sink last saw output.
-    Silence { id: InstanceId, run_no: u64, last_output: Option<Instant> },
+    Silence {
+        id: InstanceId,
+        run_no: u64,
+        last_output: Option<Instant>,
+    },
     /// A sample of the run's tree: resident memory and CPU (percent of one core).
-    Usage { id: InstanceId, run_no: u64, rss: u64, cpu_percent: f64 },
+    Usage {
+        id: InstanceId,
+        run_no: u64,
+        rss: u64,
+        cpu_percent: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -135,8 +160,15 @@ pub enum Effect {
     },
     /// Start probing a run in this role; the actor stops every prober of a run when the
     /// run ends, and on [`Effect::StopProbe`].
-    StartProbe { id: InstanceId, run_no: u64, role: Role },
-    StopProbe { id: InstanceId, role: Role },
+    StartProbe {
+        id: InstanceId,
+        run_no: u64,
+        role: Role,
+    },
+    StopProbe {
+        id: InstanceId,
+        role: Role,
+    },
     Emit(Event),
     Reply {
         waiter: WaiterId,
@@ -225,10 +257,14 @@ impl Instance {
 }
 
 fn probes_of(spec: &ProcessSpec) -> Vec<ProbeState> {
-    [(Role::Startup, &spec.startup), (Role::Readiness, &spec.readiness), (Role::Liveness, &spec.liveness)]
-        .into_iter()
-        .filter_map(|(role, p)| p.clone().map(|p| ProbeState::new(role, p)))
-        .collect()
+    [
+        (Role::Startup, &spec.startup),
+        (Role::Readiness, &spec.readiness),
+        (Role::Liveness, &spec.liveness),
+    ]
+    .into_iter()
+    .filter_map(|(role, p)| p.clone().map(|p| ProbeState::new(role, p)))
+    .collect()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -367,17 +403,33 @@ impl Core {
                 stderr_tail,
             } => self.on_exited(id, run_no, status, stderr_tail, now, &mut fx),
             Input::Timer { id, run_no, timer } => self.on_timer(id, run_no, timer, now, &mut fx),
-            Input::Probe { id, run_no, role, result } => self.on_probe(id, run_no, role, result, now, &mut fx),
+            Input::Probe {
+                id,
+                run_no,
+                role,
+                result,
+            } => self.on_probe(id, run_no, role, result, now, &mut fx),
             Input::CheckProbe { name, result } => self.on_check_probe(&name, result, now, &mut fx),
-            Input::Notify { id, run_no, message } => self.on_notify(id, run_no, message, now, &mut fx),
+            Input::Notify {
+                id,
+                run_no,
+                message,
+            } => self.on_notify(id, run_no, message, now, &mut fx),
             Input::OutputMatched { id, run_no, line } => {
                 let detail = format!("output matched `hung_on`: {}", truncate(&line, 200));
                 self.hung(id, run_no, ExitReason::Output, detail, now, &mut fx);
             }
-            Input::Usage { id, run_no, rss, cpu_percent } => {
-                self.on_usage(id, run_no, rss, cpu_percent, now, &mut fx)
-            }
-            Input::Silence { id, run_no, last_output } => self.on_silence(id, run_no, last_output, now, &mut fx),
+            Input::Usage {
+                id,
+                run_no,
+                rss,
+                cpu_percent,
+            } => self.on_usage(id, run_no, rss, cpu_percent, now, &mut fx),
+            Input::Silence {
+                id,
+                run_no,
+                last_output,
+            } => self.on_silence(id, run_no, last_output, now, &mut fx),
         }
         self.settle(now, &mut fx);
         fx
@@ -437,7 +489,11 @@ impl Core {
         // Checks keep their results unless their probe changed.
         let mut checks = checks_of(new);
         for (name, check) in checks.iter_mut() {
-            if let Some(old) = self.checks.get(name).filter(|o| o.probe.spec == check.probe.spec) {
+            if let Some(old) = self
+                .checks
+                .get(name)
+                .filter(|o| o.probe.spec == check.probe.spec)
+            {
                 *check = old.clone();
             }
         }
@@ -648,13 +704,27 @@ impl Core {
         inst.last_beat = Some(now.mono);
         inst.probes.iter_mut().for_each(ProbeState::reset);
         if let Some(wd) = inst.spec.watchdog.filter(|_| inst.spec.notify) {
-            fx.push(Effect::Schedule { at: now.mono + wd, id, run_no, timer: Timer::Watchdog });
+            fx.push(Effect::Schedule {
+                at: now.mono + wd,
+                id,
+                run_no,
+                timer: Timer::Watchdog,
+            });
         }
         if let Some(quiet) = inst.spec.output.silence {
-            fx.push(Effect::Schedule { at: now.mono + quiet, id, run_no, timer: Timer::Silence });
+            fx.push(Effect::Schedule {
+                at: now.mono + quiet,
+                id,
+                run_no,
+                timer: Timer::Silence,
+            });
         }
         if inst.probe(Role::Startup).is_some() {
-            fx.push(Effect::StartProbe { id, run_no, role: Role::Startup });
+            fx.push(Effect::StartProbe {
+                id,
+                run_no,
+                role: Role::Startup,
+            });
         } else {
             start_main_probes(inst, fx);
         }
@@ -664,49 +734,106 @@ impl Core {
         }
     }
 
-    fn on_probe(&mut self, id: InstanceId, run_no: u64, role: Role, result: ProbeResult, now: Now, fx: &mut Vec<Effect>) {
-        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else { return };
+    fn on_probe(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        role: Role,
+        result: ProbeResult,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else {
+            return;
+        };
         if !matches!(inst.state, State::Starting | State::Running) {
             return;
         }
-        let Some(probe) = inst.probe_mut(role) else { return };
+        let Some(probe) = inst.probe_mut(role) else {
+            return;
+        };
         let (ok, latency, error) = (result.ok, result.latency, result.error.clone());
         let failures = probe.thresholds.consecutive_fail + u32::from(!ok);
         let verdict = probe.record(result, now.wall);
         let name = inst.name.clone();
         if !ok || verdict.is_some() {
-            let kind = EventKind::Probe { role: role.as_str().into(), ok, latency_ms: super::health::ms(latency), error: error.clone() };
+            let kind = EventKind::Probe {
+                role: role.as_str().into(),
+                ok,
+                latency_ms: super::health::ms(latency),
+                error: error.clone(),
+            };
             fx.push(emit(now, &name, kind));
         }
-        let detail = || format!("{} probe failed {failures} times: {}", role.as_str(), error.clone().unwrap_or_default());
+        let detail = || {
+            format!(
+                "{} probe failed {failures} times: {}",
+                role.as_str(),
+                error.clone().unwrap_or_default()
+            )
+        };
         match (role, verdict) {
             (Role::Startup, Some(true)) => {
-                fx.push(Effect::StopProbe { id, role: Role::Startup });
+                fx.push(Effect::StopProbe {
+                    id,
+                    role: Role::Startup,
+                });
                 start_main_probes(inst, fx);
             }
-            (Role::Startup, Some(false)) => self.hung(id, run_no, ExitReason::Startup, detail(), now, fx),
-            (Role::Liveness, Some(false)) => self.hung(id, run_no, ExitReason::Liveness, detail(), now, fx),
+            (Role::Startup, Some(false)) => {
+                self.hung(id, run_no, ExitReason::Startup, detail(), now, fx)
+            }
+            (Role::Liveness, Some(false)) => {
+                self.hung(id, run_no, ExitReason::Liveness, detail(), now, fx)
+            }
             (Role::Readiness, Some(ready)) => self.set_ready(id, ready, now, fx),
             _ => {}
         }
     }
 
-    fn on_notify(&mut self, id: InstanceId, run_no: u64, message: NotifyMessage, now: Now, fx: &mut Vec<Effect>) {
-        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else { return };
+    fn on_notify(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        message: NotifyMessage,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else {
+            return;
+        };
         match message {
-            NotifyMessage::Ready if inst.spec.readiness.is_none() => self.set_ready(id, true, now, fx),
+            NotifyMessage::Ready if inst.spec.readiness.is_none() => {
+                self.set_ready(id, true, now, fx)
+            }
             NotifyMessage::Status(text) => inst.status_text = Some(text),
             NotifyMessage::Watchdog => inst.last_beat = Some(now.mono),
-            NotifyMessage::WatchdogTrigger => {
-                self.hung(id, run_no, ExitReason::Watchdog, "the process sent WATCHDOG=trigger".into(), now, fx)
-            }
+            NotifyMessage::WatchdogTrigger => self.hung(
+                id,
+                run_no,
+                ExitReason::Watchdog,
+                "the process sent WATCHDOG=trigger".into(),
+                now,
+                fx,
+            ),
             _ => {}
         }
     }
 
-    fn on_silence(&mut self, id: InstanceId, run_no: u64, last_output: Option<Instant>, now: Now, fx: &mut Vec<Effect>) {
-        let Some(inst) = self.instances.get(&id).filter(|i| i.run_no == run_no) else { return };
-        let (Some(quiet), Some(started)) = (inst.spec.output.silence, inst.started_at) else { return };
+    fn on_silence(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        last_output: Option<Instant>,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.instances.get(&id).filter(|i| i.run_no == run_no) else {
+            return;
+        };
+        let (Some(quiet), Some(started)) = (inst.spec.output.silence, inst.started_at) else {
+            return;
+        };
         if !matches!(inst.state, State::Starting | State::Running) {
             return;
         }
@@ -715,37 +842,71 @@ impl Core {
             let detail = format!("no output for {}", fmt_duration(quiet));
             self.hung(id, run_no, ExitReason::Output, detail, now, fx);
         } else {
-            fx.push(Effect::Schedule { at: since + quiet, id, run_no, timer: Timer::Silence });
+            fx.push(Effect::Schedule {
+                at: since + quiet,
+                id,
+                run_no,
+                timer: Timer::Silence,
+            });
         }
     }
 
     fn on_check_probe(&mut self, name: &str, result: ProbeResult, now: Now, fx: &mut Vec<Effect>) {
-        let Some(check) = self.checks.get_mut(name) else { return };
+        let Some(check) = self.checks.get_mut(name) else {
+            return;
+        };
         let (ok, latency, error) = (result.ok, result.latency, result.error.clone());
         let verdict = check.probe.record(result, now.wall);
         if verdict.is_some() || !ok {
-            let kind = EventKind::Probe { role: "check".into(), ok, latency_ms: super::health::ms(latency), error };
+            let kind = EventKind::Probe {
+                role: "check".into(),
+                ok,
+                latency_ms: super::health::ms(latency),
+                error,
+            };
             fx.push(emit(now, name, kind));
         }
     }
 
-    fn on_usage(&mut self, id: InstanceId, run_no: u64, rss: u64, cpu: f64, now: Now, fx: &mut Vec<Effect>) {
-        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no && i.pid.is_some()) else {
+    fn on_usage(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        rss: u64,
+        cpu: f64,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self
+            .instances
+            .get_mut(&id)
+            .filter(|i| i.run_no == run_no && i.pid.is_some())
+        else {
             return;
         };
         inst.rss = Some(rss);
         inst.cpu_percent = Some(cpu);
-        let Some(limits) = inst.spec.limits.clone() else { return };
+        let Some(limits) = inst.spec.limits.clone() else {
+            return;
+        };
         let mut violation = None;
         if let Some(max) = limits.memory.filter(|&m| rss > m) {
-            violation = Some((ExitReason::Memory, format!("memory {} over the limit of {}", bytes(rss), bytes(max))));
+            violation = Some((
+                ExitReason::Memory,
+                format!("memory {} over the limit of {}", bytes(rss), bytes(max)),
+            ));
         }
         match limits.cpu {
             Some(max) if cpu > max => {
                 let since = *inst.cpu_over_since.get_or_insert(now.mono);
-                if violation.is_none() && now.mono.saturating_duration_since(since) >= limits.cpu_for {
+                if violation.is_none()
+                    && now.mono.saturating_duration_since(since) >= limits.cpu_for
+                {
                     let d = fmt_duration(limits.cpu_for);
-                    violation = Some((ExitReason::Cpu, format!("cpu {cpu:.0}% over the limit of {max:.0}% for {d}")));
+                    violation = Some((
+                        ExitReason::Cpu,
+                        format!("cpu {cpu:.0}% over the limit of {max:.0}% for {d}"),
+                    ));
                 }
             }
             _ => inst.cpu_over_since = None,
@@ -759,12 +920,24 @@ impl Core {
             LimitAction::Restart => self.hung(id, run_no, reason, detail, now, fx),
             LimitAction::Stop => {
                 inst.want_up = false;
-                fx.push(emit(now, &name, EventKind::Message { text: format!("stopping: {detail}") }));
+                fx.push(emit(
+                    now,
+                    &name,
+                    EventKind::Message {
+                        text: format!("stopping: {detail}"),
+                    },
+                ));
                 self.begin_stop(id, reason, Some(detail), now, fx);
             }
             LimitAction::Warn if !inst.limit_warned => {
                 inst.limit_warned = true;
-                fx.push(emit(now, &name, EventKind::Message { text: format!("warning: {detail}") }));
+                fx.push(emit(
+                    now,
+                    &name,
+                    EventKind::Message {
+                        text: format!("warning: {detail}"),
+                    },
+                ));
             }
             LimitAction::Warn => {}
         }
@@ -780,13 +953,29 @@ impl Core {
 
     /// The run is alive but not working: stop it the SPEC way and let the restart policy
     /// decide what follows (`want_up` is unchanged, so it counts as a failure).
-    fn hung(&mut self, id: InstanceId, run_no: u64, reason: ExitReason, detail: String, now: Now, fx: &mut Vec<Effect>) {
-        let Some(inst) = self.instances.get(&id).filter(|i| i.run_no == run_no) else { return };
+    fn hung(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        reason: ExitReason,
+        detail: String,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.instances.get(&id).filter(|i| i.run_no == run_no) else {
+            return;
+        };
         if !matches!(inst.state, State::Starting | State::Running) {
             return;
         }
         let name = inst.name.clone();
-        fx.push(emit(now, &name, EventKind::Message { text: format!("hung: {detail}") }));
+        fx.push(emit(
+            now,
+            &name,
+            EventKind::Message {
+                text: format!("hung: {detail}"),
+            },
+        ));
         self.begin_stop(id, reason, Some(detail), now, fx);
     }
 
@@ -853,7 +1042,12 @@ impl Core {
         inst.pid = None;
         inst.ready = false;
         inst.stop_sent_at = None;
-        (inst.rss, inst.cpu_percent, inst.cpu_over_since, inst.limit_warned) = (None, None, None, false);
+        (
+            inst.rss,
+            inst.cpu_percent,
+            inst.cpu_over_since,
+            inst.limit_warned,
+        ) = (None, None, None, false);
         let name = inst.name.clone();
         fx.push(emit(
             now,
@@ -973,7 +1167,12 @@ impl Core {
                     self.hung(id, run_no, ExitReason::Watchdog, detail, now, fx);
                 } else {
                     let at = beat + wd;
-                    fx.push(Effect::Schedule { at, id, run_no, timer: Timer::Watchdog });
+                    fx.push(Effect::Schedule {
+                        at,
+                        id,
+                        run_no,
+                        timer: Timer::Watchdog,
+                    });
                 }
             }
             _ => {}
@@ -1243,7 +1442,11 @@ fn substitute_replica(p: &ProcessSpec, r: u32) -> ProcessSpec {
 fn start_main_probes(inst: &Instance, fx: &mut Vec<Effect>) {
     for role in [Role::Readiness, Role::Liveness] {
         if inst.probe(role).is_some() {
-            fx.push(Effect::StartProbe { id: inst.id, run_no: inst.run_no, role });
+            fx.push(Effect::StartProbe {
+                id: inst.id,
+                run_no: inst.run_no,
+                role,
+            });
         }
     }
 }
@@ -1251,7 +1454,15 @@ fn start_main_probes(inst: &Instance, fx: &mut Vec<Effect>) {
 fn checks_of(spec: &Spec) -> IndexMap<String, CheckState> {
     spec.checks
         .values()
-        .map(|c| (c.name.clone(), CheckState { name: c.name.clone(), probe: ProbeState::new(Role::Readiness, c.probe.clone()) }))
+        .map(|c| {
+            (
+                c.name.clone(),
+                CheckState {
+                    name: c.name.clone(),
+                    probe: ProbeState::new(Role::Readiness, c.probe.clone()),
+                },
+            )
+        })
         .collect()
 }
 

@@ -57,7 +57,14 @@ pub struct ProbeState {
 
 impl ProbeState {
     pub fn new(role: Role, spec: ProbeSpec) -> ProbeState {
-        ProbeState { role, spec, thresholds: Thresholds::default(), last: None, last_at: None, history: VecDeque::new() }
+        ProbeState {
+            role,
+            spec,
+            thresholds: Thresholds::default(),
+            last: None,
+            last_at: None,
+            history: VecDeque::new(),
+        }
     }
 
     /// Count a result; the new verdict if a threshold was crossed.
@@ -65,8 +72,15 @@ impl ProbeState {
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
-        self.history.push_back(Sample { ok: result.ok, latency_ms: ms(result.latency) });
-        let verdict = self.thresholds.record(result.ok, self.spec.success_threshold, self.spec.failure_threshold);
+        self.history.push_back(Sample {
+            ok: result.ok,
+            latency_ms: ms(result.latency),
+        });
+        let verdict = self.thresholds.record(
+            result.ok,
+            self.spec.success_threshold,
+            self.spec.failure_threshold,
+        );
         self.last = Some(result);
         self.last_at = Some(at);
         verdict
@@ -114,7 +128,9 @@ pub fn target_of(t: &ProbeTarget) -> String {
         ProbeTarget::Http { url, .. } => url.clone(),
         ProbeTarget::Tcp { addr, .. } | ProbeTarget::Udp { addr, .. } => addr.clone(),
         ProbeTarget::Unix { path, .. } => path.display().to_string(),
-        ProbeTarget::Exec { argv } => shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default(),
+        ProbeTarget::Exec { argv } => {
+            shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default()
+        }
     }
 }
 

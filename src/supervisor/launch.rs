@@ -23,7 +23,11 @@ const DRAIN: Duration = Duration::from_millis(200);
 pub(super) enum Msg {
     Input(Input),
     /// Sent before `Input::Spawned`, so signals can reach the run.
-    RunStarted { id: InstanceId, run_no: u64, run: Run },
+    RunStarted {
+        id: InstanceId,
+        run_no: u64,
+        run: Run,
+    },
 }
 
 /// Everything a run needs, taken from the instance when the spawn was decided.
@@ -55,7 +59,14 @@ impl RunPlan {
                 env.push(("WATCHDOG_USEC".into(), wd.as_micros().to_string()));
             }
         }
-        RunPlan { id: inst.id, run_no, spec: inst.spec.clone(), env, run_id, notify_path }
+        RunPlan {
+            id: inst.id,
+            run_no,
+            spec: inst.spec.clone(),
+            env,
+            run_id,
+            notify_path,
+        }
     }
 }
 
@@ -74,8 +85,20 @@ pub(super) fn child_env(inst: &Instance, _token: &str) -> Vec<(String, String)> 
 }
 
 /// Spawn, watch, and report one run.
-pub(super) async fn run(plan: RunPlan, spawner: Spawner, sink: Arc<LogSink>, tx: mpsc::UnboundedSender<Msg>) {
-    let RunPlan { id, run_no, spec, env, run_id, notify_path } = plan;
+pub(super) async fn run(
+    plan: RunPlan,
+    spawner: Spawner,
+    sink: Arc<LogSink>,
+    tx: mpsc::UnboundedSender<Msg>,
+) {
+    let RunPlan {
+        id,
+        run_no,
+        spec,
+        env,
+        run_id,
+        notify_path,
+    } = plan;
     let send = |input| {
         let _ = tx.send(Msg::Input(input));
     };
@@ -90,7 +113,14 @@ pub(super) async fn run(plan: RunPlan, spawner: Spawner, sink: Arc<LogSink>, tx:
         CommandSpec::Argv(a) => a.clone(),
         CommandSpec::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
     };
-    let launch = Launch { argv, cwd: spec.cwd.clone(), env, capture: true, die_with_warden: true, stdin: None };
+    let launch = Launch {
+        argv,
+        cwd: spec.cwd.clone(),
+        env,
+        capture: true,
+        die_with_warden: true,
+        stdin: None,
+    };
     let spawned = match spawner.spawn(launch).await {
         Ok(s) => s,
         Err(e) => {
@@ -100,17 +130,37 @@ pub(super) async fn run(plan: RunPlan, spawner: Spawner, sink: Arc<LogSink>, tx:
         }
     };
     let pid = spawned.handle.pid().as_raw() as u32;
-    let run = Run { handle: spawned.handle, run_id: run_id.clone(), registry: spawner.registry().clone() };
+    let run = Run {
+        handle: spawned.handle,
+        run_id: run_id.clone(),
+        registry: spawner.registry().clone(),
+    };
     sink.marker(&format!("run {run_no} started, pid {pid}"));
     watch_lines(&sink, &spec, id, run_no, &tx);
     let mut pumps = Vec::new();
-    for (fd, stream) in [(spawned.stdout, Stream::Stdout), (spawned.stderr, Stream::Stderr)] {
+    for (fd, stream) in [
+        (spawned.stdout, Stream::Stdout),
+        (spawned.stderr, Stream::Stderr),
+    ] {
         if let Some(fd) = fd {
             pumps.push(tokio::spawn(crate::logs::pump(fd, stream, sink.clone())));
         }
     }
-    let notifications = notify.map(|socket| tokio::spawn(relay_notifications(socket, id, run_no, pid, run_id, tx.clone())));
-    let _ = tx.send(Msg::RunStarted { id, run_no, run: run.clone() });
+    let notifications = notify.map(|socket| {
+        tokio::spawn(relay_notifications(
+            socket,
+            id,
+            run_no,
+            pid,
+            run_id,
+            tx.clone(),
+        ))
+    });
+    let _ = tx.send(Msg::RunStarted {
+        id,
+        run_no,
+        run: run.clone(),
+    });
     send(Input::Spawned { id, run_no, pid });
 
     let end = run.finished().await;
@@ -129,16 +179,29 @@ pub(super) async fn run(plan: RunPlan, spawner: Spawner, sink: Arc<LogSink>, tx:
     sink.end_of_stream(Stream::Stderr);
     sink.set_line_watch(None);
     let stderr_tail = sink.last_stderr(5);
-    send(Input::Exited { id, run_no, status: end.status, stderr_tail });
+    send(Input::Exited {
+        id,
+        run_no,
+        status: end.status,
+        stderr_tail,
+    });
 }
 
 /// With `output.hung_on`, report the first matching line of this run.
-fn watch_lines(sink: &LogSink, spec: &ProcessSpec, id: InstanceId, run_no: u64, tx: &mpsc::UnboundedSender<Msg>) {
+fn watch_lines(
+    sink: &LogSink,
+    spec: &ProcessSpec,
+    id: InstanceId,
+    run_no: u64,
+    tx: &mpsc::UnboundedSender<Msg>,
+) {
     let Some(pattern) = &spec.output.hung_on else {
         return sink.set_line_watch(None);
     };
     // The config loader compiled it already; a failure here cannot happen.
-    let Ok(regex) = regex::bytes::Regex::new(pattern) else { return };
+    let Ok(regex) = regex::bytes::Regex::new(pattern) else {
+        return;
+    };
     let fired = AtomicBool::new(false);
     let tx = tx.clone();
     sink.set_line_watch(Some(Box::new(move |line| {
@@ -159,14 +222,20 @@ async fn relay_notifications(
     tx: mpsc::UnboundedSender<Msg>,
 ) {
     loop {
-        let Ok((sender, messages)) = socket.recv().await else { return };
+        let Ok((sender, messages)) = socket.recv().await else {
+            return;
+        };
         let Some(sender) = sender.filter(|&s| s as u32 == pid || belongs_to_run(s, &run_id)) else {
             tracing::debug!(?sender, "sd_notify message from outside the run ignored");
             continue;
         };
         let _ = sender;
         for message in messages {
-            let _ = tx.send(Msg::Input(Input::Notify { id, run_no, message }));
+            let _ = tx.send(Msg::Input(Input::Notify {
+                id,
+                run_no,
+                message,
+            }));
         }
     }
 }

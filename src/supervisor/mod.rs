@@ -14,6 +14,7 @@ mod launch;
 pub mod reload;
 pub mod state;
 pub mod status;
+mod watch;
 
 pub use actor::{Actor, Control, Handle, Options};
 pub use event::{Event, EventKind, ExitReason};

@@ -74,7 +74,11 @@ pub fn status_report(core: &Core, now: Instant) -> StatusReport {
         processes: core.instances().map(|i| process_status(i, now)).collect(),
         checks: core
             .checks()
-            .map(|c| CheckStatus { name: c.name.clone(), ready: c.ready(), probes: vec![probe_status(&c.probe)] })
+            .map(|c| CheckStatus {
+                name: c.name.clone(),
+                ready: c.ready(),
+                probes: vec![probe_status(&c.probe)],
+            })
             .collect(),
     }
 }
@@ -99,11 +103,7 @@ fn process_status(inst: &Instance, now: Instant) -> ProcessStatus {
         state: inst.state,
         pid: inst.pid,
         ready: inst.ready,
-        health: if inst.spec.liveness.is_some() {
-            "unknown"
-        } else {
-            "none"
-        },
+        health: inst.health(),
         restarts: inst.restarts,
         last_exit: inst.last_exit().map(|e| LastExit {
             code: e.code,
@@ -115,7 +115,10 @@ fn process_status(inst: &Instance, now: Instant) -> ProcessStatus {
             .started_at
             .filter(|_| live)
             .map(|t| now.saturating_duration_since(t).as_millis() as u64),
-        cpu_percent: inst.cpu_percent.filter(|_| live).map(|c| (c * 10.0).round() / 10.0),
+        cpu_percent: inst
+            .cpu_percent
+            .filter(|_| live)
+            .map(|c| (c * 10.0).round() / 10.0),
         rss_bytes: inst.rss.filter(|_| live),
         probes: inst.probes.iter().map(probe_status).collect(),
         status_text: inst.status_text.clone(),

@@ -43,11 +43,17 @@ pub struct Warden {
 impl Warden {
     /// Write `config` as `warden.toml` in a fresh temp folder and run `warden up --no-tui`.
     pub fn start(config: &str) -> Warden {
+        Warden::start_with(config, |_| {})
+    }
+
+    /// Like [`Warden::start`], with `prepare(dir)` run just before warden starts.
+    pub fn start_with(config: &str, prepare: impl FnOnce(&Path)) -> Warden {
         let dir = tempfile::Builder::new()
             .prefix("wt")
             .tempdir_in("/tmp")
             .unwrap();
         std::fs::write(dir.path().join("warden.toml"), config).unwrap();
+        prepare(dir.path());
         let marker = format!(
             "{}-{}-{}",
             std::process::id(),
@@ -63,6 +69,19 @@ impl Warden {
         };
         w.spawn();
         w
+    }
+
+    /// Run `warden up` again in the same folder, after the previous one has exited (its
+    /// output keeps accumulating in the same buffer).
+    pub fn up_again(&mut self) {
+        if let Some(mut old) = self.child.take() {
+            assert!(
+                old.try_wait().unwrap().is_some(),
+                "the previous warden still runs"
+            );
+        }
+        self.output.0.lock().unwrap().closed = false;
+        self.spawn();
     }
 
     fn spawn(&mut self) {
@@ -162,8 +181,13 @@ impl Warden {
 
     /// Wait for a notice `NAME: TEXT` (an event printed by warden itself).
     pub fn wait_event(&self, name: &str, text: &str) -> String {
-        let prefix = format!("{name}: ");
-        self.wait_line(&format!("event `{name}: {text}`"), |l| {
+        // Supervisor-wide events have no name.
+        let prefix = if name.is_empty() {
+            String::new()
+        } else {
+            format!("{name}: ")
+        };
+        self.wait_line(&format!("event `{prefix}{text}`"), |l| {
             notice(l).is_some_and(|n| n.starts_with(&prefix) && n.contains(text))
         })
     }

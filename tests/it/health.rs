@@ -8,11 +8,19 @@ use crate::harness::*;
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for a test).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -31,12 +39,21 @@ timeout = "300ms"
 failure_threshold = 2
 "#
     ));
-    w.wait_line("hang", |l| output_of(l, "web").is_some_and(|t| t.contains("no longer answering")));
+    w.wait_line("hang", |l| {
+        output_of(l, "web").is_some_and(|t| t.contains("no longer answering"))
+    });
     let hung_at = Instant::now();
     let l = w.wait_event("web", "run 1 ended");
     // period × failure_threshold + timeout, plus a margin for a busy machine.
-    assert!(hung_at.elapsed() < Duration::from_secs(5), "took {:?}", hung_at.elapsed());
-    assert!(l.contains("liveness") && l.contains("liveness probe failed 2 times"), "{l}");
+    assert!(
+        hung_at.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        hung_at.elapsed()
+    );
+    assert!(
+        l.contains("liveness") && l.contains("liveness probe failed 2 times"),
+        "{l}"
+    );
     w.wait_event("web", "run 2 started");
     w.wait_event("web", "run 2 ended");
 }
@@ -110,7 +127,11 @@ depends_on = {{ db = "ready" }}
 "#
     ));
     w.wait_event("db", "check probe failed");
-    assert!(!w.lines().iter().any(|l| l.contains("app: pending → starting")));
+    assert!(
+        !w.lines()
+            .iter()
+            .any(|l| l.contains("app: pending → starting"))
+    );
     let _listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     w.wait_event("app", "pending → starting");
 }
@@ -145,12 +166,23 @@ depends_on = {{ beat = "ready" }}
     let _ = lines_before_ready;
     w.wait_event("after", "pending → starting");
     let lines = w.lines();
-    let ready = lines.iter().position(|l| l.contains("beat: starting → running")).unwrap();
-    let after = lines.iter().position(|l| l.contains("after: pending → starting")).unwrap();
+    let ready = lines
+        .iter()
+        .position(|l| l.contains("beat: starting → running"))
+        .unwrap();
+    let after = lines
+        .iter()
+        .position(|l| l.contains("after: pending → starting"))
+        .unwrap();
     assert!(ready < after);
-    w.wait_line("stopped beating", |l| output_of(l, "beat") == Some("stopped beating"));
+    w.wait_line("stopped beating", |l| {
+        output_of(l, "beat") == Some("stopped beating")
+    });
     let l = w.wait_event("beat", "run 1 ended");
-    assert!(l.contains("watchdog") && l.contains("no WATCHDOG=1 within 800ms"), "{l}");
+    assert!(
+        l.contains("watchdog") && l.contains("no WATCHDOG=1 within 800ms"),
+        "{l}"
+    );
 }
 
 #[test]
@@ -162,13 +194,20 @@ command = "sh -c 'echo socket=$NOTIFY_SOCKET; exec warden-demo-worker sleep'"
 notify = true
 "#,
     );
-    let l = w.wait_line("socket", |l| output_of(l, "quiet").is_some_and(|t| t.starts_with("socket=")));
+    let l = w.wait_line("socket", |l| {
+        output_of(l, "quiet").is_some_and(|t| t.starts_with("socket="))
+    });
     let path = output_of(&l, "quiet").unwrap()["socket=".len()..].to_string();
     let sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
     sock.send_to(b"READY=1", &path).unwrap();
     // Ask for something observable after our datagram: the process must still be starting.
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!w.lines().iter().any(|l| l.contains("quiet: starting → running")), "a stranger's READY=1 was accepted");
+    assert!(
+        !w.lines()
+            .iter()
+            .any(|l| l.contains("quiet: starting → running")),
+        "a stranger's READY=1 was accepted"
+    );
 }
 
 #[test]
@@ -188,9 +227,15 @@ hung_on = "deadlock detected"
 "#,
     );
     let l = w.wait_event("mute", "run 1 ended");
-    assert!(l.contains("output") && l.contains("no output for 400ms"), "{l}");
+    assert!(
+        l.contains("output") && l.contains("no output for 400ms"),
+        "{l}"
+    );
     let l = w.wait_event("deadlock", "run 1 ended");
-    assert!(l.contains("output matched `hung_on`: ERROR: deadlock detected in pool"), "{l}");
+    assert!(
+        l.contains("output matched `hung_on`: ERROR: deadlock detected in pool"),
+        "{l}"
+    );
 }
 
 #[test]
@@ -213,9 +258,14 @@ period = "100ms"
     ));
     w.wait_event("slow", "startup probe ok");
     let lines = w.lines();
-    let startup_ok = lines.iter().position(|l| l.contains("slow: startup probe ok")).unwrap();
+    let startup_ok = lines
+        .iter()
+        .position(|l| l.contains("slow: startup probe ok"))
+        .unwrap();
     assert!(
-        !lines[..startup_ok].iter().any(|l| l.contains("liveness probe")),
+        !lines[..startup_ok]
+            .iter()
+            .any(|l| l.contains("liveness probe")),
         "liveness ran before startup passed"
     );
     w.wait_event("slow", "liveness probe ok");
@@ -240,11 +290,48 @@ action = "stop"
 "#,
     );
     let l = w.wait_event("hog", "run 1 ended");
-    assert!(l.contains("memory") && l.contains("over the limit of 64.0MiB"), "{l}");
+    assert!(
+        l.contains("memory") && l.contains("over the limit of 64.0MiB"),
+        "{l}"
+    );
     w.wait_event("hog", "restarting as run 2");
     let l = w.wait_event("greedy", "run 1 ended");
     assert!(l.contains("over the limit of 40.0MiB"), "{l}");
     w.wait_event("greedy", "stopping → stopped");
     assert_eq!(w.shutdown(), Some(0));
     w.assert_no_leftovers();
+}
+
+#[test]
+fn status_reports_health_probes_and_checks() {
+    let port = free_port();
+    let w = Warden::start(&format!(
+        r#"
+[processes.echo]
+command = "warden-demo-worker tcp-echo {port}"
+[processes.echo.liveness]
+tcp = "127.0.0.1:{port}"
+send = "ping"
+expect = "PING"
+period = "100ms"
+[checks.closed]
+tcp = "127.0.0.1:1"
+period = "100ms"
+"#
+    ));
+    w.wait_event("echo", "liveness probe ok");
+    w.wait_event("closed", "check probe failed");
+    let (code, out, err) = run_warden(w.dir.path(), &["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let echo = &v["processes"][0];
+    assert_eq!(echo["health"], "healthy", "{echo}");
+    assert_eq!(echo["probes"][0]["role"], "liveness");
+    assert_eq!(echo["probes"][0]["kind"], "tcp");
+    assert_eq!(echo["probes"][0]["ok"], true);
+    assert!(echo["probes"][0]["latency_ms"].as_f64().is_some());
+    let check = &v["checks"][0];
+    assert_eq!(check["name"], "closed");
+    assert_eq!(check["ready"], false);
+    assert_eq!(check["probes"][0]["last_error"], "connection refused");
 }

@@ -2,8 +2,10 @@
 //! One test binary; each module is one area of the contract.
 
 mod config;
+mod control;
 mod harness;
 mod health;
 mod kill;
 mod lifecycle;
 mod output;
+mod reload;

@@ -1,0 +1,275 @@
+"""Turns target/bench/results.jsonl into the Markdown tables of BENCHMARKS.md.
+
+Every number comes from the results file; the verdicts compare them with the targets of
+the issues mechanically, so a regression shows up as a failed verdict, not as a stale
+sentence.
+"""
+
+import json
+import statistics
+from collections import defaultdict
+
+TARGET_START_VS_S6 = 3.0  # warden at least 3x faster than s6
+TARGET_PSS_MIB = 10
+TARGET_IDLE_CPU_PERCENT = 0.1  # "about zero": under 0.1% of one core
+TARGET_RESTART_MS = 2
+TARGET_PROBE_CPU_PERCENT = 2
+TARGET_STATUS_P99_MS = 50
+PEER_ORDER = ["warden", "s6", "supervisord", "floor"]
+FLOOR_LABEL = {
+    "start": "floor: a posix_spawn loop, no supervisor",
+    "restart": "floor: posix_spawn to stamp, no supervisor",
+}
+
+
+def load(path):
+    by = defaultdict(list)
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                r = json.loads(line)
+                by[(r["w"], r["peer"])].append(r["data"])
+    return by
+
+
+def ok(runs):
+    return [r for r in runs if "error" not in r and "skipped" not in r]
+
+
+def errors(runs):
+    return [r["error"] for r in runs if "error" in r]
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, digits=3):
+    if x is None:
+        return "–"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def ratio(a, b):
+    if a is None or not b:
+        return "–"
+    r = a / b
+    return f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
+
+
+def verdict(passed, text):
+    return f"**Verdict: {'meets' if passed else 'misses'} the target.** {text}"
+
+
+def peers_in(by, w):
+    return [p for p in PEER_ORDER if (w, p) in by]
+
+
+COMMANDS = {
+    "start": "`warden up --no-tui -c warden.toml` with N × `[processes.sNNN] command = \"sleep 3600\"`; "
+             "`s6-svscan scan` over N service folders whose `run` is `#!/bin/sh` + `exec sleep 3600`; "
+             "`supervisord -c supervisord.conf` with N × `[program:sNNN] command=sleep 3600`; the floor is "
+             "`bench.py spawn-many --count N -- sleep 3600`. Timed by `bench.py wait-procs`, which polls "
+             "/proc every 5 ms for `sleep` processes that carry this run's marker variable.",
+    "idle": "the same supervisors after their last start-up, left 3 s, then `bench.py usage --seconds 30`: "
+            "utime+stime of /proc/PID/stat (every thread, exited ones too), the threads' schedstat run "
+            "time, voluntary context switches as wake-ups, and PSS from /proc/PID/smaps_rollup, summed "
+            "over the supervisor's own processes.",
+    "spew": "the writer is `warden-demo-worker stamp STAMP spew 2000000 100` under: warden "
+            "(`restart = \"never\"`, `[processes.spew.log] timestamps = false|true, max_size = \"1GB\"`); "
+            "supervisord (`startsecs=0 autorestart=false redirect_stderr=true stdout_logfile=… "
+            "stdout_logfile_maxbytes=0`); s6 (`run`: `s6-svc -O .` + `exec` the writer; `log/run`: "
+            "`exec s6-log n1 s250000000 LOGDIR`). Timed by `bench.py spew-wait` (file size polled every "
+            "1 ms), then `bench.py verify`: byte count and sha256 against the `direct` file (with "
+            "timestamps, of the `out|` records' text).",
+    "restart": "the child is `warden-demo-worker stamp FILE` (appends CLOCK_REALTIME ns and its pid, "
+               "then sleeps). warden: `backoff = \"1ns\"`, the smallest `warden check` accepts (`0s` is "
+               "refused: must be more than 0s), `min_uptime = \"1ms\"` so it never doubles; s6: `run` = "
+               "`exec warden-demo-worker stamp FILE`; supervisord: `startsecs=0 autorestart=true`. "
+               "`bench.py restart --kills 20 --uptime 0.5`; the floor is `bench.py spawn-floor`.",
+    "probes": "N × `sleep 3600`, each with `[processes.sNNN.liveness] tcp = \"127.0.0.1:PORT\"`, "
+              "`period = \"1s\"`, `timeout = \"1s\"`, against `bench.py listen` (accepts, closes, counts); "
+              "`bench.py usage --seconds 30` over warden and its guard. Measured only if a liveness probe "
+              "on a closed port makes warden restart a process (checked first).",
+    "status": "`warden status --json -c warden.toml` run 200 times in a row by `bench.py status-latency` "
+              "(a new client process each time, so its start-up is included), N × `sleep 3600` running, "
+              "`[supervisor] socket` set; then again while 200 connections to the socket stay open "
+              "and silent.",
+}
+
+
+def command(key, n):
+    return "Command: " + COMMANDS[key].replace("N ×", f"{n} ×").replace("count N", f"count {n}") + "\n"
+
+
+def render(results, machine_path):
+    by = load(results)
+    m = json.load(open(machine_path))
+    end = (by.get(("end", "all")) or [{}])[-1]
+    n = m["n"]
+    out = []
+    w = out.append
+
+    w(f"Run of {m['date']}, warden `{m['warden']}`, {end.get('seconds', '?')} s in all.\n")
+    w("| machine | |")
+    w("|---|---|")
+    w(f"| CPU | {m['nproc']} × {m['cpu']} |")
+    w(f"| memory | {m['mem_gib']} GiB |")
+    w(f"| kernel / OS | {m['kernel']} / {m['os']} |")
+    w(f"| toolchain | {m['rustc']}, Python {m['python']} |")
+    w(f"| peers | supervisord {m['supervisord'] or '–'}, s6 {m['s6'] or '–'} |")
+    w(f"| other load (both cores busy, % over 3 s, nothing of ours running) | "
+      f"{m['background_busy_start']} % at start, {end.get('background_busy_end', '?')} % at end |")
+    w(f"| load average | {' '.join(m['loadavg_start'])} at start, {end.get('loadavg_end', '?')} at end |")
+    w("")
+    for (wk, peer), runs in sorted(by.items()):
+        for e in errors(runs):
+            w(f"- error in `{wk}` for {peer}: `{e.strip()[:200]}`")
+    w("")
+
+    # 1. start
+    w(f"### 1. Start {n} `sleep 3600` children\n")
+    w(command("start", n))
+    w("Seconds from launching the supervisor until all of them run (median of the "
+      "repetitions; min–max beside it). Stop: SIGTERM until nothing is left.\n")
+    w("| peer | start, median s | min–max | runs | stop, median s | warden/peer (start) |")
+    w("|---|---|---|---|---|---|")
+    times = {p: [r["seconds"] for r in ok(by[("start", p)])] for p in peers_in(by, "start")}
+    start = {p: med(xs) for p, xs in times.items()}
+    for p, xs in times.items():
+        stops = [r["seconds"] for r in ok(by.get(("stop", p), []))]
+        rel = ratio(start.get("warden"), start[p]) if p != "warden" else "–"
+        span = f"{fmt(min(xs))}–{fmt(max(xs))}" if xs else "–"
+        label = FLOOR_LABEL["start"] if p == "floor" else p
+        w(f"| {label} | {fmt(start[p])} | {span} | {len(xs)} | {fmt(med(stops))} | {rel} |")
+    if start.get("warden") and start.get("s6"):
+        speedup = start["s6"] / start["warden"]
+        w("\n" + verdict(speedup >= TARGET_START_VS_S6,
+                         f"warden starts {n} children {speedup:.1f}× as fast as s6 (target ≥ {TARGET_START_VS_S6:g}×)."))
+    w("")
+
+    # 2. idle
+    w(f"### 2. {n} idle children for the measured period\n")
+    w(command("idle", n))
+    w("The supervisor's own processes (warden + `warden __guard`; s6-svscan + every "
+      "s6-supervise; supervisord), never the children.\n")
+    w("| peer | supervisor processes / threads | CPU ms (ticks) | run time ms (schedstat) | % of one core | wake-ups | PSS MiB | RSS MiB | warden/peer PSS |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    idle = {p: ok(by[("idle", p)])[-1] for p in peers_in(by, "idle") if ok(by[("idle", p)])}
+    for p, r in idle.items():
+        rp = ratio(idle["warden"]["pss_mib"], r["pss_mib"]) if p != "warden" and "warden" in idle else "–"
+        w(f"| {p} | {r['processes']} / {r['threads']} | {fmt(r['cpu_ms'])} | {fmt(r['run_ms'])} | "
+          f"{r['cpu_percent']:.3f} | {r['wakeups']} | {fmt(r['pss_mib'])} | {fmt(r['rss_mib'])} | {rp} |")
+    if "warden" in idle:
+        r = idle["warden"]
+        cpu_ok = r["cpu_percent"] < TARGET_IDLE_CPU_PERCENT
+        pss_ok = r["pss_mib"] < TARGET_PSS_MIB
+        w(f"\nMeasured over {r['seconds']} s. **Verdict: CPU {'meets' if cpu_ok else 'misses'} the "
+          f"target, memory {'meets' if pss_ok else 'misses'} it.** warden: {r['cpu_percent']:.3f} % "
+          f"of a core and {r['wakeups']} wake-ups (target ≈ 0, read as < {TARGET_IDLE_CPU_PERCENT} %); "
+          f"{r['pss_mib']:.1f} MiB PSS (target < {TARGET_PSS_MIB} MiB).")
+    w("")
+
+    # 3. spew
+    w("### 3. One child writing 200 MB of 100-byte lines\n")
+    w(command("spew", n))
+    w("Seconds from the writer's first instruction (its stamp) until the log file holds "
+      "every byte; MB/s of payload (10^6 bytes). Two baselines without a supervisor: "
+      "`direct`, the writer's stdout is the file (one thread formats and writes), and "
+      "`pipe`, the writer piped into `cat > file` (a reader on the other core, as a "
+      "supervisor has).\n")
+    w("| capture | median s | MB/s (median) | MB/s min–max | runs | bytes checked | warden (raw)/this |")
+    w("|---|---|---|---|---|---|---|")
+    direct_sha = {r["sha256"] for r in by.get(("spew-verify", "direct"), [])}
+    labels = {"direct": "no supervisor: direct to file", "pipe": "no supervisor: pipe to `cat`",
+              "warden_raw": "warden, timestamps = false",
+              "warden_ts": "warden, timestamps = true", "supervisord": "supervisord", "s6": "s6 + s6-log"}
+    spews = {k: ok(by[("spew", k)]) for k in labels if ok(by.get(("spew", k), []))}
+    speed = {k: med([r["mb_per_s"] for r in runs]) for k, runs in spews.items()}
+    for k, runs in spews.items():
+        mbs = [r["mb_per_s"] for r in runs]
+        checks = by.get(("spew-verify", k), [])
+        good = sum(1 for c in checks if c["bytes"] == 200_000_000 and c["sha256"] in direct_sha)
+        check = f"{good}/{len(checks)} identical"
+        if k == "warden_ts":
+            check += f" payload ({checks[0]['records'] if checks else 0:,} records)"
+        rel = ratio(speed.get("warden_raw"), speed[k]) if k != "warden_raw" else "–"
+        w(f"| {labels[k]} | {fmt(med([r['seconds'] for r in runs]))} | {fmt(speed[k])} | "
+          f"{fmt(min(mbs))}–{fmt(max(mbs))} | {len(runs)} | {check} | {rel} |")
+    if "warden_raw" in speed and "supervisord" in speed:
+        w("\n" + verdict(speed["warden_raw"] >= speed["supervisord"],
+                         f"warden (raw) {speed['warden_raw']:.0f} MB/s against supervisord's "
+                         f"{speed['supervisord']:.0f} MB/s (target: at least as fast); "
+                         f"with timestamps {speed.get('warden_ts', 0):.0f} MB/s."))
+    w("")
+
+    # 4. restart
+    w("### 4. Restart latency after SIGKILL\n")
+    w(command("restart", n))
+    w("Milliseconds from right before kill() to the new child's first instruction "
+      "(its stamp), each kill 0.5 s after the child started; s6 once more with kills "
+      "1.2 s after the start. The floor is the same child spawned with no supervisor.\n")
+    w("| peer | kills | median ms | p90 ms | min–max ms | warden/peer (median) |")
+    w("|---|---|---|---|---|---|")
+    rest = {}
+    rows = [(p, "restart", p) for p in peers_in(by, "restart") if p != "floor"]
+    rows += [(p, "restart-long", f"{p} (killed after 1.2 s)") for p in peers_in(by, "restart-long")]
+    rows += [(p, "restart", FLOOR_LABEL["restart"]) for p in peers_in(by, "restart") if p == "floor"]
+    for p, wk, label in rows:
+        runs = ok(by[(wk, p)])
+        if not runs:
+            continue
+        r = runs[-1]
+        rest[label] = r["median_ms"]
+        w(f"| {label} | {len(r['ms'])} | {fmt(r['median_ms'])} | {fmt(r['p90_ms'])} | "
+          f"{fmt(min(r['ms']))}–{fmt(max(r['ms']))} | "
+          f"{ratio(rest.get('warden'), r['median_ms']) if p != 'warden' else '–'} |")
+    if "warden" in rest:
+        w("\n" + verdict(rest["warden"] < TARGET_RESTART_MS,
+                         f"warden's median is {rest['warden']:.2f} ms (target < {TARGET_RESTART_MS} ms)."))
+    w("")
+
+    # 5. probes
+    w(f"### 5. {n} TCP liveness probes at a 1 s period\n")
+    w(command("probes", n))
+    runs = by.get(("probes", "warden"), [])
+    if runs and "skipped" in runs[-1]:
+        w(runs[-1]["skipped"] + ".")
+    elif ok(runs):
+        r = ok(runs)[-1]
+        conn = (by.get(("probes-connections", "warden")) or [{}])[-1]
+        w("| CPU ms | % of one core | wake-ups | PSS MiB | connections/s at the listener | restarts |")
+        w("|---|---|---|---|---|---|")
+        w(f"| {fmt(r['cpu_ms'])} | {r['cpu_percent']:.3f} | {r['wakeups']} | {fmt(r['pss_mib'])} | "
+          f"{conn.get('per_second', '?')} | {conn.get('restarts', '?')} |")
+        w("\n" + verdict(r["cpu_percent"] < TARGET_PROBE_CPU_PERCENT,
+                         f"{r['cpu_percent']:.2f} % of a core (target < {TARGET_PROBE_CPU_PERCENT} %)."))
+    else:
+        w("not measured: " + "; ".join(errors(runs)))
+    w("")
+
+    # 6. status
+    w(f"### 6. `warden status --json` with {n} processes\n")
+    w(command("status", n))
+    runs = by.get(("status", "warden"), [])
+    if runs and "skipped" in runs[-1]:
+        w(runs[-1]["skipped"].split(":")[0] + ".")
+    elif ok(runs):
+        w("| clients | calls | p50 ms | p99 ms | max ms |")
+        w("|---|---|---|---|---|")
+        rows = [("none idle", ok(runs)[-1])]
+        idle_runs = ok(by.get(("status-idle", "warden"), []))
+        if idle_runs:
+            rows.append((f"{idle_runs[-1]['idle_conns']} idle connections "
+                         f"({idle_runs[-1]['idle_conns_still_open']} still open after)", idle_runs[-1]))
+        for label, r in rows:
+            w(f"| {label} | {r['calls']} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | {fmt(r['max_ms'])} |")
+        worst = max(r["p99_ms"] for _, r in rows)
+        w("\n" + verdict(worst < TARGET_STATUS_P99_MS,
+                         f"worst p99 {worst:.1f} ms, client start-up included (target < {TARGET_STATUS_P99_MS} ms)."))
+    else:
+        w("not measured yet: " + "; ".join(errors(runs)))
+    return "\n".join(out)

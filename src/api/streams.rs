@@ -1,0 +1,241 @@
+//! The two streaming answers: `logs` (the tail of the ring, then, with `follow`, every
+//! new line) and `events`.
+//!
+//! A stream never makes anyone wait on its client: it reads from broadcast channels,
+//! and a client that does not keep up falls behind the channel's capacity and is told
+//! how many items it missed (`skipped`), while the log writers and the actor go on. A
+//! client that stops reading altogether is dropped after the write timeout; one that
+//! hangs up is noticed at once (its read side ends) and its subscriptions are released.
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+
+use super::protocol::{Answer, LogRecord, Skipped};
+use super::server::{Conn, ask, hung_up, stopped};
+use crate::logs::{LogLine, LogSink, Stream};
+use crate::supervisor::Control;
+
+/// Lines handed from the per-instance forwarders to the connection; beyond this the
+/// forwarders wait, and their subscriptions lag instead.
+const FEED_CAPACITY: usize = 256;
+
+const SUPERVISOR_STOPPED: &str = "the supervisor stopped";
+
+/// `{"stream":"logs","instances":[...]}`, the tail (merged across instances by time, the
+/// last `lines` overall), then with `follow` every new line until the supervisor stops.
+pub(super) async fn logs(
+    c: &mut Conn,
+    names: Vec<String>,
+    lines: usize,
+    follow: bool,
+) -> io::Result<bool> {
+    let handle = c.shared.handle.clone();
+    let sinks = match ask(&handle, |reply| Control::Logs { names, reply })
+        .await
+        .and_then(|r| r)
+    {
+        Ok(sinks) => sinks,
+        Err(e) => {
+            c.send(&Answer::error(e)).await?;
+            return Ok(true);
+        }
+    };
+    let instances: Vec<String> = sinks.iter().map(|(name, _)| name.clone()).collect();
+    // Subscribe before taking the tail, so nothing falls between the two; what is in
+    // both is dropped by sequence number.
+    let receivers: Vec<_> = sinks
+        .iter()
+        .map(|(_, sink)| follow.then(|| sink.subscribe()))
+        .collect();
+    let tails: Vec<Vec<Arc<LogLine>>> = sinks.iter().map(|(_, sink)| sink.tail(lines)).collect();
+    // Hold no sink: when the supervisor replaces one (a reload changed the process), our
+    // subscription closes and we attach to the new one.
+    drop(sinks);
+
+    c.send(&Answer {
+        stream: Some("logs".into()),
+        instances: Some(instances.clone()),
+        ..Answer::default()
+    })
+    .await?;
+    let mut merged: Vec<(usize, &Arc<LogLine>)> = tails
+        .iter()
+        .enumerate()
+        .flat_map(|(i, tail)| tail.iter().map(move |l| (i, l)))
+        .collect();
+    merged.sort_by_key(|(_, l)| l.time);
+    let skip = merged.len().saturating_sub(lines);
+    for (i, line) in merged.into_iter().skip(skip) {
+        c.send(&line_answer(&instances[i], line)).await?;
+    }
+    if !follow {
+        c.send(&Answer::success()).await?;
+        return Ok(true);
+    }
+
+    let (tx, mut feed) = mpsc::channel(FEED_CAPACITY);
+    let mut forwarders = JoinSet::new();
+    for (i, rx) in receivers.into_iter().enumerate() {
+        let after = tails[i].last().map_or(0, |l| l.seq);
+        forwarders.spawn(forward(i, rx.expect("follow"), after, tx.clone()));
+    }
+    let mut live = instances.len();
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = stopped(&mut c.stop) => None,
+            () = hung_up(&mut c.rd, true) => return Ok(false),
+            f = feed.recv() => f,
+        };
+        match next {
+            None => {
+                c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
+                return Ok(false);
+            }
+            Some(Feed::Line(i, line)) => c.send(&line_answer(&instances[i], &line)).await?,
+            Some(Feed::Skipped(i, count)) => {
+                let skipped = Skipped {
+                    name: Some(instances[i].clone()),
+                    count,
+                };
+                c.send(&Answer {
+                    skipped: Some(skipped),
+                    ..Answer::default()
+                })
+                .await?;
+            }
+            Some(Feed::Closed(i)) => match reattach(c, &instances[i]).await {
+                Attach::To(sink) => {
+                    let rx = sink.subscribe();
+                    let tail = sink.tail(usize::MAX);
+                    drop(sink);
+                    for line in &tail {
+                        c.send(&line_answer(&instances[i], line)).await?;
+                    }
+                    let after = tail.last().map_or(0, |l| l.seq);
+                    forwarders.spawn(forward(i, rx, after, tx.clone()));
+                }
+                Attach::Gone => {
+                    live -= 1;
+                    if live == 0 {
+                        c.send(&Answer::message("nothing left to follow")).await?;
+                        return Ok(false);
+                    }
+                }
+                Attach::SupervisorStopped => {
+                    c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
+                    return Ok(false);
+                }
+            },
+        }
+    }
+}
+
+enum Attach {
+    To(Arc<LogSink>),
+    /// The instance no longer exists (a reload removed it).
+    Gone,
+    SupervisorStopped,
+}
+
+/// The sink that now serves instance `name`, if it still exists.
+async fn reattach(c: &Conn, name: &str) -> Attach {
+    let names = vec![name.to_string()];
+    match ask(&c.shared.handle, |reply| Control::Logs { names, reply }).await {
+        Err(_) => Attach::SupervisorStopped,
+        Ok(Err(_)) => Attach::Gone,
+        Ok(Ok(sinks)) => match sinks.into_iter().find(|(n, _)| n == name) {
+            Some((_, sink)) => Attach::To(sink),
+            None => Attach::Gone,
+        },
+    }
+}
+
+enum Feed {
+    Line(usize, Arc<LogLine>),
+    Skipped(usize, u64),
+    /// The sink is gone (the supervisor replaced or removed the instance).
+    Closed(usize),
+}
+
+/// Pass instance `i`'s new lines (those after sequence number `after`) to the connection.
+async fn forward(
+    i: usize,
+    mut rx: broadcast::Receiver<Arc<LogLine>>,
+    after: u64,
+    tx: mpsc::Sender<Feed>,
+) {
+    loop {
+        let feed = match rx.recv().await {
+            Ok(line) if line.seq <= after => continue,
+            Ok(line) => Feed::Line(i, line),
+            Err(RecvError::Lagged(n)) => Feed::Skipped(i, n),
+            Err(RecvError::Closed) => {
+                let _ = tx.send(Feed::Closed(i)).await;
+                return;
+            }
+        };
+        if tx.send(feed).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn line_answer(name: &str, line: &LogLine) -> Answer {
+    let stream = match line.stream {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+        Stream::Warden => "warden",
+    };
+    let record = LogRecord {
+        name: name.to_string(),
+        seq: line.seq,
+        time: humantime::format_rfc3339_millis(line.time).to_string(),
+        stream: stream.into(),
+        text: line.display_text(),
+        partial: line.partial,
+    };
+    Answer {
+        line: Some(record),
+        ..Answer::default()
+    }
+}
+
+/// `{"stream":"events"}`, then every event as `{"event":{...},"text":"..."}` until the
+/// supervisor stops.
+pub(super) async fn events(c: &mut Conn) -> io::Result<bool> {
+    let mut rx = c.shared.handle.events.subscribe();
+    c.send(&Answer {
+        stream: Some("events".into()),
+        ..Answer::default()
+    })
+    .await?;
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = stopped(&mut c.stop) => Err(RecvError::Closed),
+            () = hung_up(&mut c.rd, true) => return Ok(false),
+            r = rx.recv() => r,
+        };
+        let answer = match next {
+            Ok(event) => Answer {
+                text: Some(event.describe()),
+                event: Some(serde_json::value::to_raw_value(&event).expect("an event serializes")),
+                ..Answer::default()
+            },
+            Err(RecvError::Lagged(count)) => Answer {
+                skipped: Some(Skipped { name: None, count }),
+                ..Answer::default()
+            },
+            Err(RecvError::Closed) => {
+                c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
+                return Ok(false);
+            }
+        };
+        c.send(&answer).await?;
+    }
+}

@@ -1,0 +1,125 @@
+//! `warden events [--json]`: every event as it happens, as `HH:MM:SS.mmm name: text`
+//! (local time) or, with `--json`, one JSON object per event, until the supervisor
+//! stops. Once subscribed it says so on stderr, so a script knows nothing is missed
+//! from then on.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use super::{ANSWER_TIMEOUT, ClientArgs, Paint};
+use crate::api::client::ClientError;
+use crate::api::protocol::Request;
+
+pub fn run(client: &ClientArgs, json: bool) -> i32 {
+    let mut conn = match client.connect() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(e) = conn
+        .set_timeout(Some(ANSWER_TIMEOUT))
+        .and_then(|()| conn.send(&Request::Events))
+    {
+        return super::fail(e);
+    }
+    let paint = Paint::stdout();
+    let mut subscribed = false;
+    loop {
+        let answer = match conn.read_answer() {
+            Ok(a) => a,
+            Err(ClientError::Closed) if subscribed => {
+                eprintln!("warden: the supervisor went away");
+                return 0;
+            }
+            Err(e) => return super::fail(e),
+        };
+        match answer.ok {
+            Some(true) => {
+                eprintln!(
+                    "warden: {}",
+                    answer.message.as_deref().unwrap_or("end of events")
+                );
+                return 0;
+            }
+            Some(false) => {
+                eprintln!("warden: {}", answer.error.unwrap_or_default());
+                return 1;
+            }
+            None => {}
+        }
+        if answer.stream.is_some() && !subscribed {
+            subscribed = true;
+            if let Err(e) = conn.set_timeout(None) {
+                return super::fail(e);
+            }
+            eprintln!("warden: following events (Ctrl-C to stop)");
+        }
+        let printed = match (&answer.event, &answer.skipped) {
+            (Some(event), _) if json => super::out(event.get()),
+            (Some(event), _) => super::out(&human(
+                event.get(),
+                answer.text.as_deref().unwrap_or(""),
+                paint,
+            )),
+            (None, Some(skipped)) => {
+                let text = format!("[… {} events skipped …]", skipped.count);
+                if json {
+                    eprintln!("warden: {text}");
+                    true
+                } else {
+                    super::out(&paint.paint(&text, Some(Paint::DIM)))
+                }
+            }
+            _ => true,
+        };
+        if !printed {
+            return 0;
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    time: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// `14:03:07.120 web: running → stopping`; supervisor-wide events are `warden: ...`.
+fn human(event_json: &str, text: &str, paint: Paint) -> String {
+    let head: Head = serde_json::from_str(event_json).unwrap_or(Head {
+        time: String::new(),
+        name: String::new(),
+    });
+    let time = humantime::parse_rfc3339(&head.time)
+        .map(clock)
+        .unwrap_or_else(|_| "--:--:--.---".into());
+    let name = if head.name.is_empty() {
+        "warden"
+    } else {
+        &head.name
+    };
+    format!(
+        "{} {}: {text}",
+        paint.paint(&time, Some(Paint::DIM)),
+        paint.paint(name, Some(Paint::BOLD))
+    )
+}
+
+/// `HH:MM:SS.mmm` in local time (UTC if the local time cannot be had).
+fn clock(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() as libc::time_t;
+    // SAFETY: `tm` is plain data (a null `tm_zone` is valid); localtime_r writes only
+    // into it and keeps no pointer to it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let local = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    let (h, m, s) = if local {
+        (tm.tm_hour as u64, tm.tm_min as u64, tm.tm_sec as u64)
+    } else {
+        let day = since.as_secs() % 86_400;
+        (day / 3600, day % 3600 / 60, day % 60)
+    };
+    format!("{h:02}:{m:02}:{s:02}.{:03}", since.subsec_millis())
+}

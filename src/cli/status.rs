@@ -1,0 +1,338 @@
+//! `warden status [--json]`: every process as an aligned table (state coloured on a
+//! terminal), then the checks; or, with `--json`, the status report of SPEC §4 exactly as
+//! the supervisor produced it.
+
+use serde::Deserialize;
+
+use super::{ANSWER_TIMEOUT, ClientArgs, Paint};
+use crate::api::protocol::Request;
+
+pub fn run(client: &ClientArgs, json: bool) -> i32 {
+    let answer = match client.call(&Request::Status, Some(ANSWER_TIMEOUT)) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let Some(raw) = answer.status else {
+        eprintln!("warden: the supervisor's answer has no status report");
+        return 1;
+    };
+    if json {
+        super::out(raw.get());
+        return 0;
+    }
+    let report: Report = match serde_json::from_str(raw.get()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warden: cannot read the status report: {e}");
+            return 1;
+        }
+    };
+    super::out(&render(&report, Paint::stdout()));
+    0
+}
+
+/// The parts of the report the table shows. Lenient: a newer supervisor may add fields.
+#[derive(Debug, Deserialize)]
+pub struct Report {
+    #[serde(default)]
+    pub processes: Vec<Process>,
+    #[serde(default)]
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Process {
+    pub name: String,
+    pub state: String,
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub ready: bool,
+    #[serde(default)]
+    pub health: String,
+    #[serde(default)]
+    pub restarts: u32,
+    pub last_exit: Option<LastExit>,
+    pub uptime_ms: Option<u64>,
+    pub cpu_percent: Option<f64>,
+    pub rss_bytes: Option<u64>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LastExit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Check {
+    pub name: String,
+    #[serde(default)]
+    pub ready: bool,
+    #[serde(default)]
+    pub probes: Vec<Probe>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Probe {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub target: String,
+    pub ok: Option<bool>,
+    pub latency_ms: Option<f64>,
+    pub last_error: Option<String>,
+}
+
+/// The tables, without a trailing newline.
+pub fn render(report: &Report, paint: Paint) -> String {
+    let mut rows: Vec<Vec<Cell>> = vec![
+        [
+            "NAME",
+            "STATE",
+            "PID",
+            "READY",
+            "HEALTH",
+            "RESTARTS",
+            "UPTIME",
+            "CPU",
+            "MEM",
+            "LAST-EXIT",
+        ]
+        .into_iter()
+        .map(Cell::plain)
+        .collect(),
+    ];
+    for p in &report.processes {
+        rows.push(vec![
+            Cell::plain(&p.name),
+            Cell {
+                text: p.state.clone(),
+                color: state_color(&p.state),
+            },
+            Cell::plain(&dash(p.pid.map(|p| p.to_string()))),
+            Cell::plain(if p.ready { "yes" } else { "no" }),
+            Cell {
+                text: p.health.clone(),
+                color: health_color(&p.health),
+            },
+            Cell::plain(&p.restarts.to_string()),
+            Cell::plain(&dash(p.uptime_ms.map(uptime))),
+            Cell::plain(&dash(p.cpu_percent.map(|c| format!("{c:.1}%")))),
+            Cell::plain(&dash(p.rss_bytes.map(mem))),
+            Cell::plain(&dash(p.last_exit.as_ref().map(last_exit))),
+        ]);
+    }
+    let mut out = table(&rows, paint);
+    for p in report.processes.iter().filter(|p| p.error.is_some()) {
+        out.push_str(&format!(
+            "\n{}: {}",
+            p.name,
+            p.error.as_deref().unwrap_or_default()
+        ));
+    }
+    if !report.checks.is_empty() {
+        let mut rows: Vec<Vec<Cell>> = vec![
+            ["CHECK", "READY", "PROBE", "LATENCY", "RESULT"]
+                .into_iter()
+                .map(Cell::plain)
+                .collect(),
+        ];
+        for c in &report.checks {
+            let probe = c.probes.first();
+            let result = match probe {
+                Some(Probe { ok: Some(true), .. }) => "ok".to_string(),
+                Some(Probe {
+                    ok: Some(false),
+                    last_error,
+                    ..
+                }) => {
+                    format!("failed: {}", last_error.as_deref().unwrap_or("?"))
+                }
+                _ => "-".into(),
+            };
+            rows.push(vec![
+                Cell::plain(&c.name),
+                Cell {
+                    text: if c.ready { "yes" } else { "no" }.into(),
+                    color: Some(if c.ready { Paint::GREEN } else { Paint::RED }),
+                },
+                Cell::plain(&dash(probe.map(|p| format!("{} {}", p.kind, p.target)))),
+                Cell::plain(&dash(
+                    probe
+                        .and_then(|p| p.latency_ms)
+                        .map(|l| format!("{l:.1}ms")),
+                )),
+                Cell::plain(&result),
+            ]);
+        }
+        out.push_str("\n\n");
+        out.push_str(&table(&rows, paint));
+    }
+    out
+}
+
+struct Cell {
+    text: String,
+    color: Option<&'static str>,
+}
+
+impl Cell {
+    fn plain(text: &str) -> Cell {
+        Cell {
+            text: text.to_string(),
+            color: None,
+        }
+    }
+}
+
+/// Columns padded to their widest cell (in characters), two spaces apart; the header row
+/// bold. Colour codes go around the padded text so they do not upset the alignment.
+fn table(rows: &[Vec<Cell>], paint: Paint) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|x| x.text.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut lines = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let last = c + 1 == row.len();
+            let text = if last {
+                cell.text.clone()
+            } else {
+                format!("{:<w$}", cell.text, w = widths[c])
+            };
+            let color = if i == 0 {
+                Some(Paint::BOLD)
+            } else {
+                cell.color
+            };
+            line.push_str(&paint.paint(&text, color));
+            if !last {
+                line.push_str("  ");
+            }
+        }
+        lines.push(line);
+    }
+    lines.join("\n")
+}
+
+fn state_color(state: &str) -> Option<&'static str> {
+    match state {
+        "running" => Some(Paint::GREEN),
+        "starting" | "backoff" | "pending" | "stopping" => Some(Paint::YELLOW),
+        "fatal" | "crashed" => Some(Paint::RED),
+        "stopped" | "exited" => Some(Paint::DIM),
+        _ => None,
+    }
+}
+
+fn health_color(health: &str) -> Option<&'static str> {
+    match health {
+        "healthy" => Some(Paint::GREEN),
+        "unhealthy" => Some(Paint::RED),
+        _ => None,
+    }
+}
+
+fn dash(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "-".into())
+}
+
+/// `850ms` → `0s`, `45s`, `3m12s`, `2h05m`, `3d04h`.
+pub fn uptime(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// `512B`, `1.5KiB`, `24.0MiB`, `1.2GiB`.
+pub fn mem(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1}{}", UNITS[unit])
+}
+
+/// `exit 1 (crash)`, `SIGKILL (request)`.
+fn last_exit(e: &LastExit) -> String {
+    let how = match (e.code, e.signal) {
+        (Some(code), _) => format!("exit {code}"),
+        (None, Some(sig)) => nix::sys::signal::Signal::try_from(sig)
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|_| format!("signal {sig}")),
+        (None, None) => "?".into(),
+    };
+    if e.reason.is_empty() {
+        how
+    } else {
+        format!("{how} ({})", e.reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_read_at_a_glance() {
+        assert_eq!(uptime(850), "0s");
+        assert_eq!(uptime(45_000), "45s");
+        assert_eq!(uptime(192_000), "3m12s");
+        assert_eq!(uptime(7_500_000), "2h05m");
+        assert_eq!(uptime(3 * 86_400_000 + 4 * 3_600_000), "3d04h");
+        assert_eq!(mem(512), "512B");
+        assert_eq!(mem(25_165_824), "24.0MiB");
+        assert_eq!(mem(1536), "1.5KiB");
+    }
+
+    #[test]
+    fn the_table_is_aligned_and_plain_without_colour() {
+        let report: Report = serde_json::from_str(
+            r#"{"processes":[
+                {"name":"web","state":"running","pid":4242,"ready":true,"health":"healthy","restarts":2,
+                 "last_exit":{"code":1,"signal":null,"reason":"crash"},"uptime_ms":192000,
+                 "cpu_percent":3.5,"rss_bytes":25165824,"probes":[]},
+                {"name":"worker.1","state":"fatal","pid":null,"ready":false,"health":"none","restarts":0,
+                 "last_exit":{"code":null,"signal":9,"reason":"request"},"uptime_ms":null,
+                 "cpu_percent":null,"rss_bytes":null,"probes":[],"error":"gave up"}],
+              "checks":[{"name":"db","ready":false,"probes":[{"role":"readiness","kind":"tcp",
+                 "target":"127.0.0.1:5432","ok":false,"latency_ms":0.4,"last_error":"connection refused"}]}]}"#,
+        )
+        .unwrap();
+        let text = render(&report, Paint(false));
+        let expected = "\
+NAME      STATE    PID   READY  HEALTH   RESTARTS  UPTIME  CPU   MEM      LAST-EXIT
+web       running  4242  yes    healthy  2         3m12s   3.5%  24.0MiB  exit 1 (crash)
+worker.1  fatal    -     no     none     0         -       -     -        SIGKILL (request)
+worker.1: gave up
+
+CHECK  READY  PROBE               LATENCY  RESULT
+db     no     tcp 127.0.0.1:5432  0.4ms    failed: connection refused";
+        assert_eq!(text, expected);
+        let coloured = render(&report, Paint(true));
+        assert!(coloured.contains("\x1b[32mrunning\x1b[0m"));
+        assert!(coloured.contains("\x1b[31mfatal  \x1b[0m"));
+    }
+}
