@@ -13,7 +13,6 @@
 //! open lasts for the supervisor's life.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use tokio::io::BufReader;
 use tokio::net::unix::pipe;
@@ -22,7 +21,7 @@ use tokio::sync::watch;
 use super::lines::{ReadLine, read_line, skip_line};
 use super::protocol::Request;
 use super::server::{act, stopped};
-use crate::supervisor::{Event, EventKind, Handle};
+use crate::supervisor::{Control, Handle};
 
 /// The longest command line taken from the FIFO.
 pub const MAX_LINE: usize = 4096;
@@ -173,11 +172,8 @@ fn shown(line: &str) -> String {
 
 fn report(handle: &Handle, text: String) {
     tracing::warn!("{text}");
-    let _ = handle.events.send(Event {
-        time: SystemTime::now(),
-        name: String::new(),
-        kind: EventKind::Message { text },
-    });
+    // Through the actor, so that `up` shows it as well as `events`.
+    let _ = handle.control.send(Control::Notice { text });
 }
 
 #[cfg(test)]

@@ -66,6 +66,8 @@ pub enum Control {
         dry_run: bool,
         reply: oneshot::Sender<Result<ReloadPlan, String>>,
     },
+    /// A line for `up`'s terminal and the event stream (from the control FIFO).
+    Notice { text: String },
     /// Stop everything (reverse dependency order) and exit. `reply` fires once everything
     /// has stopped, just before the supervisor returns.
     Shutdown { reply: Option<oneshot::Sender<()>> },
@@ -255,7 +257,7 @@ impl Actor {
             if matches!(input, Input::Shutdown) && self.shutdown_deadline.is_none() {
                 self.shutdown_deadline =
                     Some(Instant::now() + self.spec.supervisor.shutdown_timeout);
-                self.notice("shutting down (send the signal again to kill everything now)");
+                self.notice("shutting down (a second Ctrl-C or SIGTERM kills everything at once)");
             }
             let fx = self.core.handle(input, Now::current());
             if self.apply(fx) {
@@ -328,6 +330,10 @@ impl Actor {
             }
             Control::Reload { dry_run, reply } => {
                 let _ = reply.send(self.reload(dry_run));
+                None
+            }
+            Control::Notice { text } => {
+                self.notice(&text);
                 None
             }
             Control::Shutdown { reply } => {

@@ -1358,6 +1358,22 @@ fn goal_outcome(inst: &Instance, goal: Goal) -> Option<Result<String, String>> {
         Goal::Down if inst.state.is_at_rest() => Some(Ok(format!("{name}: {}", inst.state))),
         Goal::Down => None,
         Goal::Up { min_gen } => match inst.state {
+            State::Starting | State::Running
+                if inst.run_no >= min_gen
+                    && !inst.ready
+                    && inst
+                        .probe(Role::Readiness)
+                        .is_some_and(|p| p.thresholds.verdict == Some(false)) =>
+            {
+                let why = inst
+                    .probe(Role::Readiness)
+                    .and_then(|p| p.last.as_ref())
+                    .and_then(|r| r.error.clone());
+                Some(Err(format!(
+                    "{name}: running but not ready: readiness probe failing: {}",
+                    why.unwrap_or_default()
+                )))
+            }
             State::Running if inst.run_no >= min_gen && inst.ready => Some(Ok(format!(
                 "{name}: running (pid {})",
                 inst.pid.map(|p| p.to_string()).unwrap_or_default()

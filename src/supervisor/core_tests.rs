@@ -428,3 +428,52 @@ fn a_zero_backoff_respawns_in_the_same_step() {
     assert_eq!(r.state("a"), State::Starting);
     assert_eq!(r.core.instance(r.id("a")).unwrap().restarts, 1);
 }
+
+#[test]
+fn a_start_waiting_on_readiness_fails_once_readiness_fails() {
+    use super::health::{ProbeResult, Role};
+    let (mut r, _) = Rig::new(
+        "[processes.a]\ncommand = \"x\"\nautostart = false\n[processes.a.readiness]\ntcp = \"127.0.0.1:1\"\nfailure_threshold = 2\n",
+    );
+    r.request(0, |names, waiter| Input::Start { names, waiter }, &["a"]);
+    let fx = r.spawned(1, "a");
+    assert!(fx.contains(&Effect::StartProbe {
+        id: r.id("a"),
+        run_no: 1,
+        role: Role::Readiness
+    }));
+    assert_eq!(r.state("a"), State::Starting, "not ready yet");
+    let fail = || ProbeResult {
+        ok: false,
+        latency: Duration::from_millis(1),
+        error: Some("connection refused".into()),
+    };
+    let (id, run_no) = (r.id("a"), 1);
+    assert!(
+        reply(&r.at(
+            2,
+            Input::Probe {
+                id,
+                run_no,
+                role: Role::Readiness,
+                result: fail()
+            }
+        ))
+        .is_none()
+    );
+    let fx = r.at(
+        3,
+        Input::Probe {
+            id,
+            run_no,
+            role: Role::Readiness,
+            result: fail(),
+        },
+    );
+    let err = reply(&fx).unwrap().unwrap_err();
+    assert!(
+        err.contains("not ready: readiness probe failing: connection refused"),
+        "{err}"
+    );
+    assert_eq!(r.state("a"), State::Starting, "readiness never kills");
+}
