@@ -41,10 +41,11 @@ fn main() {
         "sigstate" => sigstate(),
         "term-chatter" => term_chatter(num(1, 10_000)),
         "stop-self" => stop_self(),
+        "sd-notify" => sd_notify_service(num(1, 0)),
         "stamp" => stamp(&arg(1, "stamp.txt"), args.get(2..).unwrap_or_default()),
         _ => {
             eprintln!(
-                "usage: warden-demo-worker MODE [ARGS]\nmodes: chatter MS | crash MS CODE | job MS | sleep MS | http PORT [HANG_AFTER_MS] | tcp-echo PORT | udp-echo PORT | hog MB_PER_S | ignore-term | escape | group N | spew LINES LEN | bytes | no-newline | sigstate | term-chatter N | stop-self | stamp FILE [MODE ARGS]"
+                "usage: warden-demo-worker MODE [ARGS]\nmodes: chatter MS | crash MS CODE | job MS | sleep MS | http PORT [HANG_AFTER_MS] | tcp-echo PORT | udp-echo PORT | hog MB_PER_S | ignore-term | escape | group N | spew LINES LEN | bytes | no-newline | sigstate | term-chatter N | stop-self | stamp FILE [MODE ARGS] | sd-notify BEATS"
             );
             std::process::exit(2);
         }
@@ -307,4 +308,30 @@ fn stamp(file: &str, rest: &[String]) {
     let err = std::process::Command::new(exe).args(rest).exec();
     eprintln!("stamp: cannot run {rest:?}: {err}");
     std::process::exit(127);
+}
+
+/// A systemd-style service using the `sd-notify` crate: READY=1 and a STATUS, then
+/// WATCHDOG=1 at half the interval warden exported, `beats` times (0 = forever); then it
+/// keeps running without beating, as a hung service would.
+fn sd_notify_service(beats: u64) {
+    use sd_notify::NotifyState;
+    sd_notify::notify(&[NotifyState::Ready, NotifyState::Status("serving requests")])
+        .expect("notify");
+    println!("sd-notify: ready");
+    let Some(interval) = sd_notify::watchdog_enabled() else {
+        println!("sd-notify: no watchdog");
+        loop {
+            sleep_ms(3_600_000);
+        }
+    };
+    let mut sent = 0;
+    while beats == 0 || sent < beats {
+        sd_notify::notify(&[NotifyState::Watchdog]).expect("notify");
+        sent += 1;
+        std::thread::sleep(interval / 2);
+    }
+    println!("sd-notify: stopped beating after {sent}");
+    loop {
+        sleep_ms(3_600_000);
+    }
 }

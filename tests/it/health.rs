@@ -154,7 +154,7 @@ time.sleep(100)\n";
 [processes.beat]
 command = ["python3", "{}"]
 notify = true
-watchdog = "800ms"
+watchdog = "1500ms"
 backoff = "5s"
 [processes.after]
 command = "warden-demo-worker sleep"
@@ -180,7 +180,7 @@ depends_on = {{ beat = "ready" }}
     });
     let l = w.wait_event("beat", "run 1 ended");
     assert!(
-        l.contains("watchdog") && l.contains("no WATCHDOG=1 within 800ms"),
+        l.contains("watchdog") && l.contains("no WATCHDOG=1 within 1.5s"),
         "{l}"
     );
 }
@@ -334,4 +334,57 @@ period = "100ms"
     assert_eq!(check["name"], "closed");
     assert_eq!(check["ready"], false);
     assert_eq!(check["probes"][0]["last_error"], "connection refused");
+}
+
+#[test]
+fn the_sd_notify_crate_works_unchanged() {
+    let w = Warden::start(
+        r#"
+[processes.svc]
+command = "warden-demo-worker sd-notify 3"
+notify = true
+watchdog = "1s"
+backoff = "5s"
+"#,
+    );
+    w.wait_line("ready", |l| output_of(l, "svc") == Some("sd-notify: ready"));
+    w.wait_event("svc", "starting → running");
+    let (code, out, _) = run_warden(w.dir.path(), &["status", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["processes"][0]["status_text"], "serving requests");
+    w.wait_line("beats stop", |l| {
+        output_of(l, "svc").is_some_and(|t| t.starts_with("sd-notify: stopped beating"))
+    });
+    let l = w.wait_event("svc", "run 1 ended");
+    assert!(l.contains("watchdog"), "{l}");
+}
+
+#[test]
+fn a_sigstopped_server_is_detected_continued_and_replaced() {
+    let port = free_port();
+    let w = Warden::start(&format!(
+        r#"
+[processes.echo]
+command = "warden-demo-worker tcp-echo {port}"
+backoff = "50ms"
+stop_timeout = "5s"
+[processes.echo.liveness]
+tcp = "127.0.0.1:{port}"
+send = "ping"
+expect = "PING"
+period = "100ms"
+timeout = "200ms"
+failure_threshold = 2
+"#
+    ));
+    w.wait_event("echo", "liveness probe ok");
+    let pid = w.run_pid("echo", 1);
+    // SAFETY: stopping the process warden started for this test.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let l = w.wait_event("echo", "run 1 ended");
+    // TERM then CONT: it dies of the TERM at once instead of waiting out stop_timeout.
+    assert!(l.contains("signal TERM, liveness"), "{l}");
+    assert!(!l.contains("SIGKILL"), "{l}");
+    w.wait_event("echo", "run 2 started");
 }

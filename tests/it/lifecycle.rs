@@ -256,3 +256,40 @@ fn up_with_an_invalid_config_starts_nothing_and_exits_1() {
         "{err}"
     );
 }
+
+#[test]
+fn the_restart_history_keeps_every_exit_with_its_stderr() {
+    let w = Warden::start(
+        r#"
+[processes.crashy]
+command = "warden-demo-worker crash 0 3"
+backoff = "10ms"
+max_restarts = 2
+"#,
+    );
+    w.wait_event("crashy", "→ fatal");
+    let (code, out, err) = run_warden(w.dir.path(), &["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let p = &v["processes"][0];
+    assert_eq!(p["state"], "fatal");
+    assert_eq!(p["restarts"], 2);
+    assert_eq!(p["last_exit"]["code"], 3);
+    assert_eq!(p["last_exit"]["reason"], "crash");
+    let history = p["history"].as_array().unwrap();
+    assert_eq!(history.len(), 3);
+    for (i, exit) in history.iter().enumerate() {
+        assert_eq!(exit["run"], i as u64 + 1);
+        assert_eq!(exit["code"], 3);
+        assert_eq!(exit["reason"], "crash");
+        assert!(exit["time"].as_str().unwrap().ends_with('Z'));
+        let tail = exit["stderr_tail"].as_array().unwrap();
+        assert!(
+            tail.iter().any(|l| l
+                .as_str()
+                .unwrap()
+                .contains("cannot connect to the database")),
+            "{exit}"
+        );
+    }
+}

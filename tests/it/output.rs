@@ -52,7 +52,8 @@ log = { timestamps = false }
 
 #[test]
 fn a_flood_of_output_is_captured_completely_and_in_order() {
-    const LINES: u64 = 200_000;
+    // 100 MB, written as fast as the child can.
+    const LINES: u64 = 1_000_000;
     let mut w = Warden::start(&format!(
         r#"
 [processes.flood]
