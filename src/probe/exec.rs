@@ -68,6 +68,7 @@ pub(super) async fn probe(argv: &[String], timeout: Duration, ctx: &ProbeContext
         capture: true,
         die_with_warden: true,
         stdin: None,
+        stdout: None,
     };
     let deadline = Instant::now() + timeout;
     let (tx, rx) = oneshot::channel();

@@ -40,6 +40,7 @@ impl Guard {
             capture: false,
             die_with_warden: false,
             stdin: Some(read),
+            stdout: None,
         };
         let spawned = spawner
             .spawn_blocking(launch)

@@ -34,6 +34,9 @@ pub struct Launch {
     pub die_with_warden: bool,
     /// The read end of a pipe to use as stdin; `None` = `/dev/null`.
     pub stdin: Option<OwnedFd>,
+    /// With `capture`: a descriptor to use as stdout instead of a captured pipe (the write
+    /// end of a `stdin_from` pipe). stderr is still captured.
+    pub stdout: Option<OwnedFd>,
 }
 
 /// A started child with its pipes.
@@ -127,7 +130,11 @@ fn spawn_now(registry: &Registry, parent: Pid, launch: Launch) -> Result<Spawned
         None => cmd.stdin(Stdio::null()),
     };
     if launch.capture {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        match launch.stdout {
+            Some(fd) => cmd.stdout(Stdio::from(fd)),
+            None => cmd.stdout(Stdio::piped()),
+        };
+        cmd.stderr(Stdio::piped());
     } else {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
     }

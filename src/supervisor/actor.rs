@@ -110,6 +110,8 @@ pub struct Actor {
     probers: HashMap<(InstanceId, Role), tokio::task::JoinHandle<()>>,
     /// When the debounced reload after a config file change is due.
     reload_due: Option<Instant>,
+    /// The pipes of `stdin_from`, held open for warden's whole life.
+    pipes: launch::Pipes,
     /// The last CPU-time sample of each sampled run: (run, ticks, when).
     cpu_samples: HashMap<InstanceId, (u64, u64, Instant)>,
     check_probers: Vec<tokio::task::JoinHandle<()>>,
@@ -143,6 +145,7 @@ impl Actor {
             probers: HashMap::new(),
             cpu_samples: HashMap::new(),
             reload_due: None,
+            pipes: launch::Pipes::default(),
             check_probers: Vec::new(),
             runtime_dir,
         };
@@ -187,6 +190,7 @@ impl Actor {
         sigchld: &mut tokio::signal::unix::Signal,
         sighup: &mut tokio::signal::unix::Signal,
     ) -> std::io::Result<()> {
+        self.pipes.ensure(&self.spec)?;
         self.start_checks();
         let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
         let _watch = match watch::watch(&self.spec.path, watch_tx) {
@@ -455,6 +459,9 @@ impl Actor {
                 self.sinks.remove(&inst.id);
             }
         }
+        if let Err(e) = self.pipes.ensure(&new) {
+            self.notice(&format!("cannot create a stdin_from pipe: {e}"));
+        }
         let checks_changed = self.spec.checks != new.checks;
         self.spec = Arc::new(new);
         if checks_changed {
@@ -514,7 +521,15 @@ impl Actor {
         let Some(inst) = self.core.instance(id) else {
             return;
         };
-        let plan = launch::RunPlan::new(inst, &self.opts.token, &self.runtime_dir);
+        let plan =
+            match launch::RunPlan::new(inst, &self.opts.token, &self.runtime_dir, &self.pipes) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    let error = format!("cannot set up its stdin_from pipe: {e}");
+                    let _ = tx.send(Msg::Input(Input::SpawnFailed { id, run_no, error }));
+                    return;
+                }
+            };
         tokio::spawn(launch::run(
             plan,
             self.spawner.clone(),

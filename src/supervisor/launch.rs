@@ -2,6 +2,9 @@
 //! for an `Effect::Spawn`. It reports back only through messages tagged with the run
 //! number, so the actor's loop never waits on a child.
 
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,10 +42,18 @@ pub(super) struct RunPlan {
     run_id: Arc<str>,
     /// Where the sd_notify socket goes, with `notify = true`.
     notify_path: Option<std::path::PathBuf>,
+    /// `stdin_from` plumbing: this run's ends of the pipes warden holds.
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
 }
 
 impl RunPlan {
-    pub(super) fn new(inst: &Instance, token: &str, runtime_dir: &Path) -> RunPlan {
+    pub(super) fn new(
+        inst: &Instance,
+        token: &str,
+        runtime_dir: &Path,
+        pipes: &Pipes,
+    ) -> io::Result<RunPlan> {
         let run_no = inst.run_no;
         let run_id: Arc<str> = format!("{token}:{}:{run_no}", inst.name).into();
         let mut env = child_env(inst, token);
@@ -59,14 +70,71 @@ impl RunPlan {
                 env.push(("WATCHDOG_USEC".into(), wd.as_micros().to_string()));
             }
         }
-        RunPlan {
+        let stdin = pipes
+            .reader_for(&inst.process)
+            .map(|fd| fd.try_clone())
+            .transpose()?;
+        let stdout = pipes
+            .writer_for(&inst.process)
+            .map(|fd| fd.try_clone())
+            .transpose()?;
+        Ok(RunPlan {
             id: inst.id,
             run_no,
             spec: inst.spec.clone(),
             env,
             run_id,
             notify_path,
+            stdin,
+            stdout,
+        })
+    }
+}
+
+/// The pipes of `stdin_from`: one per consumer process, created once and held open by
+/// warden for its whole life, so that either end can restart without the other seeing
+/// EOF or EPIPE, and what was written while the reader restarted waits in the pipe.
+#[derive(Default)]
+pub(super) struct Pipes {
+    /// consumer process → (producer process, read end, write end)
+    by_consumer: HashMap<String, (String, OwnedFd, OwnedFd)>,
+}
+
+/// A bigger pipe buffer absorbs a consumer's restart without blocking the producer.
+const PIPE_SIZE: i32 = 1 << 20;
+
+impl Pipes {
+    /// Make sure every `stdin_from` of `spec` has its pipe.
+    pub(super) fn ensure(&mut self, spec: &crate::config::Spec) -> io::Result<()> {
+        for p in spec.processes.values() {
+            let Some(producer) = &p.stdin_from else {
+                continue;
+            };
+            if self
+                .by_consumer
+                .get(&p.name)
+                .is_some_and(|(prod, _, _)| prod == producer)
+            {
+                continue;
+            }
+            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+            // Best effort: the default 64 KiB still works, it just blocks sooner.
+            let _ = nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+            self.by_consumer
+                .insert(p.name.clone(), (producer.clone(), read, write));
         }
+        Ok(())
+    }
+
+    fn reader_for(&self, consumer: &str) -> Option<&OwnedFd> {
+        self.by_consumer.get(consumer).map(|(_, r, _)| r)
+    }
+
+    fn writer_for(&self, producer: &str) -> Option<&OwnedFd> {
+        self.by_consumer
+            .values()
+            .find(|(p, _, _)| p == producer)
+            .map(|(_, _, w)| w)
     }
 }
 
@@ -98,6 +166,8 @@ pub(super) async fn run(
         env,
         run_id,
         notify_path,
+        stdin,
+        stdout,
     } = plan;
     let send = |input| {
         let _ = tx.send(Msg::Input(input));
@@ -119,7 +189,8 @@ pub(super) async fn run(
         env,
         capture: true,
         die_with_warden: true,
-        stdin: None,
+        stdin,
+        stdout,
     };
     let spawned = match spawner.spawn(launch).await {
         Ok(s) => s,

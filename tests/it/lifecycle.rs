@@ -293,3 +293,49 @@ max_restarts = 2
         );
     }
 }
+
+#[test]
+fn stdin_from_pipes_one_process_into_another_across_restarts() {
+    let w = Warden::start(
+        r#"
+[processes.producer]
+command = "sh -c 'for i in $(seq 1 100); do echo $i; done; echo wrote >&2; exec sleep 100'"
+[processes.consumer]
+command = "sh -c 'while read l; do echo \"got $l\"; done; echo EOF'"
+stdin_from = "producer"
+autostart = false
+"#,
+    );
+    // Written while nobody reads: it waits in the pipe warden holds.
+    w.wait_line("wrote", |l| output_of(l, "producer") == Some("wrote"));
+    let (code, _, err) = run_warden(w.dir.path(), &["start", "consumer"]);
+    assert_eq!(code, 0, "{err}");
+    let got = w.wait_lines("100 lines", 100, |l| {
+        output_of(l, "consumer").is_some_and(|t| t.starts_with("got "))
+    });
+    let numbers: Vec<String> = got
+        .iter()
+        .map(|l| output_of(l, "consumer").unwrap()[4..].to_string())
+        .collect();
+    assert_eq!(
+        numbers,
+        (1..=100).map(|i| i.to_string()).collect::<Vec<_>>()
+    );
+    // The producer restarts: the consumer sees more input, not end-of-file.
+    let (code, _, err) = run_warden(w.dir.path(), &["restart", "producer"]);
+    assert_eq!(code, 0, "{err}");
+    w.wait_lines("200 lines", 200, |l| {
+        output_of(l, "consumer").is_some_and(|t| t.starts_with("got "))
+    });
+    assert!(
+        !w.lines()
+            .iter()
+            .any(|l| output_of(l, "consumer") == Some("EOF"))
+    );
+    // The producer's stdout went to the pipe, not to its log.
+    assert!(
+        !w.lines()
+            .iter()
+            .any(|l| output_of(l, "producer") == Some("1"))
+    );
+}
