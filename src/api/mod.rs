@@ -28,6 +28,7 @@ pub mod bind;
 pub mod client;
 pub mod fifo;
 mod lines;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 mod streams;

@@ -60,7 +60,16 @@ fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Resu
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let metrics_addr = spec.supervisor.metrics.clone();
     runtime.block_on(async move {
+        let metrics = match metrics_addr {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .with_context(|| format!("cannot serve metrics on `{addr}`"))?,
+            ),
+            None => None,
+        };
         let (actor, handle) = Actor::new(
             spec,
             spawner,
@@ -69,9 +78,13 @@ fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Resu
                 token,
             },
         );
+        let metrics = metrics.map(|l| tokio::spawn(crate::api::metrics::serve(l, handle.clone())));
         let server =
             Server::start(bound, handle, config).context("cannot serve the control socket")?;
         let result = actor.run().await;
+        if let Some(m) = metrics {
+            m.abort();
+        }
         // Stop taking requests and remove the socket before the last cleanup, so that a
         // `warden down` that returns means a new `warden up` can start.
         server.shutdown().await;

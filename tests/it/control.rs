@@ -1059,3 +1059,54 @@ fn down_stops_everything_and_then_no_supervisor_answers() {
     assert!(err.ends_with("): connection refused\n"), "{err}");
     std::fs::remove_file(socket_of(&w)).unwrap();
 }
+
+#[test]
+fn the_metrics_endpoint_serves_prometheus_text_health_and_status() {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let w = Warden::start(&format!(
+        r#"
+[supervisor]
+metrics = "127.0.0.1:{port}"
+[processes.web]
+command = "warden-demo-worker sleep"
+[processes.crashy]
+command = "warden-demo-worker crash 0 1"
+backoff = "10ms"
+max_restarts = 1
+"#
+    ));
+    w.wait_event("web", "starting → running");
+    w.wait_event("crashy", "→ fatal");
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let metrics = get("/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+    assert!(
+        metrics.contains("warden_process_running{name=\"web\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("warden_process_state{name=\"crashy\",state=\"fatal\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("warden_process_restarts_total{name=\"crashy\"} 1"),
+        "{metrics}"
+    );
+    assert!(get("/healthz").ends_with("ok\n"));
+    let status = get("/status");
+    let body = status.split("\r\n\r\n").nth(1).unwrap();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["processes"][0]["name"], "web");
+    assert!(get("/nope").starts_with("HTTP/1.1 404"));
+}
