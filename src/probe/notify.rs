@@ -330,6 +330,7 @@ mod tests {
             capture: false,
             die_with_warden: true,
             stdin: None,
+            stdout: None,
         };
         let child = spawner().spawn(launch).await.unwrap().handle;
         let python_pid = child.pid().as_raw();
