@@ -743,12 +743,9 @@ impl Core {
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else {
+        let Some(inst) = self.live_run_mut(id, run_no) else {
             return;
         };
-        if !matches!(inst.state, State::Starting | State::Running) {
-            return;
-        }
         let Some(probe) = inst.probe_mut(role) else {
             return;
         };
@@ -828,15 +825,12 @@ impl Core {
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(inst) = self.instances.get(&id).filter(|i| i.run_no == run_no) else {
+        let Some(inst) = self.live_run_mut(id, run_no) else {
             return;
         };
         let (Some(quiet), Some(started)) = (inst.spec.output.silence, inst.started_at) else {
             return;
         };
-        if !matches!(inst.state, State::Starting | State::Running) {
-            return;
-        }
         let since = last_output.map_or(started, |t| t.max(started));
         if now.mono.saturating_duration_since(since) >= quiet {
             let detail = format!("no output for {}", fmt_duration(quiet));
@@ -962,12 +956,9 @@ impl Core {
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(inst) = self.instances.get(&id).filter(|i| i.run_no == run_no) else {
+        let Some(inst) = self.live_run_mut(id, run_no) else {
             return;
         };
-        if !matches!(inst.state, State::Starting | State::Running) {
-            return;
-        }
         let name = inst.name.clone();
         fx.push(emit(
             now,
@@ -1180,6 +1171,14 @@ impl Core {
     }
 
     // ----- mechanics -------------------------------------------------------------------
+
+    /// The instance, if `run_no` is its current run and that run is up (starting or
+    /// running): what probes, rules and samples may act on.
+    fn live_run_mut(&mut self, id: InstanceId, run_no: u64) -> Option<&mut Instance> {
+        self.instances
+            .get_mut(&id)
+            .filter(|i| i.run_no == run_no && matches!(i.state, State::Starting | State::Running))
+    }
 
     fn reset_counters(&mut self, id: InstanceId) {
         let inst = &mut self.instances[&id];
