@@ -687,7 +687,7 @@ impl Core {
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else {
+        let Some(inst) = self.run_mut(id, run_no) else {
             return;
         };
         inst.spawning = false;
@@ -796,7 +796,7 @@ impl Core {
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else {
+        let Some(inst) = self.run_mut(id, run_no) else {
             return;
         };
         match message {
@@ -978,7 +978,7 @@ impl Core {
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else {
+        let Some(inst) = self.run_mut(id, run_no) else {
             return;
         };
         inst.spawning = false;
@@ -1001,7 +1001,7 @@ impl Core {
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else {
+        let Some(inst) = self.run_mut(id, run_no) else {
             return;
         };
         let success = status
@@ -1119,7 +1119,7 @@ impl Core {
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.run_no == run_no) else {
+        let Some(inst) = self.run_mut(id, run_no) else {
             return;
         };
         match timer {
@@ -1171,6 +1171,11 @@ impl Core {
     }
 
     // ----- mechanics -------------------------------------------------------------------
+
+    /// The instance, if `run_no` is its current run: reports about earlier runs are dropped.
+    fn run_mut(&mut self, id: InstanceId, run_no: u64) -> Option<&mut Instance> {
+        self.instances.get_mut(&id).filter(|i| i.run_no == run_no)
+    }
 
     /// The instance, if `run_no` is its current run and that run is up (starting or
     /// running): what probes, rules and samples may act on.

@@ -523,7 +523,7 @@ fn events_stream_state_changes_as_json_and_text() {
 
 // ----- reload ---------------------------------------------------------------------------
 
-const BEFORE: &str = r#"
+pub const BEFORE: &str = r#"
 [processes.keep]
 command = "warden-demo-worker sleep"
 [processes.change]
@@ -533,7 +533,7 @@ env = { FLAVOUR = "vanilla" }
 command = "warden-demo-worker sleep"
 "#;
 
-const AFTER: &str = r#"
+pub const AFTER: &str = r#"
 [processes.keep]
 command = "warden-demo-worker sleep"
 [processes.change]

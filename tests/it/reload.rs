@@ -3,25 +3,9 @@
 
 use crate::harness::*;
 
-const BEFORE: &str = r#"
-[processes.keep]
-command = "warden-demo-worker sleep"
-[processes.change]
-command = "warden-demo-worker sleep"
-env = { V = "1" }
-[processes.drop]
-command = "warden-demo-worker sleep"
-"#;
-
-const AFTER: &str = r#"
-[processes.keep]
-command = "warden-demo-worker sleep"
-[processes.change]
-command = "warden-demo-worker sleep"
-env = { V = "2" }
-[processes.new]
-command = "warden-demo-worker sleep"
-"#;
+// The same edit as the `warden reload` tests: keep, change and gone become keep, change
+// and added.
+use crate::control::{AFTER, BEFORE};
 
 /// Replace the config the way editors do: write a temp file, rename it over.
 fn save(w: &Warden, text: &str) {
@@ -35,13 +19,13 @@ fn saving_the_config_applies_the_difference() {
     let mut w = Warden::start(BEFORE);
     let keep = w.run_pid("keep", 1);
     w.run_pid("change", 1);
-    w.run_pid("drop", 1);
+    w.run_pid("gone", 1);
     save(&w, AFTER);
     w.wait_event("", "config reloaded: 1 added, 1 removed, 1 changed");
     w.wait_event("change", "run 1 ended");
     w.run_pid("change", 2);
-    w.run_pid("new", 1);
-    w.wait_event("drop", "stopping → stopped");
+    w.run_pid("added", 1);
+    w.wait_event("gone", "stopping → stopped");
     assert!(alive(keep), "the untouched process keeps running");
     assert!(!w.lines().iter().any(|l| l.contains("keep: run 1 ended")));
     assert_eq!(w.shutdown(), Some(0));
@@ -71,11 +55,11 @@ fn an_invalid_edit_is_reported_and_changes_nothing() {
 #[test]
 fn sighup_reloads() {
     let w = Warden::start(BEFORE);
-    w.run_pid("drop", 1);
+    w.run_pid("gone", 1);
     // Written in place (no rename), then SIGHUP: whichever comes first reloads, the other
     // finds nothing left to do.
     std::fs::write(w.path("warden.toml"), AFTER).unwrap();
     w.signal(libc::SIGHUP);
-    w.wait_event("new", "run 1 started");
-    w.wait_event("drop", "stopping → stopped");
+    w.wait_event("added", "run 1 started");
+    w.wait_event("gone", "stopping → stopped");
 }
