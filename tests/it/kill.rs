@@ -186,3 +186,90 @@ restart = "never"
     assert_eq!(fds, ["0", "1", "2", "3"], "{fds:?}");
     w.wait_line("stdin", |l| output_of(l, "stdin") == Some("/dev/null"));
 }
+
+#[test]
+fn orphaned_grandchildren_are_reaped_not_left_as_zombies() {
+    let w = Warden::start(
+        r#"
+[processes.spawner]
+command = "sh -c 'for i in $(seq 1 50); do (sleep 0.05 &); done; echo spawned; exec sleep 100'"
+"#,
+    );
+    w.wait_line("spawned", |l| output_of(l, "spawner") == Some("spawned"));
+    let me = w.pid();
+    let zombies = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let Some(i) = stat.rfind(')') else {
+                    return false;
+                };
+                let mut f = stat[i + 2..].split_whitespace();
+                let state = f.next();
+                let ppid = f.next().and_then(|p| p.parse::<i32>().ok());
+                state == Some("Z") && ppid == Some(me)
+            })
+            .count()
+    };
+    // The sleeps are re-parented to warden (a subreaper) and exit after 50 ms.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while zombies() > 0 || w.leftovers().len() > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} zombies of warden left",
+            zombies()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn every_exit_code_is_recorded_exactly() {
+    let mut config = String::new();
+    for code in 0..40 {
+        config += &format!(
+            "[processes.p{code}]\ncommand = \"sh -c 'exit {code}'\"\nrestart = \"never\"\n"
+        );
+    }
+    let w = Warden::start(&config);
+    for code in 0..40 {
+        let l = w.wait_event(&format!("p{code}"), "run 1 ended");
+        assert!(l.contains(&format!("(exit code {code},")), "{l}");
+    }
+}
+
+#[test]
+fn an_exit_is_recorded_even_while_a_grandchild_holds_the_pipe() {
+    let w = Warden::start(
+        r#"
+[processes.leaky]
+command = "sh -c 'setsid sh -c \"while :; do echo holding; sleep 0.05; done\" & sleep 0.2; exit 0'"
+restart = "never"
+"#,
+    );
+    w.wait_line("holder", |l| output_of(l, "leaky") == Some("holding"));
+    w.wait_event("leaky", "run 1 ended (exit code 0, exited)");
+    w.wait_event("leaky", "→ exited");
+    w.assert_no_leftovers();
+}
+
+#[test]
+fn closing_stdout_is_not_an_exit() {
+    let w = Warden::start(
+        r#"
+[processes.quiet]
+command = "sh -c 'echo closing; exec 1>&- 2>&-; sleep 0.5'"
+restart = "never"
+"#,
+    );
+    w.wait_line("closing", |l| output_of(l, "quiet") == Some("closing"));
+    let closed = std::time::Instant::now();
+    w.wait_event("quiet", "run 1 ended (exit code 0, exited)");
+    assert!(
+        closed.elapsed() >= std::time::Duration::from_millis(300),
+        "the exit came with the EOF"
+    );
+}
