@@ -964,7 +964,14 @@ impl Core {
             now,
             &name,
             EventKind::Message {
-                text: format!("hung: {detail}"),
+                text: format!(
+                    "{}: {detail}",
+                    if matches!(reason, ExitReason::Memory | ExitReason::Cpu) {
+                        "over its limit"
+                    } else {
+                        "hung"
+                    }
+                ),
             },
         ));
         self.begin_stop(id, reason, Some(detail), now, fx);
