@@ -5,6 +5,17 @@
 //! (spawn, signal, schedule, reply, emit an event). The actor around it performs the
 //! effects. Messages about a child carry the run number (`run_no`) they belong to, so a late
 //! exit or timer from an earlier run is dropped here, never misapplied.
+//!
+//! This file holds the types, the lifecycle (spawn, exit, restart policy, backoff, stop)
+//! and dependency ordering; [`requests`] answers users, [`rules`] turns health verdicts
+//! and resource samples into stops, [`reconfigure`] applies a reload.
+
+mod reconfigure;
+mod requests;
+mod rules;
+
+use requests::Request;
+use rules::{start_main_probes, truncate};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -435,91 +446,6 @@ impl Core {
         fx
     }
 
-    /// What reloading `new` over `old` would do.
-    pub fn plan_reload(&self, old: &Spec, new: &Spec) -> ReloadPlan {
-        let live = self.instances.values().filter(|i| !i.removing);
-        super::reload::plan(live.map(|i| (i.name.as_str(), &*i.spec)), old, new)
-    }
-
-    /// Apply a new config as a difference: start what is added, stop and forget what is
-    /// removed, restart what changed, leave the rest alone (same pid).
-    pub fn reload(&mut self, old: &Spec, new: &Spec, now: Now) -> (ReloadPlan, Vec<Effect>) {
-        let plan = self.plan_reload(old, new);
-        let mut fx = Vec::new();
-        if self.shutting_down {
-            return (plan, fx);
-        }
-        let by_name = |core: &Core, name: &str| {
-            core.instances
-                .values()
-                .find(|i| i.name == name && !i.removing)
-                .map(|i| i.id)
-        };
-        for name in &plan.removed {
-            let Some(id) = by_name(self, name) else {
-                continue;
-            };
-            let inst = &mut self.instances[&id];
-            inst.removing = true;
-            inst.want_up = false;
-            inst.start_after_stop = false;
-            match inst.state {
-                State::Starting | State::Running => {
-                    self.begin_stop(id, ExitReason::Reload, None, now, &mut fx)
-                }
-                State::Pending | State::Backoff => {
-                    self.transition(id, State::Stopped, now, &mut fx)
-                }
-                _ => {}
-            }
-        }
-        for p in new.processes.values() {
-            for (name, replica, spec) in expand(p) {
-                if plan.added.contains(&name) {
-                    self.add_instance(name, p.name.clone(), replica, spec);
-                } else if plan.changed.iter().any(|c| c.name == name) {
-                    let id = by_name(self, &name).expect("a changed instance exists");
-                    self.apply_changed(id, spec, now, &mut fx);
-                } else if let Some(id) = by_name(self, &name) {
-                    // Unchanged for this instance, but keep the new declaration.
-                    self.instances[&id].spec = Arc::new(spec);
-                }
-            }
-        }
-        // Checks keep their results unless their probe changed.
-        let mut checks = checks_of(new);
-        for (name, check) in checks.iter_mut() {
-            if let Some(old) = self
-                .checks
-                .get(name)
-                .filter(|o| o.probe.spec == check.probe.spec)
-            {
-                *check = old.clone();
-            }
-        }
-        self.checks = checks;
-        self.settle(now, &mut fx);
-        (plan, fx)
-    }
-
-    fn apply_changed(&mut self, id: InstanceId, spec: ProcessSpec, now: Now, fx: &mut Vec<Effect>) {
-        let inst = &mut self.instances[&id];
-        inst.spec = Arc::new(spec);
-        inst.probes = probes_of(&inst.spec);
-        match inst.state {
-            State::Starting | State::Running => {
-                inst.start_after_stop = true;
-                self.begin_stop(id, ExitReason::Reload, None, now, fx);
-            }
-            State::Stopping => inst.start_after_stop = inst.want_up,
-            State::Exited | State::Fatal if inst.want_up => {
-                self.reset_counters(id);
-                self.transition(id, State::Pending, now, fx);
-            }
-            _ => {}
-        }
-    }
-
     /// Follow-up common to every input: start what may start, forget what was removed,
     /// answer whoever waited, notice the end of a shutdown.
     fn settle(&mut self, now: Now, fx: &mut Vec<Effect>) {
@@ -533,147 +459,6 @@ impl Core {
         {
             self.finished = true;
             fx.push(Effect::Finished);
-        }
-    }
-
-    // ----- requests -------------------------------------------------------------------
-
-    /// Resolve `all`, a process name (every replica) or an instance name.
-    pub fn resolve(&self, names: &[String]) -> Result<Vec<InstanceId>, String> {
-        let mut ids = Vec::new();
-        for n in names {
-            let found: Vec<InstanceId> = self
-                .instances
-                .values()
-                .filter(|i| n == "all" || i.name == *n || i.process == *n)
-                .map(|i| i.id)
-                .collect();
-            if found.is_empty() && n != "all" {
-                let known: Vec<&str> = self.instances.values().map(|i| i.name.as_str()).collect();
-                return Err(format!(
-                    "no process named `{n}`; known: {}",
-                    known.join(", ")
-                ));
-            }
-            for id in found {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-        }
-        Ok(ids)
-    }
-
-    fn on_request(
-        &mut self,
-        req: Request,
-        names: &[String],
-        waiter: WaiterId,
-        now: Now,
-        fx: &mut Vec<Effect>,
-    ) {
-        let ids = match self.resolve(names) {
-            Ok(ids) => ids,
-            Err(e) => {
-                return fx.push(Effect::Reply {
-                    waiter,
-                    result: Err(e),
-                });
-            }
-        };
-        if self.shutting_down && !matches!(req, Request::Stop) {
-            return fx.push(Effect::Reply {
-                waiter,
-                result: Err("warden is shutting down".into()),
-            });
-        }
-        let mut targets = Vec::new();
-        for id in ids {
-            let inst = &mut self.instances[&id];
-            let goal = match req {
-                Request::Stop => {
-                    inst.want_up = false;
-                    inst.start_after_stop = false;
-                    match inst.state {
-                        State::Pending | State::Backoff => {
-                            self.transition(id, State::Stopped, now, fx)
-                        }
-                        State::Starting | State::Running => {
-                            self.begin_stop(id, ExitReason::Request, None, now, fx)
-                        }
-                        _ => {}
-                    }
-                    Goal::Down
-                }
-                Request::Start | Request::Restart => {
-                    let restart = matches!(req, Request::Restart);
-                    inst.want_up = true;
-                    let min_gen = if restart { inst.run_no + 1 } else { 0 };
-                    match inst.state {
-                        State::Stopped | State::Exited | State::Fatal => {
-                            self.reset_counters(id);
-                            self.transition(id, State::Pending, now, fx);
-                        }
-                        State::Backoff => self.spawn(id, now, fx),
-                        State::Stopping => self.instances[&id].start_after_stop = true,
-                        State::Starting | State::Running if restart => {
-                            self.instances[&id].start_after_stop = true;
-                            self.begin_stop(id, ExitReason::Request, None, now, fx);
-                        }
-                        _ => {}
-                    }
-                    Goal::Up { min_gen }
-                }
-            };
-            targets.push((id, goal));
-        }
-        self.waiters.push(Waiter {
-            id: waiter,
-            targets,
-        });
-    }
-
-    fn on_shutdown(&mut self, now: Now, fx: &mut Vec<Effect>) {
-        if self.shutting_down {
-            return self.on_kill(now, fx);
-        }
-        self.shutting_down = true;
-        let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
-        for id in ids {
-            let inst = &mut self.instances[&id];
-            inst.want_up = false;
-            inst.start_after_stop = false;
-            if matches!(inst.state, State::Pending | State::Backoff) {
-                self.transition(id, State::Stopped, now, fx);
-            }
-        }
-    }
-
-    fn on_kill(&mut self, now: Now, fx: &mut Vec<Effect>) {
-        self.shutting_down = true;
-        let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
-        for id in ids {
-            let inst = &mut self.instances[&id];
-            inst.want_up = false;
-            inst.start_after_stop = false;
-            match inst.state {
-                State::Pending | State::Backoff => self.transition(id, State::Stopped, now, fx),
-                State::Starting | State::Running | State::Stopping => {
-                    if inst.stop_reason.is_none() {
-                        inst.stop_reason = Some((ExitReason::Shutdown, None));
-                    }
-                    if !inst.spawning {
-                        fx.push(Effect::Kill {
-                            id,
-                            run_no: inst.run_no,
-                        });
-                    }
-                    if inst.state != State::Stopping {
-                        self.transition(id, State::Stopping, now, fx);
-                    }
-                }
-                _ => {}
-            }
         }
     }
 
@@ -732,249 +517,6 @@ impl Core {
             inst.ready = true;
             self.transition(id, State::Running, now, fx);
         }
-    }
-
-    fn on_probe(
-        &mut self,
-        id: InstanceId,
-        run_no: u64,
-        role: Role,
-        result: ProbeResult,
-        now: Now,
-        fx: &mut Vec<Effect>,
-    ) {
-        let Some(inst) = self.live_run_mut(id, run_no) else {
-            return;
-        };
-        let Some(probe) = inst.probe_mut(role) else {
-            return;
-        };
-        let (ok, latency, error) = (result.ok, result.latency, result.error.clone());
-        let failures = probe.thresholds.consecutive_fail + u32::from(!ok);
-        let verdict = probe.record(result, now.wall);
-        let name = inst.name.clone();
-        if !ok || verdict.is_some() {
-            let kind = EventKind::Probe {
-                role: role.as_str().into(),
-                ok,
-                latency_ms: super::health::ms(latency),
-                error: error.clone(),
-            };
-            fx.push(emit(now, &name, kind));
-        }
-        let detail = || {
-            format!(
-                "{} probe failed {failures} times: {}",
-                role.as_str(),
-                error.clone().unwrap_or_default()
-            )
-        };
-        match (role, verdict) {
-            (Role::Startup, Some(true)) => {
-                fx.push(Effect::StopProbe {
-                    id,
-                    role: Role::Startup,
-                });
-                start_main_probes(inst, fx);
-            }
-            (Role::Startup, Some(false)) => {
-                self.hung(id, run_no, ExitReason::Startup, detail(), now, fx)
-            }
-            (Role::Liveness, Some(false)) => {
-                self.hung(id, run_no, ExitReason::Liveness, detail(), now, fx)
-            }
-            (Role::Readiness, Some(ready)) => self.set_ready(id, ready, now, fx),
-            _ => {}
-        }
-    }
-
-    fn on_notify(
-        &mut self,
-        id: InstanceId,
-        run_no: u64,
-        message: NotifyMessage,
-        now: Now,
-        fx: &mut Vec<Effect>,
-    ) {
-        let Some(inst) = self.run_mut(id, run_no) else {
-            return;
-        };
-        match message {
-            NotifyMessage::Ready if inst.spec.readiness.is_none() => {
-                self.set_ready(id, true, now, fx)
-            }
-            NotifyMessage::Status(text) => inst.status_text = Some(text),
-            NotifyMessage::Watchdog => inst.last_beat = Some(now.mono),
-            NotifyMessage::WatchdogTrigger => self.hung(
-                id,
-                run_no,
-                ExitReason::Watchdog,
-                "the process sent WATCHDOG=trigger".into(),
-                now,
-                fx,
-            ),
-            _ => {}
-        }
-    }
-
-    fn on_silence(
-        &mut self,
-        id: InstanceId,
-        run_no: u64,
-        last_output: Option<Instant>,
-        now: Now,
-        fx: &mut Vec<Effect>,
-    ) {
-        let Some(inst) = self.live_run_mut(id, run_no) else {
-            return;
-        };
-        let (Some(quiet), Some(started)) = (inst.spec.output.silence, inst.started_at) else {
-            return;
-        };
-        let since = last_output.map_or(started, |t| t.max(started));
-        if now.mono.saturating_duration_since(since) >= quiet {
-            let detail = format!("no output for {}", fmt_duration(quiet));
-            self.hung(id, run_no, ExitReason::Output, detail, now, fx);
-        } else {
-            fx.push(Effect::Schedule {
-                at: since + quiet,
-                id,
-                run_no,
-                timer: Timer::Silence,
-            });
-        }
-    }
-
-    fn on_check_probe(&mut self, name: &str, result: ProbeResult, now: Now, fx: &mut Vec<Effect>) {
-        let Some(check) = self.checks.get_mut(name) else {
-            return;
-        };
-        let (ok, latency, error) = (result.ok, result.latency, result.error.clone());
-        let verdict = check.probe.record(result, now.wall);
-        if verdict.is_some() || !ok {
-            let kind = EventKind::Probe {
-                role: "check".into(),
-                ok,
-                latency_ms: super::health::ms(latency),
-                error,
-            };
-            fx.push(emit(now, name, kind));
-        }
-    }
-
-    fn on_usage(
-        &mut self,
-        id: InstanceId,
-        run_no: u64,
-        rss: u64,
-        cpu: f64,
-        now: Now,
-        fx: &mut Vec<Effect>,
-    ) {
-        let Some(inst) = self
-            .instances
-            .get_mut(&id)
-            .filter(|i| i.run_no == run_no && i.pid.is_some())
-        else {
-            return;
-        };
-        inst.rss = Some(rss);
-        inst.cpu_percent = Some(cpu);
-        let Some(limits) = inst.spec.limits.clone() else {
-            return;
-        };
-        let mut violation = None;
-        if let Some(max) = limits.memory.filter(|&m| rss > m) {
-            violation = Some((
-                ExitReason::Memory,
-                format!("memory {} over the limit of {}", bytes(rss), bytes(max)),
-            ));
-        }
-        match limits.cpu {
-            Some(max) if cpu > max => {
-                let since = *inst.cpu_over_since.get_or_insert(now.mono);
-                if violation.is_none()
-                    && now.mono.saturating_duration_since(since) >= limits.cpu_for
-                {
-                    let d = fmt_duration(limits.cpu_for);
-                    violation = Some((
-                        ExitReason::Cpu,
-                        format!("cpu {cpu:.0}% over the limit of {max:.0}% for {d}"),
-                    ));
-                }
-            }
-            _ => inst.cpu_over_since = None,
-        }
-        let Some((reason, detail)) = violation else {
-            inst.limit_warned = false;
-            return;
-        };
-        let name = inst.name.clone();
-        match limits.action {
-            LimitAction::Restart => self.hung(id, run_no, reason, detail, now, fx),
-            LimitAction::Stop => {
-                inst.want_up = false;
-                fx.push(emit(
-                    now,
-                    &name,
-                    EventKind::Message {
-                        text: format!("stopping: {detail}"),
-                    },
-                ));
-                self.begin_stop(id, reason, Some(detail), now, fx);
-            }
-            LimitAction::Warn if !inst.limit_warned => {
-                inst.limit_warned = true;
-                fx.push(emit(
-                    now,
-                    &name,
-                    EventKind::Message {
-                        text: format!("warning: {detail}"),
-                    },
-                ));
-            }
-            LimitAction::Warn => {}
-        }
-    }
-
-    fn set_ready(&mut self, id: InstanceId, ready: bool, now: Now, fx: &mut Vec<Effect>) {
-        let inst = &mut self.instances[&id];
-        inst.ready = ready;
-        if ready && inst.state == State::Starting {
-            self.transition(id, State::Running, now, fx);
-        }
-    }
-
-    /// The run is alive but not working: stop it the SPEC way and let the restart policy
-    /// decide what follows (`want_up` is unchanged, so it counts as a failure).
-    fn hung(
-        &mut self,
-        id: InstanceId,
-        run_no: u64,
-        reason: ExitReason,
-        detail: String,
-        now: Now,
-        fx: &mut Vec<Effect>,
-    ) {
-        let Some(inst) = self.live_run_mut(id, run_no) else {
-            return;
-        };
-        let name = inst.name.clone();
-        fx.push(emit(
-            now,
-            &name,
-            EventKind::Message {
-                text: format!(
-                    "{}: {detail}",
-                    if matches!(reason, ExitReason::Memory | ExitReason::Cpu) {
-                        "over its limit"
-                    } else {
-                        "hung"
-                    }
-                ),
-            },
-        ));
-        self.begin_stop(id, reason, Some(detail), now, fx);
     }
 
     fn on_spawn_failed(
@@ -1306,48 +848,6 @@ impl Core {
             .values()
             .any(|d| d.state.is_live() && d.spec.depends_on.contains_key(&inst.process))
     }
-
-    fn settle_waiters(&mut self, fx: &mut Vec<Effect>) {
-        let mut i = 0;
-        while i < self.waiters.len() {
-            let outcome: Option<Vec<Result<String, String>>> = self.waiters[i]
-                .targets
-                .iter()
-                .map(|(id, goal)| match self.instances.get(id) {
-                    None => Some(Ok(format!("instance {} removed", id.0))),
-                    Some(inst) => goal_outcome(inst, *goal),
-                })
-                .collect();
-            match outcome {
-                None => i += 1,
-                Some(results) => {
-                    let w = self.waiters.swap_remove(i);
-                    let failed: Vec<String> =
-                        results.iter().filter_map(|r| r.clone().err()).collect();
-                    let result = if failed.is_empty() {
-                        Ok(results
-                            .into_iter()
-                            .filter_map(Result::ok)
-                            .collect::<Vec<_>>()
-                            .join("\n"))
-                    } else {
-                        Err(failed.join("\n"))
-                    };
-                    fx.push(Effect::Reply {
-                        waiter: w.id,
-                        result,
-                    });
-                }
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Request {
-    Start,
-    Stop,
-    Restart,
 }
 
 fn condition_met(dep: &Instance, cond: DependCondition) -> bool {
@@ -1359,67 +859,6 @@ fn condition_met(dep: &Instance, cond: DependCondition) -> bool {
         DependCondition::Started => (dep.state.is_live() && dep.pid.is_some()) || completed,
         DependCondition::Ready => dep.state == State::Running && dep.ready,
         DependCondition::Completed => completed,
-    }
-}
-
-/// `None` while the goal is still in the making.
-fn goal_outcome(inst: &Instance, goal: Goal) -> Option<Result<String, String>> {
-    let name = &inst.name;
-    match goal {
-        Goal::Down if inst.state.is_at_rest() => Some(Ok(format!("{name}: {}", inst.state))),
-        Goal::Down => None,
-        Goal::Up { min_gen } => match inst.state {
-            State::Starting | State::Running
-                if inst.run_no >= min_gen
-                    && !inst.ready
-                    && inst
-                        .probe(Role::Readiness)
-                        .is_some_and(|p| p.thresholds.verdict == Some(false)) =>
-            {
-                let why = inst
-                    .probe(Role::Readiness)
-                    .and_then(|p| p.last.as_ref())
-                    .and_then(|r| r.error.clone());
-                Some(Err(format!(
-                    "{name}: running but not ready: readiness probe failing: {}",
-                    why.unwrap_or_default()
-                )))
-            }
-            State::Running if inst.run_no >= min_gen && inst.ready => Some(Ok(format!(
-                "{name}: running (pid {})",
-                inst.pid.map(|p| p.to_string()).unwrap_or_default()
-            ))),
-            State::Exited if inst.run_no >= min_gen => match inst.last_exit() {
-                Some(e) if e.reason == ExitReason::Exited => {
-                    Some(Ok(format!("{name}: exited successfully")))
-                }
-                _ => Some(Err(format!(
-                    "{name}: exited with {}",
-                    describe_last_exit(inst)
-                ))),
-            },
-            State::Backoff if inst.run_no >= min_gen.max(1) => Some(Err(format!(
-                "{name}: ended with {}, backing off before a restart",
-                describe_last_exit(inst)
-            ))),
-            State::Fatal => Some(Err(format!(
-                "{name}: fatal: {}",
-                inst.error.as_deref().unwrap_or("gave up")
-            ))),
-            State::Stopped => Some(Err(format!("{name}: stopped before it was up"))),
-            _ => None,
-        },
-    }
-}
-
-fn describe_last_exit(inst: &Instance) -> String {
-    match inst.last_exit() {
-        Some(e) => ExitStatus {
-            code: e.code,
-            signal: e.signal,
-        }
-        .describe(),
-        None => "no exit recorded".into(),
     }
 }
 
@@ -1466,18 +905,6 @@ fn substitute_replica(p: &ProcessSpec, r: u32) -> ProcessSpec {
     out
 }
 
-fn start_main_probes(inst: &Instance, fx: &mut Vec<Effect>) {
-    for role in [Role::Readiness, Role::Liveness] {
-        if inst.probe(role).is_some() {
-            fx.push(Effect::StartProbe {
-                id: inst.id,
-                run_no: inst.run_no,
-                role,
-            });
-        }
-    }
-}
-
 fn checks_of(spec: &Spec) -> IndexMap<String, CheckState> {
     spec.checks
         .values()
@@ -1491,17 +918,6 @@ fn checks_of(spec: &Spec) -> IndexMap<String, CheckState> {
             )
         })
         .collect()
-}
-
-fn bytes(n: u64) -> String {
-    format!("{:.1}MiB", n as f64 / (1024.0 * 1024.0))
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 fn emit(now: Now, name: &str, kind: EventKind) -> Effect {

@@ -1,0 +1,285 @@
+//! Health rules: what probe results, sd_notify messages, output rules and resource samples
+//! mean for a run. A verdict that the run is hung (or over its limits) stops it the usual
+//! way and leaves the restart to the policy.
+
+use super::*;
+
+impl Core {
+    pub(super) fn on_probe(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        role: Role,
+        result: ProbeResult,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.live_run_mut(id, run_no) else {
+            return;
+        };
+        let Some(probe) = inst.probe_mut(role) else {
+            return;
+        };
+        let (ok, latency, error) = (result.ok, result.latency, result.error.clone());
+        let failures = probe.thresholds.consecutive_fail + u32::from(!ok);
+        let verdict = probe.record(result, now.wall);
+        let name = inst.name.clone();
+        if !ok || verdict.is_some() {
+            let kind = EventKind::Probe {
+                role: role.as_str().into(),
+                ok,
+                latency_ms: crate::supervisor::health::ms(latency),
+                error: error.clone(),
+            };
+            fx.push(emit(now, &name, kind));
+        }
+        let detail = || {
+            format!(
+                "{} probe failed {failures} times: {}",
+                role.as_str(),
+                error.clone().unwrap_or_default()
+            )
+        };
+        match (role, verdict) {
+            (Role::Startup, Some(true)) => {
+                fx.push(Effect::StopProbe {
+                    id,
+                    role: Role::Startup,
+                });
+                start_main_probes(inst, fx);
+            }
+            (Role::Startup, Some(false)) => {
+                self.hung(id, run_no, ExitReason::Startup, detail(), now, fx)
+            }
+            (Role::Liveness, Some(false)) => {
+                self.hung(id, run_no, ExitReason::Liveness, detail(), now, fx)
+            }
+            (Role::Readiness, Some(ready)) => self.set_ready(id, ready, now, fx),
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_notify(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        message: NotifyMessage,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.run_mut(id, run_no) else {
+            return;
+        };
+        match message {
+            NotifyMessage::Ready if inst.spec.readiness.is_none() => {
+                self.set_ready(id, true, now, fx)
+            }
+            NotifyMessage::Status(text) => inst.status_text = Some(text),
+            NotifyMessage::Watchdog => inst.last_beat = Some(now.mono),
+            NotifyMessage::WatchdogTrigger => self.hung(
+                id,
+                run_no,
+                ExitReason::Watchdog,
+                "the process sent WATCHDOG=trigger".into(),
+                now,
+                fx,
+            ),
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_silence(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        last_output: Option<Instant>,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.live_run_mut(id, run_no) else {
+            return;
+        };
+        let (Some(quiet), Some(started)) = (inst.spec.output.silence, inst.started_at) else {
+            return;
+        };
+        let since = last_output.map_or(started, |t| t.max(started));
+        if now.mono.saturating_duration_since(since) >= quiet {
+            let detail = format!("no output for {}", fmt_duration(quiet));
+            self.hung(id, run_no, ExitReason::Output, detail, now, fx);
+        } else {
+            fx.push(Effect::Schedule {
+                at: since + quiet,
+                id,
+                run_no,
+                timer: Timer::Silence,
+            });
+        }
+    }
+
+    pub(super) fn on_check_probe(
+        &mut self,
+        name: &str,
+        result: ProbeResult,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(check) = self.checks.get_mut(name) else {
+            return;
+        };
+        let (ok, latency, error) = (result.ok, result.latency, result.error.clone());
+        let verdict = check.probe.record(result, now.wall);
+        if verdict.is_some() || !ok {
+            let kind = EventKind::Probe {
+                role: "check".into(),
+                ok,
+                latency_ms: crate::supervisor::health::ms(latency),
+                error,
+            };
+            fx.push(emit(now, name, kind));
+        }
+    }
+
+    pub(super) fn on_usage(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        rss: u64,
+        cpu: f64,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self
+            .instances
+            .get_mut(&id)
+            .filter(|i| i.run_no == run_no && i.pid.is_some())
+        else {
+            return;
+        };
+        inst.rss = Some(rss);
+        inst.cpu_percent = Some(cpu);
+        let Some(limits) = inst.spec.limits.clone() else {
+            return;
+        };
+        let mut violation = None;
+        if let Some(max) = limits.memory.filter(|&m| rss > m) {
+            violation = Some((
+                ExitReason::Memory,
+                format!("memory {} over the limit of {}", bytes(rss), bytes(max)),
+            ));
+        }
+        match limits.cpu {
+            Some(max) if cpu > max => {
+                let since = *inst.cpu_over_since.get_or_insert(now.mono);
+                if violation.is_none()
+                    && now.mono.saturating_duration_since(since) >= limits.cpu_for
+                {
+                    let d = fmt_duration(limits.cpu_for);
+                    violation = Some((
+                        ExitReason::Cpu,
+                        format!("cpu {cpu:.0}% over the limit of {max:.0}% for {d}"),
+                    ));
+                }
+            }
+            _ => inst.cpu_over_since = None,
+        }
+        let Some((reason, detail)) = violation else {
+            inst.limit_warned = false;
+            return;
+        };
+        let name = inst.name.clone();
+        match limits.action {
+            LimitAction::Restart => self.hung(id, run_no, reason, detail, now, fx),
+            LimitAction::Stop => {
+                inst.want_up = false;
+                fx.push(emit(
+                    now,
+                    &name,
+                    EventKind::Message {
+                        text: format!("stopping: {detail}"),
+                    },
+                ));
+                self.begin_stop(id, reason, Some(detail), now, fx);
+            }
+            LimitAction::Warn if !inst.limit_warned => {
+                inst.limit_warned = true;
+                fx.push(emit(
+                    now,
+                    &name,
+                    EventKind::Message {
+                        text: format!("warning: {detail}"),
+                    },
+                ));
+            }
+            LimitAction::Warn => {}
+        }
+    }
+
+    pub(super) fn set_ready(
+        &mut self,
+        id: InstanceId,
+        ready: bool,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let inst = &mut self.instances[&id];
+        inst.ready = ready;
+        if ready && inst.state == State::Starting {
+            self.transition(id, State::Running, now, fx);
+        }
+    }
+
+    /// The run is alive but not working: stop it the SPEC way and let the restart policy
+    /// decide what follows (`want_up` is unchanged, so it counts as a failure).
+    pub(super) fn hung(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        reason: ExitReason,
+        detail: String,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.live_run_mut(id, run_no) else {
+            return;
+        };
+        let name = inst.name.clone();
+        fx.push(emit(
+            now,
+            &name,
+            EventKind::Message {
+                text: format!(
+                    "{}: {detail}",
+                    if matches!(reason, ExitReason::Memory | ExitReason::Cpu) {
+                        "over its limit"
+                    } else {
+                        "hung"
+                    }
+                ),
+            },
+        ));
+        self.begin_stop(id, reason, Some(detail), now, fx);
+    }
+}
+
+pub(super) fn start_main_probes(inst: &Instance, fx: &mut Vec<Effect>) {
+    for role in [Role::Readiness, Role::Liveness] {
+        if inst.probe(role).is_some() {
+            fx.push(Effect::StartProbe {
+                id: inst.id,
+                run_no: inst.run_no,
+                role,
+            });
+        }
+    }
+}
+
+pub(super) fn bytes(n: u64) -> String {
+    format!("{:.1}MiB", n as f64 / (1024.0 * 1024.0))
+}
+
+pub(super) fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
