@@ -46,6 +46,7 @@ pub fn run(config: &Path, _no_tui: bool, socket: Option<&Path>) -> i32 {
 fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Result<()> {
     use anyhow::Context;
     crate::process::become_subreaper().context("cannot become a child subreaper")?;
+    limit_malloc_arenas();
     let spawner = Spawner::start().context("cannot start the spawner thread")?;
     let token = random_token();
     let exe = std::env::current_exe().context("cannot find warden's own executable")?;
@@ -110,4 +111,14 @@ fn random_token() -> String {
             .to_le_bytes();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One malloc arena instead of one per thread (before any thread exists): warden's threads
+/// allocate little and rarely at once, and every extra arena keeps its own free memory.
+fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator settings; called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
 }

@@ -6,6 +6,7 @@
 //! these and never re-validates.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -18,7 +19,7 @@ pub struct Spec {
     pub path: PathBuf,
     pub supervisor: SupervisorSpec,
     /// Declared processes, in file order (before replica expansion).
-    pub processes: IndexMap<String, ProcessSpec>,
+    pub processes: IndexMap<String, Arc<ProcessSpec>>,
     /// Endpoints warden watches but does not run, in file order.
     pub checks: IndexMap<String, CheckSpec>,
 }

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::broadcast;
@@ -55,7 +55,9 @@ pub struct LogSink {
     /// Taken after `state` while a chunk is framed, and alone by readers, so that
     /// `tail` never waits on a slow disk.
     recent: Mutex<Recent>,
-    subscribers: broadcast::Sender<Arc<LogLine>>,
+    /// Created on the first `subscribe`: a broadcast channel allocates all its slots up
+    /// front, and most sinks are never followed.
+    subscribers: OnceLock<broadcast::Sender<Arc<LogLine>>>,
     tee: Option<Tee>,
     dropped: Arc<AtomicU64>,
     origin: Instant,
@@ -99,7 +101,6 @@ impl LogSink {
         if let Some(tee) = &tee {
             tee.register(name);
         }
-        let (subscribers, _) = broadcast::channel(SUBSCRIBER_CAPACITY);
         Ok(Arc::new(LogSink {
             name: name.into(),
             path: path.to_owned(),
@@ -116,7 +117,7 @@ impl LogSink {
                 ring: Ring::new(spec.buffer_lines),
                 stderr: Ring::new(STDERR_HISTORY),
             }),
-            subscribers,
+            subscribers: OnceLock::new(),
             tee,
             origin: Instant::now(),
             last_output: AtomicU64::new(0),
@@ -196,7 +197,9 @@ impl LogSink {
     /// Every line from now on. A subscriber more than [`SUBSCRIBER_CAPACITY`] lines behind
     /// gets `RecvError::Lagged` and skips ahead; it never holds up the writer.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogLine>> {
-        self.subscribers.subscribe()
+        self.subscribers
+            .get_or_init(|| broadcast::channel(SUBSCRIBER_CAPACITY).0)
+            .subscribe()
     }
 
     /// The last `n` stderr lines (at most [`STDERR_HISTORY`]) as display text, oldest
@@ -246,8 +249,7 @@ impl LogSink {
         if chunk.is_none() && !framer.has_pending() {
             return;
         }
-        let lines_wanted =
-            self.tee.is_some() || state.watch.is_some() || self.subscribers.receiver_count() > 0;
+        let lines_wanted = self.tee.is_some() || state.watch.is_some() || self.has_subscribers();
         let mut recent = lock(&self.recent);
         let lines_wanted = lines_wanted || recent.ring.capacity() > 0;
         let (prefix, prefix_len) = if self.timestamps {
@@ -308,15 +310,21 @@ impl LogSink {
         if line.stream == Stream::Stderr {
             recent.stderr.push(line.clone());
         }
-        if self.subscribers.receiver_count() > 0 {
+        if let Some(subscribers) = self.subscribers.get().filter(|s| s.receiver_count() > 0) {
             // Fails only when the last subscriber just left.
-            let _ = self.subscribers.send(line.clone());
+            let _ = subscribers.send(line.clone());
         }
         // warden's own markers reach the terminal as events, not as the child's output.
         if let Some(tee) = self.tee.as_ref().filter(|_| line.stream != Stream::Warden) {
             tee.send(&self.name, &line);
         }
         recent.ring.push(line);
+    }
+
+    fn has_subscribers(&self) -> bool {
+        self.subscribers
+            .get()
+            .is_some_and(|s| s.receiver_count() > 0)
     }
 
     fn lock_state(&self) -> MutexGuard<'_, State> {

@@ -18,7 +18,7 @@ use super::LogLine;
 use super::display::sanitize;
 
 /// Lines waiting for the printer before new ones are dropped.
-pub const TEE_QUEUE: usize = 4096;
+pub const TEE_QUEUE: usize = 1024;
 /// Under a sustained flood the printer never catches up; it still reports drops this often.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 const WARDEN: &str = "warden";

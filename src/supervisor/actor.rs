@@ -73,6 +73,13 @@ pub enum Control {
     Shutdown { reply: Option<oneshot::Sender<()>> },
 }
 
+/// Events a slow observer may fall behind by before it is told it missed some. A broadcast
+/// channel allocates every slot up front, so this is memory warden holds for its life.
+const EVENT_BACKLOG: usize = 1024;
+
+/// Spawns after which the allocator is asked to return freed memory.
+const TRIM_AFTER_SPAWNS: usize = 32;
+
 /// An instance name and its log sink.
 pub type NamedSink = (String, Arc<LogSink>);
 
@@ -112,6 +119,7 @@ pub struct Actor {
     reload_due: Option<Instant>,
     /// The pipes of `stdin_from`, held open for warden's whole life.
     pipes: launch::Pipes,
+    spawns_since_trim: usize,
     /// The last CPU-time sample of each sampled run: (run, ticks, when).
     cpu_samples: HashMap<InstanceId, (u64, u64, Instant)>,
     check_probers: Vec<tokio::task::JoinHandle<()>>,
@@ -124,7 +132,7 @@ impl Actor {
         let runtime_dir = std::env::temp_dir().join(format!("warden-{}", opts.token));
         let (tx, rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let (events, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
         let actor = Actor {
             core: Core::new(&spec),
             spec: Arc::new(spec),
@@ -146,6 +154,7 @@ impl Actor {
             cpu_samples: HashMap::new(),
             reload_due: None,
             pipes: launch::Pipes::default(),
+            spawns_since_trim: 0,
             check_probers: Vec::new(),
             runtime_dir,
         };
@@ -226,6 +235,7 @@ impl Actor {
                         i
                     }
                     Msg::RunStarted { id, run_no, run } => {
+                        self.spawns_since_trim += 1;
                         self.runs.insert(id, (run_no, run));
                         continue;
                     }
@@ -267,6 +277,7 @@ impl Actor {
             if self.apply(fx) {
                 return Ok(());
             }
+            self.trim_after_burst();
         }
     }
 
@@ -506,6 +517,23 @@ impl Actor {
             name: String::new(),
             kind: EventKind::Message { text: text.into() },
         });
+    }
+
+    /// After a burst of spawns (start-up, `restart all`, a reload), hand the memory the
+    /// burst used back to the system once things are quiet: the allocator keeps freed
+    /// memory otherwise, and a supervisor lives for months.
+    fn trim_after_burst(&mut self) {
+        if self.spawns_since_trim >= TRIM_AFTER_SPAWNS
+            && self.rx.is_empty()
+            && self.control_rx.is_empty()
+        {
+            self.spawns_since_trim = 0;
+            // SAFETY: malloc_trim only releases free memory; it is safe to call anywhere.
+            #[cfg(target_env = "gnu")]
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
     }
 
     fn spawn(&mut self, id: InstanceId, run_no: u64) {

@@ -62,7 +62,7 @@ pub fn plan<'a>(
     new: &Spec,
 ) -> ReloadPlan {
     let current: Vec<(&str, &ProcessSpec)> = current.collect();
-    let wanted: Vec<(String, ProcessSpec)> = new
+    let wanted: Vec<(String, std::sync::Arc<ProcessSpec>)> = new
         .processes
         .values()
         .flat_map(expand)

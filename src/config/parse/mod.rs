@@ -100,7 +100,7 @@ fn walk_root(ctx: &mut Ctx, root: &DeTable, path: PathBuf) -> Option<Spec> {
         let (spec, r) = process::process(ctx, &name, &table);
         refs.push(r);
         match spec {
-            Some(spec) => _ = processes.insert(name, spec),
+            Some(spec) => _ = processes.insert(name, std::sync::Arc::new(spec)),
             None => complete = false,
         }
     }

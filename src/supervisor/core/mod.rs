@@ -325,12 +325,12 @@ impl Core {
         name: String,
         process: String,
         replica: Option<u32>,
-        spec: ProcessSpec,
+        spec: Arc<ProcessSpec>,
     ) {
         let id = InstanceId(self.next_id);
         self.next_id += 1;
         let autostart = spec.autostart;
-        let spec_arc = Arc::new(spec);
+        let spec_arc = spec;
         self.instances.insert(
             id,
             Instance {
@@ -869,12 +869,19 @@ pub fn backoff_delay(backoff: Duration, max: Duration, short_runs: u32) -> Durat
 }
 
 /// The instances of a declared process, with `{replica}` substituted.
-pub fn expand(p: &ProcessSpec) -> Vec<(String, Option<u32>, ProcessSpec)> {
+/// A single instance shares the declaration itself.
+pub fn expand(p: &Arc<ProcessSpec>) -> Vec<(String, Option<u32>, Arc<ProcessSpec>)> {
     if p.replicas <= 1 {
         return vec![(p.name.clone(), None, p.clone())];
     }
     (0..p.replicas)
-        .map(|r| (format!("{}.{r}", p.name), Some(r), substitute_replica(p, r)))
+        .map(|r| {
+            (
+                format!("{}.{r}", p.name),
+                Some(r),
+                Arc::new(substitute_replica(p, r)),
+            )
+        })
         .collect()
 }
 

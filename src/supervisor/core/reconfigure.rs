@@ -51,7 +51,7 @@ impl Core {
                     self.apply_changed(id, spec, now, &mut fx);
                 } else if let Some(id) = by_name(self, &name) {
                     // Unchanged for this instance, but keep the new declaration.
-                    self.instances[&id].spec = Arc::new(spec);
+                    self.instances[&id].spec = spec;
                 }
             }
         }
@@ -74,12 +74,12 @@ impl Core {
     pub(super) fn apply_changed(
         &mut self,
         id: InstanceId,
-        spec: ProcessSpec,
+        spec: Arc<ProcessSpec>,
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
         let inst = &mut self.instances[&id];
-        inst.spec = Arc::new(spec);
+        inst.spec = spec;
         inst.probes = probes_of(&inst.spec);
         match inst.state {
             State::Starting | State::Running => {
