@@ -69,10 +69,10 @@ def peers_in(by, w):
 
 
 COMMANDS = {
-    "start": "`warden up --no-tui -c warden.toml` with N × `[processes.sNNN] command = \"sleep 3600\"`; "
-             "`s6-svscan scan` over N service folders whose `run` is `#!/bin/sh` + `exec sleep 3600`; "
-             "`supervisord -c supervisord.conf` with N × `[program:sNNN] command=sleep 3600`; the floor is "
-             "`bench.py spawn-many --count N -- sleep 3600`. Timed by `bench.py wait-procs`, which polls "
+    "start": "`warden up --no-tui -c warden.toml` with {n} × `[processes.sNNN] command = \"sleep 3600\"`; "
+             "`s6-svscan scan` over {n} service folders whose `run` is `#!/bin/sh` + `exec sleep 3600`; "
+             "`supervisord -c supervisord.conf` with {n} × `[program:sNNN] command=sleep 3600`; the floor is "
+             "`bench.py spawn-many --count {n} -- sleep 3600`. Timed by `bench.py wait-procs`, which polls "
              "/proc every 5 ms for `sleep` processes that carry this run's marker variable.",
     "idle": "the same supervisors after their last start-up, left 3 s, then `bench.py usage --seconds 30`: "
             "utime+stime of /proc/PID/stat (every thread, exited ones too), the threads' schedstat run "
@@ -90,19 +90,19 @@ COMMANDS = {
                "refused: must be more than 0s), `min_uptime = \"1ms\"` so it never doubles; s6: `run` = "
                "`exec warden-demo-worker stamp FILE`; supervisord: `startsecs=0 autorestart=true`. "
                "`bench.py restart --kills 20 --uptime 0.5`; the floor is `bench.py spawn-floor`.",
-    "probes": "N × `sleep 3600`, each with `[processes.sNNN.liveness] tcp = \"127.0.0.1:PORT\"`, "
+    "probes": "{n} × `sleep 3600`, each with `[processes.sNNN.liveness] tcp = \"127.0.0.1:PORT\"`, "
               "`period = \"1s\"`, `timeout = \"1s\"`, against `bench.py listen` (accepts, closes, counts); "
               "`bench.py usage --seconds 30` over warden and its guard. Measured only if a liveness probe "
               "on a closed port makes warden restart a process (checked first).",
     "status": "`warden status --json -c warden.toml` run 200 times in a row by `bench.py status-latency` "
-              "(a new client process each time, so its start-up is included), N × `sleep 3600` running, "
+              "(a new client process each time, so its start-up is included), {n} × `sleep 3600` running, "
               "`[supervisor] socket` set; then again while 200 connections to the socket stay open "
               "and silent.",
 }
 
 
 def command(key, n):
-    return "Command: " + COMMANDS[key].replace("N ×", f"{n} ×").replace("count N", f"count {n}") + "\n"
+    return "Command: " + COMMANDS[key].replace("{n}", str(n)) + "\n"
 
 
 def render(results, machine_path):
@@ -129,6 +129,8 @@ def render(results, machine_path):
         for e in errors(runs):
             w(f"- error in `{wk}` for {peer}: `{e.strip()[:200]}`")
     w("")
+    summary_at = len(out)
+    summary = []  # (workload, target, warden, peers, met)
 
     # 1. start
     w(f"### 1. Start {n} `sleep 3600` children\n")
@@ -145,6 +147,10 @@ def render(results, machine_path):
         span = f"{fmt(min(xs))}–{fmt(max(xs))}" if xs else "–"
         label = FLOOR_LABEL["start"] if p == "floor" else p
         w(f"| {label} | {fmt(start[p])} | {span} | {len(xs)} | {fmt(med(stops))} | {rel} |")
+    if start.get("warden"):
+        summary.append((f"start {n}", f"≥ {TARGET_START_VS_S6:g}× as fast as s6", f"{start['warden']:.2f} s",
+                        ", ".join(f"{p} {start[p]:.2f} s" for p in start if p != "warden"),
+                        start.get("s6") and start["s6"] / start["warden"] >= TARGET_START_VS_S6))
     if start.get("warden") and start.get("s6"):
         speedup = start["s6"] / start["warden"]
         w("\n" + verdict(speedup >= TARGET_START_VS_S6,
@@ -167,6 +173,11 @@ def render(results, machine_path):
         r = idle["warden"]
         cpu_ok = r["cpu_percent"] < TARGET_IDLE_CPU_PERCENT
         pss_ok = r["pss_mib"] < TARGET_PSS_MIB
+        others = [p for p in idle if p != "warden"]
+        summary.append((f"idle {n}: CPU", "≈ 0", f"{r['cpu_percent']:.3f} %",
+                        ", ".join(f"{p} {idle[p]['cpu_percent']:.3f} %" for p in others), cpu_ok))
+        summary.append((f"idle {n}: memory (PSS)", f"< {TARGET_PSS_MIB} MiB", f"{r['pss_mib']:.1f} MiB",
+                        ", ".join(f"{p} {idle[p]['pss_mib']:.1f} MiB" for p in others), pss_ok))
         w(f"\nMeasured over {r['seconds']} s. **Verdict: CPU {'meets' if cpu_ok else 'misses'} the "
           f"target, memory {'meets' if pss_ok else 'misses'} it.** warden: {r['cpu_percent']:.3f} % "
           f"of a core and {r['wakeups']} wake-ups (target ≈ 0, read as < {TARGET_IDLE_CPU_PERCENT} %); "
@@ -199,6 +210,12 @@ def render(results, machine_path):
         rel = ratio(speed.get("warden_raw"), speed[k]) if k != "warden_raw" else "–"
         w(f"| {labels[k]} | {fmt(med([r['seconds'] for r in runs]))} | {fmt(speed[k])} | "
           f"{fmt(min(mbs))}–{fmt(max(mbs))} | {len(runs)} | {check} | {rel} |")
+    if "warden_raw" in speed:
+        summary.append(("200 MB log, MB/s", "≥ supervisord", f"{speed['warden_raw']:.0f} "
+                        f"({speed.get('warden_ts', 0):.0f} with timestamps)",
+                        ", ".join(f"{labels[k].split(':')[0].replace('no supervisor', k)} {v:.0f}"
+                                  for k, v in speed.items() if not k.startswith("warden")),
+                        "supervisord" in speed and speed["warden_raw"] >= speed["supervisord"]))
     if "warden_raw" in speed and "supervisord" in speed:
         w("\n" + verdict(speed["warden_raw"] >= speed["supervisord"],
                          f"warden (raw) {speed['warden_raw']:.0f} MB/s against supervisord's "
@@ -228,6 +245,10 @@ def render(results, machine_path):
           f"{fmt(min(r['ms']))}–{fmt(max(r['ms']))} | "
           f"{ratio(rest.get('warden'), r['median_ms']) if p != 'warden' else '–'} |")
     if "warden" in rest:
+        summary.append(("restart after SIGKILL, median", f"< {TARGET_RESTART_MS} ms", f"{rest['warden']:.2f} ms",
+                        ", ".join(f"{k.replace(FLOOR_LABEL['restart'], 'floor')} {v:,.1f} ms"
+                                  for k, v in rest.items() if k != "warden"),
+                        rest["warden"] < TARGET_RESTART_MS))
         w("\n" + verdict(rest["warden"] < TARGET_RESTART_MS,
                          f"warden's median is {rest['warden']:.2f} ms (target < {TARGET_RESTART_MS} ms)."))
     w("")
@@ -245,6 +266,8 @@ def render(results, machine_path):
         w("|---|---|---|---|---|---|")
         w(f"| {fmt(r['cpu_ms'])} | {r['cpu_percent']:.3f} | {r['wakeups']} | {fmt(r['pss_mib'])} | "
           f"{conn.get('per_second', '?')} | {conn.get('restarts', '?')} |")
+        summary.append((f"{n} TCP probes at 1 s: CPU", f"< {TARGET_PROBE_CPU_PERCENT} %",
+                        f"{r['cpu_percent']:.2f} %", "–", r["cpu_percent"] < TARGET_PROBE_CPU_PERCENT))
         w("\n" + verdict(r["cpu_percent"] < TARGET_PROBE_CPU_PERCENT,
                          f"{r['cpu_percent']:.2f} % of a core (target < {TARGET_PROBE_CPU_PERCENT} %)."))
     else:
@@ -268,8 +291,15 @@ def render(results, machine_path):
         for label, r in rows:
             w(f"| {label} | {r['calls']} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | {fmt(r['max_ms'])} |")
         worst = max(r["p99_ms"] for _, r in rows)
+        summary.append((f"`status --json`, {n} processes: p99", f"< {TARGET_STATUS_P99_MS} ms",
+                        " / ".join(f"{r['p99_ms']:.1f} ms" for _, r in rows) + " (plain / 200 idle clients)",
+                        "–", worst < TARGET_STATUS_P99_MS))
         w("\n" + verdict(worst < TARGET_STATUS_P99_MS,
                          f"worst p99 {worst:.1f} ms, client start-up included (target < {TARGET_STATUS_P99_MS} ms)."))
     else:
         w("not measured yet: " + "; ".join(errors(runs)))
+    table = ["### Summary\n", "| workload | target | warden | others | target met |",
+             "|---|---|---|---|---|"]
+    table += [f"| {a} | {b} | {c} | {d} | {'yes' if e else '**no**'} |" for a, b, c, d, e in summary]
+    out[summary_at:summary_at] = table + [""]
     return "\n".join(out)

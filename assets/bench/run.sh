@@ -42,7 +42,11 @@ MARK=BENCH_MARK=$TOKEN
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/wbench.XXXXXX")
 LAUNCHED=()   # pids of everything started in the background, newest last
 
-note() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
+if [[ -t 2 ]]; then
+    note() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
+else
+    note() { printf '[bench] %s\n' "$*" >&2; }
+fi
 
 cleanup() {
     local status=$? pid
