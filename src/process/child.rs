@@ -44,12 +44,12 @@ pub struct ChildHandle {
 }
 
 impl ChildHandle {
-    pub(super) fn new(pid: Pid) -> io::Result<ChildHandle> {
-        Ok(ChildHandle {
+    pub(super) fn from_pidfd(pid: Pid, pidfd: OwnedFd) -> ChildHandle {
+        ChildHandle {
             pid,
-            pidfd: pidfd_open(pid)?,
+            pidfd,
             reaped: Mutex::new(false),
-        })
+        }
     }
 
     pub fn pid(&self) -> Pid {

@@ -6,6 +6,7 @@
 //! never signal a pid it has already reaped.
 
 mod child;
+mod fork;
 pub mod guard;
 mod spawn;
 mod tree;

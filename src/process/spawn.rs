@@ -5,20 +5,24 @@
 //! from tokio's blocking pool (whose threads come and go) would kill children at random.
 //! The spawner thread also holds the [`Registry`] lock across fork + registration, so the
 //! orphan reaper can never mistake a just-forked child for an adopted orphan.
+//!
+//! This file resolves the program (so that "not found" names the right file), sets up
+//! stdio and explains failures; the clone and the child's side are in `fork.rs`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::sync::{Arc, Mutex, mpsc};
 
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
 use super::child::ChildHandle;
+use super::fork;
 
 /// What to run. Built by the supervisor from a validated spec.
 #[derive(Debug)]
@@ -77,9 +81,8 @@ impl Spawner {
         std::thread::Builder::new()
             .name("warden-spawner".into())
             .spawn(move || {
-                let parent = nix::unistd::getpid();
                 for (launch, reply) in rx {
-                    let _ = reply.send(spawn_now(&reg, parent, launch));
+                    let _ = reply.send(spawn_now(&reg, launch));
                 }
             })?;
         Ok(Spawner { tx, registry })
@@ -110,94 +113,82 @@ impl Spawner {
     }
 }
 
-fn spawn_now(registry: &Registry, parent: Pid, launch: Launch) -> Result<Spawned, SpawnError> {
-    let env: HashMap<&str, &str> = launch
+fn spawn_now(registry: &Registry, launch: Launch) -> Result<Spawned, SpawnError> {
+    let path = launch
         .env
         .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
     check_cwd(&launch.cwd)?;
-    let program = resolve_program(&launch.argv[0], &launch.cwd, env.get("PATH").copied())?;
+    let program = resolve_program(&launch.argv[0], &launch.cwd, path)?;
+    let io_error = |what: &str, e: io::Error| SpawnError(format!("cannot {what}: {e}"));
 
-    let mut cmd = Command::new(&program);
-    cmd.arg0(&launch.argv[0])
-        .args(&launch.argv[1..])
-        .current_dir(&launch.cwd)
-        .env_clear()
-        .envs(launch.env.iter().map(|(k, v)| (k, v)));
-    match launch.stdin {
-        Some(fd) => cmd.stdin(Stdio::from(fd)),
-        None => cmd.stdin(Stdio::null()),
+    // The parent's ends stay here; the child's ends are dup'ed onto 0, 1, 2 by the child
+    // and closed here once it has exec'd.
+    let null = |write: bool| {
+        std::fs::OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .open("/dev/null")
+            .map(OwnedFd::from)
     };
-    if launch.capture {
-        match launch.stdout {
-            Some(fd) => cmd.stdout(Stdio::from(fd)),
-            None => cmd.stdout(Stdio::piped()),
+    let stdin = match launch.stdin {
+        Some(fd) => fd,
+        None => null(false).map_err(|e| io_error("open /dev/null", e))?,
+    };
+    let (mut stdout_read, mut stderr_read) = (None, None);
+    let (stdout, stderr) = if launch.capture {
+        let out = match launch.stdout {
+            Some(fd) => fd,
+            None => {
+                let (r, w) = pipe().map_err(|e| io_error("create a pipe", e))?;
+                stdout_read = Some(r);
+                w
+            }
         };
-        cmd.stderr(Stdio::piped());
+        let (r, w) = pipe().map_err(|e| io_error("create a pipe", e))?;
+        stderr_read = Some(r);
+        (out, w)
     } else {
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    }
-    let die_with_warden = launch.die_with_warden;
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (no allocation, no locks).
-    unsafe {
-        cmd.pre_exec(move || prepare_child(parent, die_with_warden));
-    }
+        let n = null(true).map_err(|e| io_error("open /dev/null", e))?;
+        (
+            n.try_clone()
+                .map_err(|e| io_error("duplicate a descriptor", e))?,
+            n,
+        )
+    };
+    let lift = |fd| fork::above_stdio(fd).map_err(|e| io_error("move a descriptor", e));
+    let (stdin, stdout, stderr) = (lift(stdin)?, lift(stdout)?, lift(stderr)?);
+    let prepared = fork::Prepared::new(
+        &program,
+        &launch.argv,
+        &launch.env,
+        &launch.cwd,
+        [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
+        launch.die_with_warden,
+    )
+    .map_err(|e| SpawnError(format!("command `{}`: {e}", launch.argv[0])))?;
 
     let mut managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| explain_exec_error(&launch.argv[0], &program, e))?;
-    let pid = child.id() as i32;
+    let (pid, pidfd) = fork::spawn(&prepared).map_err(|(step, e)| match step {
+        Some(fork::Step::Exec) => explain_exec_error(&launch.argv[0], &program, e),
+        Some(step) => SpawnError(format!(
+            "cannot prepare `{}` ({step:?}): {e}",
+            launch.argv[0]
+        )),
+        None => io_error("fork", e),
+    })?;
     managed.insert(pid);
     drop(managed);
-
-    let handle = ChildHandle::new(Pid::from_raw(pid))
-        .map_err(|e| SpawnError(format!("cannot open a pidfd for pid {pid}: {e}")))?;
     Ok(Spawned {
-        handle: Arc::new(handle),
-        stdout: child.stdout.take().map(OwnedFd::from),
-        stderr: child.stderr.take().map(OwnedFd::from),
+        handle: Arc::new(ChildHandle::from_pidfd(Pid::from_raw(pid), pidfd)),
+        stdout: stdout_read,
+        stderr: stderr_read,
     })
 }
 
-/// Runs in the child between fork and exec. Async-signal-safe calls only.
-fn prepare_child(parent: Pid, die_with_warden: bool) -> io::Result<()> {
-    // A new session (and so a new process group) whose id is the child's pid: signals
-    // go to the whole group, and the terminal's Ctrl-C reaches warden alone.
-    // SAFETY: plain system calls with valid arguments.
-    unsafe {
-        if libc::setsid() < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // Children start clean: warden's signal mask and ignored signals are its own.
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        for sig in 1..32 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
-        // Descriptors warden inherited without CLOEXEC must not leak into children.
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        );
-        if die_with_warden {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // warden may have died between fork and prctl: then nobody will signal us.
-            if libc::getppid() != parent.as_raw() {
-                libc::_exit(1);
-            }
-        }
-    }
-    Ok(())
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
 fn check_cwd(cwd: &Path) -> Result<(), SpawnError> {

@@ -1,0 +1,240 @@
+//! The fork itself: `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`, the way `posix_spawn`
+//! does it, but with the child set-up warden needs (a new session, clean signals, the
+//! parent-death signal) that `posix_spawn` cannot express.
+//!
+//! Why not `fork`: copying the address space of a supervisor holding hundreds of children
+//! costs a millisecond a spawn (page tables, then copy-on-write faults in both processes),
+//! which is most of a restart's latency. With `CLONE_VM | CLONE_VFORK` the child borrows
+//! warden's memory until it calls `execve`, and the parent thread sleeps meanwhile; and
+//! `CLONE_PIDFD` hands back a pidfd atomically, so there is no window in which the pid
+//! could be recycled before we hold it.
+//!
+//! The child runs [`child_main`] on a stack of its own and must only make raw system
+//! calls: no allocation, no locks, no panics. Everything it needs is prepared in a
+//! [`Prepared`] before the clone; a failure is written into it (the memory is shared)
+//! before `_exit`, and read by the parent once the clone returns.
+
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// What went wrong in the child before `execve` returned, as (step, errno).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    Setsid,
+    Dup,
+    Chdir,
+    Deathsig,
+    Exec,
+}
+
+const STEPS: [Step; 5] = [
+    Step::Setsid,
+    Step::Dup,
+    Step::Chdir,
+    Step::Deathsig,
+    Step::Exec,
+];
+
+/// Everything the child reads, laid out before the clone.
+pub(super) struct Prepared {
+    program: CString,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const c_char>,
+    cwd: CString,
+    /// Descriptors for 0, 1, 2; all at 3 or above (see [`above_stdio`]).
+    stdio: [RawFd; 3],
+    parent: libc::pid_t,
+    deathsig: bool,
+    /// `step index + 1` (0 = none) and errno, written by the child on failure.
+    failed_step: AtomicI32,
+    failed_errno: AtomicI32,
+}
+
+impl Prepared {
+    pub(super) fn new(
+        program: &Path,
+        argv: &[String],
+        env: &[(String, String)],
+        cwd: &Path,
+        stdio: [RawFd; 3],
+        deathsig: bool,
+    ) -> io::Result<Prepared> {
+        use std::os::unix::ffi::OsStrExt;
+        let nul = |e| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let program = CString::new(program.as_os_str().as_bytes()).map_err(nul)?;
+        let argv: Vec<CString> = argv
+            .iter()
+            .map(|a| CString::new(a.as_bytes()))
+            .collect::<Result<_, _>>()
+            .map_err(nul)?;
+        let envp: Vec<CString> = env
+            .iter()
+            .map(|(k, v)| CString::new(format!("{k}={v}")))
+            .collect::<Result<_, _>>()
+            .map_err(nul)?;
+        let ptrs = |v: &[CString]| {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain([std::ptr::null()])
+                .collect()
+        };
+        Ok(Prepared {
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            program,
+            _argv: argv,
+            _envp: envp,
+            cwd: CString::new(cwd.as_os_str().as_bytes()).map_err(nul)?,
+            stdio,
+            parent: std::process::id() as libc::pid_t,
+            deathsig,
+            failed_step: AtomicI32::new(0),
+            failed_errno: AtomicI32::new(0),
+        })
+    }
+}
+
+/// Size of the child's stack until `execve`: it only makes a handful of system calls.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// Clone and exec. Returns the pid and its pidfd, or the step that failed with its errno
+/// (the child is then already reaped).
+pub(super) fn spawn(prep: &Prepared) -> Result<(libc::pid_t, OwnedFd), (Option<Step>, io::Error)> {
+    let mut stack = vec![0u8; CHILD_STACK];
+    // The stack grows down; keep the top 16-byte aligned as the ABI wants.
+    let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
+    let mut pidfd: c_int = -1;
+    // Signals stay blocked across the clone: a handler of warden's must never run in the
+    // child, which shares warden's memory until it execs. The child resets every
+    // disposition before unblocking.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid sigset pointers; the spawner thread's mask is restored below.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    // SAFETY: `child_main` only reads `prep` (alive until we return, as the parent is
+    // suspended until the child execs or exits) and makes raw system calls on its own
+    // stack, which outlives the child's use of it for the same reason.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            top as *mut c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+            prep as *const Prepared as *mut c_void,
+            &mut pidfd as *mut c_int,
+        )
+    };
+    let clone_error = io::Error::last_os_error();
+    // SAFETY: restoring the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    drop(stack);
+    if pid < 0 {
+        return Err((None, clone_error));
+    }
+    // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor that we now own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let step = prep.failed_step.load(Ordering::Acquire);
+    if step == 0 {
+        return Ok((pid, pidfd));
+    }
+    let errno = prep.failed_errno.load(Ordering::Acquire);
+    // The child has exited: reap it so it does not linger as a zombie.
+    let _ = nix::sys::wait::waitid(
+        nix::sys::wait::Id::PIDFd(std::os::fd::AsFd::as_fd(&pidfd)),
+        nix::sys::wait::WaitPidFlag::WEXITED,
+    );
+    Err((
+        STEPS.get(step as usize - 1).copied(),
+        io::Error::from_raw_os_error(errno),
+    ))
+}
+
+/// Runs in the child, in warden's memory, until `execve`. Raw system calls only.
+extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Prepared` the parent keeps alive while it is suspended.
+    let p = unsafe { &*(arg as *const Prepared) };
+    let fail = |step: Step| -> c_int {
+        let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        let index = STEPS.iter().position(|s| *s == step).unwrap_or(0) as i32 + 1;
+        p.failed_errno.store(errno, Ordering::Release);
+        p.failed_step.store(index, Ordering::Release);
+        // SAFETY: leaving the child without running anything of warden's.
+        unsafe { libc::_exit(127) }
+    };
+    // SAFETY: plain system calls with valid arguments; see the module doc.
+    unsafe {
+        // Children start clean: default dispositions (handlers would point into warden),
+        // then an empty signal mask.
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        for sig in 1..=libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+        }
+        // A new session, so a new process group whose id is the child's pid: signals go
+        // to the whole group, and the terminal's Ctrl-C reaches warden alone.
+        if libc::setsid() < 0 {
+            return fail(Step::Setsid);
+        }
+        for (target, &fd) in p.stdio.iter().enumerate() {
+            if libc::dup2(fd, target as c_int) < 0 {
+                return fail(Step::Dup);
+            }
+        }
+        if libc::chdir(p.cwd.as_ptr()) < 0 {
+            return fail(Step::Chdir);
+        }
+        // Anything warden holds (pipes of other children, log files, sockets) is
+        // close-on-exec already; this also covers descriptors warden inherited.
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+        if p.deathsig {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
+                return fail(Step::Deathsig);
+            }
+            // warden may have died between the clone and the prctl: nobody would signal us.
+            if libc::getppid() != p.parent {
+                libc::_exit(1);
+            }
+        }
+        let empty: libc::sigset_t = {
+            let mut s = std::mem::zeroed();
+            libc::sigemptyset(&mut s);
+            s
+        };
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::execve(
+            p.program.as_ptr(),
+            p.argv_ptrs.as_ptr(),
+            p.envp_ptrs.as_ptr(),
+        );
+    }
+    fail(Step::Exec)
+}
+
+/// A descriptor for the child's stdio must not sit at 0, 1 or 2 itself, or the `dup2`s
+/// could overwrite one another (warden may run with a closed stdin). Move it up.
+pub(super) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own, or -1.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: just created, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
