@@ -351,7 +351,14 @@ mod tests {
         // Drops are reported whenever the printer catches up, so possibly in parts.
         let reported: u64 = text
             .lines()
-            .filter_map(|l| l.split("[warden: ").nth(1)?.split(' ').next()?.parse::<u64>().ok())
+            .filter_map(|l| {
+                l.split("[warden: ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
             .sum();
         assert_eq!(reported, dropped, "{}", &text[text.len() - 200..]);
     }

@@ -283,12 +283,26 @@ fn describe_errno(e: &io::Error) -> String {
     }
 }
 
-/// warden's own environment, as the base of every child's.
+/// warden's own environment, as the base of every child's. Read once: warden never
+/// changes its environment, and a restart should not pay for re-reading it.
 pub fn inherited_env() -> Vec<(String, String)> {
-    std::env::vars_os()
-        .filter_map(|(k, v): (OsString, OsString)| {
-            Some((k.into_string().ok()?, v.into_string().ok()?))
-        })
-        .filter(|(k, _)| k != "NOTIFY_SOCKET" && k != "LISTEN_FDS" && k != "LISTEN_PID")
-        .collect()
+    static BASE: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        std::env::vars_os()
+            .filter_map(|(k, v): (OsString, OsString)| {
+                Some((k.into_string().ok()?, v.into_string().ok()?))
+            })
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "NOTIFY_SOCKET"
+                        | "LISTEN_FDS"
+                        | "LISTEN_PID"
+                        | "WATCHDOG_USEC"
+                        | "WATCHDOG_PID"
+                )
+            })
+            .collect()
+    })
+    .clone()
 }
