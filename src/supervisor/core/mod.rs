@@ -909,6 +909,21 @@ fn substitute_replica(p: &ProcessSpec, r: u32) -> ProcessSpec {
     fix_probe(&mut out.startup);
     fix_probe(&mut out.readiness);
     fix_probe(&mut out.liveness);
+    // Replicas must not share a log file: `{replica}` in the name, or `.N` before the
+    // extension (`worker.log` → `worker.1.log`).
+    if let Some(file) = &p.log.file {
+        let text = file.to_string_lossy();
+        out.log.file = Some(if text.contains("{replica}") {
+            sub(&text).into()
+        } else {
+            let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+            let name = match file.extension() {
+                Some(ext) => format!("{stem}.{r}.{}", ext.to_string_lossy()),
+                None => format!("{stem}.{r}"),
+            };
+            file.with_file_name(name)
+        });
+    }
     out
 }
 
