@@ -7,7 +7,10 @@
 //!   [`supervisor::core`], its loop in [`supervisor::actor`].
 //! - [`process`]: spawning in a new session, pidfd signalling, whole-tree kills, reaping.
 //! - [`logs`]: pipe readers, line framing, ring buffers, rotating log files, the terminal tee.
-//! - [`api`]: the control socket (protocol, server, client) and the control FIFO.
+//! - [`probe`]: the probe kinds (tcp, udp, unix, http, exec), their scheduler, and the
+//!   sd_notify socket; raw results only, verdicts are the core's.
+//! - [`api`]: the control socket (protocol, server, client), the control FIFO and the
+//!   metrics endpoint.
 //! - [`cli`]: one file per subcommand; the client commands talk to [`api`].
 //!
 //! # Theory of operation
@@ -21,8 +24,10 @@
 //! Each run has a task that waits on its pidfd, kills what is left of its tree while the
 //! leader is still an unreaped zombie, reaps it, drains its pipes for a bounded time and
 //! reports the exit, tagged with its run number so that stale reports are dropped.
-//! Beside the actor, the control server ([`api`]) turns each client request into a
-//! `Control` message and forwards the reply, or streams events and log lines back.
+//! Probers, the sd_notify relay, output rules and resource sampling feed the same loop as
+//! inputs tagged with the run number. Beside the actor, the control server ([`api`])
+//! turns each client request into a `Control` message and forwards the reply, or streams
+//! events and log lines back.
 
 pub mod api;
 pub mod cli;
