@@ -300,6 +300,9 @@ pub struct Core {
     waiters: Vec<Waiter>,
     shutting_down: bool,
     finished: bool,
+    /// Something that `settle` looks at may have changed: a state, readiness, a check, a
+    /// request, the config.
+    dirty: bool,
 }
 
 impl Core {
@@ -311,6 +314,7 @@ impl Core {
             waiters: Vec::new(),
             shutting_down: false,
             finished: false,
+            dirty: true,
         };
         for p in spec.processes.values() {
             for (name, replica, inst_spec) in expand(p) {
@@ -391,6 +395,16 @@ impl Core {
 
     pub fn handle(&mut self, input: Input, now: Now) -> Vec<Effect> {
         let mut fx = Vec::new();
+        // Health inputs mark the core dirty themselves when they change something.
+        self.dirty |= !matches!(
+            input,
+            Input::Probe { .. }
+                | Input::CheckProbe { .. }
+                | Input::Notify { .. }
+                | Input::Usage { .. }
+                | Input::Silence { .. }
+                | Input::OutputMatched { .. }
+        );
         match input {
             Input::Start { names, waiter } => {
                 self.on_request(Request::Start, &names, waiter, now, &mut fx)
@@ -449,6 +463,11 @@ impl Core {
     /// Follow-up common to every input: start what may start, forget what was removed,
     /// answer whoever waited, notice the end of a shutdown.
     fn settle(&mut self, now: Now, fx: &mut Vec<Effect>) {
+        // Probe results and samples mostly change nothing; walking every instance after
+        // each of them would make 500 probes cost 500² steps a period.
+        if !self.dirty {
+            return;
+        }
         self.reconcile(now, fx);
         self.instances
             .retain(|_, i| !(i.removing && i.state.is_at_rest()));
@@ -460,6 +479,7 @@ impl Core {
             self.finished = true;
             fx.push(Effect::Finished);
         }
+        self.dirty = false;
     }
 
     // ----- facts about children -----------------------------------------------------
@@ -800,6 +820,7 @@ impl Core {
             inst.name
         );
         inst.state = to;
+        self.dirty = true;
         let name = inst.name.clone();
         fx.push(emit(now, &name, EventKind::State { from, to }));
     }

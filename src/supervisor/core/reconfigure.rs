@@ -15,6 +15,7 @@ impl Core {
     pub fn reload(&mut self, old: &Spec, new: &Spec, now: Now) -> (ReloadPlan, Vec<Effect>) {
         let plan = self.plan_reload(old, new);
         let mut fx = Vec::new();
+        self.dirty = true;
         if self.shutting_down {
             return (plan, fx);
         }

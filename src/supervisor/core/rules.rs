@@ -128,6 +128,8 @@ impl Core {
         };
         let (ok, latency, error) = (result.ok, result.latency, result.error.clone());
         let verdict = check.probe.record(result, now.wall);
+        // A check's verdict can let a dependent start.
+        self.dirty |= verdict.is_some();
         if verdict.is_some() || !ok {
             let kind = EventKind::Probe {
                 role: "check".into(),
@@ -223,6 +225,7 @@ impl Core {
     ) {
         let inst = &mut self.instances[&id];
         inst.ready = ready;
+        self.dirty = true;
         if ready && inst.state == State::Starting {
             self.transition(id, State::Running, now, fx);
         }
