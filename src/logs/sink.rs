@@ -176,7 +176,7 @@ impl LogSink {
             text: text.into_bytes().into_boxed_slice(),
             partial: false,
         });
-        self.publish(&mut lock(&self.recent), line.clone(), None);
+        self.publish(&mut lock(&self.recent), line.clone(), None, &mut Vec::new());
         if self.timestamps {
             with_format_buffer(|buf| {
                 let (prefix, len) = prefix(time, Stream::Warden);
@@ -268,6 +268,7 @@ impl LogSink {
             }
             let seq = &mut state.seq;
             let watch = state.watch.as_ref();
+            let mut for_terminal = Vec::new();
             let mut emit = |text: &[u8], partial: bool| {
                 if self.timestamps {
                     buf.extend_from_slice(&prefix[..prefix_len]);
@@ -284,7 +285,7 @@ impl LogSink {
                         text: text.into(),
                         partial,
                     });
-                    self.publish(&mut recent, line, watch);
+                    self.publish(&mut recent, line, watch, &mut for_terminal);
                 }
             };
             match chunk {
@@ -292,6 +293,9 @@ impl LogSink {
                 None => framer.finish(&mut emit),
             }
             drop(recent);
+            if let Some(tee) = self.tee.as_ref().filter(|_| !for_terminal.is_empty()) {
+                tee.send_lines(&self.name, for_terminal);
+            }
             if self.timestamps {
                 state.file.write(buf);
             } else if let Some(chunk) = chunk {
@@ -300,7 +304,14 @@ impl LogSink {
         });
     }
 
-    fn publish(&self, recent: &mut Recent, line: Arc<LogLine>, watch: Option<&LineWatch>) {
+    /// `for_terminal` collects the lines for the tee, sent once per chunk by the caller.
+    fn publish(
+        &self,
+        recent: &mut Recent,
+        line: Arc<LogLine>,
+        watch: Option<&LineWatch>,
+        for_terminal: &mut Vec<Arc<LogLine>>,
+    ) {
         if let Some(watch) = watch
             && !line.partial
             && line.stream != Stream::Warden
@@ -315,8 +326,8 @@ impl LogSink {
             let _ = subscribers.send(line.clone());
         }
         // warden's own markers reach the terminal as events, not as the child's output.
-        if let Some(tee) = self.tee.as_ref().filter(|_| line.stream != Stream::Warden) {
-            tee.send(&self.name, &line);
+        if self.tee.is_some() && line.stream != Stream::Warden {
+            for_terminal.push(line.clone());
         }
         recent.ring.push(line);
     }

@@ -32,6 +32,8 @@ pub struct Tee {
 
 enum Message {
     Line(Arc<str>, Arc<LogLine>),
+    /// The lines of one chunk of output: one queue operation instead of one per line.
+    Lines(Arc<str>, Vec<Arc<LogLine>>),
     Notice(String),
     Flush(mpsc::Sender<()>),
 }
@@ -91,6 +93,19 @@ impl Tee {
     /// Queues `line` for printing under `name`, or drops it if the printer is behind.
     pub fn send(&self, name: &Arc<str>, line: &Arc<LogLine>) {
         self.enqueue(Message::Line(Arc::clone(name), Arc::clone(line)));
+    }
+
+    /// Queues the lines of one chunk together, or drops them all if the printer is behind.
+    pub fn send_lines(&self, name: &Arc<str>, lines: Vec<Arc<LogLine>>) {
+        let n = lines.len() as u64;
+        if self
+            .queue
+            .try_send(Message::Lines(Arc::clone(name), lines))
+            .is_err()
+        {
+            self.shared.dropped.fetch_add(n, Ordering::Relaxed);
+            self.shared.unreported.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// Queues one of warden's own notices, printed under the name `warden`.
@@ -169,6 +184,9 @@ impl Printer {
             // Terminal errors (EPIPE, EIO after a hangup) are ignored: keep draining.
             let _ = match message {
                 Message::Line(name, line) => self.print(&name, &line.display_text()),
+                Message::Lines(name, lines) => lines
+                    .iter()
+                    .try_for_each(|line| self.print(&name, &line.display_text())),
                 Message::Notice(text) => self.print(WARDEN, &sanitize(text.as_bytes())),
                 Message::Flush(ack) => {
                     self.report_drops();
