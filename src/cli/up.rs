@@ -82,7 +82,14 @@ fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Resu
         let metrics = metrics.map(|l| tokio::spawn(crate::api::metrics::serve(l, handle.clone())));
         let server =
             Server::start(bound, handle, config).context("cannot serve the control socket")?;
-        let result = actor.run().await;
+        // On a worker thread, beside the probers and readers that feed it: messages between
+        // tasks of one worker need no cross-thread wake-up.
+        let result = match tokio::spawn(actor.run()).await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(format!(
+                "the supervisor task failed: {e}"
+            ))),
+        };
         if let Some(m) = metrics {
             m.abort();
         }

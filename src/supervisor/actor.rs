@@ -441,6 +441,9 @@ impl Actor {
 
     /// Re-read the config file; apply the difference unless `dry_run`.
     fn reload(&mut self, dry_run: bool) -> Result<ReloadPlan, String> {
+        if self.core.is_shutting_down() {
+            return Err("warden is shutting down; nothing was reloaded".into());
+        }
         let new = match crate::config::load(&self.spec.path) {
             Ok(s) => s,
             Err(errors) => {

@@ -382,6 +382,10 @@ impl Core {
         self.instances.get(&id)
     }
 
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
     pub fn checks(&self) -> impl Iterator<Item = &CheckState> {
         self.checks.values()
     }
