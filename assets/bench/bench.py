@@ -55,6 +55,24 @@ def has_marker(pid, marker):
         return False
 
 
+def never_marked(pid, marker):
+    """True if `pid` is not ours and cannot become ours. An empty environment proves
+    nothing: in the middle of an exec the kernel has switched to the new memory but not
+    yet placed the environment in it (and the name is still the old one), so a process
+    of ours reads as unmarked for a moment. Kernel threads have no executable."""
+    try:
+        env = read(f"/proc/{pid}/environ", "rb")
+    except OSError:
+        return False
+    if env:
+        return marker not in env.split(b"\0")
+    try:
+        os.readlink(f"/proc/{pid}/exe")
+        return False
+    except OSError:
+        return os.path.exists(f"/proc/{pid}")
+
+
 def percentile(xs, q):
     xs = sorted(xs)
     k = (len(xs) - 1) * q
@@ -73,7 +91,7 @@ def cmd_wait_procs(a):
     forget = time.monotonic() + 1
     while True:
         if time.monotonic() > forget:
-            # An ignored pid may have been reused since: look at everything again.
+            # An ignored pid may have been reused since (pids wrap): look again.
             ignored.clear()
             forget = time.monotonic() + 1
         for pid in pids():
@@ -86,7 +104,7 @@ def cmd_wait_procs(a):
             if comm == a.comm:
                 if has_marker(pid, marker):
                     found.add(pid)
-            elif comm in a.ignore_comm or not has_marker(pid, marker):
+            elif comm in a.ignore_comm or never_marked(pid, marker):
                 # Without the marker now, never with it: exec keeps the environment
                 # we gave, and processes outside the run never get it.
                 ignored.add(pid)
@@ -435,6 +453,7 @@ def cmd_status_latency(a):
 
 
 def cmd_report(a):
+    sys.dont_write_bytecode = True  # no __pycache__ in the source tree
     import report  # beside this file
 
     print(report.render(a.results, a.machine))

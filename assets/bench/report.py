@@ -86,8 +86,7 @@ COMMANDS = {
             "1 ms), then `bench.py verify`: byte count and sha256 against the `direct` file (with "
             "timestamps, of the `out|` records' text).",
     "restart": "the child is `warden-demo-worker stamp FILE` (appends CLOCK_REALTIME ns and its pid, "
-               "then sleeps). warden: `backoff = \"1ns\"`, the smallest `warden check` accepts (`0s` is "
-               "refused: must be more than 0s), `min_uptime = \"1ms\"` so it never doubles; s6: `run` = "
+               "then sleeps). warden: `backoff = \"0s\"` (restart at once); s6: `run` = "
                "`exec warden-demo-worker stamp FILE`; supervisord: `startsecs=0 autorestart=true`. "
                "`bench.py restart --kills 20 --uptime 0.5`; the floor is `bench.py spawn-floor`.",
     "probes": "{n} × `sleep 3600`, each with `[processes.sNNN.liveness] tcp = \"127.0.0.1:PORT\"`, "
@@ -135,129 +134,143 @@ def render(results, machine_path):
     # 1. start
     w(f"### 1. Start {n} `sleep 3600` children\n")
     w(command("start", n))
-    w("Seconds from launching the supervisor until all of them run (median of the "
-      "repetitions; min–max beside it). Stop: SIGTERM until nothing is left.\n")
-    w("| peer | start, median s | min–max | runs | stop, median s | warden/peer (start) |")
-    w("|---|---|---|---|---|---|")
-    times = {p: [r["seconds"] for r in ok(by[("start", p)])] for p in peers_in(by, "start")}
-    start = {p: med(xs) for p, xs in times.items()}
-    for p, xs in times.items():
-        stops = [r["seconds"] for r in ok(by.get(("stop", p), []))]
-        rel = ratio(start.get("warden"), start[p]) if p != "warden" else "–"
-        span = f"{fmt(min(xs))}–{fmt(max(xs))}" if xs else "–"
-        label = FLOOR_LABEL["start"] if p == "floor" else p
-        w(f"| {label} | {fmt(start[p])} | {span} | {len(xs)} | {fmt(med(stops))} | {rel} |")
-    if start.get("warden"):
-        summary.append((f"start {n}", f"≥ {TARGET_START_VS_S6:g}× as fast as s6", f"{start['warden']:.2f} s",
-                        ", ".join(f"{p} {start[p]:.2f} s" for p in start if p != "warden"),
-                        start.get("s6") and start["s6"] / start["warden"] >= TARGET_START_VS_S6))
-    if start.get("warden") and start.get("s6"):
-        speedup = start["s6"] / start["warden"]
-        w("\n" + verdict(speedup >= TARGET_START_VS_S6,
-                         f"warden starts {n} children {speedup:.1f}× as fast as s6 (target ≥ {TARGET_START_VS_S6:g}×)."))
-    w("")
+    if not any(w_ == "start" for w_, _ in by):
+        w("Not run in this run.\n")
+    else:
+        w("Seconds from launching the supervisor until all of them run (median of the "
+          "repetitions; min–max beside it). Stop: SIGTERM until nothing is left.\n")
+        w("| peer | start, median s | min–max | runs | stop, median s | warden/peer (start) |")
+        w("|---|---|---|---|---|---|")
+        times = {p: [r["seconds"] for r in ok(by[("start", p)])] for p in peers_in(by, "start")}
+        start = {p: med(xs) for p, xs in times.items()}
+        for p, xs in times.items():
+            stops = [r["seconds"] for r in ok(by.get(("stop", p), []))]
+            rel = ratio(start.get("warden"), start[p]) if p != "warden" else "–"
+            span = f"{fmt(min(xs))}–{fmt(max(xs))}" if xs else "–"
+            label = FLOOR_LABEL["start"] if p == "floor" else p
+            w(f"| {label} | {fmt(start[p])} | {span} | {len(xs)} | {fmt(med(stops))} | {rel} |")
+        if start.get("warden"):
+            summary.append((f"start {n}", f"≥ {TARGET_START_VS_S6:g}× as fast as s6", f"{start['warden']:.2f} s",
+                            ", ".join(f"{p} {start[p]:.2f} s" for p in start if p != "warden"),
+                            start.get("s6") and start["s6"] / start["warden"] >= TARGET_START_VS_S6))
+        if start.get("warden") and start.get("s6"):
+            speedup = start["s6"] / start["warden"]
+            w("\n" + verdict(speedup >= TARGET_START_VS_S6,
+                             f"warden starts {n} children {speedup:.1f}× as fast as s6 (target ≥ {TARGET_START_VS_S6:g}×)."))
+        w("")
 
     # 2. idle
     w(f"### 2. {n} idle children for the measured period\n")
     w(command("idle", n))
-    w("The supervisor's own processes (warden + `warden __guard`; s6-svscan + every "
-      "s6-supervise; supervisord), never the children.\n")
-    w("| peer | supervisor processes / threads | CPU ms (ticks) | run time ms (schedstat) | % of one core | wake-ups | PSS MiB | RSS MiB | warden/peer PSS |")
-    w("|---|---|---|---|---|---|---|---|---|")
-    idle = {p: ok(by[("idle", p)])[-1] for p in peers_in(by, "idle") if ok(by[("idle", p)])}
-    for p, r in idle.items():
-        rp = ratio(idle["warden"]["pss_mib"], r["pss_mib"]) if p != "warden" and "warden" in idle else "–"
-        w(f"| {p} | {r['processes']} / {r['threads']} | {fmt(r['cpu_ms'])} | {fmt(r['run_ms'])} | "
-          f"{r['cpu_percent']:.3f} | {r['wakeups']} | {fmt(r['pss_mib'])} | {fmt(r['rss_mib'])} | {rp} |")
-    if "warden" in idle:
-        r = idle["warden"]
-        cpu_ok = r["cpu_percent"] < TARGET_IDLE_CPU_PERCENT
-        pss_ok = r["pss_mib"] < TARGET_PSS_MIB
-        others = [p for p in idle if p != "warden"]
-        summary.append((f"idle {n}: CPU", "≈ 0", f"{r['cpu_percent']:.3f} %",
-                        ", ".join(f"{p} {idle[p]['cpu_percent']:.3f} %" for p in others), cpu_ok))
-        summary.append((f"idle {n}: memory (PSS)", f"< {TARGET_PSS_MIB} MiB", f"{r['pss_mib']:.1f} MiB",
-                        ", ".join(f"{p} {idle[p]['pss_mib']:.1f} MiB" for p in others), pss_ok))
-        w(f"\nMeasured over {r['seconds']} s. **Verdict: CPU {'meets' if cpu_ok else 'misses'} the "
-          f"target, memory {'meets' if pss_ok else 'misses'} it.** warden: {r['cpu_percent']:.3f} % "
-          f"of a core and {r['wakeups']} wake-ups (target ≈ 0, read as < {TARGET_IDLE_CPU_PERCENT} %); "
-          f"{r['pss_mib']:.1f} MiB PSS (target < {TARGET_PSS_MIB} MiB).")
-    w("")
+    if not any(w_ == "idle" for w_, _ in by):
+        w("Not run in this run.\n")
+    else:
+        w("The supervisor's own processes (warden + `warden __guard`; s6-svscan + every "
+          "s6-supervise; supervisord), never the children.\n")
+        w("| peer | supervisor processes / threads | CPU ms (ticks) | run time ms (schedstat) | % of one core | wake-ups | PSS MiB | RSS MiB | warden/peer PSS |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        idle = {p: ok(by[("idle", p)])[-1] for p in peers_in(by, "idle") if ok(by[("idle", p)])}
+        for p, r in idle.items():
+            rp = ratio(idle["warden"]["pss_mib"], r["pss_mib"]) if p != "warden" and "warden" in idle else "–"
+            w(f"| {p} | {r['processes']} / {r['threads']} | {fmt(r['cpu_ms'])} | {fmt(r['run_ms'])} | "
+              f"{r['cpu_percent']:.3f} | {r['wakeups']} | {fmt(r['pss_mib'])} | {fmt(r['rss_mib'])} | {rp} |")
+        if "warden" in idle:
+            r = idle["warden"]
+            cpu_ok = r["cpu_percent"] < TARGET_IDLE_CPU_PERCENT
+            pss_ok = r["pss_mib"] < TARGET_PSS_MIB
+            others = [p for p in idle if p != "warden"]
+            summary.append((f"idle {n}: CPU", "≈ 0", f"{r['cpu_percent']:.3f} %",
+                            ", ".join(f"{p} {idle[p]['cpu_percent']:.3f} %" for p in others), cpu_ok))
+            summary.append((f"idle {n}: memory (PSS)", f"< {TARGET_PSS_MIB} MiB", f"{r['pss_mib']:.1f} MiB",
+                            ", ".join(f"{p} {idle[p]['pss_mib']:.1f} MiB" for p in others), pss_ok))
+            w(f"\nMeasured over {r['seconds']} s. **Verdict: CPU {'meets' if cpu_ok else 'misses'} the "
+              f"target, memory {'meets' if pss_ok else 'misses'} it.** warden: {r['cpu_percent']:.3f} % "
+              f"of a core and {r['wakeups']} wake-ups (target ≈ 0, read as < {TARGET_IDLE_CPU_PERCENT} %); "
+              f"{r['pss_mib']:.1f} MiB PSS (target < {TARGET_PSS_MIB} MiB).")
+        w("")
 
     # 3. spew
     w("### 3. One child writing 200 MB of 100-byte lines\n")
     w(command("spew", n))
-    w("Seconds from the writer's first instruction (its stamp) until the log file holds "
-      "every byte; MB/s of payload (10^6 bytes). Two baselines without a supervisor: "
-      "`direct`, the writer's stdout is the file (one thread formats and writes), and "
-      "`pipe`, the writer piped into `cat > file` (a reader on the other core, as a "
-      "supervisor has).\n")
-    w("| capture | median s | MB/s (median) | MB/s min–max | runs | bytes checked | warden (raw)/this |")
-    w("|---|---|---|---|---|---|---|")
-    direct_sha = {r["sha256"] for r in by.get(("spew-verify", "direct"), [])}
-    labels = {"direct": "no supervisor: direct to file", "pipe": "no supervisor: pipe to `cat`",
-              "warden_raw": "warden, timestamps = false",
-              "warden_ts": "warden, timestamps = true", "supervisord": "supervisord", "s6": "s6 + s6-log"}
-    spews = {k: ok(by[("spew", k)]) for k in labels if ok(by.get(("spew", k), []))}
-    speed = {k: med([r["mb_per_s"] for r in runs]) for k, runs in spews.items()}
-    for k, runs in spews.items():
-        mbs = [r["mb_per_s"] for r in runs]
-        checks = by.get(("spew-verify", k), [])
-        good = sum(1 for c in checks if c["bytes"] == 200_000_000 and c["sha256"] in direct_sha)
-        check = f"{good}/{len(checks)} identical"
-        if k == "warden_ts":
-            check += f" payload ({checks[0]['records'] if checks else 0:,} records)"
-        rel = ratio(speed.get("warden_raw"), speed[k]) if k != "warden_raw" else "–"
-        w(f"| {labels[k]} | {fmt(med([r['seconds'] for r in runs]))} | {fmt(speed[k])} | "
-          f"{fmt(min(mbs))}–{fmt(max(mbs))} | {len(runs)} | {check} | {rel} |")
-    if "warden_raw" in speed:
-        summary.append(("200 MB log, MB/s", "≥ supervisord", f"{speed['warden_raw']:.0f} "
-                        f"({speed.get('warden_ts', 0):.0f} with timestamps)",
-                        ", ".join(f"{labels[k].split(':')[0].replace('no supervisor', k)} {v:.0f}"
-                                  for k, v in speed.items() if not k.startswith("warden")),
-                        "supervisord" in speed and speed["warden_raw"] >= speed["supervisord"]))
-    if "warden_raw" in speed and "supervisord" in speed:
-        w("\n" + verdict(speed["warden_raw"] >= speed["supervisord"],
-                         f"warden (raw) {speed['warden_raw']:.0f} MB/s against supervisord's "
-                         f"{speed['supervisord']:.0f} MB/s (target: at least as fast); "
-                         f"with timestamps {speed.get('warden_ts', 0):.0f} MB/s."))
-    w("")
+    if not any(w_ == "spew" for w_, _ in by):
+        w("Not run in this run.\n")
+    else:
+        w("Seconds from the writer's start (its stamp) until the log file holds "
+          "every byte; MB/s of payload (10^6 bytes). Two baselines without a supervisor: "
+          "`direct`, the writer's stdout is the file (one thread formats and writes), and "
+          "`pipe`, the writer piped into `cat > file` (a reader on the other core, as a "
+          "supervisor has).\n")
+        w("| capture | median s | MB/s (median) | MB/s min–max | runs | bytes checked | warden (raw)/this |")
+        w("|---|---|---|---|---|---|---|")
+        direct_sha = {r["sha256"] for r in by.get(("spew-verify", "direct"), [])}
+        labels = {"direct": "no supervisor: direct to file", "pipe": "no supervisor: pipe to `cat`",
+                  "warden_raw": "warden, timestamps = false",
+                  "warden_ts": "warden, timestamps = true", "supervisord": "supervisord", "s6": "s6 + s6-log"}
+        spews = {k: ok(by[("spew", k)]) for k in labels if ok(by.get(("spew", k), []))}
+        speed = {k: med([r["mb_per_s"] for r in runs]) for k, runs in spews.items()}
+        for k, runs in spews.items():
+            mbs = [r["mb_per_s"] for r in runs]
+            checks = by.get(("spew-verify", k), [])
+            good = sum(1 for c in checks if c["bytes"] == 200_000_000 and c["sha256"] in direct_sha)
+            check = f"{good}/{len(checks)} identical"
+            if k == "warden_ts":
+                check += f" payload ({checks[0]['records'] if checks else 0:,} records)"
+            rel = ratio(speed.get("warden_raw"), speed[k]) if k != "warden_raw" else "–"
+            w(f"| {labels[k]} | {fmt(med([r['seconds'] for r in runs]))} | {fmt(speed[k])} | "
+              f"{fmt(min(mbs))}–{fmt(max(mbs))} | {len(runs)} | {check} | {rel} |")
+        if "warden_raw" in speed:
+            summary.append(("200 MB log, MB/s", "≥ supervisord", f"{speed['warden_raw']:.0f} "
+                            f"({speed.get('warden_ts', 0):.0f} with timestamps)",
+                            ", ".join(f"{labels[k].split(':')[0].replace('no supervisor', k)} {v:.0f}"
+                                      for k, v in speed.items() if not k.startswith("warden")),
+                            "supervisord" in speed and speed["warden_raw"] >= speed["supervisord"]))
+        if "warden_raw" in speed and "supervisord" in speed:
+            w("\n" + verdict(speed["warden_raw"] >= speed["supervisord"],
+                             f"warden (raw) {speed['warden_raw']:.0f} MB/s against supervisord's "
+                             f"{speed['supervisord']:.0f} MB/s (target: at least as fast); "
+                             f"with timestamps {speed.get('warden_ts', 0):.0f} MB/s."))
+        w("")
 
     # 4. restart
     w("### 4. Restart latency after SIGKILL\n")
     w(command("restart", n))
-    w("Milliseconds from right before kill() to the new child's first instruction "
-      "(its stamp), each kill 0.5 s after the child started; s6 once more with kills "
-      "1.2 s after the start. The floor is the same child spawned with no supervisor.\n")
-    w("| peer | kills | median ms | p90 ms | min–max ms | warden/peer (median) |")
-    w("|---|---|---|---|---|---|")
-    rest = {}
-    rows = [(p, "restart", p) for p in peers_in(by, "restart") if p != "floor"]
-    rows += [(p, "restart-long", f"{p} (killed after 1.2 s)") for p in peers_in(by, "restart-long")]
-    rows += [(p, "restart", FLOOR_LABEL["restart"]) for p in peers_in(by, "restart") if p == "floor"]
-    for p, wk, label in rows:
-        runs = ok(by[(wk, p)])
-        if not runs:
-            continue
-        r = runs[-1]
-        rest[label] = r["median_ms"]
-        w(f"| {label} | {len(r['ms'])} | {fmt(r['median_ms'])} | {fmt(r['p90_ms'])} | "
-          f"{fmt(min(r['ms']))}–{fmt(max(r['ms']))} | "
-          f"{ratio(rest.get('warden'), r['median_ms']) if p != 'warden' else '–'} |")
-    if "warden" in rest:
-        summary.append(("restart after SIGKILL, median", f"< {TARGET_RESTART_MS} ms", f"{rest['warden']:.2f} ms",
-                        ", ".join(f"{k.replace(FLOOR_LABEL['restart'], 'floor')} {v:,.1f} ms"
-                                  for k, v in rest.items() if k != "warden"),
-                        rest["warden"] < TARGET_RESTART_MS))
-        w("\n" + verdict(rest["warden"] < TARGET_RESTART_MS,
-                         f"warden's median is {rest['warden']:.2f} ms (target < {TARGET_RESTART_MS} ms)."))
-    w("")
+    if not any(w_ == "restart" for w_, _ in by):
+        w("Not run in this run.\n")
+    else:
+        w("Milliseconds from right before kill() to the start of the new child's `main` "
+          "(its stamp), each kill 0.5 s after the child started; s6 once more with kills "
+          "1.2 s after the start. The floor is the same child spawned with no supervisor.\n")
+        w("| peer | kills | median ms | p90 ms | min–max ms | warden/peer (median) |")
+        w("|---|---|---|---|---|---|")
+        rest = {}
+        rows = [(p, "restart", p) for p in peers_in(by, "restart") if p != "floor"]
+        rows += [(p, "restart-long", f"{p} (killed after 1.2 s)") for p in peers_in(by, "restart-long")]
+        rows += [(p, "restart", FLOOR_LABEL["restart"]) for p in peers_in(by, "restart") if p == "floor"]
+        for p, wk, label in rows:
+            runs = ok(by[(wk, p)])
+            if not runs:
+                continue
+            r = runs[-1]
+            rest[label] = r["median_ms"]
+            w(f"| {label} | {len(r['ms'])} | {fmt(r['median_ms'])} | {fmt(r['p90_ms'])} | "
+              f"{fmt(min(r['ms']))}–{fmt(max(r['ms']))} | "
+              f"{ratio(rest.get('warden'), r['median_ms']) if p != 'warden' else '–'} |")
+        if "warden" in rest:
+            summary.append(("restart after SIGKILL, median", f"< {TARGET_RESTART_MS} ms", f"{rest['warden']:.2f} ms",
+                            ", ".join(f"{k.replace(FLOOR_LABEL['restart'], 'floor')} {v:,.1f} ms"
+                                      for k, v in rest.items() if k != "warden"),
+                            rest["warden"] < TARGET_RESTART_MS))
+            w("\n" + verdict(rest["warden"] < TARGET_RESTART_MS,
+                             f"warden's median is {rest['warden']:.2f} ms (target < {TARGET_RESTART_MS} ms)."))
+        w("")
 
     # 5. probes
     w(f"### 5. {n} TCP liveness probes at a 1 s period\n")
     w(command("probes", n))
     runs = by.get(("probes", "warden"), [])
-    if runs and "skipped" in runs[-1]:
+    if not runs:
+        w("Not run in this run.")
+    elif "skipped" in runs[-1]:
         w(runs[-1]["skipped"] + ".")
     elif ok(runs):
         r = ok(runs)[-1]
@@ -278,7 +291,9 @@ def render(results, machine_path):
     w(f"### 6. `warden status --json` with {n} processes\n")
     w(command("status", n))
     runs = by.get(("status", "warden"), [])
-    if runs and "skipped" in runs[-1]:
+    if not runs:
+        w("Not run in this run.")
+    elif "skipped" in runs[-1]:
         w(runs[-1]["skipped"].split(":")[0] + ".")
     elif ok(runs):
         w("| clients | calls | p50 ms | p99 ms | max ms |")
