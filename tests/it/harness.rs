@@ -259,14 +259,6 @@ impl Warden {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        // A warden that was SIGKILLed could not remove its socket and lock file; the next
-        // `up` would replace them, but no test runs this config again.
-        let socket = warden::api::socket_path(&self.path("warden.toml"), None, None);
-        for path in [socket.with_extension("sock"), socket.with_extension("lock")] {
-            if path.starts_with(std::env::temp_dir()) || path.starts_with("/run") {
-                let _ = std::fs::remove_file(path);
-            }
-        }
     }
 }
 
@@ -292,6 +284,14 @@ impl Drop for Warden {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+        // A warden that was SIGKILLed could not remove its socket and lock file; the next
+        // `up` would replace them, but no test runs this config again.
+        let socket = warden::api::socket_path(&self.path("warden.toml"), None, None);
+        for path in [socket.with_extension("sock"), socket.with_extension("lock")] {
+            if path.starts_with(std::env::temp_dir()) || path.starts_with("/run") {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 }
