@@ -28,9 +28,21 @@ fn main() {
         } => warden::cli::up::run(&config, no_tui, socket.as_deref()),
         Cmd::Check { config } => warden::cli::check::run(&config),
         Cmd::Status { client, json } => warden::cli::status::run(&client, json),
-        Cmd::Start { client, names } => warden::cli::action::start(&client, names),
-        Cmd::Stop { client, names } => warden::cli::action::stop(&client, names),
-        Cmd::Restart { client, names } => warden::cli::action::restart(&client, names),
+        Cmd::Start {
+            client,
+            names,
+            timeout,
+        } => warden::cli::action::start(&client, names, timeout),
+        Cmd::Stop {
+            client,
+            names,
+            timeout,
+        } => warden::cli::action::stop(&client, names, timeout),
+        Cmd::Restart {
+            client,
+            names,
+            timeout,
+        } => warden::cli::action::restart(&client, names, timeout),
         Cmd::Signal {
             client,
             name,

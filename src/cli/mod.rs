@@ -68,6 +68,9 @@ pub enum Cmd {
         client: ClientArgs,
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
+        /// Give up waiting after this long (`30s`, `2m`); the action goes on regardless.
+        #[arg(long, value_parser = crate::config::units::parse_duration)]
+        timeout: Option<Duration>,
     },
     /// Stop processes (`all` = every one); returns once nothing of them is left.
     Stop {
@@ -75,6 +78,9 @@ pub enum Cmd {
         client: ClientArgs,
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
+        /// Give up waiting after this long (`30s`, `2m`); the action goes on regardless.
+        #[arg(long, value_parser = crate::config::units::parse_duration)]
+        timeout: Option<Duration>,
     },
     /// Restart processes (`all` = every one); returns once the new runs are ready.
     Restart {
@@ -82,6 +88,9 @@ pub enum Cmd {
         client: ClientArgs,
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
+        /// Give up waiting after this long (`30s`, `2m`); the action goes on regardless.
+        #[arg(long, value_parser = crate::config::units::parse_duration)]
+        timeout: Option<Duration>,
     },
     /// Send a signal (`HUP`, `SIGUSR1`, `9`) to a process's group.
     Signal {
@@ -154,7 +163,22 @@ impl ClientArgs {
     pub(crate) fn call(&self, request: &Request, limit: Option<Duration>) -> Result<Answer, i32> {
         let mut conn = self.connect()?;
         conn.set_timeout(limit).map_err(fail)?;
-        match conn.call(request).map_err(fail)? {
+        let answer = conn.call(request).map_err(|e| match (&e, limit) {
+            (ClientError::Io(io), Some(limit))
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                eprintln!(
+                    "warden: no answer within {}; the action goes on (see `warden status`)",
+                    humantime::format_duration(limit)
+                );
+                1
+            }
+            _ => fail(e),
+        })?;
+        match answer {
             Ok(answer) => Ok(answer),
             Err(reason) => {
                 for line in reason.lines() {

@@ -1110,3 +1110,24 @@ max_restarts = 1
     assert_eq!(v["processes"][0]["name"], "web");
     assert!(get("/nope").starts_with("HTTP/1.1 404"));
 }
+
+#[test]
+fn a_start_that_never_becomes_ready_can_be_given_a_timeout() {
+    let w = Warden::start(
+        r#"
+[processes.silent]
+command = "warden-demo-worker sleep"
+notify = true
+autostart = false
+"#,
+    );
+    let (code, _, err) = run_warden(w.dir.path(), &["start", "silent", "--timeout", "300ms"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no answer within 300ms; the action goes on"),
+        "{err}"
+    );
+    w.wait_event("silent", "pending → starting");
+    let (code, _, err) = run_warden(w.dir.path(), &["start", "silent", "--timeout", "soon"]);
+    assert_eq!(code, 2, "a bad duration is a usage error: {err}");
+}
