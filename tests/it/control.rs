@@ -1121,6 +1121,7 @@ notify = true
 autostart = false
 "#,
     );
+    wait_status(&w, "the socket", |_| true);
     let (code, _, err) = run_warden(w.dir.path(), &["start", "silent", "--timeout", "300ms"]);
     assert_eq!(code, 1, "{err}");
     assert!(
