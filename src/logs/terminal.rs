@@ -31,7 +31,6 @@ pub struct Tee {
 }
 
 enum Message {
-    Line(Arc<str>, Arc<LogLine>),
     /// The lines of one chunk of output: one queue operation instead of one per line.
     Lines(Arc<str>, Vec<Arc<LogLine>>),
     Notice(String),
@@ -92,7 +91,7 @@ impl Tee {
 
     /// Queues `line` for printing under `name`, or drops it if the printer is behind.
     pub fn send(&self, name: &Arc<str>, line: &Arc<LogLine>) {
-        self.enqueue(Message::Line(Arc::clone(name), Arc::clone(line)));
+        self.send_lines(name, vec![Arc::clone(line)]);
     }
 
     /// Queues the lines of one chunk together, or drops them all if the printer is behind.
@@ -147,13 +146,6 @@ impl Tee {
         done.recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .is_ok()
     }
-
-    fn enqueue(&self, message: Message) {
-        if self.queue.try_send(message).is_err() {
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            self.shared.unreported.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 }
 
 struct Printer {
@@ -183,7 +175,6 @@ impl Printer {
             self.print_overflow();
             // Terminal errors (EPIPE, EIO after a hangup) are ignored: keep draining.
             let _ = match message {
-                Message::Line(name, line) => self.print(&name, &line.display_text()),
                 Message::Lines(name, lines) => lines
                     .iter()
                     .try_for_each(|line| self.print(&name, &line.display_text())),

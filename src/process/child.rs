@@ -61,12 +61,6 @@ impl ChildHandle {
         self.pid
     }
 
-    /// Signal the leader alone. Returns false if it is already gone.
-    pub fn signal(&self, sig: Signal) -> bool {
-        let reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
-        !*reaped && pidfd_send_signal(&self.pidfd, sig).is_ok()
-    }
-
     /// Signal the whole process group. Safe from pid reuse: the leader is unreaped.
     pub fn signal_group(&self, sig: Signal) -> bool {
         let reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());

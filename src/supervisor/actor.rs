@@ -365,13 +365,12 @@ impl Actor {
             match effect {
                 Effect::Spawn { id, run_no } => self.spawn(id, run_no),
                 Effect::Stop { id, run_no, signal } => {
-                    if let Some((g, run)) = self.runs.get(&id).filter(|(g, _)| *g == run_no) {
-                        debug_assert_eq!(*g, run_no);
+                    if let Some(run) = self.run_of(id, run_no) {
                         run.stop(signal);
                     }
                 }
                 Effect::Kill { id, run_no } => {
-                    if let Some((_, run)) = self.runs.get(&id).filter(|(g, _)| *g == run_no) {
+                    if let Some(run) = self.run_of(id, run_no) {
                         run.kill();
                     }
                 }
@@ -408,11 +407,20 @@ impl Actor {
         finished
     }
 
+    /// The run `run_no` of an instance, if it is the one alive: effects about an earlier
+    /// run find nothing.
+    fn run_of(&self, id: InstanceId, run_no: u64) -> Option<&Run> {
+        self.runs
+            .get(&id)
+            .filter(|(n, _)| *n == run_no)
+            .map(|(_, run)| run)
+    }
+
     fn signal(&self, names: &[String], signal: Signal) -> Result<String, String> {
         let mut sent = Vec::new();
         for id in self.core.resolve(names)? {
             let inst = self.core.instance(id).expect("resolved");
-            if let Some((_, run)) = self.runs.get(&id).filter(|(n, _)| *n == inst.run_no)
+            if let Some(run) = self.run_of(id, inst.run_no)
                 && run.signal(signal)
             {
                 sent.push(format!("{} (pid {})", inst.name, run.handle.pid()));
@@ -579,7 +587,7 @@ impl Actor {
         let ctx = ProbeContext {
             spawner: self.spawner.clone(),
             cwd: inst.spec.cwd.clone(),
-            env: launch::child_env(inst, &self.opts.token),
+            env: launch::child_env(inst),
             run_id: format!("{}:{}:{}-probe", self.opts.token, inst.name, role.as_str()).into(),
         };
         let tx = self.tx.clone();

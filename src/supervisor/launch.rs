@@ -56,7 +56,7 @@ impl RunPlan {
     ) -> io::Result<RunPlan> {
         let run_no = inst.run_no;
         let run_id: Arc<str> = format!("{token}:{}:{run_no}", inst.name).into();
-        let mut env = child_env(inst, token);
+        let mut env = child_env(inst);
         env.push((RUN_ID_VAR.into(), run_id.to_string()));
         let notify_path = inst
             .spec
@@ -140,7 +140,7 @@ impl Pipes {
 
 /// The environment of the instance's processes: warden's, then `env` on top, then
 /// warden's own variables (`WARDEN_RUN_ID` is added per run by [`RunPlan`]).
-pub(super) fn child_env(inst: &Instance, _token: &str) -> Vec<(String, String)> {
+pub(super) fn child_env(inst: &Instance) -> Vec<(String, String)> {
     let spec = &inst.spec;
     let mut env = process::inherited_env();
     env.retain(|(k, _)| !spec.env.contains_key(k) && k != RUN_ID_VAR);

@@ -1063,11 +1063,7 @@ fn down_stops_everything_and_then_no_supervisor_answers() {
 #[test]
 fn the_metrics_endpoint_serves_prometheus_text_health_and_status() {
     use std::io::{Read, Write};
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let w = Warden::start(&format!(
         r#"
 [supervisor]

@@ -398,3 +398,21 @@ pub fn restart_delay_ms(notice_text: &str) -> Option<f64> {
             .map(|s| s * 1000.0)
     }
 }
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for a test).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A free UDP port on 127.0.0.1.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
