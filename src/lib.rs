@@ -5,7 +5,9 @@
 //! - [`config`]: TOML → validated [`config::Spec`], with every error located.
 //! - [`supervisor`]: one actor owning all process state; its decisions live in the pure
 //!   [`supervisor::core`], its loop in [`supervisor::actor`].
-//! - [`process`]: spawning in a new session, pidfd signalling, whole-tree kills, reaping.
+//! - [`process`]: spawning in a new session, pidfd signalling, whole-tree kills, reaping,
+//!   and a cgroup per run where the host allows it.
+//! - [`monitor`]: CPU and memory of each run's tree, sampled only while someone needs them.
 //! - [`logs`]: pipe readers, line framing, ring buffers, rotating log files, the terminal tee.
 //! - [`probe`]: the probe kinds (tcp, udp, unix, http, exec), their scheduler, and the
 //!   sd_notify socket; raw results only, verdicts are the core's.
@@ -24,8 +26,11 @@
 //! Each run has a task that waits on its pidfd, kills what is left of its tree while the
 //! leader is still an unreaped zombie, reaps it, drains its pipes for a bounded time and
 //! reports the exit, tagged with its run number so that stale reports are dropped.
-//! Probers, the sd_notify relay, output rules and resource sampling feed the same loop as
-//! inputs tagged with the run number. Beside the actor, the control server ([`api`])
+//! Where warden may create cgroups, each run gets one before its child execs: a stop ends
+//! with `cgroup.kill`, figures come from the cgroup's counters, and an OOM kill is named.
+//! Probers, the sd_notify relay, output rules and resource samples feed the same loop as
+//! inputs tagged with the run number; the actor samples only while there is a reason
+//! (limits to enforce, someone watching, a status request), so an idle warden sleeps. Beside the actor, the control server ([`api`])
 //! turns each client request into a `Control` message and forwards the reply, or streams
 //! events and log lines back.
 
@@ -33,6 +38,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod logs;
+pub mod monitor;
 pub mod probe;
 pub mod process;
 pub mod supervisor;

@@ -7,7 +7,10 @@ fn main() {
     // The guard is warden re-executed; it must not go through argument parsing.
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(warden::process::guard::GUARD_ARG) {
-        warden::process::guard::run(args.get(2).map(String::as_str).unwrap_or(""));
+        warden::process::guard::run(
+            args.get(2).map(String::as_str).unwrap_or(""),
+            args.get(3..).unwrap_or_default(),
+        );
     }
     tracing_subscriber::fmt()
         .with_env_filter(

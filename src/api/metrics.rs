@@ -1,7 +1,8 @@
 //! The optional HTTP endpoint (`[supervisor] metrics = "127.0.0.1:9900"`): `/metrics` in
 //! the Prometheus text format, `/healthz`, and `/status` (the JSON of `warden status
 //! --json`). A plain observer of the supervisor, like the CLI: it asks for a status
-//! report per request and never holds state of its own.
+//! report per request and never holds state of its own. A scrape keeps the supervisor
+//! sampling every `sample_interval` for a minute, so gauges and history have no holes.
 //!
 //! It is deliberately tiny: GET only, one request per connection, bounded request size,
 //! time and concurrency, so that a scraper (or anything else) cannot disturb supervision.
@@ -102,7 +103,7 @@ async fn answer(mut stream: TcpStream, handle: &Handle) -> std::io::Result<()> {
 
 async fn status(handle: &Handle) -> Option<StatusReport> {
     let (reply, rx) = oneshot::channel();
-    handle.control.send(Control::Status { reply }).ok()?;
+    handle.control.send(Control::Metrics { reply }).ok()?;
     rx.await.ok()
 }
 
@@ -181,7 +182,7 @@ pub fn prometheus(report: &StatusReport) -> String {
     family(
         "warden_process_resident_bytes",
         "gauge",
-        "Resident memory of the instance's process tree (instances with limits).",
+        "Resident memory of the instance's process tree (its cgroup's charge in cgroup mode).",
         procs
             .iter()
             .filter_map(|p| Some((label(&p.name), p.rss_bytes? as f64)))
@@ -190,12 +191,41 @@ pub fn prometheus(report: &StatusReport) -> String {
     family(
         "warden_process_cpu_percent",
         "gauge",
-        "CPU of the instance's process tree, percent of one core (instances with limits).",
+        "CPU of the instance's process tree, percent of one core, since the previous sample.",
         procs
             .iter()
             .filter_map(|p| Some((label(&p.name), p.cpu_percent?)))
             .collect(),
     );
+    family(
+        "warden_process_memory_peak_bytes",
+        "gauge",
+        "Peak memory of the instance's current run (cgroup mode with a memory controller).",
+        procs
+            .iter()
+            .filter_map(|p| Some((label(&p.name), p.memory_peak_bytes? as f64)))
+            .collect(),
+    );
+    if let Some(me) = &report.supervisor {
+        family(
+            "warden_supervisor_resident_bytes",
+            "gauge",
+            "Resident memory of warden itself.",
+            me.rss_bytes
+                .map(|b| (format!("pid=\"{}\"", me.pid), b as f64))
+                .into_iter()
+                .collect(),
+        );
+        family(
+            "warden_supervisor_cpu_percent",
+            "gauge",
+            "CPU of warden itself, percent of one core, since the previous scrape.",
+            me.cpu_percent
+                .map(|c| (format!("pid=\"{}\"", me.pid), c))
+                .into_iter()
+                .collect(),
+        );
+    }
     let probes = procs
         .iter()
         .flat_map(|p| p.probes.iter().map(move |pr| (label(&p.name), pr)));

@@ -208,7 +208,7 @@ fn line_answer(name: &str, line: &LogLine) -> Answer {
 /// `{"stream":"events"}`, then every event as `{"event":{...},"text":"..."}` until the
 /// supervisor stops.
 pub(super) async fn events(c: &mut Conn) -> io::Result<bool> {
-    let mut rx = c.shared.handle.events.subscribe();
+    let mut rx = c.shared.handle.subscribe();
     c.send(&Answer {
         stream: Some("events".into()),
         ..Answer::default()

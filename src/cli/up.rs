@@ -5,6 +5,9 @@ use std::path::Path;
 
 use crate::api::{self, Bound, Server};
 use crate::logs::Tee;
+use std::sync::Arc;
+
+use crate::process::cgroup::Cgroups;
 use crate::process::{Spawner, guard::Guard};
 use crate::supervisor::{Actor, Options};
 
@@ -49,8 +52,27 @@ fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Resu
     limit_malloc_arenas();
     let spawner = Spawner::start().context("cannot start the spawner thread")?;
     let token = random_token();
+    let cgroups = crate::process::cgroup::setup(spec.supervisor.cgroup, &token)
+        .map_err(anyhow::Error::msg)?;
+    let cgroup_status = cgroups.status();
+    let cgroups = match cgroups {
+        crate::process::cgroup::Setup::On(c) => Some(Arc::new(c)),
+        crate::process::cgroup::Setup::Off(_) => None,
+    };
+    // Whatever goes wrong from here on, warden's cgroups must not stay behind.
+    let teardown = Teardown(cgroups.clone(), Vec::new());
+    let unenforced = unenforced_limits(&spec, cgroups.as_deref(), &cgroup_status);
+    if spec.supervisor.cgroup == crate::config::CgroupMode::Required && !unenforced.is_empty() {
+        anyhow::bail!(
+            "`[supervisor] cgroup = \"required\"`, but {}",
+            unenforced.join("; ")
+        );
+    }
     let exe = std::env::current_exe().context("cannot find warden's own executable")?;
-    let guard = Guard::start(&spawner, &exe, &token).context("cannot start the guard process")?;
+    let guard_args = cgroups.as_ref().map(|c| c.guard_args()).unwrap_or_default();
+    let guard = Guard::start(&spawner, &exe, &token, guard_args)
+        .context("cannot start the guard process")?;
+    let teardown = Teardown(teardown.take(), vec![guard.handle.pid().as_raw()]);
     // The dashboard does not exist yet: output goes to the terminal, prefixed.
     let stdout = std::io::stdout();
     let color = super::use_color(stdout.is_terminal());
@@ -77,8 +99,15 @@ fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Resu
             Options {
                 tee: Some(tee),
                 token,
+                cgroups,
+                cgroup_status,
             },
         );
+        for text in &unenforced {
+            let _ = handle.control.send(crate::supervisor::Control::Notice {
+                text: format!("warning: {text}"),
+            });
+        }
         let metrics = metrics.map(|l| tokio::spawn(crate::api::metrics::serve(l, handle.clone())));
         let server =
             Server::start(bound, handle, config).context("cannot serve the control socket")?;
@@ -97,10 +126,62 @@ fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Resu
         // `warden down` that returns means a new `warden up` can start.
         server.shutdown().await;
         guard.finish().await;
+        drop(teardown);
         result.map_err(anyhow::Error::from)
     })?;
     printer.flush(std::time::Duration::from_secs(2));
     Ok(())
+}
+
+/// Removes warden's cgroups when dropped: after a clean shutdown, and on the error paths
+/// of start-up (the guard covers warden's death).
+struct Teardown(Option<Arc<Cgroups>>, Vec<i32>);
+
+impl Teardown {
+    fn take(mut self) -> Option<Arc<Cgroups>> {
+        self.0.take()
+    }
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.teardown(&self.1);
+        }
+    }
+}
+
+/// The hard limits of the config that nothing here can enforce, one sentence each.
+fn unenforced_limits(
+    spec: &crate::config::Spec,
+    cgroups: Option<&Cgroups>,
+    status: &crate::process::cgroup::CgroupStatus,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in spec.processes.values() {
+        let limits = crate::supervisor::hard_limits(p);
+        let keys = match cgroups {
+            Some(c) => c.unenforced(&limits),
+            None => [
+                (limits.memory_max.is_some(), "memory_max"),
+                (limits.cpu_max.is_some(), "cpu_max"),
+                (limits.pids_max.is_some(), "pids_max"),
+            ]
+            .into_iter()
+            .filter_map(|(set, key)| set.then_some(key))
+            .collect(),
+        };
+        if !keys.is_empty() {
+            let keys: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+            out.push(format!(
+                "{} of `{}` cannot be enforced here: {}",
+                keys.join(", "),
+                p.name,
+                status.detail
+            ));
+        }
+    }
+    out
 }
 
 fn random_token() -> String {

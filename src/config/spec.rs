@@ -38,6 +38,18 @@ pub struct SupervisorSpec {
     pub metrics: Option<String>,
     /// Default false.
     pub control_fifo: bool,
+    /// Default [`CgroupMode::Auto`].
+    pub cgroup: CgroupMode,
+}
+
+/// `[supervisor] cgroup`: whether each process runs in a cgroup of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupMode {
+    /// Where warden may create cgroups; otherwise processes are tracked as a tree of pids.
+    Auto,
+    Off,
+    /// Refuse to start without cgroups (and without the controllers the hard limits need).
+    Required,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -183,12 +195,33 @@ pub enum LimitAction {
     Warn,
 }
 
+/// `[processes.X.limits]`. `memory` and `cpu` are warden's rules, checked on samples;
+/// the `_max` limits are the kernel's, written to the run's cgroup.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LimitsSpec {
+    /// Bytes, over the whole tree; acts on the first sample above it.
     pub memory: Option<u64>,
-    /// Percent of one core.
+    /// Percent of one core, over the whole tree; acts once sustained for `cpu_for`.
     pub cpu: Option<f64>,
     /// Default 30s.
     pub cpu_for: Duration,
     pub action: LimitAction,
+    /// Bytes: the cgroup's hard memory limit (beyond it the kernel's OOM killer acts).
+    pub memory_max: Option<u64>,
+    /// Cores (1.5 = one and a half): the cgroup's CPU quota.
+    pub cpu_max: Option<f64>,
+    /// The most processes (and threads) the cgroup may hold.
+    pub pids_max: Option<u64>,
+}
+
+impl LimitsSpec {
+    /// Whether warden itself checks something on samples (a hard limit alone needs none).
+    pub fn has_rules(&self) -> bool {
+        self.memory.is_some() || self.cpu.is_some()
+    }
+
+    /// Whether the kernel is asked to enforce something.
+    pub fn has_hard_limits(&self) -> bool {
+        self.memory_max.is_some() || self.cpu_max.is_some() || self.pids_max.is_some()
+    }
 }

@@ -69,6 +69,7 @@ pub(super) async fn probe(argv: &[String], timeout: Duration, ctx: &ProbeContext
         die_with_warden: true,
         stdin: None,
         stdout: None,
+        cgroups: Vec::new(),
     };
     let deadline = Instant::now() + timeout;
     let (tx, rx) = oneshot::channel();
@@ -127,6 +128,8 @@ async fn own_child(
         handle: spawned.handle,
         run_id,
         registry: ctx.spawner.registry().clone(),
+        cgroup: None,
+        started: std::time::Instant::now(),
     };
     let tail = Mutex::new(Tail::default());
     let mut drain = std::pin::pin!(drain(spawned.stdout, spawned.stderr, &tail));

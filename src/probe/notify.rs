@@ -331,6 +331,7 @@ mod tests {
             die_with_warden: true,
             stdin: None,
             stdout: None,
+            cgroups: Vec::new(),
         };
         let child = spawner().spawn(launch).await.unwrap().handle;
         let python_pid = child.pid().as_raw();

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 /// What went wrong in the child before `execve` returned, as (step, errno).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Step {
+    Cgroup,
     Setsid,
     Dup,
     Chdir,
@@ -30,7 +31,8 @@ pub(super) enum Step {
     Exec,
 }
 
-const STEPS: [Step; 5] = [
+const STEPS: [Step; 6] = [
+    Step::Cgroup,
     Step::Setsid,
     Step::Dup,
     Step::Chdir,
@@ -48,6 +50,8 @@ pub(super) struct Prepared {
     cwd: CString,
     /// Descriptors for 0, 1, 2; all at 3 or above (see [`above_stdio`]).
     stdio: [RawFd; 3],
+    /// `cgroup.procs` files the child joins (writing `0`) before anything else.
+    cgroups: Vec<RawFd>,
     parent: libc::pid_t,
     deathsig: bool,
     /// `step index + 1` (0 = none) and errno, written by the child on failure.
@@ -62,6 +66,7 @@ impl Prepared {
         env: &[(String, String)],
         cwd: &Path,
         stdio: [RawFd; 3],
+        cgroups: Vec<RawFd>,
         deathsig: bool,
     ) -> io::Result<Prepared> {
         use std::os::unix::ffi::OsStrExt;
@@ -91,6 +96,7 @@ impl Prepared {
             _envp: envp,
             cwd: CString::new(cwd.as_os_str().as_bytes()).map_err(nul)?,
             stdio,
+            cgroups,
             parent: std::process::id() as libc::pid_t,
             deathsig,
             failed_step: AtomicI32::new(0),
@@ -170,6 +176,15 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
     };
     // SAFETY: plain system calls with valid arguments; see the module doc.
     unsafe {
+        // Into the run's cgroups first: from here on, whatever the child becomes and
+        // forks stays in them. (clone3's CLONE_INTO_CGROUP would do it in the clone, but
+        // with CLONE_VM it must start the child on a new stack, which libc offers only
+        // for clone; joining before exec leaves the same nothing outside.)
+        for &fd in &p.cgroups {
+            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return fail(Step::Cgroup);
+            }
+        }
         // Children start clean: default dispositions (handlers would point into warden),
         // then an empty signal mask.
         let mut dfl: libc::sigaction = std::mem::zeroed();

@@ -5,7 +5,8 @@
 //! outlive warden. The guard holds the read end of a pipe whose write end only warden
 //! holds (close-on-exec, so no child inherits it). When warden dies the kernel closes it,
 //! the guard reads EOF and SIGKILLs every process whose `WARDEN_RUN_ID` carries this
-//! warden's token. After a clean shutdown it finds nothing and exits.
+//! warden's token, then kills and removes warden's cgroups (which also catches whatever
+//! cleared its environment). After a clean shutdown it finds nothing and exits.
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -26,21 +27,31 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Start the guard for `token`. `exe` is warden's own binary.
-    pub fn start(spawner: &Spawner, exe: &std::path::Path, token: &str) -> std::io::Result<Guard> {
+    /// Start the guard for `token`. `exe` is warden's own binary; `cgroups` says what to
+    /// remove of warden's cgroups ([`super::cgroup::Cgroups::guard_args`]).
+    pub fn start(
+        spawner: &Spawner,
+        exe: &std::path::Path,
+        token: &str,
+        cgroups: Vec<String>,
+    ) -> std::io::Result<Guard> {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let env = super::inherited_env()
             .into_iter()
             .filter(|(k, _)| k != RUN_ID_VAR)
             .collect();
         let launch = Launch {
-            argv: vec![exe.display().to_string(), GUARD_ARG.into(), token.into()],
+            argv: [exe.display().to_string(), GUARD_ARG.into(), token.into()]
+                .into_iter()
+                .chain(cgroups)
+                .collect(),
             cwd: "/".into(),
             env,
             capture: false,
             die_with_warden: false,
             stdin: Some(read),
             stdout: None,
+            cgroups: Vec::new(),
         };
         let spawned = spawner
             .spawn_blocking(launch)
@@ -60,8 +71,9 @@ impl Guard {
     }
 }
 
-/// The guard's main: wait for warden to go away, then kill what it left behind.
-pub fn run(token: &str) -> ! {
+/// The guard's main: wait for warden to go away, then kill what it left behind and remove
+/// its cgroups (`cgroups` as [`Guard::start`] passed them).
+pub fn run(token: &str, cgroups: &[String]) -> ! {
     let mut buf = [0u8; 64];
     let mut stdin = std::io::stdin();
     while !matches!(stdin.read(&mut buf), Ok(0) | Err(_)) {}
@@ -85,6 +97,7 @@ pub fn run(token: &str) -> ! {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    super::cgroup::guard_cleanup(cgroups);
     std::process::exit(0)
 }
 

@@ -5,15 +5,17 @@
 //! It must never block the supervisor's loop (waiting is async, via pidfd readiness) and
 //! never signal a pid it has already reaped.
 
+pub mod cgroup;
 mod child;
 mod fork;
 pub mod guard;
 mod spawn;
 mod tree;
 
+pub use cgroup::RunCgroup;
 pub use child::{ChildHandle, ExitStatus};
 pub use spawn::{Launch, Registry, SpawnError, Spawned, Spawner, inherited_env};
-pub use tree::{RUN_ID_VAR, reap_orphans, ticks_per_second, tree_usage};
+pub use tree::{Adopted, RUN_ID_VAR, reap_orphans};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,12 +26,16 @@ use nix::sys::signal::Signal;
 /// (a process in uninterruptible sleep cannot die until its I/O completes).
 const KILL_DEADLINE: Duration = Duration::from_secs(5);
 
-/// One run of a child: its handle plus the marker that finds its escaped descendants.
+/// One run of a child: its handle, the marker that finds its escaped descendants, and
+/// its cgroup when it has one (which holds every descendant, marker or not).
 #[derive(Debug, Clone)]
 pub struct Run {
     pub handle: Arc<ChildHandle>,
     pub run_id: Arc<str>,
     pub registry: Arc<Registry>,
+    pub cgroup: Option<Arc<RunCgroup>>,
+    /// When the leader was spawned.
+    pub started: Instant,
 }
 
 /// What became of a run once nothing of it is left.
@@ -38,21 +44,49 @@ pub struct RunEnd {
     pub status: ExitStatus,
     /// Processes of the tree still alive when we gave up waiting for them.
     pub survivors: bool,
+    /// Processes the kernel's OOM killer killed in the run's cgroup.
+    pub oom_kills: u64,
+    /// The run's peak memory, where its cgroup keeps one.
+    pub memory_peak: Option<u64>,
 }
 
 impl Run {
     /// The graceful stop: the signal and SIGCONT (a stopped process cannot act on TERM
-    /// until continued) to the group and every escaped descendant.
+    /// until continued) to the group, every escaped descendant and the whole cgroup.
     pub fn stop(&self, sig: Signal) {
-        tree::signal_tree(&self.handle, &self.run_id, &self.registry, sig);
+        self.signal_all(sig);
         if sig != Signal::SIGKILL {
-            tree::signal_tree(&self.handle, &self.run_id, &self.registry, Signal::SIGCONT);
+            self.signal_all(Signal::SIGCONT);
         }
     }
 
     /// SIGKILL to everything the run spawned.
     pub fn kill(&self) {
+        if let Some(cg) = &self.cgroup {
+            cg.kill();
+        }
         tree::signal_tree(&self.handle, &self.run_id, &self.registry, Signal::SIGKILL);
+    }
+
+    fn signal_all(&self, sig: Signal) {
+        tree::signal_tree(&self.handle, &self.run_id, &self.registry, sig);
+        if let Some(cg) = &self.cgroup {
+            cg.signal(sig);
+        }
+    }
+
+    /// The pids of the run's tree, leader first: its cgroup's members, or the group, the
+    /// leader's descendants and the orphans adopted from this run.
+    pub fn pids(&self, adopted: &Adopted) -> Vec<i32> {
+        if let Some(cg) = &self.cgroup {
+            let leader = self.handle.pid().as_raw();
+            let mut pids = cg.pids();
+            if let Some(i) = pids.iter().position(|&p| p == leader) {
+                pids.swap(0, i);
+            }
+            return pids;
+        }
+        tree::pids(&self.handle, &self.run_id, adopted)
     }
 
     /// Send a user's signal to the process group.
@@ -81,13 +115,12 @@ impl Run {
         tree::unregister(&self.registry, self.handle.pid());
         let deadline = Instant::now() + KILL_DEADLINE;
         let mut pause = Duration::from_micros(200);
-        loop {
+        let survivors = loop {
             reap_orphans(&self.registry);
-            if !tree::tree_alive(&self.handle, &self.run_id, &self.registry) {
-                return RunEnd {
-                    status,
-                    survivors: false,
-                };
+            let alive = tree::tree_alive(&self.handle, &self.run_id, &self.registry)
+                || self.cgroup.as_ref().is_some_and(|cg| cg.populated());
+            if !alive {
+                break false;
             }
             if Instant::now() >= deadline {
                 tracing::warn!(
@@ -95,14 +128,42 @@ impl Run {
                     "processes of this run are still alive {}s after SIGKILL",
                     KILL_DEADLINE.as_secs()
                 );
-                return RunEnd {
-                    status,
-                    survivors: true,
-                };
+                break true;
             }
-            tree::signal_tree(&self.handle, &self.run_id, &self.registry, Signal::SIGKILL);
+            self.kill();
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
+        };
+        let (oom_kills, memory_peak) = match &self.cgroup {
+            Some(cg) => (cg.oom_kills(), cg.memory_peak()),
+            None => (0, None),
+        };
+        if let Some(cg) = self.cgroup.as_ref().filter(|_| !survivors) {
+            remove_cgroup(cg, deadline).await;
+        }
+        RunEnd {
+            status,
+            survivors,
+            oom_kills,
+            memory_peak,
+        }
+    }
+}
+
+/// Remove an emptied run's cgroups, retrying while the kernel still holds them busy.
+async fn remove_cgroup(cg: &RunCgroup, deadline: Instant) {
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match cg.remove() {
+            Ok(()) => return,
+            Err(e) if Instant::now() >= deadline => {
+                tracing::warn!("cannot remove the cgroup `{}`: {e}", cg.dir().display());
+                return;
+            }
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct Launch {
     /// With `capture`: a descriptor to use as stdout instead of a captured pipe (the write
     /// end of a `stdin_from` pipe). stderr is still captured.
     pub stdout: Option<OwnedFd>,
+    /// `cgroup.procs` files of the run's cgroups, joined by the child before it execs.
+    pub cgroups: Vec<OwnedFd>,
 }
 
 /// A started child with its pipes.
@@ -165,6 +167,7 @@ fn spawn_now(registry: &Registry, launch: Launch) -> Result<Spawned, SpawnError>
         &launch.env,
         &launch.cwd,
         [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
+        launch.cgroups.iter().map(AsRawFd::as_raw_fd).collect(),
         launch.die_with_warden,
     )
     .map_err(|e| SpawnError(format!("command `{}`: {e}", launch.argv[0])))?;
@@ -172,6 +175,10 @@ fn spawn_now(registry: &Registry, launch: Launch) -> Result<Spawned, SpawnError>
     let mut managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
     let (pid, pidfd) = fork::spawn(&prepared).map_err(|(step, e)| match step {
         Some(fork::Step::Exec) => explain_exec_error(&launch.argv[0], &program, e),
+        Some(fork::Step::Cgroup) => SpawnError(format!(
+            "cannot place `{}` in its cgroup: {e}",
+            launch.argv[0]
+        )),
         Some(step) => SpawnError(format!(
             "cannot prepare `{}` ({step:?}): {e}",
             launch.argv[0]

@@ -11,7 +11,7 @@
 //! spawner's registry (that is, adopted orphans) are reaped, so no exit status that a
 //! [`super::ChildHandle`] waits for is ever stolen.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 
 use nix::sys::signal::Signal;
@@ -155,44 +155,46 @@ pub fn unregister(registry: &Registry, pid: Pid) {
         .remove(&pid.as_raw());
 }
 
-/// Resident memory (bytes) and CPU time (clock ticks) of a process and its descendants.
-/// Descendants that escaped to another parent are not counted.
-pub fn tree_usage(leader: i32) -> (u64, u64) {
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |p| p as u64);
-    let (mut rss, mut ticks) = (0u64, 0u64);
-    let mut stack = vec![leader];
-    let mut seen = HashSet::new();
-    while let Some(pid) = stack.pop() {
-        if !seen.insert(pid) {
-            continue;
+/// warden's adopted orphans, by the run they belong to. Found once per sample: reading
+/// warden's children and their environments for every run's walk would cost that much
+/// again per run.
+#[derive(Debug, Default)]
+pub struct Adopted(HashMap<String, Vec<i32>>);
+
+impl Adopted {
+    pub fn scan(registry: &Registry) -> Adopted {
+        let managed = registry
+            .managed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut by_run: HashMap<String, Vec<i32>> = HashMap::new();
+        for child in children_of(std::process::id() as i32) {
+            if managed.contains(&child) {
+                continue;
+            }
+            if let Some(run_id) = run_id_of(child) {
+                by_run.entry(run_id).or_default().push(child);
+            }
         }
-        if let Some((r, t)) = usage_of(pid) {
-            rss += r * page;
-            ticks += t;
-        }
-        stack.extend(children_of(pid));
+        Adopted(by_run)
     }
-    (rss, ticks)
 }
 
-fn usage_of(pid: i32) -> Option<(u64, u64)> {
-    let statm = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat[stat.rfind(')')? + 2..].split_whitespace();
-    // After the command: state(3) … utime is field 14, stime 15 (1-based, whole line).
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((resident, utime + stime))
-}
-
-/// Clock ticks per second, for [`tree_usage`]'s CPU time.
-pub fn ticks_per_second() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .map_or(100, |t| t as u64)
+/// The live pids of a run's tree, leader first: the leader, its descendants, and the
+/// orphans adopted from the run with their descendants.
+pub fn pids(leader: &ChildHandle, run_id: &str, adopted: &Adopted) -> Vec<i32> {
+    let mut stack: Vec<i32> = adopted.0.get(run_id).cloned().unwrap_or_default();
+    if !leader.is_reaped() {
+        stack.push(leader.pid().as_raw());
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    while let Some(pid) = stack.pop() {
+        if seen.insert(pid) {
+            out.push(pid);
+            stack.extend(children_of(pid));
+        }
+    }
+    out
 }

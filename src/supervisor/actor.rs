@@ -17,11 +17,14 @@ use super::event::{Event, EventKind};
 use super::health::{ProbeResult, Role};
 use super::launch::{self, Msg};
 pub use super::reload::ReloadPlan;
-use super::status::{StatusReport, status_report};
+use super::sampling::Sampling;
+use super::status::{StatusReport, SupervisorStatus, status_report};
 use super::watch;
 use crate::config::Spec;
 use crate::logs::{LogSink, Tee};
+use crate::monitor::Figures;
 use crate::probe::{ProbeContext, spawn_prober};
+use crate::process::cgroup::{CgroupStatus, Cgroups};
 use crate::process::{self, Run, Spawner, reap_orphans};
 
 /// Requests from observers (CLI, dashboard, tests). Replies come once the action has
@@ -54,6 +57,18 @@ pub enum Control {
     Status {
         reply: oneshot::Sender<StatusReport>,
     },
+    /// A status report for `/metrics`, which also keeps the sampling going for a while.
+    Metrics {
+        reply: oneshot::Sender<StatusReport>,
+    },
+    /// Every process of each named instance's tree, with its own figures (pid order is
+    /// the tree walk's; the leader first).
+    Tree {
+        names: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<NamedTree>, String>>,
+    },
+    /// An observer subscribed to the events: a nudge, so the actor starts sampling.
+    Watched,
     /// The log sinks of the named targets (in-memory ring and live subscription), in
     /// instance order, for `logs` and `logs -f`.
     Logs {
@@ -83,6 +98,9 @@ const TRIM_AFTER_SPAWNS: usize = 32;
 /// An instance name and its log sink.
 pub type NamedSink = (String, Arc<LogSink>);
 
+/// An instance name and the processes of its tree.
+pub type NamedTree = (String, Vec<Figures>);
+
 /// What observers hold: a way to send requests and to subscribe to events.
 #[derive(Clone)]
 pub struct Handle {
@@ -90,11 +108,25 @@ pub struct Handle {
     pub events: broadcast::Sender<Event>,
 }
 
+impl Handle {
+    /// Subscribe to the events. Subscribers are a reason to sample (the actor counts them),
+    /// so observers subscribe through here rather than on `events` directly.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        let rx = self.events.subscribe();
+        let _ = self.control.send(Control::Watched);
+        rx
+    }
+}
+
 pub struct Options {
     /// Print child output and notices on the terminal (`up --no-tui`).
     pub tee: Option<Tee>,
     /// Random per-supervisor token: the prefix of every child's `WARDEN_RUN_ID`.
     pub token: String,
+    /// warden's cgroup subtree, when each run gets a cgroup.
+    pub cgroups: Option<Arc<Cgroups>>,
+    /// What status says about cgroups.
+    pub cgroup_status: CgroupStatus,
 }
 
 pub struct Actor {
@@ -120,8 +152,7 @@ pub struct Actor {
     /// The pipes of `stdin_from`, held open for warden's whole life.
     pipes: launch::Pipes,
     spawns_since_trim: usize,
-    /// The last CPU-time sample of each sampled run: (run, ticks, when).
-    cpu_samples: HashMap<InstanceId, (u64, u64, Instant)>,
+    sampling: Sampling,
     check_probers: Vec<tokio::task::JoinHandle<()>>,
     /// A private folder (0700) for the runs' sd_notify sockets.
     runtime_dir: std::path::PathBuf,
@@ -135,6 +166,7 @@ impl Actor {
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
         let actor = Actor {
             core: Core::new(&spec),
+            sampling: Sampling::new(&spec),
             spec: Arc::new(spec),
             spawner,
             tx,
@@ -151,7 +183,6 @@ impl Actor {
             shutdown_deadline: None,
             shutdown_replies: Vec::new(),
             probers: HashMap::new(),
-            cpu_samples: HashMap::new(),
             reload_due: None,
             pipes: launch::Pipes::default(),
             spawns_since_trim: 0,
@@ -211,7 +242,8 @@ impl Actor {
                 None
             }
         };
-        let mut sampling = tokio::time::interval(self.spec.supervisor.sample_interval);
+        let mut interval = self.spec.supervisor.sample_interval;
+        let mut sampling = tokio::time::interval(interval);
         sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let fx = self.core.boot(Now::current());
         if self.apply(fx) {
@@ -250,8 +282,13 @@ impl Actor {
                     reap_orphans(self.spawner.registry());
                     continue;
                 }
-                _ = sampling.tick(), if self.has_limits() => {
-                    self.sample();
+                _ = sampling.tick(), if self.sampling.wanted(self.events.receiver_count()) => {
+                    self.sample(true);
+                    if interval != self.spec.supervisor.sample_interval {
+                        interval = self.spec.supervisor.sample_interval;
+                        sampling = tokio::time::interval(interval);
+                        sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    }
                     continue;
                 }
                 Some(()) = watch_rx.recv() => {
@@ -328,9 +365,19 @@ impl Actor {
                 waiter: waiter(reply),
             }),
             Control::Status { reply } => {
-                let _ = reply.send(status_report(&self.core, Instant::now()));
+                let _ = reply.send(self.status());
                 None
             }
+            Control::Metrics { reply } => {
+                self.sampling.scraped();
+                let _ = reply.send(self.status());
+                None
+            }
+            Control::Tree { names, reply } => {
+                let _ = reply.send(self.trees(&names));
+                None
+            }
+            Control::Watched => None,
             Control::Signal {
                 names,
                 signal,
@@ -485,6 +532,7 @@ impl Actor {
             self.notice(&format!("cannot create a stdin_from pipe: {e}"));
         }
         let checks_changed = self.spec.checks != new.checks;
+        self.sampling.reconfigure(&new);
         self.spec = Arc::new(new);
         if checks_changed {
             self.start_checks();
@@ -505,10 +553,9 @@ impl Actor {
     fn emit(&mut self, event: Event) {
         if let EventKind::Exited { .. } = event.kind
             && let Some(inst) = self.core.instances().find(|i| i.name == event.name)
+            && let Some(sink) = self.sinks.get(&inst.id)
         {
-            if let Some(sink) = self.sinks.get(&inst.id) {
-                sink.marker(&event.describe());
-            }
+            sink.marker(&event.describe());
         }
         if let Some(tee) = &self.opts.tee {
             match event.name.as_str() {
@@ -572,6 +619,7 @@ impl Actor {
         tokio::spawn(launch::run(
             plan,
             self.spawner.clone(),
+            self.opts.cgroups.clone(),
             sink,
             self.tx.clone(),
         ));
@@ -618,44 +666,46 @@ impl Actor {
         });
     }
 
-    /// Sampling wakes warden up every `sample_interval`; it happens only when some process
-    /// has `limits` to enforce, so an idle warden stays asleep.
-    fn has_limits(&self) -> bool {
-        self.spec.processes.values().any(|p| p.limits.is_some())
-    }
-
-    /// Measure the tree of every running process that has limits, and feed the core.
-    fn sample(&mut self) {
-        let now = Instant::now();
-        let hz = process::ticks_per_second() as f64;
-        let mut inputs = Vec::new();
-        for (id, (run_no, run)) in &self.runs {
-            if self
-                .core
-                .instance(*id)
-                .is_none_or(|i| i.spec.limits.is_none())
-            {
-                continue;
-            }
-            let (rss, ticks) = process::tree_usage(run.handle.pid().as_raw());
-            let prev = self.cpu_samples.insert(*id, (*run_no, ticks, now));
-            let cpu_percent = match prev {
-                Some((n, t, at)) if n == *run_no && now > at => {
-                    ticks.saturating_sub(t) as f64 / hz / (now - at).as_secs_f64() * 100.0
-                }
-                _ => 0.0,
-            };
-            inputs.push(Input::Usage {
-                id: *id,
-                run_no: *run_no,
-                rss,
-                cpu_percent,
-            });
-        }
+    /// Sample the current runs (`all`, or those without a fresh sample) and feed the core.
+    fn sample(&mut self, all: bool) {
+        let inputs = self
+            .sampling
+            .sample(&self.runs, self.spawner.registry(), all);
         for input in inputs {
             let fx = self.core.handle(input, Now::current());
             self.apply(fx);
         }
+    }
+
+    /// The status report, with fresh figures and the supervisor's own.
+    fn status(&mut self) -> StatusReport {
+        self.sample(false);
+        let mut report = status_report(&self.core, Instant::now());
+        let own = self.sampling.own();
+        report.supervisor = Some(SupervisorStatus {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION"),
+            config: self.spec.path.clone(),
+            cgroup: self.opts.cgroup_status.clone(),
+            cpu_percent: own.map(|(cpu, _)| (cpu * 10.0).round() / 10.0),
+            rss_bytes: own.map(|(_, rss)| rss),
+        });
+        report
+    }
+
+    /// The process trees of the named instances, for `tree`.
+    fn trees(&mut self, names: &[String]) -> Result<Vec<NamedTree>, String> {
+        let mut out = Vec::new();
+        for id in self.core.resolve(names)? {
+            let inst = self.core.instance(id).expect("resolved");
+            let name = inst.name.clone();
+            let tree = match self.run_of(id, inst.run_no).cloned() {
+                Some(run) => self.sampling.tree(&run, self.spawner.registry()),
+                None => Vec::new(),
+            };
+            out.push((name, tree));
+        }
+        Ok(out)
     }
 
     /// (Re)start one prober per `[checks.NAME]`.

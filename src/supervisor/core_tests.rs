@@ -96,6 +96,8 @@ impl Rig {
                 run_no,
                 status,
                 stderr_tail: vec![],
+                oom_kills: 0,
+                memory_peak: None,
             },
         )
     }
@@ -216,6 +218,8 @@ fn reports_from_an_earlier_run_are_ignored() {
             signal: None,
         },
         stderr_tail: vec![],
+        oom_kills: 0,
+        memory_peak: None,
     };
     assert!(r.at(10, stale).is_empty());
     let fx = r.at(
@@ -400,6 +404,8 @@ fn reload_restarts_only_what_changed() {
                 signal: None,
             },
             stderr_tail: vec![],
+            oom_kills: 0,
+            memory_peak: None,
         },
     );
     assert!(

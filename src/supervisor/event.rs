@@ -29,6 +29,8 @@ pub enum ExitReason {
     Output,
     Memory,
     Cpu,
+    /// The kernel's OOM killer killed a process of the run (its cgroup's `memory_max`).
+    Oom,
 }
 
 impl ExitReason {
@@ -45,6 +47,7 @@ impl ExitReason {
             ExitReason::Output => "output",
             ExitReason::Memory => "memory",
             ExitReason::Cpu => "cpu",
+            ExitReason::Oom => "oom",
         }
     }
 
@@ -75,6 +78,19 @@ pub struct ExitRecord {
     pub detail: Option<String>,
     pub uptime_ms: u64,
     pub stderr_tail: Vec<String>,
+    /// The limit that ended the run (`memory`, `cpu` or `memory_max`), if one did.
+    pub limit: Option<LimitHit>,
+}
+
+/// A limit that ended a run: the rule, the figure that broke it, the limit, and the
+/// window the figure covers (`for` for `cpu`, the sampling window for `memory`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LimitHit {
+    pub rule: String,
+    /// Bytes for `memory` and `memory_max` (the run's peak), percent of a core for `cpu`.
+    pub value: f64,
+    pub limit: f64,
+    pub window_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -133,6 +149,15 @@ pub enum EventKind {
     },
     Message {
         text: String,
+    },
+    /// A `memory` or `cpu` rule's figure crossed its limit (`over`), or fell back under it
+    /// (`over` false, with how long it had been over): the action, if any, follows apart.
+    Limit {
+        rule: String,
+        value: f64,
+        limit: f64,
+        over: bool,
+        over_ms: Option<u64>,
     },
 }
 
@@ -196,6 +221,36 @@ impl Event {
                 _ => format!("{role} probe ok in {latency_ms:.1}ms"),
             },
             EventKind::Message { text } => text.clone(),
+            EventKind::Limit {
+                rule,
+                value,
+                limit,
+                over,
+                over_ms,
+            } => {
+                let shown = |v: f64| match rule.as_str() {
+                    "cpu" => format!("{v:.0}%"),
+                    _ => format!("{:.1}MiB", v / (1024.0 * 1024.0)),
+                };
+                match (over, over_ms) {
+                    (true, _) => format!(
+                        "{rule} {} is over its limit of {}",
+                        shown(*value),
+                        shown(*limit)
+                    ),
+                    (false, Some(ms)) => format!(
+                        "{rule} {} is back under its limit of {} after {}",
+                        shown(*value),
+                        shown(*limit),
+                        fmt_ms(*ms)
+                    ),
+                    (false, None) => format!(
+                        "{rule} {} is back under its limit of {}",
+                        shown(*value),
+                        shown(*limit)
+                    ),
+                }
+            }
         }
     }
 }
@@ -209,7 +264,7 @@ pub fn signal_name(sig: i32) -> String {
 pub fn fmt_ms(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", ms as f64 / 1000.0)

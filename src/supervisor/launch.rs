@@ -16,6 +16,7 @@ use super::core::{Input, Instance, InstanceId};
 use crate::config::{CommandSpec, ProcessSpec};
 use crate::logs::{LogSink, Stream};
 use crate::probe::notify::NotifySocket;
+use crate::process::cgroup::{Cgroups, HardLimits};
 use crate::process::{self, Launch, RUN_ID_VAR, Run, Spawner};
 
 /// How long output is still read after a run's tree is gone (a pipe may be held open by
@@ -36,6 +37,7 @@ pub(super) enum Msg {
 /// Everything a run needs, taken from the instance when the spawn was decided.
 pub(super) struct RunPlan {
     id: InstanceId,
+    name: String,
     run_no: u64,
     spec: Arc<ProcessSpec>,
     env: Vec<(String, String)>,
@@ -80,6 +82,7 @@ impl RunPlan {
             .transpose()?;
         Ok(RunPlan {
             id: inst.id,
+            name: inst.name.clone(),
             run_no,
             spec: inst.spec.clone(),
             env,
@@ -156,11 +159,13 @@ pub(super) fn child_env(inst: &Instance) -> Vec<(String, String)> {
 pub(super) async fn run(
     plan: RunPlan,
     spawner: Spawner,
+    cgroups: Option<Arc<Cgroups>>,
     sink: Arc<LogSink>,
     tx: mpsc::UnboundedSender<Msg>,
 ) {
     let RunPlan {
         id,
+        name,
         run_no,
         spec,
         env,
@@ -183,6 +188,22 @@ pub(super) async fn run(
         CommandSpec::Argv(a) => a.clone(),
         CommandSpec::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
     };
+    let failed = |error: String| {
+        sink.marker(&format!("run {run_no} could not start: {error}"));
+        send(Input::SpawnFailed { id, run_no, error })
+    };
+    let cgroup = match cgroups.map(|c| c.create(&format!("{name}@{run_no}"), &hard_limits(&spec))) {
+        None => None,
+        Some(Ok(cg)) => Some(Arc::new(cg)),
+        Some(Err(e)) => return failed(format!("cannot create its cgroup: {e}")),
+    };
+    let cgroup_files = match cgroup.as_ref().map(|cg| cg.procs_files()).transpose() {
+        Ok(files) => files.unwrap_or_default(),
+        Err(e) => {
+            let _ = cgroup.as_ref().map(|cg| cg.remove());
+            return failed(format!("cannot open its cgroup: {e}"));
+        }
+    };
     let launch = Launch {
         argv,
         cwd: spec.cwd.clone(),
@@ -191,13 +212,13 @@ pub(super) async fn run(
         die_with_warden: true,
         stdin,
         stdout,
+        cgroups: cgroup_files,
     };
     let spawned = match spawner.spawn(launch).await {
         Ok(s) => s,
         Err(e) => {
-            let error = e.to_string();
-            sink.marker(&format!("run {run_no} could not start: {error}"));
-            return send(Input::SpawnFailed { id, run_no, error });
+            let _ = cgroup.as_ref().map(|cg| cg.remove());
+            return failed(e.to_string());
         }
     };
     let pid = spawned.handle.pid().as_raw() as u32;
@@ -205,6 +226,8 @@ pub(super) async fn run(
         handle: spawned.handle,
         run_id: run_id.clone(),
         registry: spawner.registry().clone(),
+        cgroup,
+        started: std::time::Instant::now(),
     };
     sink.marker(&format!("run {run_no} started, pid {pid}"));
     watch_lines(&sink, &spec, id, run_no, &tx);
@@ -255,7 +278,21 @@ pub(super) async fn run(
         run_no,
         status: end.status,
         stderr_tail,
+        oom_kills: end.oom_kills,
+        memory_peak: end.memory_peak,
     });
+}
+
+/// The kernel's limits of a process, for its cgroup.
+pub fn hard_limits(spec: &ProcessSpec) -> HardLimits {
+    spec.limits
+        .as_ref()
+        .map(|l| HardLimits {
+            memory_max: l.memory_max,
+            cpu_max: l.cpu_max,
+            pids_max: l.pids_max,
+        })
+        .unwrap_or_default()
 }
 
 /// With `output.hung_on`, report the first matching line of this run.

@@ -12,12 +12,14 @@ pub mod event;
 pub mod health;
 mod launch;
 pub mod reload;
+mod sampling;
 pub mod state;
 pub mod status;
 mod watch;
 
 pub use actor::{Actor, Control, Handle, Options};
 pub use event::{Event, EventKind, ExitReason};
+pub use launch::hard_limits;
 pub use reload::ReloadPlan;
 pub use state::State;
 

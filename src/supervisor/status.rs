@@ -1,9 +1,13 @@
 //! The status report of SPEC §4: what `warden status --json` prints, field for field.
 //! Built from the core on request; new fields may be added, none renamed.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
+
+use crate::monitor::UsageSample;
+use crate::process::cgroup::CgroupStatus;
 
 use super::core::{Core, Instance};
 use super::event::{ExitReason, ExitRecord};
@@ -14,6 +18,20 @@ use super::state::State;
 pub struct StatusReport {
     pub processes: Vec<ProcessStatus>,
     pub checks: Vec<CheckStatus>,
+    /// warden itself; filled in by the actor.
+    pub supervisor: Option<SupervisorStatus>,
+}
+
+/// The top-level `supervisor` object: warden's own pid, version, config, cgroup mode
+/// (and why), CPU and memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct SupervisorStatus {
+    pub pid: u32,
+    pub version: &'static str,
+    pub config: PathBuf,
+    pub cgroup: CgroupStatus,
+    pub cpu_percent: Option<f64>,
+    pub rss_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +47,10 @@ pub struct ProcessStatus {
     pub uptime_ms: Option<u64>,
     pub cpu_percent: Option<f64>,
     pub rss_bytes: Option<u64>,
+    /// The run's peak memory, where its cgroup keeps one.
+    pub memory_peak_bytes: Option<u64>,
+    /// Recent CPU and memory samples, oldest first (for sparklines).
+    pub usage_history: Vec<UsageSample>,
     pub probes: Vec<ProbeStatus>,
     /// The last `STATUS=` the process sent over sd_notify.
     pub status_text: Option<String>,
@@ -80,6 +102,7 @@ pub fn status_report(core: &Core, now: Instant) -> StatusReport {
                 probes: vec![probe_status(&c.probe)],
             })
             .collect(),
+        supervisor: None,
     }
 }
 
@@ -120,6 +143,8 @@ fn process_status(inst: &Instance, now: Instant) -> ProcessStatus {
             .filter(|_| live)
             .map(|c| (c * 10.0).round() / 10.0),
         rss_bytes: inst.rss.filter(|_| live),
+        memory_peak_bytes: inst.memory_peak.filter(|_| live),
+        usage_history: inst.usage.samples().copied().collect(),
         probes: inst.probes.iter().map(probe_status).collect(),
         status_text: inst.status_text.clone(),
         history: inst.history.iter().cloned().collect(),

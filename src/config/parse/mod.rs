@@ -24,7 +24,7 @@ use indexmap::IndexMap;
 use toml::de::DeTable;
 
 use crate::config::error::{ConfigError, ConfigErrors};
-use crate::config::spec::{CheckSpec, Spec, SupervisorSpec};
+use crate::config::spec::{CgroupMode, CheckSpec, Spec, SupervisorSpec};
 use walk::{Ctx, Span, Table};
 
 pub(super) fn load(path: &Path) -> Result<Spec, ConfigErrors> {
@@ -97,7 +97,7 @@ fn walk_root(ctx: &mut Ctx, root: &DeTable, path: PathBuf) -> Option<Spec> {
     let mut processes = IndexMap::new();
     let mut refs = Vec::new();
     for (name, _, table) in named_tables(ctx, &t, "processes", "web") {
-        let (spec, r) = process::process(ctx, &name, &table);
+        let (spec, r) = process::process(ctx, &name, &table, supervisor.cgroup);
         refs.push(r);
         match spec {
             Some(spec) => _ = processes.insert(name, std::sync::Arc::new(spec)),
@@ -206,6 +206,7 @@ fn supervisor(ctx: &mut Ctx, t: Option<&Table>) -> SupervisorSpec {
         sample_interval: Duration::from_secs(1),
         metrics: None,
         control_fifo: false,
+        cgroup: CgroupMode::Auto,
     };
     let Some(t) = t else { return spec };
     let keys = [
@@ -215,6 +216,7 @@ fn supervisor(ctx: &mut Ctx, t: Option<&Table>) -> SupervisorSpec {
         "sample_interval",
         "metrics",
         "control_fifo",
+        "cgroup",
     ];
     t.check_keys(ctx, &keys, |_| None);
     spec.log_dir = t.path(ctx, "log_dir").unwrap_or(spec.log_dir);
@@ -242,6 +244,18 @@ fn supervisor(ctx: &mut Ctx, t: Option<&Table>) -> SupervisorSpec {
         Some(addr.to_string())
     });
     spec.control_fifo = t.bool(ctx, "control_fifo").unwrap_or(false);
+    spec.cgroup = t
+        .choice(
+            ctx,
+            "cgroup",
+            "a cgroup mode",
+            &[
+                ("auto", CgroupMode::Auto),
+                ("off", CgroupMode::Off),
+                ("required", CgroupMode::Required),
+            ],
+        )
+        .unwrap_or(spec.cgroup);
     spec
 }
 

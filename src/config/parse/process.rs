@@ -15,8 +15,8 @@ use super::env_file;
 use super::probe;
 use super::walk::{Ctx, Field, Span, Table, closest};
 use crate::config::spec::{
-    CommandSpec, DependCondition, LimitAction, LimitsSpec, LogSpec, OutputRules, ProcessSpec,
-    RestartPolicy,
+    CgroupMode, CommandSpec, DependCondition, LimitAction, LimitsSpec, LogSpec, OutputRules,
+    ProcessSpec, RestartPolicy,
 };
 
 const KEYS: &[&str] = &[
@@ -74,7 +74,12 @@ pub(super) struct ProcessRefs {
 
 /// Walk one process table. Returns `None` for the spec when something required is
 /// missing or wrong; the errors are in `ctx` either way.
-pub(super) fn process(ctx: &mut Ctx, name: &str, t: &Table) -> (Option<ProcessSpec>, ProcessRefs) {
+pub(super) fn process(
+    ctx: &mut Ctx,
+    name: &str,
+    t: &Table,
+    cgroup: CgroupMode,
+) -> (Option<ProcessSpec>, ProcessRefs) {
     t.check_keys(ctx, KEYS, |key| probe_key_hint(&t.path, key));
     let (depends_on, depends) = depends_on(ctx, t);
     let stdin_from = t.field("stdin_from").and_then(|f| {
@@ -127,7 +132,7 @@ pub(super) fn process(ctx: &mut Ctx, name: &str, t: &Table) -> (Option<ProcessSp
         .table(ctx, "readiness")
         .and_then(|p| probe::probe(ctx, &p));
     let liveness = t.table(ctx, "liveness").and_then(|p| probe::probe(ctx, &p));
-    let limits = t.table(ctx, "limits").and_then(|l| limits(ctx, &l));
+    let limits = t.table(ctx, "limits").and_then(|l| limits(ctx, &l, cgroup));
 
     // Every key above is checked before giving up on a bad command, so all errors show.
     let spec = command.map(|command| ProcessSpec {
@@ -432,23 +437,37 @@ fn log(ctx: &mut Ctx, t: Option<&Table>) -> LogSpec {
     spec
 }
 
-fn limits(ctx: &mut Ctx, t: &Table) -> Option<LimitsSpec> {
-    t.check_keys(ctx, &["memory", "cpu", "for", "action"], |_| None);
-    let unbounded = !t.has("memory") && !t.has("cpu");
-    if unbounded {
+/// The smallest CPU quota the kernel takes is 1ms per 100ms period.
+const MIN_CPU_MAX: f64 = 0.01;
+
+fn limits(ctx: &mut Ctx, t: &Table, cgroup: CgroupMode) -> Option<LimitsSpec> {
+    const HARD: [&str; 3] = ["memory_max", "cpu_max", "pids_max"];
+    t.check_keys(
+        ctx,
+        &["memory", "cpu", "for", "action", HARD[0], HARD[1], HARD[2]],
+        |_| None,
+    );
+    let empty = ["memory", "cpu"].iter().chain(&HARD).all(|k| !t.has(k));
+    if empty {
         ctx.missing(
             &t.span,
             &t.path,
-            format!("set `memory`, `cpu` or both, or remove `[{}]`", t.path),
+            format!(
+                "set `memory`, `cpu` (warden's rules) or `memory_max`, `cpu_max`, `pids_max` (the kernel's), or remove `[{}]`",
+                t.path
+            ),
         );
     }
-    let memory = t.field("memory").and_then(|f| {
+    let positive_size = |ctx: &mut Ctx, key: &str| {
+        let f = t.field(key)?;
         let size = f.size(ctx)?;
         if size == 0 {
             f.error(ctx, "must be more than 0 bytes");
+            return None;
         }
         Some(size)
-    });
+    };
+    let memory = positive_size(ctx, "memory");
     let cpu = t.field("cpu").and_then(|f| {
         let cpu = f.number(ctx)?;
         if !(cpu.is_finite() && cpu > 0.0) {
@@ -467,10 +486,30 @@ fn limits(ctx: &mut Ctx, t: &Table) -> Option<LimitsSpec> {
         ],
     );
     let cpu_for = t.duration(ctx, "for").unwrap_or(Duration::from_secs(30));
-    (!unbounded).then_some(LimitsSpec {
+    let memory_max = positive_size(ctx, "memory_max");
+    let cpu_max = t.field("cpu_max").and_then(|f| {
+        let cores = f.number(ctx)?;
+        if !(cores.is_finite() && cores >= MIN_CPU_MAX) {
+            f.error(ctx, format!("`{}` is not a cpu quota; give a number of cores of at least {MIN_CPU_MAX}, like `0.5` or `2`", f.source(ctx)));
+            return None;
+        }
+        Some(cores)
+    });
+    let pids_max = t.uint(ctx, "pids_max", 1);
+    if cgroup == CgroupMode::Off {
+        for key in HARD {
+            if let Some(f) = t.field(key) {
+                f.error(ctx, format!("`{key}` is enforced by the kernel through a cgroup, and `[supervisor] cgroup = \"off\"` turns cgroups off; remove `{key}` or set `cgroup = \"auto\"`"));
+            }
+        }
+    }
+    (!empty).then_some(LimitsSpec {
         memory,
         cpu,
         cpu_for,
         action: action.unwrap_or(LimitAction::Restart),
+        memory_max,
+        cpu_max,
+        pids_max,
     })
 }

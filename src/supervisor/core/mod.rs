@@ -24,11 +24,12 @@ use std::time::{Duration, Instant, SystemTime};
 use indexmap::IndexMap;
 use nix::sys::signal::Signal;
 
-use super::event::{Event, EventKind, ExitReason, ExitRecord};
+use super::event::{Event, EventKind, ExitReason, ExitRecord, LimitHit};
 use super::health::{CheckState, ProbeResult, ProbeState, Role};
 use super::reload::ReloadPlan;
 use super::state::{State, allowed};
 use crate::config::{DependCondition, LimitAction, ProcessSpec, RestartPolicy, Spec};
+use crate::monitor::{Usage, UsageHistory};
 use crate::probe::notify::NotifyMessage;
 use crate::process::ExitStatus;
 
@@ -103,6 +104,10 @@ pub enum Input {
         run_no: u64,
         status: ExitStatus,
         stderr_tail: Vec<String>,
+        /// Processes of the run the kernel's OOM killer killed (known with a cgroup only).
+        oom_kills: u64,
+        /// The run's peak memory, where the cgroup keeps one.
+        memory_peak: Option<u64>,
     },
     Timer {
         id: InstanceId,
@@ -137,12 +142,11 @@ pub enum Input {
         run_no: u64,
         last_output: Option<Instant>,
     },
-    /// A sample of the run's tree: resident memory and CPU (percent of one core).
+    /// A sample of the run's tree: memory and CPU over the window since the last one.
     Usage {
         id: InstanceId,
         run_no: u64,
-        rss: u64,
-        cpu_percent: f64,
+        usage: Usage,
     },
 }
 
@@ -216,12 +220,20 @@ pub struct Instance {
     pub status_text: Option<String>,
     /// When the last `WATCHDOG=1` arrived (or the run started).
     last_beat: Option<Instant>,
-    /// The last sample of the run's tree (only processes with `limits` are sampled).
+    /// The last sample of the run's tree.
     pub rss: Option<u64>,
     pub cpu_percent: Option<f64>,
-    /// Since when the CPU has been over its limit, and whether a `warn` was given.
+    /// The run's peak memory, where its cgroup keeps one.
+    pub memory_peak: Option<u64>,
+    /// Recent samples, for sparklines (kept across runs, like the probes' history).
+    pub usage: UsageHistory,
+    /// Since when the CPU and the memory have been over their rules' limits, and whether
+    /// a `warn` was given.
     cpu_over_since: Option<Instant>,
+    memory_over_since: Option<Instant>,
     limit_warned: bool,
+    /// The limit rule that is stopping the current run, for its exit record.
+    stop_limit: Option<LimitHit>,
     want_up: bool,
     /// A spawn effect went out and its outcome has not come back.
     spawning: bool,
@@ -360,8 +372,12 @@ impl Core {
                 last_beat: None,
                 rss: None,
                 cpu_percent: None,
+                memory_peak: None,
+                usage: UsageHistory::default(),
                 cpu_over_since: None,
+                memory_over_since: None,
                 limit_warned: false,
+                stop_limit: None,
                 want_up: autostart,
                 spawning: false,
                 stop_reason: None,
@@ -430,7 +446,17 @@ impl Core {
                 run_no,
                 status,
                 stderr_tail,
-            } => self.on_exited(id, run_no, status, stderr_tail, now, &mut fx),
+                oom_kills,
+                memory_peak,
+            } => {
+                let end = RunEnd {
+                    status,
+                    stderr_tail,
+                    oom_kills,
+                    memory_peak,
+                };
+                self.on_exited(id, run_no, end, now, &mut fx)
+            }
             Input::Timer { id, run_no, timer } => self.on_timer(id, run_no, timer, now, &mut fx),
             Input::Probe {
                 id,
@@ -448,12 +474,7 @@ impl Core {
                 let detail = format!("output matched `hung_on`: {}", truncate(&line, 200));
                 self.hung(id, run_no, ExitReason::Output, detail, now, &mut fx);
             }
-            Input::Usage {
-                id,
-                run_no,
-                rss,
-                cpu_percent,
-            } => self.on_usage(id, run_no, rss, cpu_percent, now, &mut fx),
+            Input::Usage { id, run_no, usage } => self.on_usage(id, run_no, usage, now, &mut fx),
             Input::Silence {
                 id,
                 run_no,
@@ -569,14 +590,14 @@ impl Core {
         &mut self,
         id: InstanceId,
         run_no: u64,
-        status: ExitStatus,
-        stderr_tail: Vec<String>,
+        end: RunEnd,
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
         let Some(inst) = self.run_mut(id, run_no) else {
             return;
         };
+        let status = end.status;
         let success = status
             .code
             .is_some_and(|c| inst.spec.success_exit_codes.contains(&c));
@@ -584,11 +605,33 @@ impl Core {
             .started_at
             .map(|t| now.mono.saturating_duration_since(t))
             .unwrap_or_default();
-        let (reason, detail) = inst.stop_reason.take().unwrap_or(if success {
-            (ExitReason::Exited, None)
-        } else {
-            (ExitReason::Crash, None)
-        });
+        let peak = end.memory_peak.or(inst.memory_peak);
+        let mut limit = inst.stop_limit.take();
+        let (reason, detail) = match inst.stop_reason.take() {
+            // warden was stopping it anyway; the OOM kill is worth a mention all the same.
+            Some((reason, detail)) if end.oom_kills > 0 => {
+                let note = oom_note(end.oom_kills, &inst.spec, peak);
+                let detail = Some(match detail {
+                    Some(d) => format!("{d}; {note}"),
+                    None => note,
+                });
+                (reason, detail)
+            }
+            Some(stop) => stop,
+            None if end.oom_kills > 0 && !success => {
+                let max = inst.spec.limits.as_ref().and_then(|l| l.memory_max);
+                limit = max.map(|max| LimitHit {
+                    rule: "memory_max".into(),
+                    value: peak.unwrap_or(max) as f64,
+                    limit: max as f64,
+                    window_ms: uptime.as_millis() as u64,
+                });
+                let note = oom_note(end.oom_kills, &inst.spec, peak);
+                (ExitReason::Oom, Some(note))
+            }
+            None if success => (ExitReason::Exited, None),
+            None => (ExitReason::Crash, None),
+        };
         let record = ExitRecord {
             time: now.wall,
             run: run_no,
@@ -597,7 +640,8 @@ impl Core {
             reason,
             detail: detail.clone(),
             uptime_ms: uptime.as_millis() as u64,
-            stderr_tail,
+            stderr_tail: end.stderr_tail,
+            limit,
         };
         if inst.history.len() == HISTORY {
             inst.history.pop_front();
@@ -606,12 +650,9 @@ impl Core {
         inst.pid = None;
         inst.ready = false;
         inst.stop_sent_at = None;
-        (
-            inst.rss,
-            inst.cpu_percent,
-            inst.cpu_over_since,
-            inst.limit_warned,
-        ) = (None, None, None, false);
+        (inst.rss, inst.cpu_percent, inst.memory_peak) = (None, None, None);
+        (inst.cpu_over_since, inst.memory_over_since) = (None, None);
+        inst.limit_warned = false;
         let name = inst.name.clone();
         fx.push(emit(
             now,
@@ -633,7 +674,7 @@ impl Core {
             self.reset_counters(id);
             return self.spawn(id, now, fx);
         }
-        let failed = reason == ExitReason::Crash || reason.is_hung();
+        let failed = matches!(reason, ExitReason::Crash | ExitReason::Oom) || reason.is_hung();
         let spec = inst.spec.clone();
         let restart = match spec.restart {
             RestartPolicy::Always => true,
@@ -973,6 +1014,30 @@ fn emit(now: Now, name: &str, kind: EventKind) -> Effect {
         name: name.to_string(),
         kind,
     })
+}
+
+/// What an exit carries besides its status, as the run's task found it.
+struct RunEnd {
+    status: ExitStatus,
+    stderr_tail: Vec<String>,
+    oom_kills: u64,
+    memory_peak: Option<u64>,
+}
+
+fn oom_note(kills: u64, spec: &ProcessSpec, peak: Option<u64>) -> String {
+    let who = match kills {
+        1 => "a process".to_string(),
+        n => format!("{n} processes"),
+    };
+    let max = spec.limits.as_ref().and_then(|l| l.memory_max);
+    let mut note = format!("the kernel's OOM killer killed {who} of the run");
+    if let Some(max) = max {
+        note += &format!(" at its `memory_max` of {}", rules::bytes(max));
+    }
+    if let Some(peak) = peak {
+        note += &format!(" (peak {})", rules::bytes(peak));
+    }
+    note
 }
 
 fn fmt_duration(d: Duration) -> String {

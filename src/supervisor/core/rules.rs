@@ -145,8 +145,7 @@ impl Core {
         &mut self,
         id: InstanceId,
         run_no: u64,
-        rss: u64,
-        cpu: f64,
+        usage: Usage,
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
@@ -157,42 +156,64 @@ impl Core {
         else {
             return;
         };
+        let (rss, cpu) = (usage.rss, usage.cpu_percent);
         inst.rss = Some(rss);
         inst.cpu_percent = Some(cpu);
+        inst.memory_peak = usage.peak.or(inst.memory_peak);
+        inst.usage.push(now.wall, cpu, rss);
         let Some(limits) = inst.spec.limits.clone() else {
             return;
         };
+        if !matches!(inst.state, State::Starting | State::Running) {
+            return;
+        }
+        let name = inst.name.clone();
+        let window_ms = usage.window.as_millis() as u64;
         let mut violation = None;
-        if let Some(max) = limits.memory.filter(|&m| rss > m) {
-            violation = Some((
-                ExitReason::Memory,
-                format!("memory {} over the limit of {}", bytes(rss), bytes(max)),
-            ));
-        }
-        match limits.cpu {
-            Some(max) if cpu > max => {
-                let since = *inst.cpu_over_since.get_or_insert(now.mono);
-                if violation.is_none()
-                    && now.mono.saturating_duration_since(since) >= limits.cpu_for
-                {
-                    let d = fmt_duration(limits.cpu_for);
-                    violation = Some((
-                        ExitReason::Cpu,
-                        format!("cpu {cpu:.0}% over the limit of {max:.0}% for {d}"),
-                    ));
-                }
+        if let Some(max) = limits.memory {
+            let crossed = cross(&mut inst.memory_over_since, rss > max, now.mono);
+            announce("memory", rss as f64, max as f64, crossed, &name, now, fx);
+            if rss > max {
+                let detail = format!("memory {} over the limit of {}", bytes(rss), bytes(max));
+                let hit = LimitHit {
+                    rule: "memory".into(),
+                    value: rss as f64,
+                    limit: max as f64,
+                    window_ms,
+                };
+                violation = Some((ExitReason::Memory, detail, hit));
             }
-            _ => inst.cpu_over_since = None,
         }
-        let Some((reason, detail)) = violation else {
+        if let Some(max) = limits.cpu {
+            let crossed = cross(&mut inst.cpu_over_since, cpu > max, now.mono);
+            announce("cpu", cpu, max, crossed, &name, now, fx);
+            let sustained = inst
+                .cpu_over_since
+                .is_some_and(|since| now.mono.saturating_duration_since(since) >= limits.cpu_for);
+            if violation.is_none() && sustained {
+                let d = fmt_duration(limits.cpu_for);
+                let detail = format!("cpu {cpu:.0}% over the limit of {max:.0}% for {d}");
+                let hit = LimitHit {
+                    rule: "cpu".into(),
+                    value: cpu,
+                    limit: max,
+                    window_ms: limits.cpu_for.as_millis() as u64,
+                };
+                violation = Some((ExitReason::Cpu, detail, hit));
+            }
+        }
+        let Some((reason, detail, hit)) = violation else {
             inst.limit_warned = false;
             return;
         };
-        let name = inst.name.clone();
         match limits.action {
-            LimitAction::Restart => self.hung(id, run_no, reason, detail, now, fx),
+            LimitAction::Restart => {
+                inst.stop_limit = Some(hit);
+                self.hung(id, run_no, reason, detail, now, fx)
+            }
             LimitAction::Stop => {
                 inst.want_up = false;
+                inst.stop_limit = Some(hit);
                 fx.push(emit(
                     now,
                     &name,
@@ -274,6 +295,54 @@ pub(super) fn start_main_probes(inst: &Instance, fx: &mut Vec<Effect>) {
             });
         }
     }
+}
+
+/// A rule's figure crossing its limit, either way.
+enum Crossing {
+    Over,
+    /// Back under, after having been over for this long.
+    Under(Duration),
+    Same,
+}
+
+/// Track since when a figure has been over its limit; say when that changes.
+fn cross(over_since: &mut Option<Instant>, over: bool, now: Instant) -> Crossing {
+    match (over_since.as_ref(), over) {
+        (None, true) => {
+            *over_since = Some(now);
+            Crossing::Over
+        }
+        (Some(&since), false) => {
+            *over_since = None;
+            Crossing::Under(now.saturating_duration_since(since))
+        }
+        _ => Crossing::Same,
+    }
+}
+
+/// The `limit` event of a crossing: observers (and tests) see a spike come and go.
+fn announce(
+    rule: &str,
+    value: f64,
+    limit: f64,
+    crossing: Crossing,
+    name: &str,
+    now: Now,
+    fx: &mut Vec<Effect>,
+) {
+    let (over, over_ms) = match crossing {
+        Crossing::Over => (true, None),
+        Crossing::Under(d) => (false, Some(d.as_millis() as u64)),
+        Crossing::Same => return,
+    };
+    let kind = EventKind::Limit {
+        rule: rule.into(),
+        value,
+        limit,
+        over,
+        over_ms,
+    };
+    fx.push(emit(now, name, kind));
 }
 
 pub(super) fn bytes(n: u64) -> String {

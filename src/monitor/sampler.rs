@@ -1,0 +1,274 @@
+//! Taking samples: a run's cgroup counters when it has a cgroup (a constant cost however
+//! many processes it holds), `sysinfo` over the run's pids otherwise.
+//!
+//! CPU is measured as CPU time used between two samples of the same run, divided by the
+//! wall time between them; a run's first sample covers its whole life so far, so a
+//! one-off `status` never shows a made-up zero. In tree mode the CPU time is summed per
+//! pid, so processes that come and go between samples are counted from their first
+//! sample on (what the kernel charges to a cgroup has no such gap).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+use super::Usage;
+use crate::process::{Adopted, Registry, Run};
+
+/// What the previous sample of a run left for the next one.
+struct Mark {
+    run_id: Arc<str>,
+    at: Instant,
+    cpu: CpuMark,
+}
+
+enum CpuMark {
+    /// The cgroup's `usage_usec`.
+    Cgroup(u64),
+    /// Each pid's accumulated CPU time, in milliseconds.
+    Tree(HashMap<i32, u64>),
+}
+
+/// One process of a run's tree, with its own figures (the dashboard's tree view).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Figures {
+    pub pid: i32,
+    pub parent: Option<i32>,
+    pub name: String,
+    pub rss_bytes: u64,
+    /// Percent of one core since the process's previous sample (0 at its first).
+    pub cpu_percent: f64,
+}
+
+/// Samples runs keyed by `K` (the supervisor's instance ids).
+pub struct Sampler<K> {
+    /// `None` until first needed, and if sysinfo could not start.
+    system: Option<System>,
+    marks: HashMap<K, Mark>,
+    /// The pids sysinfo refreshed last time: passed again, so that the dead are dropped
+    /// from its table.
+    known: Vec<Pid>,
+    /// warden's own accumulated CPU time (ms) at its previous sample.
+    own: Option<(Instant, u64)>,
+}
+
+impl<K: Copy + Eq + Hash> Default for Sampler<K> {
+    fn default() -> Self {
+        Sampler {
+            system: None,
+            marks: HashMap::new(),
+            known: Vec::new(),
+            own: None,
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash> Sampler<K> {
+    /// Sample every run in `runs`; forget runs no longer listed.
+    pub fn sample(
+        &mut self,
+        runs: &[(K, &Run)],
+        registry: &Registry,
+        now: Instant,
+    ) -> Vec<(K, Usage)> {
+        self.marks.retain(|k, _| runs.iter().any(|(rk, _)| rk == k));
+        let adopted = if runs.iter().any(|(_, r)| r.cgroup.is_none()) {
+            Adopted::scan(registry)
+        } else {
+            Adopted::default()
+        };
+        // Which pids each run needs sysinfo for: none where the cgroup counts memory.
+        let trees: Vec<Option<Vec<i32>>> = runs
+            .iter()
+            .map(|(_, run)| match &run.cgroup {
+                Some(cg) if cg.memory_current().is_some() => None,
+                _ => Some(run.pids(&adopted)),
+            })
+            .collect();
+        let wanted: Vec<i32> = trees.iter().flatten().flatten().copied().collect();
+        self.refresh(&wanted, true);
+        let mut out = Vec::with_capacity(runs.len());
+        for ((key, run), tree) in runs.iter().zip(trees) {
+            if let Some(usage) = self.sample_run(*key, run, tree.as_deref(), now) {
+                out.push((*key, usage));
+            }
+        }
+        out
+    }
+
+    fn sample_run(
+        &mut self,
+        key: K,
+        run: &Run,
+        tree: Option<&[i32]>,
+        now: Instant,
+    ) -> Option<Usage> {
+        let prev = self
+            .marks
+            .remove(&key)
+            .filter(|m| Arc::ptr_eq(&m.run_id, &run.run_id) || *m.run_id == *run.run_id);
+        let since = prev.as_ref().map_or(run.started, |m| m.at);
+        let window = now.saturating_duration_since(since);
+        let (cpu_used, mark) = match &run.cgroup {
+            Some(cg) => {
+                // A run's cgroup is new, so its counter started at zero with the run.
+                let total = cg.cpu_usage_usec()?;
+                let before = match prev.as_ref().map(|m| &m.cpu) {
+                    Some(CpuMark::Cgroup(t)) => *t,
+                    _ => 0,
+                };
+                let used = Duration::from_micros(total.saturating_sub(before));
+                (used, CpuMark::Cgroup(total))
+            }
+            None => {
+                let before = match prev.map(|m| m.cpu) {
+                    Some(CpuMark::Tree(t)) => t,
+                    _ => HashMap::new(),
+                };
+                let (used, after) = self.tree_cpu(tree.unwrap_or_default(), &before);
+                (used, CpuMark::Tree(after))
+            }
+        };
+        let rss = match (run.cgroup.as_ref().and_then(|cg| cg.memory_current()), tree) {
+            (Some(bytes), _) => bytes,
+            (None, Some(pids)) => self.tree_memory(pids),
+            (None, None) => 0,
+        };
+        let peak = run.cgroup.as_ref().and_then(|cg| cg.memory_peak());
+        let cpu_percent = match window.as_secs_f64() {
+            w if w > 0.0 => cpu_used.as_secs_f64() / w * 100.0,
+            _ => 0.0,
+        };
+        self.marks.insert(
+            key,
+            Mark {
+                run_id: run.run_id.clone(),
+                at: now,
+                cpu: mark,
+            },
+        );
+        Some(Usage {
+            rss,
+            cpu_percent,
+            peak,
+            window,
+        })
+    }
+
+    /// CPU time the pids used since `before` (a pid not in it: since it started), and
+    /// the new accumulated figures.
+    fn tree_cpu(&self, pids: &[i32], before: &HashMap<i32, u64>) -> (Duration, HashMap<i32, u64>) {
+        let mut used = 0u64;
+        let mut after = HashMap::with_capacity(pids.len());
+        for &pid in pids {
+            let Some(p) = self.process(pid) else {
+                continue;
+            };
+            let acc = p.accumulated_cpu_time();
+            // A smaller figure than last time is a recycled pid: a new process.
+            used += match before.get(&pid) {
+                Some(&b) if b <= acc => acc - b,
+                _ => acc,
+            };
+            after.insert(pid, acc);
+        }
+        (Duration::from_millis(used), after)
+    }
+
+    fn tree_memory(&self, pids: &[i32]) -> u64 {
+        pids.iter()
+            .filter_map(|&pid| self.process(pid))
+            .map(sysinfo::Process::memory)
+            .sum()
+    }
+
+    fn process(&self, pid: i32) -> Option<&sysinfo::Process> {
+        self.system
+            .as_ref()?
+            .process(Pid::from_u32(u32::try_from(pid).ok()?))
+    }
+
+    /// Refresh `pids` and those of the last sample (so the dead are dropped from sysinfo's
+    /// table). `sampled`: these are the pids of a sample, to refresh again next time.
+    fn refresh(&mut self, pids: &[i32], sampled: bool) {
+        if pids.is_empty() && self.known.is_empty() {
+            return;
+        }
+        let system = match &mut self.system {
+            Some(s) => s,
+            None => match System::new() {
+                Ok(s) => self.system.insert(s),
+                Err(e) => {
+                    tracing::warn!("cannot measure processes: {e}");
+                    return;
+                }
+            },
+        };
+        let now: Vec<Pid> = pids
+            .iter()
+            .filter_map(|&p| u32::try_from(p).ok().map(Pid::from_u32))
+            .collect();
+        let mut all: HashSet<Pid> = now.iter().copied().collect();
+        all.extend(self.known.iter().copied());
+        let all: Vec<Pid> = all.into_iter().collect();
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&all),
+            true,
+            ProcessRefreshKind::nothing().with_cpu().with_memory(),
+        );
+        if sampled {
+            // Processes that left warden's trees alive stay in sysinfo's table until they
+            // die; start afresh when that table is mostly strangers.
+            if system.processes().len() > 2 * now.len() + 64 {
+                self.system = None;
+            }
+            self.known = now;
+        }
+    }
+
+    /// warden's own CPU (percent of a core since the previous call, or since it started)
+    /// and resident memory.
+    pub fn own(&mut self, now: Instant) -> Option<(f64, u64)> {
+        let me = i32::try_from(std::process::id()).ok()?;
+        self.refresh(&[me], false);
+        let p = self.process(me)?;
+        let acc = p.accumulated_cpu_time();
+        let rss = p.memory();
+        let (since, before) = self.own.unwrap_or_else(|| {
+            let up = Duration::from_secs(p.run_time().max(1));
+            (now.checked_sub(up).unwrap_or(now), 0)
+        });
+        self.own = Some((now, acc));
+        let window = now.saturating_duration_since(since).as_secs_f64();
+        let cpu = match window {
+            w if w > 0.0 => acc.saturating_sub(before) as f64 / 1000.0 / w * 100.0,
+            _ => 0.0,
+        };
+        Some((cpu, rss))
+    }
+
+    /// Every process of a run, with its own figures (CPU since each one's previous
+    /// refresh, as `top` shows it).
+    pub fn tree(&mut self, run: &Run, registry: &Registry) -> Vec<Figures> {
+        let adopted = match run.cgroup {
+            Some(_) => Adopted::default(),
+            None => Adopted::scan(registry),
+        };
+        let pids = run.pids(&adopted);
+        self.refresh(&pids, false);
+        pids.iter()
+            .filter_map(|&pid| {
+                let p = self.process(pid)?;
+                Some(Figures {
+                    pid,
+                    parent: p.parent().map(|pp| pp.as_u32() as i32),
+                    name: p.name().to_string_lossy().into_owned(),
+                    rss_bytes: p.memory(),
+                    cpu_percent: (f64::from(p.cpu_usage()) * 10.0).round() / 10.0,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,278 @@
+//! cgroup containment: each run in a cgroup v2 of its own, created before the spawn and
+//! joined by the child before it execs, so nothing of the run can leave it by forking,
+//! `setsid` or clearing its environment. Stopping ends with `cgroup.kill`; figures come
+//! from the cgroup's own counters; `memory.events` names an OOM kill.
+//!
+//! On hybrid hosts (cgroup v2 mounted without controllers, memory/cpu/pids bound to v1
+//! hierarchies, as systemd's hybrid mode does) v2 still contains and kills, and the run
+//! also joins a v1 cgroup per controller it needs, for memory figures, OOM detection and
+//! the hard limits. [`setup`] decides what is available and says why.
+//!
+//! This module creates, fills, reads and removes cgroups; it never decides when a run
+//! stops. It must leave no empty cgroup behind: a run's cgroups go once its last process
+//! is gone, warden's own folder at shutdown, and the guard removes both if warden dies.
+
+mod discover;
+mod setup;
+
+pub use discover::Controller;
+pub use setup::{CgroupStatus, Cgroups, Setup, guard_cleanup, setup};
+
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::child::{pidfd_open, pidfd_send_signal};
+
+/// The CPU quota period written with `cpu_max` (the kernel's default, 100 ms).
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// Where a controller's files are for warden's runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// In the run's v2 cgroup.
+    V2,
+    /// In a v1 cgroup of the run's, in that controller's hierarchy.
+    V1,
+}
+
+/// The kernel's hard limits for one run, as the config gives them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HardLimits {
+    pub memory_max: Option<u64>,
+    pub cpu_max: Option<f64>,
+    pub pids_max: Option<u64>,
+}
+
+/// The cgroups of one run. Dropping it removes nothing: [`RunCgroup::remove`] does, once
+/// the run is over.
+#[derive(Debug)]
+pub struct RunCgroup {
+    /// The v2 folder.
+    dir: PathBuf,
+    /// The same cgroup as `/proc/PID/cgroup` names it (`/…/warden-TOKEN/web@3`).
+    path: String,
+    /// v1 folders, one per controller the run uses there.
+    v1: Vec<(Controller, PathBuf)>,
+    /// Where `memory.*` is read, if a memory controller is available.
+    memory: Option<(Place, PathBuf)>,
+}
+
+impl RunCgroup {
+    /// The `cgroup.procs` of every folder of the run, opened for the child to write `0`
+    /// into before it execs (v2 first: it is the one that contains).
+    pub fn procs_files(&self) -> io::Result<Vec<OwnedFd>> {
+        std::iter::once(&self.dir)
+            .chain(self.v1.iter().map(|(_, d)| d))
+            .map(|d| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(d.join("cgroup.procs"))
+                    .map(OwnedFd::from)
+            })
+            .collect()
+    }
+
+    /// The v2 folder, for humans.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// SIGKILL every process of the cgroup at once (`cgroup.kill`, Linux 5.14+), or one
+    /// by one where the kernel is older.
+    pub fn kill(&self) {
+        if write(&self.dir.join("cgroup.kill"), "1").is_err() {
+            self.signal(Signal::SIGKILL);
+        }
+    }
+
+    /// Send `sig` to every process of the cgroup. Returns how many were signalled.
+    pub fn signal(&self, sig: Signal) -> usize {
+        let mut sent = 0;
+        for pid in self.pids() {
+            // The pid was read from cgroup.procs; after taking a pidfd, check that it still
+            // names a member, so that a pid recycled in between is never signalled.
+            let Ok(fd) = pidfd_open(Pid::from_raw(pid)) else {
+                continue;
+            };
+            if self.contains(pid) && pidfd_send_signal(&fd, sig).is_ok() {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// Whether any process (zombies included) is still in the cgroup.
+    pub fn populated(&self) -> bool {
+        match std::fs::read_to_string(self.dir.join("cgroup.events")) {
+            Ok(text) => counter(&text, "populated") != Some(0),
+            // Gone or unreadable: fall back to the process list.
+            Err(_) => !self.pids().is_empty(),
+        }
+    }
+
+    /// The processes in the cgroup.
+    pub fn pids(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `pid` is in this cgroup (v2), per `/proc/PID/cgroup`.
+    pub fn contains(&self, pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|text| {
+            text.lines()
+                .any(|l| l.strip_prefix("0::") == Some(self.path.as_str()))
+        })
+    }
+
+    /// CPU time used by every process that ever ran in the cgroup, in microseconds.
+    pub fn cpu_usage_usec(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.dir.join("cpu.stat")).ok()?;
+        counter(&text, "usage_usec")
+    }
+
+    /// The memory charged to the cgroup now, in bytes (`None` without a memory controller).
+    pub fn memory_current(&self) -> Option<u64> {
+        let (place, dir) = self.memory.as_ref()?;
+        let file = match place {
+            Place::V2 => "memory.current",
+            Place::V1 => "memory.usage_in_bytes",
+        };
+        read_u64(&dir.join(file))
+    }
+
+    /// The most memory the cgroup was charged, in bytes, where the kernel keeps it.
+    pub fn memory_peak(&self) -> Option<u64> {
+        let (place, dir) = self.memory.as_ref()?;
+        let file = match place {
+            Place::V2 => "memory.peak",
+            Place::V1 => "memory.max_usage_in_bytes",
+        };
+        read_u64(&dir.join(file))
+    }
+
+    /// How many processes of the cgroup the OOM killer killed.
+    pub fn oom_kills(&self) -> u64 {
+        let Some((place, dir)) = self.memory.as_ref() else {
+            return 0;
+        };
+        let file = match place {
+            Place::V2 => "memory.events",
+            Place::V1 => "memory.oom_control",
+        };
+        std::fs::read_to_string(dir.join(file))
+            .ok()
+            .and_then(|t| counter(&t, "oom_kill"))
+            .unwrap_or(0)
+    }
+
+    /// Remove the run's cgroups. Call once nothing of the run is left; `EBUSY` means "not
+    /// yet" (try again shortly).
+    pub fn remove(&self) -> io::Result<()> {
+        let mut first_error = None;
+        for dir in self.v1.iter().map(|(_, d)| d).chain([&self.dir]) {
+            if let Err(e) = remove_dir(dir) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn apply(&self, limits: &HardLimits, places: &[(Controller, Place)]) -> io::Result<()> {
+        let dir_of = |c: Controller| -> Option<(Place, &Path)> {
+            let place = places.iter().find(|(pc, _)| *pc == c)?.1;
+            match place {
+                Place::V2 => Some((place, &self.dir)),
+                Place::V1 => self
+                    .v1
+                    .iter()
+                    .find(|(vc, _)| *vc == c)
+                    .map(|(_, d)| (place, d.as_path())),
+            }
+        };
+        let context = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+        if let (Some(max), Some((place, dir))) = (limits.memory_max, dir_of(Controller::Memory)) {
+            let max = max.to_string();
+            match place {
+                Place::V2 => {
+                    write(&dir.join("memory.max"), &max).map_err(|e| context("memory.max", e))?;
+                    // Beyond `memory_max` the kernel reclaims, then kills; it must not
+                    // swap instead. Absent without swap accounting, which is as good.
+                    let _ = write(&dir.join("memory.swap.max"), "0");
+                }
+                Place::V1 => {
+                    write(&dir.join("memory.limit_in_bytes"), &max)
+                        .map_err(|e| context("memory.limit_in_bytes", e))?;
+                    let _ = write(&dir.join("memory.memsw.limit_in_bytes"), &max);
+                }
+            }
+        }
+        if let (Some(cores), Some((place, dir))) = (limits.cpu_max, dir_of(Controller::Cpu)) {
+            let quota = ((cores * CPU_PERIOD_US as f64).round() as u64).max(1000);
+            match place {
+                Place::V2 => write(&dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))
+                    .map_err(|e| context("cpu.max", e))?,
+                Place::V1 => {
+                    write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())
+                        .map_err(|e| context("cpu.cfs_period_us", e))?;
+                    write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())
+                        .map_err(|e| context("cpu.cfs_quota_us", e))?;
+                }
+            }
+        }
+        if let (Some(max), Some((_, dir))) = (limits.pids_max, dir_of(Controller::Pids)) {
+            write(&dir.join("pids.max"), &max.to_string()).map_err(|e| context("pids.max", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// `key N` in a flat-keyed cgroup file (`cpu.stat`, `memory.events`, `cgroup.events`).
+fn counter(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// One `write(2)` of `value`, as cgroup files want (they act on each write).
+fn write(path: &Path, value: &str) -> io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .write_all(value.as_bytes())
+}
+
+/// `rmdir` a cgroup (already gone is fine). It may be busy for a moment after its last
+/// process was reaped: callers retry with their own kind of pause.
+fn remove_dir(dir: &Path) -> io::Result<()> {
+    match std::fs::remove_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_keyed_files() {
+        let stat = "usage_usec 1234\nuser_usec 1000\nsystem_usec 234\n";
+        assert_eq!(counter(stat, "usage_usec"), Some(1234));
+        assert_eq!(counter(stat, "usage"), None);
+        let events = "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(counter(events, "oom_kill"), Some(1));
+        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
+        assert_eq!(counter(v1, "oom_kill"), Some(2));
+        assert_eq!(counter("populated 0\nfrozen 0\n", "populated"), Some(0));
+    }
+}

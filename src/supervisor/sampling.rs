@@ -1,0 +1,114 @@
+//! When to sample, for the actor: every `sample_interval` only while there is a reason
+//! (a `memory` or `cpu` rule to enforce, an observer subscribed to the events, `/metrics`
+//! scraped within the last minute), and on demand for a status request, so an idle
+//! warden with nobody watching never wakes up and a one-off `status` still has figures.
+//!
+//! What a sample costs and how figures are made is [`crate::monitor`]'s business; what
+//! they mean is the core's.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::core::{Input, InstanceId};
+use crate::config::Spec;
+use crate::monitor::{Figures, Sampler};
+use crate::process::{Registry, Run};
+
+/// How long a scrape of `/metrics` keeps the periodic sampling on (Prometheus scrapes
+/// every 15 to 60 seconds; the history between two scrapes should have no hole).
+const SCRAPE_KEEPS_SAMPLING: Duration = Duration::from_secs(60);
+
+/// A status request resamples a run only if its last sample is older than this: CPU
+/// over a shorter window says little, and a burst of requests must not cost a sample each.
+const FRESH: Duration = Duration::from_millis(250);
+
+pub(super) struct Sampling {
+    sampler: Sampler<InstanceId>,
+    /// When each instance's current run was last sampled.
+    sampled_at: HashMap<InstanceId, Instant>,
+    has_rules: bool,
+    scraped_at: Option<Instant>,
+}
+
+impl Sampling {
+    pub(super) fn new(spec: &Spec) -> Sampling {
+        Sampling {
+            sampler: Sampler::default(),
+            sampled_at: HashMap::new(),
+            has_rules: has_rules(spec),
+            scraped_at: None,
+        }
+    }
+
+    pub(super) fn reconfigure(&mut self, spec: &Spec) {
+        self.has_rules = has_rules(spec);
+    }
+
+    /// Whether the periodic sampling should run now. `watchers`: event subscribers.
+    pub(super) fn wanted(&self, watchers: usize) -> bool {
+        self.has_rules
+            || watchers > 0
+            || self
+                .scraped_at
+                .is_some_and(|t| t.elapsed() < SCRAPE_KEEPS_SAMPLING)
+    }
+
+    pub(super) fn scraped(&mut self) {
+        self.scraped_at = Some(Instant::now());
+    }
+
+    /// Sample the current runs (all of them, or only those without a fresh sample) and
+    /// return the core's inputs.
+    pub(super) fn sample(
+        &mut self,
+        runs: &HashMap<InstanceId, (u64, Run)>,
+        registry: &Registry,
+        all: bool,
+    ) -> Vec<Input> {
+        let now = Instant::now();
+        self.sampled_at.retain(|id, _| runs.contains_key(id));
+        let due: Vec<(InstanceId, &Run)> = runs
+            .iter()
+            .filter(|(id, (_, run))| {
+                all || match self.sampled_at.get(id) {
+                    Some(t) if *t >= run.started => now.saturating_duration_since(*t) >= FRESH,
+                    // Never sampled (this run): figures are never missing for a live run.
+                    _ => true,
+                }
+            })
+            .map(|(id, (_, run))| (*id, run))
+            .collect();
+        if due.is_empty() {
+            return Vec::new();
+        }
+        let run_no = |id: &InstanceId| runs[id].0;
+        self.sampler
+            .sample(&due, registry, now)
+            .into_iter()
+            .map(|(id, usage)| {
+                self.sampled_at.insert(id, now);
+                Input::Usage {
+                    id,
+                    run_no: run_no(&id),
+                    usage,
+                }
+            })
+            .collect()
+    }
+
+    /// warden's own CPU (percent of a core) and resident memory.
+    pub(super) fn own(&mut self) -> Option<(f64, u64)> {
+        self.sampler.own(Instant::now())
+    }
+
+    /// Each process of a run's tree with its own figures.
+    pub(super) fn tree(&mut self, run: &Run, registry: &Registry) -> Vec<Figures> {
+        self.sampler.tree(run, registry)
+    }
+}
+
+fn has_rules(spec: &Spec) -> bool {
+    spec.processes
+        .values()
+        .any(|p| p.limits.as_ref().is_some_and(|l| l.has_rules()))
+}
