@@ -29,6 +29,9 @@ fn main() {
         "tcp-echo" => tcp_echo(num(1, 9000) as u16),
         "udp-echo" => udp_echo(num(1, 9000) as u16),
         "hog" => hog(num(1, 20)),
+        "spike" => spike(num(1, 500)),
+        "spin" => spike(u64::MAX),
+        "vanish" => vanish(),
         "ignore-term" => ignore_term(),
         "escape" => escape(),
         "group" => group(num(1, 2)),
@@ -45,7 +48,7 @@ fn main() {
         "stamp" => stamp(&arg(1, "stamp.txt"), args.get(2..).unwrap_or_default()),
         _ => {
             eprintln!(
-                "usage: warden-demo-worker MODE [ARGS]\nmodes: chatter MS | crash MS CODE | job MS | sleep MS | http PORT [HANG_AFTER_MS] | tcp-echo PORT | udp-echo PORT | hog MB_PER_S | ignore-term | escape | group N | spew LINES LEN | bytes | no-newline | sigstate | term-chatter N | stop-self | stamp FILE [MODE ARGS] | sd-notify BEATS"
+                "usage: warden-demo-worker MODE [ARGS]\nmodes: chatter MS | crash MS CODE | job MS | sleep MS | http PORT [HANG_AFTER_MS] | tcp-echo PORT | udp-echo PORT | hog MB_PER_S | spike CPU_MS | spin | vanish | ignore-term | escape | group N | spew LINES LEN | bytes | no-newline | sigstate | term-chatter N | stop-self | stamp FILE [MODE ARGS] | sd-notify BEATS"
             );
             std::process::exit(2);
         }
@@ -134,6 +137,66 @@ fn hog(mb_per_s: u64) {
     loop {
         held.push(vec![1u8; (mb_per_s as usize) << 20]);
         println!("hog: holding {} MiB", held.len() as u64 * mb_per_s);
+        sleep_ms(1000);
+    }
+}
+
+/// Burn `cpu_ms` of CPU time (however long that takes on a busy machine), say so, then
+/// idle forever. `u64::MAX`: burn forever.
+fn spike(cpu_ms: u64) {
+    let cpu_time = || {
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid clock id and a pointer to a timespec we own.
+        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    };
+    println!("spike: burning");
+    let _ = std::io::stdout().flush();
+    let until = cpu_time().saturating_add(Duration::from_millis(cpu_ms));
+    let mut x = 0u64;
+    while cpu_time() < until {
+        for i in 0..100_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+    }
+    println!("spike: over");
+    let _ = std::io::stdout().flush();
+    loop {
+        sleep_ms(1000);
+    }
+}
+
+/// Double fork with setsid, and the grandchild clears its environment (so nothing marks
+/// it as warden's): it prints its pid and sleeps. The leader keeps running.
+fn vanish() {
+    let exe = std::ffi::CString::new(
+        std::env::current_exe()
+            .unwrap()
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    let argv = [
+        c"warden-demo-worker".as_ptr(),
+        c"sleep".as_ptr(),
+        std::ptr::null(),
+    ];
+    let envp = [std::ptr::null::<libc::c_char>()];
+    // SAFETY: fork in a single-threaded program; the children only make system calls.
+    unsafe {
+        if libc::fork() == 0 {
+            libc::setsid();
+            if libc::fork() == 0 {
+                println!("vanished {}", libc::getpid());
+                let _ = std::io::stdout().flush();
+                libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                libc::_exit(127);
+            }
+            libc::_exit(0);
+        }
+    }
+    loop {
         sleep_ms(1000);
     }
 }

@@ -507,3 +507,172 @@ fn replicas_get_their_own_log_file_and_substituted_targets() {
         Some(Path::new("/etc/warden/v-0.txt"))
     );
 }
+
+// ----- resource rules ---------------------------------------------------------------------
+
+fn usage(rss: u64, cpu_percent: f64) -> crate::monitor::Usage {
+    crate::monitor::Usage {
+        rss,
+        cpu_percent,
+        peak: None,
+        window: Duration::from_millis(100),
+    }
+}
+
+fn sample(rig: &mut Rig, ms: u64, name: &str, rss: u64, cpu: f64) -> Vec<Effect> {
+    let (id, run_no) = (rig.id(name), rig.run_no(name));
+    rig.at(
+        ms,
+        Input::Usage {
+            id,
+            run_no,
+            usage: usage(rss, cpu),
+        },
+    )
+}
+
+/// The `limit` events of some effects: (rule, over).
+fn limit_events(fx: &[Effect]) -> Vec<(String, bool)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Emit(ev) => match &ev.kind {
+                EventKind::Limit { rule, over, .. } => Some((rule.clone(), *over)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn stops(fx: &[Effect]) -> usize {
+    fx.iter()
+        .filter(|e| matches!(e, Effect::Stop { .. }))
+        .count()
+}
+
+#[test]
+fn a_cpu_spike_shorter_than_for_is_announced_and_left_alone() {
+    let (mut rig, _) =
+        Rig::new("[processes.w]\ncommand = \"w\"\n[processes.w.limits]\ncpu = 50\nfor = \"1s\"\n");
+    rig.spawned(0, "w");
+    let fx = sample(&mut rig, 100, "w", 1, 90.0);
+    assert_eq!(limit_events(&fx), [("cpu".to_string(), true)]);
+    assert_eq!(stops(&fx), 0);
+    let fx = sample(&mut rig, 900, "w", 1, 95.0);
+    assert!(limit_events(&fx).is_empty(), "no news while it stays over");
+    assert_eq!(stops(&fx), 0);
+    let fx = sample(&mut rig, 1000, "w", 1, 10.0);
+    assert_eq!(limit_events(&fx), [("cpu".to_string(), false)]);
+    let back = fx.iter().find_map(|e| match e {
+        Effect::Emit(ev) => match &ev.kind {
+            EventKind::Limit { over_ms, .. } => *over_ms,
+            _ => None,
+        },
+        _ => None,
+    });
+    assert_eq!(back, Some(900));
+    // A new crossing starts a new window: 1.5 s after the first one is not "for 1s".
+    sample(&mut rig, 1500, "w", 1, 90.0);
+    let fx = sample(&mut rig, 2400, "w", 1, 90.0);
+    assert_eq!(stops(&fx), 0);
+    assert_eq!(rig.state("w"), State::Running);
+}
+
+#[test]
+fn cpu_sustained_for_its_window_stops_the_run_and_the_history_says_so() {
+    let (mut rig, _) =
+        Rig::new("[processes.w]\ncommand = \"w\"\n[processes.w.limits]\ncpu = 50\nfor = \"1s\"\n");
+    rig.spawned(0, "w");
+    sample(&mut rig, 100, "w", 1, 90.0);
+    let fx = sample(&mut rig, 1100, "w", 1, 90.0);
+    assert_eq!(stops(&fx), 1);
+    assert_eq!(rig.state("w"), State::Stopping);
+    rig.exited(1200, "w", 143);
+    let inst = rig.core.instance(rig.id("w")).unwrap();
+    let exit = inst.last_exit().unwrap();
+    assert_eq!(exit.reason, ExitReason::Cpu);
+    let limit = exit.limit.as_ref().expect("the limit is recorded");
+    assert_eq!(
+        (
+            limit.rule.as_str(),
+            limit.value,
+            limit.limit,
+            limit.window_ms
+        ),
+        ("cpu", 90.0, 50.0, 1000)
+    );
+}
+
+#[test]
+fn memory_over_its_limit_stops_the_run_at_once() {
+    let (mut rig, _) =
+        Rig::new("[processes.w]\ncommand = \"w\"\n[processes.w.limits]\nmemory = \"10MB\"\n");
+    rig.spawned(0, "w");
+    assert_eq!(stops(&sample(&mut rig, 100, "w", 9_000_000, 0.0)), 0);
+    let fx = sample(&mut rig, 200, "w", 11_000_000, 0.0);
+    assert_eq!(limit_events(&fx), [("memory".to_string(), true)]);
+    assert_eq!(stops(&fx), 1);
+    rig.exited(300, "w", 143);
+    let exit = rig.core.instance(rig.id("w")).unwrap().last_exit().unwrap();
+    assert_eq!(exit.reason, ExitReason::Memory);
+    let limit = exit.limit.as_ref().unwrap();
+    assert_eq!(
+        (
+            limit.rule.as_str(),
+            limit.value,
+            limit.limit,
+            limit.window_ms
+        ),
+        ("memory", 11e6, 10e6, 100)
+    );
+}
+
+#[test]
+fn an_oom_kill_is_named_and_counts_as_a_failure() {
+    let (mut rig, _) = Rig::new(
+        "[processes.w]\ncommand = \"w\"\nrestart = \"on-failure\"\n[processes.w.limits]\nmemory_max = \"50MB\"\n",
+    );
+    rig.spawned(0, "w");
+    let (id, run_no) = (rig.id("w"), rig.run_no("w"));
+    let fx = rig.at(
+        500,
+        Input::Exited {
+            id,
+            run_no,
+            status: ExitStatus {
+                code: None,
+                signal: Some(9),
+            },
+            stderr_tail: vec![],
+            oom_kills: 1,
+            memory_peak: Some(49_999_872),
+        },
+    );
+    assert!(backoff_timer(&fx).is_some(), "on-failure restarts it");
+    let exit = rig.core.instance(id).unwrap().last_exit().unwrap();
+    assert_eq!(exit.reason, ExitReason::Oom);
+    assert!(
+        exit.detail
+            .as_deref()
+            .unwrap()
+            .contains("OOM killer killed a process"),
+        "{:?}",
+        exit.detail
+    );
+    let limit = exit.limit.as_ref().unwrap();
+    assert_eq!(
+        (limit.rule.as_str(), limit.limit, limit.value),
+        ("memory_max", 50e6, 49_999_872.0)
+    );
+}
+
+#[test]
+fn samples_without_limits_are_kept_for_status_and_history() {
+    let (mut rig, _) = Rig::new("[processes.w]\ncommand = \"w\"\n");
+    rig.spawned(0, "w");
+    let fx = sample(&mut rig, 100, "w", 4096, 2.5);
+    assert!(fx.iter().all(|e| !matches!(e, Effect::Stop { .. })));
+    let inst = rig.core.instance(rig.id("w")).unwrap();
+    assert_eq!((inst.rss, inst.cpu_percent), (Some(4096), Some(2.5)));
+    assert_eq!(inst.usage.samples().count(), 1);
+}

@@ -1,0 +1,522 @@
+//! Resources: figures for every process, runaways killed at their limits (in cgroup mode
+//! and in /proc mode), OOM kills named, escapees contained by the cgroup, and no cgroup
+//! left behind. Tests that need cgroups say why they skip where there are none.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// How processes are tracked: `auto` gives each run a cgroup where the host allows it
+/// (CI does), `off` tracks the tree of pids.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Cgroup,
+    Proc,
+}
+
+impl Mode {
+    fn key(self) -> &'static str {
+        match self {
+            Mode::Cgroup => "auto",
+            Mode::Proc => "off",
+        }
+    }
+}
+
+fn config(mode: Mode, body: &str) -> String {
+    format!(
+        "[supervisor]\ncgroup = \"{}\"\nsample_interval = \"100ms\"\n{body}",
+        mode.key()
+    )
+}
+
+/// `status --json`, once the supervisor answers (bounded).
+fn status(w: &Warden) -> Value {
+    wait_status(w, "the supervisor to answer", |_| true)
+}
+
+/// Poll `status --json` until `pred` holds.
+fn wait_status(w: &Warden, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (code, out, err) = run_warden(w.dir.path(), &["status", "--json"]);
+        if code == 0 {
+            let s: Value = serde_json::from_str(&out).expect("status --json is JSON");
+            if pred(&s) {
+                return s;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited for {what}; last status ({code}): {out}{err}\n--- warden's stderr ---\n{}",
+            w.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn process<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no process {name} in {status}"))
+}
+
+/// The first restart-history entry of `name`, once there is one.
+fn first_exit(w: &Warden, name: &str) -> Value {
+    let s = wait_status(w, &format!("{name} to end a run"), |s| {
+        process(s, name)["history"]
+            .as_array()
+            .is_some_and(|h| !h.is_empty())
+    });
+    process(&s, name)["history"][0].clone()
+}
+
+/// The cgroup mode warden chose; in `Mode::Cgroup`, `None` (with the reason printed)
+/// where this host gives warden no cgroups.
+fn cgroup_dir(w: &Warden, mode: Mode, test: &str) -> Option<PathBuf> {
+    let s = status(w);
+    let cg = &s["supervisor"]["cgroup"];
+    match mode {
+        Mode::Proc => {
+            assert_eq!(cg["mode"], "off", "{cg}");
+            None
+        }
+        Mode::Cgroup if cg["mode"] == "v2" => Some(PathBuf::from(cg["path"].as_str().unwrap())),
+        Mode::Cgroup => {
+            eprintln!(
+                "{test}: no cgroups on this host ({}); checked in /proc mode only",
+                cg["detail"]
+            );
+            None
+        }
+    }
+}
+
+/// `warden events --json` in the background, subscribed before it returns.
+struct Events {
+    child: Child,
+    seen: Arc<(Mutex<(Vec<Value>, bool)>, Condvar)>,
+}
+
+impl Events {
+    fn follow(w: &Warden) -> Events {
+        status(w);
+        let mut child = std::process::Command::new(WARDEN)
+            .args(["events", "--json"])
+            .current_dir(w.dir.path())
+            .env_remove("WARDEN_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let seen: Arc<(Mutex<(Vec<Value>, bool)>, Condvar)> = Arc::default();
+        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                if line.contains("following events") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let shared = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    shared.0.lock().unwrap().0.push(v);
+                    shared.1.notify_all();
+                }
+            }
+            shared.0.lock().unwrap().1 = true;
+            shared.1.notify_all();
+        });
+        rx.recv_timeout(PATIENCE)
+            .expect("`warden events` subscribes");
+        Events { child, seen }
+    }
+
+    fn wait(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        let (lock, cv) = &*self.seen;
+        let mut seen = lock.lock().unwrap();
+        loop {
+            if let Some(v) = seen.0.iter().find(|v| pred(v)) {
+                return v.clone();
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline && !seen.1,
+                "waited for {what}; events:\n{}",
+                seen.0
+                    .iter()
+                    .map(Value::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            seen = cv.wait_timeout(seen, deadline - now).unwrap().0;
+        }
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_event(v: &Value, name: &str, kind: &str) -> bool {
+    v["name"] == name && v["event"] == kind
+}
+
+/// A process the harness cannot find (it cleared its environment): SIGKILLed through a
+/// pidfd when dropped, so a failing test leaves nothing and never hits a recycled pid.
+struct Stray(Option<std::os::fd::OwnedFd>);
+
+impl Stray {
+    fn new(pid: i32) -> Stray {
+        // SAFETY: pidfd_open takes a pid and flags; the result is a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        Stray((fd >= 0).then(|| {
+            // SAFETY: a descriptor the kernel just gave us.
+            unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) }
+        }))
+    }
+}
+
+impl Drop for Stray {
+    fn drop(&mut self) {
+        if let Some(fd) = &self.0 {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid pidfd, SIGKILL, no siginfo, no flags.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+        }
+    }
+}
+
+// ----- figures -------------------------------------------------------------------------
+
+fn figures_for_every_process(mode: Mode) {
+    let mut w = Warden::start(&config(
+        mode,
+        "[processes.idle]\ncommand = \"warden-demo-worker sleep\"\n",
+    ));
+    let s = wait_status(&w, "idle to run", |s| {
+        process(s, "idle")["state"] == "running"
+    });
+    let dir = cgroup_dir(&w, mode, "figures_for_every_process");
+    // No limits and nobody watching: a one-off status samples on demand.
+    let p = process(&s, "idle");
+    assert!(p["cpu_percent"].is_number(), "{p}");
+    assert!(p["rss_bytes"].as_u64().unwrap() > 0, "{p}");
+    assert!(!p["usage_history"].as_array().unwrap().is_empty(), "{p}");
+    let me = &s["supervisor"];
+    assert_eq!(me["pid"], w.pid());
+    assert!(me["rss_bytes"].as_u64().unwrap() > 0, "{me}");
+    assert!(me["cpu_percent"].is_number(), "{me}");
+    assert!(me["config"].as_str().unwrap().ends_with("warden.toml"));
+    assert!(!me["cgroup"]["detail"].as_str().unwrap().is_empty());
+    if let Some(dir) = dir {
+        // The leader lives in its run's cgroup.
+        let pid = p["pid"].as_i64().unwrap();
+        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let leaf = dir.join("idle@1");
+        assert!(leaf.is_dir(), "{}", leaf.display());
+        assert!(
+            own.lines()
+                .any(|l| l.starts_with("0::") && l.ends_with("/idle@1")),
+            "{own}"
+        );
+    }
+    assert_eq!(w.shutdown(), Some(0));
+    w.assert_no_leftovers();
+}
+
+#[test]
+fn figures_for_every_process_in_cgroup_mode() {
+    figures_for_every_process(Mode::Cgroup);
+}
+
+#[test]
+fn figures_for_every_process_in_proc_mode() {
+    figures_for_every_process(Mode::Proc);
+}
+
+// ----- runaways ------------------------------------------------------------------------
+
+/// A child touching 20 MiB a second, and the same hog as a grandchild (the tree counts):
+/// both killed at their `memory` limit, the history saying which rule, what figure and
+/// over which window.
+fn memory_hogs_are_killed_at_their_limit(mode: Mode) {
+    let mut w = Warden::start(&config(
+        mode,
+        r#"
+[processes.hog]
+command = "warden-demo-worker hog 20"
+backoff = "30s"
+[processes.hog.limits]
+memory = "50MB"
+
+[processes.nested]
+command = ["sh", "-c", "sh -c 'warden-demo-worker hog 20 & wait' & wait"]
+backoff = "30s"
+[processes.nested.limits]
+memory = "50MB"
+"#,
+    ));
+    cgroup_dir(&w, mode, "memory_hogs_are_killed_at_their_limit");
+    for name in ["hog", "nested"] {
+        let exit = first_exit(&w, name);
+        assert_eq!(exit["reason"], "memory", "{name}: {exit}");
+        assert!(
+            exit["detail"]
+                .as_str()
+                .unwrap()
+                .contains("over the limit of"),
+            "{exit}"
+        );
+        let limit = &exit["limit"];
+        assert_eq!(limit["rule"], "memory", "{exit}");
+        assert_eq!(limit["limit"].as_f64(), Some(50e6), "{exit}");
+        // Two shells alone hold a few MB: only the grandchild's memory gets past 50 MB.
+        assert!(limit["value"].as_f64().unwrap() > 50e6, "{exit}");
+        assert!(limit["window_ms"].as_u64().unwrap() > 0, "{exit}");
+    }
+    assert_eq!(w.shutdown(), Some(0));
+    w.assert_no_leftovers();
+}
+
+#[test]
+fn memory_hogs_are_killed_at_their_limit_in_cgroup_mode() {
+    memory_hogs_are_killed_at_their_limit(Mode::Cgroup);
+}
+
+#[test]
+fn memory_hogs_are_killed_at_their_limit_in_proc_mode() {
+    memory_hogs_are_killed_at_their_limit(Mode::Proc);
+}
+
+/// A CPU spike shorter than `for` is announced (over, then back under) and left alone;
+/// a process that keeps spinning past `for` is stopped with the rule and the window.
+fn cpu_rules_wait_for_their_window(mode: Mode) {
+    let mut w = Warden::start(&config(
+        mode,
+        r#"
+[processes.spiky]
+command = "warden-demo-worker spike 300"
+autostart = false
+[processes.spiky.limits]
+cpu = 5
+for = "60s"
+
+[processes.spinner]
+command = "warden-demo-worker spin"
+autostart = false
+backoff = "30s"
+[processes.spinner.limits]
+cpu = 5
+for = "1s"
+"#,
+    ));
+    cgroup_dir(&w, mode, "cpu_rules_wait_for_their_window");
+    let events = Events::follow(&w);
+    let (code, out, err) = run_warden(w.dir.path(), &["start", "spiky", "spinner"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let limit = |over: bool| {
+        move |v: &Value| is_event(v, "spiky", "limit") && v["rule"] == "cpu" && v["over"] == over
+    };
+    events.wait("spiky over its cpu limit", limit(true));
+    // The refusal: the spike ended before `for`, and warden said so instead of acting.
+    let back = events.wait("spiky back under its cpu limit", limit(false));
+    assert!(back["over_ms"].as_u64().unwrap() < 60_000, "{back}");
+    let stopped = events.wait("spinner stopped for its cpu", |v| {
+        is_event(v, "spinner", "exited") && v["reason"] == "cpu"
+    });
+    assert!(
+        stopped["detail"].as_str().unwrap().contains("for 1s"),
+        "{stopped}"
+    );
+    let exit = first_exit(&w, "spinner");
+    assert_eq!(exit["limit"]["rule"], "cpu");
+    assert_eq!(exit["limit"]["window_ms"], 1000);
+    assert!(exit["limit"]["value"].as_f64().unwrap() > 5.0, "{exit}");
+    let s = status(&w);
+    let spiky = process(&s, "spiky");
+    assert_eq!(
+        (&spiky["state"], &spiky["run"], &spiky["restarts"]),
+        (&Value::from("running"), &Value::from(1), &Value::from(0)),
+        "{spiky}"
+    );
+    assert!(spiky["history"].as_array().unwrap().is_empty(), "{spiky}");
+    assert_eq!(w.shutdown(), Some(0));
+    w.assert_no_leftovers();
+}
+
+#[test]
+fn cpu_rules_wait_for_their_window_in_cgroup_mode() {
+    cpu_rules_wait_for_their_window(Mode::Cgroup);
+}
+
+#[test]
+fn cpu_rules_wait_for_their_window_in_proc_mode() {
+    cpu_rules_wait_for_their_window(Mode::Proc);
+}
+
+// ----- cgroups --------------------------------------------------------------------------
+
+/// `memory_max` is the kernel's limit: its OOM killer acts, and warden names it.
+#[test]
+fn memory_max_on_a_hog_is_an_oom_kill() {
+    let mut w = Warden::start(&config(
+        Mode::Cgroup,
+        r#"
+[processes.hog]
+command = "warden-demo-worker hog 20"
+backoff = "30s"
+[processes.hog.limits]
+memory_max = "50MB"
+"#,
+    ));
+    let s = status(&w);
+    let cg = &s["supervisor"]["cgroup"];
+    if cg["controllers"]["memory"].is_null() {
+        eprintln!(
+            "memory_max_on_a_hog_is_an_oom_kill: skipped, no memory controller for warden here: {}",
+            cg["detail"]
+        );
+        assert_eq!(w.shutdown(), Some(0));
+        return;
+    }
+    let exit = first_exit(&w, "hog");
+    assert_eq!(exit["reason"], "oom", "{exit}");
+    assert_eq!(exit["signal"], 9, "{exit}");
+    assert!(
+        exit["detail"].as_str().unwrap().contains("OOM killer"),
+        "{exit}"
+    );
+    assert_eq!(exit["limit"]["rule"], "memory_max", "{exit}");
+    assert_eq!(exit["limit"]["limit"].as_f64(), Some(50e6), "{exit}");
+    assert_eq!(w.shutdown(), Some(0));
+    w.assert_no_leftovers();
+}
+
+/// A grandchild that clears its environment and leaves the session and the process
+/// group: no marker finds it, but it cannot leave the run's cgroup.
+#[test]
+fn an_escapee_without_its_environment_is_gone_after_a_stop() {
+    let mut w = Warden::start(&config(
+        Mode::Cgroup,
+        "[processes.sneaky]\ncommand = \"warden-demo-worker vanish\"\n",
+    ));
+    let line = w.wait_line("the escapee's pid", |l| {
+        output_of(l, "sneaky").is_some_and(|t| t.starts_with("vanished "))
+    });
+    let pid: i32 = output_of(&line, "sneaky").unwrap()["vanished ".len()..]
+        .parse()
+        .unwrap();
+    let stray = Stray::new(pid);
+    let Some(dir) = cgroup_dir(
+        &w,
+        Mode::Cgroup,
+        "an_escapee_without_its_environment_is_gone_after_a_stop",
+    ) else {
+        drop(stray);
+        assert_eq!(w.shutdown(), Some(0));
+        return;
+    };
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(env.is_empty(), "the escapee cleared its environment");
+    assert!(alive(pid));
+    let (code, out, err) = run_warden(w.dir.path(), &["stop", "sneaky"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!alive(pid), "the escapee is dead once the stop returns");
+    assert!(!dir.join("sneaky@1").exists(), "its cgroup is removed");
+    drop(stray);
+    assert_eq!(w.shutdown(), Some(0));
+    w.assert_no_leftovers();
+}
+
+/// Each run's cgroup goes when the run does (stop, reload), and warden's folder goes at
+/// shutdown, or through the guard when warden is SIGKILLed.
+#[test]
+fn no_cgroup_is_left_behind() {
+    let two = "[processes.a]\ncommand = \"warden-demo-worker sleep\"\n[processes.b]\ncommand = \"warden-demo-worker sleep\"\n";
+    let mut w = Warden::start(&config(Mode::Cgroup, two));
+    wait_status(&w, "a and b to run", |s| {
+        process(s, "a")["state"] == "running" && process(s, "b")["state"] == "running"
+    });
+    let Some(dir) = cgroup_dir(&w, Mode::Cgroup, "no_cgroup_is_left_behind") else {
+        assert_eq!(w.shutdown(), Some(0));
+        return;
+    };
+    assert!(dir.join("a@1").is_dir() && dir.join("b@1").is_dir());
+    let (code, out, err) = run_warden(w.dir.path(), &["stop", "a"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!dir.join("a@1").exists(), "a stop removes the run's cgroup");
+    std::fs::write(
+        w.path("warden.toml"),
+        config(
+            Mode::Cgroup,
+            "[processes.a]\ncommand = \"warden-demo-worker sleep\"\n",
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run_warden(w.dir.path(), &["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_status(&w, "b to be removed", |s| {
+        s["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["name"] != "b")
+    });
+    assert!(
+        !dir.join("b@1").exists(),
+        "a reload removes the run's cgroup"
+    );
+    let (code, out, err) = run_warden(w.dir.path(), &["start", "a"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(dir.join("a@2").is_dir());
+    w.signal(libc::SIGKILL);
+    assert!(w.wait_exit(PATIENCE).is_some());
+    wait_gone(&dir);
+    w.assert_no_leftovers();
+
+    // A clean shutdown removes everything too.
+    let mut w = Warden::start(&config(Mode::Cgroup, two));
+    wait_status(&w, "a to run", |s| process(s, "a")["state"] == "running");
+    let dir = cgroup_dir(&w, Mode::Cgroup, "no_cgroup_is_left_behind").unwrap();
+    assert_eq!(w.shutdown(), Some(0));
+    assert!(!dir.exists(), "{} is left after a shutdown", dir.display());
+}
+
+fn wait_gone(dir: &Path) {
+    let deadline = Instant::now() + PATIENCE;
+    while dir.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} is still there after warden's death",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
