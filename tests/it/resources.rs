@@ -100,10 +100,13 @@ fn cgroup_dir(w: &Warden, mode: Mode, test: &str) -> Option<PathBuf> {
     }
 }
 
+/// The events so far and whether the stream has ended, with a condition to wait on.
+type Seen = Arc<(Mutex<(Vec<Value>, bool)>, Condvar)>;
+
 /// `warden events --json` in the background, subscribed before it returns.
 struct Events {
     child: Child,
-    seen: Arc<(Mutex<(Vec<Value>, bool)>, Condvar)>,
+    seen: Seen,
 }
 
 impl Events {
@@ -118,7 +121,7 @@ impl Events {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let seen: Arc<(Mutex<(Vec<Value>, bool)>, Condvar)> = Arc::default();
+        let seen: Seen = Arc::default();
         let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
