@@ -10,6 +10,7 @@
 //! {"v":1,"cmd":"logs","names":["web"],"lines":100,"follow":true}
 //! {"v":1,"cmd":"events"}
 //! {"v":1,"cmd":"reload","dry_run":true}
+//! {"v":1,"cmd":"tree","names":["web"]}
 //! ```
 //!
 //! The server answers each request with one or more lines, each one JSON object
@@ -72,6 +73,10 @@ pub enum Request {
     },
     /// Stop everything and exit; answered once everything has stopped.
     Down,
+    /// Every process of each named instance's tree, with its own CPU and memory.
+    Tree {
+        names: Vec<String>,
+    },
 }
 
 fn default_log_lines() -> usize {
@@ -92,6 +97,7 @@ impl Request {
             Request::Events => "events",
             Request::Reload { .. } => "reload",
             Request::Down => "down",
+            Request::Tree { .. } => "tree",
         }
     }
 
@@ -141,6 +147,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
         | Request::Stop { names }
         | Request::Restart { names }
         | Request::Logs { names, .. }
+        | Request::Tree { names }
             if names.is_empty() =>
         {
             Err(format!(
@@ -180,6 +187,10 @@ pub struct Answer {
     /// `status`: the report of SPEC §4, exactly as `status --json` prints it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Box<RawValue>>,
+    /// `tree`: per instance, `{"name": …, "processes": [{"pid", "parent", "name",
+    /// "rss_bytes", "cpu_percent"}, …]}`, the leader first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trees: Option<Box<RawValue>>,
     /// `reload`: the plan (added, removed, changed, unchanged, notes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<Box<RawValue>>,
@@ -291,6 +302,9 @@ mod tests {
             Request::Events,
             Request::Reload { dry_run: true },
             Request::Down,
+            Request::Tree {
+                names: vec!["web".into()],
+            },
         ];
         for r in all {
             let line = r.to_line();

@@ -411,6 +411,26 @@ pub(super) async fn act(handle: &Handle, config: &str, request: Request) -> Answ
                 ),
                 ..Answer::success()
             }),
+        Request::Tree { names } => ask(handle, |reply| Control::Tree { names, reply })
+            .await
+            .and_then(|r| r)
+            .map(|trees| {
+                #[derive(serde::Serialize)]
+                struct Tree {
+                    name: String,
+                    processes: Vec<crate::monitor::Figures>,
+                }
+                let trees: Vec<Tree> = trees
+                    .into_iter()
+                    .map(|(name, processes)| Tree { name, processes })
+                    .collect();
+                Answer {
+                    trees: Some(
+                        serde_json::value::to_raw_value(&trees).expect("a tree serializes"),
+                    ),
+                    ..Answer::success()
+                }
+            }),
         Request::Down => ask(handle, |reply| Control::Shutdown { reply: Some(reply) })
             .await
             .map(|()| Answer::message("stopped")),

@@ -61,7 +61,8 @@ fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Resu
     };
     // Whatever goes wrong from here on, warden's cgroups must not stay behind.
     let teardown = Teardown(cgroups.clone(), Vec::new());
-    let unenforced = unenforced_limits(&spec, cgroups.as_deref(), &cgroup_status);
+    let unenforced =
+        crate::supervisor::unenforced_limits(&spec, cgroups.as_deref(), &cgroup_status);
     if spec.supervisor.cgroup == crate::config::CgroupMode::Required && !unenforced.is_empty() {
         anyhow::bail!(
             "`[supervisor] cgroup = \"required\"`, but {}",
@@ -149,39 +150,6 @@ impl Drop for Teardown {
             c.teardown(&self.1);
         }
     }
-}
-
-/// The hard limits of the config that nothing here can enforce, one sentence each.
-fn unenforced_limits(
-    spec: &crate::config::Spec,
-    cgroups: Option<&Cgroups>,
-    status: &crate::process::cgroup::CgroupStatus,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    for p in spec.processes.values() {
-        let limits = crate::supervisor::hard_limits(p);
-        let keys = match cgroups {
-            Some(c) => c.unenforced(&limits),
-            None => [
-                (limits.memory_max.is_some(), "memory_max"),
-                (limits.cpu_max.is_some(), "cpu_max"),
-                (limits.pids_max.is_some(), "pids_max"),
-            ]
-            .into_iter()
-            .filter_map(|(set, key)| set.then_some(key))
-            .collect(),
-        };
-        if !keys.is_empty() {
-            let keys: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
-            out.push(format!(
-                "{} of `{}` cannot be enforced here: {}",
-                keys.join(", "),
-                p.name,
-                status.detail
-            ));
-        }
-    }
-    out
 }
 
 fn random_token() -> String {

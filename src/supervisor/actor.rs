@@ -515,8 +515,37 @@ impl Actor {
                 return Err(errors.join("\n"));
             }
         };
+        let unenforced =
+            launch::unenforced_limits(&new, self.opts.cgroups.as_deref(), &self.opts.cgroup_status);
+        if new.supervisor.cgroup == crate::config::CgroupMode::Required
+            && self.spec.supervisor.cgroup == crate::config::CgroupMode::Required
+            && !unenforced.is_empty()
+        {
+            let error = format!(
+                "`[supervisor] cgroup = \"required\"`, but {}",
+                unenforced.join("; ")
+            );
+            if !dry_run {
+                self.emit(Event {
+                    time: std::time::SystemTime::now(),
+                    name: String::new(),
+                    kind: EventKind::ReloadFailed {
+                        errors: vec![error.clone()],
+                    },
+                });
+            }
+            return Err(error);
+        }
         if dry_run {
             return Ok(self.core.plan_reload(&self.spec, &new));
+        }
+        let before = launch::unenforced_limits(
+            &self.spec,
+            self.opts.cgroups.as_deref(),
+            &self.opts.cgroup_status,
+        );
+        for text in unenforced.iter().filter(|t| !before.contains(t)) {
+            self.notice(&format!("warning: {text}"));
         }
         let (plan, fx) = self.core.reload(&self.spec, &new, Now::current());
         for name in plan

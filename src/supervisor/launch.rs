@@ -354,3 +354,36 @@ fn belongs_to_run(pid: i32, run_id: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/environ"))
         .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()))
 }
+
+/// The hard limits of the config that nothing here can enforce, one sentence each.
+pub fn unenforced_limits(
+    spec: &crate::config::Spec,
+    cgroups: Option<&Cgroups>,
+    status: &crate::process::cgroup::CgroupStatus,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in spec.processes.values() {
+        let limits = hard_limits(p);
+        let keys = match cgroups {
+            Some(c) => c.unenforced(&limits),
+            None => [
+                (limits.memory_max.is_some(), "memory_max"),
+                (limits.cpu_max.is_some(), "cpu_max"),
+                (limits.pids_max.is_some(), "pids_max"),
+            ]
+            .into_iter()
+            .filter_map(|(set, key)| set.then_some(key))
+            .collect(),
+        };
+        if !keys.is_empty() {
+            let keys: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+            out.push(format!(
+                "{} of `{}` cannot be enforced here: {}",
+                keys.join(", "),
+                p.name,
+                status.detail
+            ));
+        }
+    }
+    out
+}

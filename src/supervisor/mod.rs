@@ -19,7 +19,7 @@ mod watch;
 
 pub use actor::{Actor, Control, Handle, Options};
 pub use event::{Event, EventKind, ExitReason};
-pub use launch::hard_limits;
+pub use launch::{hard_limits, unenforced_limits};
 pub use reload::ReloadPlan;
 pub use state::State;
 

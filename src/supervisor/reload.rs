@@ -99,6 +99,10 @@ pub fn plan<'a>(
         plan.notes
             .push("`supervisor.metrics` changed: it takes effect when warden restarts".into());
     }
+    if a.cgroup != b.cgroup {
+        plan.notes
+            .push("`supervisor.cgroup` changed: it takes effect when warden restarts".into());
+    }
     if a.control_fifo != b.control_fifo {
         plan.notes
             .push("`supervisor.control_fifo` changed: it takes effect when warden restarts".into());

@@ -70,6 +70,7 @@ fn an_empty_file_runs_nothing() {
     assert_eq!(spec.supervisor.shutdown_timeout, Duration::from_secs(30));
     assert_eq!(spec.supervisor.sample_interval, Duration::from_secs(1));
     assert!(!spec.supervisor.control_fifo);
+    assert_eq!(spec.supervisor.cgroup, config::CgroupMode::Auto);
 }
 
 fn load_full() -> (Spec, PathBuf) {
@@ -92,6 +93,7 @@ fn full_config_supervisor_and_order() {
     assert_eq!(s.sample_interval, Duration::from_secs(2));
     assert_eq!(s.metrics.as_deref(), Some("127.0.0.1:9900"));
     assert!(s.control_fifo);
+    assert_eq!(s.cgroup, config::CgroupMode::Required);
 }
 
 #[test]
@@ -165,6 +167,9 @@ fn full_config_process_keys() {
     assert_eq!(limits.cpu, Some(90.5));
     assert_eq!(limits.cpu_for, Duration::from_secs(10));
     assert_eq!(limits.action, LimitAction::Warn);
+    assert_eq!(limits.memory_max, Some(2 << 30));
+    assert_eq!(limits.cpu_max, Some(1.5));
+    assert_eq!(limits.pids_max, Some(64));
 }
 
 #[test]
@@ -290,6 +295,10 @@ fn full_config_defaults_and_other_forms() {
     assert_eq!(limits.cpu, None);
     assert_eq!(limits.cpu_for, Duration::from_secs(30));
     assert_eq!(limits.action, LimitAction::Restart);
+    assert_eq!(
+        (limits.memory_max, limits.cpu_max, limits.pids_max),
+        (None, None, None)
+    );
 
     let migrate = &spec.processes["migrate"];
     assert_eq!(migrate.depends_on["db"], DependCondition::Started);

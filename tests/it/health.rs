@@ -275,12 +275,12 @@ action = "stop"
     );
     let l = w.wait_event("hog", "run 1 ended");
     assert!(
-        l.contains("memory") && l.contains("over the limit of 64.0MiB"),
+        l.contains("memory") && l.contains("over the limit of 64MiB"),
         "{l}"
     );
     w.wait_event("hog", "restarting as run 2");
     let l = w.wait_event("greedy", "run 1 ended");
-    assert!(l.contains("over the limit of 40.0MiB"), "{l}");
+    assert!(l.contains("over the limit of 40MiB"), "{l}");
     w.wait_event("greedy", "stopping → stopped");
     assert_eq!(w.shutdown(), Some(0));
     w.assert_no_leftovers();

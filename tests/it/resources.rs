@@ -523,3 +523,65 @@ fn wait_gone(dir: &Path) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// One request over the control socket; the last answer line.
+fn ask(w: &Warden, request: &str) -> Value {
+    use std::io::{BufRead, Write};
+    let socket = warden::api::default_socket_path(&w.path("warden.toml"));
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(b"\n").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+/// The dashboard's tree view: each process of a run with its own figures, leader first.
+fn the_tree_lists_every_process_with_its_figures(mode: Mode) {
+    let mut w = Warden::start(&config(
+        mode,
+        r#"
+[processes.family]
+command = ["sh", "-c", "warden-demo-worker sleep & warden-demo-worker hog 5 & wait"]
+"#,
+    ));
+    let line = w.wait_line("the hog's first allocation", |l| {
+        output_of(l, "family").is_some_and(|t| t.starts_with("hog: holding"))
+    });
+    drop(line);
+    cgroup_dir(&w, mode, "the_tree_lists_every_process_with_its_figures");
+    let leader = process(&status(&w), "family")["pid"].as_i64().unwrap();
+    let answer = ask(&w, r#"{"v":1,"cmd":"tree","names":["family"]}"#);
+    assert_eq!(answer["ok"], true, "{answer}");
+    let tree = &answer["trees"][0];
+    assert_eq!(tree["name"], "family");
+    let procs = tree["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 3, "{tree}");
+    assert_eq!(procs[0]["pid"], leader, "the leader comes first: {tree}");
+    for child in &procs[1..] {
+        assert_eq!(child["parent"], leader, "{tree}");
+        assert_eq!(child["name"], "warden-demo-wor", "{tree}");
+    }
+    let hog = procs
+        .iter()
+        .max_by_key(|p| p["rss_bytes"].as_u64().unwrap())
+        .unwrap();
+    assert!(hog["rss_bytes"].as_u64().unwrap() >= 5 << 20, "{tree}");
+    let unknown = ask(&w, r#"{"v":1,"cmd":"tree","names":["nobody"]}"#);
+    assert_eq!(unknown["ok"], false, "{unknown}");
+    assert_eq!(w.shutdown(), Some(0));
+    w.assert_no_leftovers();
+}
+
+#[test]
+fn the_tree_lists_every_process_with_its_figures_in_cgroup_mode() {
+    the_tree_lists_every_process_with_its_figures(Mode::Cgroup);
+}
+
+#[test]
+fn the_tree_lists_every_process_with_its_figures_in_proc_mode() {
+    the_tree_lists_every_process_with_its_figures(Mode::Proc);
+}

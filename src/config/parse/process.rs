@@ -497,7 +497,8 @@ fn limits(ctx: &mut Ctx, t: &Table, cgroup: CgroupMode) -> Option<LimitsSpec> {
     });
     let pids_max = t.uint(ctx, "pids_max", 1);
     if cgroup == CgroupMode::Off {
-        for key in HARD {
+        let given = [memory_max.is_some(), cpu_max.is_some(), pids_max.is_some()];
+        for (key, _) in HARD.iter().zip(given).filter(|(_, set)| *set) {
             if let Some(f) = t.field(key) {
                 f.error(ctx, format!("`{key}` is enforced by the kernel through a cgroup, and `[supervisor] cgroup = \"off\"` turns cgroups off; remove `{key}` or set `cgroup = \"auto\"`"));
             }

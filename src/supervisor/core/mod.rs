@@ -1032,7 +1032,7 @@ fn oom_note(kills: u64, spec: &ProcessSpec, peak: Option<u64>) -> String {
     let max = spec.limits.as_ref().and_then(|l| l.memory_max);
     let mut note = format!("the kernel's OOM killer killed {who} of the run");
     if let Some(max) = max {
-        note += &format!(" at its `memory_max` of {}", rules::bytes(max));
+        note += &format!(" at its `memory_max` of {}", rules::size(max));
     }
     if let Some(peak) = peak {
         note += &format!(" (peak {})", rules::bytes(peak));

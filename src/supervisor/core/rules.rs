@@ -174,7 +174,7 @@ impl Core {
             let crossed = cross(&mut inst.memory_over_since, rss > max, now.mono);
             announce("memory", rss as f64, max as f64, crossed, &name, now, fx);
             if rss > max {
-                let detail = format!("memory {} over the limit of {}", bytes(rss), bytes(max));
+                let detail = format!("memory {} over the limit of {}", bytes(rss), size(max));
                 let hit = LimitHit {
                     rule: "memory".into(),
                     value: rss as f64,
@@ -345,13 +345,42 @@ fn announce(
     fx.push(emit(now, name, kind));
 }
 
+/// A measured figure.
 pub(super) fn bytes(n: u64) -> String {
     format!("{:.1}MiB", n as f64 / (1024.0 * 1024.0))
+}
+
+/// A configured size, as the user most likely wrote it (`50MB` stays `50MB`).
+pub(super) fn size(n: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 30, "GiB"),
+        (1_000_000_000, "GB"),
+        (1 << 20, "MiB"),
+        (1_000_000, "MB"),
+    ];
+    match UNITS.iter().find(|(unit, _)| n.is_multiple_of(*unit)) {
+        Some((unit, name)) => format!("{}{name}", n / unit),
+        None => bytes(n),
+    }
 }
 
 pub(super) fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_written() {
+        assert_eq!(size(50_000_000), "50MB");
+        assert_eq!(size(64 << 20), "64MiB");
+        assert_eq!(size(2 << 30), "2GiB");
+        assert_eq!(size(3_000_000_000), "3GB");
+        assert_eq!(size(1_500_000), "1.4MiB");
     }
 }
