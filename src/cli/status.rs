@@ -38,6 +38,25 @@ pub struct Report {
     pub processes: Vec<Process>,
     #[serde(default)]
     pub checks: Vec<Check>,
+    #[serde(default)]
+    pub supervisor: Option<Supervisor>,
+}
+
+/// warden itself.
+#[derive(Debug, Deserialize)]
+pub struct Supervisor {
+    pub pid: u32,
+    pub cpu_percent: Option<f64>,
+    pub rss_bytes: Option<u64>,
+    pub cgroup: Option<CgroupLine>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CgroupLine {
+    #[serde(default)]
+    pub mode: String,
+    #[serde(default)]
+    pub detail: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +190,16 @@ pub fn render(report: &Report, paint: Paint) -> String {
         }
         out.push_str("\n\n");
         out.push_str(&table(&rows, paint));
+    }
+    if let Some(me) = &report.supervisor {
+        let mut line = format!("\n\nwarden: pid {}", me.pid);
+        if let (Some(cpu), Some(rss)) = (me.cpu_percent, me.rss_bytes) {
+            line += &format!(", cpu {cpu:.1}%, mem {}", mem(rss));
+        }
+        if let Some(cg) = &me.cgroup {
+            line += &format!("\ncgroup: {} ({})", cg.mode, cg.detail);
+        }
+        out.push_str(&paint.paint(&line, Some(Paint::DIM)));
     }
     out
 }
@@ -333,6 +362,14 @@ db     no     tcp 127.0.0.1:5432  0.4ms    failed: connection refused";
         assert_eq!(text, expected);
         let coloured = render(&report, Paint(true));
         assert!(coloured.contains("\x1b[32mrunning\x1b[0m"));
+        let with_me: Report = serde_json::from_str(
+            r#"{"processes":[],"supervisor":{"pid":7,"cpu_percent":0.25,"rss_bytes":15142912,
+                "cgroup":{"mode":"off","detail":"turned off by `cgroup = \"off\"`"}}}"#,
+        )
+        .unwrap();
+        assert!(render(&with_me, Paint(false)).ends_with(
+            "warden: pid 7, cpu 0.2%, mem 14.4MiB\ncgroup: off (turned off by `cgroup = \"off\"`)"
+        ));
         assert!(coloured.contains("\x1b[31mfatal  \x1b[0m"));
     }
 }
