@@ -15,6 +15,8 @@ TARGET_IDLE_CPU_PERCENT = 0.1  # "about zero": under 0.1% of one core
 TARGET_RESTART_MS = 2
 TARGET_PROBE_CPU_PERCENT = 2
 TARGET_STATUS_P99_MS = 50
+TARGET_SAMPLING_CGROUP_PERCENT = 1
+TARGET_SAMPLING_SYSINFO_PERCENT = 2
 PEER_ORDER = ["warden", "s6", "supervisord", "floor"]
 FLOOR_LABEL = {
     "start": "floor: a posix_spawn loop, no supervisor",
@@ -93,6 +95,10 @@ COMMANDS = {
               "`period = \"1s\"`, `timeout = \"1s\"`, against `bench.py listen` (accepts, closes, counts); "
               "`bench.py usage --seconds 30` over warden and its guard. Measured only if a liveness probe "
               "on a closed port makes warden restart a process (checked first).",
+    "sampling": "{n} × `sleep 3600`, each with `[processes.sNNN.limits] memory = \"1GB\"` (a rule, so "
+                "warden samples every `sample_interval = \"1s\"`), once with `cgroup = \"auto\"` (figures "
+                "from each run's cgroup) and once with `cgroup = \"off\"` (figures from /proc through "
+                "sysinfo); `bench.py usage --seconds 30` over warden and its guard, 3 s after the start-up.",
     "status": "`warden status --json -c warden.toml` run 200 times in a row by `bench.py status-latency` "
               "(a new client process each time, so its start-up is included), {n} × `sleep 3600` running, "
               "`[supervisor] socket` set; then again while 200 connections to the socket stay open "
@@ -313,6 +319,33 @@ def render(results, machine_path):
                          f"worst p99 {worst:.1f} ms, client start-up included (target < {TARGET_STATUS_P99_MS} ms)."))
     else:
         w("not measured yet: " + "; ".join(errors(runs)))
+    w("")
+
+    # 7. sampling
+    w(f"### 7. Sampling {n} idle processes every second\n")
+    w(command("sampling", n))
+    rows = [(p, ok(by.get(("sampling", p), []))) for p in ("warden-cgroup", "warden-sysinfo")]
+    rows = [(p, runs[-1]) for p, runs in rows if runs]
+    if not rows:
+        w("Not run in this run.")
+    else:
+        w("| figures from | cgroup mode warden chose | CPU ms | % of one core | wake-ups | PSS MiB |")
+        w("|---|---|---|---|---|---|")
+        targets = {"warden-cgroup": TARGET_SAMPLING_CGROUP_PERCENT,
+                   "warden-sysinfo": TARGET_SAMPLING_SYSINFO_PERCENT}
+        labels = {"warden-cgroup": "each run's cgroup", "warden-sysinfo": "/proc, through sysinfo"}
+        for p, r in rows:
+            mode = (by.get(("sampling-mode", p)) or [{}])[-1]
+            shown = f"{mode.get('mode', '?')}: {mode.get('detail', mode.get('error', ''))}"
+            w(f"| {labels[p]} | {shown} | {fmt(r['cpu_ms'])} | {r['cpu_percent']:.3f} | "
+              f"{r['wakeups']} | {fmt(r['pss_mib'])} |")
+            if p == "warden-cgroup" and mode.get("mode") != "v2":
+                w("\nThe cgroup row ran without cgroups (see the mode): it measures sysinfo again.\n")
+            summary.append((f"sample {n} idle at 1 s: {labels[p]}", f"< {targets[p]} %",
+                            f"{r['cpu_percent']:.2f} %", "–", r["cpu_percent"] < targets[p]))
+        w("\n" + " ".join(verdict(r["cpu_percent"] < targets[p],
+                                   f"{labels[p]}: {r['cpu_percent']:.2f} % of a core (target < {targets[p]} %).")
+                           for p, r in rows))
     table = ["### Summary\n", "| workload | target | warden | others | target met |",
              "|---|---|---|---|---|"]
     table += [f"| {a} | {b} | {c} | {d} | {'yes' if e else '**no**'} |" for a, b, c, d, e in summary]

@@ -13,7 +13,7 @@
 #
 # Knobs (environment): BENCH_N (500 processes), BENCH_REPS (5 start-ups per peer),
 # BENCH_IDLE (30 s), BENCH_PEERS ("warden s6 supervisord"), BENCH_SPEW_REPS (3),
-# BENCH_KILLS (20), BENCH_WORKLOADS ("start_idle spew restart probes status").
+# BENCH_KILLS (20), BENCH_WORKLOADS ("start_idle spew restart probes status sampling").
 set -euo pipefail
 export LC_ALL=C # `$EPOCHREALTIME` with a decimal point
 
@@ -24,7 +24,7 @@ N=${BENCH_N:-500}
 REPS=${BENCH_REPS:-5}
 IDLE=${BENCH_IDLE:-30}
 PEERS=(${BENCH_PEERS:-warden s6 supervisord})
-WORKLOADS=(${BENCH_WORKLOADS:-start_idle spew restart probes status})
+WORKLOADS=(${BENCH_WORKLOADS:-start_idle spew restart probes status sampling})
 SPEW_LINES=2000000
 SPEW_LEN=100
 SPEW_BYTES=$((SPEW_LINES * SPEW_LEN))
@@ -211,9 +211,9 @@ print(round(100 * (1 - (i2 - i1) / (t2 - t1)), 1))'
 
 # ---- configs (generated into $TMP) ---------------------------------------------------
 
-# warden_sleep_config DIR [EXTRA_SUPERVISOR_LINE [PROBE_PORT]]
+# warden_sleep_config DIR [EXTRA_SUPERVISOR_LINES [PROBE_PORT [MEMORY_RULE]]]
 warden_sleep_config() {
-    local dir=$1 extra=${2:-} port=${3:-}
+    local dir=$1 extra=${2:-} port=${3:-} memory=${4:-}
     rm -rf "$dir" && mkdir -p "$dir"
     {
         printf '[supervisor]\nlog_dir = "logs"\n%s\n' "$extra"
@@ -221,6 +221,9 @@ warden_sleep_config() {
             printf '\n[processes.s%03d]\ncommand = "sleep 3600"\n' "$i"
             if [[ -n $port ]]; then
                 printf '[processes.s%03d.liveness]\ntcp = "127.0.0.1:%s"\nperiod = "1s"\ntimeout = "1s"\n' "$i" "$port"
+            fi
+            if [[ -n $memory ]]; then
+                printf '[processes.s%03d.limits]\nmemory = "%s"\n' "$i" "$memory"
             fi
         done
     } >"$dir/warden.toml"
@@ -529,6 +532,32 @@ workload_status() {
         fi
     fi
     record status-stop warden "$(stop "$pid")"
+}
+
+# ---- workload 7: sampling N idle processes every second -----------------------------
+
+# A `memory` rule on every process keeps warden sampling every `sample_interval`; the
+# same config in cgroup mode (figures from each run's cgroup) and with `cgroup = "off"`
+# (figures from /proc through sysinfo).
+workload_sampling() {
+    note "workload 7: $N idle processes sampled every second, cgroup mode then sysinfo"
+    local mode peer dir pid
+    for mode in auto off; do
+        peer=$([[ $mode == auto ]] && echo warden-cgroup || echo warden-sysinfo)
+        dir=$TMP/sampling-$mode
+        warden_sleep_config "$dir" "cgroup = \"$mode\"
+sample_interval = \"1s\"" "" 1GB
+        start_warden "$dir"
+        pid=$PID
+        measure sampling-start "$peer" wait-procs --marker "$MARK" --comm sleep --count "$N" \
+            --t0 "$T0" --timeout 60 || true
+        record sampling-mode "$peer" "$("$WARDEN" status --json -c "$dir/warden.toml" 2>/dev/null |
+            python3 -c 'import json,sys; c=json.load(sys.stdin)["supervisor"]["cgroup"]; print(json.dumps({"mode": c["mode"], "detail": c["detail"]}))' ||
+            echo '{"error": "no status report"}')"
+        sleep 3
+        measure sampling "$peer" usage --roots "$pid" --desc warden --seconds "$IDLE" || true
+        record sampling-stop "$peer" "$(stop "$pid")"
+    done
 }
 
 # The tables of BENCHMARKS.md are this run's: replaced between their two markers.

@@ -200,7 +200,7 @@ pub fn prometheus(report: &StatusReport) -> String {
     family(
         "warden_process_memory_peak_bytes",
         "gauge",
-        "Peak memory of the instance's current run (cgroup mode with a memory controller).",
+        "Peak memory of the instance's current run (the cgroup's, or the highest sample).",
         procs
             .iter()
             .filter_map(|p| Some((label(&p.name), p.memory_peak_bytes? as f64)))

@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 use super::Usage;
-use crate::process::{Adopted, Registry, Run};
+use crate::process::{Adopted, Counters, Registry, Run};
 
 /// What the previous sample of a run left for the next one.
 struct Mark {
     run_id: Arc<str>,
     at: Instant,
     cpu: CpuMark,
+    /// The cgroup's counter files, kept open while sampling is periodic.
+    counters: Option<Counters>,
 }
 
 enum CpuMark {
@@ -29,6 +31,16 @@ enum CpuMark {
     Cgroup(u64),
     /// Each pid's accumulated CPU time, in milliseconds.
     Tree(HashMap<i32, u64>),
+}
+
+/// One run's sample in the making.
+struct Plan<'r, K> {
+    key: K,
+    run: &'r Run,
+    prev: Option<(Instant, CpuMark)>,
+    counters: Option<Counters>,
+    /// The cgroup's memory figure, or the pids whose memory sysinfo must add up.
+    memory: Result<u64, Vec<i32>>,
 }
 
 /// One process of a run's tree, with its own figures (the dashboard's tree view).
@@ -66,77 +78,119 @@ impl<K: Copy + Eq + Hash> Default for Sampler<K> {
 }
 
 impl<K: Copy + Eq + Hash> Sampler<K> {
-    /// Sample every run in `runs`; forget runs no longer listed.
+    /// Sample every run in `runs`; forget runs no longer listed. `periodic`: more samples
+    /// follow every `sample_interval`, so the cgroups' counter files stay open.
     pub fn sample(
         &mut self,
         runs: &[(K, &Run)],
         registry: &Registry,
         now: Instant,
+        periodic: bool,
     ) -> Vec<(K, Usage)> {
-        self.marks.retain(|k, _| runs.iter().any(|(rk, _)| rk == k));
+        let listed: HashSet<K> = runs.iter().map(|(k, _)| *k).collect();
+        self.marks.retain(|k, _| listed.contains(k));
         let adopted = if runs.iter().any(|(_, r)| r.cgroup.is_none()) {
             Adopted::scan(registry)
         } else {
             Adopted::default()
         };
-        // Which pids each run needs sysinfo for: none where the cgroup counts memory.
-        let trees: Vec<Option<Vec<i32>>> = runs
+        let plans: Vec<Plan<K>> =
+            runs.iter()
+                .map(|&(key, run)| {
+                    let mark = self.marks.remove(&key).filter(|m| {
+                        Arc::ptr_eq(&m.run_id, &run.run_id) || *m.run_id == *run.run_id
+                    });
+                    let (prev, counters) = match mark {
+                        Some(m) => (Some((m.at, m.cpu)), m.counters),
+                        None => (None, None),
+                    };
+                    let counters = match (&run.cgroup, counters) {
+                        (Some(_), Some(c)) => Some(c),
+                        (Some(cg), None) if periodic => cg.counters().ok(),
+                        _ => None,
+                    };
+                    let memory = match (&run.cgroup, &counters) {
+                        (Some(_), Some(c)) => c.memory_current(),
+                        (Some(cg), None) => cg.memory_current(),
+                        (None, _) => None,
+                    };
+                    Plan {
+                        key,
+                        run,
+                        prev,
+                        counters,
+                        memory: memory.ok_or_else(|| run.pids(&adopted)),
+                    }
+                })
+                .collect();
+        let wanted: Vec<i32> = plans
             .iter()
-            .map(|(_, run)| match &run.cgroup {
-                Some(cg) if cg.memory_current().is_some() => None,
-                _ => Some(run.pids(&adopted)),
-            })
+            .filter_map(|p| p.memory.as_ref().err())
+            .flatten()
+            .copied()
             .collect();
-        let wanted: Vec<i32> = trees.iter().flatten().flatten().copied().collect();
         self.refresh(&wanted, true);
-        let mut out = Vec::with_capacity(runs.len());
-        for ((key, run), tree) in runs.iter().zip(trees) {
-            if let Some(usage) = self.sample_run(*key, run, tree.as_deref(), now) {
-                out.push((*key, usage));
+        let mut out = Vec::with_capacity(plans.len());
+        for plan in plans {
+            let key = plan.key;
+            if let Some(usage) = self.sample_run(plan, now, periodic) {
+                out.push((key, usage));
             }
         }
         out
     }
 
-    fn sample_run(
-        &mut self,
-        key: K,
-        run: &Run,
-        tree: Option<&[i32]>,
-        now: Instant,
-    ) -> Option<Usage> {
-        let prev = self
-            .marks
-            .remove(&key)
-            .filter(|m| Arc::ptr_eq(&m.run_id, &run.run_id) || *m.run_id == *run.run_id);
-        let since = prev.as_ref().map_or(run.started, |m| m.at);
+    /// Close the counter files: sampling is no longer periodic.
+    pub fn release(&mut self) {
+        for mark in self.marks.values_mut() {
+            mark.counters = None;
+        }
+    }
+
+    fn sample_run(&mut self, plan: Plan<K>, now: Instant, periodic: bool) -> Option<Usage> {
+        let Plan {
+            key,
+            run,
+            prev,
+            counters,
+            memory,
+        } = plan;
+        let since = prev.as_ref().map_or(run.started, |(at, _)| *at);
         let window = now.saturating_duration_since(since);
-        let (cpu_used, mark) = match &run.cgroup {
-            Some(cg) => {
+        let (cpu_used, mark) = match (&run.cgroup, &memory) {
+            (Some(cg), _) => {
                 // A run's cgroup is new, so its counter started at zero with the run.
-                let total = cg.cpu_usage_usec()?;
-                let before = match prev.as_ref().map(|m| &m.cpu) {
-                    Some(CpuMark::Cgroup(t)) => *t,
+                let total = match &counters {
+                    Some(c) => c.cpu_usage_usec(),
+                    None => cg.cpu_usage_usec(),
+                }?;
+                let before = match prev {
+                    Some((_, CpuMark::Cgroup(t))) => t,
                     _ => 0,
                 };
                 let used = Duration::from_micros(total.saturating_sub(before));
                 (used, CpuMark::Cgroup(total))
             }
-            None => {
-                let before = match prev.map(|m| m.cpu) {
-                    Some(CpuMark::Tree(t)) => t,
+            (None, pids) => {
+                let before = match prev {
+                    Some((_, CpuMark::Tree(t))) => t,
                     _ => HashMap::new(),
                 };
-                let (used, after) = self.tree_cpu(tree.unwrap_or_default(), &before);
+                let pids = pids.as_ref().err().map_or(&[][..], Vec::as_slice);
+                let (used, after) = self.tree_cpu(pids, &before);
                 (used, CpuMark::Tree(after))
             }
         };
-        let rss = match (run.cgroup.as_ref().and_then(|cg| cg.memory_current()), tree) {
-            (Some(bytes), _) => bytes,
-            (None, Some(pids)) => self.tree_memory(pids),
-            (None, None) => 0,
+        let rss = match &memory {
+            Ok(bytes) => *bytes,
+            Err(pids) => self.tree_memory(pids),
         };
-        let peak = run.cgroup.as_ref().and_then(|cg| cg.memory_peak());
+        // The kernel's peak only for one-off samples (status): periodic ones keep the
+        // highest figure they saw, and the exit record reads the kernel's once more.
+        let peak = match (&run.cgroup, periodic) {
+            (Some(cg), false) => cg.memory_peak(),
+            _ => None,
+        };
         let cpu_percent = match window.as_secs_f64() {
             w if w > 0.0 => cpu_used.as_secs_f64() / w * 100.0,
             _ => 0.0,
@@ -147,6 +201,7 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
                 run_id: run.run_id.clone(),
                 at: now,
                 cpu: mark,
+                counters: counters.filter(|_| periodic),
             },
         );
         Some(Usage {
@@ -216,7 +271,10 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         system.refresh_processes_specifics(
             ProcessesToUpdate::Some(&all),
             true,
-            ProcessRefreshKind::nothing().with_cpu().with_memory(),
+            ProcessRefreshKind::nothing()
+                .with_cpu()
+                .with_memory()
+                .without_tasks(),
         );
         if sampled {
             // Processes that left warden's trees alive stay in sysinfo's table until they

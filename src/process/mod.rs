@@ -12,7 +12,7 @@ pub mod guard;
 mod spawn;
 mod tree;
 
-pub use cgroup::RunCgroup;
+pub use cgroup::{Counters, RunCgroup};
 pub use child::{ChildHandle, ExitStatus};
 pub use spawn::{Launch, Registry, SpawnError, Spawned, Spawner, inherited_env};
 pub use tree::{Adopted, RUN_ID_VAR, reap_orphans};

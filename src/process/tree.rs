@@ -24,22 +24,45 @@ use super::spawn::Registry;
 /// The environment variable that marks every process of one run.
 pub const RUN_ID_VAR: &str = "WARDEN_RUN_ID";
 
-/// Direct children of `pid`, across all its threads.
+/// Direct children of `pid`, across all its threads. Runs once per process and sample,
+/// so it is frugal: a single-threaded process (the `task` folder's link count is 2 + its
+/// threads) has one `children` file to read, and no file is `stat`ed for a size hint.
 fn children_of(pid: i32) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        let path = task.path().join("children");
-        if let Ok(text) = fs::read_to_string(path) {
-            out.extend(
-                text.split_whitespace()
-                    .filter_map(|s| s.parse::<i32>().ok()),
-            );
+    let mut buf = Vec::new();
+    let task = format!("/proc/{pid}/task");
+    match fs::metadata(&task).map(|m| m.nlink()) {
+        Ok(3) => read_ids(&format!("{task}/{pid}/children"), &mut buf, &mut out),
+        Ok(_) => {
+            for t in fs::read_dir(&task).into_iter().flatten().flatten() {
+                let path = t.path().join("children");
+                read_ids(&path.to_string_lossy(), &mut buf, &mut out);
+            }
         }
+        Err(_) => {}
     }
     out
+}
+
+/// The pids listed in a `children` file, appended to `out`.
+fn read_ids(path: &str, buf: &mut Vec<u8>, out: &mut Vec<i32>) {
+    use std::io::Read;
+    buf.clear();
+    let Ok(mut file) = fs::File::open(path) else {
+        return;
+    };
+    let mut chunk = [0u8; 512];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    out.extend(
+        buf.split(u8::is_ascii_whitespace)
+            .filter_map(|s| std::str::from_utf8(s).ok()?.parse::<i32>().ok()),
+    );
 }
 
 fn run_id_of(pid: i32) -> Option<String> {

@@ -249,7 +249,13 @@ impl Actor {
         if self.apply(fx) {
             return Ok(());
         }
+        let mut sampling_wanted = false;
         loop {
+            let wanted = self.sampling.wanted(self.events.receiver_count());
+            if sampling_wanted && !wanted {
+                self.sampling.idle();
+            }
+            sampling_wanted = wanted;
             let next_timer = self.timers.first_key_value().map(|(k, _)| k.0);
             let deadline = [next_timer, self.shutdown_deadline, self.reload_due]
                 .into_iter()
@@ -282,7 +288,7 @@ impl Actor {
                     reap_orphans(self.spawner.registry());
                     continue;
                 }
-                _ = sampling.tick(), if self.sampling.wanted(self.events.receiver_count()) => {
+                _ = sampling.tick(), if wanted => {
                     self.sample(true);
                     if interval != self.spec.supervisor.sample_interval {
                         interval = self.spec.supervisor.sample_interval;

@@ -83,7 +83,7 @@ impl Sampling {
         }
         let run_no = |id: &InstanceId| runs[id].0;
         self.sampler
-            .sample(&due, registry, now)
+            .sample(&due, registry, now, all)
             .into_iter()
             .map(|(id, usage)| {
                 self.sampled_at.insert(id, now);
@@ -94,6 +94,11 @@ impl Sampling {
                 }
             })
             .collect()
+    }
+
+    /// Periodic sampling stopped: let go of what it kept open.
+    pub(super) fn idle(&mut self) {
+        self.sampler.release();
     }
 
     /// warden's own CPU (percent of a core) and resident memory.

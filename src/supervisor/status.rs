@@ -47,7 +47,8 @@ pub struct ProcessStatus {
     pub uptime_ms: Option<u64>,
     pub cpu_percent: Option<f64>,
     pub rss_bytes: Option<u64>,
-    /// The run's peak memory, where its cgroup keeps one.
+    /// The run's peak memory: its cgroup's own peak where the kernel keeps one, and at
+    /// least the highest sample.
     pub memory_peak_bytes: Option<u64>,
     /// Recent CPU and memory samples, oldest first (for sparklines).
     pub usage_history: Vec<UsageSample>,

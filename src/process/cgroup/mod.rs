@@ -21,6 +21,7 @@ pub use setup::{CgroupStatus, Cgroups, Setup, guard_cleanup, setup};
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -47,26 +48,48 @@ pub struct HardLimits {
     pub pids_max: Option<u64>,
 }
 
-/// The cgroups of one run. Dropping it removes nothing: [`RunCgroup::remove`] does, once
-/// the run is over.
+/// The cgroups of one run. Small (it lives as long as the run): the folders are warden's
+/// subtree's plus the run's leaf name. Dropping it removes nothing: [`RunCgroup::remove`]
+/// does, once the run is over.
 #[derive(Debug)]
 pub struct RunCgroup {
-    /// The v2 folder.
-    dir: PathBuf,
-    /// The same cgroup as `/proc/PID/cgroup` names it (`/…/warden-TOKEN/web@3`).
-    path: String,
-    /// v1 folders, one per controller the run uses there.
-    v1: Vec<(Controller, PathBuf)>,
-    /// Where `memory.*` is read, if a memory controller is available.
-    memory: Option<(Place, PathBuf)>,
+    owner: Arc<Cgroups>,
+    /// `web@3`.
+    leaf: Box<str>,
+    /// The v1 hierarchies the run joined, as a bit per [`Controller::ALL`] entry.
+    v1: u8,
 }
 
 impl RunCgroup {
+    /// The v2 folder.
+    pub fn dir(&self) -> PathBuf {
+        self.owner.dir().join(&*self.leaf)
+    }
+
+    /// The run's v1 folders.
+    fn v1_dirs(&self) -> impl Iterator<Item = (Controller, PathBuf)> + '_ {
+        self.owner
+            .v1_dirs()
+            .filter(|(c, _)| self.v1 & bit(*c) != 0)
+            .map(|(c, d)| (c, d.join(&*self.leaf)))
+    }
+
+    /// Where `c`'s files are for this run.
+    fn dir_of(&self, c: Controller) -> Option<(Place, PathBuf)> {
+        match self.owner.place(c)? {
+            Place::V2 => Some((Place::V2, self.dir())),
+            Place::V1 => self
+                .v1_dirs()
+                .find(|(vc, _)| *vc == c)
+                .map(|(_, d)| (Place::V1, d)),
+        }
+    }
+
     /// The `cgroup.procs` of every folder of the run, opened for the child to write `0`
     /// into before it execs (v2 first: it is the one that contains).
     pub fn procs_files(&self) -> io::Result<Vec<OwnedFd>> {
-        std::iter::once(&self.dir)
-            .chain(self.v1.iter().map(|(_, d)| d))
+        std::iter::once(self.dir())
+            .chain(self.v1_dirs().map(|(_, d)| d))
             .map(|d| {
                 std::fs::OpenOptions::new()
                     .write(true)
@@ -76,15 +99,10 @@ impl RunCgroup {
             .collect()
     }
 
-    /// The v2 folder, for humans.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// SIGKILL every process of the cgroup at once (`cgroup.kill`, Linux 5.14+), or one
     /// by one where the kernel is older.
     pub fn kill(&self) {
-        if write(&self.dir.join("cgroup.kill"), "1").is_err() {
+        if write(&self.dir().join("cgroup.kill"), "1").is_err() {
             self.signal(Signal::SIGKILL);
         }
     }
@@ -107,7 +125,7 @@ impl RunCgroup {
 
     /// Whether any process (zombies included) is still in the cgroup.
     pub fn populated(&self) -> bool {
-        match std::fs::read_to_string(self.dir.join("cgroup.events")) {
+        match std::fs::read_to_string(self.dir().join("cgroup.events")) {
             Ok(text) => counter(&text, "populated") != Some(0),
             // Gone or unreadable: fall back to the process list.
             Err(_) => !self.pids().is_empty(),
@@ -116,56 +134,61 @@ impl RunCgroup {
 
     /// The processes in the cgroup.
     pub fn pids(&self) -> Vec<i32> {
-        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+        std::fs::read_to_string(self.dir().join("cgroup.procs"))
             .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
             .unwrap_or_default()
     }
 
     /// Whether `pid` is in this cgroup (v2), per `/proc/PID/cgroup`.
     pub fn contains(&self, pid: i32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|text| {
-            text.lines()
-                .any(|l| l.strip_prefix("0::") == Some(self.path.as_str()))
-        })
+        let path = format!("{}/{}", self.owner.path(), self.leaf);
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|text| text.lines().any(|l| l.strip_prefix("0::") == Some(&path)))
     }
 
     /// CPU time used by every process that ever ran in the cgroup, in microseconds.
     pub fn cpu_usage_usec(&self) -> Option<u64> {
-        let text = std::fs::read_to_string(self.dir.join("cpu.stat")).ok()?;
-        counter(&text, "usage_usec")
+        usage_usec(&std::fs::File::open(self.dir().join("cpu.stat")).ok()?)
     }
 
     /// The memory charged to the cgroup now, in bytes (`None` without a memory controller).
     pub fn memory_current(&self) -> Option<u64> {
-        let (place, dir) = self.memory.as_ref()?;
-        let file = match place {
-            Place::V2 => "memory.current",
-            Place::V1 => "memory.usage_in_bytes",
-        };
-        read_u64(&dir.join(file))
+        number(&std::fs::File::open(self.memory_file(Memory::Current)?).ok()?)
     }
 
     /// The most memory the cgroup was charged, in bytes, where the kernel keeps it.
     pub fn memory_peak(&self) -> Option<u64> {
-        let (place, dir) = self.memory.as_ref()?;
-        let file = match place {
-            Place::V2 => "memory.peak",
-            Place::V1 => "memory.max_usage_in_bytes",
+        number(&std::fs::File::open(self.memory_file(Memory::Peak)?).ok()?)
+    }
+
+    fn memory_file(&self, which: Memory) -> Option<PathBuf> {
+        let (place, dir) = self.dir_of(Controller::Memory)?;
+        let file = match (place, which) {
+            (Place::V2, Memory::Current) => "memory.current",
+            (Place::V2, Memory::Peak) => "memory.peak",
+            (Place::V1, Memory::Current) => "memory.usage_in_bytes",
+            (Place::V1, Memory::Peak) => "memory.max_usage_in_bytes",
+            (_, Memory::Events) => match place {
+                Place::V2 => "memory.events",
+                Place::V1 => "memory.oom_control",
+            },
         };
-        read_u64(&dir.join(file))
+        Some(dir.join(file))
+    }
+
+    /// The counter files, held open for periodic sampling.
+    pub fn counters(&self) -> io::Result<Counters> {
+        let open = |p: Option<PathBuf>| p.map(std::fs::File::open).transpose();
+        Ok(Counters {
+            cpu: std::fs::File::open(self.dir().join("cpu.stat"))?,
+            memory: open(self.memory_file(Memory::Current))?,
+        })
     }
 
     /// How many processes of the cgroup the OOM killer killed.
     pub fn oom_kills(&self) -> u64 {
-        let Some((place, dir)) = self.memory.as_ref() else {
-            return 0;
-        };
-        let file = match place {
-            Place::V2 => "memory.events",
-            Place::V1 => "memory.oom_control",
-        };
-        std::fs::read_to_string(dir.join(file))
-            .ok()
+        self.memory_file(Memory::Events)
+            .and_then(|f| std::fs::read_to_string(f).ok())
             .and_then(|t| counter(&t, "oom_kill"))
             .unwrap_or(0)
     }
@@ -174,28 +197,18 @@ impl RunCgroup {
     /// yet" (try again shortly).
     pub fn remove(&self) -> io::Result<()> {
         let mut first_error = None;
-        for dir in self.v1.iter().map(|(_, d)| d).chain([&self.dir]) {
-            if let Err(e) = remove_dir(dir) {
+        for dir in self.v1_dirs().map(|(_, d)| d).chain([self.dir()]) {
+            if let Err(e) = remove_dir(&dir) {
                 first_error.get_or_insert(e);
             }
         }
         first_error.map_or(Ok(()), Err)
     }
 
-    fn apply(&self, limits: &HardLimits, places: &[(Controller, Place)]) -> io::Result<()> {
-        let dir_of = |c: Controller| -> Option<(Place, &Path)> {
-            let place = places.iter().find(|(pc, _)| *pc == c)?.1;
-            match place {
-                Place::V2 => Some((place, &self.dir)),
-                Place::V1 => self
-                    .v1
-                    .iter()
-                    .find(|(vc, _)| *vc == c)
-                    .map(|(_, d)| (place, d.as_path())),
-            }
-        };
+    fn apply(&self, limits: &HardLimits) -> io::Result<()> {
         let context = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
-        if let (Some(max), Some((place, dir))) = (limits.memory_max, dir_of(Controller::Memory)) {
+        let memory = self.dir_of(Controller::Memory);
+        if let (Some(max), Some((place, dir))) = (limits.memory_max, memory) {
             let max = max.to_string();
             match place {
                 Place::V2 => {
@@ -211,7 +224,7 @@ impl RunCgroup {
                 }
             }
         }
-        if let (Some(cores), Some((place, dir))) = (limits.cpu_max, dir_of(Controller::Cpu)) {
+        if let (Some(cores), Some((place, dir))) = (limits.cpu_max, self.dir_of(Controller::Cpu)) {
             let quota = ((cores * CPU_PERIOD_US as f64).round() as u64).max(1000);
             match place {
                 Place::V2 => write(&dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))
@@ -224,11 +237,60 @@ impl RunCgroup {
                 }
             }
         }
-        if let (Some(max), Some((_, dir))) = (limits.pids_max, dir_of(Controller::Pids)) {
+        if let (Some(max), Some((_, dir))) = (limits.pids_max, self.dir_of(Controller::Pids)) {
             write(&dir.join("pids.max"), &max.to_string()).map_err(|e| context("pids.max", e))?;
         }
         Ok(())
     }
+}
+
+/// The bit of `c` in [`RunCgroup`]'s `v1` set.
+fn bit(c: Controller) -> u8 {
+    1 << Controller::ALL.iter().position(|x| *x == c).unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Memory {
+    Current,
+    Peak,
+    /// Where the OOM kills are counted.
+    Events,
+}
+
+/// A run's counter files, open. A cgroup file is generated anew by each read from its
+/// start, so a periodic sample costs one `pread` per figure instead of open, read, close.
+#[derive(Debug)]
+pub struct Counters {
+    cpu: std::fs::File,
+    memory: Option<std::fs::File>,
+}
+
+impl Counters {
+    pub fn cpu_usage_usec(&self) -> Option<u64> {
+        usage_usec(&self.cpu)
+    }
+
+    pub fn memory_current(&self) -> Option<u64> {
+        number(self.memory.as_ref()?)
+    }
+}
+
+/// The start of a cgroup file (what warden reads is in its first lines).
+fn head(file: &std::fs::File, buf: &mut [u8]) -> Option<usize> {
+    use std::os::unix::fs::FileExt;
+    file.read_at(buf, 0).ok()
+}
+
+fn number(file: &std::fs::File) -> Option<u64> {
+    let mut buf = [0u8; 32];
+    let n = head(file, &mut buf)?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
+}
+
+fn usage_usec(file: &std::fs::File) -> Option<u64> {
+    let mut buf = [0u8; 256];
+    let n = head(file, &mut buf)?;
+    counter(std::str::from_utf8(&buf[..n]).ok()?, "usage_usec")
 }
 
 /// `key N` in a flat-keyed cgroup file (`cpu.stat`, `memory.events`, `cgroup.events`).
@@ -237,10 +299,6 @@ fn counter(text: &str, key: &str) -> Option<u64> {
         let (k, v) = l.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok()).flatten()
     })
-}
-
-fn read_u64(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// One `write(2)` of `value`, as cgroup files want (they act on each write).

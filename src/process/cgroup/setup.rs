@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -176,13 +177,12 @@ impl Cgroups {
     }
 
     /// Create the cgroups of one run (`leaf` like `web@3`) with its hard limits.
-    pub fn create(&self, leaf: &str, limits: &HardLimits) -> io::Result<RunCgroup> {
+    pub fn create(self: &Arc<Self>, leaf: &str, limits: &HardLimits) -> io::Result<RunCgroup> {
         let leaf = self.free_leaf(leaf)?;
         let mut run = RunCgroup {
-            dir: self.dir.join(&leaf),
-            path: format!("{}/{leaf}", self.path),
-            v1: Vec::new(),
-            memory: None,
+            owner: self.clone(),
+            leaf: leaf.clone().into(),
+            v1: 0,
         };
         let wanted = |c: Controller| match c {
             // Always, where it is: it gives the figures and names OOM kills.
@@ -193,27 +193,29 @@ impl Cgroups {
         let made = (|| {
             for (c, parent) in &self.v1 {
                 if wanted(*c) {
-                    let d = parent.join(&leaf);
-                    std::fs::create_dir(&d)?;
-                    run.v1.push((*c, d));
+                    std::fs::create_dir(parent.join(&leaf))?;
+                    run.v1 |= super::bit(*c);
                 }
             }
-            run.memory = match self.place(Controller::Memory) {
-                Some(Place::V2) => Some((Place::V2, run.dir.clone())),
-                Some(Place::V1) => run
-                    .v1
-                    .iter()
-                    .find(|(c, _)| *c == Controller::Memory)
-                    .map(|(_, d)| (Place::V1, d.clone())),
-                None => None,
-            };
-            run.apply(limits, &self.places)
+            run.apply(limits)
         })();
         if let Err(e) = made {
             let _ = run.remove();
             return Err(e);
         }
         Ok(run)
+    }
+
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(super) fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub(super) fn v1_dirs(&self) -> impl Iterator<Item = (Controller, &PathBuf)> {
+        self.v1.iter().map(|(c, d)| (*c, d))
     }
 
     /// `leaf`, or `leaf~N` if a cgroup of that name is still there (a run whose processes

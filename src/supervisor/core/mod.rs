@@ -223,7 +223,8 @@ pub struct Instance {
     /// The last sample of the run's tree.
     pub rss: Option<u64>,
     pub cpu_percent: Option<f64>,
-    /// The run's peak memory, where its cgroup keeps one.
+    /// The run's peak memory: the cgroup's when a sample had it, at least the highest
+    /// sample.
     pub memory_peak: Option<u64>,
     /// Recent samples, for sparklines (kept across runs, like the probes' history).
     pub usage: UsageHistory,

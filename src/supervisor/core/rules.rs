@@ -159,7 +159,11 @@ impl Core {
         let (rss, cpu) = (usage.rss, usage.cpu_percent);
         inst.rss = Some(rss);
         inst.cpu_percent = Some(cpu);
-        inst.memory_peak = usage.peak.or(inst.memory_peak);
+        // The kernel's peak when the sample has it; at least the highest figure seen.
+        inst.memory_peak = [usage.peak, inst.memory_peak, Some(rss)]
+            .into_iter()
+            .flatten()
+            .max();
         inst.usage.push(now.wall, cpu, rss);
         let Some(limits) = inst.spec.limits.clone() else {
             return;
