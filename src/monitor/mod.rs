@@ -18,8 +18,12 @@ use std::time::Duration;
 /// One sample of a run's whole tree.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Usage {
-    /// Resident memory (bytes): the cgroup's charge, or the sum over the tree's processes.
+    /// Memory (bytes): the cgroup's charge (page cache included, as systemd shows it), or
+    /// the resident memory summed over the tree's processes.
     pub rss: u64,
+    /// Resident memory where it differs from `rss` and was read: in cgroup mode, when the
+    /// charge is over the run's `memory` rule (the rule is about resident memory).
+    pub resident: Option<u64>,
     /// Percent of one core over `window`.
     pub cpu_percent: f64,
     /// The run's peak memory, where its cgroup keeps one.

@@ -41,6 +41,7 @@ struct Plan<'r, K> {
     counters: Option<Counters>,
     /// The cgroup's memory figure, or the pids whose memory sysinfo must add up.
     memory: Result<u64, Vec<i32>>,
+    resident: Option<u64>,
 }
 
 /// One process of a run's tree, with its own figures (the dashboard's tree view).
@@ -78,51 +79,59 @@ impl<K: Copy + Eq + Hash> Default for Sampler<K> {
 }
 
 impl<K: Copy + Eq + Hash> Sampler<K> {
-    /// Sample every run in `runs`; forget runs no longer listed. `periodic`: more samples
-    /// follow every `sample_interval`, so the cgroups' counter files stay open.
+    /// Sample every run in `runs` (with its `memory` rule's limit, if any); forget runs no
+    /// longer listed. `periodic`: more samples follow every `sample_interval`, so the
+    /// cgroups' counter files stay open.
     pub fn sample(
         &mut self,
-        runs: &[(K, &Run)],
+        runs: &[(K, &Run, Option<u64>)],
         registry: &Registry,
         now: Instant,
         periodic: bool,
     ) -> Vec<(K, Usage)> {
-        let listed: HashSet<K> = runs.iter().map(|(k, _)| *k).collect();
+        let listed: HashSet<K> = runs.iter().map(|(k, _, _)| *k).collect();
         self.marks.retain(|k, _| listed.contains(k));
-        let adopted = if runs.iter().any(|(_, r)| r.cgroup.is_none()) {
+        let adopted = if runs.iter().any(|(_, r, _)| r.cgroup.is_none()) {
             Adopted::scan(registry)
         } else {
             Adopted::default()
         };
-        let plans: Vec<Plan<K>> =
-            runs.iter()
-                .map(|&(key, run)| {
-                    let mark = self.marks.remove(&key).filter(|m| {
-                        Arc::ptr_eq(&m.run_id, &run.run_id) || *m.run_id == *run.run_id
-                    });
-                    let (prev, counters) = match mark {
-                        Some(m) => (Some((m.at, m.cpu)), m.counters),
-                        None => (None, None),
-                    };
-                    let counters = match (&run.cgroup, counters) {
-                        (Some(_), Some(c)) => Some(c),
-                        (Some(cg), None) if periodic => cg.counters().ok(),
-                        _ => None,
-                    };
-                    let memory = match (&run.cgroup, &counters) {
-                        (Some(_), Some(c)) => c.memory_current(),
-                        (Some(cg), None) => cg.memory_current(),
-                        (None, _) => None,
-                    };
-                    Plan {
-                        key,
-                        run,
-                        prev,
-                        counters,
-                        memory: memory.ok_or_else(|| run.pids(&adopted)),
-                    }
-                })
-                .collect();
+        let plans: Vec<Plan<K>> = runs
+            .iter()
+            .map(|&(key, run, rule)| {
+                let mark = self
+                    .marks
+                    .remove(&key)
+                    .filter(|m| Arc::ptr_eq(&m.run_id, &run.run_id) || *m.run_id == *run.run_id);
+                let (prev, counters) = match mark {
+                    Some(m) => (Some((m.at, m.cpu)), m.counters),
+                    None => (None, None),
+                };
+                let counters = match (&run.cgroup, counters) {
+                    (Some(_), Some(c)) => Some(c),
+                    (Some(cg), None) if periodic => cg.counters().ok(),
+                    _ => None,
+                };
+                let memory = match (&run.cgroup, &counters) {
+                    (Some(_), Some(c)) => c.memory_current(),
+                    (Some(cg), None) => cg.memory_current(),
+                    (None, _) => None,
+                };
+                // The charge counts page cache; over the rule, read what is resident.
+                let resident = match (&run.cgroup, memory, rule) {
+                    (Some(cg), Some(charge), Some(limit)) if charge > limit => cg.memory_resident(),
+                    _ => None,
+                };
+                Plan {
+                    key,
+                    run,
+                    prev,
+                    counters,
+                    memory: memory.ok_or_else(|| run.pids(&adopted)),
+                    resident,
+                }
+            })
+            .collect();
         let wanted: Vec<i32> = plans
             .iter()
             .filter_map(|p| p.memory.as_ref().err())
@@ -154,6 +163,7 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
             prev,
             counters,
             memory,
+            resident,
         } = plan;
         let since = prev.as_ref().map_or(run.started, |(at, _)| *at);
         let window = now.saturating_duration_since(since);
@@ -206,6 +216,7 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         );
         Some(Usage {
             rss,
+            resident,
             cpu_percent,
             peak,
             window,

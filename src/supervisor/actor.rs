@@ -703,9 +703,11 @@ impl Actor {
 
     /// Sample the current runs (`all`, or those without a fresh sample) and feed the core.
     fn sample(&mut self, all: bool) {
+        let core = &self.core;
+        let rule = |id| core.instance(id)?.spec.limits.as_ref()?.memory;
         let inputs = self
             .sampling
-            .sample(&self.runs, self.spawner.registry(), all);
+            .sample(&self.runs, self.spawner.registry(), all, rule);
         for input in inputs {
             let fx = self.core.handle(input, Now::current());
             self.apply(fx);

@@ -513,6 +513,7 @@ fn replicas_get_their_own_log_file_and_substituted_targets() {
 fn usage(rss: u64, cpu_percent: f64) -> crate::monitor::Usage {
     crate::monitor::Usage {
         rss,
+        resident: None,
         cpu_percent,
         peak: None,
         window: Duration::from_millis(100),
@@ -664,6 +665,27 @@ fn an_oom_kill_is_named_and_counts_as_a_failure() {
         (limit.rule.as_str(), limit.limit, limit.value),
         ("memory_max", 50e6, 49_999_872.0)
     );
+}
+
+#[test]
+fn the_memory_rule_judges_resident_memory_not_page_cache() {
+    let (mut rig, _) =
+        Rig::new("[processes.w]\ncommand = \"w\"\n[processes.w.limits]\nmemory = \"10MB\"\n");
+    rig.spawned(0, "w");
+    let (id, run_no) = (rig.id("w"), rig.run_no("w"));
+    let mut cached = usage(900_000_000, 0.0);
+    cached.resident = Some(4_000_000);
+    let fx = rig.at(
+        100,
+        Input::Usage {
+            id,
+            run_no,
+            usage: cached,
+        },
+    );
+    assert_eq!(stops(&fx), 0);
+    assert!(limit_events(&fx).is_empty());
+    assert_eq!(rig.core.instance(id).unwrap().rss, Some(900_000_000));
 }
 
 #[test]

@@ -64,10 +64,11 @@ impl Sampling {
         runs: &HashMap<InstanceId, (u64, Run)>,
         registry: &Registry,
         all: bool,
+        memory_rule: impl Fn(InstanceId) -> Option<u64>,
     ) -> Vec<Input> {
         let now = Instant::now();
         self.sampled_at.retain(|id, _| runs.contains_key(id));
-        let due: Vec<(InstanceId, &Run)> = runs
+        let due: Vec<(InstanceId, &Run, Option<u64>)> = runs
             .iter()
             .filter(|(id, (_, run))| {
                 all || match self.sampled_at.get(id) {
@@ -76,7 +77,7 @@ impl Sampling {
                     _ => true,
                 }
             })
-            .map(|(id, (_, run))| (*id, run))
+            .map(|(id, (_, run))| (*id, run, memory_rule(*id)))
             .collect();
         if due.is_empty() {
             return Vec::new();

@@ -156,6 +156,19 @@ impl RunCgroup {
         number(&std::fs::File::open(self.memory_file(Memory::Current)?).ok()?)
     }
 
+    /// Resident memory (anonymous and mapped file pages, as a process's RSS counts them),
+    /// in bytes. Dearer to read than the charge, which also counts page cache that the
+    /// kernel would reclaim: read when a `memory` rule needs the truth.
+    pub fn memory_resident(&self) -> Option<u64> {
+        let (place, dir) = self.dir_of(Controller::Memory)?;
+        let text = std::fs::read_to_string(dir.join("memory.stat")).ok()?;
+        let keys = match place {
+            Place::V2 => ["anon", "file_mapped"],
+            Place::V1 => ["total_rss", "total_mapped_file"],
+        };
+        keys.iter().map(|k| counter(&text, k)).sum()
+    }
+
     /// The most memory the cgroup was charged, in bytes, where the kernel keeps it.
     pub fn memory_peak(&self) -> Option<u64> {
         number(&std::fs::File::open(self.memory_file(Memory::Peak)?).ok()?)

@@ -157,6 +157,8 @@ impl Core {
             return;
         };
         let (rss, cpu) = (usage.rss, usage.cpu_percent);
+        // The rule is about resident memory; the figure shown may count page cache too.
+        let resident = usage.resident.unwrap_or(rss);
         inst.rss = Some(rss);
         inst.cpu_percent = Some(cpu);
         // The kernel's peak when the sample has it; at least the highest figure seen.
@@ -175,13 +177,21 @@ impl Core {
         let window_ms = usage.window.as_millis() as u64;
         let mut violation = None;
         if let Some(max) = limits.memory {
-            let crossed = cross(&mut inst.memory_over_since, rss > max, now.mono);
-            announce("memory", rss as f64, max as f64, crossed, &name, now, fx);
-            if rss > max {
-                let detail = format!("memory {} over the limit of {}", bytes(rss), size(max));
+            let crossed = cross(&mut inst.memory_over_since, resident > max, now.mono);
+            announce(
+                "memory",
+                resident as f64,
+                max as f64,
+                crossed,
+                &name,
+                now,
+                fx,
+            );
+            if resident > max {
+                let detail = format!("memory {} over the limit of {}", bytes(resident), size(max));
                 let hit = LimitHit {
                     rule: "memory".into(),
-                    value: rss as f64,
+                    value: resident as f64,
                     limit: max as f64,
                     window_ms,
                 };
