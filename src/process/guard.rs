@@ -62,9 +62,11 @@ impl Guard {
         })
     }
 
-    /// Release the guard and reap it.
+    /// Release the guard and reap it. The byte it is sent first says "a clean shutdown":
+    /// warden removes its cgroups itself, after the guard is gone.
     pub async fn finish(self) {
         let Guard { handle, _pipe } = self;
+        let _ = nix::unistd::write(&_pipe, b"x");
         drop(_pipe);
         let _ = tokio::time::timeout(Duration::from_secs(2), handle.exited()).await;
         let _ = handle.reap();
@@ -76,7 +78,13 @@ impl Guard {
 pub fn run(token: &str, cgroups: &[String]) -> ! {
     let mut buf = [0u8; 64];
     let mut stdin = std::io::stdin();
-    while !matches!(stdin.read(&mut buf), Ok(0) | Err(_)) {}
+    let mut clean = false;
+    loop {
+        match stdin.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => clean = true,
+        }
+    }
     let prefix = format!("{RUN_ID_VAR}={token}:");
     let me = std::process::id() as i32;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -97,7 +105,9 @@ pub fn run(token: &str, cgroups: &[String]) -> ! {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    super::cgroup::guard_cleanup(cgroups);
+    if !clean {
+        super::cgroup::guard_cleanup(cgroups);
+    }
     std::process::exit(0)
 }
 
