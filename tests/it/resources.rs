@@ -623,3 +623,142 @@ memory = "50MB"
     assert_eq!(w.shutdown(), Some(0));
     w.assert_no_leftovers();
 }
+
+// ----- without the right to create cgroups ---------------------------------------------
+
+/// `warden ARGS` as uid/gid 65534 in `dir`, marked with `marker` like the harness does.
+fn as_nobody(dir: &Path, marker: &str, args: &[&str]) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(WARDEN);
+    cmd.args(args)
+        .current_dir(dir)
+        .env("WARDEN_TEST", marker)
+        .env("NO_COLOR", "1")
+        .env_remove("WARDEN_SOCKET")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir().display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
+            setgroups(&[])?;
+            setgid(Gid::from_raw(65534))?;
+            setuid(Uid::from_raw(65534))?;
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// A folder nobody can use, and the marker its processes carry; everything marked is
+/// SIGKILLed when dropped.
+struct NobodyDir {
+    dir: tempfile::TempDir,
+    marker: String,
+}
+
+impl NobodyDir {
+    fn new(config: &str) -> NobodyDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("wn")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::write(dir.path().join("warden.toml"), config).unwrap();
+        let marker = format!("nobody-{}-{:?}", std::process::id(), Instant::now());
+        NobodyDir { dir, marker }
+    }
+}
+
+impl Drop for NobodyDir {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let left = marked_processes(&self.marker, None);
+            if left.is_empty() {
+                break;
+            }
+            for pid in left {
+                // SAFETY: a plain kill of a process carrying our marker.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// An ordinary user may not create cgroups on a host like CI's: `auto` says so and runs
+/// everything with figures from the process tree; `required` refuses to start.
+#[test]
+fn without_the_right_to_create_cgroups() {
+    if !root() {
+        eprintln!(
+            "without_the_right_to_create_cgroups: skipped, needs root to become another user"
+        );
+        return;
+    }
+    let config = |mode: &str| {
+        format!(
+            "[supervisor]\ncgroup = \"{mode}\"\nlog_dir = \"logs\"\n[processes.idle]\ncommand = \"warden-demo-worker sleep\"\n"
+        )
+    };
+    let d = NobodyDir::new(&config("required"));
+    let out = as_nobody(d.dir.path(), &d.marker, &["up", "--no-tui"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(0) || !err.contains("may not create cgroups") {
+        // This host lets anyone create cgroups (or has a delegated subtree): nothing to see.
+        eprintln!(
+            "without_the_right_to_create_cgroups: skipped, nobody may create cgroups here: {err}"
+        );
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`[supervisor] cgroup = \"required\"`"),
+        "{err}"
+    );
+    assert!(!d.dir.path().join("logs").exists(), "nothing was started");
+
+    let d = NobodyDir::new(&config("auto"));
+    let mut up = as_nobody(d.dir.path(), &d.marker, &["up", "--no-tui"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let report = loop {
+        let out = as_nobody(d.dir.path(), &d.marker, &["status", "--json"])
+            .output()
+            .unwrap();
+        let s: Option<Value> = serde_json::from_slice(&out.stdout).ok();
+        if let Some(s) = s.filter(|s| process(s, "idle")["state"] == "running") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "warden as nobody never ran `idle`"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let cg = &report["supervisor"]["cgroup"];
+    assert_eq!(cg["mode"], "off", "{cg}");
+    assert!(
+        cg["detail"]
+            .as_str()
+            .unwrap()
+            .contains("may not create cgroups"),
+        "{cg}"
+    );
+    assert!(process(&report, "idle")["rss_bytes"].as_u64().unwrap() > 0);
+    // SAFETY: signalling our own unreaped child.
+    unsafe { libc::kill(up.id() as i32, libc::SIGTERM) };
+    assert_eq!(up.wait().unwrap().code(), Some(0));
+}
