@@ -51,7 +51,8 @@ pub struct Figures {
     pub parent: Option<i32>,
     pub name: String,
     pub rss_bytes: u64,
-    /// Percent of one core since the process's previous sample (0 at its first).
+    /// Percent of one core since the process's previous sample: 0 at its first, which is
+    /// every time unless sampling is periodic (someone subscribed, as a dashboard is).
     pub cpu_percent: f64,
 }
 
@@ -65,6 +66,8 @@ pub struct Sampler<K> {
     known: Vec<Pid>,
     /// warden's own accumulated CPU time (ms) at its previous sample.
     own: Option<(Instant, u64)>,
+    /// Sampling is periodic: keep sysinfo's tables between samples.
+    periodic: bool,
 }
 
 impl<K: Copy + Eq + Hash> Default for Sampler<K> {
@@ -74,6 +77,7 @@ impl<K: Copy + Eq + Hash> Default for Sampler<K> {
             marks: HashMap::new(),
             known: Vec::new(),
             own: None,
+            periodic: false,
         }
     }
 }
@@ -89,6 +93,7 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         now: Instant,
         periodic: bool,
     ) -> Vec<(K, Usage)> {
+        self.periodic = periodic;
         let listed: HashSet<K> = runs.iter().map(|(k, _, _)| *k).collect();
         self.marks.retain(|k, _| listed.contains(k));
         let adopted = if runs.iter().any(|(_, r, _)| r.cgroup.is_none()) {
@@ -146,13 +151,25 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
                 out.push((key, usage));
             }
         }
+        self.forget_unless_periodic();
         out
     }
 
-    /// Close the counter files: sampling is no longer periodic.
+    /// Sampling is no longer periodic: close the counter files, drop sysinfo's tables.
     pub fn release(&mut self) {
+        self.periodic = false;
         for mark in self.marks.values_mut() {
             mark.counters = None;
+        }
+        self.forget_unless_periodic();
+    }
+
+    /// sysinfo keeps a few hundred bytes per process it has seen; an idle warden (one-off
+    /// samples for `status`) should not hold them. The CPU marks are warden's own.
+    fn forget_unless_periodic(&mut self) {
+        if !self.periodic {
+            self.system = None;
+            self.known.clear();
         }
     }
 
@@ -303,10 +320,10 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         let me = i32::try_from(std::process::id()).ok()?;
         self.refresh(&[me], false);
         let p = self.process(me)?;
-        let acc = p.accumulated_cpu_time();
-        let rss = p.memory();
+        let (acc, rss, up) = (p.accumulated_cpu_time(), p.memory(), p.run_time());
+        self.forget_unless_periodic();
         let (since, before) = self.own.unwrap_or_else(|| {
-            let up = Duration::from_secs(p.run_time().max(1));
+            let up = Duration::from_secs(up.max(1));
             (now.checked_sub(up).unwrap_or(now), 0)
         });
         self.own = Some((now, acc));
@@ -327,7 +344,8 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         };
         let pids = run.pids(&adopted);
         self.refresh(&pids, false);
-        pids.iter()
+        let figures = pids
+            .iter()
             .filter_map(|&pid| {
                 let p = self.process(pid)?;
                 Some(Figures {
@@ -338,6 +356,8 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
                     cpu_percent: (f64::from(p.cpu_usage()) * 10.0).round() / 10.0,
                 })
             })
-            .collect()
+            .collect();
+        self.forget_unless_periodic();
+        figures
     }
 }
