@@ -762,3 +762,98 @@ fn without_the_right_to_create_cgroups() {
     unsafe { libc::kill(up.id() as i32, libc::SIGTERM) };
     assert_eq!(up.wait().unwrap().code(), Some(0));
 }
+
+/// The folder of `pid`'s cgroup that holds `controller`'s files: its v1 hierarchy's
+/// (hybrid hosts), else its v2 cgroup.
+fn controller_dir(pid: i64, controller: &str) -> Option<PathBuf> {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount_of = |v1: bool| {
+        mounts.lines().find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?;
+            let mut tail = right.split(' ');
+            let fstype = tail.next()?;
+            let opts = tail.nth(1).unwrap_or("");
+            let hit = if v1 {
+                fstype == "cgroup" && opts.split(',').any(|o| o == controller)
+            } else {
+                fstype == "cgroup2"
+            };
+            hit.then(|| point.to_string())
+        })
+    };
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, names, path) = (parts.next()?, parts.next()?, parts.next()?);
+        if names.split(',').any(|n| n == controller) {
+            return Some(PathBuf::from(mount_of(true)? + path));
+        }
+    }
+    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(PathBuf::from(mount_of(false)? + path))
+}
+
+/// `memory_max`, `cpu_max` and `pids_max` are written to the run's cgroup, and the kernel
+/// holds the run to them (here: a fork beyond `pids_max` fails).
+#[test]
+fn hard_limits_are_written_to_the_runs_cgroup() {
+    let mut w = Warden::start(&config(
+        Mode::Cgroup,
+        r#"
+[processes.boxed]
+command = "warden-demo-worker sleep"
+[processes.boxed.limits]
+memory_max = "64MiB"
+cpu_max = 0.25
+pids_max = 4
+
+[processes.forker]
+command = "for i in 1 2 3 4 5 6 7 8; do sleep 60 & done; wait"
+shell = true
+restart = "never"
+[processes.forker.limits]
+pids_max = 4
+"#,
+    ));
+    let s = wait_status(&w, "boxed to run", |s| {
+        process(s, "boxed")["state"] == "running"
+    });
+    let controllers = &s["supervisor"]["cgroup"]["controllers"];
+    if controllers["memory"].is_null()
+        || controllers["cpu"].is_null()
+        || controllers["pids"].is_null()
+    {
+        eprintln!(
+            "hard_limits_are_written_to_the_runs_cgroup: skipped, not every controller is available here: {}",
+            s["supervisor"]["cgroup"]["detail"]
+        );
+        assert_eq!(w.shutdown(), Some(0));
+        return;
+    }
+    let pid = process(&s, "boxed")["pid"].as_i64().unwrap();
+    let read = |controller: &str, files: &[&str]| -> String {
+        let dir = controller_dir(pid, controller).expect("the run's cgroup");
+        files
+            .iter()
+            .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+            .unwrap_or_else(|| panic!("none of {files:?} in {}", dir.display()))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        read("memory", &["memory.max", "memory.limit_in_bytes"]),
+        (64u64 << 20).to_string()
+    );
+    let cpu = read("cpu", &["cpu.max", "cpu.cfs_quota_us"]);
+    assert!(cpu == "25000 100000" || cpu == "25000", "{cpu}");
+    assert_eq!(read("pids", &["pids.max"]), "4");
+    // The shell and three sleeps fill `pids_max`: the kernel refuses the next fork.
+    w.wait_line("the refused fork", |l| {
+        output_of(l, "forker").is_some_and(|t| t.contains("fork"))
+    });
+    let exit = first_exit(&w, "forker");
+    assert_eq!(exit["reason"], "crash", "{exit}");
+    assert_eq!(w.shutdown(), Some(0));
+    w.assert_no_leftovers();
+}
