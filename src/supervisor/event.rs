@@ -228,27 +228,20 @@ impl Event {
                 over,
                 over_ms,
             } => {
-                let shown = |v: f64| match rule.as_str() {
-                    "cpu" => format!("{v:.0}%"),
-                    _ => format!("{:.1}MiB", v / (1024.0 * 1024.0)),
+                let (value, limit) = match rule.as_str() {
+                    "cpu" => (format!("{value:.0}%"), format!("{limit:.0}%")),
+                    _ => (
+                        format!("{:.1}MiB", value / (1024.0 * 1024.0)),
+                        fmt_size(*limit as u64),
+                    ),
                 };
                 match (over, over_ms) {
-                    (true, _) => format!(
-                        "{rule} {} is over its limit of {}",
-                        shown(*value),
-                        shown(*limit)
-                    ),
+                    (true, _) => format!("{rule} {value} is over its limit of {limit}"),
                     (false, Some(ms)) => format!(
-                        "{rule} {} is back under its limit of {} after {}",
-                        shown(*value),
-                        shown(*limit),
+                        "{rule} {value} is back under its limit of {limit} after {}",
                         fmt_ms(*ms)
                     ),
-                    (false, None) => format!(
-                        "{rule} {} is back under its limit of {}",
-                        shown(*value),
-                        shown(*limit)
-                    ),
+                    (false, None) => format!("{rule} {value} is back under its limit of {limit}"),
                 }
             }
         }
@@ -268,6 +261,23 @@ pub fn fmt_ms(ms: u64) -> String {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}
+
+/// A configured size, as the user most likely wrote it (`50MB` stays `50MB`).
+pub fn fmt_size(n: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 30, "GiB"),
+        (1_000_000_000, "GB"),
+        (1 << 20, "MiB"),
+        (1_000_000, "MB"),
+    ];
+    match UNITS
+        .iter()
+        .find(|(unit, _)| n > 0 && n.is_multiple_of(*unit))
+    {
+        Some((unit, name)) => format!("{}{name}", n / unit),
+        None => format!("{:.1}MiB", n as f64 / (1024.0 * 1024.0)),
     }
 }
 

@@ -366,16 +366,7 @@ pub(super) fn bytes(n: u64) -> String {
 
 /// A configured size, as the user most likely wrote it (`50MB` stays `50MB`).
 pub(super) fn size(n: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [
-        (1 << 30, "GiB"),
-        (1_000_000_000, "GB"),
-        (1 << 20, "MiB"),
-        (1_000_000, "MB"),
-    ];
-    match UNITS.iter().find(|(unit, _)| n.is_multiple_of(*unit)) {
-        Some((unit, name)) => format!("{}{name}", n / unit),
-        None => bytes(n),
-    }
+    crate::supervisor::event::fmt_size(n)
 }
 
 pub(super) fn truncate(s: &str, max: usize) -> String {
