@@ -1,5 +1,6 @@
-//! Processes as the kernel sees them: spawning in a new session, signalling through
-//! pidfds, killing whole trees, and reaping without stealing anyone's exit status.
+//! Processes as the kernel sees them: spawning in a new session (and in a cgroup of the
+//! run's own, where the host allows), signalling through pidfds, killing whole trees, and
+//! reaping without stealing anyone's exit status.
 //!
 //! This module makes no decisions: when to stop, restart or give up is the supervisor's.
 //! It must never block the supervisor's loop (waiting is async, via pidfd readiness) and
