@@ -70,7 +70,9 @@ async fn answer(mut stream: TcpStream, handle: &Handle) -> std::io::Result<()> {
         )
         .await;
     }
-    let Some(report) = status(handle).await else {
+    let path = path.split('?').next().unwrap_or("");
+    // Only a scrape of /metrics keeps the supervisor sampling; health checks must not.
+    let Some(report) = status(handle, path == "/metrics").await else {
         return respond(
             &mut stream,
             "503 Service Unavailable",
@@ -79,7 +81,7 @@ async fn answer(mut stream: TcpStream, handle: &Handle) -> std::io::Result<()> {
         )
         .await;
     };
-    match path.split('?').next().unwrap_or("") {
+    match path {
         "/metrics" => {
             let body = prometheus(&report);
             respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body).await
@@ -101,9 +103,13 @@ async fn answer(mut stream: TcpStream, handle: &Handle) -> std::io::Result<()> {
     }
 }
 
-async fn status(handle: &Handle) -> Option<StatusReport> {
+async fn status(handle: &Handle, scrape: bool) -> Option<StatusReport> {
     let (reply, rx) = oneshot::channel();
-    handle.control.send(Control::Metrics { reply }).ok()?;
+    let control = match scrape {
+        true => Control::Metrics { reply },
+        false => Control::Status { reply },
+    };
+    handle.control.send(control).ok()?;
     rx.await.ok()
 }
 

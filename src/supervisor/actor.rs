@@ -726,6 +726,7 @@ impl Actor {
             cgroup: self.opts.cgroup_status.clone(),
             cpu_percent: own.map(|(cpu, _)| (cpu * 10.0).round() / 10.0),
             rss_bytes: own.map(|(_, rss)| rss),
+            sampling: self.sampling.reasons(self.events.receiver_count()),
         });
         report
     }

@@ -46,11 +46,22 @@ impl Sampling {
 
     /// Whether the periodic sampling should run now. `watchers`: event subscribers.
     pub(super) fn wanted(&self, watchers: usize) -> bool {
-        self.has_rules
-            || watchers > 0
-            || self
-                .scraped_at
-                .is_some_and(|t| t.elapsed() < SCRAPE_KEEPS_SAMPLING)
+        !self.reasons(watchers).is_empty()
+    }
+
+    /// Why the sampling is periodic now (none: it is not; status samples on demand).
+    pub(super) fn reasons(&self, watchers: usize) -> Vec<&'static str> {
+        let scraped = self
+            .scraped_at
+            .is_some_and(|t| t.elapsed() < SCRAPE_KEEPS_SAMPLING);
+        [
+            (self.has_rules, "limits"),
+            (watchers > 0, "subscribers"),
+            (scraped, "metrics"),
+        ]
+        .into_iter()
+        .filter_map(|(why, name)| why.then_some(name))
+        .collect()
     }
 
     pub(super) fn scraped(&mut self) {

@@ -32,6 +32,9 @@ pub struct SupervisorStatus {
     pub cgroup: CgroupStatus,
     pub cpu_percent: Option<f64>,
     pub rss_bytes: Option<u64>,
+    /// Why processes are sampled every `sample_interval` right now (`limits`,
+    /// `subscribers`, `metrics`); empty: only on demand, for a status request.
+    pub sampling: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -857,3 +857,56 @@ pids_max = 4
     assert_eq!(w.shutdown(), Some(0));
     w.assert_no_leftovers();
 }
+
+/// Sampling every `sample_interval` happens only while there is a reason, and status says
+/// which: a subscriber, a recent `/metrics` scrape, a rule to enforce. With none, a status
+/// request samples on the spot and nothing else does.
+#[test]
+fn sampling_runs_only_while_someone_needs_it() {
+    let port = free_port();
+    let mut w = Warden::start(&format!(
+        "[supervisor]\nmetrics = \"127.0.0.1:{port}\"\n[processes.idle]\ncommand = \"warden-demo-worker sleep\"\n"
+    ));
+    let reasons = |s: &Value| s["supervisor"]["sampling"].clone();
+    let s = wait_status(&w, "idle to run", |s| {
+        process(s, "idle")["state"] == "running"
+    });
+    assert_eq!(reasons(&s), serde_json::json!([]), "{}", s["supervisor"]);
+    assert!(process(&s, "idle")["rss_bytes"].as_u64().unwrap() > 0);
+
+    let events = Events::follow(&w);
+    wait_status(&w, "a subscriber to count", |s| {
+        reasons(s) == serde_json::json!(["subscribers"])
+    });
+    drop(events);
+    wait_status(&w, "the subscriber to be gone", |s| {
+        reasons(s) == serde_json::json!([])
+    });
+
+    use std::io::{Read, Write};
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    http.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+    http.read_to_end(&mut Vec::new()).unwrap();
+    assert_eq!(
+        reasons(&status(&w)),
+        serde_json::json!([]),
+        "a health check is no scrape"
+    );
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    http.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    http.read_to_string(&mut body).unwrap();
+    assert!(
+        body.contains("warden_process_resident_bytes{name=\"idle\"}"),
+        "{body}"
+    );
+    assert!(body.contains("warden_supervisor_resident_bytes"), "{body}");
+    assert_eq!(reasons(&status(&w)), serde_json::json!(["metrics"]));
+    assert_eq!(w.shutdown(), Some(0));
+
+    let mut w = Warden::start(
+        "[processes.ruled]\ncommand = \"warden-demo-worker sleep\"\n[processes.ruled.limits]\nmemory = \"1GB\"\n",
+    );
+    assert_eq!(reasons(&status(&w)), serde_json::json!(["limits"]));
+    assert_eq!(w.shutdown(), Some(0));
+}
