@@ -11,7 +11,7 @@ use crate::supervisor::{Actor, Options};
 /// Exit code: 0 after a clean shutdown, 1 if the config is invalid or warden cannot start
 /// (another warden already runs for this config, the socket cannot be bound, ...).
 pub fn run(config: &Path, _no_tui: bool, socket: Option<&Path>) -> i32 {
-    let spec = match crate::config::load(config) {
+    let spec = match crate::config::load_to_run(config) {
         Ok(s) => s,
         Err(errors) => {
             eprintln!("{errors}");

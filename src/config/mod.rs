@@ -18,10 +18,18 @@ use std::path::Path;
 /// Read and validate the config at `path`. Relative paths inside it are resolved against
 /// its folder. All errors are returned at once.
 pub fn load(path: &Path) -> Result<Spec, ConfigErrors> {
-    parse::load(path)
+    parse::load(path, false)
+}
+
+/// [`load`] for a config this process is about to run (`up`, a reload): what this
+/// process lacks the privileges for (`user` when warden is not root) is an error too.
+/// `check` does not ask this, as a config is often checked by someone else than the user
+/// who will run it.
+pub fn load_to_run(path: &Path) -> Result<Spec, ConfigErrors> {
+    parse::load(path, true)
 }
 
 /// Validate config text as if it had been read from `path` (for tests and reload previews).
 pub fn load_str(path: &Path, text: &str) -> Result<Spec, ConfigErrors> {
-    parse::load_str(path, text)
+    parse::load_str(path, text, false)
 }

@@ -104,6 +104,13 @@ pub struct ProcessSpec {
     pub readiness: Option<ProbeSpec>,
     pub liveness: Option<ProbeSpec>,
     pub limits: Option<LimitsSpec>,
+    /// Run as this user (a name, or a uid written in digits), with its groups; checked to
+    /// exist at load time and resolved again at each spawn. `None`: warden's own.
+    pub user: Option<String>,
+    /// Primary group (a name or a gid); `None`: the user's own.
+    pub group: Option<String>,
+    /// The file mode creation mask of the process; `None`: warden's own.
+    pub umask: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -41,6 +41,8 @@ impl Guard {
             die_with_warden: false,
             stdin: Some(read),
             stdout: None,
+            credentials: None,
+            umask: None,
         };
         let spawned = spawner
             .spawn_blocking(launch)

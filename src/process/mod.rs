@@ -6,12 +6,14 @@
 //! never signal a pid it has already reaped.
 
 mod child;
+mod credentials;
 mod fork;
 pub mod guard;
 mod spawn;
 mod tree;
 
 pub use child::{ChildHandle, ExitStatus};
+pub use credentials::{Credentials, LOGIN_VARS};
 pub use spawn::{Launch, Registry, SpawnError, Spawned, Spawner, inherited_env};
 pub use tree::{RUN_ID_VAR, reap_orphans, ticks_per_second, tree_usage};
 
@@ -30,6 +32,8 @@ pub struct Run {
     pub handle: Arc<ChildHandle>,
     pub run_id: Arc<str>,
     pub registry: Arc<Registry>,
+    /// Who the run's processes run as (its exec probes run the same way).
+    pub credentials: Option<Arc<Credentials>>,
 }
 
 /// What became of a run once nothing of it is left.

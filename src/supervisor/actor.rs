@@ -174,10 +174,16 @@ impl Actor {
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigchld = signal(SignalKind::child())?;
         let mut sighup = signal(SignalKind::hangup())?;
+        // 0711: processes that run as another user reach their sd_notify socket by its
+        // (unguessable) name; nobody can list the folder.
         std::fs::DirBuilder::new()
-            .mode(0o700)
+            .mode(0o711)
             .recursive(true)
             .create(&self.runtime_dir)?;
+        std::fs::set_permissions(
+            &self.runtime_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )?;
         let result = self
             .serve(&mut sigint, &mut sigterm, &mut sigchld, &mut sighup)
             .await;
@@ -452,7 +458,7 @@ impl Actor {
         if self.core.is_shutting_down() {
             return Err("warden is shutting down; nothing was reloaded".into());
         }
-        let new = match crate::config::load(&self.spec.path) {
+        let new = match crate::config::load_to_run(&self.spec.path) {
             Ok(s) => s,
             Err(errors) => {
                 let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
@@ -589,6 +595,8 @@ impl Actor {
             cwd: inst.spec.cwd.clone(),
             env: launch::child_env(inst),
             run_id: format!("{}:{}:{}-probe", self.opts.token, inst.name, role.as_str()).into(),
+            credentials: self.run_of(id, run_no).and_then(|r| r.credentials.clone()),
+            umask: inst.spec.umask,
         };
         let tx = self.tx.clone();
         let handle = spawn_prober(probe.spec.clone(), ctx, move |o| {
@@ -674,6 +682,8 @@ impl Actor {
                     .unwrap_or_else(|| "/".into()),
                 env: process::inherited_env(),
                 run_id: format!("{}:check-{}", self.opts.token, check.name).into(),
+                credentials: None,
+                umask: None,
             };
             let (tx, name) = (self.tx.clone(), check.name.clone());
             self.check_probers

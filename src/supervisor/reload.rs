@@ -139,6 +139,9 @@ pub fn changed_keys(a: &ProcessSpec, b: &ProcessSpec) -> Vec<String> {
     cmp("readiness", a.readiness == b.readiness);
     cmp("liveness", a.liveness == b.liveness);
     cmp("limits", a.limits == b.limits);
+    cmp("user", a.user == b.user);
+    cmp("group", a.group == b.group);
+    cmp("umask", a.umask == b.umask);
     // `replicas` shows up as added/removed instances; the name never differs here.
     keys
 }

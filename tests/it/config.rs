@@ -295,6 +295,17 @@ fn full_config_defaults_and_other_forms() {
     assert_eq!(migrate.depends_on["db"], DependCondition::Started);
 }
 
+#[test]
+fn full_config_who_runs_it() {
+    let (spec, _) = load_full();
+    let web = &spec.processes["web"];
+    assert_eq!(web.user.as_deref(), Some("nobody"));
+    assert_eq!(web.group.as_deref(), Some("65534"));
+    assert_eq!(web.umask, Some(0o027));
+    let db = &spec.processes["db"];
+    assert_eq!((&db.user, &db.group, db.umask), (&None, &None, None));
+}
+
 /// Users copy these; a broken example is a bug. An empty or missing folder passes.
 #[test]
 fn example_configs_are_valid() {
