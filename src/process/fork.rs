@@ -119,9 +119,7 @@ impl Prepared {
             parent: std::process::id() as libc::pid_t,
             deathsig,
             identity: who.identity,
-            umask: who
-                .umask
-                .map_or(libc::mode_t::MAX, |m| m as libc::mode_t),
+            umask: who.umask.map_or(libc::mode_t::MAX, |m| m as libc::mode_t),
             failed_step: AtomicI32::new(0),
             failed_errno: AtomicI32::new(0),
         })
