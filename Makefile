@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: all build demo test check fmt clippy unit bench clean
+.PHONY: all build demo test check fmt clippy unit bench man clean
 
 all: build
 
@@ -28,6 +28,11 @@ clippy:
 
 unit:
 	$(CARGO) test --all-targets
+
+## Manual pages (warden.1, warden-up.1, …) generated from the CLI definition.
+man: build
+	"$(BIN)/warden" manpage --dir "$(CARGO_TARGET_DIR)/man"
+	@echo "man pages in $(CARGO_TARGET_DIR)/man (try: man -l $(CARGO_TARGET_DIR)/man/warden.1)"
 
 ## Benchmarks against supervisord and s6; results go to BENCHMARKS.md.
 bench:

@@ -57,6 +57,13 @@ fn main() {
         Cmd::Events { client, json } => warden::cli::events::run(&client, json),
         Cmd::Reload { client, dry_run } => warden::cli::reload::run(&client, dry_run),
         Cmd::Down { client } => warden::cli::down::run(&client),
+        Cmd::History {
+            client,
+            names,
+            json,
+        } => warden::cli::history::run(&client, names, json),
+        Cmd::Completions { shell } => warden::cli::shell::completions(shell),
+        Cmd::Manpage { dir } => warden::cli::shell::manpage(dir.as_deref()),
     };
     std::process::exit(code);
 }

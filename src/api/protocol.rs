@@ -10,6 +10,7 @@
 //! {"v":1,"cmd":"logs","names":["web"],"lines":100,"follow":true}
 //! {"v":1,"cmd":"events"}
 //! {"v":1,"cmd":"reload","dry_run":true}
+//! {"v":1,"cmd":"history","names":["web"]}
 //! ```
 //!
 //! The server answers each request with one or more lines, each one JSON object
@@ -72,6 +73,10 @@ pub enum Request {
     },
     /// Stop everything and exit; answered once everything has stopped.
     Down,
+    /// The restart history of the named instances.
+    History {
+        names: Vec<String>,
+    },
 }
 
 fn default_log_lines() -> usize {
@@ -92,6 +97,7 @@ impl Request {
             Request::Events => "events",
             Request::Reload { .. } => "reload",
             Request::Down => "down",
+            Request::History { .. } => "history",
         }
     }
 
@@ -141,6 +147,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
         | Request::Stop { names }
         | Request::Restart { names }
         | Request::Logs { names, .. }
+        | Request::History { names }
             if names.is_empty() =>
         {
             Err(format!(
@@ -198,6 +205,9 @@ pub struct Answer {
     /// `events` item: the event as one line for humans (without time and name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// `history`: `{"processes":[{"name":…,"history":[exit records, oldest first]}]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Box<RawValue>>,
     /// Stream item: this subscriber fell behind and missed some items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<Skipped>,
@@ -291,6 +301,9 @@ mod tests {
             Request::Events,
             Request::Reload { dry_run: true },
             Request::Down,
+            Request::History {
+                names: vec!["web".into()],
+            },
         ];
         for r in all {
             let line = r.to_line();

@@ -414,6 +414,15 @@ pub(super) async fn act(handle: &Handle, config: &str, request: Request) -> Answ
         Request::Down => ask(handle, |reply| Control::Shutdown { reply: Some(reply) })
             .await
             .map(|()| Answer::message("stopped")),
+        Request::History { names } => ask(handle, |reply| Control::History { names, reply })
+            .await
+            .and_then(|r| r)
+            .map(|history| Answer {
+                history: Some(
+                    serde_json::value::to_raw_value(&history).expect("a history serializes"),
+                ),
+                ..Answer::success()
+            }),
         Request::Logs { .. } | Request::Events => Err(format!(
             "`{}` streams: it cannot be used here",
             request.verb()

@@ -9,8 +9,10 @@ pub mod action;
 pub mod check;
 pub mod down;
 pub mod events;
+pub mod history;
 pub mod logs;
 pub mod reload;
+pub mod shell;
 pub mod signal;
 pub mod status;
 pub mod up;
@@ -133,6 +135,29 @@ pub enum Cmd {
     Down {
         #[command(flatten)]
         client: ClientArgs,
+    },
+    /// Show the restart history: when each run ended, why, its exit code or signal, and
+    /// the last lines it wrote to stderr.
+    History {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// Print the history as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (`warden completions bash > /etc/bash_completion.d/warden`).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command into a folder.
+    #[command(hide = true)]
+    Manpage {
+        /// Write `warden.1` and `warden-COMMAND.1` here instead of printing `warden.1`.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 

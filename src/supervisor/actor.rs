@@ -66,6 +66,11 @@ pub enum Control {
         dry_run: bool,
         reply: oneshot::Sender<Result<ReloadPlan, String>>,
     },
+    /// The restart history of the named targets, in instance order.
+    History {
+        names: Vec<String>,
+        reply: oneshot::Sender<Result<HistoryReport, String>>,
+    },
     /// A line for `up`'s terminal and the event stream (from the control FIFO).
     Notice { text: String },
     /// Stop everything (reverse dependency order) and exit. `reply` fires once everything
@@ -82,6 +87,18 @@ const TRIM_AFTER_SPAWNS: usize = 32;
 
 /// An instance name and its log sink.
 pub type NamedSink = (String, Arc<LogSink>);
+
+/// What `warden history` shows: the exits of each instance asked for, oldest first.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HistoryReport {
+    pub processes: Vec<InstanceHistory>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstanceHistory {
+    pub name: String,
+    pub history: Vec<super::event::ExitRecord>,
+}
 
 /// What observers hold: a way to send requests and to subscribe to events.
 #[derive(Clone)]
@@ -351,6 +368,20 @@ impl Actor {
             }
             Control::Reload { dry_run, reply } => {
                 let _ = reply.send(self.reload(dry_run));
+                None
+            }
+            Control::History { names, reply } => {
+                let report = self.core.resolve(&names).map(|ids| HistoryReport {
+                    processes: ids
+                        .into_iter()
+                        .filter_map(|id| self.core.instance(id))
+                        .map(|i| InstanceHistory {
+                            name: i.name.clone(),
+                            history: i.history.iter().cloned().collect(),
+                        })
+                        .collect(),
+                });
+                let _ = reply.send(report);
                 None
             }
             Control::Notice { text } => {

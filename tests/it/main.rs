@@ -9,4 +9,5 @@ mod kill;
 mod lifecycle;
 mod output;
 mod reload;
+mod shell;
 mod users;
