@@ -43,6 +43,12 @@ fn main() {
             names,
             timeout,
         } => warden::cli::action::restart(&client, names, timeout),
+        Cmd::Scale {
+            client,
+            name,
+            replicas,
+            timeout,
+        } => warden::cli::scale::run(&client, name, replicas, timeout),
         Cmd::Signal {
             client,
             name,

@@ -11,6 +11,7 @@
 //! {"v":1,"cmd":"events"}
 //! {"v":1,"cmd":"reload","dry_run":true}
 //! {"v":1,"cmd":"history","names":["web"]}
+//! {"v":1,"cmd":"scale","name":"web","replicas":3}
 //! ```
 //!
 //! The server answers each request with one or more lines, each one JSON object
@@ -77,6 +78,11 @@ pub enum Request {
     History {
         names: Vec<String>,
     },
+    /// Run `replicas` instances of the declared process `name`; answered once applied.
+    Scale {
+        name: String,
+        replicas: u32,
+    },
 }
 
 fn default_log_lines() -> usize {
@@ -98,6 +104,7 @@ impl Request {
             Request::Reload { .. } => "reload",
             Request::Down => "down",
             Request::History { .. } => "history",
+            Request::Scale { .. } => "scale",
         }
     }
 
@@ -303,6 +310,10 @@ mod tests {
             Request::Down,
             Request::History {
                 names: vec!["web".into()],
+            },
+            Request::Scale {
+                name: "web".into(),
+                replicas: 3,
             },
         ];
         for r in all {

@@ -414,6 +414,13 @@ pub(super) async fn act(handle: &Handle, config: &str, request: Request) -> Answ
         Request::Down => ask(handle, |reply| Control::Shutdown { reply: Some(reply) })
             .await
             .map(|()| Answer::message("stopped")),
+        Request::Scale { name, replicas } => ask(handle, |reply| Control::Scale {
+            process: name,
+            replicas,
+            reply,
+        })
+        .await
+        .and_then(reply),
         Request::History { names } => ask(handle, |reply| Control::History { names, reply })
             .await
             .and_then(|r| r)

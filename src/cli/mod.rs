@@ -12,6 +12,7 @@ pub mod events;
 pub mod history;
 pub mod logs;
 pub mod reload;
+pub mod scale;
 pub mod shell;
 pub mod signal;
 pub mod status;
@@ -90,6 +91,20 @@ pub enum Cmd {
         client: ClientArgs,
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
+        /// Give up waiting after this long (`30s`, `2m`); the action goes on regardless.
+        #[arg(long, value_parser = crate::config::units::parse_duration)]
+        timeout: Option<Duration>,
+    },
+    /// Change how many replicas of a process run (highest indices stop first); returns
+    /// once the new ones are running and ready and the removed ones have stopped.
+    Scale {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// A declared process (not an instance like `web.1`).
+        name: String,
+        /// How many replicas to run (at least 1).
+        #[arg(value_name = "N")]
+        replicas: u32,
         /// Give up waiting after this long (`30s`, `2m`); the action goes on regardless.
         #[arg(long, value_parser = crate::config::units::parse_duration)]
         timeout: Option<Duration>,

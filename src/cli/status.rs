@@ -57,6 +57,12 @@ pub struct Process {
     pub rss_bytes: Option<u64>,
     #[serde(default)]
     pub error: Option<String>,
+    #[serde(default)]
+    pub drift: bool,
+    #[serde(default)]
+    pub replicas_declared: u32,
+    #[serde(default)]
+    pub replicas_wanted: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +139,17 @@ pub fn render(report: &Report, paint: Paint) -> String {
             p.name,
             p.error.as_deref().unwrap_or_default()
         ));
+    }
+    let mut drifted: Vec<&str> = Vec::new();
+    for p in report.processes.iter().filter(|p| p.drift) {
+        let process = p.name.split('.').next().unwrap_or(&p.name);
+        if !drifted.contains(&process) {
+            drifted.push(process);
+            out.push_str(&format!(
+                "\n{process}: {} replicas from `warden scale` (the file says {})",
+                p.replicas_wanted, p.replicas_declared
+            ));
+        }
     }
     if !report.checks.is_empty() {
         let mut rows: Vec<Vec<Cell>> = vec![

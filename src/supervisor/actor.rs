@@ -45,6 +45,13 @@ pub enum Control {
         names: Vec<String>,
         reply: oneshot::Sender<Result<String, String>>,
     },
+    /// Run `replicas` instances of a declared process; reply once the new ones are
+    /// running and ready and the removed ones are gone.
+    Scale {
+        process: String,
+        replicas: u32,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     /// Send a signal to the process group of each running target.
     Signal {
         names: Vec<String>,
@@ -296,9 +303,15 @@ impl Actor {
                     Some(Instant::now() + self.spec.supervisor.shutdown_timeout);
                 self.notice("shutting down (a second Ctrl-C or SIGTERM kills everything at once)");
             }
+            let forgets = matches!(input, Input::Exited { .. } | Input::Scale { .. });
             let fx = self.core.handle(input, Now::current());
             if self.apply(fx) {
                 return Ok(());
+            }
+            if forgets {
+                // Instances removed by `scale` are forgotten once stopped.
+                let core = &self.core;
+                self.sinks.retain(|id, _| core.instance(*id).is_some());
             }
             self.trim_after_burst();
         }
@@ -348,6 +361,15 @@ impl Actor {
             }),
             Control::Restart { names, reply } => Some(Input::Restart {
                 names,
+                waiter: waiter(reply),
+            }),
+            Control::Scale {
+                process,
+                replicas,
+                reply,
+            } => Some(Input::Scale {
+                process,
+                replicas,
                 waiter: waiter(reply),
             }),
             Control::Status { reply } => {
@@ -733,10 +755,15 @@ impl Actor {
     }
 
     fn sink_for(&mut self, id: InstanceId) -> std::io::Result<Arc<LogSink>> {
-        if let Some(s) = self.sinks.get(&id) {
-            return Ok(s.clone());
-        }
         let inst = self.core.instance(id).expect("spawn of a known instance");
+        // A sink opened under another name belongs to a run from before `warden scale`
+        // renamed the instance: its runs go on writing there, new runs get the new name's.
+        if let Some(s) = self.sinks.get(&id) {
+            let renamed = **s.name() != *inst.name && !self.runs.contains_key(&id);
+            if !renamed {
+                return Ok(s.clone());
+            }
+        }
         let path = inst.spec.log.file.clone().unwrap_or_else(|| {
             self.spec
                 .supervisor

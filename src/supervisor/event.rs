@@ -29,6 +29,8 @@ pub enum ExitReason {
     Output,
     Memory,
     Cpu,
+    /// Stopped because `warden scale` asked for fewer replicas.
+    Scale,
 }
 
 impl ExitReason {
@@ -45,6 +47,7 @@ impl ExitReason {
             ExitReason::Output => "output",
             ExitReason::Memory => "memory",
             ExitReason::Cpu => "cpu",
+            ExitReason::Scale => "scale",
         }
     }
 

@@ -23,3 +23,5 @@ pub use state::State;
 
 #[cfg(test)]
 mod core_tests;
+#[cfg(test)]
+mod core_tests_running;

@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use super::core::expand;
+use std::collections::HashMap;
+
+use super::core::expand_scaled;
 use crate::config::{ProcessSpec, Spec};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -55,20 +57,30 @@ impl ReloadPlan {
     }
 }
 
-/// Compare the running instances (name → spec) with a new config.
+/// Compare the running instances (name → spec) with a new config. `scaled`: the runtime
+/// replica counts that the new config leaves in force (see `core/scale.rs`).
 pub fn plan<'a>(
     current: impl Iterator<Item = (&'a str, &'a ProcessSpec)>,
     old: &Spec,
     new: &Spec,
+    scaled: &HashMap<String, u32>,
 ) -> ReloadPlan {
     let current: Vec<(&str, &ProcessSpec)> = current.collect();
     let wanted: Vec<(String, std::sync::Arc<ProcessSpec>)> = new
         .processes
         .values()
-        .flat_map(expand)
+        .flat_map(|p| expand_scaled(p, scaled.get(&p.name).copied()))
         .map(|(name, _, spec)| (name, spec))
         .collect();
     let mut plan = ReloadPlan::default();
+    for p in new.processes.values() {
+        if let Some(n) = scaled.get(&p.name).filter(|n| **n != p.replicas) {
+            plan.notes.push(format!(
+                "`{}` keeps its {n} replicas from `warden scale` (the file says {}; change `replicas` to override)",
+                p.name, p.replicas
+            ));
+        }
+    }
     for (name, spec) in &wanted {
         match current.iter().find(|(n, _)| n == name) {
             None => plan.added.push(name.clone()),

@@ -38,6 +38,11 @@ pub struct ProcessStatus {
     pub run: u64,
     /// Why it is fatal, or why its last spawn failed.
     pub error: Option<String>,
+    /// `replicas` in the file, and the count wanted at runtime (`warden scale`).
+    pub replicas_declared: u32,
+    pub replicas_wanted: u32,
+    /// The process runs differently from the file (scaled at runtime).
+    pub drift: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,7 +76,10 @@ pub struct CheckStatus {
 
 pub fn status_report(core: &Core, now: Instant) -> StatusReport {
     StatusReport {
-        processes: core.instances().map(|i| process_status(i, now)).collect(),
+        processes: core
+            .instances()
+            .map(|i| process_status(i, now, core.replicas(&i.process)))
+            .collect(),
         checks: core
             .checks()
             .map(|c| CheckStatus {
@@ -96,8 +104,9 @@ fn probe_status(p: &ProbeState) -> ProbeStatus {
     }
 }
 
-fn process_status(inst: &Instance, now: Instant) -> ProcessStatus {
+fn process_status(inst: &Instance, now: Instant, replicas: Option<(u32, u32)>) -> ProcessStatus {
     let live = inst.pid.is_some();
+    let (declared, wanted) = replicas.unwrap_or((inst.spec.replicas, inst.spec.replicas));
     ProcessStatus {
         name: inst.name.clone(),
         state: inst.state,
@@ -125,5 +134,8 @@ fn process_status(inst: &Instance, now: Instant) -> ProcessStatus {
         history: inst.history.iter().cloned().collect(),
         run: inst.run_no,
         error: inst.error.clone(),
+        replicas_declared: declared,
+        replicas_wanted: wanted,
+        drift: declared != wanted,
     }
 }

@@ -996,7 +996,7 @@ command = "warden-demo-worker sleep"
     let msg = parse(&msg);
     assert_eq!(
         msg["text"],
-        "control fifo: ignored `bogus`: unknown command `bogus`; the fifo takes start, stop, restart, signal, reload and down"
+        "control fifo: ignored `bogus`: unknown command `bogus`; the fifo takes start, stop, restart, signal, scale, reload and down"
     );
     // An action the supervisor refuses is reported the same way; a good line still works.
     write("stop nosuch\nsignal web\n");

@@ -9,5 +9,6 @@ mod kill;
 mod lifecycle;
 mod output;
 mod reload;
+mod scale;
 mod shell;
 mod users;

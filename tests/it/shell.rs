@@ -64,7 +64,7 @@ fn completions_for_each_shell_come_from_the_cli_definition() {
         let (code, out, err) = run_warden(&dir, &["completions", shell]);
         assert_eq!(code, 0, "{shell}: {err}");
         assert!(out.contains(marker), "{shell}: {out}");
-        for command in ["history", "completions", "reload"] {
+        for command in ["history", "completions", "reload", "scale"] {
             assert!(out.contains(command), "{shell} lacks `{command}`");
         }
     }

@@ -13,11 +13,12 @@
 mod reconfigure;
 mod requests;
 mod rules;
+mod scale;
 
 use requests::Request;
 use rules::{start_main_probes, truncate};
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -81,6 +82,12 @@ pub enum Input {
     },
     Restart {
         names: Vec<String>,
+        waiter: WaiterId,
+    },
+    /// Run `replicas` instances of the declared process `process` from now on.
+    Scale {
+        process: String,
+        replicas: u32,
         waiter: WaiterId,
     },
     /// Graceful shutdown of everything, in reverse dependency order.
@@ -289,13 +296,18 @@ enum Goal {
 #[derive(Debug)]
 struct Waiter {
     id: WaiterId,
-    targets: Vec<(InstanceId, Goal)>,
+    /// Each target with its name, for the answer once it is gone.
+    targets: Vec<(InstanceId, Goal, String)>,
 }
 
 #[derive(Debug)]
 pub struct Core {
     instances: IndexMap<InstanceId, Instance>,
     checks: IndexMap<String, CheckState>,
+    /// The declared processes as the file says, for new replicas and their names.
+    decls: IndexMap<String, Arc<ProcessSpec>>,
+    /// Processes scaled at runtime: name → replicas wanted.
+    scaled: HashMap<String, u32>,
     next_id: u64,
     waiters: Vec<Waiter>,
     shutting_down: bool,
@@ -310,6 +322,8 @@ impl Core {
         let mut core = Core {
             instances: IndexMap::new(),
             checks: checks_of(spec),
+            decls: spec.processes.clone(),
+            scaled: HashMap::new(),
             next_id: 0,
             waiters: Vec::new(),
             shutting_down: false,
@@ -330,12 +344,25 @@ impl Core {
         process: String,
         replica: Option<u32>,
         spec: Arc<ProcessSpec>,
-    ) {
+    ) -> InstanceId {
+        self.add_instance_at(self.instances.len(), name, process, replica, spec)
+    }
+
+    /// Add an instance at position `at` of the instance order (which status follows).
+    fn add_instance_at(
+        &mut self,
+        at: usize,
+        name: String,
+        process: String,
+        replica: Option<u32>,
+        spec: Arc<ProcessSpec>,
+    ) -> InstanceId {
         let id = InstanceId(self.next_id);
         self.next_id += 1;
         let autostart = spec.autostart;
         let spec_arc = spec;
-        self.instances.insert(
+        self.instances.shift_insert(
+            at.min(self.instances.len()),
             id,
             Instance {
                 id,
@@ -372,6 +399,7 @@ impl Core {
                 failures: 0,
             },
         );
+        id
     }
 
     pub fn instances(&self) -> impl Iterator<Item = &Instance> {
@@ -419,6 +447,11 @@ impl Core {
             Input::Restart { names, waiter } => {
                 self.on_request(Request::Restart, &names, waiter, now, &mut fx)
             }
+            Input::Scale {
+                process,
+                replicas,
+                waiter,
+            } => self.on_scale(&process, replicas, waiter, now, &mut fx),
             Input::Shutdown => self.on_shutdown(now, &mut fx),
             Input::Kill => self.on_kill(now, &mut fx),
             Input::Spawned { id, run_no, pid } => self.on_spawned(id, run_no, pid, now, &mut fx),
@@ -896,18 +929,32 @@ pub fn backoff_delay(backoff: Duration, max: Duration, short_runs: u32) -> Durat
 /// The instances of a declared process, with `{replica}` substituted.
 /// A single instance shares the declaration itself.
 pub fn expand(p: &Arc<ProcessSpec>) -> Vec<(String, Option<u32>, Arc<ProcessSpec>)> {
-    if p.replicas <= 1 {
-        return vec![(p.name.clone(), None, p.clone())];
+    expand_scaled(p, None)
+}
+
+/// [`expand`], for a process scaled at runtime to `scaled` replicas (always indexed, see
+/// `scale.rs`).
+pub fn expand_scaled(
+    p: &Arc<ProcessSpec>,
+    scaled: Option<u32>,
+) -> Vec<(String, Option<u32>, Arc<ProcessSpec>)> {
+    match scaled {
+        None if p.replicas <= 1 => vec![replica_of(p, None)],
+        None => (0..p.replicas).map(|r| replica_of(p, Some(r))).collect(),
+        Some(n) => (0..n).map(|r| replica_of(p, Some(r))).collect(),
     }
-    (0..p.replicas)
-        .map(|r| {
-            (
-                format!("{}.{r}", p.name),
-                Some(r),
-                Arc::new(substitute_replica(p, r)),
-            )
-        })
-        .collect()
+}
+
+/// Name, index and spec of one instance of `p`: the process itself (`None`), or replica `r`.
+fn replica_of(p: &Arc<ProcessSpec>, r: Option<u32>) -> (String, Option<u32>, Arc<ProcessSpec>) {
+    match r {
+        None => (p.name.clone(), None, p.clone()),
+        Some(r) => (
+            format!("{}.{r}", p.name),
+            Some(r),
+            Arc::new(substitute_replica(p, r)),
+        ),
+    }
 }
 
 fn substitute_replica(p: &ProcessSpec, r: u32) -> ProcessSpec {

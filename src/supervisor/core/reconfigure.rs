@@ -7,7 +7,13 @@ impl Core {
     /// What reloading `new` over `old` would do.
     pub fn plan_reload(&self, old: &Spec, new: &Spec) -> ReloadPlan {
         let live = self.instances.values().filter(|i| !i.removing);
-        crate::supervisor::reload::plan(live.map(|i| (i.name.as_str(), &*i.spec)), old, new)
+        let scaled = self.kept_scales(new);
+        crate::supervisor::reload::plan(
+            live.map(|i| (i.name.as_str(), &*i.spec)),
+            old,
+            new,
+            &scaled,
+        )
     }
 
     /// Apply a new config as a difference: start what is added, stop and forget what is
@@ -43,8 +49,9 @@ impl Core {
                 _ => {}
             }
         }
+        let scaled = self.kept_scales(new);
         for p in new.processes.values() {
-            for (name, replica, spec) in expand(p) {
+            for (name, replica, spec) in expand_scaled(p, scaled.get(&p.name).copied()) {
                 if plan.added.contains(&name) {
                     self.add_instance(name, p.name.clone(), replica, spec);
                 } else if plan.changed.iter().any(|c| c.name == name) {
@@ -68,6 +75,8 @@ impl Core {
             }
         }
         self.checks = checks;
+        self.scaled = scaled;
+        self.decls = new.processes.clone();
         self.settle(now, &mut fx);
         (plan, fx)
     }

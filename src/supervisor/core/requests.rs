@@ -91,7 +91,7 @@ impl Core {
                     Goal::Up { min_gen }
                 }
             };
-            targets.push((id, goal));
+            targets.push((id, goal, self.instances[&id].name.clone()));
         }
         self.waiters.push(Waiter {
             id: waiter,
@@ -149,8 +149,8 @@ impl Core {
             let outcome: Option<Vec<Result<String, String>>> = self.waiters[i]
                 .targets
                 .iter()
-                .map(|(id, goal)| match self.instances.get(id) {
-                    None => Some(Ok(format!("instance {} removed", id.0))),
+                .map(|(id, goal, name)| match self.instances.get(id) {
+                    None => Some(Ok(format!("{name}: stopped and removed"))),
                     Some(inst) => goal_outcome(inst, *goal),
                 })
                 .collect();
