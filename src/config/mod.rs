@@ -25,3 +25,19 @@ pub fn load(path: &Path) -> Result<Spec, ConfigErrors> {
 pub fn load_str(path: &Path, text: &str) -> Result<Spec, ConfigErrors> {
     parse::load_str(path, text)
 }
+
+/// [`load`], and the bytes it validated (`None` if the file could not be read), so that a
+/// caller can tell later whether the file on disk still says the same.
+pub fn load_with_text(path: &Path) -> (Result<Spec, ConfigErrors>, Option<Vec<u8>>) {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let spec = match std::str::from_utf8(&bytes) {
+                Ok(text) => parse::load_str(path, text),
+                // The full error (where the bad byte is) comes from `load`.
+                Err(_) => parse::load(path),
+            };
+            (spec, Some(bytes))
+        }
+        Err(_) => (parse::load(path), None),
+    }
+}

@@ -7,5 +7,6 @@ mod harness;
 mod health;
 mod kill;
 mod lifecycle;
+mod observe;
 mod output;
 mod reload;
