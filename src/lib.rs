@@ -28,6 +28,12 @@
 //! inputs tagged with the run number. Beside the actor, the control server ([`api`])
 //! turns each client request into a `Control` message and forwards the reply, or streams
 //! events and log lines back.
+//!
+//! Observers (the CLI, the metrics endpoint, the dashboard, tests) see one typed
+//! contract: a [`supervisor::Snapshot`] (the status JSON), numbered
+//! [`supervisor::Event`]s from a byte-bounded [`supervisor::EventLog`], and
+//! subscriptions that start from a snapshot and continue with every later event. None
+//! of it costs anything while nobody watches.
 
 pub mod api;
 pub mod cli;

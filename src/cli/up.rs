@@ -11,7 +11,8 @@ use crate::supervisor::{Actor, Options};
 /// Exit code: 0 after a clean shutdown, 1 if the config is invalid or warden cannot start
 /// (another warden already runs for this config, the socket cannot be bound, ...).
 pub fn run(config: &Path, _no_tui: bool, socket: Option<&Path>) -> i32 {
-    let spec = match crate::config::load_to_run(config) {
+    let (loaded, config_text) = crate::config::load_with_text(config);
+    let spec = match loaded {
         Ok(s) => s,
         Err(errors) => {
             eprintln!("{errors}");
@@ -34,7 +35,7 @@ pub fn run(config: &Path, _no_tui: bool, socket: Option<&Path>) -> i32 {
         tracing::info!("control fifo: {}", fifo.display());
     }
     let config = spec.path.clone();
-    match start(spec, bound, &config) {
+    match start(spec, config_text, bound, &config) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("warden: {e:#}");
@@ -43,7 +44,12 @@ pub fn run(config: &Path, _no_tui: bool, socket: Option<&Path>) -> i32 {
     }
 }
 
-fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Result<()> {
+fn start(
+    spec: crate::config::Spec,
+    config_text: Option<Vec<u8>>,
+    bound: Bound,
+    config: &Path,
+) -> anyhow::Result<()> {
     use anyhow::Context;
     crate::process::become_subreaper().context("cannot become a child subreaper")?;
     limit_malloc_arenas();
@@ -77,6 +83,8 @@ fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Resu
             Options {
                 tee: Some(tee),
                 token,
+                config_text,
+                hangup_stops: on_a_terminal(),
             },
         );
         let metrics = metrics.map(|l| tokio::spawn(crate::api::metrics::serve(l, handle.clone())));
@@ -128,4 +136,13 @@ fn limit_malloc_arenas() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+}
+
+/// Whether warden runs in the foreground of a terminal (any of stdin, stdout, stderr is
+/// one): then SIGHUP means the terminal closed and stops everything; without one (a
+/// service, `--detach`), SIGHUP asks for a reload.
+fn on_a_terminal() -> bool {
+    std::io::stdin().is_terminal()
+        || std::io::stdout().is_terminal()
+        || std::io::stderr().is_terminal()
 }

@@ -33,3 +33,19 @@ pub fn load_to_run(path: &Path) -> Result<Spec, ConfigErrors> {
 pub fn load_str(path: &Path, text: &str) -> Result<Spec, ConfigErrors> {
     parse::load_str(path, text, false)
 }
+
+/// [`load_to_run`], and the bytes it validated (`None` if the file could not be read), so
+/// that a caller can tell later whether the file on disk still says the same.
+pub fn load_with_text(path: &Path) -> (Result<Spec, ConfigErrors>, Option<Vec<u8>>) {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let spec = match std::str::from_utf8(&bytes) {
+                Ok(text) => parse::load_str(path, text, true),
+                // The full error (where the bad byte is) comes from `load`.
+                Err(_) => parse::load(path, true),
+            };
+            (spec, Some(bytes))
+        }
+        Err(_) => (parse::load(path, true), None),
+    }
+}

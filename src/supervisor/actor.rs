@@ -8,17 +8,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use nix::sys::signal::Signal;
 
 use super::core::{Core, Effect, Input, InstanceId, Now, Timer, WaiterId};
+use super::describe::{Description, describe};
+use super::drift::{ConfigDrift, fingerprint};
 use super::event::{Event, EventKind};
 use super::health::{ProbeResult, Role};
 use super::launch::{self, Msg};
+use super::observe::{EventLog, Subscription};
 pub use super::reload::ReloadPlan;
-use super::status::{StatusReport, status_report};
-use super::watch;
+use super::status::{Snapshot, SupervisorStatus};
+use super::watch as file_watch;
 use crate::config::Spec;
 use crate::logs::{LogSink, Tee};
 use crate::probe::{ProbeContext, spawn_prober};
@@ -59,7 +62,18 @@ pub enum Control {
         reply: oneshot::Sender<Result<String, String>>,
     },
     Status {
-        reply: oneshot::Sender<StatusReport>,
+        reply: oneshot::Sender<Snapshot>,
+    },
+    /// A snapshot and every later event (SPEC §6); with `refresh`, fresher snapshots
+    /// too, at most every [`SNAPSHOT_EVERY`], while anything changes.
+    Subscribe {
+        refresh: bool,
+        reply: oneshot::Sender<Subscription>,
+    },
+    /// How one instance is run (command, cwd, masked environment), for a detail view.
+    Describe {
+        name: String,
+        reply: oneshot::Sender<Result<Description, String>>,
     },
     /// The log sinks of the named targets (in-memory ring and live subscription), in
     /// instance order, for `logs` and `logs -f`.
@@ -79,15 +93,19 @@ pub enum Control {
         reply: oneshot::Sender<Result<HistoryReport, String>>,
     },
     /// A line for `up`'s terminal and the event stream (from the control FIFO).
-    Notice { text: String },
+    Notice {
+        text: String,
+    },
     /// Stop everything (reverse dependency order) and exit. `reply` fires once everything
     /// has stopped, just before the supervisor returns.
-    Shutdown { reply: Option<oneshot::Sender<()>> },
+    Shutdown {
+        reply: Option<oneshot::Sender<()>>,
+    },
 }
 
-/// Events a slow observer may fall behind by before it is told it missed some. A broadcast
-/// channel allocates every slot up front, so this is memory warden holds for its life.
-const EVENT_BACKLOG: usize = 1024;
+/// Subscribers that asked for fresh snapshots get at most one per this interval: a
+/// burst of events costs one rebuild.
+pub const SNAPSHOT_EVERY: Duration = Duration::from_millis(100);
 
 /// Spawns after which the allocator is asked to return freed memory.
 const TRIM_AFTER_SPAWNS: usize = 32;
@@ -107,11 +125,12 @@ pub struct InstanceHistory {
     pub history: Vec<super::event::ExitRecord>,
 }
 
-/// What observers hold: a way to send requests and to subscribe to events.
+/// What observers hold: a way to send requests and to follow events. A snapshot and
+/// the events after it come from [`Control::Subscribe`].
 #[derive(Clone)]
 pub struct Handle {
     pub control: mpsc::UnboundedSender<Control>,
-    pub events: broadcast::Sender<Event>,
+    pub events: Arc<EventLog>,
 }
 
 pub struct Options {
@@ -119,6 +138,11 @@ pub struct Options {
     pub tee: Option<Tee>,
     /// Random per-supervisor token: the prefix of every child's `WARDEN_RUN_ID`.
     pub token: String,
+    /// The config text the spec was loaded from, to notice when the file differs.
+    pub config_text: Option<Vec<u8>>,
+    /// SIGHUP stops everything, as Ctrl-C does (a foreground `up` whose terminal
+    /// closed), instead of reloading.
+    pub hangup_stops: bool,
 }
 
 pub struct Actor {
@@ -134,7 +158,14 @@ pub struct Actor {
     sinks: HashMap<InstanceId, Arc<LogSink>>,
     waiters: HashMap<WaiterId, oneshot::Sender<Result<String, String>>>,
     next_waiter: WaiterId,
-    events: broadcast::Sender<Event>,
+    events: Arc<EventLog>,
+    /// The latest snapshot, for subscribers that asked for fresh ones; rebuilt only while
+    /// it has receivers.
+    snapshots: watch::Sender<Arc<Snapshot>>,
+    /// Something changed since the last snapshot was built.
+    snapshot_stale: bool,
+    snapshot_built: Instant,
+    drift: ConfigDrift,
     opts: Options,
     shutdown_deadline: Option<Instant>,
     shutdown_replies: Vec<oneshot::Sender<()>>,
@@ -156,7 +187,8 @@ impl Actor {
         let runtime_dir = std::env::temp_dir().join(format!("warden-{}", opts.token));
         let (tx, rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        let events = Arc::new(EventLog::default());
+        let drift = ConfigDrift::new(&spec.path, opts.config_text.as_deref().map(fingerprint));
         let actor = Actor {
             core: Core::new(&spec),
             spec: Arc::new(spec),
@@ -171,6 +203,10 @@ impl Actor {
             waiters: HashMap::new(),
             next_waiter: 0,
             events: events.clone(),
+            snapshots: watch::Sender::new(Arc::new(Snapshot::default())),
+            snapshot_stale: false,
+            snapshot_built: Instant::now(),
+            drift,
             opts,
             shutdown_deadline: None,
             shutdown_replies: Vec::new(),
@@ -211,6 +247,7 @@ impl Actor {
         let result = self
             .serve(&mut sigint, &mut sigterm, &mut sigchld, &mut sighup)
             .await;
+        self.events.close();
         for h in self
             .check_probers
             .drain(..)
@@ -232,7 +269,7 @@ impl Actor {
         self.pipes.ensure(&self.spec)?;
         self.start_checks();
         let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
-        let _watch = match watch::watch(&self.spec.path, watch_tx) {
+        let _watch = match file_watch::watch(&self.spec.path, watch_tx) {
             Ok(w) => Some(w),
             Err(e) => {
                 self.notice(&format!(
@@ -249,10 +286,16 @@ impl Actor {
         }
         loop {
             let next_timer = self.timers.first_key_value().map(|(k, _)| k.0);
-            let deadline = [next_timer, self.shutdown_deadline, self.reload_due]
-                .into_iter()
-                .flatten()
-                .min();
+            let snapshot_due = self.snapshot_due();
+            let deadline = [
+                next_timer,
+                self.shutdown_deadline,
+                self.reload_due,
+                snapshot_due,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let input = tokio::select! {
                 Some(msg) = self.rx.recv() => match msg {
                     Msg::Input(i) => {
@@ -285,13 +328,21 @@ impl Actor {
                     continue;
                 }
                 Some(()) = watch_rx.recv() => {
-                    self.reload_due = Some(Instant::now() + watch::DEBOUNCE);
+                    self.reload_due = Some(Instant::now() + file_watch::DEBOUNCE);
                     continue;
                 }
                 _ = sighup.recv() => {
-                    // Errors are reported as a `reload_failed` event by `reload` itself.
-                    let _ = self.reload(false);
-                    continue;
+                    if !self.opts.hangup_stops {
+                        // Errors are reported as a `reload_failed` event by `reload` itself.
+                        let _ = self.reload(false);
+                        continue;
+                    }
+                    // A hang-up is not a second Ctrl-C: it never escalates to SIGKILL.
+                    if self.shutdown_deadline.is_some() {
+                        continue;
+                    }
+                    self.notice("the terminal closed (SIGHUP): stopping everything");
+                    Input::Shutdown
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => match self.pop_due() {
                     Some(i) => i,
@@ -305,6 +356,8 @@ impl Actor {
             }
             let forgets = matches!(input, Input::Exited { .. } | Input::Scale { .. });
             let fx = self.core.handle(input, Now::current());
+            // Probe results and samples change the picture without an event.
+            self.snapshot_stale = true;
             if self.apply(fx) {
                 return Ok(());
             }
@@ -319,6 +372,9 @@ impl Actor {
 
     fn pop_due(&mut self) -> Option<Input> {
         let now = Instant::now();
+        if self.snapshot_due().is_some_and(|d| d <= now) {
+            self.publish_snapshot(now);
+        }
         if self.reload_due.is_some_and(|d| d <= now) {
             self.reload_due = None;
             // Errors are reported as a `reload_failed` event by `reload` itself.
@@ -373,7 +429,27 @@ impl Actor {
                 waiter: waiter(reply),
             }),
             Control::Status { reply } => {
-                let _ = reply.send(status_report(&self.core, Instant::now()));
+                let _ = reply.send(self.snapshot(Instant::now()));
+                None
+            }
+            Control::Subscribe { refresh, reply } => {
+                let now = Instant::now();
+                let first = Arc::new(self.snapshot(now));
+                // The cursor starts right after the snapshot's last event: the actor
+                // publishes nothing in between.
+                let cursor = self.events.follow();
+                let snapshots = refresh.then(|| {
+                    self.snapshots.send_replace(first.clone());
+                    self.snapshot_built = now;
+                    self.snapshot_stale = false;
+                    self.snapshots.subscribe()
+                });
+                let sub = Subscription::new(first, self.events.clone(), cursor, snapshots);
+                let _ = reply.send(sub);
+                None
+            }
+            Control::Describe { name, reply } => {
+                let _ = reply.send(self.describe(&name));
                 None
             }
             Control::Signal {
@@ -511,12 +587,16 @@ impl Actor {
         if self.core.is_shutting_down() {
             return Err("warden is shutting down; nothing was reloaded".into());
         }
-        let new = match crate::config::load_to_run(&self.spec.path) {
+        let (loaded, text) = crate::config::load_with_text(&self.spec.path);
+        let disk = text.as_deref().map(fingerprint);
+        let new = match loaded {
             Ok(s) => s,
             Err(errors) => {
+                self.drift.read(disk, false);
                 let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
                 if !dry_run {
                     self.emit(Event {
+                        seq: 0,
                         time: std::time::SystemTime::now(),
                         name: String::new(),
                         kind: EventKind::ReloadFailed {
@@ -528,8 +608,10 @@ impl Actor {
             }
         };
         if dry_run {
+            self.drift.read(disk, false);
             return Ok(self.core.plan_reload(&self.spec, &new));
         }
+        self.drift.read(disk, true);
         let (plan, fx) = self.core.reload(&self.spec, &new, Now::current());
         for name in plan
             .removed
@@ -549,6 +631,7 @@ impl Actor {
             self.start_checks();
         }
         self.emit(Event {
+            seq: 0,
             time: std::time::SystemTime::now(),
             name: String::new(),
             kind: EventKind::Reloaded {
@@ -575,18 +658,76 @@ impl Actor {
                 name => tee.message(&format!("{name}: {}", event.describe())),
             }
         }
-        let _ = self.events.send(event);
+        self.events.publish(event);
     }
 
     fn notice(&self, text: &str) {
         if let Some(tee) = &self.opts.tee {
             tee.message(text);
         }
-        let _ = self.events.send(Event {
+        self.events.publish(Event {
+            seq: 0,
             time: std::time::SystemTime::now(),
             name: String::new(),
             kind: EventKind::Message { text: text.into() },
         });
+    }
+
+    /// The picture now, including every event published so far.
+    fn snapshot(&mut self, now: Instant) -> Snapshot {
+        let supervisor = SupervisorStatus {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            config: self.spec.path.display().to_string(),
+            cgroup: None,
+            cpu_percent: None,
+            rss_bytes: None,
+            config_drift: self.drift.check(),
+        };
+        Snapshot::of(&self.core, now, self.events.last_seq(), Some(supervisor))
+    }
+
+    /// When a fresh snapshot is due for the subscribers that want them, if one is.
+    fn snapshot_due(&mut self) -> Option<Instant> {
+        if self.snapshots.receiver_count() == 0 {
+            self.snapshot_stale = false;
+            return None;
+        }
+        if !self.snapshot_stale {
+            // Anything published since the last one makes it stale; so does any input,
+            // but those always publish or come with a change the loop marks below.
+            self.snapshot_stale = self.snapshots.borrow().seq != self.events.last_seq();
+        }
+        self.snapshot_stale
+            .then_some(self.snapshot_built + SNAPSHOT_EVERY)
+    }
+
+    fn publish_snapshot(&mut self, now: Instant) {
+        let snapshot = Arc::new(self.snapshot(now));
+        self.snapshots.send_replace(snapshot);
+        self.snapshot_built = now;
+        self.snapshot_stale = false;
+    }
+
+    fn describe(&mut self, name: &str) -> Result<Description, String> {
+        let inst = self
+            .core
+            .instances()
+            .find(|i| i.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.core.instances().map(|i| i.name.as_str()).collect();
+                format!("no instance named `{name}`; known: {}", known.join(", "))
+            })?;
+        Ok(describe(inst, &self.log_path(inst)))
+    }
+
+    fn log_path(&self, inst: &super::core::Instance) -> std::path::PathBuf {
+        inst.spec.log.file.clone().unwrap_or_else(|| {
+            self.spec
+                .supervisor
+                .log_dir
+                .join(format!("{}.log", inst.name))
+        })
     }
 
     /// After a burst of spawns (start-up, `restart all`, a reload), hand the memory the
@@ -764,12 +905,7 @@ impl Actor {
                 return Ok(s.clone());
             }
         }
-        let path = inst.spec.log.file.clone().unwrap_or_else(|| {
-            self.spec
-                .supervisor
-                .log_dir
-                .join(format!("{}.log", inst.name))
-        });
+        let path = self.log_path(inst);
         let sink = LogSink::open(&inst.name, &path, &inst.spec.log, self.opts.tee.clone())?;
         self.sinks.insert(id, sink.clone());
         Ok(sink)

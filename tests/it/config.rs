@@ -13,9 +13,7 @@ use warden::config::{
 /// `*.toml` files in `dir` (relative to the crate root), sorted, as relative paths so
 /// the rendered messages are the same on every machine.
 fn fixtures(dir: &str) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read `{dir}`: {e}"));
     let mut paths: Vec<PathBuf> = entries
         .map(|e| e.expect("readable folder entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
@@ -306,12 +304,18 @@ fn full_config_who_runs_it() {
     assert_eq!((&db.user, &db.group, db.umask), (&None, &None, None));
 }
 
-/// Users copy these; a broken example is a bug. An empty or missing folder passes.
+/// Users copy these; a broken example is a bug. The demo config must be among them, so
+/// an emptied or misplaced folder fails instead of passing with nothing checked.
 #[test]
 fn example_configs_are_valid() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    let examples = fixtures(dir);
+    assert!(
+        examples.iter().any(|p| p.ends_with("demo.toml")),
+        "config/ holds no demo.toml: {examples:?}"
+    );
     let mut invalid = Vec::new();
-    for path in fixtures(dir) {
+    for path in examples {
         if let Err(errors) = config::load(&path) {
             invalid.push(errors.to_string());
         }

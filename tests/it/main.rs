@@ -7,6 +7,7 @@ mod harness;
 mod health;
 mod kill;
 mod lifecycle;
+mod observe;
 mod output;
 mod reload;
 mod scale;

@@ -25,10 +25,11 @@ use std::time::{Duration, Instant, SystemTime};
 use indexmap::IndexMap;
 use nix::sys::signal::Signal;
 
-use super::event::{Event, EventKind, ExitReason, ExitRecord};
+use super::event::{Event, EventKind, ExitReason, ExitRecord, LimitResponse};
 use super::health::{CheckState, ProbeResult, ProbeState, Role};
 use super::reload::ReloadPlan;
 use super::state::{State, allowed};
+use super::status::Health;
 use crate::config::{DependCondition, LimitAction, ProcessSpec, RestartPolicy, Spec};
 use crate::probe::notify::NotifyMessage;
 use crate::process::ExitStatus;
@@ -259,12 +260,12 @@ impl Instance {
     }
 
     /// `healthy`, `unhealthy`, `unknown` (no verdict yet) or `none` (no liveness probe).
-    pub fn health(&self) -> &'static str {
+    pub fn health(&self) -> Health {
         match self.probe(Role::Liveness).map(|p| p.thresholds.verdict) {
-            None => "none",
-            Some(None) => "unknown",
-            Some(Some(true)) => "healthy",
-            Some(Some(false)) => "unhealthy",
+            None => Health::None,
+            Some(None) => Health::Unknown,
+            Some(Some(true)) => Health::Healthy,
+            Some(Some(false)) => Health::Unhealthy,
         }
     }
 
@@ -744,6 +745,7 @@ impl Core {
                     Some(d) => format!("{d}; {note}"),
                     None => note,
                 });
+                let reason = reason.0;
                 let name = inst.name.clone();
                 fx.push(Effect::Kill { id, run_no });
                 fx.push(emit(
@@ -751,7 +753,8 @@ impl Core {
                     &name,
                     EventKind::Killed {
                         run: run_no,
-                        after_ms: after.as_millis() as u64,
+                        reason,
+                        after_ms: Some(after.as_millis() as u64),
                     },
                 ));
             }
@@ -1016,6 +1019,7 @@ fn checks_of(spec: &Spec) -> IndexMap<String, CheckState> {
 
 fn emit(now: Now, name: &str, kind: EventKind) -> Effect {
     Effect::Emit(Event {
+        seq: 0,
         time: now.wall,
         name: name.to_string(),
         kind,

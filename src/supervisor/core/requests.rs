@@ -129,10 +129,14 @@ impl Core {
                         inst.stop_reason = Some((ExitReason::Shutdown, None));
                     }
                     if !inst.spawning {
-                        fx.push(Effect::Kill {
-                            id,
-                            run_no: inst.run_no,
-                        });
+                        let (run, reason) = (inst.run_no, inst.stop_reason.as_ref().map(|r| r.0));
+                        fx.push(Effect::Kill { id, run_no: run });
+                        let kind = EventKind::Killed {
+                            run,
+                            reason: reason.unwrap_or(ExitReason::Shutdown),
+                            after_ms: None,
+                        };
+                        fx.push(emit(now, &inst.name.clone(), kind));
                     }
                     if inst.state != State::Stopping {
                         self.transition(id, State::Stopping, now, fx);
