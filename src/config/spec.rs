@@ -111,6 +111,55 @@ pub struct ProcessSpec {
     pub group: Option<String>,
     /// The file mode creation mask of the process; `None`: warden's own.
     pub umask: Option<u32>,
+    /// Run at these times instead of being kept alive.
+    pub schedule: Option<CronSchedule>,
+}
+
+/// A `schedule`: a cron expression (5 fields, or 6 with seconds first), in local time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CronSchedule {
+    /// As written, for messages and status.
+    pub text: String,
+    pub cron: croner::Cron,
+}
+
+impl CronSchedule {
+    pub fn parse(text: &str) -> Result<CronSchedule, String> {
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .year(croner::parser::Year::Disallowed)
+            .build();
+        // croner's messages are capitalized sentences ("Number out of bounds."): make
+        // them read as the end of ours.
+        let cron = parser.parse(text).map_err(|e| {
+            e.to_string()
+                .trim_end_matches('.')
+                .split(": ")
+                .map(|part| {
+                    let mut chars = part.chars();
+                    chars
+                        .next()
+                        .map(|c| c.to_lowercase().chain(chars).collect::<String>())
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+                .join(": ")
+        })?;
+        Ok(CronSchedule {
+            text: text.trim().to_string(),
+            cron,
+        })
+    }
+
+    /// The first time after `after` (strictly) that the expression names, in the local
+    /// time zone; `None` if there is none.
+    pub fn next_after(&self, after: std::time::SystemTime) -> Option<std::time::SystemTime> {
+        let local = chrono::DateTime::<chrono::Local>::from(after);
+        self.cron
+            .find_next_occurrence(&local, false)
+            .ok()
+            .map(std::time::SystemTime::from)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

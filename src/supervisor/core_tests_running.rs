@@ -156,3 +156,220 @@ fn scaled_down_replicas_record_why_they_ended() {
         .collect();
     assert_eq!(reasons, [ExitReason::Scale]);
 }
+
+/// A core driven by a clock whose wall time starts at `base` (UTC) and moves with `ms`.
+struct Clocked {
+    core: Core,
+    t0: std::time::Instant,
+    base: std::time::SystemTime,
+    waiter: WaiterId,
+}
+
+impl Clocked {
+    fn new(toml: &str, base: &str) -> (Clocked, Vec<Effect>) {
+        let mut c = Clocked {
+            core: Core::new(&spec(toml)),
+            t0: std::time::Instant::now(),
+            base: humantime::parse_rfc3339(base).unwrap(),
+            waiter: 0,
+        };
+        let fx = c.core.boot(c.now(0));
+        (c, fx)
+    }
+
+    fn now(&self, ms: u64) -> Now {
+        let d = std::time::Duration::from_millis(ms);
+        Now {
+            mono: self.t0 + d,
+            wall: self.base + d,
+        }
+    }
+
+    fn at(&mut self, ms: u64, input: Input) -> Vec<Effect> {
+        let now = self.now(ms);
+        self.core.handle(input, now)
+    }
+
+    fn inst(&self, name: &str) -> &Instance {
+        self.core.instances().find(|i| i.name == name).unwrap()
+    }
+
+    /// Fire the schedule timer that `fx` armed, at its time (or `ms` if given).
+    fn fire(
+        &mut self,
+        armed: (std::time::Instant, InstanceId, u64),
+        ms: Option<u64>,
+    ) -> Vec<Effect> {
+        let (at, id, run_no) = armed;
+        let ms = ms.unwrap_or((at - self.t0).as_millis() as u64);
+        self.at(
+            ms,
+            Input::Timer {
+                id,
+                run_no,
+                timer: Timer::Cron,
+            },
+        )
+    }
+
+    fn spawned(&mut self, ms: u64, name: &str) -> Vec<Effect> {
+        let i = self.inst(name);
+        let (id, run_no) = (i.id, i.run_no);
+        self.at(
+            ms,
+            Input::Spawned {
+                id,
+                run_no,
+                pid: 4000,
+            },
+        )
+    }
+
+    fn exited(&mut self, ms: u64, name: &str, code: i32) -> Vec<Effect> {
+        let i = self.inst(name);
+        let (id, run_no) = (i.id, i.run_no);
+        let status = crate::process::ExitStatus {
+            code: Some(code),
+            signal: None,
+        };
+        self.at(
+            ms,
+            Input::Exited {
+                id,
+                run_no,
+                status,
+                stderr_tail: vec![],
+            },
+        )
+    }
+
+    fn request(
+        &mut self,
+        ms: u64,
+        make: fn(Vec<String>, WaiterId) -> Input,
+        name: &str,
+    ) -> Vec<Effect> {
+        self.waiter += 1;
+        let input = make(vec![name.to_string()], self.waiter);
+        self.at(ms, input)
+    }
+}
+
+fn cron_timer(fx: &[Effect]) -> Option<(std::time::Instant, InstanceId, u64)> {
+    fx.iter().find_map(|e| match e {
+        Effect::Schedule {
+            at,
+            id,
+            run_no,
+            timer: Timer::Cron,
+        } => Some((*at, *id, *run_no)),
+        _ => None,
+    })
+}
+
+fn skips(fx: &[Effect]) -> Vec<u32> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Emit(ev) => match &ev.kind {
+                super::event::EventKind::Skipped { skipped, .. } => Some(*skipped),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+const EVERY_MINUTE: &str = "[processes.job]\ncommand = \"x\"\nschedule = \"* * * * *\"\n";
+
+#[test]
+fn a_schedule_runs_at_its_times_skips_while_a_run_goes_on_and_never_restarts() {
+    let (mut c, fx) = Clocked::new(EVERY_MINUTE, "2026-01-01T00:00:30Z");
+    assert_eq!(spawns(&fx), 0, "nothing runs before its time");
+    assert_eq!(c.inst("job").state, State::Pending);
+    let first = cron_timer(&fx).expect("armed at boot");
+    assert_eq!((first.0 - c.t0).as_secs(), 30, "the next whole minute");
+    let next = humantime::format_rfc3339(c.inst("job").next_run.unwrap()).to_string();
+    assert_eq!(next, "2026-01-01T00:01:00Z");
+
+    let fx = c.fire(first, None);
+    assert_eq!(spawns(&fx), 1);
+    let second = cron_timer(&fx).expect("the next time is armed at once");
+    assert_eq!((second.0 - first.0).as_secs(), 60);
+    c.spawned(30_010, "job");
+
+    // Still running at the next time: skipped and counted, nothing spawned.
+    let fx = c.fire(second, None);
+    assert_eq!(spawns(&fx), 0);
+    assert_eq!(skips(&fx), [1]);
+    assert_eq!(c.inst("job").skipped, 1);
+    let third = cron_timer(&fx).unwrap();
+
+    // A run that ends is not restarted, whatever its exit code.
+    let fx = c.exited(100_000, "job", 1);
+    assert_eq!(c.inst("job").state, State::Exited);
+    assert_eq!(spawns(&fx), 0);
+    assert!(!fx.iter().any(|e| matches!(
+        e,
+        Effect::Schedule {
+            timer: Timer::Backoff,
+            ..
+        }
+    )));
+
+    let fx = c.fire(third, None);
+    assert_eq!(spawns(&fx), 1, "the next time runs again");
+    assert_eq!(c.inst("job").run_no, 2);
+    assert_eq!(c.inst("job").skipped, 1);
+}
+
+#[test]
+fn a_timer_from_before_a_stop_is_ignored_and_start_runs_now() {
+    let (mut c, fx) = Clocked::new(EVERY_MINUTE, "2026-01-01T00:00:30Z");
+    let armed = cron_timer(&fx).unwrap();
+    let fx = c.request(1_000, |names, waiter| Input::Stop { names, waiter }, "job");
+    assert_eq!(c.inst("job").state, State::Stopped);
+    assert_eq!(c.inst("job").next_run, None);
+    assert_eq!(cron_timer(&fx), None, "a stopped schedule is not armed");
+    let fx = c.fire(armed, None);
+    assert_eq!(spawns(&fx), 0, "the old timer is dropped");
+
+    let fx = c.request(
+        40_000,
+        |names, waiter| Input::Start { names, waiter },
+        "job",
+    );
+    assert_eq!(spawns(&fx), 1, "start runs it now");
+    assert!(cron_timer(&fx).is_some(), "and arms the schedule again");
+    assert_eq!(reply(&fx), None);
+    let fx = c.spawned(40_010, "job");
+    assert_eq!(reply(&fx), Some(Ok("job: running (pid 4000)".into())));
+    c.exited(40_020, "job", 0);
+    assert_eq!(c.inst("job").state, State::Exited);
+}
+
+#[test]
+fn a_timer_early_by_the_wall_clock_waits_for_the_rest() {
+    let (mut c, fx) = Clocked::new(EVERY_MINUTE, "2026-01-01T00:00:30Z");
+    let armed = cron_timer(&fx).unwrap();
+    // The monotonic timer fired, but the wall clock was set back by 10s meanwhile.
+    c.base -= std::time::Duration::from_secs(10);
+    let fx = c.fire(armed, None);
+    assert_eq!(spawns(&fx), 0);
+    let again = cron_timer(&fx).expect("set again for the rest");
+    assert_eq!((again.0 - armed.0).as_secs(), 10);
+    assert_eq!(again.2, armed.2, "the same generation");
+    let fx = c.fire(again, None);
+    assert_eq!(spawns(&fx), 1);
+}
+
+#[test]
+fn seconds_make_a_fast_schedule() {
+    let (mut c, fx) = Clocked::new(
+        "[processes.job]\ncommand = \"x\"\nschedule = \"*/2 * * * * *\"\n",
+        "2026-01-01T00:00:00.500Z",
+    );
+    let armed = cron_timer(&fx).unwrap();
+    assert_eq!((armed.0 - c.t0).as_millis(), 1_500);
+    let fx = c.fire(armed, None);
+    assert_eq!(spawns(&fx), 1);
+}

@@ -181,6 +181,14 @@ pub enum EventKind {
         latency_ms: f64,
         error: Option<String>,
     },
+    /// A scheduled time came while the previous run was still going (or still waiting
+    /// for its dependencies): no run was started. `run` is the run still going;
+    /// `skipped` counts every skip of this instance so far.
+    Skipped {
+        run: u64,
+        skipped: u32,
+        detail: String,
+    },
     /// A notice from warden itself (shutting down, a control FIFO complaint, ...).
     Message {
         text: String,
@@ -269,6 +277,9 @@ impl Event {
                 Some(e) if !ok => format!("{role} probe failed after {latency_ms:.1}ms: {e}"),
                 _ => format!("{role} probe ok in {latency_ms:.1}ms"),
             },
+            EventKind::Skipped {
+                skipped, detail, ..
+            } => format!("scheduled run skipped: {detail} ({skipped} skipped so far)"),
             EventKind::Message { text } => text.clone(),
             EventKind::Other => "(an event this warden does not know)".into(),
         }
@@ -296,7 +307,7 @@ impl Event {
             EventKind::Probe { role, error, .. } => {
                 role.len() + error.as_ref().map_or(0, String::len)
             }
-            EventKind::Message { text } => text.len(),
+            EventKind::Message { text } | EventKind::Skipped { detail: text, .. } => text.len(),
             EventKind::State { .. }
             | EventKind::Spawned { .. }
             | EventKind::Restarting { .. }

@@ -154,6 +154,7 @@ pub fn changed_keys(a: &ProcessSpec, b: &ProcessSpec) -> Vec<String> {
     cmp("user", a.user == b.user);
     cmp("group", a.group == b.group);
     cmp("umask", a.umask == b.umask);
+    cmp("schedule", a.schedule == b.schedule);
     // `replicas` shows up as added/removed instances; the name never differs here.
     keys
 }

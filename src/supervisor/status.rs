@@ -134,6 +134,22 @@ pub struct ProcessStatus {
     /// The process runs differently from the file (scaled at runtime).
     #[serde(default)]
     pub drift: bool,
+    /// With `schedule`: its times, the next one, and what became of the runs.
+    #[serde(default)]
+    pub schedule: Option<ScheduleStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleStatus {
+    /// The cron expression, as written.
+    pub cron: String,
+    /// RFC 3339; `null` while the schedule is not armed (stopped, shutting down).
+    pub next_run: Option<String>,
+    /// Times skipped because the previous run was still going.
+    #[serde(default)]
+    pub skipped: u32,
+    /// `success` or `failure` of the last run that ended (`null` before the first).
+    pub last_result: Option<String>,
 }
 
 /// One measurement of a process tree.
@@ -259,6 +275,20 @@ fn process_status(inst: &Instance, now: Instant, replicas: Option<(u32, u32)>) -
         replicas_declared: declared,
         replicas_wanted: wanted,
         drift: declared != wanted,
+        schedule: inst.spec.schedule.as_ref().map(|s| ScheduleStatus {
+            cron: s.text.clone(),
+            next_run: inst
+                .next_run
+                .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+            skipped: inst.skipped,
+            last_result: inst.last_exit().map(|e| {
+                match e.reason {
+                    ExitReason::Exited => "success",
+                    _ => "failure",
+                }
+                .to_string()
+            }),
+        }),
     }
 }
 

@@ -302,6 +302,14 @@ fn full_config_who_runs_it() {
     assert_eq!(web.umask, Some(0o027));
     let db = &spec.processes["db"];
     assert_eq!((&db.user, &db.group, db.umask), (&None, &None, None));
+    assert!(db.schedule.is_none());
+    let migrate = spec.processes["migrate"].schedule.as_ref().unwrap();
+    assert_eq!(migrate.text, "30 3 * * 1-5");
+    let monday = humantime::parse_rfc3339("2026-01-05T12:00:00Z").unwrap();
+    let next = migrate.next_after(monday).unwrap();
+    let ahead = next.duration_since(monday).unwrap().as_secs();
+    // Tuesday 03:30 in the local zone: between 3h30 and 39h30 ahead, whatever the zone.
+    assert!((3 * 3600..40 * 3600).contains(&ahead), "{ahead}");
 }
 
 /// Users copy these; a broken example is a bug. The demo config must be among them, so

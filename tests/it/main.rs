@@ -11,5 +11,6 @@ mod observe;
 mod output;
 mod reload;
 mod scale;
+mod schedule;
 mod shell;
 mod users;

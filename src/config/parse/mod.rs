@@ -16,6 +16,7 @@ mod graph;
 mod probe;
 mod process;
 mod run_as;
+mod triggers;
 mod walk;
 
 use std::net::SocketAddr;

@@ -48,6 +48,7 @@ const KEYS: &[&str] = &[
     "user",
     "group",
     "umask",
+    "schedule",
 ];
 
 pub(super) const CONDITIONS: &[(&str, DependCondition)] = &[
@@ -132,6 +133,7 @@ pub(super) fn process(ctx: &mut Ctx, name: &str, t: &Table) -> (Option<ProcessSp
     let liveness = t.table(ctx, "liveness").and_then(|p| probe::probe(ctx, &p));
     let limits = t.table(ctx, "limits").and_then(|l| limits(ctx, &l));
     let run_as = super::run_as::run_as(ctx, t);
+    let schedule = super::triggers::schedule(ctx, t);
 
     // Every key above is checked before giving up on a bad command, so all errors show.
     let spec = command.map(|command| ProcessSpec {
@@ -162,6 +164,7 @@ pub(super) fn process(ctx: &mut Ctx, name: &str, t: &Table) -> (Option<ProcessSp
         user: run_as.user,
         group: run_as.group,
         umask: run_as.umask,
+        schedule,
     });
     (spec, refs)
 }

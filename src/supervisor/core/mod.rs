@@ -14,6 +14,7 @@ mod reconfigure;
 mod requests;
 mod rules;
 mod scale;
+mod schedule;
 
 use requests::Request;
 use rules::{start_main_probes, truncate};
@@ -69,6 +70,9 @@ pub enum Timer {
     /// Time to check that the process printed something within `output.silence`. The
     /// actor turns it into [`Input::Silence`], adding when the last output was.
     Silence,
+    /// A `schedule` time has come. Its `run_no` is not a run: it is the instance's
+    /// schedule generation, so a timer from before a stop or reload is dropped.
+    Cron,
 }
 
 #[derive(Debug, Clone)]
@@ -224,6 +228,14 @@ pub struct Instance {
     pub status_text: Option<String>,
     /// When the last `WATCHDOG=1` arrived (or the run started).
     last_beat: Option<Instant>,
+    /// With `schedule`: when the next run is due (`None` while not armed).
+    pub next_run: Option<SystemTime>,
+    /// Tags the armed schedule timer: bumped to drop one in flight.
+    schedule_seq: u64,
+    /// A scheduled run (or a start request of a scheduled process) waits to be spawned.
+    due: bool,
+    /// Scheduled runs skipped because the previous one was still going.
+    pub skipped: u32,
     /// The last sample of the run's tree (only processes with `limits` are sampled).
     pub rss: Option<u64>,
     pub cpu_percent: Option<f64>,
@@ -386,6 +398,10 @@ impl Core {
                 probes: probes_of(&spec_arc),
                 status_text: None,
                 last_beat: None,
+                next_run: None,
+                schedule_seq: 0,
+                due: false,
+                skipped: 0,
                 rss: None,
                 cpu_percent: None,
                 cpu_over_since: None,
@@ -422,6 +438,7 @@ impl Core {
     /// The first decisions, before any input: start what can start.
     pub fn boot(&mut self, now: Now) -> Vec<Effect> {
         let mut fx = Vec::new();
+        self.arm_schedules(now, &mut fx);
         self.reconcile(now, &mut fx);
         fx
     }
@@ -506,6 +523,7 @@ impl Core {
         if !self.dirty {
             return;
         }
+        self.arm_schedules(now, fx);
         self.reconcile(now, fx);
         self.instances
             .retain(|_, i| !(i.removing && i.state.is_at_rest()));
@@ -667,6 +685,10 @@ impl Core {
             self.reset_counters(id);
             return self.spawn(id, now, fx);
         }
+        if inst.spec.schedule.is_some() {
+            // Its next run is at its next time: `restart` does not apply.
+            return self.transition(id, State::Exited, now, fx);
+        }
         let failed = reason == ExitReason::Crash || reason.is_hung();
         let spec = inst.spec.clone();
         let restart = match spec.restart {
@@ -726,6 +748,9 @@ impl Core {
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
+        if timer == Timer::Cron {
+            return self.on_cron(id, run_no, now, fx);
+        }
         let Some(inst) = self.run_mut(id, run_no) else {
             return;
         };
@@ -804,6 +829,7 @@ impl Core {
     fn spawn(&mut self, id: InstanceId, now: Now, fx: &mut Vec<Effect>) {
         let inst = &mut self.instances[&id];
         inst.run_no += 1;
+        inst.due = false;
         inst.spawning = true;
         inst.ready = false;
         inst.pid = None;
@@ -873,7 +899,12 @@ impl Core {
             let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
             for id in ids {
                 let inst = &self.instances[&id];
-                if inst.want_up && inst.state == State::Pending && self.deps_satisfied(inst) {
+                let waits_for_time = inst.spec.schedule.is_some() && !inst.due;
+                if inst.want_up
+                    && inst.state == State::Pending
+                    && !waits_for_time
+                    && self.deps_satisfied(inst)
+                {
                     self.spawn(id, now, fx);
                     changed = true;
                 } else if self.shutting_down

@@ -89,8 +89,31 @@ impl Core {
         fx: &mut Vec<Effect>,
     ) {
         let inst = &mut self.instances[&id];
+        let was_scheduled = inst.spec.schedule.is_some();
         inst.spec = spec;
         inst.probes = probes_of(&inst.spec);
+        if inst.spec.schedule.is_some() {
+            // Its times may have changed: armed afresh. A run in progress of a job is left
+            // to finish (the new config is for its next run); a service that becomes a
+            // job is stopped, to run at its times from now on.
+            let due = inst.due;
+            self.disarm(id);
+            let inst = &mut self.instances[&id];
+            inst.due = due;
+            match inst.state {
+                State::Starting | State::Running if !was_scheduled => {
+                    inst.start_after_stop = false;
+                    self.begin_stop(id, ExitReason::Reload, None, now, fx);
+                }
+                State::Stopping => inst.start_after_stop = false,
+                _ => {}
+            }
+            return;
+        }
+        if was_scheduled {
+            self.disarm(id);
+        }
+        let inst = &mut self.instances[&id];
         match inst.state {
             State::Starting | State::Running => {
                 inst.start_after_stop = true;

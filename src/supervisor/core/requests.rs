@@ -56,6 +56,11 @@ impl Core {
         let mut targets = Vec::new();
         for id in ids {
             let inst = &mut self.instances[&id];
+            if inst.spec.schedule.is_some() {
+                let goal = self.scheduled_request(id, req, now, fx);
+                targets.push((id, goal, self.instances[&id].name.clone()));
+                continue;
+            }
             let goal = match req {
                 Request::Stop => {
                     inst.want_up = false;
