@@ -9,6 +9,7 @@ mod error;
 mod parse;
 pub mod spec;
 pub mod units;
+pub mod watch;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use spec::*;

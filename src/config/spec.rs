@@ -113,6 +113,8 @@ pub struct ProcessSpec {
     pub umask: Option<u32>,
     /// Run at these times instead of being kept alive.
     pub schedule: Option<CronSchedule>,
+    /// Restart when files matching these patterns change.
+    pub watch: Option<super::watch::WatchSpec>,
 }
 
 /// A `schedule`: a cron expression (5 fields, or 6 with seconds first), in local time.

@@ -16,6 +16,7 @@ use super::core::{Core, Effect, Input, InstanceId, Now, Timer, WaiterId};
 use super::describe::{Description, describe};
 use super::drift::{ConfigDrift, fingerprint};
 use super::event::{Event, EventKind};
+use super::files::FileWatch;
 use super::health::{ProbeResult, Role};
 use super::launch::{self, Msg};
 use super::observe::{EventLog, Subscription};
@@ -174,6 +175,10 @@ pub struct Actor {
     reload_due: Option<Instant>,
     /// The pipes of `stdin_from`, held open for warden's whole life.
     pipes: launch::Pipes,
+    /// One watch per process with `watch`; each says which process had changes.
+    file_watches: HashMap<String, FileWatch>,
+    files_tx: mpsc::UnboundedSender<String>,
+    files_rx: mpsc::UnboundedReceiver<String>,
     spawns_since_trim: usize,
     /// The last CPU-time sample of each sampled run: (run, ticks, when).
     cpu_samples: HashMap<InstanceId, (u64, u64, Instant)>,
@@ -187,6 +192,7 @@ impl Actor {
         let runtime_dir = std::env::temp_dir().join(format!("warden-{}", opts.token));
         let (tx, rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (files_tx, files_rx) = mpsc::unbounded_channel();
         let events = Arc::new(EventLog::default());
         let drift = ConfigDrift::new(&spec.path, opts.config_text.as_deref().map(fingerprint));
         let actor = Actor {
@@ -214,6 +220,9 @@ impl Actor {
             cpu_samples: HashMap::new(),
             reload_due: None,
             pipes: launch::Pipes::default(),
+            file_watches: HashMap::new(),
+            files_tx,
+            files_rx,
             spawns_since_trim: 0,
             check_probers: Vec::new(),
             runtime_dir,
@@ -268,6 +277,7 @@ impl Actor {
     ) -> std::io::Result<()> {
         self.pipes.ensure(&self.spec)?;
         self.start_checks();
+        self.sync_file_watches();
         let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
         let _watch = match file_watch::watch(&self.spec.path, watch_tx) {
             Ok(w) => Some(w),
@@ -327,6 +337,13 @@ impl Actor {
                     self.sample();
                     continue;
                 }
+                Some(process) = self.files_rx.recv() => match self.file_watches.get(&process) {
+                    Some(w) => {
+                        let (paths, count) = w.take();
+                        Input::FilesChanged { process, paths, count }
+                    }
+                    None => continue,
+                },
                 Some(()) = watch_rx.recv() => {
                     self.reload_due = Some(Instant::now() + file_watch::DEBOUNCE);
                     continue;
@@ -630,6 +647,7 @@ impl Actor {
         if checks_changed {
             self.start_checks();
         }
+        self.sync_file_watches();
         self.emit(Event {
             seq: 0,
             time: std::time::SystemTime::now(),
@@ -857,6 +875,41 @@ impl Actor {
         for input in inputs {
             let fx = self.core.handle(input, Now::current());
             self.apply(fx);
+        }
+    }
+
+    /// One file watch per process with `watch`, started, replaced or dropped to match the
+    /// config that runs.
+    fn sync_file_watches(&mut self) {
+        let spec = self.spec.clone();
+        self.file_watches.retain(|name, w| {
+            spec.processes.get(name).and_then(|p| p.watch.as_ref()) == Some(&w.spec)
+        });
+        for p in spec.processes.values() {
+            let Some(watch) = &p.watch else { continue };
+            if self.file_watches.contains_key(&p.name) {
+                continue;
+            }
+            // warden's own writes never count: the log folder, and the process's log file
+            // wherever it is (rotation renames it too).
+            let mut skip = vec![spec.supervisor.log_dir.clone()];
+            skip.extend(
+                super::core::expand(p)
+                    .into_iter()
+                    .filter_map(|(_, _, s)| s.log.file.clone()),
+            );
+            match FileWatch::start(&p.name, watch, skip, self.files_tx.clone()) {
+                Ok((w, problems)) => {
+                    for problem in problems {
+                        self.notice(&format!(
+                            "{}: {problem}; changes there are not seen",
+                            p.name
+                        ));
+                    }
+                    self.file_watches.insert(p.name.clone(), w);
+                }
+                Err(e) => self.notice(&format!("{}: cannot watch its files: {e}", p.name)),
+            }
         }
     }
 

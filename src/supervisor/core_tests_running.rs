@@ -373,3 +373,107 @@ fn seconds_make_a_fast_schedule() {
     let fx = c.fire(armed, None);
     assert_eq!(spawns(&fx), 1);
 }
+
+fn watch_timer(fx: &[Effect]) -> Option<(std::time::Instant, InstanceId, u64)> {
+    fx.iter().find_map(|e| match e {
+        Effect::Schedule {
+            at,
+            id,
+            run_no,
+            timer: Timer::Watch,
+        } => Some((*at, *id, *run_no)),
+        _ => None,
+    })
+}
+
+fn changed(r: &mut Rig, ms: u64, path: &str) -> Vec<Effect> {
+    r.at(
+        ms,
+        Input::FilesChanged {
+            process: "app".into(),
+            paths: vec![path.into()],
+            count: 1,
+        },
+    )
+}
+
+fn quiet(r: &mut Rig, armed: (std::time::Instant, InstanceId, u64)) -> Vec<Effect> {
+    let ms = (armed.0 - r.t0).as_millis() as u64;
+    r.at(
+        ms,
+        Input::Timer {
+            id: armed.1,
+            run_no: armed.2,
+            timer: Timer::Watch,
+        },
+    )
+}
+
+const WATCHED: &str =
+    "[processes.app]\ncommand = \"x\"\nwatch = [\"src/**/*.py\"]\nwatch_delay = \"300ms\"\n";
+
+#[test]
+fn a_burst_of_changes_restarts_once_after_the_quiet_period() {
+    let (mut r, _) = Rig::new(WATCHED);
+    r.spawned(0, "app");
+    let a = watch_timer(&changed(&mut r, 1_000, "src/a.py")).unwrap();
+    let b = watch_timer(&changed(&mut r, 1_100, "src/b.py")).unwrap();
+    let c = watch_timer(&changed(&mut r, 1_250, "src/a.py")).unwrap();
+    assert_eq!(
+        (c.0 - r.t0).as_millis(),
+        1_550,
+        "each change postpones the restart"
+    );
+    assert!(
+        stops(&quiet(&mut r, a)).is_empty(),
+        "a postponed timer does nothing"
+    );
+    assert!(stops(&quiet(&mut r, b)).is_empty());
+    let fx = quiet(&mut r, c);
+    assert_eq!(stops(&fx), [r.id("app")]);
+    let text: Vec<String> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Emit(ev) => Some(ev.describe()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        text.contains(&"files changed (src/a.py, src/b.py and 1 more): restarting".to_string()),
+        "{text:?}"
+    );
+    let fx = r.exited(1_600, "app", 0);
+    assert_eq!(spawns(&fx), 1, "started again once stopped");
+    let last = r
+        .core
+        .instance(r.id("app"))
+        .unwrap()
+        .last_exit()
+        .unwrap()
+        .clone();
+    assert_eq!(last.reason, ExitReason::Watch);
+    assert_eq!(
+        last.detail.as_deref(),
+        Some("files changed: src/a.py, src/b.py")
+    );
+}
+
+#[test]
+fn a_change_starts_an_ended_process_again_but_not_a_stopped_one() {
+    let (mut r, _) = Rig::new(WATCHED);
+    r.spawned(0, "app");
+    // Crashed for good: the change is likely the fix.
+    let (mut r2, _) = Rig::new(&format!("{WATCHED}restart = \"never\"\n"));
+    r2.spawned(0, "app");
+    r2.exited(10, "app", 1);
+    assert_eq!(r2.state("app"), State::Exited);
+    let armed = watch_timer(&changed(&mut r2, 20, "src/a.py")).unwrap();
+    let fx = quiet(&mut r2, armed);
+    assert_eq!(spawns(&fx), 1);
+    // Stopped on request: left alone.
+    r.request(5, |names, waiter| Input::Stop { names, waiter }, &["app"]);
+    r.exited(6, "app", 0);
+    assert_eq!(r.state("app"), State::Stopped);
+    let fx = changed(&mut r, 20, "src/a.py");
+    assert_eq!(watch_timer(&fx), None);
+}

@@ -38,6 +38,8 @@ pub enum ExitReason {
     Cpu,
     /// Stopped because `warden scale` asked for fewer replicas.
     Scale,
+    /// Restarted because files under `watch` changed.
+    Watch,
     /// A reason this build does not know (sent by a newer supervisor).
     #[serde(other)]
     Other,
@@ -58,6 +60,7 @@ impl ExitReason {
             ExitReason::Memory => "memory",
             ExitReason::Cpu => "cpu",
             ExitReason::Scale => "scale",
+            ExitReason::Watch => "watch",
             ExitReason::Other => "other",
         }
     }
@@ -189,6 +192,12 @@ pub enum EventKind {
         skipped: u32,
         detail: String,
     },
+    /// Files under `watch` changed and have been quiet since: the process restarts (or
+    /// starts again, if it had ended). `paths`: a few of them; `count`: how many changes.
+    Changed {
+        paths: Vec<String>,
+        count: usize,
+    },
     /// A notice from warden itself (shutting down, a control FIFO complaint, ...).
     Message {
         text: String,
@@ -280,6 +289,14 @@ impl Event {
             EventKind::Skipped {
                 skipped, detail, ..
             } => format!("scheduled run skipped: {detail} ({skipped} skipped so far)"),
+            EventKind::Changed { paths, count } => {
+                let more = count.saturating_sub(paths.len());
+                let more = match more {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                format!("files changed ({}{more}): restarting", paths.join(", "))
+            }
             EventKind::Message { text } => text.clone(),
             EventKind::Other => "(an event this warden does not know)".into(),
         }
@@ -304,6 +321,7 @@ impl Event {
                 .iter()
                 .map(|s| s.len() + std::mem::size_of::<String>())
                 .sum(),
+            EventKind::Changed { paths, .. } => paths.iter().map(String::len).sum(),
             EventKind::Probe { role, error, .. } => {
                 role.len() + error.as_ref().map_or(0, String::len)
             }

@@ -14,6 +14,7 @@ pub mod core;
 pub mod describe;
 mod drift;
 pub mod event;
+mod files;
 pub mod health;
 mod launch;
 pub mod observe;

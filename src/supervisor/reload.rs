@@ -155,6 +155,7 @@ pub fn changed_keys(a: &ProcessSpec, b: &ProcessSpec) -> Vec<String> {
     cmp("group", a.group == b.group);
     cmp("umask", a.umask == b.umask);
     cmp("schedule", a.schedule == b.schedule);
+    cmp("watch", a.watch == b.watch);
     // `replicas` shows up as added/removed instances; the name never differs here.
     keys
 }

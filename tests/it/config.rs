@@ -305,6 +305,14 @@ fn full_config_who_runs_it() {
     assert!(db.schedule.is_none());
     let migrate = spec.processes["migrate"].schedule.as_ref().unwrap();
     assert_eq!(migrate.text, "30 3 * * 1-5");
+    let crawler = spec.processes["crawler"].watch.as_ref().unwrap();
+    assert_eq!(crawler.patterns, ["crawl/**/*.rb", "Gemfile"]);
+    assert_eq!(crawler.ignore, ["tmp/"]);
+    assert_eq!(crawler.delay, Duration::from_millis(500));
+    let dir = std::path::absolute("tests/valid_configs").unwrap();
+    assert!(crawler.matches(&dir.join("crawl/lib/x.rb"), false));
+    assert!(!crawler.matches(&dir.join("crawl/tmp/x.rb"), false));
+    assert!(spec.processes["db"].watch.is_none());
     let monday = humantime::parse_rfc3339("2026-01-05T12:00:00Z").unwrap();
     let next = migrate.next_after(monday).unwrap();
     let ahead = next.duration_since(monday).unwrap().as_secs();

@@ -14,3 +14,4 @@ mod scale;
 mod schedule;
 mod shell;
 mod users;
+mod watch;

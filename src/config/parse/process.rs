@@ -49,6 +49,9 @@ const KEYS: &[&str] = &[
     "group",
     "umask",
     "schedule",
+    "watch",
+    "watch_ignore",
+    "watch_delay",
 ];
 
 pub(super) const CONDITIONS: &[(&str, DependCondition)] = &[
@@ -134,6 +137,7 @@ pub(super) fn process(ctx: &mut Ctx, name: &str, t: &Table) -> (Option<ProcessSp
     let limits = t.table(ctx, "limits").and_then(|l| limits(ctx, &l));
     let run_as = super::run_as::run_as(ctx, t);
     let schedule = super::triggers::schedule(ctx, t);
+    let watch = super::triggers::watch(ctx, t, t.has("schedule"));
 
     // Every key above is checked before giving up on a bad command, so all errors show.
     let spec = command.map(|command| ProcessSpec {
@@ -165,6 +169,7 @@ pub(super) fn process(ctx: &mut Ctx, name: &str, t: &Table) -> (Option<ProcessSp
         group: run_as.group,
         umask: run_as.umask,
         schedule,
+        watch,
     });
     (spec, refs)
 }

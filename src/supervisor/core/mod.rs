@@ -10,6 +10,7 @@
 //! and dependency ordering; [`requests`] answers users, [`rules`] turns health verdicts
 //! and resource samples into stops, [`reconfigure`] applies a reload.
 
+mod changes;
 mod reconfigure;
 mod requests;
 mod rules;
@@ -73,6 +74,9 @@ pub enum Timer {
     /// A `schedule` time has come. Its `run_no` is not a run: it is the instance's
     /// schedule generation, so a timer from before a stop or reload is dropped.
     Cron,
+    /// Files under `watch` have been quiet long enough after a change: restart. Its
+    /// `run_no` is the instance's change generation (a later change postpones it).
+    Watch,
 }
 
 #[derive(Debug, Clone)]
@@ -148,6 +152,12 @@ pub enum Input {
         id: InstanceId,
         run_no: u64,
         last_output: Option<Instant>,
+    },
+    /// Files that `watch` names changed: `paths` (a few, for the record) out of `count`.
+    FilesChanged {
+        process: String,
+        paths: Vec<String>,
+        count: usize,
     },
     /// A sample of the run's tree: resident memory and CPU (percent of one core).
     Usage {
@@ -236,6 +246,11 @@ pub struct Instance {
     due: bool,
     /// Scheduled runs skipped because the previous one was still going.
     pub skipped: u32,
+    /// Changes under `watch` waiting for the quiet period to end: a few paths, a count,
+    /// and the generation that tags the debounce timer.
+    changed: Vec<String>,
+    changed_count: usize,
+    change_seq: u64,
     /// The last sample of the run's tree (only processes with `limits` are sampled).
     pub rss: Option<u64>,
     pub cpu_percent: Option<f64>,
@@ -402,6 +417,9 @@ impl Core {
                 schedule_seq: 0,
                 due: false,
                 skipped: 0,
+                changed: Vec::new(),
+                changed_count: 0,
+                change_seq: 0,
                 rss: None,
                 cpu_percent: None,
                 cpu_over_since: None,
@@ -510,6 +528,11 @@ impl Core {
                 run_no,
                 last_output,
             } => self.on_silence(id, run_no, last_output, now, &mut fx),
+            Input::FilesChanged {
+                process,
+                paths,
+                count,
+            } => self.on_files_changed(&process, paths, count, now, &mut fx),
         }
         self.settle(now, &mut fx);
         fx
@@ -750,6 +773,9 @@ impl Core {
     ) {
         if timer == Timer::Cron {
             return self.on_cron(id, run_no, now, fx);
+        }
+        if timer == Timer::Watch {
+            return self.on_quiet(id, run_no, now, fx);
         }
         let Some(inst) = self.run_mut(id, run_no) else {
             return;
