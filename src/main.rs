@@ -25,7 +25,8 @@ fn main() {
             config,
             no_tui,
             socket,
-        } => warden::cli::up::run(&config, no_tui, socket.as_deref()),
+            init,
+        } => warden::cli::up::run(&config, no_tui, socket.as_deref(), init),
         Cmd::Check { config } => warden::cli::check::run(&config),
         Cmd::Status { client, json } => warden::cli::status::run(&client, json),
         Cmd::Start {

@@ -51,6 +51,10 @@ pub enum Cmd {
         /// Serve the control socket here (overrides WARDEN_SOCKET and the config).
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
+        /// Act as a container's init even when not pid 1 (as pid 1 it always does): output
+        /// prefixed on stdout, and at the end every process left over is stopped.
+        #[arg(long)]
+        init: bool,
     },
     /// Validate the config; print every error as `FILE:LINE:COL: message`.
     Check {

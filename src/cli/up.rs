@@ -9,8 +9,12 @@ use crate::process::{Spawner, guard::Guard};
 use crate::supervisor::{Actor, Options};
 
 /// Exit code: 0 after a clean shutdown, 1 if the config is invalid or warden cannot start
-/// (another warden already runs for this config, the socket cannot be bound, ...).
-pub fn run(config: &Path, _no_tui: bool, socket: Option<&Path>) -> i32 {
+/// (another warden already runs for this config, the socket cannot be bound, ...), and
+/// otherwise what [`crate::supervisor::ShutdownReport::exit_code`] says. `init`: act as a
+/// container's init even when not pid 1 (see `process::init`).
+pub fn run(config: &Path, no_tui: bool, socket: Option<&Path>, init: bool) -> i32 {
+    let init = init || crate::process::init::is_pid1();
+    let _no_tui = no_tui || init;
     let (loaded, config_text) = crate::config::load_with_text(config);
     let spec = match loaded {
         Ok(s) => s,
@@ -35,8 +39,8 @@ pub fn run(config: &Path, _no_tui: bool, socket: Option<&Path>) -> i32 {
         tracing::info!("control fifo: {}", fifo.display());
     }
     let config = spec.path.clone();
-    match start(spec, config_text, bound, &config) {
-        Ok(()) => 0,
+    match start(spec, config_text, bound, &config, init) {
+        Ok(report) => report.exit_code(),
         Err(e) => {
             eprintln!("warden: {e:#}");
             1
@@ -49,11 +53,18 @@ fn start(
     config_text: Option<Vec<u8>>,
     bound: Bound,
     config: &Path,
-) -> anyhow::Result<()> {
+    init: bool,
+) -> anyhow::Result<crate::supervisor::ShutdownReport> {
     use anyhow::Context;
     crate::process::become_subreaper().context("cannot become a child subreaper")?;
     limit_malloc_arenas();
     let spawner = Spawner::start().context("cannot start the spawner thread")?;
+    let registry = spawner.registry().clone();
+    if !crate::process::proc_is_ours() {
+        tracing::warn!(
+            "/proc shows another pid namespace than warden's (mount one of this namespace, e.g. `unshare --mount-proc`): escaped descendants cannot be found, only process groups are stopped"
+        );
+    }
     let token = random_token();
     let exe = std::env::current_exe().context("cannot find warden's own executable")?;
     let guard = Guard::start(&spawner, &exe, &token).context("cannot start the guard process")?;
@@ -68,7 +79,7 @@ fn start(
         .build()
         .context("cannot start the async runtime")?;
     let metrics_addr = spec.supervisor.metrics.clone();
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let metrics = match metrics_addr {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(&addr)
@@ -84,7 +95,8 @@ fn start(
                 tee: Some(tee),
                 token,
                 config_text,
-                hangup_stops: on_a_terminal(),
+                // As init, SIGHUP reloads, as it does for any warden without a terminal.
+                hangup_stops: on_a_terminal() && !init,
             },
         );
         let metrics = metrics.map(|l| tokio::spawn(crate::api::metrics::serve(l, handle.clone())));
@@ -106,9 +118,16 @@ fn start(
         server.shutdown().await;
         guard.finish().await;
         result.map_err(anyhow::Error::from)
-    })?;
+    });
+    let mut report = result?;
+    if init {
+        let deadline = report.deadline.unwrap_or_else(std::time::Instant::now);
+        if crate::process::init::sweep(deadline, &registry) {
+            report.timed_out = true;
+        }
+    }
     printer.flush(std::time::Duration::from_secs(2));
-    Ok(())
+    Ok(report)
 }
 
 fn random_token() -> String {

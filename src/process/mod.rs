@@ -9,13 +9,14 @@ mod child;
 mod credentials;
 mod fork;
 pub mod guard;
+pub mod init;
 mod spawn;
 mod tree;
 
 pub use child::{ChildHandle, ExitStatus};
 pub use credentials::{Credentials, LOGIN_VARS};
 pub use spawn::{Launch, Registry, SpawnError, Spawned, Spawner, inherited_env};
-pub use tree::{RUN_ID_VAR, reap_orphans, ticks_per_second, tree_usage};
+pub use tree::{RUN_ID_VAR, proc_is_ours, reap_orphans, ticks_per_second, tree_usage};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

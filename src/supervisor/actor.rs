@@ -183,8 +183,41 @@ pub struct Actor {
     /// The last CPU-time sample of each sampled run: (run, ticks, when).
     cpu_samples: HashMap<InstanceId, (u64, u64, Instant)>,
     check_probers: Vec<tokio::task::JoinHandle<()>>,
-    /// A private folder (0700) for the runs' sd_notify sockets.
+    /// A private folder (0711) for the runs' sd_notify sockets.
     runtime_dir: std::path::PathBuf,
+    /// How the shutdown went, for warden's exit code.
+    report: ShutdownReport,
+}
+
+/// How a shutdown went: what `warden up` exits with (see [`ShutdownReport::exit_code`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// When whatever is left gets SIGKILL (`shutdown_timeout` after the first request).
+    pub deadline: Option<Instant>,
+    /// A process did not stop on its stop signal and was SIGKILLed after `stop_timeout`.
+    pub stop_timeout: bool,
+    /// `shutdown_timeout` ran out and everything left was SIGKILLed.
+    pub timed_out: bool,
+    /// A second SIGTERM/SIGINT (or `warden down`) SIGKILLed everything at once.
+    pub forced: bool,
+}
+
+impl ShutdownReport {
+    /// 0: every process stopped on its stop signal. 3: one had to be SIGKILLed after its
+    /// `stop_timeout`. 4: `shutdown_timeout` ran out. 5: a second request killed
+    /// everything at once. (1 is "could not start", 2 a usage error.) The worst wins.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ShutdownReport { forced: true, .. } => 5,
+            ShutdownReport {
+                timed_out: true, ..
+            } => 4,
+            ShutdownReport {
+                stop_timeout: true, ..
+            } => 3,
+            _ => 0,
+        }
+    }
 }
 
 impl Actor {
@@ -226,6 +259,7 @@ impl Actor {
             spawns_since_trim: 0,
             check_probers: Vec::new(),
             runtime_dir,
+            report: ShutdownReport::default(),
         };
         (
             actor,
@@ -236,8 +270,8 @@ impl Actor {
         )
     }
 
-    /// Run until a shutdown has stopped everything.
-    pub async fn run(mut self) -> std::io::Result<()> {
+    /// Run until a shutdown has stopped everything; say how it went.
+    pub async fn run(mut self) -> std::io::Result<ShutdownReport> {
         use std::os::unix::fs::DirBuilderExt;
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
@@ -265,7 +299,7 @@ impl Actor {
             h.abort();
         }
         let _ = std::fs::remove_dir_all(&self.runtime_dir);
-        result
+        result.map(|()| self.report)
     }
 
     async fn serve(
@@ -367,9 +401,12 @@ impl Actor {
                 },
             };
             if matches!(input, Input::Shutdown) && self.shutdown_deadline.is_none() {
-                self.shutdown_deadline =
-                    Some(Instant::now() + self.spec.supervisor.shutdown_timeout);
+                let deadline = Instant::now() + self.spec.supervisor.shutdown_timeout;
+                self.shutdown_deadline = Some(deadline);
+                self.report.deadline = Some(deadline);
                 self.notice("shutting down (a second Ctrl-C or SIGTERM kills everything at once)");
+            } else if matches!(input, Input::Shutdown) {
+                self.report.forced = true;
             }
             let forgets = matches!(input, Input::Exited { .. } | Input::Scale { .. });
             let fx = self.core.handle(input, Now::current());
@@ -400,6 +437,7 @@ impl Actor {
         }
         if self.shutdown_deadline.is_some_and(|d| d <= now) {
             self.shutdown_deadline = Some(now + Duration::from_secs(3600));
+            self.report.timed_out = true;
             self.notice("shutdown timeout reached: killing what is left");
             return Some(Input::Kill);
         }
@@ -663,6 +701,17 @@ impl Actor {
     }
 
     fn emit(&mut self, event: Event) {
+        if self.shutdown_deadline.is_some()
+            && matches!(
+                event.kind,
+                EventKind::Killed {
+                    after_ms: Some(_),
+                    ..
+                }
+            )
+        {
+            self.report.stop_timeout = true;
+        }
         if let EventKind::Exited { .. } = event.kind
             && let Some(inst) = self.core.instances().find(|i| i.name == event.name)
         {

@@ -23,7 +23,7 @@ pub mod state;
 pub mod status;
 mod watch;
 
-pub use actor::{Actor, Control, Handle, Options};
+pub use actor::{Actor, Control, Handle, Options, ShutdownReport};
 pub use describe::Description;
 pub use event::{Event, EventKind, ExitReason};
 pub use observe::{EventCursor, EventLog, Subscription, Update};

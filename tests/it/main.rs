@@ -5,6 +5,7 @@ mod config;
 mod control;
 mod harness;
 mod health;
+mod init;
 mod kill;
 mod lifecycle;
 mod observe;
