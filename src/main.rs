@@ -23,10 +23,19 @@ fn main() {
     let code = match cli.command {
         Cmd::Up {
             config,
+            socket,
+            init,
+            detach: true,
+            ..
+        } => warden::cli::daemon::detach(&config, socket.as_deref(), init),
+        Cmd::Up {
+            config,
             no_tui,
             socket,
             init,
-        } => warden::cli::up::run(&config, no_tui, socket.as_deref(), init),
+            daemon,
+            ..
+        } => warden::cli::up::run(&config, no_tui, socket.as_deref(), init, daemon),
         Cmd::Check { config } => warden::cli::check::run(&config),
         Cmd::Status { client, json } => warden::cli::status::run(&client, json),
         Cmd::Start {

@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod check;
+pub mod daemon;
 pub mod down;
 pub mod events;
 pub mod history;
@@ -55,6 +56,13 @@ pub enum Cmd {
         /// prefixed on stdout, and at the end every process left over is stopped.
         #[arg(long)]
         init: bool,
+        /// Run in the background: return once the supervisor answers (exit 0), or print
+        /// why it could not start (exit 1); its messages go to `<log_dir>/warden.log`.
+        #[arg(long, conflicts_with = "daemon")]
+        detach: bool,
+        /// The background supervisor that `--detach` starts.
+        #[arg(long, hide = true)]
+        daemon: bool,
     },
     /// Validate the config; print every error as `FILE:LINE:COL: message`.
     Check {

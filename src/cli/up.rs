@@ -12,7 +12,9 @@ use crate::supervisor::{Actor, Options};
 /// (another warden already runs for this config, the socket cannot be bound, ...), and
 /// otherwise what [`crate::supervisor::ShutdownReport::exit_code`] says. `init`: act as a
 /// container's init even when not pid 1 (see `process::init`).
-pub fn run(config: &Path, no_tui: bool, socket: Option<&Path>, init: bool) -> i32 {
+/// `daemon`: run as the background supervisor of `up --detach` (see `daemon.rs`): events
+/// go to stdout with their time, the processes' output only to their log files.
+pub fn run(config: &Path, no_tui: bool, socket: Option<&Path>, init: bool, daemon: bool) -> i32 {
     let init = init || crate::process::init::is_pid1();
     let _no_tui = no_tui || init;
     let (loaded, config_text) = crate::config::load_with_text(config);
@@ -39,7 +41,7 @@ pub fn run(config: &Path, no_tui: bool, socket: Option<&Path>, init: bool) -> i3
         tracing::info!("control fifo: {}", fifo.display());
     }
     let config = spec.path.clone();
-    match start(spec, config_text, bound, &config, init) {
+    match start(spec, config_text, bound, &config, init, daemon) {
         Ok(report) => report.exit_code(),
         Err(e) => {
             eprintln!("warden: {e:#}");
@@ -54,6 +56,7 @@ fn start(
     bound: Bound,
     config: &Path,
     init: bool,
+    daemon: bool,
 ) -> anyhow::Result<crate::supervisor::ShutdownReport> {
     use anyhow::Context;
     crate::process::become_subreaper().context("cannot become a child subreaper")?;
@@ -71,7 +74,7 @@ fn start(
     // The dashboard does not exist yet: output goes to the terminal, prefixed.
     let stdout = std::io::stdout();
     let color = super::use_color(stdout.is_terminal());
-    let tee = Tee::spawn(Box::new(stdout), color);
+    let tee = (!daemon).then(|| Tee::spawn(Box::new(stdout), color));
     let printer = tee.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -92,7 +95,7 @@ fn start(
             spec,
             spawner,
             Options {
-                tee: Some(tee),
+                tee,
                 token,
                 config_text,
                 // As init, SIGHUP reloads, as it does for any warden without a terminal.
@@ -100,6 +103,10 @@ fn start(
             },
         );
         let metrics = metrics.map(|l| tokio::spawn(crate::api::metrics::serve(l, handle.clone())));
+        let event_log = daemon.then(|| {
+            let cursor = handle.events.follow();
+            tokio::spawn(super::daemon::log_events(handle.events.clone(), cursor))
+        });
         let server =
             Server::start(bound, handle, config).context("cannot serve the control socket")?;
         // On a worker thread, beside the probers and readers that feed it: messages between
@@ -117,6 +124,9 @@ fn start(
         // `warden down` that returns means a new `warden up` can start.
         server.shutdown().await;
         guard.finish().await;
+        if let Some(log) = event_log {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), log).await;
+        }
         result.map_err(anyhow::Error::from)
     });
     let mut report = result?;
@@ -126,7 +136,9 @@ fn start(
             report.timed_out = true;
         }
     }
-    printer.flush(std::time::Duration::from_secs(2));
+    if let Some(printer) = printer {
+        printer.flush(std::time::Duration::from_secs(2));
+    }
     Ok(report)
 }
 
