@@ -5,13 +5,15 @@
 //! - [`config`]: TOML → validated [`config::Spec`], with every error located.
 //! - [`supervisor`]: one actor owning all process state; its decisions live in the pure
 //!   [`supervisor::core`], its loop in [`supervisor::actor`].
-//! - [`process`]: spawning in a new session, pidfd signalling, whole-tree kills, reaping.
+//! - [`process`]: spawning in a new session (as another user if asked), pidfd
+//!   signalling, whole-tree kills, reaping, and the last stage of an init (pid 1).
 //! - [`logs`]: pipe readers, line framing, ring buffers, rotating log files, the terminal tee.
 //! - [`probe`]: the probe kinds (tcp, udp, unix, http, exec), their scheduler, and the
 //!   sd_notify socket; raw results only, verdicts are the core's.
 //! - [`api`]: the control socket (protocol, server, client), the control FIFO and the
 //!   metrics endpoint.
-//! - [`cli`]: one file per subcommand; the client commands talk to [`api`].
+//! - [`cli`]: one file per subcommand; the client commands talk to [`api`]; `up
+//!   --detach` re-executes warden as a daemon.
 //!
 //! # Theory of operation
 //!
@@ -25,7 +27,12 @@
 //! leader is still an unreaped zombie, reaps it, drains its pipes for a bounded time and
 //! reports the exit, tagged with its run number so that stale reports are dropped.
 //! Probers, the sd_notify relay, output rules and resource sampling feed the same loop as
-//! inputs tagged with the run number. Beside the actor, the control server ([`api`])
+//! inputs tagged with the run number; file watches (`watch`) feed it "these files
+//! changed". Time-driven decisions (backoff, stop timeouts, schedules, the quiet period
+//! after file changes) are timers the core asks for and gets back as inputs, so the core
+//! never reads a clock. When the actor has stopped everything, `up` says how it went in
+//! its exit code, and as a container's init it also stops and reaps what nobody
+//! supervised. Beside the actor, the control server ([`api`])
 //! turns each client request into a `Control` message and forwards the reply, or streams
 //! events and log lines back.
 //!

@@ -16,7 +16,9 @@ use crate::supervisor::{Actor, Options};
 /// go to stdout with their time, the processes' output only to their log files.
 pub fn run(config: &Path, no_tui: bool, socket: Option<&Path>, init: bool, daemon: bool) -> i32 {
     let init = init || crate::process::init::is_pid1();
-    let _no_tui = no_tui || init;
+    // A container's init and a daemon print prefixed output or events, never a dashboard
+    // (which does not exist yet: output is prefixed either way).
+    let _no_tui = no_tui || init || daemon;
     let (loaded, config_text) = crate::config::load_with_text(config);
     let spec = match loaded {
         Ok(s) => s,

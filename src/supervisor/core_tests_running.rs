@@ -96,6 +96,18 @@ fn scale_refuses_what_it_cannot_do() {
 }
 
 #[test]
+fn scaling_to_the_count_it_has_changes_nothing_not_even_names() {
+    let (mut r, _) = Rig::new(WEB_AND_DB);
+    r.spawned(0, "web");
+    scale(&mut r, 5, "web", 1);
+    assert_eq!(names(&r), ["web", "db"]);
+    let old = spec(WEB_AND_DB);
+    let (plan, fx) = r.core.reload(&old, &old, r.now());
+    assert_eq!(plan.unchanged, ["web", "db"]);
+    assert!(stops(&fx).is_empty());
+}
+
+#[test]
 fn a_stopped_process_scales_to_stopped_replicas() {
     let (mut r, fx) = Rig::new("[processes.w]\ncommand = \"x\"\nautostart = false\n");
     assert_eq!(spawns(&fx), 0);

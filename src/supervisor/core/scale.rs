@@ -63,8 +63,8 @@ impl Core {
             .collect();
         ids.sort_by_key(|id| self.instances[id].replica);
         let before = ids.len() as u32;
-        self.scaled.insert(process.to_string(), replicas);
         if before == replicas {
+            // Not even recorded: the names stay what they are.
             return reply(
                 fx,
                 Ok(format!(
@@ -72,6 +72,7 @@ impl Core {
                 )),
             );
         }
+        self.scaled.insert(process.to_string(), replicas);
         let mut targets = Vec::new();
         if ids.len() == 1 && self.instances[&ids[0]].replica.is_none() {
             self.index_single(ids[0], &decl, now, fx);
