@@ -118,35 +118,40 @@ pub struct ProcessSpec {
 }
 
 /// A `schedule`: a cron expression (5 fields, or 6 with seconds first), in local time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct CronSchedule {
     /// As written, for messages and status.
     pub text: String,
     pub cron: croner::Cron,
 }
 
+impl PartialEq for CronSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
 impl CronSchedule {
     pub fn parse(text: &str) -> Result<CronSchedule, String> {
-        let parser = croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Optional)
-            .year(croner::parser::Year::Disallowed)
-            .build();
         // croner's messages are capitalized sentences ("Number out of bounds."): make
         // them read as the end of ours.
-        let cron = parser.parse(text).map_err(|e| {
-            e.to_string()
-                .trim_end_matches('.')
-                .split(": ")
-                .map(|part| {
-                    let mut chars = part.chars();
-                    chars
-                        .next()
-                        .map(|c| c.to_lowercase().chain(chars).collect::<String>())
-                        .unwrap_or_default()
-                })
-                .collect::<Vec<_>>()
-                .join(": ")
-        })?;
+        let cron = croner::Cron::new(text)
+            .with_seconds_optional()
+            .parse()
+            .map_err(|e| {
+                e.to_string()
+                    .trim_end_matches('.')
+                    .split(": ")
+                    .map(|part| {
+                        let mut chars = part.chars();
+                        chars
+                            .next()
+                            .map(|c| c.to_lowercase().chain(chars).collect::<String>())
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            })?;
         Ok(CronSchedule {
             text: text.trim().to_string(),
             cron,
@@ -249,4 +254,30 @@ pub struct LimitsSpec {
     /// Default 30s.
     pub cpu_for: Duration,
     pub action: LimitAction,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next(expr: &str, after: &str) -> std::time::Duration {
+        let s = CronSchedule::parse(expr).unwrap();
+        let t = humantime::parse_rfc3339(after).unwrap();
+        s.next_after(t).unwrap().duration_since(t).unwrap()
+    }
+
+    #[test]
+    fn cron_reads_like_crontab_with_optional_seconds_first() {
+        // Whole minutes and seconds do not depend on the local zone.
+        assert_eq!(next("*/5 * * * *", "2026-01-05T10:02:30Z").as_secs(), 150);
+        assert_eq!(next("15 * * * * *", "2026-01-05T10:02:30Z").as_secs(), 45);
+        assert_eq!(next("*/2 * * * * *", "2026-01-05T10:02:31Z").as_secs(), 1);
+        // Sunday is 0 or 7, as in crontab.
+        assert_eq!(
+            next("0 12 * * 0", "2026-01-05T10:02:30Z"),
+            next("0 12 * * 7", "2026-01-05T10:02:30Z")
+        );
+        assert_eq!(next("@hourly", "2026-01-05T10:02:30Z").as_secs() % 60, 30);
+        assert!(CronSchedule::parse("61 * * * *").is_err());
+    }
 }
