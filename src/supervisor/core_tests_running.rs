@@ -430,6 +430,7 @@ fn a_burst_of_changes_restarts_once_after_the_quiet_period() {
     r.spawned(0, "app");
     let a = watch_timer(&changed(&mut r, 1_000, "src/a.py")).unwrap();
     let b = watch_timer(&changed(&mut r, 1_100, "src/b.py")).unwrap();
+    // Named again in a later report: still one file.
     let c = watch_timer(&changed(&mut r, 1_250, "src/a.py")).unwrap();
     assert_eq!(
         (c.0 - r.t0).as_millis(),
@@ -451,7 +452,7 @@ fn a_burst_of_changes_restarts_once_after_the_quiet_period() {
         })
         .collect();
     assert!(
-        text.contains(&"files changed (src/a.py, src/b.py and 1 more): restarting".to_string()),
+        text.contains(&"files changed (src/a.py, src/b.py): restarting".to_string()),
         "{text:?}"
     );
     let fx = r.exited(1_600, "app", 0);
@@ -488,4 +489,32 @@ fn a_change_starts_an_ended_process_again_but_not_a_stopped_one() {
     assert_eq!(r.state("app"), State::Stopped);
     let fx = changed(&mut r, 20, "src/a.py");
     assert_eq!(watch_timer(&fx), None);
+}
+
+#[test]
+fn a_big_change_names_a_few_files_and_counts_the_rest() {
+    let (mut r, _) = Rig::new(WATCHED);
+    r.spawned(0, "app");
+    let paths: Vec<String> = (0..5).map(|i| format!("src/{i}.py")).collect();
+    let fx = r.at(
+        10,
+        Input::FilesChanged {
+            process: "app".into(),
+            paths,
+            count: 1_000,
+        },
+    );
+    let fx = quiet(&mut r, watch_timer(&fx).unwrap());
+    let text: Vec<String> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Emit(ev) => Some(ev.describe()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        text.iter()
+            .any(|t| t.ends_with("src/3.py, src/4.py and 995 more): restarting")),
+        "{text:?}"
+    );
 }

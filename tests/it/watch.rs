@@ -12,7 +12,7 @@ fn a_saved_file_restarts_the_process_exactly_once() {
 command = "warden-demo-worker sleep"
 watch = ["src/**/*.py"]
 watch_ignore = ["*.pyc"]
-watch_delay = "1s"
+watch_delay = "2s"
 "#,
         |dir| {
             std::fs::create_dir_all(dir.join(".git")).unwrap();

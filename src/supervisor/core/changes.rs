@@ -21,12 +21,10 @@ impl Core {
             if inst.process != process || inst.removing || !inst.want_up {
                 continue;
             }
-            for p in &paths {
-                if inst.changed.len() < 5 && !inst.changed.contains(p) {
-                    inst.changed.push(p.clone());
-                }
-            }
-            inst.changed_count += count;
+            // The same file often comes up in several reports (a write, then a rename):
+            // named paths are counted once.
+            inst.changed.extend(paths.iter().cloned());
+            inst.changed_unnamed += count.saturating_sub(paths.len());
             inst.change_seq += 1;
             let quiet = inst
                 .spec
@@ -50,11 +48,12 @@ impl Core {
         if inst.change_seq != seq || self.shutting_down {
             return;
         }
-        let paths = std::mem::take(&mut inst.changed);
-        let count = std::mem::take(&mut inst.changed_count);
+        let named = std::mem::take(&mut inst.changed);
+        let count = named.len() + std::mem::take(&mut inst.changed_unnamed);
         if !inst.want_up || inst.removing {
             return;
         }
+        let paths: Vec<String> = named.into_iter().take(5).collect();
         let detail = format!("files changed: {}", paths.join(", "));
         let name = inst.name.clone();
         fx.push(emit(now, &name, EventKind::Changed { paths, count }));

@@ -24,7 +24,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 use nix::sys::signal::Signal;
 
 use super::event::{Event, EventKind, ExitReason, ExitRecord, LimitResponse};
@@ -246,10 +246,11 @@ pub struct Instance {
     due: bool,
     /// Scheduled runs skipped because the previous one was still going.
     pub skipped: u32,
-    /// Changes under `watch` waiting for the quiet period to end: a few paths, a count,
-    /// and the generation that tags the debounce timer.
-    changed: Vec<String>,
-    changed_count: usize,
+    /// Changes under `watch` waiting for the quiet period to end: every path named so
+    /// far (reports name a few each), how many more were only counted, and the
+    /// generation that tags the debounce timer.
+    changed: IndexSet<String>,
+    changed_unnamed: usize,
     change_seq: u64,
     /// The last sample of the run's tree (only processes with `limits` are sampled).
     pub rss: Option<u64>,
@@ -417,8 +418,8 @@ impl Core {
                 schedule_seq: 0,
                 due: false,
                 skipped: 0,
-                changed: Vec::new(),
-                changed_count: 0,
+                changed: IndexSet::new(),
+                changed_unnamed: 0,
                 change_seq: 0,
                 rss: None,
                 cpu_percent: None,
