@@ -12,6 +12,8 @@
 //! - [`api`]: the control socket (protocol, server, client), the control FIFO and the
 //!   metrics endpoint.
 //! - [`cli`]: one file per subcommand; the client commands talk to [`api`].
+//! - [`tui`]: the dashboard (`up` on a terminal, `warden tui`): an observer like any
+//!   client, its state and pure update apart from its drawing.
 //!
 //! # Theory of operation
 //!
@@ -42,3 +44,4 @@ pub mod logs;
 pub mod probe;
 pub mod process;
 pub mod supervisor;
+pub mod tui;

@@ -1,4 +1,6 @@
-//! `warden up`: run the supervisor in the foreground until Ctrl-C / SIGTERM.
+//! `warden up`: run the supervisor in the foreground until Ctrl-C / SIGTERM: with the
+//! dashboard when stdin and stdout are a terminal, else (or with `--no-tui`) printing
+//! every process's output with a `name │` prefix.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -10,7 +12,7 @@ use crate::supervisor::{Actor, Options};
 
 /// Exit code: 0 after a clean shutdown, 1 if the config is invalid or warden cannot start
 /// (another warden already runs for this config, the socket cannot be bound, ...).
-pub fn run(config: &Path, _no_tui: bool, socket: Option<&Path>) -> i32 {
+pub fn run(config: &Path, no_tui: bool, socket: Option<&Path>) -> i32 {
     let (loaded, config_text) = crate::config::load_with_text(config);
     let spec = match loaded {
         Ok(s) => s,
@@ -35,7 +37,8 @@ pub fn run(config: &Path, _no_tui: bool, socket: Option<&Path>) -> i32 {
         tracing::info!("control fifo: {}", fifo.display());
     }
     let config = spec.path.clone();
-    match start(spec, config_text, bound, &config) {
+    let dashboard = !no_tui && crate::tui::usable();
+    match start(spec, config_text, bound, &config, dashboard) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("warden: {e:#}");
@@ -49,6 +52,7 @@ fn start(
     config_text: Option<Vec<u8>>,
     bound: Bound,
     config: &Path,
+    dashboard: bool,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     crate::process::become_subreaper().context("cannot become a child subreaper")?;
@@ -57,18 +61,30 @@ fn start(
     let token = random_token();
     let exe = std::env::current_exe().context("cannot find warden's own executable")?;
     let guard = Guard::start(&spawner, &exe, &token).context("cannot start the guard process")?;
-    // The dashboard does not exist yet: output goes to the terminal, prefixed.
-    let stdout = std::io::stdout();
-    let color = super::use_color(stdout.is_terminal());
-    let tee = Tee::spawn(Box::new(stdout), color);
+    // Without the dashboard, output goes to stdout, prefixed; with it, warden's own
+    // messages go to a file while it draws.
+    let tee = (!dashboard).then(|| {
+        let stdout = std::io::stdout();
+        let color = super::use_color(stdout.is_terminal());
+        Tee::spawn(Box::new(stdout), color)
+    });
     let printer = tee.clone();
+    let stderr_file = if dashboard {
+        let path = spec.supervisor.log_dir.join("warden.log");
+        Some(
+            crate::tui::StderrToFile::new(&path)
+                .with_context(|| format!("cannot send warden's messages to {}", path.display()))?,
+        )
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let metrics_addr = spec.supervisor.metrics.clone();
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let metrics = match metrics_addr {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(&addr)
@@ -81,13 +97,21 @@ fn start(
             spec,
             spawner,
             Options {
-                tee: Some(tee),
+                tee,
                 token,
                 config_text,
                 hangup_stops: on_a_terminal(),
             },
         );
         let metrics = metrics.map(|l| tokio::spawn(crate::api::metrics::serve(l, handle.clone())));
+        let view = if dashboard {
+            Some(
+                crate::tui::Embedded::start(handle.clone(), config)
+                    .context("cannot start the dashboard")?,
+            )
+        } else {
+            None
+        };
         let server =
             Server::start(bound, handle, config).context("cannot serve the control socket")?;
         // On a worker thread, beside the probers and readers that feed it: messages between
@@ -105,9 +129,26 @@ fn start(
         // `warden down` that returns means a new `warden up` can start.
         server.shutdown().await;
         guard.finish().await;
+        // The dashboard leaves once the supervisor has finished; the terminal is the
+        // user's again before anything more is printed.
+        if let Some(view) = view {
+            tokio::task::spawn_blocking(move || view.join()).await.ok();
+        }
         result.map_err(anyhow::Error::from)
-    })?;
-    printer.flush(std::time::Duration::from_secs(2));
+    });
+    if let Some(f) = stderr_file {
+        let path = f.path.clone();
+        if f.finish() {
+            eprintln!(
+                "warden: its messages from this run are in {}",
+                path.display()
+            );
+        }
+    }
+    result?;
+    if let Some(printer) = printer {
+        printer.flush(std::time::Duration::from_secs(2));
+    }
     Ok(())
 }
 

@@ -588,10 +588,9 @@ impl Actor {
     fn emit(&mut self, event: Event) {
         if let EventKind::Exited { .. } = event.kind
             && let Some(inst) = self.core.instances().find(|i| i.name == event.name)
+            && let Some(sink) = self.sinks.get(&inst.id)
         {
-            if let Some(sink) = self.sinks.get(&inst.id) {
-                sink.marker(&event.describe());
-            }
+            sink.marker(&event.describe());
         }
         if let Some(tee) = &self.opts.tee {
             match event.name.as_str() {

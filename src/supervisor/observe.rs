@@ -310,10 +310,10 @@ impl Subscription {
                 break;
             }
         }
-        if let Some(s) = snapshot {
-            if self.cursor.next_seq() > s.seq {
-                self.pending.push_back(Update::Snapshot(s));
-            }
+        if let Some(s) = snapshot
+            && self.cursor.next_seq() > s.seq
+        {
+            self.pending.push_back(Update::Snapshot(s));
         }
         !self.pending.is_empty() || self.ended
     }
