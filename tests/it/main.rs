@@ -3,6 +3,7 @@
 
 mod config;
 mod control;
+mod dashboard;
 mod harness;
 mod health;
 mod kill;

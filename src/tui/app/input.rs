@@ -89,6 +89,7 @@ fn act(app: &mut App, context: Context, action: Action, cmds: &mut Vec<Cmd>) {
                 app.detail = Some(Detail {
                     name: name.clone(),
                     cursor: p.history.len().saturating_sub(1),
+                    newest: true,
                     description: None,
                 });
                 app.screen = Screen::Detail;
@@ -281,6 +282,11 @@ fn navigate(app: &mut App, context: Context, action: Action) {
                 Action::Top => app.logs.top(),
                 _ => app.logs.follow(),
             }
+            // Never further up than the page that shows the oldest line.
+            let max = app.logs.len().saturating_sub(page);
+            if app.logs.scroll > max {
+                app.logs.scroll = max;
+            }
         }
         Context::Events => {
             let page = app.events_page();
@@ -307,6 +313,7 @@ fn navigate(app: &mut App, context: Context, action: Action) {
                     Action::Down => (d.cursor + 1).min(len.saturating_sub(1)),
                     _ => d.cursor,
                 };
+                d.newest = d.cursor + 1 >= len;
             }
         }
         Context::Connectivity => {

@@ -177,6 +177,8 @@ pub struct Detail {
     pub name: String,
     /// The restart history entry whose stderr is shown (index into `history`).
     pub cursor: usize,
+    /// The cursor is on the newest entry and stays there as runs end.
+    pub newest: bool,
     pub description: Option<Result<Box<Description>, String>>,
 }
 
@@ -417,7 +419,8 @@ impl App {
         if let Some(d) = &mut self.detail
             && let Some(p) = self.snapshot.process(&d.name)
         {
-            d.cursor = d.cursor.min(p.history.len().saturating_sub(1));
+            let last = p.history.len().saturating_sub(1);
+            d.cursor = if d.newest { last } else { d.cursor.min(last) };
         }
     }
 

@@ -282,10 +282,22 @@ fn logs_pause_when_scrolled_up_resume_at_the_bottom_and_search() {
     let mut a = app(Mode::Attached, (120, 40), true);
     key(&mut a, KeyCode::Tab);
     assert_eq!(a.focus, Pane::Logs);
+    let generation = a.log_generation;
+    ch(&mut a, 'k');
+    assert!(
+        a.logs.following(),
+        "all of it is on screen: nothing to scroll"
+    );
+    for _ in 0..10 {
+        a.update(Msg::Logs {
+            generation,
+            lines: logs(),
+            skipped: 0,
+        });
+    }
     assert!(a.logs.following());
     ch(&mut a, 'k');
     assert!(!a.logs.following());
-    let generation = a.log_generation;
     a.update(Msg::Logs {
         generation,
         lines: logs(),
@@ -420,11 +432,13 @@ fn the_mouse_selects_sorts_focuses_and_scrolls() {
     click(&mut a, logs.x + 2, logs.y + 2);
     assert_eq!(a.focus, Pane::Logs);
     let generation = a.log_generation;
-    a.update(Msg::Logs {
-        generation,
-        lines: crate::tui::test_support::logs(),
-        skipped: 0,
-    });
+    for _ in 0..10 {
+        a.update(Msg::Logs {
+            generation,
+            lines: crate::tui::test_support::logs(),
+            skipped: 0,
+        });
+    }
     a.update(Msg::Mouse(MouseEvent {
         kind: MouseEventKind::ScrollUp,
         column: logs.x + 2,

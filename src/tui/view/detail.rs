@@ -30,7 +30,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         );
         return;
     };
-    let info_h = (area.height / 3).clamp(4, 12);
+    // What `how_it_runs` writes: five lines, an error and a status text if any, and a
+    // line more for a long environment.
+    let info_lines = 6 + u16::from(p.error.is_some()) + u16::from(p.status_text.is_some());
+    let info_h = (info_lines + 2).min(area.height / 2).max(3);
     let usage_h = if area.height >= 20 {
         4 + p.probes.len() as u16
     } else {
@@ -43,6 +46,18 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     ])
     .areas(area);
     how_it_runs(frame, app, p, info);
+    // The ledger as tall as it needs (up to half); the process's live logs below.
+    let ledger_h = (p.history.len() as u16 + 3).max(6);
+    let (middle, logs) = if middle.height >= 16 {
+        let top = ledger_h.min(middle.height / 2);
+        let [a, b] = Layout::vertical([Constraint::Length(top), Constraint::Min(3)]).areas(middle);
+        (a, Some(b))
+    } else {
+        (middle, None)
+    };
+    if let Some(area) = logs {
+        super::logs::draw(frame, app, area);
+    }
     let [ledger, stderr] = if middle.width >= 100 {
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(middle)
     } else {

@@ -95,6 +95,9 @@ fn visible(app: &App, width: usize, height: usize) -> Vec<Line<'static>> {
     let Some(bottom) = b.bottom_index() else {
         return Vec::new();
     };
+    // Scrolled (or pushed, under a flood) to the oldest lines kept: fill the view from
+    // the top rather than leave it mostly empty.
+    let bottom = bottom.max((height - 1).min(b.len() - 1));
     let merged = app.log_names.len() > 1;
     let name_w = if merged {
         app.log_names

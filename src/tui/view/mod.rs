@@ -83,7 +83,11 @@ fn footer(frame: &mut Frame, app: &App, a: &Areas) {
     frame.render_widget(Paragraph::new(status), a.status);
     let context = super::app::context(app);
     let mut spans = vec![Span::raw(" ")];
+    let main = app.screen == Screen::Main;
     for b in keys::bar(context) {
+        if !main && matches!(b.action, keys::Action::FocusNext | keys::Action::Zoom) {
+            continue;
+        }
         spans.push(Span::styled(b.keys[0].label(), t.bold()));
         spans.push(Span::styled(format!(" {}  ", b.hint), t.dim()));
     }
