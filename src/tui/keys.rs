@@ -604,3 +604,41 @@ mod tests {
         }
     }
 }
+
+/// The keys table of the README: the same bindings, as Markdown.
+pub fn markdown() -> String {
+    let mut out = String::from("| keys | where | what |\n|---|---|---|\n");
+    for b in BINDINGS {
+        let keys = b
+            .keys
+            .iter()
+            .map(|k| format!("`{}`", k.label().replace('|', "\\|")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.push_str(&format!(
+            "| {keys} | {} | {} |\n",
+            b.context.title(),
+            b.help
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod readme {
+    /// The README's keys table is this table: a binding added or changed here must be
+    /// documented there (the test prints the table to paste).
+    #[test]
+    fn the_readme_lists_every_key() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let (begin, end) = ("<!-- keys:begin -->\n", "<!-- keys:end -->");
+        let start = readme.find(begin).expect("keys markers in the README") + begin.len();
+        let stop = readme[start..].find(end).expect("the end marker") + start;
+        let want = super::markdown();
+        assert!(
+            readme[start..stop] == want,
+            "README.md's keys table is out of date; between the markers put:\n{want}"
+        );
+    }
+}

@@ -57,6 +57,7 @@ async fn event_loop(
         SystemTime::now(),
     );
     app.utc_offset = utc_offset(SystemTime::now());
+    app.cwd = std::env::current_dir().ok();
     let (tx, mut rx) = mpsc::channel::<Msg>(1024);
     let feed = tokio::spawn(source.clone().feed(tx.clone()));
     let _feed = AbortOnDrop(feed);

@@ -204,6 +204,8 @@ pub struct App {
     pub wall: SystemTime,
     /// Local time minus UTC, in seconds, for the clock times shown.
     pub utc_offset: i64,
+    /// The view's working folder: paths under it are shown relative to it.
+    pub cwd: Option<std::path::PathBuf>,
     pub snapshot: Arc<Snapshot>,
     /// When the snapshot arrived: uptimes are advanced from there.
     pub snapshot_at: Instant,
@@ -247,6 +249,7 @@ impl App {
             now,
             wall,
             utc_offset: 0,
+            cwd: None,
             snapshot: Arc::new(Snapshot::default()),
             snapshot_at: now,
             link: Link::Connecting,
@@ -554,6 +557,18 @@ impl App {
                 .collect();
         }
         self.selected.iter().cloned().collect()
+    }
+
+    /// `path` as shown: relative to the view's folder when it is inside it.
+    pub fn display_path(&self, path: &str) -> String {
+        let Some(cwd) = &self.cwd else {
+            return path.to_string();
+        };
+        match std::path::Path::new(path).strip_prefix(cwd) {
+            Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
+            Ok(rel) => rel.display().to_string(),
+            Err(_) => path.to_string(),
+        }
     }
 
     /// How long the supervisor has been gone, if it is.

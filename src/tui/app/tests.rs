@@ -503,3 +503,17 @@ fn every_key_in_the_table_does_something_somewhere() {
         );
     }
 }
+
+#[test]
+fn paths_inside_the_view_folder_are_shown_relative() {
+    let mut a = app(Mode::Attached, (120, 40), true);
+    assert_eq!(
+        a.display_path("/srv/demo/warden.toml"),
+        "/srv/demo/warden.toml"
+    );
+    a.cwd = Some("/srv/demo".into());
+    assert_eq!(a.display_path("/srv/demo/warden.toml"), "warden.toml");
+    assert_eq!(a.display_path("/srv/demo"), ".");
+    assert_eq!(a.display_path("/srv/demo2/x"), "/srv/demo2/x");
+    assert_eq!(a.display_path("/etc/x"), "/etc/x");
+}

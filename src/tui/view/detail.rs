@@ -9,7 +9,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
 use super::super::app::App;
 use super::super::theme::glyph;
-use super::{clock, fit, latency, or_dash, pane, sparkline};
+use super::{Scale, clock, fit, latency, or_dash, pane, sparkline};
 use crate::cli::status::{mem, uptime};
 use crate::supervisor::event::signal_name;
 use crate::supervisor::status::ProcessStatus;
@@ -107,8 +107,14 @@ fn how_it_runs(frame: &mut Frame, app: &App, p: &ProcessStatus, area: Rect) {
             let argv = shlex::try_join(d.command.iter().map(String::as_str))
                 .unwrap_or_else(|_| d.command.join(" "));
             lines.push(Line::from(vec![key("command"), Span::raw(argv)]));
-            lines.push(Line::from(vec![key("cwd"), Span::raw(d.cwd.clone())]));
-            lines.push(Line::from(vec![key("log"), Span::raw(d.log_file.clone())]));
+            lines.push(Line::from(vec![
+                key("cwd"),
+                Span::raw(app.display_path(&d.cwd)),
+            ]));
+            lines.push(Line::from(vec![
+                key("log"),
+                Span::raw(app.display_path(&d.log_file)),
+            ]));
             let mut policy = format!(
                 "restart {} · stop {} then SIGKILL after {}",
                 d.restart,
@@ -254,6 +260,7 @@ fn figures(frame: &mut Frame, app: &App, p: &ProcessStatus, area: Rect) {
         spans.extend(sparkline(
             pr.history.iter().map(|s| (Some(s.latency_ms), s.ok)),
             spark_w,
+            Scale::Zero,
             t.info(),
             t.bad(),
         ));
@@ -268,6 +275,7 @@ fn figures(frame: &mut Frame, app: &App, p: &ProcessStatus, area: Rect) {
             cpu.extend(sparkline(
                 samples.iter().map(|s| (s.cpu_percent, true)),
                 spark_w,
+                Scale::Zero,
                 t.info(),
                 t.bad(),
             ));
@@ -282,6 +290,7 @@ fn figures(frame: &mut Frame, app: &App, p: &ProcessStatus, area: Rect) {
                     .iter()
                     .map(|s| (s.rss_bytes.map(|b| b as f64), true)),
                 spark_w,
+                Scale::Range,
                 t.info(),
                 t.bad(),
             ));

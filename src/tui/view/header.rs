@@ -36,7 +36,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     }
     match &s.supervisor {
         Some(sup) => {
-            top.push(Span::raw(sup.config.clone()));
+            top.push(Span::raw(app.display_path(&sup.config)));
             top.push(Span::styled(
                 format!("  pid {} · v{}", sup.pid, sup.version),
                 t.dim(),

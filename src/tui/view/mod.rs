@@ -154,20 +154,32 @@ pub(super) fn fit(text: &str, width: usize) -> String {
     out
 }
 
-/// A sparkline as text: one block per sample, scaled to the largest; `×` for a failure.
+/// How a sparkline is scaled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scale {
+    /// From zero to the largest sample (latencies, CPU).
+    Zero,
+    /// From the smallest to the largest sample, to show a trend (memory).
+    Range,
+}
+
+/// A sparkline as text: one block per sample (the newest `width`); `×` for a failure.
 pub(super) fn sparkline<'a>(
     samples: impl Iterator<Item = (Option<f64>, bool)>,
     width: usize,
+    scale: Scale,
     ok: Style,
     bad: Style,
 ) -> Vec<Span<'a>> {
     const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let samples: Vec<(Option<f64>, bool)> = samples.collect();
     let samples = &samples[samples.len().saturating_sub(width)..];
-    let max = samples
-        .iter()
-        .filter_map(|(v, _)| *v)
-        .fold(0.0f64, f64::max);
+    let values = samples.iter().filter_map(|(v, _)| *v);
+    let max = values.clone().fold(f64::MIN, f64::max);
+    let min = match scale {
+        Scale::Zero => 0.0,
+        Scale::Range => values.fold(f64::MAX, f64::min),
+    };
     samples
         .iter()
         .map(|(v, good)| {
@@ -175,10 +187,11 @@ pub(super) fn sparkline<'a>(
                 return Span::styled("×", bad);
             }
             let level = match v {
-                Some(v) if max > 0.0 => ((v / max) * 7.0).round().clamp(0.0, 7.0) as usize,
-                _ => 0,
+                Some(v) if max > min => (((v - min) / (max - min)) * 7.0).round() as usize,
+                Some(_) => 3,
+                None => 0,
             };
-            Span::styled(BLOCKS[level].to_string(), ok)
+            Span::styled(BLOCKS[level.min(7)].to_string(), ok)
         })
         .collect()
 }

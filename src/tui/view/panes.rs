@@ -9,7 +9,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
 use super::super::app::{App, EventRow, Pane, Screen};
 use super::super::theme::Theme;
-use super::{clock, fit, latency, or_dash, pane, sparkline};
+use super::{Scale, clock, fit, latency, or_dash, pane, sparkline};
 use crate::supervisor::event::{EventKind, ExitReason};
 use crate::supervisor::status::ProbeStatus;
 use crate::supervisor::{Event, State};
@@ -198,6 +198,7 @@ pub fn connectivity(frame: &mut Frame, app: &App, area: Rect) {
             let spans = sparkline(
                 p.history.iter().map(|s| (Some(s.latency_ms), s.ok)),
                 history_w as usize,
+                Scale::Zero,
                 t.info(),
                 t.bad(),
             );
