@@ -77,7 +77,8 @@ async fn event_loop(
             // Frames and keys first: a flood of messages must not starve either.
             biased;
             _ = sleep_until(frame_due), if frame_due.is_some() => {
-                if term.draw(|f| view::draw(f, &app)).is_err() {
+                if let Err(e) = term.draw(|f| view::draw(f, &app)) {
+                    tracing::warn!("cannot draw on the terminal any more: {e}");
                     terminal_ok = false;
                 }
                 app.dirty = false;
@@ -89,7 +90,16 @@ async fn event_loop(
                 Some(Ok(TermEvent::Mouse(m))) => Msg::Mouse(m),
                 Some(Ok(TermEvent::Resize(w, h))) => Msg::Resize(w, h),
                 Some(Ok(_)) => continue,
-                Some(Err(_)) | None => {
+                Some(Err(e)) => {
+                    tracing::warn!("cannot read the terminal any more: {e}");
+                    terminal_ok = false;
+                    if !attached {
+                        stop_all(&source);
+                        continue;
+                    }
+                    return Ok(Exit::TerminalGone);
+                }
+                None => {
                     // The terminal is gone (closed, ssh dropped). Under `warden up` that
                     // is the same as closing it: stop everything (SIGHUP does too).
                     terminal_ok = false;
@@ -103,7 +113,8 @@ async fn event_loop(
             _ = sigcont.recv() => {
                 // Stopped and continued by someone else: the shell may have reset the
                 // terminal meanwhile.
-                if terminal_ok && terminal::resume(term).is_err() {
+                if terminal_ok && let Err(e) = terminal::resume(term) {
+                    tracing::warn!("cannot take the terminal back after a stop: {e}");
                     terminal_ok = false;
                 }
                 app.dirty = true;
@@ -130,7 +141,8 @@ async fn event_loop(
                 match cmd {
                     Cmd::Quit => return Ok(Exit::Quit),
                     Cmd::Suspend => {
-                        if terminal::suspend(term).is_err() {
+                        if let Err(e) = terminal::suspend(term) {
+                            tracing::warn!("cannot take the terminal back after Ctrl-Z: {e}");
                             terminal_ok = false;
                         }
                         app.dirty = true;

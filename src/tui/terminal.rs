@@ -79,5 +79,8 @@ pub fn resume(term: &mut Term) -> io::Result<()> {
             cursor::Hide
         )?;
     }
-    term.clear()
+    // A full redraw on the next frame. Not `Terminal::clear`: it asks the terminal where
+    // the cursor is, and the answer would go to the key reader instead.
+    let size = term.size()?;
+    term.resize(ratatui::layout::Rect::new(0, 0, size.width, size.height))
 }

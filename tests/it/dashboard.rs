@@ -334,3 +334,31 @@ fn tui_attaches_closes_alone_and_reconnects_when_the_supervisor_returns() {
         (!scr.alternate_screen()).then_some(())
     });
 }
+
+#[test]
+fn after_ctrl_z_and_a_continue_the_view_still_works() {
+    let w = Warden::start(TWO);
+    w.wait_event("sidecar", "starting → running");
+    let mut s = Screen::run(
+        w.dir.path(),
+        &["tui", "-c", "warden.toml"],
+        &format!("{}-tui", w.marker),
+    );
+    s.wait("the view", |scr| {
+        scr.contents().contains("logs · web").then_some(())
+    });
+    // Ctrl-Z gives the terminal back and stops the view (here, without job control,
+    // the kernel drops the stop); SIGCONT is what `fg` sends. Either way the view must
+    // take the terminal back and go on.
+    s.press("\x1a");
+    let pid = s.child.process_id().unwrap() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    s.wait("the view again", |scr| scr.alternate_screen().then_some(()));
+    s.press("j");
+    s.wait("the next process's logs", |scr| {
+        scr.contents().contains("logs · sidecar").then_some(())
+    });
+    s.press("q");
+    assert_eq!(s.wait_exit(), Some(0));
+}
