@@ -317,9 +317,21 @@ fn navigate(app: &mut App, context: Context, action: Action) {
             }
         }
         Context::Connectivity => {
+            let rows = app
+                .snapshot
+                .checks
+                .iter()
+                .map(|c| c.probes.len())
+                .sum::<usize>()
+                + app
+                    .snapshot
+                    .processes
+                    .iter()
+                    .map(|p| p.probes.len())
+                    .sum::<usize>();
             app.conn_scroll = match action {
                 Action::Up => app.conn_scroll.saturating_sub(1),
-                _ => app.conn_scroll + 1,
+                _ => (app.conn_scroll + 1).min(rows.saturating_sub(1)),
             };
         }
     }
