@@ -346,12 +346,12 @@ def render(results, machine_path):
         for key, label in views:
             r = f[key]
             w(f"| {label} | {fmt(r['mean_ms'])} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | {fmt(r['max_ms'])} |")
-        worst = max(f[k]["p50_ms"] for k, _ in views)
-        summary.append((f"dashboard frame, {n} processes (p50, worst view)", f"< {TARGET_FRAME_MS} ms",
+        worst = max(f[k]["mean_ms"] for k, _ in views)
+        summary.append((f"dashboard frame, {n} processes (mean, slowest view)", f"< {TARGET_FRAME_MS} ms",
                         f"{worst:.2f} ms", "–", worst < TARGET_FRAME_MS))
         w("\n" + verdict(worst < TARGET_FRAME_MS,
-                         f"the slowest view's median frame is {worst:.2f} ms (target < {TARGET_FRAME_MS} ms); "
-                         f"p99 and max include whatever else the two shared cores were doing."))
+                         f"the slowest view's mean frame is {worst:.2f} ms (target < {TARGET_FRAME_MS} ms); "
+                         f"the p99 and max include whatever else the two shared cores were doing."))
         w("")
     if idle or tui:
         w("| what | % of one core | wake-ups | PSS MiB | RSS MiB |")

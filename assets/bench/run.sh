@@ -572,8 +572,10 @@ workload_dashboard() {
     if tui=$(child_of "$pty" warden); then
         sleep 3
         measure dashboard-attached-supervisor warden usage --roots "$sup" --desc warden --seconds "$IDLE" &
+        local both=$!
         measure dashboard-attached-tui warden usage --roots "$tui" --seconds "$IDLE" || true
-        wait
+        # That measurement only: a bare `wait` would wait for the supervisors too.
+        wait "$both" || true
     else
         record dashboard-attached-tui warden '{"error": "no warden tui under the pseudo-terminal"}'
     fi
