@@ -214,6 +214,16 @@ command = "warden-demo-worker sleep"
         text.push_str("bogus-last\n");
         f.write_all(text.as_bytes()).unwrap();
     }
+    // Read nothing until the supervisor has published all of them (one event per line).
+    let deadline = Instant::now() + PATIENCE;
+    let mut other = Conn::open(&w);
+    while other.snapshot().seq < first.seq + 8001 {
+        assert!(
+            Instant::now() < deadline,
+            "the FIFO lines were not all taken"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut expected = first.seq + 1;
     let (mut delivered, mut skipped) = (0u64, 0u64);
     loop {
