@@ -61,7 +61,8 @@ async fn event_loop(
     let (tx, mut rx) = mpsc::channel::<Msg>(1024);
     let feed = tokio::spawn(source.clone().feed(tx.clone()));
     let _feed = AbortOnDrop(feed);
-    let mut logs: Option<AbortOnDrop> = None;
+    // The current log follow; replacing it aborts the previous one.
+    let mut _following: Option<AbortOnDrop> = None;
     let mut input = EventStream::new();
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -149,7 +150,7 @@ async fn event_loop(
                     }
                     Cmd::Shutdown => stop_all(&source),
                     Cmd::FollowLogs { generation, names } => {
-                        logs = Some(AbortOnDrop(tokio::spawn(source.clone().follow_logs(
+                        _following = Some(AbortOnDrop(tokio::spawn(source.clone().follow_logs(
                             names,
                             generation,
                             tx.clone(),
@@ -178,7 +179,6 @@ async fn event_loop(
                 }
             }
         }
-        let _ = &logs;
     }
 }
 

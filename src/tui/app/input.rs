@@ -456,8 +456,7 @@ fn overlay_key(app: &mut App, ev: KeyEvent, cmds: &mut Vec<Cmd>) {
     };
 }
 
-pub(super) fn mouse(app: &mut App, ev: MouseEvent, cmds: &mut Vec<Cmd>) {
-    let _ = cmds;
+pub(super) fn mouse(app: &mut App, ev: MouseEvent) {
     let a = layout::areas(app);
     let (col, row) = (ev.column, ev.row);
     let over = |r: Option<ratatui::layout::Rect>| r.is_some_and(|r| contains(r, col, row));

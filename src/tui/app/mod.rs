@@ -311,7 +311,7 @@ impl App {
         self.dirty = true;
         match msg {
             Msg::Key(key) => input::key(self, key, &mut cmds),
-            Msg::Mouse(ev) => input::mouse(self, ev, &mut cmds),
+            Msg::Mouse(ev) => input::mouse(self, ev),
             Msg::Resize(w, h) => {
                 self.size = (w, h);
                 self.keep_cursor_visible();
