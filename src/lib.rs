@@ -14,6 +14,8 @@
 //!   metrics endpoint.
 //! - [`cli`]: one file per subcommand; the client commands talk to [`api`]; `up
 //!   --detach` re-executes warden as a daemon.
+//! - [`tui`]: the dashboard (`up` on a terminal, `warden tui`): an observer like any
+//!   client, its state and pure update apart from its drawing.
 //!
 //! # Theory of operation
 //!
@@ -49,3 +51,4 @@ pub mod logs;
 pub mod probe;
 pub mod process;
 pub mod supervisor;
+pub mod tui;

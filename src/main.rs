@@ -72,6 +72,7 @@ fn main() {
         } => warden::cli::logs::run(&client, names, lines, follow),
         Cmd::Events { client, json } => warden::cli::events::run(&client, json),
         Cmd::Reload { client, dry_run } => warden::cli::reload::run(&client, dry_run),
+        Cmd::Tui { client } => warden::cli::tui::run(&client),
         Cmd::Down { client } => warden::cli::down::run(&client),
         Cmd::History {
             client,

@@ -26,8 +26,8 @@
 //! report with its `seq`), then come `event` items, each with the next `seq`, with no gap
 //! and no duplicate; if the client was too slow and events fell out of the supervisor's
 //! backlog, a `skipped` item says how many, in their place. With `refresh`, `snapshot`
-//! items come too (at most ten a second, only after changes), each placed right after
-//! the last event it includes.
+//! items come too (only after changes; at most ten a second for small configs, down to
+//! one a second for 500 processes), each placed right after the last event it includes.
 //!
 //! A connection may carry several requests in turn. A request that cannot be decoded
 //! (not JSON, unknown verb, another version) is answered with an error and the connection

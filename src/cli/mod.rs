@@ -17,6 +17,7 @@ pub mod scale;
 pub mod shell;
 pub mod signal;
 pub mod status;
+pub mod tui;
 pub mod up;
 
 use std::io::Write;
@@ -41,7 +42,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Run the supervisor in the foreground.
+    /// Run the supervisor in the foreground (with the dashboard on a terminal).
     Up {
         /// The config file.
         #[arg(short = 'c', long = "config", default_value = "warden.toml")]
@@ -157,6 +158,11 @@ pub enum Cmd {
         /// Print what would change, change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Attach the dashboard to a running supervisor (`q` closes the view only).
+    Tui {
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Stop every process and the supervisor.
     Down {

@@ -1,4 +1,7 @@
-//! `warden up`: run the supervisor in the foreground until Ctrl-C / SIGTERM.
+//! `warden up`: run the supervisor in the foreground until Ctrl-C / SIGTERM: with the
+//! dashboard when stdin and stdout are a terminal, else (or with `--no-tui`, as a
+//! container's init, or as the daemon of `up --detach`) printing every process's output
+//! with a `name │` prefix.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -16,9 +19,6 @@ use crate::supervisor::{Actor, Options};
 /// go to stdout with their time, the processes' output only to their log files.
 pub fn run(config: &Path, no_tui: bool, socket: Option<&Path>, init: bool, daemon: bool) -> i32 {
     let init = init || crate::process::init::is_pid1();
-    // A container's init and a daemon print prefixed output or events, never a dashboard
-    // (which does not exist yet: output is prefixed either way).
-    let _no_tui = no_tui || init || daemon;
     let (loaded, config_text) = crate::config::load_with_text(config);
     let spec = match loaded {
         Ok(s) => s,
@@ -43,7 +43,14 @@ pub fn run(config: &Path, no_tui: bool, socket: Option<&Path>, init: bool, daemo
         tracing::info!("control fifo: {}", fifo.display());
     }
     let config = spec.path.clone();
-    match start(spec, config_text, bound, &config, init, daemon) {
+    // A container's init and a daemon print prefixed output or events, never a dashboard.
+    let dashboard = !no_tui && !init && !daemon && crate::tui::usable();
+    let mode = Mode {
+        init,
+        daemon,
+        dashboard,
+    };
+    match start(spec, config_text, bound, &config, mode) {
         Ok(report) => report.exit_code(),
         Err(e) => {
             eprintln!("warden: {e:#}");
@@ -52,14 +59,27 @@ pub fn run(config: &Path, no_tui: bool, socket: Option<&Path>, init: bool, daemo
     }
 }
 
+/// How this `up` runs: as a container's init, as the daemon of `up --detach`, with the
+/// dashboard (at most one of the last two).
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    init: bool,
+    daemon: bool,
+    dashboard: bool,
+}
+
 fn start(
     spec: crate::config::Spec,
     config_text: Option<Vec<u8>>,
     bound: Bound,
     config: &Path,
-    init: bool,
-    daemon: bool,
+    mode: Mode,
 ) -> anyhow::Result<crate::supervisor::ShutdownReport> {
+    let Mode {
+        init,
+        daemon,
+        dashboard,
+    } = mode;
     use anyhow::Context;
     crate::process::become_subreaper().context("cannot become a child subreaper")?;
     limit_malloc_arenas();
@@ -73,11 +93,23 @@ fn start(
     let token = random_token();
     let exe = std::env::current_exe().context("cannot find warden's own executable")?;
     let guard = Guard::start(&spawner, &exe, &token).context("cannot start the guard process")?;
-    // The dashboard does not exist yet: output goes to the terminal, prefixed.
-    let stdout = std::io::stdout();
-    let color = super::use_color(stdout.is_terminal());
-    let tee = (!daemon).then(|| Tee::spawn(Box::new(stdout), color));
+    // Without the dashboard, output goes to stdout, prefixed (the daemon logs events
+    // instead); with it, warden's own messages go to a file while it draws.
+    let tee = (!dashboard && !daemon).then(|| {
+        let stdout = std::io::stdout();
+        let color = super::use_color(stdout.is_terminal());
+        Tee::spawn(Box::new(stdout), color)
+    });
     let printer = tee.clone();
+    let stderr_file = if dashboard {
+        let path = spec.supervisor.log_dir.join("warden.log");
+        Some(
+            crate::tui::StderrToFile::new(&path)
+                .with_context(|| format!("cannot send warden's messages to {}", path.display()))?,
+        )
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -109,6 +141,14 @@ fn start(
             let cursor = handle.events.follow();
             tokio::spawn(super::daemon::log_events(handle.events.clone(), cursor))
         });
+        let view = if dashboard {
+            Some(
+                crate::tui::Embedded::start(handle.clone(), config)
+                    .context("cannot start the dashboard")?,
+            )
+        } else {
+            None
+        };
         let server =
             Server::start(bound, handle, config).context("cannot serve the control socket")?;
         // On a worker thread, beside the probers and readers that feed it: messages between
@@ -129,8 +169,22 @@ fn start(
         if let Some(log) = event_log {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), log).await;
         }
+        // The dashboard leaves once the supervisor has finished; the terminal is the
+        // user's again before anything more is printed.
+        if let Some(view) = view {
+            tokio::task::spawn_blocking(move || view.join()).await.ok();
+        }
         result.map_err(anyhow::Error::from)
     });
+    if let Some(f) = stderr_file {
+        let path = f.path.clone();
+        if f.finish() {
+            eprintln!(
+                "warden: its messages from this run are in {}",
+                path.display()
+            );
+        }
+    }
     let mut report = result?;
     if init {
         let deadline = report.deadline.unwrap_or_else(std::time::Instant::now);

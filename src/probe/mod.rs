@@ -185,7 +185,7 @@ fn human(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         format!("{}µs", d.as_micros())
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -66,7 +66,7 @@ pub enum Control {
         reply: oneshot::Sender<Snapshot>,
     },
     /// A snapshot and every later event (SPEC §6); with `refresh`, fresher snapshots
-    /// too, at most every [`SNAPSHOT_EVERY`], while anything changes.
+    /// too, while anything changes, at most every [`snapshot_every`] of them.
     Subscribe {
         refresh: bool,
         reply: oneshot::Sender<Subscription>,
@@ -104,9 +104,14 @@ pub enum Control {
     },
 }
 
-/// Subscribers that asked for fresh snapshots get at most one per this interval: a
-/// burst of events costs one rebuild.
-pub const SNAPSHOT_EVERY: Duration = Duration::from_millis(100);
+/// How often subscribers that asked for fresh snapshots get one, at most, with
+/// `instances` instances: ten a second for small configs, down to one a second for 500
+/// and more, so that building, serializing and parsing them stays about a megabyte a
+/// second whatever the size (a burst of events costs one rebuild; the events themselves
+/// are delivered at once).
+pub fn snapshot_every(instances: usize) -> Duration {
+    Duration::from_millis((instances as u64 * 2).clamp(100, 1000))
+}
 
 /// Spawns after which the allocator is asked to return freed memory.
 const TRIM_AFTER_SPAWNS: usize = 32;
@@ -714,10 +719,9 @@ impl Actor {
         }
         if let EventKind::Exited { .. } = event.kind
             && let Some(inst) = self.core.instances().find(|i| i.name == event.name)
+            && let Some(sink) = self.sinks.get(&inst.id)
         {
-            if let Some(sink) = self.sinks.get(&inst.id) {
-                sink.marker(&event.describe());
-            }
+            sink.marker(&event.describe());
         }
         if let Some(tee) = &self.opts.tee {
             match event.name.as_str() {
@@ -766,7 +770,7 @@ impl Actor {
             self.snapshot_stale = self.snapshots.borrow().seq != self.events.last_seq();
         }
         self.snapshot_stale
-            .then_some(self.snapshot_built + SNAPSHOT_EVERY)
+            .then_some(self.snapshot_built + snapshot_every(self.core.instances().count()))
     }
 
     fn publish_snapshot(&mut self, now: Instant) {

@@ -66,6 +66,12 @@ impl ExitReason {
     }
 
     /// Whether warden ended the run because it was unhealthy (it counts as a failure).
+    /// Whether the run failed: it crashed, or warden ended it as unhealthy. A failure
+    /// counts towards `max_restarts` and is shown as such.
+    pub fn is_failure(self) -> bool {
+        self == ExitReason::Crash || self.is_hung()
+    }
+
     pub fn is_hung(self) -> bool {
         matches!(
             self,
@@ -345,7 +351,7 @@ pub fn signal_name(sig: i32) -> String {
 pub fn fmt_ms(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", ms as f64 / 1000.0)

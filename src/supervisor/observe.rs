@@ -227,6 +227,8 @@ pub struct Subscription {
     snapshots: Option<watch::Receiver<Arc<Snapshot>>>,
     /// Updates found but not handed out yet (at most one batch and a snapshot).
     pending: VecDeque<Update>,
+    /// A fresher snapshot was announced (`changed` marks it seen; it is still to read).
+    fresh: bool,
     ended: bool,
 }
 
@@ -246,6 +248,7 @@ impl Subscription {
             cursor,
             snapshots,
             pending: VecDeque::new(),
+            fresh: false,
             ended: false,
         }
     }
@@ -270,7 +273,10 @@ impl Subscription {
             };
             tokio::select! {
                 alive = self.cursor.changed() => if !alive { self.ended = true },
-                alive = fresh => if !alive { self.snapshots = None },
+                alive = fresh => match alive {
+                    true => self.fresh = true,
+                    false => self.snapshots = None,
+                },
             }
         }
     }
@@ -279,7 +285,7 @@ impl Subscription {
     fn fill(&mut self) -> bool {
         let delivered = self.cursor.next_seq() - 1;
         let snapshot = match self.snapshots.as_mut() {
-            Some(rx) if rx.has_changed().unwrap_or(false) => {
+            Some(rx) if std::mem::take(&mut self.fresh) || rx.has_changed().unwrap_or(false) => {
                 let s = rx.borrow_and_update().clone();
                 // An older picture than what was delivered would undo events; a newer
                 // one comes after the next change anyway.
@@ -304,10 +310,10 @@ impl Subscription {
                 break;
             }
         }
-        if let Some(s) = snapshot {
-            if self.cursor.next_seq() > s.seq {
-                self.pending.push_back(Update::Snapshot(s));
-            }
+        if let Some(s) = snapshot
+            && self.cursor.next_seq() > s.seq
+        {
+            self.pending.push_back(Update::Snapshot(s));
         }
         !self.pending.is_empty() || self.ended
     }
@@ -436,6 +442,18 @@ mod tests {
         assert!(matches!(sub.next().await, Update::Event(e) if e.seq == 5));
         tx.send_replace(snapshot(5));
         assert!(matches!(sub.next().await, Update::Snapshot(s) if s.seq == 5));
+        // A fresher picture (new figures, no new event) sent while the subscriber waits.
+        let waiting = tokio::spawn(async move {
+            let u = sub.next().await;
+            (sub, u)
+        });
+        tokio::task::yield_now().await;
+        tx.send_replace(snapshot(5));
+        let (mut sub, u) = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .expect("the fresh snapshot is delivered")
+            .unwrap();
+        assert!(matches!(&u, Update::Snapshot(s) if s.seq == 5), "{u:?}");
         log.close();
         assert!(matches!(sub.next().await, Update::End));
         assert!(matches!(sub.next().await, Update::End));

@@ -1,14 +1,14 @@
 //! Reload as a difference: which instances a new config adds, removes or changes, and
 //! which keys changed. Pure: the core applies the plan, `reload --dry-run` prints it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
 use super::core::expand_scaled;
 use crate::config::{ProcessSpec, Spec};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReloadPlan {
     /// Instances that will be started (if `autostart`).
     pub added: Vec<String>,
@@ -22,7 +22,7 @@ pub struct ReloadPlan {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangedInstance {
     pub name: String,
     /// The config keys whose value differs, e.g. `command`, `env`, `log.max_size`.

@@ -289,14 +289,14 @@ impl Warden {
 
 impl Drop for Warden {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            if child.try_wait().ok().flatten().is_none() {
-                self.signal(libc::SIGTERM);
-                if self.wait_exit(Duration::from_secs(10)).is_none() {
-                    let child = self.child.as_mut().unwrap();
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
+        if let Some(child) = self.child.as_mut()
+            && child.try_wait().ok().flatten().is_none()
+        {
+            self.signal(libc::SIGTERM);
+            if self.wait_exit(Duration::from_secs(10)).is_none() {
+                let child = self.child.as_mut().unwrap();
+                let _ = child.kill();
+                let _ = child.wait();
             }
         }
         for _ in 0..50 {

@@ -3,6 +3,7 @@
 
 mod config;
 mod control;
+mod dashboard;
 mod detach;
 mod harness;
 mod health;

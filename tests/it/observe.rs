@@ -156,6 +156,41 @@ fn subscribe_answers_a_snapshot_then_every_later_event_exactly_once() {
 }
 
 #[test]
+fn with_refresh_fresh_snapshots_come_right_after_the_events_they_include() {
+    let w = Warden::start(LOOPING);
+    w.run_pid("web", 1);
+    let mut sub = Conn::open(&w);
+    sub.send(r#"{"v":1,"cmd":"subscribe","refresh":true}"#);
+    let header = sub.line();
+    let first: Snapshot = serde_json::from_value(header["snapshot"].clone()).unwrap();
+    let (code, _, err) = run_warden(w.dir.path(), &["restart", "web"]);
+    assert_eq!(code, 0, "{err}");
+    // Read until a snapshot shows web's second run: every event it includes came first,
+    // none after it is included.
+    let mut last_seq = first.seq;
+    loop {
+        let answer = sub.line();
+        if let Some(s) = answer.get("snapshot") {
+            let s: Snapshot = serde_json::from_value(s.clone()).unwrap();
+            assert_eq!(
+                s.seq, last_seq,
+                "a snapshot follows the last event it includes"
+            );
+            let web = s.process("web").unwrap();
+            if web.run == 2 && web.state == warden::supervisor::State::Running {
+                break;
+            }
+            continue;
+        }
+        let Item::Event(e) = item(&answer) else {
+            panic!("nothing skipped");
+        };
+        assert_eq!(e.seq, last_seq + 1);
+        last_seq = e.seq;
+    }
+}
+
+#[test]
 fn a_subscriber_that_does_not_read_loses_events_counted_and_told() {
     let w = Warden::start(
         r#"
@@ -178,6 +213,16 @@ command = "warden-demo-worker sleep"
         }
         text.push_str("bogus-last\n");
         f.write_all(text.as_bytes()).unwrap();
+    }
+    // Read nothing until the supervisor has published all of them (one event per line).
+    let deadline = Instant::now() + PATIENCE;
+    let mut other = Conn::open(&w);
+    while other.snapshot().seq < first.seq + 8001 {
+        assert!(
+            Instant::now() < deadline,
+            "the FIFO lines were not all taken"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
     let mut expected = first.seq + 1;
     let (mut delivered, mut skipped) = (0u64, 0u64);

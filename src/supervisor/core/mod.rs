@@ -713,7 +713,7 @@ impl Core {
             // Its next run is at its next time: `restart` does not apply.
             return self.transition(id, State::Exited, now, fx);
         }
-        let failed = reason == ExitReason::Crash || reason.is_hung();
+        let failed = reason.is_failure();
         let spec = inst.spec.clone();
         let restart = match spec.restart {
             RestartPolicy::Always => true,
