@@ -518,3 +518,22 @@ fn a_big_change_names_a_few_files_and_counts_the_rest() {
         "{text:?}"
     );
 }
+
+#[test]
+fn a_kill_while_spawning_is_carried_out_once_spawned() {
+    let (mut r, fx) = Rig::new("[processes.a]\ncommand = \"x\"\nstop_timeout = \"60s\"\n");
+    assert_eq!(spawns(&fx), 1);
+    // Ctrl-C twice before the spawn's outcome is back.
+    r.at(1, Input::Shutdown);
+    let fx = r.at(2, Input::Shutdown);
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::Kill { .. })),
+        "nothing to kill yet"
+    );
+    let fx = r.spawned(3, "a");
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::Kill { .. })),
+        "SIGKILL, not a graceful stop that waits 60s: {fx:?}"
+    );
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Stop { .. })));
+}

@@ -170,6 +170,53 @@ fn as_pid1_every_orphan_is_reaped_and_the_exit_code_says_why() {
 }
 
 #[test]
+fn without_a_proc_of_its_own_pid1_still_reaps_by_asking_the_kernel() {
+    if !can_unshare() {
+        return;
+    }
+    // No --mount-proc: /proc is the host's, whose pids mean nothing inside.
+    let mut w = Warden::start_wrapped(
+        LEAVER,
+        &["unshare", "--pid", "--fork", "--kill-child"],
+        &[],
+        |_| {},
+    );
+    let warden = wait_for("warden under unshare", || {
+        children(w.pid()).first().copied()
+    });
+    w.wait_line("stubborn", |l| {
+        output_of(l, "stubborn") == Some("ignoring SIGTERM")
+    });
+    let orphans = wait_for("two adopted orphans", || {
+        let a = adopted(warden, &w.marker);
+        (a.len() == 2).then_some(a)
+    });
+    std::fs::write(w.path("release"), "").unwrap();
+    let trapper = wait_for("the waiter to exit", || {
+        let a = adopted(warden, &w.marker);
+        (a.len() == 1).then(|| a[0])
+    });
+    for pid in orphans.iter().filter(|&&p| p != trapper) {
+        wait_for("the exited orphan to be reaped", || {
+            (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+        });
+    }
+    // SAFETY: signalling the warden this test started.
+    unsafe { libc::kill(warden, libc::SIGTERM) };
+    assert_eq!(w.wait_exit(PATIENCE), Some(3));
+    assert_eq!(
+        std::fs::read_to_string(w.path("swept")).unwrap_or_default(),
+        "TERM\n"
+    );
+    assert!(
+        w.stderr().contains("/proc shows another pid namespace"),
+        "{}",
+        w.stderr()
+    );
+    w.assert_no_leftovers();
+}
+
+#[test]
 fn init_mode_off_pid1_stops_leftover_orphans_too() {
     let mut w = Warden::start_wrapped(LEAVER, &[], &["--init"], |_| {});
     w.wait_line("stubborn", |l| {

@@ -261,6 +261,8 @@ pub struct Instance {
     want_up: bool,
     /// A spawn effect went out and its outcome has not come back.
     spawning: bool,
+    /// A kill (a second Ctrl-C) came while spawning: SIGKILL as soon as it is spawned.
+    kill_on_spawn: bool,
     /// Why the current run is being stopped, and with what detail.
     stop_reason: Option<(ExitReason, Option<String>)>,
     stop_sent_at: Option<Instant>,
@@ -427,6 +429,7 @@ impl Core {
                 limit_warned: false,
                 want_up: autostart,
                 spawning: false,
+                kill_on_spawn: false,
                 stop_reason: None,
                 stop_sent_at: None,
                 start_after_stop: false,
@@ -582,7 +585,22 @@ impl Core {
         let name = inst.name.clone();
         fx.push(emit(now, &name, EventKind::Spawned { run: run_no, pid }));
         if inst.state == State::Stopping {
-            // A stop was asked for while the spawn was in flight: carry it out now.
+            // A stop was asked for while the spawn was in flight: carry it out now, as
+            // the kill it became if one came meanwhile.
+            if std::mem::take(&mut inst.kill_on_spawn) {
+                let reason = inst
+                    .stop_reason
+                    .as_ref()
+                    .map_or(ExitReason::Shutdown, |r| r.0);
+                fx.push(Effect::Kill { id, run_no });
+                let kind = EventKind::Killed {
+                    run: run_no,
+                    reason,
+                    after_ms: None,
+                };
+                fx.push(emit(now, &name, kind));
+                return;
+            }
             return self.send_stop(id, now, fx);
         }
         inst.status_text = None;
@@ -857,6 +875,7 @@ impl Core {
         let inst = &mut self.instances[&id];
         inst.run_no += 1;
         inst.due = false;
+        inst.kill_on_spawn = false;
         inst.spawning = true;
         inst.ready = false;
         inst.pid = None;

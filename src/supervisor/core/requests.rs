@@ -133,7 +133,10 @@ impl Core {
                     if inst.stop_reason.is_none() {
                         inst.stop_reason = Some((ExitReason::Shutdown, None));
                     }
-                    if !inst.spawning {
+                    if inst.spawning {
+                        // Carried out once the spawn's outcome is known (`on_spawned`).
+                        inst.kill_on_spawn = true;
+                    } else {
                         let (run, reason) = (inst.run_no, inst.stop_reason.as_ref().map(|r| r.0));
                         fx.push(Effect::Kill { id, run_no: run });
                         let kind = EventKind::Killed {
