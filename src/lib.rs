@@ -5,15 +5,19 @@
 //! - [`config`]: TOML → validated [`config::Spec`], with every error located.
 //! - [`supervisor`]: one actor owning all process state; its decisions live in the pure
 //!   [`supervisor::core`], its loop in [`supervisor::actor`].
-//! - [`process`]: spawning in a new session, pidfd signalling, whole-tree kills, reaping,
-//!   and a cgroup per run where the host allows it.
+//! - [`process`]: spawning in a new session (as another user if asked) and in a cgroup of
+//!   the run's own where the host allows it, pidfd signalling, whole-tree kills, reaping,
+//!   and the last stage of an init (pid 1).
 //! - [`monitor`]: CPU and memory of each run's tree, sampled only while someone needs them.
 //! - [`logs`]: pipe readers, line framing, ring buffers, rotating log files, the terminal tee.
 //! - [`probe`]: the probe kinds (tcp, udp, unix, http, exec), their scheduler, and the
 //!   sd_notify socket; raw results only, verdicts are the core's.
 //! - [`api`]: the control socket (protocol, server, client), the control FIFO and the
 //!   metrics endpoint.
-//! - [`cli`]: one file per subcommand; the client commands talk to [`api`].
+//! - [`cli`]: one file per subcommand; the client commands talk to [`api`]; `up
+//!   --detach` re-executes warden as a daemon.
+//! - [`tui`]: the dashboard (`up` on a terminal, `warden tui`): an observer like any
+//!   client, its state and pure update apart from its drawing.
 //!
 //! # Theory of operation
 //!
@@ -29,10 +33,21 @@
 //! Where warden may create cgroups, each run gets one before its child execs: a stop ends
 //! with `cgroup.kill`, figures come from the cgroup's counters, and an OOM kill is named.
 //! Probers, the sd_notify relay, output rules and resource samples feed the same loop as
-//! inputs tagged with the run number; the actor samples only while there is a reason
-//! (limits to enforce, someone watching, a status request), so an idle warden sleeps. Beside the actor, the control server ([`api`])
+//! inputs tagged with the run number (the actor samples only while there is a reason:
+//! limits to enforce, someone watching, a status request, so an idle warden sleeps); file
+//! watches (`watch`) feed it "these files changed". Time-driven decisions (backoff, stop
+//! timeouts, schedules, the quiet period after file changes) are timers the core asks for
+//! and gets back as inputs, so the core never reads a clock. When the actor has stopped
+//! everything, `up` says how it went in its exit code, and as a container's init it also
+//! stops and reaps what nobody supervised. Beside the actor, the control server ([`api`])
 //! turns each client request into a `Control` message and forwards the reply, or streams
 //! events and log lines back.
+//!
+//! Observers (the CLI, the metrics endpoint, the dashboard, tests) see one typed
+//! contract: a [`supervisor::Snapshot`] (the status JSON), numbered
+//! [`supervisor::Event`]s from a byte-bounded [`supervisor::EventLog`], and
+//! subscriptions that start from a snapshot and continue with every later event. None
+//! of it costs anything while nobody watches.
 
 pub mod api;
 pub mod cli;
@@ -42,3 +57,4 @@ pub mod monitor;
 pub mod probe;
 pub mod process;
 pub mod supervisor;
+pub mod tui;

@@ -1,11 +1,13 @@
-//! The two streaming answers: `logs` (the tail of the ring, then, with `follow`, every
-//! new line) and `events`.
+//! The streaming answers: `logs` (the tail of the ring, then, with `follow`, every new
+//! line), `events` (every event from now on) and `subscribe` (a snapshot, then every
+//! later event).
 //!
-//! A stream never makes anyone wait on its client: it reads from broadcast channels,
-//! and a client that does not keep up falls behind the channel's capacity and is told
-//! how many items it missed (`skipped`), while the log writers and the actor go on. A
-//! client that stops reading altogether is dropped after the write timeout; one that
-//! hangs up is noticed at once (its read side ends) and its subscriptions are released.
+//! A stream never makes anyone wait on its client: it reads from broadcast channels and
+//! from the supervisor's event log, and a client that does not keep up falls behind
+//! their bounds and is told how many items it missed (`skipped`), while the log writers
+//! and the actor go on. A client that stops reading altogether is dropped after the
+//! write timeout; one that hangs up is noticed at once (its read side ends) and its
+//! subscriptions are released.
 
 use std::io;
 use std::sync::Arc;
@@ -17,7 +19,8 @@ use tokio::task::JoinSet;
 use super::protocol::{Answer, LogRecord, Skipped};
 use super::server::{Conn, ask, hung_up, stopped};
 use crate::logs::{LogLine, LogSink, Stream};
-use crate::supervisor::Control;
+use crate::supervisor::observe::{Subscription, Update};
+use crate::supervisor::{Control, Event};
 
 /// Lines handed from the per-instance forwarders to the connection; beyond this the
 /// forwarders wait, and their subscriptions lag instead.
@@ -32,6 +35,7 @@ pub(super) async fn logs(
     names: Vec<String>,
     lines: usize,
     follow: bool,
+    colors: bool,
 ) -> io::Result<bool> {
     let handle = c.shared.handle.clone();
     let sinks = match ask(&handle, |reply| Control::Logs { names, reply })
@@ -70,7 +74,7 @@ pub(super) async fn logs(
     merged.sort_by_key(|(_, l)| l.time);
     let skip = merged.len().saturating_sub(lines);
     for (i, line) in merged.into_iter().skip(skip) {
-        c.send(&line_answer(&instances[i], line)).await?;
+        c.send(&line_answer(&instances[i], line, colors)).await?;
     }
     if !follow {
         c.send(&Answer::success()).await?;
@@ -96,7 +100,7 @@ pub(super) async fn logs(
                 c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
                 return Ok(false);
             }
-            Some(Feed::Line(i, line)) => c.send(&line_answer(&instances[i], &line)).await?,
+            Some(Feed::Line(i, line)) => c.send(&line_answer(&instances[i], &line, colors)).await?,
             Some(Feed::Skipped(i, count)) => {
                 let skipped = Skipped {
                     name: Some(instances[i].clone()),
@@ -114,7 +118,7 @@ pub(super) async fn logs(
                     let tail = sink.tail(usize::MAX);
                     drop(sink);
                     for line in &tail {
-                        c.send(&line_answer(&instances[i], line)).await?;
+                        c.send(&line_answer(&instances[i], line, colors)).await?;
                     }
                     let after = tail.last().map_or(0, |l| l.seq);
                     forwarders.spawn(forward(i, rx, after, tx.clone()));
@@ -185,7 +189,7 @@ async fn forward(
     }
 }
 
-fn line_answer(name: &str, line: &LogLine) -> Answer {
+fn line_answer(name: &str, line: &LogLine, colors: bool) -> Answer {
     let stream = match line.stream {
         Stream::Stdout => "stdout",
         Stream::Stderr => "stderr",
@@ -197,6 +201,9 @@ fn line_answer(name: &str, line: &LogLine) -> Answer {
         time: humantime::format_rfc3339_millis(line.time).to_string(),
         stream: stream.into(),
         text: line.display_text(),
+        ansi: colors
+            .then(|| line.display_ansi())
+            .filter(|a| a.contains('\x1b')),
         partial: line.partial,
     };
     Answer {
@@ -208,34 +215,97 @@ fn line_answer(name: &str, line: &LogLine) -> Answer {
 /// `{"stream":"events"}`, then every event as `{"event":{...},"text":"..."}` until the
 /// supervisor stops.
 pub(super) async fn events(c: &mut Conn) -> io::Result<bool> {
-    let mut rx = c.shared.handle.subscribe();
+    let log = c.shared.handle.events.clone();
+    let mut cursor = c.shared.handle.follow();
     c.send(&Answer {
         stream: Some("events".into()),
         ..Answer::default()
     })
     .await?;
     loop {
-        let next = tokio::select! {
+        let batch = cursor.take(&log, u64::MAX);
+        if batch.skipped > 0 {
+            c.send(&skipped(batch.skipped)).await?;
+        }
+        for event in &batch.events {
+            c.send(&event_answer(event)).await?;
+        }
+        if batch.end {
+            c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
+            return Ok(false);
+        }
+        if !batch.events.is_empty() || batch.skipped > 0 {
+            continue;
+        }
+        let alive = tokio::select! {
             biased;
-            () = stopped(&mut c.stop) => Err(RecvError::Closed),
+            () = stopped(&mut c.stop) => false,
             () = hung_up(&mut c.rd, true) => return Ok(false),
-            r = rx.recv() => r,
+            alive = cursor.changed() => alive,
         };
-        let answer = match next {
-            Ok(event) => Answer {
-                text: Some(event.describe()),
-                event: Some(serde_json::value::to_raw_value(&event).expect("an event serializes")),
+        if !alive {
+            c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
+            return Ok(false);
+        }
+    }
+}
+
+/// `{"stream":"subscribe","snapshot":{...}}`, then every later event (and, with
+/// `refresh`, `{"snapshot":{...}}` items) until the supervisor stops.
+pub(super) async fn subscribe(c: &mut Conn, refresh: bool) -> io::Result<bool> {
+    let handle = c.shared.handle.clone();
+    let mut sub: Subscription =
+        match ask(&handle, |reply| Control::Subscribe { refresh, reply }).await {
+            Ok(sub) => sub,
+            Err(e) => {
+                c.send(&Answer::error(e)).await?;
+                return Ok(false);
+            }
+        };
+    c.send(&Answer {
+        stream: Some("subscribe".into()),
+        snapshot: Some(raw(&*sub.first)),
+        ..Answer::default()
+    })
+    .await?;
+    loop {
+        let update = tokio::select! {
+            biased;
+            () = stopped(&mut c.stop) => Update::End,
+            () = hung_up(&mut c.rd, true) => return Ok(false),
+            u = sub.next() => u,
+        };
+        let answer = match update {
+            Update::Event(event) => event_answer(&event),
+            Update::Skipped(count) => skipped(count),
+            Update::Snapshot(s) => Answer {
+                snapshot: Some(raw(&*s)),
                 ..Answer::default()
             },
-            Err(RecvError::Lagged(count)) => Answer {
-                skipped: Some(Skipped { name: None, count }),
-                ..Answer::default()
-            },
-            Err(RecvError::Closed) => {
+            Update::End => {
                 c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
                 return Ok(false);
             }
         };
         c.send(&answer).await?;
+    }
+}
+
+fn raw<T: serde::Serialize>(value: &T) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(value).expect("observer data always serializes")
+}
+
+fn event_answer(event: &Event) -> Answer {
+    Answer {
+        text: Some(event.describe()),
+        event: Some(raw(event)),
+        ..Answer::default()
+    }
+}
+
+fn skipped(count: u64) -> Answer {
+    Answer {
+        skipped: Some(Skipped { name: None, count }),
+        ..Answer::default()
     }
 }

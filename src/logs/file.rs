@@ -51,6 +51,9 @@ pub struct LogFile {
     /// Bytes dropped since the last write that went through whole.
     gap: u64,
     dropped: Arc<AtomicU64>,
+    /// Who owns the file (and every file rotation opens): the process's user, so that
+    /// it can read its own log whatever warden's umask.
+    owner: Option<(Option<u32>, u32)>,
 }
 
 impl LogFile {
@@ -75,7 +78,21 @@ impl LogFile {
             last_warn: None,
             gap: 0,
             dropped: Arc::new(AtomicU64::new(0)),
+            owner: None,
         })
+    }
+
+    /// Give the file, and every file opened later at the path, to `uid` (`None`: keep
+    /// the owner) and `gid`. Best effort, like every write.
+    pub fn set_owner(&mut self, uid: Option<u32>, gid: u32) {
+        self.owner = Some((uid, gid));
+        self.chown();
+    }
+
+    fn chown(&self) {
+        if let (Some(file), Some((uid, gid)), true) = (&self.file, self.owner, self.regular) {
+            let _ = std::os::unix::fs::fchown(file, uid, Some(gid));
+        }
     }
 
     /// The running total of bytes that could not be written; shared, readable without
@@ -254,6 +271,7 @@ impl LogFile {
                 self.id = (meta.dev(), meta.ino());
                 self.regular = meta.is_file();
                 self.size = meta.len();
+                self.chown();
                 true
             }
             Err(e) => {

@@ -89,6 +89,12 @@ impl std::fmt::Debug for LogSink {
 }
 
 impl LogSink {
+    /// Hand the log file (and the files rotation opens later) to the process's user.
+    pub fn set_owner(&self, uid: Option<u32>, gid: u32) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.file.set_owner(uid, gid);
+    }
+
     /// Opens the log file at `path` (see [`LogFile::open`]) and sets up the ring. `name`
     /// is the instance name shown by the terminal tee.
     pub fn open(

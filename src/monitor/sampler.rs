@@ -317,6 +317,9 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
     /// warden's own CPU (percent of a core since the previous call, or since it started)
     /// and resident memory.
     pub fn own(&mut self, now: Instant) -> Option<(f64, u64)> {
+        if !crate::process::proc_is_ours() {
+            return None;
+        }
         let me = i32::try_from(std::process::id()).ok()?;
         self.refresh(&[me], false);
         let p = self.process(me)?;

@@ -70,6 +70,8 @@ pub(super) async fn probe(argv: &[String], timeout: Duration, ctx: &ProbeContext
         stdin: None,
         stdout: None,
         cgroups: Vec::new(),
+        credentials: ctx.credentials.clone(),
+        umask: ctx.umask,
     };
     let deadline = Instant::now() + timeout;
     let (tx, rx) = oneshot::channel();
@@ -130,6 +132,7 @@ async fn own_child(
         registry: ctx.spawner.registry().clone(),
         cgroup: None,
         started: std::time::Instant::now(),
+        credentials: ctx.credentials.clone(),
     };
     let tail = Mutex::new(Tail::default());
     let mut drain = std::pin::pin!(drain(spawned.stdout, spawned.stderr, &tail));

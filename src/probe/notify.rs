@@ -332,6 +332,8 @@ mod tests {
             stdin: None,
             stdout: None,
             cgroups: Vec::new(),
+            credentials: None,
+            umask: None,
         };
         let child = spawner().spawn(launch).await.unwrap().handle;
         let python_pid = child.pid().as_raw();

@@ -26,19 +26,42 @@ pub(super) enum Step {
     Cgroup,
     Setsid,
     Dup,
+    Setgroups,
+    Setgid,
+    Setuid,
     Chdir,
     Deathsig,
     Exec,
 }
 
-const STEPS: [Step; 6] = [
+const STEPS: [Step; 9] = [
     Step::Cgroup,
     Step::Setsid,
     Step::Dup,
+    Step::Setgroups,
+    Step::Setgid,
+    Step::Setuid,
     Step::Chdir,
     Step::Deathsig,
     Step::Exec,
 ];
+
+/// Who the child becomes before `execve`, and where it goes.
+pub(super) struct Become {
+    pub identity: Option<Identity>,
+    /// `None`: keep warden's umask.
+    pub umask: Option<u32>,
+    /// `cgroup.procs` files to join (writing `0`) before anything else.
+    pub cgroups: Vec<RawFd>,
+}
+
+/// The identity the child switches to, as the raw ids the system calls take.
+pub(super) struct Identity {
+    /// `-1` (as `uid_t`): keep the uid.
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    pub groups: Vec<libc::gid_t>,
+}
 
 /// Everything the child reads, laid out before the clone.
 pub(super) struct Prepared {
@@ -54,6 +77,9 @@ pub(super) struct Prepared {
     cgroups: Vec<RawFd>,
     parent: libc::pid_t,
     deathsig: bool,
+    identity: Option<Identity>,
+    /// `-1`: keep warden's umask.
+    umask: libc::mode_t,
     /// `step index + 1` (0 = none) and errno, written by the child on failure.
     failed_step: AtomicI32,
     failed_errno: AtomicI32,
@@ -66,8 +92,8 @@ impl Prepared {
         env: &[(String, String)],
         cwd: &Path,
         stdio: [RawFd; 3],
-        cgroups: Vec<RawFd>,
         deathsig: bool,
+        who: Become,
     ) -> io::Result<Prepared> {
         use std::os::unix::ffi::OsStrExt;
         let nul = |e| io::Error::new(io::ErrorKind::InvalidInput, e);
@@ -96,9 +122,11 @@ impl Prepared {
             _envp: envp,
             cwd: CString::new(cwd.as_os_str().as_bytes()).map_err(nul)?,
             stdio,
-            cgroups,
+            cgroups: who.cgroups,
             parent: std::process::id() as libc::pid_t,
             deathsig,
+            identity: who.identity,
+            umask: who.umask.map_or(libc::mode_t::MAX, |m| m as libc::mode_t),
             failed_step: AtomicI32::new(0),
             failed_errno: AtomicI32::new(0),
         })
@@ -204,6 +232,27 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 return fail(Step::Dup);
             }
         }
+        // Raw system calls, not glibc's setuid family: those make every thread of the
+        // process switch too (the `setxid` broadcast), and this child shares warden's
+        // memory and so its thread list. Groups first and the uid last: once the uid is
+        // dropped, the rest is no longer allowed. Before `chdir`, so that the working
+        // directory is checked with the process's own permissions.
+        if let Some(id) = &p.identity {
+            if libc::syscall(libc::SYS_setgroups, id.groups.len(), id.groups.as_ptr()) < 0 {
+                return fail(Step::Setgroups);
+            }
+            if libc::syscall(libc::SYS_setresgid, id.gid, id.gid, id.gid) < 0 {
+                return fail(Step::Setgid);
+            }
+            if id.uid != libc::uid_t::MAX
+                && libc::syscall(libc::SYS_setresuid, id.uid, id.uid, id.uid) < 0
+            {
+                return fail(Step::Setuid);
+            }
+        }
+        if p.umask != libc::mode_t::MAX {
+            libc::umask(p.umask);
+        }
         if libc::chdir(p.cwd.as_ptr()) < 0 {
             return fail(Step::Chdir);
         }
@@ -215,6 +264,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
+        // After the switch of identity, which clears the parent-death signal.
         if p.deathsig {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
                 return fail(Step::Deathsig);

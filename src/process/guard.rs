@@ -52,6 +52,8 @@ impl Guard {
             stdin: Some(read),
             stdout: None,
             cgroups: Vec::new(),
+            credentials: None,
+            umask: None,
         };
         let spawned = spawner
             .spawn_blocking(launch)
@@ -86,6 +88,11 @@ pub fn run(token: &str, cgroups: &[String]) -> ! {
         }
     }
     let prefix = format!("{RUN_ID_VAR}={token}:");
+    if !super::proc_is_ours() {
+        // The pids under /proc are another namespace's: killing by them would hit
+        // strangers. The parent-death signal still takes warden's direct children.
+        std::process::exit(0);
+    }
     let me = std::process::id() as i32;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {

@@ -8,15 +8,18 @@
 
 pub mod cgroup;
 mod child;
+mod credentials;
 mod fork;
 pub mod guard;
+pub mod init;
 mod spawn;
 mod tree;
 
 pub use cgroup::{Counters, RunCgroup};
 pub use child::{ChildHandle, ExitStatus};
+pub use credentials::{Credentials, LOGIN_VARS};
 pub use spawn::{Launch, Registry, SpawnError, Spawned, Spawner, inherited_env};
-pub use tree::{Adopted, RUN_ID_VAR, reap_orphans};
+pub use tree::{Adopted, RUN_ID_VAR, proc_is_ours, reap_orphans};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +40,8 @@ pub struct Run {
     pub cgroup: Option<Arc<RunCgroup>>,
     /// When the leader was spawned.
     pub started: Instant,
+    /// Who the run's processes run as (its exec probes run the same way).
+    pub credentials: Option<Arc<Credentials>>,
 }
 
 /// What became of a run once nothing of it is left.
@@ -78,7 +83,11 @@ impl Run {
 
     /// The pids of the run's tree, leader first: its cgroup's members, or the group, the
     /// leader's descendants and the orphans adopted from this run.
+    /// Empty where `/proc` is another pid namespace's: its pids would name others.
     pub fn pids(&self, adopted: &Adopted) -> Vec<i32> {
+        if !tree::proc_is_ours() {
+            return Vec::new();
+        }
         if let Some(cg) = &self.cgroup {
             let leader = self.handle.pid().as_raw();
             let mut pids = cg.pids();

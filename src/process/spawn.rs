@@ -22,6 +22,7 @@ use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
 use super::child::ChildHandle;
+use super::credentials::Credentials;
 use super::fork;
 
 /// What to run. Built by the supervisor from a validated spec.
@@ -43,6 +44,11 @@ pub struct Launch {
     pub stdout: Option<OwnedFd>,
     /// `cgroup.procs` files of the run's cgroups, joined by the child before it execs.
     pub cgroups: Vec<OwnedFd>,
+    /// Switch to this identity before `execve`; its `HOME`, `USER` and `LOGNAME` are
+    /// added to `env` where `env` does not have them.
+    pub credentials: Option<Arc<Credentials>>,
+    /// The child's umask; `None` = warden's.
+    pub umask: Option<u32>,
 }
 
 /// A started child with its pipes.
@@ -115,7 +121,27 @@ impl Spawner {
     }
 }
 
-fn spawn_now(registry: &Registry, launch: Launch) -> Result<Spawned, SpawnError> {
+fn spawn_now(registry: &Registry, mut launch: Launch) -> Result<Spawned, SpawnError> {
+    let identity = launch.credentials.as_deref().map(|c| {
+        for (k, v) in &c.env {
+            if !launch.env.iter().any(|(key, _)| key == k) {
+                launch.env.push((k.clone(), v.clone()));
+            }
+        }
+        fork::Identity {
+            uid: c.uid.unwrap_or(libc::uid_t::MAX),
+            gid: c.gid,
+            groups: c.groups.clone(),
+        }
+    });
+    // Asking for the identity warden already has needs no switch (and, without root, no
+    // `setgroups` would be allowed anyway).
+    let identity = identity.filter(|id| {
+        let euid = nix::unistd::geteuid().as_raw();
+        euid == 0
+            || !(matches!(id.uid, u if u == libc::uid_t::MAX || u == euid)
+                && id.gid == nix::unistd::getegid().as_raw())
+    });
     let path = launch
         .env
         .iter()
@@ -167,8 +193,12 @@ fn spawn_now(registry: &Registry, launch: Launch) -> Result<Spawned, SpawnError>
         &launch.env,
         &launch.cwd,
         [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
-        launch.cgroups.iter().map(AsRawFd::as_raw_fd).collect(),
         launch.die_with_warden,
+        fork::Become {
+            identity,
+            umask: launch.umask,
+            cgroups: launch.cgroups.iter().map(AsRawFd::as_raw_fd).collect(),
+        },
     )
     .map_err(|e| SpawnError(format!("command `{}`: {e}", launch.argv[0])))?;
 
@@ -178,6 +208,26 @@ fn spawn_now(registry: &Registry, launch: Launch) -> Result<Spawned, SpawnError>
         Some(fork::Step::Cgroup) => SpawnError(format!(
             "cannot place `{}` in its cgroup: {e}",
             launch.argv[0]
+        )),
+        Some(fork::Step::Setgroups | fork::Step::Setgid | fork::Step::Setuid) => {
+            let who = launch
+                .credentials
+                .as_ref()
+                .map_or("another user".to_string(), |c| c.described.clone());
+            let why = match e.raw_os_error() {
+                Some(libc::EPERM) => "operation not permitted (warden is not root)".to_string(),
+                _ => e.to_string(),
+            };
+            SpawnError(format!("cannot run `{}` as {who}: {why}", launch.argv[0]))
+        }
+        Some(fork::Step::Chdir) => SpawnError(format!(
+            "working directory `{}` cannot be used by {}: {}",
+            launch.cwd.display(),
+            launch
+                .credentials
+                .as_ref()
+                .map_or("the process".to_string(), |c| c.described.clone()),
+            describe_errno(&e)
         )),
         Some(step) => SpawnError(format!(
             "cannot prepare `{}` ({step:?}): {e}",

@@ -28,6 +28,8 @@ pub(super) struct Sampling {
     sampled_at: HashMap<InstanceId, Instant>,
     has_rules: bool,
     scraped_at: Option<Instant>,
+    /// warden's own CPU and memory, and when they were measured.
+    own: Option<(Instant, (f64, u64))>,
 }
 
 impl Sampling {
@@ -37,6 +39,7 @@ impl Sampling {
             sampled_at: HashMap::new(),
             has_rules: has_rules(spec),
             scraped_at: None,
+            own: None,
         }
     }
 
@@ -44,19 +47,19 @@ impl Sampling {
         self.has_rules = has_rules(spec);
     }
 
-    /// Whether the periodic sampling should run now. `watchers`: event subscribers.
-    pub(super) fn wanted(&self, watchers: usize) -> bool {
-        !self.reasons(watchers).is_empty()
+    /// Whether the periodic sampling should run now. `watched`: someone follows events.
+    pub(super) fn wanted(&self, watched: bool) -> bool {
+        !self.reasons(watched).is_empty()
     }
 
     /// Why the sampling is periodic now (none: it is not; status samples on demand).
-    pub(super) fn reasons(&self, watchers: usize) -> Vec<&'static str> {
+    pub(super) fn reasons(&self, watched: bool) -> Vec<&'static str> {
         let scraped = self
             .scraped_at
             .is_some_and(|t| t.elapsed() < SCRAPE_KEEPS_SAMPLING);
         [
             (self.has_rules, "limits"),
-            (watchers > 0, "subscribers"),
+            (watched, "subscribers"),
             (scraped, "metrics"),
         ]
         .into_iter()
@@ -78,6 +81,12 @@ impl Sampling {
         memory_rule: impl Fn(InstanceId) -> Option<u64>,
     ) -> Vec<Input> {
         let now = Instant::now();
+        if self
+            .own
+            .is_none_or(|(at, _)| all || now.saturating_duration_since(at) >= FRESH)
+        {
+            self.own = self.sampler.own(now).map(|figures| (now, figures));
+        }
         self.sampled_at.retain(|id, _| runs.contains_key(id));
         let due: Vec<(InstanceId, &Run, Option<u64>)> = runs
             .iter()
@@ -113,9 +122,9 @@ impl Sampling {
         self.sampler.release();
     }
 
-    /// warden's own CPU (percent of a core) and resident memory.
-    pub(super) fn own(&mut self) -> Option<(f64, u64)> {
-        self.sampler.own(Instant::now())
+    /// warden's own CPU (percent of a core) and resident memory, as last sampled.
+    pub(super) fn own_figures(&self) -> Option<(f64, u64)> {
+        self.own.map(|(_, figures)| figures)
     }
 
     /// Each process of a run's tree with its own figures.

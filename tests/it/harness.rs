@@ -35,6 +35,9 @@ struct Output {
 pub struct Warden {
     pub dir: tempfile::TempDir,
     pub marker: String,
+    /// A command that runs warden (`unshare …`), and extra arguments to `up`.
+    wrapper: Vec<String>,
+    up_args: Vec<String>,
     child: Option<Child>,
     output: Arc<(Mutex<Output>, Condvar)>,
     stderr: Arc<Mutex<String>>,
@@ -48,6 +51,17 @@ impl Warden {
 
     /// Like [`Warden::start`], with `prepare(dir)` run just before warden starts.
     pub fn start_with(config: &str, prepare: impl FnOnce(&Path)) -> Warden {
+        Warden::start_wrapped(config, &[], &[], prepare)
+    }
+
+    /// Like [`Warden::start_with`], with warden run by `wrapper` (`["unshare", …]`, then
+    /// `pid()` is the wrapper's) and `up_args` added to `up --no-tui -c warden.toml`.
+    pub fn start_wrapped(
+        config: &str,
+        wrapper: &[&str],
+        up_args: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Warden {
         let dir = tempfile::Builder::new()
             .prefix("wt")
             .tempdir_in("/tmp")
@@ -63,6 +77,8 @@ impl Warden {
         let mut w = Warden {
             dir,
             marker,
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
+            up_args: up_args.iter().map(|s| s.to_string()).collect(),
             child: None,
             output: Arc::default(),
             stderr: Arc::default(),
@@ -90,8 +106,17 @@ impl Warden {
             bin_dir().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut child = Command::new(WARDEN)
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(WARDEN);
+                c
+            }
+            None => Command::new(WARDEN),
+        };
+        let mut child = command
             .args(["up", "--no-tui", "-c", "warden.toml"])
+            .args(&self.up_args)
             .current_dir(self.dir.path())
             .env("PATH", path)
             .env("WARDEN_TEST", &self.marker)

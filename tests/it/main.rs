@@ -3,10 +3,19 @@
 
 mod config;
 mod control;
+mod dashboard;
+mod detach;
 mod harness;
 mod health;
+mod init;
 mod kill;
 mod lifecycle;
+mod observe;
 mod output;
 mod reload;
 mod resources;
+mod scale;
+mod schedule;
+mod shell;
+mod users;
+mod watch;

@@ -83,7 +83,7 @@ fn first_exit(w: &Warden, name: &str) -> Value {
 /// where this host gives warden no cgroups.
 fn cgroup_dir(w: &Warden, mode: Mode, test: &str) -> Option<PathBuf> {
     let s = status(w);
-    let cg = &s["supervisor"]["cgroup"];
+    let cg = &s["supervisor"]["cgroups"];
     match mode {
         Mode::Proc => {
             assert_eq!(cg["mode"], "off", "{cg}");
@@ -237,7 +237,7 @@ fn figures_for_every_process(mode: Mode) {
     assert!(me["rss_bytes"].as_u64().unwrap() > 0, "{me}");
     assert!(me["cpu_percent"].is_number(), "{me}");
     assert!(me["config"].as_str().unwrap().ends_with("warden.toml"));
-    assert!(!me["cgroup"]["detail"].as_str().unwrap().is_empty());
+    assert!(!me["cgroups"]["detail"].as_str().unwrap().is_empty());
     if let Some(dir) = dir {
         // The leader lives in its run's cgroup.
         let pid = p["pid"].as_i64().unwrap();
@@ -345,7 +345,7 @@ for = "1s"
     let (code, out, err) = run_warden(w.dir.path(), &["start", "spiky", "spinner"]);
     assert_eq!(code, 0, "{out}{err}");
     let limit = |over: bool| {
-        move |v: &Value| is_event(v, "spiky", "limit") && v["rule"] == "cpu" && v["over"] == over
+        move |v: &Value| is_event(v, "spiky", "crossing") && v["rule"] == "cpu" && v["over"] == over
     };
     events.wait("spiky over its cpu limit", limit(true));
     // The refusal: the spike ended before `for`, and warden said so instead of acting.
@@ -400,7 +400,7 @@ memory_max = "50MB"
 "#,
     ));
     let s = status(&w);
-    let cg = &s["supervisor"]["cgroup"];
+    let cg = &s["supervisor"]["cgroups"];
     if cg["controllers"]["memory"].is_null() {
         eprintln!(
             "memory_max_on_a_hog_is_an_oom_kill: skipped, no memory controller for warden here: {}",
@@ -601,10 +601,10 @@ memory = "50MB"
 "#,
     ));
     let s = status(&w);
-    if s["supervisor"]["cgroup"]["controllers"]["memory"].is_null() {
+    if s["supervisor"]["cgroups"]["controllers"]["memory"].is_null() {
         eprintln!(
             "page_cache_is_not_resident_memory: skipped, no memory controller for warden here: {}",
-            s["supervisor"]["cgroup"]["detail"]
+            s["supervisor"]["cgroups"]["detail"]
         );
         assert_eq!(w.shutdown(), Some(0));
         return;
@@ -748,7 +748,7 @@ fn without_the_right_to_create_cgroups() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let cg = &report["supervisor"]["cgroup"];
+    let cg = &report["supervisor"]["cgroups"];
     assert_eq!(cg["mode"], "off", "{cg}");
     assert!(
         cg["detail"]
@@ -819,14 +819,14 @@ pids_max = 4
     let s = wait_status(&w, "boxed to run", |s| {
         process(s, "boxed")["state"] == "running"
     });
-    let controllers = &s["supervisor"]["cgroup"]["controllers"];
+    let controllers = &s["supervisor"]["cgroups"]["controllers"];
     if controllers["memory"].is_null()
         || controllers["cpu"].is_null()
         || controllers["pids"].is_null()
     {
         eprintln!(
             "hard_limits_are_written_to_the_runs_cgroup: skipped, not every controller is available here: {}",
-            s["supervisor"]["cgroup"]["detail"]
+            s["supervisor"]["cgroups"]["detail"]
         );
         assert_eq!(w.shutdown(), Some(0));
         return;

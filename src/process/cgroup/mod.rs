@@ -107,8 +107,13 @@ impl RunCgroup {
         }
     }
 
-    /// Send `sig` to every process of the cgroup. Returns how many were signalled.
+    /// Send `sig` to every process of the cgroup. Returns how many were signalled. Where
+    /// `/proc` is another pid namespace's, membership cannot be checked and nothing is
+    /// sent (`cgroup.kill` needs no pid).
     pub fn signal(&self, sig: Signal) -> usize {
+        if !super::tree::proc_is_ours() {
+            return 0;
+        }
         let mut sent = 0;
         for pid in self.pids() {
             // The pid was read from cgroup.procs; after taking a pidfd, check that it still

@@ -14,7 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::discover::{self, Controller, Membership, Mount};
 use super::{HardLimits, Place, RunCgroup, remove_dir, write};
@@ -24,25 +24,36 @@ use crate::config::CgroupMode;
 const SUPERVISOR_LEAF: &str = "supervisor";
 
 /// What status shows about cgroups: the mode, where, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CgroupStatus {
     /// `v2` (each process in a cgroup of its own) or `off` (figures from the process tree).
-    pub mode: &'static str,
+    pub mode: String,
     /// The folder that holds the processes' cgroups.
+    #[serde(default)]
     pub path: Option<PathBuf>,
     /// The controllers in use and where: `{"memory": "v1", "pids": "v2"}`.
-    pub controllers: BTreeMap<&'static str, &'static str>,
+    #[serde(default)]
+    pub controllers: BTreeMap<String, String>,
     /// Why, in a sentence.
+    #[serde(default)]
     pub detail: String,
 }
 
 impl CgroupStatus {
     fn off(detail: String) -> CgroupStatus {
         CgroupStatus {
-            mode: "off",
+            mode: "off".into(),
             path: None,
             controllers: BTreeMap::new(),
             detail,
+        }
+    }
+
+    /// The mode and why, as one line (the dashboard's header, the status table).
+    pub fn summary(&self) -> String {
+        match self.mode.as_str() {
+            "v2" => self.detail.clone(),
+            _ => format!("process tree (cgroups off: {})", self.detail),
         }
     }
 }
@@ -128,7 +139,7 @@ pub fn setup(mode: CgroupMode, token: &str) -> Result<Setup, String> {
     };
     let notes = cg.take_controllers(&base, &me, &mounts, &name);
     cg.status = CgroupStatus {
-        mode: "v2",
+        mode: "v2".into(),
         path: Some(cg.dir.clone()),
         controllers: cg
             .places
@@ -138,7 +149,7 @@ pub fn setup(mode: CgroupMode, token: &str) -> Result<Setup, String> {
                     Place::V2 => "v2",
                     Place::V1 => "v1",
                 };
-                (c.name(), at)
+                (c.name().to_string(), at.to_string())
             })
             .collect(),
         detail: describe(&base, &cg.places, &notes),

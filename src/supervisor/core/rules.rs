@@ -220,32 +220,27 @@ impl Core {
             inst.limit_warned = false;
             return;
         };
+        let crossed = |action| EventKind::Limit {
+            run: run_no,
+            reason,
+            detail: detail.clone(),
+            action,
+        };
         match limits.action {
             LimitAction::Restart => {
                 inst.stop_limit = Some(hit);
-                self.hung(id, run_no, reason, detail, now, fx)
+                fx.push(emit(now, &name, crossed(LimitResponse::Restart)));
+                self.begin_stop(id, reason, Some(detail), now, fx);
             }
             LimitAction::Stop => {
                 inst.want_up = false;
                 inst.stop_limit = Some(hit);
-                fx.push(emit(
-                    now,
-                    &name,
-                    EventKind::Message {
-                        text: format!("stopping: {detail}"),
-                    },
-                ));
+                fx.push(emit(now, &name, crossed(LimitResponse::Stop)));
                 self.begin_stop(id, reason, Some(detail), now, fx);
             }
             LimitAction::Warn if !inst.limit_warned => {
                 inst.limit_warned = true;
-                fx.push(emit(
-                    now,
-                    &name,
-                    EventKind::Message {
-                        text: format!("warning: {detail}"),
-                    },
-                ));
+                fx.push(emit(now, &name, crossed(LimitResponse::Warn)));
             }
             LimitAction::Warn => {}
         }
@@ -281,20 +276,12 @@ impl Core {
             return;
         };
         let name = inst.name.clone();
-        fx.push(emit(
-            now,
-            &name,
-            EventKind::Message {
-                text: format!(
-                    "{}: {detail}",
-                    if matches!(reason, ExitReason::Memory | ExitReason::Cpu) {
-                        "over its limit"
-                    } else {
-                        "hung"
-                    }
-                ),
-            },
-        ));
+        let kind = EventKind::Hung {
+            run: run_no,
+            reason,
+            detail: detail.clone(),
+        };
+        fx.push(emit(now, &name, kind));
         self.begin_stop(id, reason, Some(detail), now, fx);
     }
 }
@@ -334,7 +321,7 @@ fn cross(over_since: &mut Option<Instant>, over: bool, now: Instant) -> Crossing
     }
 }
 
-/// The `limit` event of a crossing: observers (and tests) see a spike come and go.
+/// The `crossing` event: observers (and tests) see a spike come and go.
 fn announce(
     rule: &str,
     value: f64,
@@ -349,7 +336,7 @@ fn announce(
         Crossing::Under(d) => (false, Some(d.as_millis() as u64)),
         Crossing::Same => return,
     };
-    let kind = EventKind::Limit {
+    let kind = EventKind::Crossing {
         rule: rule.into(),
         value,
         limit,
