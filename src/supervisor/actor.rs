@@ -1003,6 +1003,8 @@ impl Actor {
         let inputs = self
             .sampling
             .sample(&self.runs, self.spawner.registry(), all, rule);
+        // New figures: subscribers that want fresh snapshots get one.
+        self.snapshot_stale |= !inputs.is_empty();
         for input in inputs {
             let fx = self.core.handle(input, Now::current());
             self.apply(fx);
