@@ -50,6 +50,8 @@ pub(super) struct Prepared {
     stdio: [RawFd; 3],
     parent: libc::pid_t,
     deathsig: bool,
+    /// The descriptor limit warden was started with (warden raised its own).
+    nofile: Option<libc::rlimit>,
     /// `step index + 1` (0 = none) and errno, written by the child on failure.
     failed_step: AtomicI32,
     failed_errno: AtomicI32,
@@ -93,6 +95,7 @@ impl Prepared {
             stdio,
             parent: std::process::id() as libc::pid_t,
             deathsig,
+            nofile: super::limits::child_nofile(),
             failed_step: AtomicI32::new(0),
             failed_errno: AtomicI32::new(0),
         })
@@ -191,6 +194,10 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         }
         if libc::chdir(p.cwd.as_ptr()) < 0 {
             return fail(Step::Chdir);
+        }
+        // Lowering a soft limit cannot fail; if it did, the child would merely keep more.
+        if let Some(limit) = &p.nofile {
+            libc::setrlimit(libc::RLIMIT_NOFILE, limit);
         }
         // Anything warden holds (pipes of other children, log files, sockets) is
         // close-on-exec already; this also covers descriptors warden inherited.

@@ -8,6 +8,7 @@
 mod child;
 mod fork;
 pub mod guard;
+pub mod limits;
 mod spawn;
 mod tree;
 

@@ -447,6 +447,7 @@ fn a_start_waiting_on_readiness_fails_once_readiness_fails() {
         ok: false,
         latency: Duration::from_millis(1),
         error: Some("connection refused".into()),
+        stale: None,
     };
     let (id, run_no) = (r.id("a"), 1);
     assert!(

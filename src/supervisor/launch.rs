@@ -18,9 +18,16 @@ use crate::logs::{LogSink, Stream};
 use crate::probe::notify::NotifySocket;
 use crate::process::{self, Launch, RUN_ID_VAR, Run, Spawner};
 
-/// How long output is still read after a run's tree is gone (a pipe may be held open by
-/// something outside it; we do not wait for that).
+/// How long output is still read after a run's tree is gone once nothing more comes (a
+/// pipe may be held open by something outside the tree; we do not wait for that).
 const DRAIN: Duration = Duration::from_millis(200);
+/// The longest the drain goes on while output keeps waiting in the pipes (a slow disk,
+/// a busy machine), before what is left is given up.
+const DRAIN_MAX: Duration = Duration::from_secs(10);
+/// How long a spawn waits for its log file to open. Past this the process starts
+/// anyway and its output is dropped (and counted) until the file opens: a log path that
+/// hangs (a FIFO nobody reads, a dead mount) must not keep a process from running.
+const OPEN_WAIT: Duration = Duration::from_secs(1);
 
 /// What run tasks send to the actor.
 pub(super) enum Msg {
@@ -30,12 +37,20 @@ pub(super) enum Msg {
         id: InstanceId,
         run_no: u64,
         run: Run,
+        /// The run's sd_notify socket, to tell whether messages are waiting in it.
+        notify: Option<Arc<NotifySocket>>,
+    },
+    /// A warning for the user about an instance (its log file, ...).
+    Notice {
+        name: String,
+        text: String,
     },
 }
 
 /// Everything a run needs, taken from the instance when the spawn was decided.
 pub(super) struct RunPlan {
     id: InstanceId,
+    name: String,
     run_no: u64,
     spec: Arc<ProcessSpec>,
     env: Vec<(String, String)>,
@@ -80,6 +95,7 @@ impl RunPlan {
             .transpose()?;
         Ok(RunPlan {
             id: inst.id,
+            name: inst.name.clone(),
             run_no,
             spec: inst.spec.clone(),
             env,
@@ -161,6 +177,7 @@ pub(super) async fn run(
 ) {
     let RunPlan {
         id,
+        name,
         run_no,
         spec,
         env,
@@ -172,11 +189,38 @@ pub(super) async fn run(
     let send = |input| {
         let _ = tx.send(Msg::Input(input));
     };
+    match sink.ensure_open(OPEN_WAIT).await {
+        Ok(()) => {}
+        Err(Some((why, errno))) => {
+            let error = format!("cannot open its log file: {why}");
+            let transient = crate::logs::is_transient(errno);
+            return send(Input::SpawnFailed {
+                id,
+                run_no,
+                error,
+                transient,
+            });
+        }
+        Err(None) => {
+            let text = format!(
+                "log file `{}` is still not open after {}s (a FIFO nobody reads? a hung mount?): starting anyway; its output is dropped, and counted, until the file opens",
+                sink.path().display(),
+                OPEN_WAIT.as_secs()
+            );
+            let _ = tx.send(Msg::Notice { name, text });
+        }
+    }
     let notify = match notify_path.map(NotifySocket::bind).transpose() {
-        Ok(n) => n,
+        Ok(n) => n.map(Arc::new),
         Err(e) => {
             let error = format!("cannot create its sd_notify socket: {e}");
-            return send(Input::SpawnFailed { id, run_no, error });
+            let transient = crate::logs::is_transient(e.raw_os_error());
+            return send(Input::SpawnFailed {
+                id,
+                run_no,
+                error,
+                transient,
+            });
         }
     };
     let argv = match &spec.command {
@@ -195,9 +239,14 @@ pub(super) async fn run(
     let spawned = match spawner.spawn(launch).await {
         Ok(s) => s,
         Err(e) => {
-            let error = e.to_string();
+            let error = e.message;
             sink.marker(&format!("run {run_no} could not start: {error}"));
-            return send(Input::SpawnFailed { id, run_no, error });
+            return send(Input::SpawnFailed {
+                id,
+                run_no,
+                error,
+                transient: e.transient,
+            });
         }
     };
     let pid = spawned.handle.pid().as_raw() as u32;
@@ -214,10 +263,10 @@ pub(super) async fn run(
         (spawned.stderr, Stream::Stderr),
     ] {
         if let Some(fd) = fd {
-            pumps.push(tokio::spawn(crate::logs::pump(fd, stream, sink.clone())));
+            pumps.push(crate::logs::spawn_pump(fd, stream, sink.clone()));
         }
     }
-    let notifications = notify.map(|socket| {
+    let notifications = notify.clone().map(|socket| {
         tokio::spawn(relay_notifications(
             socket,
             id,
@@ -231,6 +280,7 @@ pub(super) async fn run(
         id,
         run_no,
         run: run.clone(),
+        notify,
     });
     send(Input::Spawned { id, run_no, pid });
 
@@ -238,11 +288,21 @@ pub(super) async fn run(
     if let Some(n) = notifications {
         n.abort();
     }
-    let drain_until = tokio::time::Instant::now() + DRAIN;
+    // The tree is gone, so what is in the pipes is all there will be, unless something
+    // outside the tree holds them: drain while output is still waiting, give up once it
+    // has stopped coming.
+    let started = tokio::time::Instant::now();
     for p in &mut pumps {
-        if tokio::time::timeout_at(drain_until, &mut *p).await.is_err() {
-            p.abort();
-            let _ = p.await;
+        loop {
+            let until = (tokio::time::Instant::now() + DRAIN).min(started + DRAIN_MAX);
+            if tokio::time::timeout_at(until, &mut *p).await.is_ok() {
+                break;
+            }
+            if !sink.output_pending() || started.elapsed() >= DRAIN_MAX {
+                p.abort();
+                let _ = p.await;
+                break;
+            }
         }
     }
     // An aborted pump did not get to flush a last line without a newline.
@@ -275,9 +335,9 @@ fn watch_lines(
     };
     let fired = AtomicBool::new(false);
     let tx = tx.clone();
-    sink.set_line_watch(Some(Box::new(move |line| {
-        if regex.is_match(&line.text) && !fired.swap(true, Ordering::Relaxed) {
-            let line = line.display_text();
+    sink.set_line_watch(Some(Box::new(move |line: &[u8]| {
+        if regex.is_match(line) && !fired.swap(true, Ordering::Relaxed) {
+            let line = crate::logs::display_text(line);
             let _ = tx.send(Msg::Input(Input::OutputMatched { id, run_no, line }));
         }
     })));
@@ -285,7 +345,7 @@ fn watch_lines(
 
 /// Pass sd_notify messages from this run's processes to the core; drop everyone else's.
 async fn relay_notifications(
-    socket: NotifySocket,
+    socket: Arc<NotifySocket>,
     id: InstanceId,
     run_no: u64,
     pid: u32,

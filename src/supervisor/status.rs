@@ -38,6 +38,9 @@ pub struct ProcessStatus {
     pub run: u64,
     /// Why it is fatal, or why its last spawn failed.
     pub error: Option<String>,
+    /// Bytes of output that did not reach the log file (disk full, a log sink that
+    /// hangs), since warden started.
+    pub log_dropped_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,5 +128,7 @@ fn process_status(inst: &Instance, now: Instant) -> ProcessStatus {
         history: inst.history.iter().cloned().collect(),
         run: inst.run_no,
         error: inst.error.clone(),
+        // Filled in by the actor, which holds the sinks.
+        log_dropped_bytes: 0,
     }
 }
