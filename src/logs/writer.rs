@@ -119,6 +119,8 @@ struct Queue {
     since: Instant,
     /// Dropped while stalled since the file last took data: the next note reports them.
     unwritten: u64,
+    /// Dropping since the file last took data (the user has been told).
+    dropping: bool,
     closed: bool,
 }
 
@@ -148,6 +150,7 @@ impl FileWriter {
                 busy: false,
                 since: Instant::now(),
                 unwritten: 0,
+                dropping: false,
                 closed: false,
             }),
             file: Mutex::default(),
@@ -217,6 +220,15 @@ impl FileWriter {
             let lost = self.shared.file_size(&item);
             q.unwritten += lost;
             self.shared.dropped.fetch_add(lost, Ordering::Relaxed);
+            let first = !std::mem::replace(&mut q.dropping, true);
+            drop(q);
+            if let Some(notices) = self.shared.notices.as_ref().filter(|_| first) {
+                notices(format!(
+                    "log file `{}` has taken no data for {}s (a FIFO nobody reads? a hung mount?): its output is dropped, and counted, until it does",
+                    self.shared.path.display(),
+                    STALL.as_secs()
+                ));
+            }
             return;
         }
         if q.items.is_empty() && !q.busy {
@@ -327,6 +339,7 @@ impl Shared {
                 q.bytes -= cost;
                 q.busy = false;
                 q.since = Instant::now();
+                q.dropping = false;
             }
             QUEUED.fetch_sub(cost, Ordering::Relaxed);
             self.room.notify_waiters();

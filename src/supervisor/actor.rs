@@ -344,7 +344,7 @@ impl Actor {
     }
 
     /// Whether a timer due at `due` fired so late that warden must have been stalled; says
-    /// so (once per stall).
+    /// so (once per stall: the timers a stall delayed all come due within moments).
     fn stalled(&mut self, due: Instant, now: Instant) -> bool {
         let late = now.saturating_duration_since(due);
         if late < LATE {
@@ -352,7 +352,7 @@ impl Actor {
         }
         if self
             .stall_noticed
-            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(10))
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
         {
             self.stall_noticed = Some(now);
             self.notice(&format!(
@@ -384,7 +384,8 @@ impl Actor {
                 // Pending first: output read after this shows in `last_output_at`.
                 let pending = sink.as_ref().is_some_and(|s| s.output_pending());
                 let last_output = sink.and_then(|s| s.last_output_at());
-                let unread = pending || self.stalled(key.0, now);
+                let stalled = self.stalled(key.0, now);
+                let unread = pending || stalled;
                 Some(Input::Silence {
                     id,
                     run_no,
@@ -397,7 +398,8 @@ impl Actor {
                     .notify_sockets
                     .get(&id)
                     .is_some_and(|(n, socket)| *n == run_no && socket.has_pending());
-                let unread = pending || self.stalled(key.0, now);
+                let stalled = self.stalled(key.0, now);
+                let unread = pending || stalled;
                 Some(Input::Watchdog { id, run_no, unread })
             }
             _ => Some(Input::Timer { id, run_no, timer }),

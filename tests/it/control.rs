@@ -18,18 +18,18 @@ use crate::harness::*;
 // ----- helpers --------------------------------------------------------------------------
 
 /// `warden ARGS` in the test's folder; asserts exit 0 and returns stdout.
-fn ok(w: &Warden, args: &[&str]) -> String {
+pub(crate) fn ok(w: &Warden, args: &[&str]) -> String {
     let (code, out, err) = run_warden(w.dir.path(), args);
     assert_eq!(code, 0, "warden {args:?} failed:\n{out}{err}");
     out
 }
 
-fn status(w: &Warden) -> Value {
+pub(crate) fn status(w: &Warden) -> Value {
     let out = ok(w, &["status", "--json"]);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {out}"))
 }
 
-fn process<'a>(status: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn process<'a>(status: &'a Value, name: &str) -> &'a Value {
     status["processes"]
         .as_array()
         .unwrap()
@@ -38,7 +38,7 @@ fn process<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no process {name} in {status}"))
 }
 
-fn pid_of(w: &Warden, name: &str) -> i64 {
+pub(crate) fn pid_of(w: &Warden, name: &str) -> i64 {
     process(&status(w), name)["pid"]
         .as_i64()
         .unwrap_or_else(|| panic!("{name} has no pid"))
@@ -46,7 +46,7 @@ fn pid_of(w: &Warden, name: &str) -> i64 {
 
 /// Poll `status --json` until `pred` holds (bounded by `PATIENCE`). Until warden has
 /// bound its socket, `status` fails: that counts as "not yet".
-fn wait_status(w: &Warden, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_status(w: &Warden, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let (code, out, err) = run_warden(w.dir.path(), &["status", "--json"]);
@@ -66,7 +66,7 @@ fn wait_status(w: &Warden, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
-fn running(s: &Value, name: &str) -> bool {
+pub(crate) fn running(s: &Value, name: &str) -> bool {
     s["processes"]
         .as_array()
         .unwrap()
@@ -74,12 +74,12 @@ fn running(s: &Value, name: &str) -> bool {
         .any(|p| p["name"] == name && p["state"] == "running")
 }
 
-fn socket_of(w: &Warden) -> PathBuf {
+pub(crate) fn socket_of(w: &Warden) -> PathBuf {
     warden::api::default_socket_path(&w.path("warden.toml"))
 }
 
 /// A `warden` command for the test's folder, as `run_warden` sets it up.
-fn client(dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn client(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(WARDEN);
     cmd.args(args)
         .current_dir(dir)
@@ -93,13 +93,13 @@ fn client(dir: &Path, args: &[&str]) -> Command {
 
 /// Lines a background process prints, as they come.
 #[derive(Clone, Default)]
-struct Lines(Arc<(Mutex<Seen>, Condvar)>);
+pub(crate) struct Lines(Arc<(Mutex<Seen>, Condvar)>);
 
 /// The lines so far, and whether the stream has ended.
 type Seen = (Vec<String>, bool);
 
 impl Lines {
-    fn collect(from: impl Read + Send + 'static) -> Lines {
+    pub(crate) fn collect(from: impl Read + Send + 'static) -> Lines {
         let lines = Lines::default();
         let shared = lines.clone();
         std::thread::spawn(move || {
@@ -114,11 +114,11 @@ impl Lines {
         lines
     }
 
-    fn all(&self) -> Vec<String> {
+    pub(crate) fn all(&self) -> Vec<String> {
         self.0.0.lock().unwrap().0.clone()
     }
 
-    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + PATIENCE;
         let mut guard = self.0.0.lock().unwrap();
         loop {
@@ -137,25 +137,25 @@ impl Lines {
 }
 
 /// A client running in the background (`logs -f`, `events`); killed when dropped.
-struct Bg {
+pub(crate) struct Bg {
     child: Child,
-    out: Lines,
-    err: Lines,
+    pub(crate) out: Lines,
+    pub(crate) err: Lines,
 }
 
 impl Bg {
-    fn spawn(dir: &Path, args: &[&str]) -> Bg {
+    pub(crate) fn spawn(dir: &Path, args: &[&str]) -> Bg {
         Bg::run(&mut client(dir, args))
     }
 
-    fn run(cmd: &mut Command) -> Bg {
+    pub(crate) fn run(cmd: &mut Command) -> Bg {
         let mut child = cmd.spawn().unwrap();
         let out = Lines::collect(child.stdout.take().unwrap());
         let err = Lines::collect(child.stderr.take().unwrap());
         Bg { child, out, err }
     }
 
-    fn wait_exit(&mut self) -> i32 {
+    pub(crate) fn wait_exit(&mut self) -> i32 {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -179,7 +179,7 @@ impl Drop for Bg {
 }
 
 /// `warden ARGS` run as uid/gid 65534 with no supplementary groups, from `/`.
-fn as_nobody(args: &[&str]) -> (i32, String, String) {
+pub(crate) fn as_nobody(args: &[&str]) -> (i32, String, String) {
     let mut cmd = client(Path::new("/"), args);
     // SAFETY: only async-signal-safe system calls between fork and exec.
     unsafe {
@@ -211,7 +211,7 @@ fn gone_soon(pid: i32) -> bool {
     true
 }
 
-fn open_fds(pid: i32) -> usize {
+pub(crate) fn open_fds(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)

@@ -38,6 +38,17 @@ pub struct Warden {
     child: Option<Child>,
     output: Arc<(Mutex<Output>, Condvar)>,
     stderr: Arc<Mutex<String>>,
+    opts: Opts,
+}
+
+/// How a test's warden is started, beyond its config.
+#[derive(Default, Clone, Copy)]
+pub struct Opts {
+    /// warden's RLIMIT_NOFILE, (soft, hard).
+    pub nofile: Option<(u64, u64)>,
+    /// Which printed lines to keep (a flood of output would fill the test's memory);
+    /// `None` keeps them all.
+    pub keep: Option<fn(&str) -> bool>,
 }
 
 impl Warden {
@@ -48,6 +59,11 @@ impl Warden {
 
     /// Like [`Warden::start`], with `prepare(dir)` run just before warden starts.
     pub fn start_with(config: &str, prepare: impl FnOnce(&Path)) -> Warden {
+        Warden::start_opts(config, prepare, Opts::default())
+    }
+
+    /// Like [`Warden::start_with`], with limits and an output filter.
+    pub fn start_opts(config: &str, prepare: impl FnOnce(&Path), opts: Opts) -> Warden {
         let dir = tempfile::Builder::new()
             .prefix("wt")
             .tempdir_in("/tmp")
@@ -66,6 +82,7 @@ impl Warden {
             child: None,
             output: Arc::default(),
             stderr: Arc::default(),
+            opts,
         };
         w.spawn();
         w
@@ -90,8 +107,8 @@ impl Warden {
             bin_dir().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut child = Command::new(WARDEN)
-            .args(["up", "--no-tui", "-c", "warden.toml"])
+        let mut cmd = Command::new(WARDEN);
+        cmd.args(["up", "--no-tui", "-c", "warden.toml"])
             .current_dir(self.dir.path())
             .env("PATH", path)
             .env("WARDEN_TEST", &self.marker)
@@ -99,17 +116,39 @@ impl Warden {
             .env_remove("WARDEN_SOCKET")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run warden");
+            .stderr(Stdio::piped());
+        if let Some((soft, hard)) = self.opts.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: soft,
+                        rlim_max: hard,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("run warden");
         let stdout = child.stdout.take().unwrap();
         let output = self.output.clone();
+        let keep = self.opts.keep.unwrap_or(|_| true);
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let (lock, cv) = &*output;
-                lock.lock().unwrap().lines.push(line);
-                cv.notify_all();
+            // Lossy: a child's bytes on warden's stdout need not be UTF-8.
+            let mut reader = BufReader::new(stdout);
+            let mut raw = Vec::new();
+            while reader.read_until(b'\n', &mut raw).unwrap_or(0) > 0 {
+                let line = String::from_utf8_lossy(raw.strip_suffix(b"\n").unwrap_or(&raw));
+                if keep(&line) {
+                    let (lock, cv) = &*output;
+                    lock.lock().unwrap().lines.push(line.into_owned());
+                    cv.notify_all();
+                }
+                raw.clear();
             }
             let (lock, cv) = &*output;
             lock.lock().unwrap().closed = true;

@@ -9,3 +9,4 @@ mod kill;
 mod lifecycle;
 mod output;
 mod reload;
+mod robust;

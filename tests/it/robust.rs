@@ -1,0 +1,151 @@
+//! Nothing a child, a log sink or a client does can take warden down or fool its
+//! verdicts: floods, log paths that hang, warden itself stopped, client storms, running
+//! out of descriptors.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::control::{Bg, client, ok, process, running, socket_of, status, wait_status};
+use crate::harness::*;
+
+/// Polls `what` (bounded by `PATIENCE`) until it returns `Some`.
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "waited for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The number in a file a `beat`/`flood` worker keeps up to date (0 before the first).
+fn count(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// warden's peak resident memory, from `/proc`.
+fn peak_rss(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
+
+/// warden stopped with SIGSTOP; continued when dropped (even if the test fails).
+struct Stopped<'a>(&'a Warden);
+
+impl<'a> Stopped<'a> {
+    fn new(w: &'a Warden) -> Stopped<'a> {
+        w.signal(libc::SIGSTOP);
+        wait_for("warden to be stopped", || {
+            (proc_state(w.pid()) == Some('T')).then_some(())
+        });
+        Stopped(w)
+    }
+}
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        self.0.signal(libc::SIGCONT);
+    }
+}
+
+fn probes_started(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("start "))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn probes_ended(path: &Path) -> usize {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().filter(|l| l.starts_with("end ")).count()
+}
+
+#[test]
+fn a_stalled_warden_takes_no_verdict_on_what_it_did_not_read() {
+    // Three healthy processes, each watched by a rule with a short deadline: output
+    // silence, sd_notify watchdog, a liveness probe that is in flight when warden stops.
+    let w = Warden::start(
+        r#"
+[processes.talker]
+command = "warden-demo-worker beat talker.txt 100"
+output = { silence = "1s" }
+[processes.pinger]
+command = "warden-demo-worker beat pinger.txt 100 notify"
+notify = true
+watchdog = "1s"
+[processes.probed]
+command = "warden-demo-worker sleep"
+[processes.probed.liveness]
+exec = ["warden-demo-worker", "probe-mark", "probes.txt", "300"]
+period = "100ms"
+timeout = "1s"
+failure_threshold = 1
+"#,
+    );
+    wait_status(&w, "all running", |s| {
+        ["talker", "pinger", "probed"].iter().all(|n| running(s, n))
+    });
+    let (talker, probes) = (w.path("talker.txt"), w.path("probes.txt"));
+    for cycle in 1..=2 {
+        // A probe is in flight (started, not ended): stop warden now.
+        let started = probes_started(&probes).len();
+        wait_for("a probe in flight", || {
+            (probes_started(&probes).len() > started).then_some(())
+        });
+        let beats = {
+            let _stopped = Stopped::new(&w);
+            // 2.5 seconds pass for everyone but warden: past every deadline above, and
+            // past the probe's timeout by more than `STALL_SLACK`.
+            let from = count(&talker);
+            wait_for("25 beats while warden is stopped", || {
+                (count(&talker) >= from + 25).then_some(())
+            });
+            count(&talker)
+        };
+        let stalls = w.wait_lines("the stall notice", cycle, |l| {
+            notice(l).is_some_and(|n| n.starts_with("warden was stalled for"))
+        });
+        assert_eq!(stalls.len(), cycle, "one notice per stall");
+        // Life goes on: the talker's output after the stall is printed, two more probes
+        // finish, and each process is still in its first run.
+        let after = format!("beat {}", beats + 3);
+        w.wait_line("output after the stall", |l| {
+            output_of(l, "talker") == Some(&after)
+        });
+        let ended = probes_ended(&probes);
+        wait_for("two more probes", || {
+            (probes_ended(&probes) >= ended + 2).then_some(())
+        });
+    }
+    let s = status(&w);
+    for name in ["talker", "pinger", "probed"] {
+        let p = process(&s, name);
+        assert_eq!(
+            (p["run"].as_u64(), p["state"].as_str()),
+            (Some(1), Some("running")),
+            "{name}: {p}"
+        );
+    }
+    let lines = w.lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("hung")),
+        "{}",
+        lines.join("\n")
+    );
+}
