@@ -149,3 +149,54 @@ failure_threshold = 1
         lines.join("\n")
     );
 }
+
+#[test]
+fn followers_and_idle_connections_never_lock_out_control() {
+    let mut w = Warden::start(
+        r#"
+[processes.web]
+command = "warden-demo-worker chatter 10"
+[processes.db]
+command = "warden-demo-worker sleep"
+"#,
+    );
+    wait_status(&w, "running", |s| running(s, "web") && running(s, "db"));
+    let socket = socket_of(&w);
+    // 300 followers that never read what they are sent, and 100 connections that never
+    // send anything.
+    let follow = b"{\"v\":1,\"cmd\":\"logs\",\"names\":[\"web\"],\"follow\":true}\n";
+    let mut followers = Vec::new();
+    for _ in 0..300 {
+        let mut s = UnixStream::connect(&socket).unwrap();
+        s.write_all(follow).unwrap();
+        followers.push(s);
+    }
+    let idle: Vec<UnixStream> = (0..100)
+        .map(|_| UnixStream::connect(&socket).unwrap())
+        .collect();
+    // Control goes on: status, stop, start (and down, below).
+    assert!(running(&status(&w), "db"));
+    ok(&w, &["stop", "db"]);
+    ok(&w, &["start", "db"]);
+    // Beyond the stream budget, a follower is told so (its connection stays open).
+    let mut refused = 0;
+    for s in &followers {
+        s.set_nonblocking(true).unwrap();
+    }
+    wait_for("44 followers refused", || {
+        for mut s in &followers {
+            let mut buf = [0u8; 4096];
+            if let Ok(n) = std::io::Read::read(&mut s, &mut buf)
+                && String::from_utf8_lossy(&buf[..n]).contains("busy: 256 streams")
+            {
+                refused += 1;
+            }
+        }
+        (refused >= 44).then_some(())
+    });
+    assert_eq!(refused, 44);
+    assert_eq!(ok(&w, &["down"]), "stopped\n");
+    assert_eq!(w.wait_exit(PATIENCE), Some(0));
+    drop((followers, idle));
+    w.assert_no_leftovers();
+}
