@@ -80,7 +80,7 @@ pub(crate) fn socket_of(w: &Warden) -> PathBuf {
 
 /// A `warden` command for the test's folder, as `run_warden` sets it up.
 pub(crate) fn client(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(WARDEN);
+    let mut cmd = Command::new(warden_bin());
     cmd.args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")

@@ -13,7 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+const WARDEN_BUILT: &str = env!("CARGO_BIN_EXE_warden");
+
+/// The `warden` binary under test: the one cargo built, or `$WARDEN_TEST_BIN` (to run
+/// these tests against a release build, or an older build to see a test fail).
+pub fn warden_bin() -> String {
+    std::env::var("WARDEN_TEST_BIN").unwrap_or_else(|_| WARDEN_BUILT.to_owned())
+}
 pub const WORKER: &str = env!("CARGO_BIN_EXE_warden-demo-worker");
 
 /// A generous bound for anything that should take milliseconds: the machine may be busy.
@@ -30,6 +36,8 @@ pub fn bin_dir() -> PathBuf {
 struct Output {
     lines: Vec<String>,
     closed: bool,
+    /// The test is not reading warden's stdout (a terminal that stalled).
+    paused: bool,
 }
 
 pub struct Warden {
@@ -49,6 +57,9 @@ pub struct Opts {
     /// Which printed lines to keep (a flood of output would fill the test's memory);
     /// `None` keeps them all.
     pub keep: Option<fn(&str) -> bool>,
+    /// Do not read warden's stdout until [`Warden::resume_output`], like a terminal that
+    /// stalled (Ctrl-S, a hung ssh session).
+    pub paused: bool,
 }
 
 impl Warden {
@@ -84,6 +95,7 @@ impl Warden {
             stderr: Arc::default(),
             opts,
         };
+        w.output.0.lock().unwrap().paused = opts.paused;
         w.spawn();
         w
     }
@@ -107,7 +119,7 @@ impl Warden {
             bin_dir().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut cmd = Command::new(WARDEN);
+        let mut cmd = Command::new(warden_bin());
         cmd.args(["up", "--no-tui", "-c", "warden.toml"])
             .current_dir(self.dir.path())
             .env("PATH", path)
@@ -141,7 +153,17 @@ impl Warden {
             // Lossy: a child's bytes on warden's stdout need not be UTF-8.
             let mut reader = BufReader::new(stdout);
             let mut raw = Vec::new();
-            while reader.read_until(b'\n', &mut raw).unwrap_or(0) > 0 {
+            loop {
+                {
+                    let (lock, cv) = &*output;
+                    let mut out = lock.lock().unwrap();
+                    while out.paused {
+                        out = cv.wait(out).unwrap();
+                    }
+                }
+                if reader.read_until(b'\n', &mut raw).unwrap_or(0) == 0 {
+                    break;
+                }
                 let line = String::from_utf8_lossy(raw.strip_suffix(b"\n").unwrap_or(&raw));
                 if keep(&line) {
                     let (lock, cv) = &*output;
@@ -165,6 +187,13 @@ impl Warden {
             }
         });
         self.child = Some(child);
+    }
+
+    /// Read warden's stdout again after [`Opts::paused`].
+    pub fn resume_output(&self) {
+        let (lock, cv) = &*self.output;
+        lock.lock().unwrap().paused = false;
+        cv.notify_all();
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -303,6 +332,7 @@ impl Warden {
 
 impl Drop for Warden {
     fn drop(&mut self) {
+        self.resume_output();
         if let Some(child) = self.child.as_mut() {
             if child.try_wait().ok().flatten().is_none() {
                 self.signal(libc::SIGTERM);
@@ -409,7 +439,7 @@ pub fn alive(pid: i32) -> bool {
 
 /// Run `warden ARGS` in `dir` to completion: (exit code, stdout, stderr).
 pub fn run_warden(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(WARDEN)
+    let out = Command::new(warden_bin())
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")

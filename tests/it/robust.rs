@@ -3,13 +3,14 @@
 //! out of descriptors.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::control::{Bg, client, ok, process, running, socket_of, status, wait_status};
+use crate::control::{ok, process, running, socket_of, status, wait_status};
 use crate::harness::*;
 
 /// Polls `what` (bounded by `PATIENCE`) until it returns `Some`.
@@ -199,4 +200,113 @@ command = "warden-demo-worker sleep"
     assert_eq!(w.wait_exit(PATIENCE), Some(0));
     drop((followers, idle));
     w.assert_no_leftovers();
+}
+
+#[test]
+fn a_flood_of_short_lines_to_a_stalled_terminal_neither_swells_warden_nor_holds_it_up() {
+    // `yes`: 32 768 lines in every 64 KiB read, and a terminal that takes none of them.
+    let mut w = Warden::start_opts(
+        r#"
+[processes.flood]
+command = "warden-demo-worker flood flood.txt"
+log = { file = "/dev/null" }
+[processes.db]
+command = "warden-demo-worker sleep"
+"#,
+        |_| {},
+        Opts {
+            paused: true,
+            // Then only warden's notices: the flood would fill the test's memory.
+            keep: Some(|l| notice(l).is_some()),
+            ..Opts::default()
+        },
+    );
+    wait_status(&w, "running", |s| running(s, "flood") && running(s, "db"));
+    let flood = w.path("flood.txt");
+    wait_for("a million lines", || {
+        (count(&flood) >= 1_000_000).then_some(())
+    });
+    let base = peak_rss(w.pid());
+    for lines in [2_000_000, 3_000_000] {
+        wait_for("the flood to go on", || {
+            (count(&flood) >= lines).then_some(())
+        });
+        assert!(running(&status(&w), "db"));
+    }
+    // What one flooding process may make warden hold: its ring, its file queue and the
+    // terminal's queue, 1 MiB each (plus allocator slack).
+    let grown = peak_rss(w.pid()).saturating_sub(base);
+    assert!(
+        grown < 8 << 20,
+        "warden's peak RSS grew by {} MiB",
+        grown >> 20
+    );
+    // Stopping the flooder, and everything else, works and completes.
+    ok(&w, &["stop", "flood"]);
+    ok(&w, &["restart", "db"]);
+    w.resume_output();
+    assert_eq!(w.shutdown(), Some(0));
+    w.wait_line("the drops reported", |l| {
+        notice(l).is_some_and(|n| n.ends_with("lines not shown]"))
+    });
+    w.assert_no_leftovers();
+}
+
+/// Lines read from a FIFO (non-blocking) so far.
+fn read_available(fifo: &mut std::fs::File, into: &mut Vec<u8>) {
+    let mut buf = [0u8; 65536];
+    while let Ok(n @ 1..) = std::io::Read::read(fifo, &mut buf) {
+        into.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn a_log_file_that_hangs_costs_only_its_own_process_its_log() {
+    let mut w = Warden::start_with(
+        r#"
+[processes.stuck]
+command = "warden-demo-worker chatter 1"
+log = { file = "pipe.log" }
+[processes.crashy]
+command = "warden-demo-worker crash 20 1"
+backoff = "10ms"
+backoff_max = "20ms"
+"#,
+        |dir| {
+            nix::unistd::mkfifo(&dir.join("pipe.log"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        },
+    );
+    let restarts = |s: &Value| process(s, "crashy")["restarts"].as_u64().unwrap_or(0);
+    // No reader: opening the FIFO hangs. The process starts all the same, and the rest
+    // of warden goes on.
+    w.wait_event("stuck", "is still not open after 1s");
+    let s = wait_status(&w, "stuck running, crashy restarting", |s| {
+        running(s, "stuck") && restarts(s) >= 3
+    });
+    let before = restarts(&s);
+    // A reader that does not read: 64 KiB go in, then every write hangs.
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(w.path("pipe.log"))
+        .unwrap();
+    w.wait_event("stuck", "has taken no data for 2s");
+    let s = wait_status(&w, "drops counted, crashy still restarting", |s| {
+        process(s, "stuck")["log_dropped_bytes"].as_u64() > Some(0) && restarts(s) >= before + 3
+    });
+    assert!(running(&s, "stuck"));
+    // Reading again: the file takes data, starting with a note of what was lost.
+    let mut got = Vec::new();
+    wait_for("the note about lost data", || {
+        read_available(&mut reader, &mut got);
+        got.windows(8).any(|w| w == b"[warden:").then_some(())
+    });
+    w.wait_event("stuck", "is writable again");
+    let text = String::from_utf8_lossy(&got);
+    let note = text.lines().find(|l| l.contains("[warden:")).unwrap();
+    assert!(
+        note.ends_with("bytes of log data could not be written]") && note.contains(" ---| "),
+        "{note}"
+    );
+    assert_eq!(w.shutdown(), Some(0));
 }
