@@ -502,3 +502,61 @@ fn replicas_get_their_own_log_file_and_substituted_targets() {
         Some(Path::new("/etc/warden/v-0.txt"))
     );
 }
+
+#[test]
+fn a_spawn_that_ran_out_of_resources_is_retried_in_the_same_run() {
+    let (mut r, _) = Rig::new(
+        r#"
+[processes.a]
+command = "x"
+backoff = "50ms"
+max_restarts = 1
+"#,
+    );
+    let id = r.id("a");
+    for attempt in 0..3u64 {
+        let fx = r.at(
+            10 + attempt * 1000,
+            Input::SpawnFailed {
+                id,
+                run_no: 1,
+                error: "cannot create a pipe: too many open files".into(),
+                transient: true,
+            },
+        );
+        assert_eq!(r.state("a"), State::Backoff, "attempt {attempt}");
+        let due = backoff_timer(&fx).expect("a retry is scheduled");
+        // The usual doubling, but never less than MIN_RETRY.
+        let delay = due - (r.t0 + Duration::from_millis(10 + attempt * 1000));
+        assert_eq!(delay, Duration::from_millis((50 << attempt).max(100)));
+        assert!(fx.iter().any(|e| matches!(e, Effect::Emit(ev)
+            if matches!(&ev.kind, EventKind::Message { text } if text.starts_with("could not start: cannot create a pipe")))));
+        let fx = r.at(
+            500 + attempt * 1000,
+            Input::Timer {
+                id,
+                run_no: 1,
+                timer: Timer::Backoff,
+            },
+        );
+        assert_eq!(spawns(&fx), 1);
+        // Not a new run, not a restart, and max_restarts is not used up.
+        assert_eq!(r.run_no("a"), 1);
+        assert_eq!(r.core.instance(id).unwrap().restarts, 0);
+    }
+    r.spawned(4000, "a");
+    assert_eq!(r.state("a"), State::Running);
+    // A spawn that fails for good is fatal at once.
+    let (mut r, _) = Rig::new("[processes.a]\ncommand = \"x\"\n");
+    let id = r.id("a");
+    r.at(
+        10,
+        Input::SpawnFailed {
+            id,
+            run_no: 1,
+            error: "command `x` not found in PATH".into(),
+            transient: false,
+        },
+    );
+    assert_eq!(r.state("a"), State::Fatal);
+}

@@ -310,3 +310,120 @@ backoff_max = "20ms"
     );
     assert_eq!(w.shutdown(), Some(0));
 }
+
+/// `processes.p0` … `processes.p{n-1}`, each sleeping, restarting fast.
+fn sleepers(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "[processes.p{i}]\ncommand = \"warden-demo-worker sleep\"\nbackoff = \"20ms\"\nbackoff_max = \"100ms\"\n"
+            )
+        })
+        .collect()
+}
+
+fn states(s: &Value) -> Vec<(String, String)> {
+    s["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The soft and hard `Max open files` of a process, from `/proc`.
+fn nofile_of(pid: i64) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    (fields.next().unwrap().into(), fields.next().unwrap().into())
+}
+
+#[test]
+fn warden_raises_its_descriptor_limit_and_children_get_the_original() {
+    // 30 processes need about 120 descriptors; the soft limit is 64, the hard one 4096.
+    let w = Warden::start_opts(
+        &sleepers(30),
+        |_| {},
+        Opts {
+            nofile: Some((64, 4096)),
+            ..Opts::default()
+        },
+    );
+    let s = wait_status(&w, "all 30 running", |s| {
+        states(s).iter().all(|(_, state)| state == "running")
+    });
+    assert_eq!(nofile_of(w.pid().into()), ("4096".into(), "4096".into()));
+    for p in s["processes"].as_array().unwrap() {
+        let pid = p["pid"].as_i64().unwrap();
+        assert_eq!(nofile_of(pid), ("64".into(), "4096".into()), "{p}");
+    }
+}
+
+#[test]
+fn running_out_of_descriptors_is_retried_not_fatal_and_says_what_failed() {
+    // A hard limit of 48 descriptors: room for a handful of processes, not twelve.
+    let w = Warden::start_opts(
+        &sleepers(12),
+        |_| {},
+        Opts {
+            nofile: Some((48, 48)),
+            ..Opts::default()
+        },
+    );
+    let s = wait_status(&w, "some running, some retrying", |s| {
+        let st = states(s);
+        st.iter().any(|(_, state)| state == "running")
+            && st.iter().any(|(_, state)| state == "backoff")
+            && st
+                .iter()
+                .all(|(_, state)| state == "running" || state == "backoff" || state == "starting")
+    });
+    let waiting: Vec<&Value> = s["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["state"] == "backoff")
+        .collect();
+    for p in &waiting {
+        let error = p["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("too many open files: warden's limit of 48 descriptors"),
+            "{p}"
+        );
+        assert!(
+            error.starts_with("cannot "),
+            "names the call that failed: {p}"
+        );
+    }
+    w.wait_line("the retry notice", |l| {
+        notice(l)
+            .is_some_and(|n| n.contains("could not start: cannot ") && n.contains("; retrying in"))
+    });
+    // Room made (everything else stopped), a waiting process starts, in the run it was
+    // trying to start, and nothing went fatal.
+    let waiting = waiting[0]["name"].as_str().unwrap().to_owned();
+    let others: Vec<String> = (0..12)
+        .map(|i| format!("p{i}"))
+        .filter(|n| *n != waiting)
+        .collect();
+    let mut args = vec!["stop"];
+    args.extend(others.iter().map(String::as_str));
+    ok(&w, &args);
+    let s = wait_status(&w, "the waiting one running", |s| running(s, &waiting));
+    let p = process(&s, &waiting);
+    assert_eq!(
+        (p["run"].as_u64(), p["restarts"].as_u64()),
+        (Some(1), Some(0)),
+        "{p}"
+    );
+    assert!(!w.lines().iter().any(|l| l.contains("fatal")));
+}

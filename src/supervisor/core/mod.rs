@@ -750,7 +750,7 @@ impl Core {
         match timer {
             Timer::Backoff if inst.state == State::Backoff => {
                 // A retried spawn is not a restart: the command never ran.
-                if !std::mem::take(&mut inst.retry_spawn) {
+                if !inst.retry_spawn {
                     inst.restarts += 1;
                 }
                 self.spawn(id, now, fx);
@@ -805,7 +805,10 @@ impl Core {
 
     fn spawn(&mut self, id: InstanceId, now: Now, fx: &mut Vec<Effect>) {
         let inst = &mut self.instances[&id];
-        inst.run_no += 1;
+        // A spawn that failed for lack of a resource never made a run: try that run again.
+        if !std::mem::take(&mut inst.retry_spawn) {
+            inst.run_no += 1;
+        }
         inst.spawning = true;
         inst.ready = false;
         inst.pid = None;
