@@ -162,7 +162,10 @@ impl ClientArgs {
     /// becomes exit code 1.
     pub(crate) fn call(&self, request: &Request, limit: Option<Duration>) -> Result<Answer, i32> {
         let mut conn = self.connect()?;
-        conn.set_timeout(limit).map_err(fail)?;
+        // A socket cannot wait 0s (that means "forever" to it): `--timeout 0s` gives up
+        // as soon as it can, like any timeout that has run out.
+        conn.set_timeout(limit.map(|l| l.max(Duration::from_millis(1))))
+            .map_err(fail)?;
         let answer = conn.call(request).map_err(|e| match (&e, limit) {
             (ClientError::Io(io), Some(limit))
                 if matches!(

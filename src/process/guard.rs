@@ -5,7 +5,8 @@
 //! outlive warden. The guard holds the read end of a pipe whose write end only warden
 //! holds (close-on-exec, so no child inherits it). When warden dies the kernel closes it,
 //! the guard reads EOF and SIGKILLs every process whose `WARDEN_RUN_ID` carries this
-//! warden's token. After a clean shutdown it finds nothing and exits.
+//! warden's token, then removes warden's private runtime folder (the sd_notify sockets),
+//! which a killed warden could not. After a clean shutdown it finds nothing and exits.
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -85,7 +86,14 @@ pub fn run(token: &str) -> ! {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Gone already after a clean shutdown.
+    let _ = std::fs::remove_dir_all(runtime_dir(token));
     std::process::exit(0)
+}
+
+/// warden's private folder for the runs' sd_notify sockets (mode 0700), named by its token.
+pub fn runtime_dir(token: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("warden-{token}"))
 }
 
 fn has_marker(pid: i32, prefix: &[u8]) -> bool {

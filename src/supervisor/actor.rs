@@ -140,7 +140,7 @@ pub struct Actor {
 
 impl Actor {
     pub fn new(spec: Spec, spawner: Spawner, opts: Options) -> (Actor, Handle) {
-        let runtime_dir = std::env::temp_dir().join(format!("warden-{}", opts.token));
+        let runtime_dir = crate::process::guard::runtime_dir(&opts.token);
         let (tx, rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(EVENT_BACKLOG);

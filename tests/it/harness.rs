@@ -113,6 +113,16 @@ impl Warden {
         self.spawn();
     }
 
+    /// Run `warden up` again in the same folder right now, without waiting for the previous
+    /// one to be gone (it was just killed, say); the previous one is reaped meanwhile.
+    pub fn up_again_at_once(&mut self) {
+        if let Some(mut old) = self.child.take() {
+            std::thread::spawn(move || old.wait());
+        }
+        self.output.0.lock().unwrap().closed = false;
+        self.spawn();
+    }
+
     fn spawn(&mut self) {
         let path = format!(
             "{}:{}",

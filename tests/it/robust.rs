@@ -427,3 +427,67 @@ fn running_out_of_descriptors_is_retried_not_fatal_and_says_what_failed() {
     );
     assert!(!w.lines().iter().any(|l| l.contains("fatal")));
 }
+
+#[test]
+fn a_full_disk_is_counted_in_status_and_metrics_and_said_in_events() {
+    let port = free_port();
+    let w = Warden::start(&format!(
+        r#"
+[supervisor]
+metrics = "127.0.0.1:{port}"
+[processes.full]
+command = "warden-demo-worker chatter 10"
+log = {{ file = "/dev/full" }}
+"#
+    ));
+    // Every write fails with ENOSPC: said once as a notice, not as a raw log line.
+    let l = w.wait_event("full", "cannot write log file `/dev/full`: no space left on device");
+    assert!(l.contains("its output is dropped"), "{l}");
+    let s = wait_status(&w, "drops counted", |s| {
+        process(s, "full")["log_dropped_bytes"].as_u64() > Some(0)
+    });
+    assert!(running(&s, "full"));
+    let metrics = {
+        use std::io::Read;
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        conn.read_to_string(&mut out).unwrap();
+        out
+    };
+    let row = metrics
+        .lines()
+        .find(|l| l.starts_with("warden_log_dropped_bytes_total{name=\"full\"} "))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let dropped: f64 = row.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(dropped > 0.0, "{row}");
+    assert!(!w.stderr().contains("WARN"), "{}", w.stderr());
+}
+
+#[test]
+fn up_right_after_kill_9_takes_over_and_the_killed_one_leaves_nothing_behind() {
+    let mut w = Warden::start(
+        r#"
+[processes.svc]
+command = "warden-demo-worker sd-notify"
+notify = true
+"#,
+    );
+    let s = wait_status(&w, "running", |s| running(s, "svc"));
+    // The killed warden's private folder, from its child's NOTIFY_SOCKET.
+    let pid = process(&s, "svc")["pid"].as_i64().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let socket = environ
+        .split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(b"NOTIFY_SOCKET="))
+        .map(|v| std::path::PathBuf::from(String::from_utf8_lossy(v).into_owned()))
+        .unwrap();
+    let runtime = socket.parent().unwrap().to_owned();
+    assert!(runtime.is_dir());
+    w.signal(libc::SIGKILL);
+    // At once: the killed warden may still be tearing down its threads.
+    w.up_again_at_once();
+    wait_status(&w, "the new warden running svc", |s| running(s, "svc"));
+    assert!(!w.stderr().contains("already running"), "{}", w.stderr());
+    wait_for("the killed warden's folder to go", || (!runtime.exists()).then_some(()));
+}
