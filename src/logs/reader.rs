@@ -1,8 +1,8 @@
 //! Draining pipes into sinks, on a thread of their own.
 //!
 //! Every pump runs on the capture thread ([`spawn_pump`]), a single-threaded runtime of
-//! its own below the supervisor's priority: however fast children write, the runtime that
-//! runs the supervisor, the control socket and the probes never has a reader in its way.
+//! its own: however fast children write, the runtime that runs the supervisor, the
+//! control socket and the probes never has a reader in its way.
 //! A pump reads as fast as the child writes while the log file keeps up; when the file's
 //! queue is full and its disk is merely slow, the pump waits before its next read (the
 //! child then waits on its pipe, and nothing is lost); when the file hangs, the pump
@@ -65,10 +65,7 @@ fn start_capture() -> io::Result<tokio::runtime::Handle> {
     let handle = runtime.handle().clone();
     std::thread::Builder::new()
         .name("warden-capture".into())
-        .spawn(move || {
-            super::writer::lower_priority();
-            runtime.block_on(std::future::pending::<()>());
-        })?;
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
     Ok(handle)
 }
 

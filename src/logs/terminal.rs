@@ -181,7 +181,7 @@ struct Printer {
 
 impl Printer {
     fn run(mut self) {
-        super::writer::lower_priority();
+        lower_priority();
         let mut last_report = Instant::now();
         loop {
             let message = {
@@ -263,6 +263,16 @@ impl Printer {
         } else {
             writeln!(self.out, "{name:<width$} │ {text}")
         }
+    }
+}
+
+/// The terminal's printer runs below the supervisor's priority: under a flood, the
+/// terminal is what should give (it drops lines), not capture, logs or control.
+fn lower_priority() {
+    // SAFETY: plain system calls on the calling thread.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 5);
     }
 }
 

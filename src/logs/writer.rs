@@ -502,16 +502,6 @@ fn pool() -> &'static Pool {
     })
 }
 
-/// Workers run below the supervisor's priority: a flood of output competes with the
-/// children for the CPU, never with warden's own decisions and answers.
-pub(super) fn lower_priority() {
-    // SAFETY: plain system calls on the calling thread.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 5);
-    }
-}
-
 static WORKER_SEQ: AtomicUsize = AtomicUsize::new(0);
 
 impl Pool {
@@ -537,7 +527,6 @@ impl Pool {
     }
 
     fn work(&'static self) {
-        lower_priority();
         loop {
             let job = {
                 let mut state = lock(&self.state);

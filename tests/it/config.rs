@@ -64,7 +64,9 @@ fn only_a_regular_file_of_a_sane_size_is_read() {
         let errors = config::load(Path::new(path)).unwrap_err();
         assert_eq!(
             errors.to_string(),
-            format!("{path}: not a regular file (a folder, a device or a FIFO?); give the path of a TOML file")
+            format!(
+                "{path}: not a regular file (a folder, a device or a FIFO?); give the path of a TOML file"
+            )
         );
     }
     let dir = tempfile::tempdir().unwrap();
@@ -72,7 +74,9 @@ fn only_a_regular_file_of_a_sane_size_is_read() {
     std::fs::write(&big, vec![b'#'; 2 << 20]).unwrap();
     let errors = config::load(&big).unwrap_err();
     assert!(
-        errors.to_string().ends_with(": larger than 1024 KiB: not a config file"),
+        errors
+            .to_string()
+            .ends_with(": larger than 1024 KiB: not a config file"),
         "{errors}"
     );
     // `check` answers at once instead of reading forever.

@@ -441,7 +441,10 @@ log = {{ file = "/dev/full" }}
 "#
     ));
     // Every write fails with ENOSPC: said once as a notice, not as a raw log line.
-    let l = w.wait_event("full", "cannot write log file `/dev/full`: no space left on device");
+    let l = w.wait_event(
+        "full",
+        "cannot write log file `/dev/full`: no space left on device",
+    );
     assert!(l.contains("its output is dropped"), "{l}");
     let s = wait_status(&w, "drops counted", |s| {
         process(s, "full")["log_dropped_bytes"].as_u64() > Some(0)
@@ -489,5 +492,7 @@ notify = true
     w.up_again_at_once();
     wait_status(&w, "the new warden running svc", |s| running(s, "svc"));
     assert!(!w.stderr().contains("already running"), "{}", w.stderr());
-    wait_for("the killed warden's folder to go", || (!runtime.exists()).then_some(()));
+    wait_for("the killed warden's folder to go", || {
+        (!runtime.exists()).then_some(())
+    });
 }

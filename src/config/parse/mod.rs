@@ -82,7 +82,12 @@ fn read_config(path: &Path) -> Result<Vec<u8>, String> {
                 .into(),
         );
     }
-    let too_big = || format!("larger than {} KiB: not a config file", MAX_CONFIG_BYTES >> 10);
+    let too_big = || {
+        format!(
+            "larger than {} KiB: not a config file",
+            MAX_CONFIG_BYTES >> 10
+        )
+    };
     if meta.len() > MAX_CONFIG_BYTES {
         return Err(too_big());
     }
