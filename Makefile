@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: all build demo test check fmt clippy unit bench clean
+.PHONY: all build demo test check fmt clippy unit bench stress clean
 
 all: build
 
@@ -32,6 +32,11 @@ unit:
 ## Benchmarks against supervisord and s6; results go to BENCHMARKS.md.
 bench:
 	bash assets/bench/run.sh
+
+## What children, log sinks and clients can do to warden (release build); see BENCHMARKS.md.
+stress:
+	$(CARGO) build --release --bins
+	python3 assets/stress/stress.py $(STRESS)
 
 clean:
 	$(CARGO) clean

@@ -136,6 +136,45 @@ pub struct Actor {
     runtime_dir: std::path::PathBuf,
     /// When warden last said it had been stalled.
     stall_noticed: Option<Instant>,
+    /// Where stop and kill signals are sent from (see [`Signaller`]).
+    signaller: Signaller,
+}
+
+/// Sends stop and kill signals to whole trees, in order, on a thread of its own: finding
+/// a tree's escaped members reads /proc, and stopping five hundred processes at once
+/// must not keep the actor from answering meanwhile.
+struct Signaller(Option<std::sync::mpsc::Sender<(Run, Option<Signal>)>>);
+
+impl Signaller {
+    fn start() -> Signaller {
+        let (tx, rx) = std::sync::mpsc::channel::<(Run, Option<Signal>)>();
+        let started = std::thread::Builder::new()
+            .name("warden-signal".into())
+            .spawn(move || {
+                for (run, signal) in rx {
+                    match signal {
+                        Some(signal) => run.stop(signal),
+                        None => run.kill(),
+                    }
+                }
+            });
+        // Without the thread, signals are sent from the actor itself.
+        Signaller(started.ok().map(|_| tx))
+    }
+
+    /// `signal` (and SIGCONT) to the tree, or SIGKILL with `None`.
+    fn send(&self, run: &Run, signal: Option<Signal>) {
+        let queued = self
+            .0
+            .as_ref()
+            .is_some_and(|tx| tx.send((run.clone(), signal)).is_ok());
+        if !queued {
+            match signal {
+                Some(signal) => run.stop(signal),
+                None => run.kill(),
+            }
+        }
+    }
 }
 
 impl Actor {
@@ -170,6 +209,7 @@ impl Actor {
             check_probers: Vec::new(),
             runtime_dir,
             stall_noticed: None,
+            signaller: Signaller::start(),
         };
         (
             actor,
@@ -469,12 +509,12 @@ impl Actor {
                 Effect::Spawn { id, run_no } => self.spawn(id, run_no),
                 Effect::Stop { id, run_no, signal } => {
                     if let Some(run) = self.run_of(id, run_no) {
-                        run.stop(signal);
+                        self.signaller.send(run, Some(signal));
                     }
                 }
                 Effect::Kill { id, run_no } => {
                     if let Some(run) = self.run_of(id, run_no) {
-                        run.kill();
+                        self.signaller.send(run, None);
                     }
                 }
                 Effect::Schedule {
