@@ -217,6 +217,10 @@ impl FileWriter {
         }
         let now = Instant::now();
         if !matches!(item, Item::Open) && q.stalled(now) {
+            // Perhaps no worker could be started (out of threads): try again.
+            if q.scheduled && !q.busy {
+                pool().kick();
+            }
             let lost = self.shared.file_size(&item);
             q.unwritten += lost;
             self.shared.dropped.fetch_add(lost, Ordering::Relaxed);
@@ -506,8 +510,16 @@ static WORKER_SEQ: AtomicUsize = AtomicUsize::new(0);
 
 impl Pool {
     fn submit(&'static self, job: Arc<Shared>) {
+        lock(&self.state).ready.push_back(job);
+        self.kick();
+    }
+
+    /// Wakes an idle worker for the ready jobs, or starts one if none is idle.
+    fn kick(&'static self) {
         let mut state = lock(&self.state);
-        state.ready.push_back(job);
+        if state.ready.is_empty() {
+            return;
+        }
         if state.idle > 0 || state.workers >= MAX_WORKERS {
             self.wake.notify_one();
             return;
