@@ -55,6 +55,8 @@ pub struct LogSink {
     pipes: Mutex<[Option<Arc<OwnedFd>>; 2]>,
     /// Pumps between a `read` and recording its time.
     reading: AtomicUsize,
+    /// Someone wants records kept in the ring: `buffer_lines > 0` or a follower.
+    keeps_lines: AtomicUsize,
 }
 
 struct Inner {
@@ -114,6 +116,7 @@ impl LogSink {
             last_output: AtomicU64::new(0),
             pipes: Mutex::default(),
             reading: AtomicUsize::new(0),
+            keeps_lines: AtomicUsize::new(usize::from(spec.buffer_lines > 0)),
         })
     }
 
@@ -180,17 +183,36 @@ impl LogSink {
         self.publish(b.finish(SystemTime::now(), Stream::Warden), None);
     }
 
+    /// Whether anyone needs this chunk's lines, beyond a verbatim file's raw bytes.
+    fn lines_wanted(&self, stream: Stream) -> bool {
+        self.timestamps
+            || stream == Stream::Stderr
+            || self.tee.is_some()
+            || self.keeps_lines.load(Ordering::Relaxed) > 0
+            || lock(&self.watch).is_some()
+    }
+
     /// Frames a chunk (`None`: the end of the stream) and publishes its records.
     fn frame(&self, stream: Stream, chunk: Option<&[u8]>) {
         let time = SystemTime::now();
-        let mut records = BatchBuilder::with_capacity(chunk.map_or(0, <[u8]>::len));
+        let wanted = self.lines_wanted(stream);
+        let capacity = if wanted {
+            chunk.map_or(0, <[u8]>::len)
+        } else {
+            0
+        };
+        let mut records = BatchBuilder::with_capacity(capacity);
         {
             let mut framer = lock(&self.framers[index(stream)]);
             if chunk.is_none() && !framer.has_pending() {
                 return;
             }
+            // Framed either way, so that lines wanted later start where they should.
             match chunk {
-                Some(chunk) => framer.feed(chunk, |text, partial| records.push(text, partial)),
+                Some(chunk) if wanted => {
+                    framer.feed(chunk, |text, partial| records.push(text, partial))
+                }
+                Some(chunk) => framer.feed(chunk, |_, _| {}),
                 None => framer.finish(|text, partial| records.push(text, partial)),
             }
         }
@@ -244,6 +266,7 @@ impl LogSink {
     pub fn follow(self: &Arc<Self>, n: usize) -> (Vec<LogLine>, Follow) {
         let mut inner = lock(&self.inner);
         inner.ring.follow(true);
+        self.keeps_lines.fetch_add(1, Ordering::Relaxed);
         let tail = inner.ring.tail(n);
         let cursor = inner.seq;
         drop(inner);
@@ -387,6 +410,7 @@ impl Drop for Follow {
     fn drop(&mut self) {
         if let Some(sink) = self.sink.upgrade() {
             lock(&sink.inner).ring.follow(false);
+            sink.keeps_lines.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
