@@ -4,16 +4,18 @@
 //! process, and by [`RINGS_MAX_BYTES`] for all processes together. When the total is over,
 //! the process that is writing gives up its oldest output first, down to its fair share
 //! (the total divided among the processes that keep any), so a flood in one process
-//! cannot push a quiet one's last lines out. It keeps whole [`Batch`]es, shared with the
-//! file writer and the terminal, and always at least the newest one.
+//! cannot push a quiet one's last lines out; if that is not enough (rings that filled up
+//! when there were fewer of them), every ring above its share gives up its oldest output
+//! too ([`settle`]). It keeps whole [`Batch`]es, shared with the file writer and the
+//! terminal, and always at least the newest one.
 //!
 //! Followers (`logs -f`) read from here too, each at its own pace: one that falls behind
 //! what is kept is told how many lines it skipped. While anyone follows, at least
 //! [`FOLLOW_WINDOW`] lines are kept even if `buffer_lines` is smaller.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use super::LogLine;
 use super::batch::Batch;
@@ -26,10 +28,63 @@ pub const RINGS_MAX_BYTES: usize = 16 << 20;
 /// Lines kept for followers even when `buffer_lines` is smaller.
 pub const FOLLOW_WINDOW: usize = 1000;
 
-/// Bytes held by every ring in the process.
-static TOTAL: AtomicUsize = AtomicUsize::new(0);
-/// Rings that hold anything.
-static HOLDING: AtomicUsize = AtomicUsize::new(0);
+/// What all the rings of a process share: the memory they hold together.
+#[derive(Debug)]
+pub struct Budget {
+    /// Bytes held by every ring.
+    total: AtomicUsize,
+    /// Rings that hold anything.
+    holding: AtomicUsize,
+    rings: Mutex<Vec<Weak<Mutex<Ring>>>>,
+}
+
+impl Budget {
+    pub const fn new() -> Budget {
+        Budget {
+            total: AtomicUsize::new(0),
+            holding: AtomicUsize::new(0),
+            rings: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn fair_share(&self) -> usize {
+        RINGS_MAX_BYTES / self.holding.load(Ordering::Relaxed).max(1)
+    }
+
+    fn over(&self) -> bool {
+        self.total.load(Ordering::Relaxed) > RINGS_MAX_BYTES
+    }
+}
+
+/// The budget of warden's rings.
+static BUDGET: Budget = Budget::new();
+
+/// Brings all rings back under [`RINGS_MAX_BYTES`] if the ring that wrote last could not
+/// (others filled up while there were fewer of them): every ring above its fair share
+/// gives up its oldest output. Locks one ring at a time; call it holding none.
+pub fn settle() {
+    settle_budget(&BUDGET);
+}
+
+fn settle_budget(budget: &'static Budget) {
+    if !budget.over() {
+        return;
+    }
+    let rings: Vec<Arc<Mutex<Ring>>> = {
+        let mut rings = budget.rings.lock().unwrap_or_else(PoisonError::into_inner);
+        rings.retain(|r| r.strong_count() > 0);
+        rings.iter().filter_map(Weak::upgrade).collect()
+    };
+    for ring in rings {
+        if !budget.over() {
+            return;
+        }
+        let fair = budget.fair_share();
+        ring.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .shrink_to(fair);
+    }
+}
 
 #[derive(Debug)]
 pub struct Ring {
@@ -39,16 +94,37 @@ pub struct Ring {
     /// `buffer_lines`: the most `tail` shows.
     max_lines: usize,
     followers: usize,
+    budget: &'static Budget,
 }
 
 impl Ring {
-    pub fn new(max_lines: usize) -> Ring {
-        Ring {
+    /// A ring that shares warden's budget (see [`settle`]).
+    pub fn shared(max_lines: usize) -> Arc<Mutex<Ring>> {
+        Ring::with_budget(max_lines, &BUDGET)
+    }
+
+    fn with_budget(max_lines: usize, budget: &'static Budget) -> Arc<Mutex<Ring>> {
+        let ring = Arc::new(Mutex::new(Ring {
             batches: VecDeque::new(),
             records: 0,
             bytes: 0,
             max_lines,
             followers: 0,
+            budget,
+        }));
+        budget
+            .rings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::downgrade(&ring));
+        ring
+    }
+
+    /// Gives up the oldest output down to `bytes` (keeping the newest batch).
+    fn shrink_to(&mut self, bytes: usize) {
+        while self.bytes > bytes && self.batches.len() > 1 {
+            let front = self.batches.pop_front().expect("checked");
+            self.release(&front);
         }
     }
 
@@ -75,11 +151,11 @@ impl Ring {
             return;
         }
         if self.bytes == 0 {
-            HOLDING.fetch_add(1, Ordering::Relaxed);
+            self.budget.holding.fetch_add(1, Ordering::Relaxed);
         }
         self.records += batch.len();
         self.bytes += batch.cost();
-        TOTAL.fetch_add(batch.cost(), Ordering::Relaxed);
+        self.budget.total.fetch_add(batch.cost(), Ordering::Relaxed);
         self.batches.push_back(batch);
         self.evict();
     }
@@ -91,10 +167,9 @@ impl Ring {
             if newest_only && window > 0 {
                 break;
             }
-            let fair = RINGS_MAX_BYTES / HOLDING.load(Ordering::Relaxed).max(1);
             let over = self.records - front.len() >= window
                 || self.bytes > RING_MAX_BYTES
-                || (TOTAL.load(Ordering::Relaxed) > RINGS_MAX_BYTES && self.bytes > fair);
+                || (self.budget.over() && self.bytes > self.budget.fair_share());
             if !over {
                 break;
             }
@@ -106,9 +181,9 @@ impl Ring {
     fn release(&mut self, batch: &Batch) {
         self.records -= batch.len();
         self.bytes -= batch.cost();
-        TOTAL.fetch_sub(batch.cost(), Ordering::Relaxed);
+        self.budget.total.fetch_sub(batch.cost(), Ordering::Relaxed);
         if self.bytes == 0 {
-            HOLDING.fetch_sub(1, Ordering::Relaxed);
+            self.budget.holding.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -166,8 +241,8 @@ impl Ring {
 impl Drop for Ring {
     fn drop(&mut self) {
         if self.bytes > 0 {
-            TOTAL.fetch_sub(self.bytes, Ordering::Relaxed);
-            HOLDING.fetch_sub(1, Ordering::Relaxed);
+            self.budget.total.fetch_sub(self.bytes, Ordering::Relaxed);
+            self.budget.holding.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -197,9 +272,18 @@ mod tests {
         lines.iter().map(|l| l.seq).collect()
     }
 
+    /// A ring on a budget of its own: tests run side by side.
+    fn ring(max_lines: usize) -> Ring {
+        static OWN: Budget = Budget::new();
+        Arc::try_unwrap(Ring::with_budget(max_lines, &OWN))
+            .unwrap()
+            .into_inner()
+            .unwrap()
+    }
+
     #[test]
     fn keeps_the_last_n_lines() {
-        let mut ring = Ring::new(3);
+        let mut ring = ring(3);
         for seq in 1..=10 {
             ring.push(batch(seq, 1, 1));
             assert!(ring.tail(usize::MAX).len() <= 3);
@@ -214,7 +298,7 @@ mod tests {
 
     #[test]
     fn zero_capacity_keeps_nothing_unless_followed() {
-        let mut ring = Ring::new(0);
+        let mut ring = ring(0);
         ring.push(batch(1, 1, 1));
         assert!(ring.tail(10).is_empty());
         assert_eq!(ring.bytes(), 0);
@@ -229,7 +313,7 @@ mod tests {
 
     #[test]
     fn bounded_in_bytes_per_process() {
-        let mut ring = Ring::new(1_000_000);
+        let mut ring = ring(1_000_000);
         for i in 0..200 {
             ring.push(batch(1 + i * 16, 16, 1000));
             assert!(ring.bytes() <= RING_MAX_BYTES + 20_000, "{}", ring.bytes());
@@ -240,8 +324,50 @@ mod tests {
     }
 
     #[test]
+    fn bounded_in_bytes_in_total_and_the_writer_pays() {
+        static OWN: Budget = Budget::new();
+        let lock = |r: &Arc<Mutex<Ring>>| r.lock().unwrap().tail(usize::MAX).len();
+        let push = |r: &Arc<Mutex<Ring>>, b| {
+            r.lock().unwrap().push(b);
+            settle_budget(&OWN);
+        };
+        let one = batch(1, 16, 1000).cost();
+        // 30 quiet rings that filled up one after the other, each to about 580 KB: the
+        // first ones while their share was still large.
+        let quiet: Vec<Arc<Mutex<Ring>>> = (0..30)
+            .map(|_| Ring::with_budget(1_000_000, &OWN))
+            .collect();
+        for ring in &quiet {
+            for k in 0..36 {
+                push(ring, batch(1 + k * 16, 16, 1000));
+                assert!(OWN.total.load(Ordering::Relaxed) <= RINGS_MAX_BYTES + one);
+            }
+        }
+        let kept: Vec<usize> = quiet.iter().map(lock).collect();
+        assert!(kept.iter().all(|&n| n > 400), "{kept:?}");
+        assert!(OWN.total.load(Ordering::Relaxed) > RINGS_MAX_BYTES - 30 * one);
+        // Then a flood in one more: it gives up its own lines, down to its share, and
+        // the quiet ones keep theirs (a 31st of the total, now).
+        let flood = Ring::with_budget(1_000_000, &OWN);
+        for k in 0..1000 {
+            push(&flood, batch(1 + k * 16, 16, 1000));
+            let total = OWN.total.load(Ordering::Relaxed);
+            assert!(total <= RINGS_MAX_BYTES + one, "{total}");
+        }
+        let share = RINGS_MAX_BYTES / 31;
+        assert!(flood.lock().unwrap().bytes() <= share + one);
+        for ring in &quiet {
+            let bytes = ring.lock().unwrap().bytes();
+            assert!(bytes + one >= share, "{bytes}");
+        }
+        drop(quiet);
+        drop(flood);
+        assert_eq!(OWN.total.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn followers_read_after_their_cursor_and_learn_what_they_missed() {
-        let mut ring = Ring::new(10);
+        let mut ring = ring(10);
         ring.push(batch(1, 5, 1));
         ring.push(batch(6, 5, 1));
         let (skipped, lines) = ring.after(3, usize::MAX);

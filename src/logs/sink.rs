@@ -41,8 +41,11 @@ pub struct LogSink {
     timestamps: bool,
     /// One per stream (stdout, stderr): the fragment of a line still waiting for its end.
     framers: [Mutex<Framer>; 2],
-    /// Taken for the publication of one chunk, and by readers (`tail`, followers).
+    /// Taken for the publication of one chunk.
     inner: Mutex<Inner>,
+    /// Taken after `inner` while publishing, and alone by readers (`tail`, followers) and
+    /// by [`super::ring::settle`].
+    ring: Arc<Mutex<Ring>>,
     writer: FileWriter,
     tee: Option<Tee>,
     watch: Mutex<Option<LineWatch>>,
@@ -61,7 +64,6 @@ pub struct LogSink {
 
 struct Inner {
     seq: u64,
-    ring: Ring,
     stderr: VecDeque<Box<[u8]>>,
 }
 
@@ -105,9 +107,9 @@ impl LogSink {
             framers: Default::default(),
             inner: Mutex::new(Inner {
                 seq: 0,
-                ring: Ring::new(spec.buffer_lines),
                 stderr: VecDeque::new(),
             }),
+            ring: Ring::shared(spec.buffer_lines),
             writer,
             tee,
             watch: Mutex::new(None),
@@ -251,25 +253,27 @@ impl LogSink {
         if let Some(tee) = &self.tee {
             tee.send_batch(&self.name, &batch);
         }
-        inner.ring.push(batch);
+        lock(&self.ring).push(batch);
         let newest = inner.seq;
         drop(inner);
+        super::ring::settle();
         self.newest.send_replace(newest);
     }
 
     /// The last `n` lines kept (at most `buffer_lines`), oldest first.
     pub fn tail(&self, n: usize) -> Vec<LogLine> {
-        lock(&self.inner).ring.tail(n)
+        lock(&self.ring).tail(n)
     }
 
     /// The last `n` lines, and from then on every new line (see [`Follow`]).
     pub fn follow(self: &Arc<Self>, n: usize) -> (Vec<LogLine>, Follow) {
-        let mut inner = lock(&self.inner);
-        inner.ring.follow(true);
+        let inner = lock(&self.inner);
+        let mut ring = lock(&self.ring);
+        ring.follow(true);
         self.keeps_lines.fetch_add(1, Ordering::Relaxed);
-        let tail = inner.ring.tail(n);
+        let tail = ring.tail(n);
         let cursor = inner.seq;
-        drop(inner);
+        drop((ring, inner));
         let follow = Follow {
             sink: Arc::downgrade(self),
             newest: self.newest.subscribe(),
@@ -392,7 +396,7 @@ impl Follow {
                 let Some(sink) = self.sink.upgrade() else {
                     return Followed::Closed;
                 };
-                let (skipped, lines) = lock(&sink.inner).ring.after(self.cursor, max_bytes);
+                let (skipped, lines) = lock(&sink.ring).after(self.cursor, max_bytes);
                 if skipped > 0 || !lines.is_empty() {
                     self.cursor = lines.last().map_or(self.cursor + skipped, |l| l.seq);
                     return Followed::Lines { skipped, lines };
@@ -409,7 +413,7 @@ impl Follow {
 impl Drop for Follow {
     fn drop(&mut self) {
         if let Some(sink) = self.sink.upgrade() {
-            lock(&sink.inner).ring.follow(false);
+            lock(&sink.ring).follow(false);
             sink.keeps_lines.fetch_sub(1, Ordering::Relaxed);
         }
     }

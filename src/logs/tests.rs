@@ -178,7 +178,7 @@ async fn timestamped_records_parse_back_to_the_input() {
         .collect();
     let (sink, _dir, path) = capture(nasty_output(), stderr.clone(), &spec(true)).await;
     sink.marker("--- run 1 exited: code 0");
-    let (out, err, markers) = parse_records(&fs::read(&path).unwrap());
+    let (out, err, markers) = parse_records(&read_log(&sink, &path));
     assert_eq!(out, nasty_output());
     assert_eq!(err, stderr);
     assert_eq!(markers, ["--- run 1 exited: code 0"]);

@@ -496,3 +496,42 @@ notify = true
         (!runtime.exists()).then_some(())
     });
 }
+
+#[test]
+fn ten_long_lines_are_kept_in_memory_in_bytes_not_lines() {
+    // Ten processes each write one 6 MB line: 384 pieces of 16 KiB each, which a ring
+    // bounded in lines (1000) would keep whole.
+    let w = Warden::start_opts(
+        r#"
+[processes.line]
+command = "sh -c 'head -c 6000000 /dev/zero | tr \"\\000\" x; exec sleep 600'"
+replicas = 10
+log = { timestamps = false }
+[processes.db]
+command = "warden-demo-worker sleep"
+"#,
+        |_| {},
+        Opts {
+            keep: Some(|l| notice(l).is_some()),
+            ..Opts::default()
+        },
+    );
+    wait_status(&w, "running", |s| running(s, "db"));
+    let base = peak_rss(w.pid());
+    for r in 0..10 {
+        let log = w.path(&format!("logs/line.{r}.log"));
+        wait_for("the whole line in the log", || {
+            (std::fs::metadata(&log).map_or(0, |m| m.len()) == 6_000_000).then_some(())
+        });
+    }
+    // 1 MiB of ring per process, plus queues in flight: far from 60 MB.
+    let grown = peak_rss(w.pid()).saturating_sub(base);
+    assert!(
+        grown < 24 << 20,
+        "warden's peak RSS grew by {} MiB",
+        grown >> 20
+    );
+    let out = ok(&w, &["logs", "line.3", "-n", "1000"]);
+    let pieces = out.lines().count();
+    assert!(pieces > 40 && pieces < 70, "{pieces} pieces kept");
+}
