@@ -4,16 +4,21 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: all build demo test check fmt clippy unit bench stress clean
+.PHONY: all build demo screenshots test check fmt clippy unit bench stress man clean
 
 all: build
 
 build:
 	$(CARGO) build --bins
 
-## Run warden on the bundled demo config (Ctrl-C to stop everything).
+## Run warden on the bundled demo config, with the dashboard on a terminal
+## (q, then Enter, stops everything; `?` lists every key).
 demo: build
 	cd config && PATH="$(BIN):$$PATH" "$(BIN)/warden" up -c demo.toml
+
+## Regenerate the README's screenshots from the real program (assets/screenshots/).
+screenshots: build
+	PATH="$(BIN):$$PATH" WARDEN="$(BIN)/warden" $(CARGO) run --example screenshots
 
 ## What CI runs: formatting, lints as errors, every test.
 test: check
@@ -28,6 +33,11 @@ clippy:
 
 unit:
 	$(CARGO) test --all-targets
+
+## Manual pages (warden.1, warden-up.1, …) generated from the CLI definition.
+man: build
+	"$(BIN)/warden" manpage --dir "$(CARGO_TARGET_DIR)/man"
+	@echo "man pages in $(CARGO_TARGET_DIR)/man (try: man -l $(CARGO_TARGET_DIR)/man/warden.1)"
 
 ## Benchmarks against supervisord and s6; results go to BENCHMARKS.md.
 bench:

@@ -5,14 +5,19 @@
 //! - [`config`]: TOML → validated [`config::Spec`], with every error located.
 //! - [`supervisor`]: one actor owning all process state; its decisions live in the pure
 //!   [`supervisor::core`], its loop in [`supervisor::actor`].
-//! - [`process`]: spawning in a new session, pidfd signalling, whole-tree kills, reaping.
+//! - [`process`]: spawning in a new session (as another user if asked), pidfd
+//!   signalling, whole-tree kills, reaping, the descriptor limit, and the last stage of an
+//!   init (pid 1).
 //! - [`logs`]: the capture thread, line framing, rings, the log file writers (rotating
 //!   files), the terminal tee; every queue bounded in bytes.
 //! - [`probe`]: the probe kinds (tcp, udp, unix, http, exec), their scheduler, and the
 //!   sd_notify socket; raw results only, verdicts are the core's.
 //! - [`api`]: the control socket (protocol, server, client), the control FIFO and the
 //!   metrics endpoint.
-//! - [`cli`]: one file per subcommand; the client commands talk to [`api`].
+//! - [`cli`]: one file per subcommand; the client commands talk to [`api`]; `up
+//!   --detach` re-executes warden as a daemon.
+//! - [`tui`]: the dashboard (`up` on a terminal, `warden tui`): an observer like any
+//!   client, its state and pure update apart from its drawing.
 //!
 //! # Theory of operation
 //!
@@ -30,11 +35,22 @@
 //! that hangs, can occupy the runtime the actor, the control server and the probes share.
 //! Stop and kill signals go out from a signaller thread, in order.
 //! Probers, the sd_notify relay, output rules and resource sampling feed the same loop as
-//! inputs tagged with the run number. A timer that fires late means warden was stalled:
-//! what arrived meanwhile is read before any verdict (silence, watchdog), and a probe
-//! that took far longer than its timeout is not counted. Beside the actor, the control server ([`api`])
+//! inputs tagged with the run number; file watches (`watch`) feed it "these files
+//! changed". Time-driven decisions (backoff, stop timeouts, schedules, the quiet period
+//! after file changes) are timers the core asks for and gets back as inputs, so the core
+//! never reads a clock. A timer that fires late means warden was stalled: what arrived
+//! meanwhile is read before any verdict (silence, watchdog), and a probe that took far
+//! longer than its timeout is not counted. When the actor has stopped everything, `up`
+//! says how it went in its exit code, and as a container's init it also stops and reaps
+//! what nobody supervised. Beside the actor, the control server ([`api`])
 //! turns each client request into a `Control` message and forwards the reply, or streams
 //! events and log lines back.
+//!
+//! Observers (the CLI, the metrics endpoint, the dashboard, tests) see one typed
+//! contract: a [`supervisor::Snapshot`] (the status JSON), numbered
+//! [`supervisor::Event`]s from a byte-bounded [`supervisor::EventLog`], and
+//! subscriptions that start from a snapshot and continue with every later event. None
+//! of it costs anything while nobody watches.
 
 pub mod api;
 pub mod cli;
@@ -43,3 +59,4 @@ pub mod logs;
 pub mod probe;
 pub mod process;
 pub mod supervisor;
+pub mod tui;

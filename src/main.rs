@@ -23,9 +23,19 @@ fn main() {
     let code = match cli.command {
         Cmd::Up {
             config,
+            socket,
+            init,
+            detach: true,
+            ..
+        } => warden::cli::daemon::detach(&config, socket.as_deref(), init),
+        Cmd::Up {
+            config,
             no_tui,
             socket,
-        } => warden::cli::up::run(&config, no_tui, socket.as_deref()),
+            init,
+            daemon,
+            ..
+        } => warden::cli::up::run(&config, no_tui, socket.as_deref(), init, daemon),
         Cmd::Check { config } => warden::cli::check::run(&config),
         Cmd::Status {
             client,
@@ -47,6 +57,12 @@ fn main() {
             names,
             timeout,
         } => warden::cli::action::restart(&client, names, timeout),
+        Cmd::Scale {
+            client,
+            name,
+            replicas,
+            timeout,
+        } => warden::cli::scale::run(&client, name, replicas, timeout),
         Cmd::Signal {
             client,
             name,
@@ -60,7 +76,15 @@ fn main() {
         } => warden::cli::logs::run(&client, names, lines, follow),
         Cmd::Events { client, json } => warden::cli::events::run(&client, json),
         Cmd::Reload { client, dry_run } => warden::cli::reload::run(&client, dry_run),
+        Cmd::Tui { client } => warden::cli::tui::run(&client),
         Cmd::Down { client } => warden::cli::down::run(&client),
+        Cmd::History {
+            client,
+            names,
+            json,
+        } => warden::cli::history::run(&client, names, json),
+        Cmd::Completions { shell } => warden::cli::shell::completions(shell),
+        Cmd::Manpage { dir } => warden::cli::shell::manpage(dir.as_deref()),
     };
     std::process::exit(code);
 }

@@ -452,6 +452,44 @@ def cmd_status_latency(a):
 # ---- the report ----------------------------------------------------------------------
 
 
+# ---- workload 7: the dashboard ------------------------------------------------------
+
+
+def cmd_pty_run(a):
+    """Run a command on a pseudo-terminal of ROWS x COLS and read everything it draws,
+    as a terminal would, until it exits; SIGTERM is passed on to it."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        # Size the terminal before the program can ask for it.
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", a.rows, a.cols, 0, 0))
+        os.execvp(a.argv[0], a.argv)
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM))
+    drawn = 0
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the program and its terminal are gone
+            break
+        if not data:
+            break
+        drawn += len(data)
+    _, status = os.waitpid(pid, 0)
+    emit({"bytes_drawn": drawn, "exit": os.waitstatus_to_exitcode(status)})
+
+
+def cmd_run_json(a):
+    """Run a measuring program that prints one JSON object; pass it on."""
+    out = subprocess.run(a.argv, capture_output=True, text=True, timeout=a.timeout)
+    if out.returncode != 0:
+        fail(f"{a.argv[0]} exited {out.returncode}: {out.stderr[-300:]}")
+    emit(json.loads(out.stdout))
+
+
 def cmd_report(a):
     sys.dont_write_bytecode = True  # no __pycache__ in the source tree
     import report  # beside this file
@@ -538,6 +576,17 @@ def main():
     s.add_argument("--socket", default="")
     s.add_argument("cmd", nargs="+")
     s.set_defaults(fn=cmd_status_latency)
+
+    s = sub.add_parser("pty-run")
+    s.add_argument("--rows", type=int, default=40)
+    s.add_argument("--cols", type=int, default=120)
+    s.add_argument("argv", nargs="+")
+    s.set_defaults(fn=cmd_pty_run)
+
+    s = sub.add_parser("run-json")
+    s.add_argument("--timeout", type=float, default=300)
+    s.add_argument("argv", nargs="+")
+    s.set_defaults(fn=cmd_run_json)
 
     s = sub.add_parser("report")
     s.add_argument("--results", required=True)

@@ -15,6 +15,8 @@ TARGET_IDLE_CPU_PERCENT = 0.1  # "about zero": under 0.1% of one core
 TARGET_RESTART_MS = 2
 TARGET_PROBE_CPU_PERCENT = 2
 TARGET_STATUS_P99_MS = 50
+TARGET_DASH_CPU_PERCENT = 2
+TARGET_FRAME_MS = 5
 PEER_ORDER = ["warden", "s6", "supervisord", "floor"]
 FLOOR_LABEL = {
     "start": "floor: a posix_spawn loop, no supervisor",
@@ -93,6 +95,13 @@ COMMANDS = {
               "`period = \"1s\"`, `timeout = \"1s\"`, against `bench.py listen` (accepts, closes, counts); "
               "`bench.py usage --seconds 30` over warden and its guard. Measured only if a liveness probe "
               "on a closed port makes warden restart a process (checked first).",
+    "dashboard": "frames: `target/release/examples/dashboard_frame {n} 1000` (the views at 120×40 with {n} "
+                 "processes, 5,000 log lines and 2,000 events held, each frame after a clock tick, drawn "
+                 "through the crossterm backend into a sink). Idle: `bench.py pty-run --rows 40 --cols 120 -- "
+                 "warden up -c warden.toml` ({n} × `sleep 3600`; a pseudo-terminal whose output is read and "
+                 "dropped), nothing pressed, then `bench.py usage --seconds 30` over warden (supervisor and "
+                 "dashboard, one process) and its guard. Attached: `warden up --no-tui` and `bench.py "
+                 "pty-run -- warden tui`, both measured over the same 30 s.",
     "status": "`warden status --json -c warden.toml` run 200 times in a row by `bench.py status-latency` "
               "(a new client process each time, so its start-up is included), {n} × `sleep 3600` running, "
               "`[supervisor] socket` set; then again while 200 connections to the socket stay open "
@@ -313,6 +322,60 @@ def render(results, machine_path):
                          f"worst p99 {worst:.1f} ms, client start-up included (target < {TARGET_STATUS_P99_MS} ms)."))
     else:
         w("not measured yet: " + "; ".join(errors(runs)))
+    w("")
+
+    # 7. dashboard
+    w(f"### 7. The dashboard with {n} processes\n")
+    w(command("dashboard", n))
+    frame = ok(by.get(("dashboard-frame", "warden"), []))
+    idle = ok(by.get(("dashboard-idle", "warden"), []))
+    tui = ok(by.get(("dashboard-attached-tui", "warden"), []))
+    sup = ok(by.get(("dashboard-attached-supervisor", "warden"), []))
+    if not (frame or idle or tui):
+        w("Not run in this run.")
+        for key in ("dashboard-frame", "dashboard-idle", "dashboard-attached-tui"):
+            for e in errors(by.get((key, "warden"), [])):
+                w(f"- {key}: `{e.strip()[:200]}`")
+    if frame:
+        f = frame[-1]
+        w(f"Frame time, ms ({f['frames']} frames per view, {f['size']}):\n")
+        w("| view | mean | p50 | p99 | max |")
+        w("|---|---|---|---|---|")
+        views = [("main", "table (scrolled to the middle), logs, events"), ("logs_zoomed", "logs, full screen"),
+                 ("connectivity", f"connectivity ({n} probes)"), ("detail", "details of a process")]
+        for key, label in views:
+            r = f[key]
+            w(f"| {label} | {fmt(r['mean_ms'])} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | {fmt(r['max_ms'])} |")
+        worst = max(f[k]["mean_ms"] for k, _ in views)
+        summary.append((f"dashboard frame, {n} processes (mean, slowest view)", f"< {TARGET_FRAME_MS} ms",
+                        f"{worst:.2f} ms", "–", worst < TARGET_FRAME_MS))
+        w("\n" + verdict(worst < TARGET_FRAME_MS,
+                         f"the slowest view's mean frame is {worst:.2f} ms (target < {TARGET_FRAME_MS} ms); "
+                         f"the p99 and max include whatever else the two shared cores were doing."))
+        w("")
+    if idle or tui:
+        w("| what | % of one core | wake-ups | PSS MiB | RSS MiB |")
+        w("|---|---|---|---|---|")
+        rows = []
+        if idle:
+            rows.append(("`warden up` with the dashboard (supervisor and view, one process)", idle[-1]))
+        if tui:
+            rows.append(("`warden tui` attached (the view alone)", tui[-1]))
+        if sup:
+            rows.append(("the `--no-tui` supervisor it is attached to", sup[-1]))
+        for label, r in rows:
+            w(f"| {label} | {r['cpu_percent']:.3f} | {r['wakeups']} | {fmt(r['pss_mib'])} | {fmt(r['rss_mib'])} |")
+        worst = max(r["cpu_percent"] for label, r in rows if "supervisor it is" not in label)
+        summary.append((f"idle dashboard, {n} processes: CPU", f"< {TARGET_DASH_CPU_PERCENT} %",
+                        " / ".join(f"{r['cpu_percent']:.2f} %" for l, r in rows if "supervisor it is" not in l)
+                        + " (in process / attached)", "–", worst < TARGET_DASH_CPU_PERCENT))
+        w("\n" + verdict(worst < TARGET_DASH_CPU_PERCENT,
+                         f"at most {worst:.2f} % of a core (target < {TARGET_DASH_CPU_PERCENT} %): one wake-up a "
+                         "second to move the uptimes, and only the cells that changed are sent."))
+    idle2 = ok(by.get(("idle", "warden"), []))
+    if idle2:
+        r = idle2[-1]
+        summary.append((f"idle {n}, nobody watching: wake-ups", "0", str(r["wakeups"]), "–", r["wakeups"] == 0))
     table = ["### Summary\n", "| workload | target | warden | others | target met |",
              "|---|---|---|---|---|"]
     table += [f"| {a} | {b} | {c} | {d} | {'yes' if e else '**no**'} |" for a, b, c, d, e in summary]

@@ -13,7 +13,7 @@
 #
 # Knobs (environment): BENCH_N (500 processes), BENCH_REPS (5 start-ups per peer),
 # BENCH_IDLE (30 s), BENCH_PEERS ("warden s6 supervisord"), BENCH_SPEW_REPS (3),
-# BENCH_KILLS (20), BENCH_WORKLOADS ("start_idle spew restart probes status").
+# BENCH_KILLS (20), BENCH_WORKLOADS ("start_idle spew restart probes status dashboard").
 set -euo pipefail
 export LC_ALL=C # `$EPOCHREALTIME` with a decimal point
 
@@ -24,7 +24,7 @@ N=${BENCH_N:-500}
 REPS=${BENCH_REPS:-5}
 IDLE=${BENCH_IDLE:-30}
 PEERS=(${BENCH_PEERS:-warden s6 supervisord})
-WORKLOADS=(${BENCH_WORKLOADS:-start_idle spew restart probes status})
+WORKLOADS=(${BENCH_WORKLOADS:-start_idle spew restart probes status dashboard})
 SPEW_LINES=2000000
 SPEW_LEN=100
 SPEW_BYTES=$((SPEW_LINES * SPEW_LEN))
@@ -144,7 +144,7 @@ has_peer() { [[ " ${PEERS[*]} " == *" $1 "* ]]; }
 
 build() {
     note "building warden (release)"
-    cargo build --release --bins
+    cargo build --release --bins --example dashboard_frame
 }
 
 install_supervisord() {
@@ -529,6 +529,60 @@ workload_status() {
         fi
     fi
     record status-stop warden "$(stop "$pid")"
+}
+
+# ---- workload 7: the dashboard ------------------------------------------------------
+
+# child_of PID COMM: the pid of PID's child named COMM, once it exists (up to 10 s).
+child_of() {
+    local c
+    for _ in $(seq 200); do
+        c=$(pgrep -P "$1" -x "$2" | head -1) && [[ -n $c ]] && { echo "$c"; return 0; }
+        sleep 0.05
+    done
+    return 1
+}
+
+workload_dashboard() {
+    note "workload 7: the dashboard with $N processes (frame cost; idle, in process and attached)"
+    local dir=$TMP/dash pty wpid sup tui
+    # One frame, drawn to a sink: the views at 120x40 with N processes, 1000 frames each.
+    measure dashboard-frame warden run-json -- "$ROOT/target/release/examples/dashboard_frame" "$N" 1000 || true
+
+    # `warden up` on a terminal: supervisor and dashboard in one process, nothing pressed.
+    warden_sleep_config "$dir"
+    launch warden-dash "${PY[@]}" pty-run --rows 40 --cols 120 -- "$WARDEN" up -c "$dir/warden.toml"
+    pty=$PID
+    measure dashboard-start warden wait-procs --marker "$MARK" --comm sleep --count "$N" --t0 "$T0" --timeout 60 || true
+    if wpid=$(child_of "$pty" warden); then
+        sleep 3
+        measure dashboard-idle warden usage --roots "$wpid" --desc warden --seconds "$IDLE" || true
+    else
+        record dashboard-idle warden '{"error": "no warden under the pseudo-terminal"}'
+    fi
+    record dashboard-stop warden "$(stop "$pty")"
+
+    # `warden up --no-tui` and a `warden tui` attached to it: both measured at once.
+    warden_sleep_config "$dir"
+    start_warden "$dir"
+    sup=$PID
+    measure dashboard-start-attached warden wait-procs --marker "$MARK" --comm sleep --count "$N" --t0 "$T0" --timeout 60 || true
+    launch warden-tui "${PY[@]}" pty-run --rows 40 --cols 120 -- "$WARDEN" tui -c "$dir/warden.toml"
+    pty=$PID
+    if tui=$(child_of "$pty" warden); then
+        sleep 3
+        measure dashboard-attached-supervisor warden usage --roots "$sup" --desc warden --seconds "$IDLE" &
+        local both=$!
+        measure dashboard-attached-tui warden usage --roots "$tui" --seconds "$IDLE" || true
+        # That measurement only: a bare `wait` would wait for the supervisors too.
+        wait "$both" || true
+    else
+        record dashboard-attached-tui warden '{"error": "no warden tui under the pseudo-terminal"}'
+    fi
+    # The view alone first (the supervisor's children are still meant to run).
+    kill -TERM "$pty" 2>/dev/null || true
+    wait_exit "$pty" 20 || kill -KILL "$pty" 2>/dev/null || true
+    record dashboard-attached-stop warden "$(stop "$sup")"
 }
 
 # The tables of BENCHMARKS.md are this run's: replaced between their two markers.

@@ -145,14 +145,23 @@ pub fn parse_line(line: &str) -> Result<Request, String> {
             }
             _ => Err("usage: `signal NAME SIGNAL`".into()),
         },
+        "scale" => match args {
+            [name, n] => Ok(Request::Scale {
+                name: name.clone(),
+                replicas: n
+                    .parse()
+                    .map_err(|_| format!("`{n}` is not a replica count"))?,
+            }),
+            _ => Err("usage: `scale NAME N`".into()),
+        },
         "reload" | "down" if !args.is_empty() => Err(format!("`{verb}` takes no arguments here")),
         "reload" => Ok(Request::Reload { dry_run: false }),
         "down" => Ok(Request::Down),
-        "status" | "logs" | "events" | "hello" => Err(format!(
+        "status" | "logs" | "events" | "hello" | "history" => Err(format!(
             "`{verb}` only answers, and nobody reads answers from the fifo: use the socket (`warden {verb}`)"
         )),
         other => Err(format!(
-            "unknown command `{other}`; the fifo takes start, stop, restart, signal, reload and down"
+            "unknown command `{other}`; the fifo takes start, stop, restart, signal, scale, reload and down"
         )),
     }
 }

@@ -1,7 +1,7 @@
 //! The optional HTTP endpoint (`[supervisor] metrics = "127.0.0.1:9900"`): `/metrics` in
 //! the Prometheus text format, `/healthz`, and `/status` (the JSON of `warden status
-//! --json`). A plain observer of the supervisor, like the CLI: it asks for a status
-//! report per request and never holds state of its own.
+//! --json`). A plain observer of the supervisor, like the CLI: it asks for a
+//! [`Snapshot`] per request and never holds state of its own.
 //!
 //! It is deliberately tiny: GET only, one request per connection, bounded request size,
 //! time and concurrency, so that a scraper (or anything else) cannot disturb supervision.
@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::supervisor::status::StatusReport;
+use crate::supervisor::status::{Health, Snapshot};
 use crate::supervisor::{Control, Handle};
 
 const MAX_REQUEST: usize = 8 * 1024;
@@ -100,7 +100,7 @@ async fn answer(mut stream: TcpStream, handle: &Handle) -> std::io::Result<()> {
     }
 }
 
-async fn status(handle: &Handle) -> Option<StatusReport> {
+async fn status(handle: &Handle) -> Option<Snapshot> {
     let (reply, rx) = oneshot::channel();
     handle.control.send(Control::Status { reply }).ok()?;
     rx.await.ok()
@@ -122,7 +122,7 @@ async fn respond(
 }
 
 /// The Prometheus text exposition of a status report.
-pub fn prometheus(report: &StatusReport) -> String {
+pub fn prometheus(report: &Snapshot) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -174,8 +174,13 @@ pub fn prometheus(report: &StatusReport) -> String {
         "1 healthy, 0 unhealthy (instances with a liveness verdict only).",
         procs
             .iter()
-            .filter(|p| matches!(p.health, "healthy" | "unhealthy"))
-            .map(|p| (label(&p.name), f64::from(u8::from(p.health == "healthy"))))
+            .filter(|p| matches!(p.health, Health::Healthy | Health::Unhealthy))
+            .map(|p| {
+                (
+                    label(&p.name),
+                    f64::from(u8::from(p.health == Health::Healthy)),
+                )
+            })
             .collect(),
     );
     family(

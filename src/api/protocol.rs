@@ -9,14 +9,25 @@
 //! {"v":1,"cmd":"signal","names":["web"],"signal":"HUP"}
 //! {"v":1,"cmd":"logs","names":["web"],"lines":100,"follow":true}
 //! {"v":1,"cmd":"events"}
+//! {"v":1,"cmd":"subscribe","refresh":true}
+//! {"v":1,"cmd":"describe","name":"web"}
 //! {"v":1,"cmd":"reload","dry_run":true}
+//! {"v":1,"cmd":"history","names":["web"]}
+//! {"v":1,"cmd":"scale","name":"web","replicas":3}
 //! ```
 //!
 //! The server answers each request with one or more lines, each one JSON object
 //! ([`Answer`]). The last line of every answer carries `ok`: `{"ok":true,...}` with what
-//! was asked for, or `{"ok":false,"error":"..."}`. Streams (`events`, `logs` with
-//! `follow`) first send a header line, then items without `ok`, and end with an `ok` line
-//! when the stream ends (the supervisor stops, or nothing is left to follow).
+//! was asked for, or `{"ok":false,"error":"..."}`. Streams (`events`, `subscribe`, `logs`
+//! with `follow`) first send a header line, then items without `ok`, and end with an `ok`
+//! line when the stream ends (the supervisor stops, or nothing is left to follow).
+//!
+//! `subscribe` (SPEC §6) is list-then-watch: its header carries a `snapshot` (the status
+//! report with its `seq`), then come `event` items, each with the next `seq`, with no gap
+//! and no duplicate; if the client was too slow and events fell out of the supervisor's
+//! backlog, a `skipped` item says how many, in their place. With `refresh`, `snapshot`
+//! items come too (only after changes; at most ten a second for small configs, down to
+//! one a second for 500 processes), each placed right after the last event it includes.
 //!
 //! A connection may carry several requests in turn. A request that cannot be decoded
 //! (not JSON, unknown verb, another version) is answered with an error and the connection
@@ -64,14 +75,36 @@ pub enum Request {
         lines: usize,
         #[serde(default)]
         follow: bool,
+        /// Keep the child's colours (SGR sequences) in `ansi`; other sequences are
+        /// removed all the same.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        colors: bool,
     },
     Events,
+    /// A snapshot, then every later event (and, with `refresh`, fresher snapshots).
+    Subscribe {
+        #[serde(default)]
+        refresh: bool,
+    },
+    /// How one instance is run: command, cwd, environment (secrets masked).
+    Describe {
+        name: String,
+    },
     Reload {
         #[serde(default)]
         dry_run: bool,
     },
     /// Stop everything and exit; answered once everything has stopped.
     Down,
+    /// The restart history of the named instances.
+    History {
+        names: Vec<String>,
+    },
+    /// Run `replicas` instances of the declared process `name`; answered once applied.
+    Scale {
+        name: String,
+        replicas: u32,
+    },
 }
 
 fn default_log_lines() -> usize {
@@ -90,8 +123,12 @@ impl Request {
             Request::Signal { .. } => "signal",
             Request::Logs { .. } => "logs",
             Request::Events => "events",
+            Request::Subscribe { .. } => "subscribe",
+            Request::Describe { .. } => "describe",
             Request::Reload { .. } => "reload",
             Request::Down => "down",
+            Request::History { .. } => "history",
+            Request::Scale { .. } => "scale",
         }
     }
 
@@ -141,6 +178,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
         | Request::Stop { names }
         | Request::Restart { names }
         | Request::Logs { names, .. }
+        | Request::History { names }
             if names.is_empty() =>
         {
             Err(format!(
@@ -180,6 +218,12 @@ pub struct Answer {
     /// `status`: the report of SPEC §4, exactly as `status --json` prints it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Box<RawValue>>,
+    /// `subscribe` header and refresh items: the status report with its `seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Box<RawValue>>,
+    /// `describe`: the instance's command, cwd and environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Box<RawValue>>,
     /// `reload`: the plan (added, removed, changed, unchanged, notes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<Box<RawValue>>,
@@ -198,6 +242,9 @@ pub struct Answer {
     /// `events` item: the event as one line for humans (without time and name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// `history`: `{"processes":[{"name":…,"history":[exit records, oldest first]}]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Box<RawValue>>,
     /// Stream item: this subscriber fell behind and missed some items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<Skipped>,
@@ -247,6 +294,10 @@ pub struct LogRecord {
     pub stream: String,
     /// Lossy UTF-8 with escape sequences and control characters removed.
     pub text: String,
+    /// With `colors`: the text with the child's SGR sequences (colours, bold) kept and
+    /// every other sequence removed; absent when it would equal `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ansi: Option<String>,
     /// The line continues in the next record (it was too long), or ended without newline.
     #[serde(default)]
     pub partial: bool,
@@ -287,10 +338,20 @@ mod tests {
                 names: vec!["web".into()],
                 lines: 5,
                 follow: true,
+                colors: true,
             },
             Request::Events,
+            Request::Subscribe { refresh: true },
+            Request::Describe { name: "web".into() },
             Request::Reload { dry_run: true },
             Request::Down,
+            Request::History {
+                names: vec!["web".into()],
+            },
+            Request::Scale {
+                name: "web".into(),
+                replicas: 3,
+            },
         ];
         for r in all {
             let line = r.to_line();
@@ -311,12 +372,17 @@ mod tests {
             Ok(Request::Logs {
                 names: vec!["a".into()],
                 lines: DEFAULT_LOG_LINES,
-                follow: false
+                follow: false,
+                colors: false,
             })
         );
         assert_eq!(
             parse_request(br#"{"cmd":"reload","v":1}"#),
             Ok(Request::Reload { dry_run: false })
+        );
+        assert_eq!(
+            parse_request(br#"{"v":1,"cmd":"subscribe"}"#),
+            Ok(Request::Subscribe { refresh: false })
         );
     }
 

@@ -395,12 +395,13 @@ impl Conn {
                 names,
                 lines,
                 follow,
+                colors,
             } => {
                 let _slot = match follow.then(|| self.stream_slot()).transpose() {
                     Ok(slot) => slot,
                     Err(busy) => return self.send(&Answer::error(busy)).await.map(|()| true),
                 };
-                super::streams::logs(self, names, lines, follow).await
+                super::streams::logs(self, names, lines, follow, colors).await
             }
             Request::Events => {
                 let _slot = match self.stream_slot() {
@@ -408,6 +409,13 @@ impl Conn {
                     Err(busy) => return self.send(&Answer::error(busy)).await.map(|()| true),
                 };
                 super::streams::events(self).await
+            }
+            Request::Subscribe { refresh } => {
+                let _slot = match self.stream_slot() {
+                    Ok(slot) => slot,
+                    Err(busy) => return self.send(&Answer::error(busy)).await.map(|()| true),
+                };
+                super::streams::subscribe(self, refresh).await
             }
             // Shutting down goes on whether or not the client waits for it.
             Request::Down => {
@@ -496,9 +504,9 @@ pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Perform a request that has a single answer (everything but `logs` and `events`), for
-/// the socket and the FIFO alike.
-pub(super) async fn act(handle: &Handle, config: &str, request: Request) -> Answer {
+/// Perform a request that has a single answer (everything but the streams `logs`,
+/// `events` and `subscribe`), for the socket, the FIFO and the in-process dashboard alike.
+pub async fn act(handle: &Handle, config: &str, request: Request) -> Answer {
     let result = match request {
         Request::Hello => Ok(Answer {
             version: Some(VERSION),
@@ -546,7 +554,32 @@ pub(super) async fn act(handle: &Handle, config: &str, request: Request) -> Answ
         Request::Down => ask(handle, |reply| Control::Shutdown { reply: Some(reply) })
             .await
             .map(|()| Answer::message("stopped")),
-        Request::Logs { .. } | Request::Events => Err(format!(
+        Request::Scale { name, replicas } => ask(handle, |reply| Control::Scale {
+            process: name,
+            replicas,
+            reply,
+        })
+        .await
+        .and_then(reply),
+        Request::History { names } => ask(handle, |reply| Control::History { names, reply })
+            .await
+            .and_then(|r| r)
+            .map(|history| Answer {
+                history: Some(
+                    serde_json::value::to_raw_value(&history).expect("a history serializes"),
+                ),
+                ..Answer::success()
+            }),
+        Request::Describe { name } => ask(handle, |reply| Control::Describe { name, reply })
+            .await
+            .and_then(|r| r)
+            .map(|d| Answer {
+                description: Some(
+                    serde_json::value::to_raw_value(&d).expect("a description serializes"),
+                ),
+                ..Answer::success()
+            }),
+        Request::Logs { .. } | Request::Events | Request::Subscribe { .. } => Err(format!(
             "`{}` streams: it cannot be used here",
             request.verb()
         )),
@@ -559,7 +592,7 @@ fn reply(result: Result<String, String>) -> Result<Answer, String> {
 }
 
 /// Send a control message and wait for its reply.
-pub(super) async fn ask<T>(
+pub async fn ask<T>(
     handle: &Handle,
     make: impl FnOnce(oneshot::Sender<T>) -> Control,
 ) -> Result<T, String> {

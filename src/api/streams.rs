@@ -1,24 +1,25 @@
-//! The two streaming answers: `logs` (the tail of the ring, then, with `follow`, every
-//! new line) and `events`.
+//! The streaming answers: `logs` (the tail of the ring, then, with `follow`, every new
+//! line), `events` (every event from now on) and `subscribe` (a snapshot, then every
+//! later event).
 //!
 //! A stream never makes anyone wait on its client. A `logs -f` follower reads the
 //! process's ring at its own pace, a bounded slice at a time: while its client is slow it
 //! reads nothing, the ring moves on, and when it reads again it is told how many lines it
 //! missed (`skipped`). So a follower costs no memory beyond the ring, whatever its client
-//! does. `events` reads a broadcast channel the same way. A client that stops reading
-//! altogether is dropped after the write timeout; one that hangs up is noticed at once
-//! (its read side ends) and everything it held is released.
+//! does. `events` and `subscribe` read the supervisor's event log the same way. A client
+//! that stops reading altogether is dropped after the write timeout; one that hangs up is
+//! noticed at once (its read side ends) and everything it held is released.
 
 use std::io;
 
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::protocol::{Answer, LogRecord, Skipped};
 use super::server::{Conn, ask, hung_up, stopped};
 use crate::logs::{Follow, Followed, LogLine, LogSink, Stream};
-use crate::supervisor::Control;
+use crate::supervisor::observe::{Subscription, Update};
+use crate::supervisor::{Control, Event};
 
 /// Text a follower takes from the ring at a time: what one connection can hold in
 /// flight per followed instance.
@@ -33,6 +34,7 @@ pub(super) async fn logs(
     names: Vec<String>,
     lines: usize,
     follow: bool,
+    colors: bool,
 ) -> io::Result<bool> {
     let handle = c.shared.handle.clone();
     let sinks = match ask(&handle, |reply| Control::Logs { names, reply })
@@ -75,7 +77,7 @@ pub(super) async fn logs(
         .collect();
     merged.sort_by_key(|(_, l)| l.time);
     for (i, line) in merged {
-        c.send(&line_answer(&instances[i], line)).await?;
+        c.send(&line_answer(&instances[i], line, colors)).await?;
     }
     if !follow {
         c.send(&Answer::success()).await?;
@@ -113,7 +115,7 @@ pub(super) async fn logs(
                     .await?;
                 }
                 for line in &lines {
-                    c.send(&line_answer(&instances[i], line)).await?;
+                    c.send(&line_answer(&instances[i], line, colors)).await?;
                 }
             }
             Some(Feed::Closed(i)) => match reattach(c, &instances[i]).await {
@@ -121,7 +123,7 @@ pub(super) async fn logs(
                     let (tail, f) = sink.follow(usize::MAX);
                     drop(sink);
                     for line in &tail {
-                        c.send(&line_answer(&instances[i], line)).await?;
+                        c.send(&line_answer(&instances[i], line, colors)).await?;
                     }
                     forwarders.spawn(forward(i, f, tx.clone()));
                 }
@@ -172,7 +174,7 @@ enum Feed {
 /// is read from the ring only once the connection has taken the previous one.
 async fn forward(i: usize, mut follow: Follow, tx: mpsc::Sender<Feed>) {
     loop {
-        let feed = match follow.next(FOLLOW_SLICE).await {
+        let feed = match follow.next(FOLLOW_SLICE, usize::MAX).await {
             Followed::Lines { skipped, lines } => Feed::Lines(i, skipped, lines),
             Followed::Closed => {
                 let _ = tx.send(Feed::Closed(i)).await;
@@ -185,7 +187,7 @@ async fn forward(i: usize, mut follow: Follow, tx: mpsc::Sender<Feed>) {
     }
 }
 
-fn line_answer(name: &str, line: &LogLine) -> Answer {
+fn line_answer(name: &str, line: &LogLine, colors: bool) -> Answer {
     let stream = match line.stream {
         Stream::Stdout => "stdout",
         Stream::Stderr => "stderr",
@@ -197,6 +199,9 @@ fn line_answer(name: &str, line: &LogLine) -> Answer {
         time: humantime::format_rfc3339_millis(line.time).to_string(),
         stream: stream.into(),
         text: line.display_text(),
+        ansi: colors
+            .then(|| line.display_ansi())
+            .filter(|a| a.contains('\x1b')),
         partial: line.partial,
     };
     Answer {
@@ -208,34 +213,97 @@ fn line_answer(name: &str, line: &LogLine) -> Answer {
 /// `{"stream":"events"}`, then every event as `{"event":{...},"text":"..."}` until the
 /// supervisor stops.
 pub(super) async fn events(c: &mut Conn) -> io::Result<bool> {
-    let mut rx = c.shared.handle.events.subscribe();
+    let log = c.shared.handle.events.clone();
+    let mut cursor = log.follow();
     c.send(&Answer {
         stream: Some("events".into()),
         ..Answer::default()
     })
     .await?;
     loop {
-        let next = tokio::select! {
+        let batch = cursor.take(&log, u64::MAX);
+        if batch.skipped > 0 {
+            c.send(&skipped(batch.skipped)).await?;
+        }
+        for event in &batch.events {
+            c.send(&event_answer(event)).await?;
+        }
+        if batch.end {
+            c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
+            return Ok(false);
+        }
+        if !batch.events.is_empty() || batch.skipped > 0 {
+            continue;
+        }
+        let alive = tokio::select! {
             biased;
-            () = stopped(&mut c.stop) => Err(RecvError::Closed),
+            () = stopped(&mut c.stop) => false,
             () = hung_up(&mut c.rd, true) => return Ok(false),
-            r = rx.recv() => r,
+            alive = cursor.changed() => alive,
         };
-        let answer = match next {
-            Ok(event) => Answer {
-                text: Some(event.describe()),
-                event: Some(serde_json::value::to_raw_value(&event).expect("an event serializes")),
+        if !alive {
+            c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
+            return Ok(false);
+        }
+    }
+}
+
+/// `{"stream":"subscribe","snapshot":{...}}`, then every later event (and, with
+/// `refresh`, `{"snapshot":{...}}` items) until the supervisor stops.
+pub(super) async fn subscribe(c: &mut Conn, refresh: bool) -> io::Result<bool> {
+    let handle = c.shared.handle.clone();
+    let mut sub: Subscription =
+        match ask(&handle, |reply| Control::Subscribe { refresh, reply }).await {
+            Ok(sub) => sub,
+            Err(e) => {
+                c.send(&Answer::error(e)).await?;
+                return Ok(false);
+            }
+        };
+    c.send(&Answer {
+        stream: Some("subscribe".into()),
+        snapshot: Some(raw(&*sub.first)),
+        ..Answer::default()
+    })
+    .await?;
+    loop {
+        let update = tokio::select! {
+            biased;
+            () = stopped(&mut c.stop) => Update::End,
+            () = hung_up(&mut c.rd, true) => return Ok(false),
+            u = sub.next() => u,
+        };
+        let answer = match update {
+            Update::Event(event) => event_answer(&event),
+            Update::Skipped(count) => skipped(count),
+            Update::Snapshot(s) => Answer {
+                snapshot: Some(raw(&*s)),
                 ..Answer::default()
             },
-            Err(RecvError::Lagged(count)) => Answer {
-                skipped: Some(Skipped { name: None, count }),
-                ..Answer::default()
-            },
-            Err(RecvError::Closed) => {
+            Update::End => {
                 c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
                 return Ok(false);
             }
         };
         c.send(&answer).await?;
+    }
+}
+
+fn raw<T: serde::Serialize>(value: &T) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(value).expect("observer data always serializes")
+}
+
+fn event_answer(event: &Event) -> Answer {
+    Answer {
+        text: Some(event.describe()),
+        event: Some(raw(event)),
+        ..Answer::default()
+    }
+}
+
+fn skipped(count: u64) -> Answer {
+    Answer {
+        skipped: Some(Skipped { name: None, count }),
+        ..Answer::default()
     }
 }

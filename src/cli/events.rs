@@ -1,15 +1,14 @@
 //! `warden events [--json]`: every event as it happens, as `HH:MM:SS.mmm name: text`
-//! (local time) or, with `--json`, one JSON object per event, until the supervisor
-//! stops. Once subscribed it says so on stderr, so a script knows nothing is missed
-//! from then on.
+//! (local time) or, with `--json`, one JSON object per event (with its `seq`), until the
+//! supervisor stops. Once subscribed it says so on stderr, so a script knows nothing is
+//! missed from then on; events a slow reader missed are reported as skipped.
 
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use serde::Deserialize;
 
 use super::{ANSWER_TIMEOUT, ClientArgs, Paint};
 use crate::api::client::ClientError;
 use crate::api::protocol::Request;
+use crate::supervisor::Event;
 
 pub fn run(client: &ClientArgs, json: bool) -> i32 {
     let mut conn = match client.connect() {
@@ -78,27 +77,18 @@ pub fn run(client: &ClientArgs, json: bool) -> i32 {
     }
 }
 
-#[derive(Deserialize)]
-struct Head {
-    #[serde(default)]
-    time: String,
-    #[serde(default)]
-    name: String,
-}
-
 /// `14:03:07.120 web: running → stopping`; supervisor-wide events are `warden: ...`.
+/// The supervisor's `text` is used as is (it may know kinds of events this build does
+/// not).
 fn human(event_json: &str, text: &str, paint: Paint) -> String {
-    let head: Head = serde_json::from_str(event_json).unwrap_or(Head {
-        time: String::new(),
-        name: String::new(),
-    });
-    let time = humantime::parse_rfc3339(&head.time)
-        .map(clock)
-        .unwrap_or_else(|_| "--:--:--.---".into());
-    let name = if head.name.is_empty() {
-        "warden"
-    } else {
-        &head.name
+    let event: Option<Event> = serde_json::from_str(event_json).ok();
+    let time = event
+        .as_ref()
+        .map(|e| clock(e.time))
+        .unwrap_or_else(|| "--:--:--.---".into());
+    let name = match event.as_ref().map(|e| e.name.as_str()) {
+        None | Some("") => "warden",
+        Some(name) => name,
     };
     format!(
         "{} {}: {text}",
@@ -108,7 +98,7 @@ fn human(event_json: &str, text: &str, paint: Paint) -> String {
 }
 
 /// `HH:MM:SS.mmm` in local time (UTC if the local time cannot be had).
-fn clock(t: SystemTime) -> String {
+pub fn clock(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs() as libc::time_t;
     // SAFETY: `tm` is plain data (a null `tm_zone` is valid); localtime_r writes only

@@ -22,6 +22,7 @@ pub fn run(client: &ClientArgs, names: Vec<String>, lines: usize, follow: bool) 
             names,
             lines,
             follow,
+            colors: false,
         })
     }) {
         return super::fail(e);

@@ -7,12 +7,17 @@
 
 pub mod action;
 pub mod check;
+pub mod daemon;
 pub mod down;
 pub mod events;
+pub mod history;
 pub mod logs;
 pub mod reload;
+pub mod scale;
+pub mod shell;
 pub mod signal;
 pub mod status;
+pub mod tui;
 pub mod up;
 
 use std::io::Write;
@@ -37,8 +42,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Run the supervisor in the foreground.
-    #[command(override_usage = "warden up [-c FILE] [--no-tui] [--socket PATH]")]
+    /// Run the supervisor in the foreground (with the dashboard on a terminal).
     Up {
         /// The config file.
         #[arg(
@@ -54,6 +58,17 @@ pub enum Cmd {
         /// Serve the control socket here (overrides WARDEN_SOCKET and the config).
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
+        /// Act as a container's init even when not pid 1 (as pid 1 it always does): output
+        /// prefixed on stdout, and at the end every process left over is stopped.
+        #[arg(long)]
+        init: bool,
+        /// Run in the background: return once the supervisor answers (exit 0), or print
+        /// why it could not start (exit 1); its messages go to `<log_dir>/warden.log`.
+        #[arg(long, conflicts_with = "daemon")]
+        detach: bool,
+        /// The background supervisor that `--detach` starts.
+        #[arg(long, hide = true)]
+        daemon: bool,
     },
     /// Validate the config; print every error as `FILE:LINE:COL: message`.
     #[command(override_usage = "warden check [-c FILE]")]
@@ -115,6 +130,20 @@ pub enum Cmd {
         #[arg(long, value_parser = crate::config::units::parse_duration)]
         timeout: Option<Duration>,
     },
+    /// Change how many replicas of a process run (highest indices stop first); returns
+    /// once the new ones are running and ready and the removed ones have stopped.
+    Scale {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// A declared process (not an instance like `web.1`).
+        name: String,
+        /// How many replicas to run (at least 1).
+        #[arg(value_name = "N")]
+        replicas: u32,
+        /// Give up waiting after this long (`30s`, `2m`); the action goes on regardless.
+        #[arg(long, value_parser = crate::config::units::parse_duration)]
+        timeout: Option<Duration>,
+    },
     /// Send a signal (`HUP`, `SIGUSR1`, `9`) to a process's group.
     #[command(override_usage = "warden signal [-c FILE] NAME SIGNAL")]
     Signal {
@@ -160,11 +189,39 @@ pub enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Attach the dashboard to a running supervisor (`q` closes the view only).
+    Tui {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Stop every process and the supervisor.
     #[command(override_usage = "warden down [-c FILE]")]
     Down {
         #[command(flatten)]
         client: ClientArgs,
+    },
+    /// Show the restart history: when each run ended, why, its exit code or signal, and
+    /// the last lines it wrote to stderr.
+    History {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// Print the history as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (`warden completions bash > /etc/bash_completion.d/warden`).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command into a folder.
+    #[command(hide = true)]
+    Manpage {
+        /// Write `warden.1` and `warden-COMMAND.1` here instead of printing `warden.1`.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 

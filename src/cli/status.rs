@@ -2,10 +2,11 @@
 //! terminal), then the checks; or, with `--json`, the status report of SPEC §4 exactly as
 //! the supervisor produced it.
 
-use serde::Deserialize;
-
 use super::{ANSWER_TIMEOUT, ClientArgs, Paint};
 use crate::api::protocol::Request;
+use crate::supervisor::State;
+use crate::supervisor::event::signal_name;
+use crate::supervisor::status::{Health, LastExit, ProbeStatus, Snapshot};
 
 pub fn run(client: &ClientArgs, json: bool, names: &[String]) -> i32 {
     let answer = match client.call(&Request::Status, Some(ANSWER_TIMEOUT)) {
@@ -27,7 +28,7 @@ pub fn run(client: &ClientArgs, json: bool, names: &[String]) -> i32 {
         super::out(&text);
         return 0;
     }
-    let report: Report = match serde_json::from_str(&text) {
+    let report: Snapshot = match serde_json::from_str(&text) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("warden: cannot read the status report: {e}");
@@ -75,64 +76,8 @@ fn only(report: &str, names: &[String]) -> Result<String, String> {
     Ok(value.to_string())
 }
 
-/// The parts of the report the table shows. Lenient: a newer supervisor may add fields.
-#[derive(Debug, Deserialize)]
-pub struct Report {
-    #[serde(default)]
-    pub processes: Vec<Process>,
-    #[serde(default)]
-    pub checks: Vec<Check>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Process {
-    pub name: String,
-    pub state: String,
-    pub pid: Option<u32>,
-    #[serde(default)]
-    pub ready: bool,
-    #[serde(default)]
-    pub health: String,
-    #[serde(default)]
-    pub restarts: u32,
-    pub last_exit: Option<LastExit>,
-    pub uptime_ms: Option<u64>,
-    pub cpu_percent: Option<f64>,
-    pub rss_bytes: Option<u64>,
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LastExit {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    #[serde(default)]
-    pub reason: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Check {
-    pub name: String,
-    #[serde(default)]
-    pub ready: bool,
-    #[serde(default)]
-    pub probes: Vec<Probe>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Probe {
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub target: String,
-    pub ok: Option<bool>,
-    pub latency_ms: Option<f64>,
-    pub last_error: Option<String>,
-}
-
 /// The tables, without a trailing newline.
-pub fn render(report: &Report, paint: Paint) -> String {
+pub fn render(report: &Snapshot, paint: Paint) -> String {
     let mut rows: Vec<Vec<Cell>> = vec![
         [
             "NAME",
@@ -154,14 +99,14 @@ pub fn render(report: &Report, paint: Paint) -> String {
         rows.push(vec![
             Cell::plain(&p.name),
             Cell {
-                text: p.state.clone(),
-                color: state_color(&p.state),
+                text: p.state.to_string(),
+                color: state_color(p.state),
             },
             Cell::plain(&dash(p.pid.map(|p| p.to_string()))),
             Cell::plain(if p.ready { "yes" } else { "no" }),
             Cell {
-                text: p.health.clone(),
-                color: health_color(&p.health),
+                text: p.health.to_string(),
+                color: health_color(p.health),
             },
             Cell::plain(&p.restarts.to_string()),
             Cell::plain(&dash(p.uptime_ms.map(uptime))),
@@ -178,6 +123,17 @@ pub fn render(report: &Report, paint: Paint) -> String {
             p.error.as_deref().unwrap_or_default()
         ));
     }
+    let mut drifted: Vec<&str> = Vec::new();
+    for p in report.processes.iter().filter(|p| p.drift) {
+        let process = p.name.split('.').next().unwrap_or(&p.name);
+        if !drifted.contains(&process) {
+            drifted.push(process);
+            out.push_str(&format!(
+                "\n{process}: {} replicas from `warden scale` (the file says {})",
+                p.replicas_wanted, p.replicas_declared
+            ));
+        }
+    }
     if !report.checks.is_empty() {
         let mut rows: Vec<Vec<Cell>> = vec![
             ["CHECK", "READY", "PROBE", "LATENCY", "RESULT"]
@@ -188,8 +144,8 @@ pub fn render(report: &Report, paint: Paint) -> String {
         for c in &report.checks {
             let probe = c.probes.first();
             let result = match probe {
-                Some(Probe { ok: Some(true), .. }) => "ok".to_string(),
-                Some(Probe {
+                Some(ProbeStatus { ok: Some(true), .. }) => "ok".to_string(),
+                Some(ProbeStatus {
                     ok: Some(false),
                     last_error,
                     ..
@@ -271,21 +227,20 @@ fn table(rows: &[Vec<Cell>], paint: Paint) -> String {
     lines.join("\n")
 }
 
-fn state_color(state: &str) -> Option<&'static str> {
+fn state_color(state: State) -> Option<&'static str> {
     match state {
-        "running" => Some(Paint::GREEN),
-        "starting" | "backoff" | "pending" | "stopping" => Some(Paint::YELLOW),
-        "fatal" | "crashed" => Some(Paint::RED),
-        "stopped" | "exited" => Some(Paint::DIM),
-        _ => None,
+        State::Running => Some(Paint::GREEN),
+        State::Starting | State::Backoff | State::Pending | State::Stopping => Some(Paint::YELLOW),
+        State::Fatal => Some(Paint::RED),
+        State::Stopped | State::Exited => Some(Paint::DIM),
     }
 }
 
-fn health_color(health: &str) -> Option<&'static str> {
+fn health_color(health: Health) -> Option<&'static str> {
     match health {
-        "healthy" => Some(Paint::GREEN),
-        "unhealthy" => Some(Paint::RED),
-        _ => None,
+        Health::Healthy => Some(Paint::GREEN),
+        Health::Unhealthy => Some(Paint::RED),
+        Health::Unknown | Health::None => None,
     }
 }
 
@@ -320,19 +275,16 @@ pub fn mem(bytes: u64) -> String {
 }
 
 /// `exit 1 (crash)`, `SIGKILL (request)`.
-fn last_exit(e: &LastExit) -> String {
+pub fn last_exit(e: &LastExit) -> String {
     let how = match (e.code, e.signal) {
         (Some(code), _) => format!("exit {code}"),
-        (None, Some(sig)) => nix::sys::signal::Signal::try_from(sig)
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_else(|_| format!("signal {sig}")),
+        (None, Some(sig)) => match signal_name(sig) {
+            name if name.parse::<i32>().is_ok() => format!("signal {name}"),
+            name => format!("SIG{name}"),
+        },
         (None, None) => "?".into(),
     };
-    if e.reason.is_empty() {
-        how
-    } else {
-        format!("{how} ({})", e.reason)
-    }
+    format!("{how} ({})", e.reason.as_str())
 }
 
 #[cfg(test)]
@@ -353,7 +305,7 @@ mod tests {
 
     #[test]
     fn the_table_is_aligned_and_plain_without_colour() {
-        let report: Report = serde_json::from_str(
+        let report: Snapshot = serde_json::from_str(
             r#"{"processes":[
                 {"name":"web","state":"running","pid":4242,"ready":true,"health":"healthy","restarts":2,
                  "last_exit":{"code":1,"signal":null,"reason":"crash"},"uptime_ms":192000,

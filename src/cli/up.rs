@@ -1,4 +1,7 @@
-//! `warden up`: run the supervisor in the foreground until Ctrl-C / SIGTERM.
+//! `warden up`: run the supervisor in the foreground until Ctrl-C / SIGTERM: with the
+//! dashboard when stdin and stdout are a terminal, else (or with `--no-tui`, as a
+//! container's init, or as the daemon of `up --detach`) printing every process's output
+//! with a `name │` prefix.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -9,9 +12,15 @@ use crate::process::{Spawner, guard::Guard};
 use crate::supervisor::{Actor, Options};
 
 /// Exit code: 0 after a clean shutdown, 1 if the config is invalid or warden cannot start
-/// (another warden already runs for this config, the socket cannot be bound, ...).
-pub fn run(config: &Path, _no_tui: bool, socket: Option<&Path>) -> i32 {
-    let spec = match crate::config::load(config) {
+/// (another warden already runs for this config, the socket cannot be bound, ...), and
+/// otherwise what [`crate::supervisor::ShutdownReport::exit_code`] says. `init`: act as a
+/// container's init even when not pid 1 (see `process::init`).
+/// `daemon`: run as the background supervisor of `up --detach` (see `daemon.rs`): events
+/// go to stdout with their time, the processes' output only to their log files.
+pub fn run(config: &Path, no_tui: bool, socket: Option<&Path>, init: bool, daemon: bool) -> i32 {
+    let init = init || crate::process::init::is_pid1();
+    let (loaded, config_text) = crate::config::load_with_text(config);
+    let spec = match loaded {
         Ok(s) => s,
         Err(errors) => {
             eprintln!("{errors}");
@@ -34,8 +43,15 @@ pub fn run(config: &Path, _no_tui: bool, socket: Option<&Path>) -> i32 {
         tracing::info!("control fifo: {}", fifo.display());
     }
     let config = spec.path.clone();
-    match start(spec, bound, &config) {
-        Ok(()) => 0,
+    // A container's init and a daemon print prefixed output or events, never a dashboard.
+    let dashboard = !no_tui && !init && !daemon && crate::tui::usable();
+    let mode = Mode {
+        init,
+        daemon,
+        dashboard,
+    };
+    match start(spec, config_text, bound, &config, mode) {
+        Ok(report) => report.exit_code(),
         Err(e) => {
             eprintln!("warden: {e:#}");
             1
@@ -91,7 +107,27 @@ fn longest_name(spec: &crate::config::Spec) -> usize {
         .unwrap_or(0)
 }
 
-fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Result<()> {
+/// How this `up` runs: as a container's init, as the daemon of `up --detach`, with the
+/// dashboard (at most one of the last two).
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    init: bool,
+    daemon: bool,
+    dashboard: bool,
+}
+
+fn start(
+    spec: crate::config::Spec,
+    config_text: Option<Vec<u8>>,
+    bound: Bound,
+    config: &Path,
+    mode: Mode,
+) -> anyhow::Result<crate::supervisor::ShutdownReport> {
+    let Mode {
+        init,
+        daemon,
+        dashboard,
+    } = mode;
     use anyhow::Context;
     crate::process::become_subreaper().context("cannot become a child subreaper")?;
     limit_malloc_arenas();
@@ -100,23 +136,42 @@ fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Resu
         tracing::warn!("cannot raise the descriptor limit: {e}");
     }
     let spawner = Spawner::start().context("cannot start the spawner thread")?;
+    let registry = spawner.registry().clone();
+    if !crate::process::proc_is_ours() {
+        tracing::warn!(
+            "/proc shows another pid namespace than warden's (mount one of this namespace, e.g. `unshare --mount-proc`): escaped descendants cannot be found, only process groups are stopped"
+        );
+    }
     let token = random_token();
     let exe = std::env::current_exe().context("cannot find warden's own executable")?;
     let guard = Guard::start(&spawner, &exe, &token).context("cannot start the guard process")?;
-    // The dashboard does not exist yet: output goes to the terminal, prefixed.
-    let stdout = std::io::stdout();
-    let color = super::use_color(stdout.is_terminal());
-    let tee = Tee::spawn(Box::new(stdout), color);
-    tee.set_width(longest_name(&spec));
-    tee.message(&banner(&spec, bound.socket()));
+    // Without the dashboard, output goes to stdout, prefixed (the daemon logs events
+    // instead); with it, warden's own messages go to a file while it draws.
+    let tee = (!dashboard && !daemon).then(|| {
+        let stdout = std::io::stdout();
+        let color = super::use_color(stdout.is_terminal());
+        let tee = Tee::spawn(Box::new(stdout), color);
+        tee.set_width(longest_name(&spec));
+        tee.message(&banner(&spec, bound.socket()));
+        tee
+    });
     let printer = tee.clone();
+    let stderr_file = if dashboard {
+        let path = spec.supervisor.log_dir.join("warden.log");
+        Some(
+            crate::tui::StderrToFile::new(&path)
+                .with_context(|| format!("cannot send warden's messages to {}", path.display()))?,
+        )
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let metrics_addr = spec.supervisor.metrics.clone();
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let metrics = match metrics_addr {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(&addr)
@@ -129,11 +184,26 @@ fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Resu
             spec,
             spawner,
             Options {
-                tee: Some(tee),
+                tee,
                 token,
+                config_text,
+                // As init, SIGHUP reloads, as it does for any warden without a terminal.
+                hangup_stops: on_a_terminal() && !init,
             },
         );
         let metrics = metrics.map(|l| tokio::spawn(crate::api::metrics::serve(l, handle.clone())));
+        let event_log = daemon.then(|| {
+            let cursor = handle.events.follow();
+            tokio::spawn(super::daemon::log_events(handle.events.clone(), cursor))
+        });
+        let view = if dashboard {
+            Some(
+                crate::tui::Embedded::start(handle.clone(), config)
+                    .context("cannot start the dashboard")?,
+            )
+        } else {
+            None
+        };
         let server =
             Server::start(bound, handle, config).context("cannot serve the control socket")?;
         // On a worker thread, beside the probers and readers that feed it: messages between
@@ -151,15 +221,43 @@ fn start(spec: crate::config::Spec, bound: Bound, config: &Path) -> anyhow::Resu
         // `warden down` that returns means a new `warden up` can start.
         server.shutdown().await;
         guard.finish().await;
+        if let Some(log) = event_log {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), log).await;
+        }
+        // The dashboard leaves once the supervisor has finished; the terminal is the
+        // user's again before anything more is printed.
+        if let Some(view) = view {
+            tokio::task::spawn_blocking(move || view.join()).await.ok();
+        }
         result.map_err(anyhow::Error::from)
-    })?;
+    });
     // Log files get what was read before the end; a file that hangs is not waited for.
-    if !crate::logs::flush_all(FLUSH_LOGS) {
-        printer.message("some log files could not be written to the end (see the notices above)");
+    let flushed = crate::logs::flush_all(FLUSH_LOGS);
+    if let Some(f) = stderr_file {
+        let path = f.path.clone();
+        if f.finish() {
+            eprintln!(
+                "warden: its messages from this run are in {}",
+                path.display()
+            );
+        }
     }
-    printer.message("everything has stopped; warden exits");
-    printer.flush(std::time::Duration::from_secs(2));
-    Ok(())
+    let mut report = result?;
+    if init {
+        let deadline = report.deadline.unwrap_or_else(std::time::Instant::now);
+        if crate::process::init::sweep(deadline, &registry) {
+            report.timed_out = true;
+        }
+    }
+    if let Some(printer) = printer {
+        if !flushed {
+            printer
+                .message("some log files could not be written to the end (see the notices above)");
+        }
+        printer.message("everything has stopped; warden exits");
+        printer.flush(std::time::Duration::from_secs(2));
+    }
+    Ok(report)
 }
 
 /// How long the end of `up` waits for log files that are still taking data.
@@ -190,4 +288,13 @@ fn limit_malloc_arenas() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+}
+
+/// Whether warden runs in the foreground of a terminal (any of stdin, stdout, stderr is
+/// one): then SIGHUP means the terminal closed and stops everything; without one (a
+/// service, `--detach`), SIGHUP asks for a reload.
+fn on_a_terminal() -> bool {
+    std::io::stdin().is_terminal()
+        || std::io::stdout().is_terminal()
+        || std::io::stderr().is_terminal()
 }

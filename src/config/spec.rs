@@ -104,6 +104,69 @@ pub struct ProcessSpec {
     pub readiness: Option<ProbeSpec>,
     pub liveness: Option<ProbeSpec>,
     pub limits: Option<LimitsSpec>,
+    /// Run as this user (a name, or a uid written in digits), with its groups; checked to
+    /// exist at load time and resolved again at each spawn. `None`: warden's own.
+    pub user: Option<String>,
+    /// Primary group (a name or a gid); `None`: the user's own.
+    pub group: Option<String>,
+    /// The file mode creation mask of the process; `None`: warden's own.
+    pub umask: Option<u32>,
+    /// Run at these times instead of being kept alive.
+    pub schedule: Option<CronSchedule>,
+    /// Restart when files matching these patterns change.
+    pub watch: Option<super::watch::WatchSpec>,
+}
+
+/// A `schedule`: a cron expression (5 fields, or 6 with seconds first), in local time.
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    /// As written, for messages and status.
+    pub text: String,
+    pub cron: croner::Cron,
+}
+
+impl PartialEq for CronSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl CronSchedule {
+    pub fn parse(text: &str) -> Result<CronSchedule, String> {
+        // croner's messages are capitalized sentences ("Number out of bounds."): make
+        // them read as the end of ours.
+        let cron = croner::Cron::new(text)
+            .with_seconds_optional()
+            .parse()
+            .map_err(|e| {
+                e.to_string()
+                    .trim_end_matches('.')
+                    .split(": ")
+                    .map(|part| {
+                        let mut chars = part.chars();
+                        chars
+                            .next()
+                            .map(|c| c.to_lowercase().chain(chars).collect::<String>())
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            })?;
+        Ok(CronSchedule {
+            text: text.trim().to_string(),
+            cron,
+        })
+    }
+
+    /// The first time after `after` (strictly) that the expression names, in the local
+    /// time zone; `None` if there is none.
+    pub fn next_after(&self, after: std::time::SystemTime) -> Option<std::time::SystemTime> {
+        let local = chrono::DateTime::<chrono::Local>::from(after);
+        self.cron
+            .find_next_occurrence(&local, false)
+            .ok()
+            .map(std::time::SystemTime::from)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -191,4 +254,30 @@ pub struct LimitsSpec {
     /// Default 30s.
     pub cpu_for: Duration,
     pub action: LimitAction,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next(expr: &str, after: &str) -> std::time::Duration {
+        let s = CronSchedule::parse(expr).unwrap();
+        let t = humantime::parse_rfc3339(after).unwrap();
+        s.next_after(t).unwrap().duration_since(t).unwrap()
+    }
+
+    #[test]
+    fn cron_reads_like_crontab_with_optional_seconds_first() {
+        // Whole minutes and seconds do not depend on the local zone.
+        assert_eq!(next("*/5 * * * *", "2026-01-05T10:02:30Z").as_secs(), 150);
+        assert_eq!(next("15 * * * * *", "2026-01-05T10:02:30Z").as_secs(), 45);
+        assert_eq!(next("*/2 * * * * *", "2026-01-05T10:02:31Z").as_secs(), 1);
+        // Sunday is 0 or 7, as in crontab.
+        assert_eq!(
+            next("0 12 * * 0", "2026-01-05T10:02:30Z"),
+            next("0 12 * * 7", "2026-01-05T10:02:30Z")
+        );
+        assert_eq!(next("@hourly", "2026-01-05T10:02:30Z").as_secs() % 60, 30);
+        assert!(CronSchedule::parse("61 * * * *").is_err());
+    }
 }

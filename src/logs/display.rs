@@ -13,6 +13,17 @@ const ST: char = '\u{9c}';
 /// Lossy UTF-8, with escape sequences removed and control characters other than tab
 /// dropped.
 pub(crate) fn sanitize(bytes: &[u8]) -> String {
+    clean(bytes, false)
+}
+
+/// [`sanitize`], except that SGR sequences (`ESC [ 1;31 m`: colours, bold, underline)
+/// are kept, for a viewer that draws them itself (the dashboard). Nothing else that
+/// could act on a terminal survives: SGR only styles text.
+pub(crate) fn sanitize_keep_sgr(bytes: &[u8]) -> String {
+    clean(bytes, true)
+}
+
+fn clean(bytes: &[u8], keep_sgr: bool) -> String {
     // Most lines are plain printable ASCII: one copy, no state machine.
     if bytes
         .iter()
@@ -27,6 +38,17 @@ pub(crate) fn sanitize(bytes: &[u8]) -> String {
         match c {
             ESC => match chars.next() {
                 // CSI: parameters and intermediates, then one final byte.
+                Some('[') if keep_sgr => {
+                    let sequence = take_csi(&mut chars);
+                    if let Some(params) = sequence.strip_suffix('m')
+                        && params
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || c == ';' || c == ':')
+                    {
+                        out.push_str("\x1b[");
+                        out.push_str(&sequence);
+                    }
+                }
                 Some('[') => skip_csi(&mut chars),
                 // OSC, DCS, SOS, PM, APC: a string up to BEL or ST.
                 Some(']' | 'P' | 'X' | '^' | '_') => skip_string(&mut chars),
@@ -47,6 +69,18 @@ pub(crate) fn sanitize(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The rest of a CSI sequence (parameters, intermediates, final byte) as text.
+fn take_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> String {
+    let mut sequence = String::new();
+    while let Some(c) = chars.next_if(|c| ('\x20'..='\x3f').contains(c)) {
+        sequence.push(c);
+    }
+    if let Some(c) = chars.next_if(|c| ('\x40'..='\x7e').contains(c)) {
+        sequence.push(c);
+    }
+    sequence
 }
 
 fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
@@ -72,7 +106,30 @@ fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
 
 #[cfg(test)]
 mod tests {
-    use super::sanitize;
+    use super::{sanitize, sanitize_keep_sgr};
+
+    #[test]
+    fn colours_can_be_kept_and_nothing_else() {
+        assert_eq!(
+            sanitize_keep_sgr(b"\x1b[1;31mred\x1b[0m \x1b[38:5:208mo\x1b[m"),
+            "\x1b[1;31mred\x1b[0m \x1b[38:5:208mo\x1b[m"
+        );
+        assert_eq!(
+            sanitize_keep_sgr(b"a\x1b[2J\x1b[?25lb\x1b[10;20Hc\x1b]0;t\x07d\x1b[>4;2m"),
+            "abcd",
+            "screen, cursor, title and private sequences go"
+        );
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let out = sanitize_keep_sgr(&[0x1b, b'[', a, b, b'm', 0x1b, a, b]);
+                let without_sgr = out.replace("\x1b[", "");
+                assert!(
+                    !without_sgr.chars().any(|c| c.is_control() && c != '\t'),
+                    "{a:#x} {b:#x}: {out:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn plain_text_is_unchanged() {

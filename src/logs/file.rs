@@ -60,6 +60,9 @@ pub struct LogFile {
     /// The last byte written was not a newline: a half-written record is in the file.
     mid_line: bool,
     notices: Option<Notices>,
+    /// Who owns the file (and every file rotation opens): the process's user, so that
+    /// it can read its own log whatever warden's umask.
+    owner: Option<(Option<u32>, u32)>,
 }
 
 impl std::fmt::Debug for LogFile {
@@ -103,6 +106,7 @@ impl LogFile {
             dropped,
             mid_line: false,
             notices,
+            owner: None,
         })
     }
 
@@ -110,6 +114,19 @@ impl LogFile {
     /// note reports them with the file's own losses.
     pub fn lost(&mut self, bytes: u64) {
         self.gap += bytes;
+    }
+
+    /// Give the file, and every file opened later at the path, to `uid` (`None`: keep
+    /// the owner) and `gid`. Best effort, like every write.
+    pub fn set_owner(&mut self, uid: Option<u32>, gid: u32) {
+        self.owner = Some((uid, gid));
+        self.chown();
+    }
+
+    fn chown(&self) {
+        if let (Some(file), Some((uid, gid)), true) = (&self.file, self.owner, self.regular) {
+            let _ = std::os::unix::fs::fchown(file, uid, Some(gid));
+        }
     }
 
     #[cfg(test)]
@@ -301,6 +318,7 @@ impl LogFile {
                 self.regular = meta.is_file();
                 self.size = meta.len();
                 self.mid_line = false;
+                self.chown();
                 true
             }
             Err(e) => {

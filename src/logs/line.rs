@@ -216,7 +216,7 @@ mod tests {
             let input: Vec<u8> = (0..len)
                 .map(|_| {
                     let r = xorshift(&mut seed);
-                    if r % newline_every == 0 {
+                    if r.is_multiple_of(newline_every) {
                         b'\n'
                     } else {
                         (r >> 8) as u8

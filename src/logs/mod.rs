@@ -101,4 +101,10 @@ impl LogLine {
     pub fn display_text(&self) -> String {
         display::sanitize(&self.text)
     }
+
+    /// [`LogLine::display_text`] with the child's colours (SGR sequences) kept, for the
+    /// dashboard, which draws them as styles.
+    pub fn display_ansi(&self) -> String {
+        display::sanitize_keep_sgr(&self.text)
+    }
 }

@@ -209,9 +209,10 @@ impl Ring {
         out
     }
 
-    /// Lines after sequence number `after`, oldest first, at most `max_bytes` of text (but
-    /// at least one line), and how many lines after `after` are no longer kept.
-    pub fn after(&self, after: u64, max_bytes: usize) -> (u64, Vec<LogLine>) {
+    /// Lines after sequence number `after`, oldest first, at most `max_lines` and
+    /// `max_bytes` of text (but at least one line), and how many lines after `after` are
+    /// no longer kept.
+    pub fn after(&self, after: u64, max_bytes: usize, max_lines: usize) -> (u64, Vec<LogLine>) {
         let Some(newest) = self.batches.back().map(|b| b.last_seq()) else {
             return (0, Vec::new());
         };
@@ -227,7 +228,9 @@ impl Ring {
         let mut bytes = 0;
         'outer: for batch in self.batches.range(first..) {
             for record in batch.records().filter(|r| r.seq >= start) {
-                if !out.is_empty() && bytes + record.text.len() > max_bytes {
+                if !out.is_empty()
+                    && (bytes + record.text.len() > max_bytes || out.len() >= max_lines)
+                {
                     break 'outer;
                 }
                 bytes += record.text.len();
@@ -304,11 +307,11 @@ mod tests {
         assert_eq!(ring.bytes(), 0);
         ring.follow(true);
         ring.push(batch(2, 2, 1));
-        assert_eq!(seqs(&ring.after(0, usize::MAX).1), [2, 3]);
+        assert_eq!(seqs(&ring.after(0, usize::MAX, usize::MAX).1), [2, 3]);
         // `logs` still shows nothing: buffer_lines is 0.
         assert!(ring.tail(10).is_empty());
         ring.follow(false);
-        assert!(ring.after(0, usize::MAX).1.is_empty());
+        assert!(ring.after(0, usize::MAX, usize::MAX).1.is_empty());
     }
 
     #[test]
@@ -370,15 +373,15 @@ mod tests {
         let mut ring = ring(10);
         ring.push(batch(1, 5, 1));
         ring.push(batch(6, 5, 1));
-        let (skipped, lines) = ring.after(3, usize::MAX);
+        let (skipped, lines) = ring.after(3, usize::MAX, usize::MAX);
         assert_eq!((skipped, seqs(&lines)), (0, vec![4, 5, 6, 7, 8, 9, 10]));
-        let (skipped, lines) = ring.after(3, 3);
+        let (skipped, lines) = ring.after(3, 3, usize::MAX);
         assert_eq!((skipped, seqs(&lines)), (0, vec![4, 5, 6]));
         ring.push(batch(11, 5, 1));
         // Lines 1-5 are gone; 6 is the oldest left.
-        let (skipped, lines) = ring.after(2, usize::MAX);
+        let (skipped, lines) = ring.after(2, usize::MAX, usize::MAX);
         assert_eq!(skipped, 3);
         assert_eq!(seqs(&lines), (6..=15).collect::<Vec<_>>());
-        assert_eq!(ring.after(15, usize::MAX), (0, Vec::new()));
+        assert_eq!(ring.after(15, usize::MAX, usize::MAX), (0, Vec::new()));
     }
 }

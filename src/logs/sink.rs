@@ -87,6 +87,12 @@ fn index(stream: Stream) -> usize {
 }
 
 impl LogSink {
+    /// Hand the log file (and the files rotation opens later) to the process's user.
+    /// The `chown` happens on the writer's worker, like every file operation.
+    pub fn set_owner(&self, uid: Option<u32>, gid: u32) {
+        self.writer.set_owner(uid, gid);
+    }
+
     /// A sink writing to the log file at `path`. Touches no file here: the file is opened
     /// by the writer's worker (see [`LogSink::ensure_open`]). `name` is the instance name
     /// shown by the terminal tee; `notices` receives warnings about the file (disk full).
@@ -388,15 +394,16 @@ pub enum Followed {
 }
 
 impl Follow {
-    /// The next lines (at most about `max_bytes` of text), waiting for them if need be.
-    pub async fn next(&mut self, max_bytes: usize) -> Followed {
+    /// The next lines (at most `max_lines` of them, and about `max_bytes` of text),
+    /// waiting for them if need be.
+    pub async fn next(&mut self, max_bytes: usize, max_lines: usize) -> Followed {
         loop {
             self.newest.borrow_and_update();
             {
                 let Some(sink) = self.sink.upgrade() else {
                     return Followed::Closed;
                 };
-                let (skipped, lines) = lock(&sink.ring).after(self.cursor, max_bytes);
+                let (skipped, lines) = lock(&sink.ring).after(self.cursor, max_bytes, max_lines);
                 if skipped > 0 || !lines.is_empty() {
                     self.cursor = lines.last().map_or(self.cursor + skipped, |l| l.seq);
                     return Followed::Lines { skipped, lines };

@@ -350,7 +350,7 @@ async fn a_slow_follower_never_blocks_the_writer_and_learns_what_it_missed() {
     for i in 0..total {
         sink.write(Stream::Stdout, format!("line {i}\n").as_bytes());
     }
-    match slow.next(usize::MAX).await {
+    match slow.next(usize::MAX, usize::MAX).await {
         Followed::Lines { skipped, lines } => {
             assert_eq!(skipped, total - FOLLOW_WINDOW as u64);
             assert_eq!(lines.len(), FOLLOW_WINDOW);
@@ -372,7 +372,7 @@ async fn followers_see_lines_as_they_come() {
     let (read, write) = nix::unistd::pipe().unwrap();
     let pumping = tokio::spawn(pump(read, Stream::Stderr, sink.clone()));
     nix::unistd::write(&write, b"ready\n").unwrap();
-    let next = tokio::time::timeout(PATIENT, follower.next(usize::MAX))
+    let next = tokio::time::timeout(PATIENT, follower.next(usize::MAX, usize::MAX))
         .await
         .unwrap();
     let Followed::Lines { skipped: 0, lines } = next else {
@@ -385,7 +385,10 @@ async fn followers_see_lines_as_they_come() {
     drop(write);
     pumping.await.unwrap();
     drop(sink);
-    assert!(matches!(follower.next(usize::MAX).await, Followed::Closed));
+    assert!(matches!(
+        follower.next(usize::MAX, usize::MAX).await,
+        Followed::Closed
+    ));
 }
 
 #[tokio::test]
@@ -399,16 +402,17 @@ async fn an_aborted_pump_flushes_the_partial_line() {
     let pumping = tokio::spawn(pump(read, Stream::Stdout, sink.clone()));
     // One write below PIPE_BUF: read whole, so the tail is pending once `done` arrives.
     nix::unistd::write(&write, b"done\ntail without newline").unwrap();
-    let Followed::Lines { lines, .. } = tokio::time::timeout(PATIENT, follower.next(usize::MAX))
-        .await
-        .unwrap()
+    let Followed::Lines { lines, .. } =
+        tokio::time::timeout(PATIENT, follower.next(usize::MAX, usize::MAX))
+            .await
+            .unwrap()
     else {
         panic!()
     };
     assert_eq!(&*lines[0].text, b"done");
     pumping.abort();
     assert!(pumping.await.unwrap_err().is_cancelled());
-    let Followed::Lines { lines, .. } = follower.next(usize::MAX).await else {
+    let Followed::Lines { lines, .. } = follower.next(usize::MAX, usize::MAX).await else {
         panic!()
     };
     assert_eq!(

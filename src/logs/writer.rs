@@ -54,6 +54,8 @@ static QUEUED: AtomicUsize = AtomicUsize::new(0);
 #[derive(Default)]
 struct FileState {
     file: Option<LogFile>,
+    /// Who the file is to belong to, for files opened after it was said.
+    owner: Option<(Option<u32>, u32)>,
     /// When opening last failed.
     failed_at: Option<Instant>,
     /// Lost while the file was not open, for the next note.
@@ -75,6 +77,8 @@ pub enum OpenState {
 
 enum Item {
     Open,
+    /// Give the file to this user and group (and the files rotation opens later).
+    Owner(Option<u32>, u32),
     Records(Arc<Batch>),
     Bytes(Box<[u8]>),
 }
@@ -82,7 +86,7 @@ enum Item {
 impl Item {
     fn cost(&self) -> usize {
         match self {
-            Item::Open => 0,
+            Item::Open | Item::Owner(..) => 0,
             Item::Records(batch) => batch.cost(),
             Item::Bytes(bytes) => bytes.len(),
         }
@@ -210,13 +214,18 @@ impl FileWriter {
         }
     }
 
+    /// Gives the file (now, and after every rotation) to the process's user.
+    pub fn set_owner(&self, uid: Option<u32>, gid: u32) {
+        self.push(Item::Owner(uid, gid));
+    }
+
     fn push(&self, item: Item) {
         let mut q = lock(&self.shared.queue);
         if q.closed {
             return;
         }
         let now = Instant::now();
-        if !matches!(item, Item::Open) && q.stalled(now) {
+        if !matches!(item, Item::Open | Item::Owner(..)) && q.stalled(now) {
             // Perhaps no worker could be started (out of threads): try again.
             if q.scheduled && !q.busy {
                 pool().kick();
@@ -303,7 +312,7 @@ impl Shared {
     /// The bytes `item` would have put in the file.
     fn file_size(&self, item: &Item) -> u64 {
         match item {
-            Item::Open => 0,
+            Item::Open | Item::Owner(..) => 0,
             Item::Bytes(b) => b.len() as u64,
             Item::Records(batch) => (batch.text_len() + batch.len() * (PREFIX_LEN + 3)) as u64,
         }
@@ -357,6 +366,13 @@ impl Shared {
 
     fn handle(&self, item: Item, unwritten: u64) {
         let mut state = lock(&self.file);
+        if let Item::Owner(uid, gid) = item {
+            state.owner = Some((uid, gid));
+            if let Some(f) = state.file.as_mut() {
+                f.set_owner(uid, gid);
+            }
+            return;
+        }
         let now = Instant::now();
         // After a failed open, data waits a second for the next try rather than
         // hammering the path with one open per chunk.
@@ -373,7 +389,10 @@ impl Shared {
                 self.notices.clone(),
             );
             let outcome = match attempt {
-                Ok(f) => {
+                Ok(mut f) => {
+                    if let Some((uid, gid)) = state.owner {
+                        f.set_owner(uid, gid);
+                    }
                     state.file = Some(f);
                     state.failed_at = None;
                     OpenState::Open
@@ -399,7 +418,7 @@ impl Shared {
         };
         f.lost(unwritten + earlier);
         match item {
-            Item::Open => {}
+            Item::Open | Item::Owner(..) => {}
             Item::Bytes(bytes) => f.write(&bytes),
             Item::Records(batch) => self.write_records(f, &batch),
         }

@@ -69,6 +69,8 @@ pub(super) async fn probe(argv: &[String], timeout: Duration, ctx: &ProbeContext
         die_with_warden: true,
         stdin: None,
         stdout: None,
+        credentials: ctx.credentials.clone(),
+        umask: ctx.umask,
     };
     let deadline = Instant::now() + timeout;
     let (tx, rx) = oneshot::channel();
@@ -127,6 +129,7 @@ async fn own_child(
         handle: spawned.handle,
         run_id,
         registry: ctx.spawner.registry().clone(),
+        credentials: ctx.credentials.clone(),
     };
     let tail = Mutex::new(Tail::default());
     let mut drain = std::pin::pin!(drain(spawned.stdout, spawned.stderr, &tail));

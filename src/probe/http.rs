@@ -1,21 +1,25 @@
-//! `http` probes: one plain HTTP/1.1 GET, hand-rolled.
+//! `http` probes: one HTTP/1.1 GET through hyper's low-level client connection.
 //!
-//! A probe needs a status line, a few headers and at most [`MAX_BODY`] of body; a client
-//! library would add a dozen crates to the build for that. The response is read only as
-//! far as the verdict needs: without `expect`, the status decides and the body is never
-//! read; with it, reading stops at the first match or at [`MAX_BODY`], so a server that
-//! streams a gigabyte costs 64 KiB (research D4). https is rejected at config load.
+//! No pool, no redirects, no TLS: one connection per probe, `Connection: close`, so a
+//! probe leaves nothing behind. The whole exchange is bounded by the probe's timeout (the
+//! caller's `tokio::time::timeout` drops the connection mid-way, whatever the peer is
+//! doing: trickling headers, never answering, streaming an endless body). The response
+//! is read only as far as the verdict needs: without `expect`, the status decides and
+//! the body is never read; with it, reading stops at the first match or at
+//! [`MAX_BODY`], so a server that streams a gigabyte costs 64 KiB (research D4). https
+//! is rejected at config load.
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 
-use super::{Progress, Stage, contains_from, describe_io, quote, tcp};
+use super::{Progress, Stage, contains_from, quote, tcp};
 
 /// How much of the body is searched for `expect` (Kubernetes reads 10 KB).
 const MAX_BODY: usize = 64 * 1024;
-/// Status line plus headers.
+/// Status line plus headers; hyper's read buffer is bounded by this too.
 const MAX_HEAD: usize = 16 * 1024;
-/// A chunk-size line, extensions included.
-const MAX_LINE: usize = 1024;
 
 pub(super) async fn probe(
     url: &str,
@@ -24,64 +28,112 @@ pub(super) async fn probe(
     progress: &mut Progress,
 ) -> Result<(), String> {
     let url = Url::parse(url)?;
-    let mut stream = tcp::connect(&url.connect_to, progress).await?;
+    let stream = tcp::connect(&url.connect_to, progress).await?;
     progress.stage = Stage::Send;
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: warden-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        url.target, url.host
-    );
-    stream
-        .write_all(request.as_bytes())
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(MAX_HEAD)
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
         .await
-        .map_err(|e| format!("cannot send the request: {}", describe_io(&e)))?;
-
-    progress.stage = Stage::Reply;
-    let mut conn = Conn {
-        io: stream,
-        buf: Vec::new(),
-        pos: 0,
-    };
-    let head = loop {
-        let head = conn.read_head().await?;
-        // Interim responses (103 Early Hints, a stray 100 Continue) precede the real one.
-        if !(100..200).contains(&head.status) || head.status == 101 {
-            break head;
+        .map_err(|e| describe(&e))?;
+    let request = hyper::Request::get(url.target.as_str())
+        .header(hyper::header::HOST, url.host.as_str())
+        .header(hyper::header::USER_AGENT, "warden-probe")
+        .header(hyper::header::ACCEPT, "*/*")
+        .header(hyper::header::CONNECTION, "close")
+        .body(Empty::new())
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    let exchange = async {
+        let response = sender.send_request(request);
+        progress.stage = Stage::Reply;
+        let response = response.await.map_err(|e| describe(&e))?;
+        let status = response.status().as_u16();
+        if !(lo..=hi).contains(&status) {
+            return Err(if lo == hi {
+                format!("status {status} is not {lo}")
+            } else {
+                format!("status {status} not in {lo}-{hi}")
+            });
+        }
+        match expect {
+            None => Ok(()),
+            Some(expect) => {
+                progress.stage = Stage::Body;
+                search_body(response.into_body(), expect.as_bytes()).await
+            }
         }
     };
-    if !(lo..=hi).contains(&head.status) {
-        return Err(if lo == hi {
-            format!("status {} is not {lo}", head.status)
-        } else {
-            format!("status {} not in {lo}-{hi}", head.status)
-        });
+    // The connection must be driven while the exchange waits on it. Once it is done
+    // (the server closed), what it read is still queued for the exchange, which finishes
+    // on its own: with the rest of the body, or with the error that ended it.
+    // The connection is driven beside the exchange. The exchange goes first, so that the
+    // request is queued before the connection reads anything: hyper takes bytes that
+    // arrive before a request as the end of the connection. When the connection ends
+    // first (the server closed, or sent something that is not HTTP), what it read is
+    // still queued for the exchange, which finishes with it, or with the reason.
+    tokio::pin!(exchange, conn);
+    tokio::select! {
+        biased;
+        result = &mut exchange => result,
+        ended = &mut conn => match ended {
+            Ok(()) => exchange.await,
+            Err(e) => exchange.await.map_err(|_| describe(&e)),
+        },
     }
-    let Some(expect) = expect else {
-        return Ok(());
-    };
-    progress.stage = Stage::Body;
-    let mut body = Body {
-        data: Vec::new(),
-        needle: expect.as_bytes(),
-    };
-    let complete = match head.framing {
-        Framing::Empty => Ok(()),
-        Framing::Length(n) => conn.read_exact_into(n, &mut body).await,
-        Framing::Chunked => conn.read_chunked(&mut body).await,
-        Framing::UntilClose => conn.read_to_end(&mut body).await,
-    };
-    match complete {
-        Err(Stop::Found) => Ok(()),
-        Err(Stop::Error(e)) => Err(e),
-        Ok(()) | Err(Stop::Full) if body.data.is_empty() => Err(format!(
-            "expected {} in the body, got an empty body",
-            quote(body.needle)
-        )),
-        Ok(()) | Err(Stop::Full) => Err(format!(
+}
+
+/// Reads the body until `needle` is found (Ok), the body ends, or [`MAX_BODY`] was read.
+async fn search_body(mut body: Incoming, needle: &[u8]) -> Result<(), String> {
+    let mut data = Vec::new();
+    loop {
+        let frame = match body.frame().await {
+            None => break,
+            Some(frame) => frame.map_err(|e| describe(&e))?,
+        };
+        let Ok(chunk) = frame.into_data() else {
+            continue; // trailers
+        };
+        let before = data.len();
+        let take = chunk.len().min(MAX_BODY - before);
+        data.extend_from_slice(&chunk[..take]);
+        if contains_from(&data, needle, before) {
+            return Ok(());
+        }
+        if data.len() >= MAX_BODY {
+            break;
+        }
+    }
+    Err(if data.is_empty() {
+        format!("expected {} in the body, got an empty body", quote(needle))
+    } else {
+        format!(
             "expected {} in the body, got {}",
-            quote(body.needle),
-            quote(&body.data)
-        )),
+            quote(needle),
+            quote(&data)
+        )
+    })
+}
+
+/// A hyper error in a few lowercase words a user can act on.
+fn describe(e: &hyper::Error) -> String {
+    use std::error::Error as _;
+    if e.is_parse_too_large() {
+        return "response headers larger than 16 KiB".into();
     }
+    if e.is_parse() || e.is_parse_status() {
+        return format!("not an http response ({e})");
+    }
+    if e.is_incomplete_message() {
+        return "connection closed before a complete response".into();
+    }
+    if e.is_canceled() {
+        // The connection ended with the request unanswered: closed at once, or it spoke
+        // before being asked, which an HTTP server never does.
+        return "connection closed without an http reply".into();
+    }
+    if let Some(io) = e.source().and_then(|s| s.downcast_ref::<std::io::Error>()) {
+        return super::describe_io(io);
+    }
+    e.to_string()
 }
 
 /// The parts of an `http://` URL a GET needs.
@@ -98,267 +150,47 @@ struct Url {
 impl Url {
     fn parse(url: &str) -> Result<Url, String> {
         let bad = || format!("`{url}` is not an http url");
-        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad());
-        }
-        let scheme_end = url.find("://").ok_or_else(bad)?;
-        match url[..scheme_end].to_ascii_lowercase().as_str() {
-            "http" => {}
-            "https" => return Err("https is not supported".into()),
+        // The fragment never goes on the wire; `http::Uri` does not take one.
+        let without_fragment = url.split('#').next().unwrap_or(url);
+        let uri: http::Uri = without_fragment.parse().map_err(|_| bad())?;
+        match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("http") => {}
+            Some("https") => return Err("https is not supported".into()),
             _ => return Err(bad()),
         }
-        let rest = &url[scheme_end + 3..];
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..end];
-        let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let target = rest[end..].split('#').next().unwrap_or("");
-        let target = match target.chars().next() {
-            None => "/".to_string(),
-            Some('?') => format!("/{target}"),
-            Some(_) => target.to_string(),
-        };
-        let (host, port) = match authority.strip_prefix('[') {
-            Some(v6) => {
-                let (h, after) = v6.split_once(']').ok_or_else(bad)?;
-                (h, after.strip_prefix(':'))
-            }
-            None => match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            },
-        };
+        let authority = uri.authority().ok_or_else(bad)?;
+        let host = authority.host();
         if host.is_empty() {
             return Err(bad());
         }
-        let port: u16 = match port {
+        let authority = authority.as_str();
+        let host_header = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        // `http::Uri` reads a port that is not a u16 as no port at all.
+        let port = match host_header
+            .strip_prefix(host)
+            .and_then(|rest| rest.strip_prefix(':'))
+        {
             None | Some("") => 80,
-            Some(p) => p.parse().map_err(|_| bad())?,
+            Some(p) => p.parse::<u16>().map_err(|_| bad())?,
         };
-        let connect_to = if host.contains(':') {
-            format!("[{host}]:{port}")
+        // `host()` keeps the brackets of an IPv6 literal.
+        let connect_to = format!("{host}:{port}");
+        let target = uri
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .filter(|pq| !pq.is_empty())
+            .unwrap_or("/");
+        let target = if target.starts_with('?') {
+            format!("/{target}")
         } else {
-            format!("{host}:{port}")
+            target.to_string()
         };
         Ok(Url {
             connect_to,
-            host: authority.to_string(),
+            host: host_header.to_string(),
             target,
         })
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Empty,
-    Length(u64),
-    Chunked,
-    UntilClose,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct Head {
-    status: u16,
-    framing: Framing,
-}
-
-/// Why body reading stopped before its end.
-enum Stop {
-    Found,
-    Full,
-    Error(String),
-}
-
-/// The body received so far, and what we look for in it.
-struct Body<'a> {
-    data: Vec<u8>,
-    needle: &'a [u8],
-}
-
-impl Body<'_> {
-    fn push(&mut self, bytes: &[u8]) -> Result<(), Stop> {
-        let before = self.data.len();
-        let take = bytes.len().min(MAX_BODY - before);
-        self.data.extend_from_slice(&bytes[..take]);
-        if contains_from(&self.data, self.needle, before) {
-            Err(Stop::Found)
-        } else if self.data.len() >= MAX_BODY {
-            Err(Stop::Full)
-        } else {
-            Ok(())
-        }
-    }
-}
-
-struct Conn<S> {
-    io: S,
-    buf: Vec<u8>,
-    /// Where the unconsumed bytes of `buf` start.
-    pos: usize,
-}
-
-impl<S: AsyncRead + Unpin> Conn<S> {
-    /// Reads more; `false` at EOF.
-    async fn fill(&mut self) -> Result<bool, String> {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        self.buf.reserve(8192);
-        let n = self
-            .io
-            .read_buf(&mut self.buf)
-            .await
-            .map_err(|e| describe_io(&e))?;
-        Ok(n > 0)
-    }
-
-    fn available(&self) -> &[u8] {
-        &self.buf[self.pos..]
-    }
-
-    async fn read_head(&mut self) -> Result<Head, String> {
-        loop {
-            if let Some(end) = head_end(self.available()) {
-                let head = parse_head(&self.available()[..end])?;
-                self.pos += end;
-                return Ok(head);
-            }
-            if self.available().len() > MAX_HEAD {
-                return Err("response headers larger than 16 KiB".into());
-            }
-            if !self.fill().await? {
-                return Err(if self.available().is_empty() {
-                    "connection closed without a reply".into()
-                } else {
-                    format!(
-                        "connection closed in the middle of the response: got {}",
-                        quote(self.available())
-                    )
-                });
-            }
-        }
-    }
-
-    async fn read_exact_into(&mut self, mut n: u64, body: &mut Body<'_>) -> Result<(), Stop> {
-        while n > 0 {
-            if self.available().is_empty() && !self.fill().await.map_err(Stop::Error)? {
-                return Ok(());
-            }
-            let take = self
-                .available()
-                .len()
-                .min(usize::try_from(n).unwrap_or(usize::MAX));
-            let start = self.pos;
-            self.pos += take;
-            n -= take as u64;
-            body.push(&self.buf[start..start + take])?;
-        }
-        Ok(())
-    }
-
-    async fn read_to_end(&mut self, body: &mut Body<'_>) -> Result<(), Stop> {
-        loop {
-            let start = self.pos;
-            self.pos = self.buf.len();
-            body.push(&self.buf[start..])?;
-            if !self.fill().await.map_err(Stop::Error)? {
-                return Ok(());
-            }
-        }
-    }
-
-    async fn read_chunked(&mut self, body: &mut Body<'_>) -> Result<(), Stop> {
-        loop {
-            let line = self.read_line().await?;
-            let size = line.split(|&b| b == b';').next().unwrap_or_default();
-            let size = std::str::from_utf8(size)
-                .ok()
-                .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
-                .ok_or_else(|| Stop::Error(format!("bad chunk size {}", quote(&line))))?;
-            if size == 0 {
-                return Ok(());
-            }
-            self.read_exact_into(size, body).await?;
-            self.read_line().await?;
-        }
-    }
-
-    /// One line without its `\r\n`; at EOF, whatever is left.
-    async fn read_line(&mut self) -> Result<Vec<u8>, Stop> {
-        loop {
-            if let Some(i) = memchr::memchr(b'\n', self.available()) {
-                let line = self.available()[..i]
-                    .strip_suffix(b"\r")
-                    .unwrap_or(&self.available()[..i])
-                    .to_vec();
-                self.pos += i + 1;
-                return Ok(line);
-            }
-            if self.available().len() > MAX_LINE {
-                return Err(Stop::Error("chunk size line too long".into()));
-            }
-            if !self.fill().await.map_err(Stop::Error)? {
-                let rest = self.available().to_vec();
-                self.pos = self.buf.len();
-                return Ok(rest);
-            }
-        }
-    }
-}
-
-/// Length of the head including its blank line, once it is complete.
-fn head_end(bytes: &[u8]) -> Option<usize> {
-    let crlf = memchr::memmem::find(bytes, b"\r\n\r\n").map(|i| i + 4);
-    let lf = memchr::memmem::find(bytes, b"\n\n").map(|i| i + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-fn parse_head(bytes: &[u8]) -> Result<Head, String> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut lines = text.lines();
-    let first = lines.next().unwrap_or("");
-    let not_http = || format!("not an http response: got {}", quote(first.as_bytes()));
-    let mut parts = first.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    let code = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/") || code.len() != 3 {
-        return Err(not_http());
-    }
-    let status: u16 = code.parse().map_err(|_| not_http())?;
-    let mut chunked = false;
-    let mut length = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let name = name.trim();
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value
-                .rsplit(',')
-                .next()
-                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-        } else if name.eq_ignore_ascii_case("content-length") {
-            length = Some(
-                value
-                    .parse::<u64>()
-                    .map_err(|_| format!("bad content-length {}", quote(value.as_bytes())))?,
-            );
-        }
-    }
-    let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
-        Framing::Empty
-    } else if chunked {
-        Framing::Chunked
-    } else if let Some(n) = length {
-        Framing::Length(n)
-    } else {
-        Framing::UntilClose
-    };
-    Ok(Head { status, framing })
 }
 
 #[cfg(test)]
@@ -404,23 +236,9 @@ mod tests {
         assert!(Url::parse("http://x:99999/").is_err());
     }
 
-    #[test]
-    fn heads() {
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").unwrap();
-        assert_eq!(h.framing, Framing::Length(5));
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n").unwrap();
-        assert_eq!(h.framing, Framing::Chunked);
-        let h = parse_head(b"HTTP/1.0 204 No Content\r\n\r\n").unwrap();
-        assert_eq!((h.status, h.framing), (204, Framing::Empty));
-        let h = parse_head(b"HTTP/1.0 500\n\n").unwrap();
-        assert_eq!((h.status, h.framing), (500, Framing::UntilClose));
-        assert_eq!(
-            parse_head(b"SSH-2.0-OpenSSH\r\n\r\n").unwrap_err(),
-            r#"not an http response: got "SSH-2.0-OpenSSH""#
-        );
-        assert_eq!(head_end(b"a\r\n\r\nb"), Some(5));
-        assert_eq!(head_end(b"a\n\nb"), Some(3));
-        assert_eq!(head_end(b"a\r\n"), None);
+    /// The end of a request's head, for the test servers.
+    fn head_end(bytes: &[u8]) -> Option<usize> {
+        memchr::memmem::find(bytes, b"\r\n\r\n").map(|i| i + 4)
     }
 
     fn http(url: &str, expect: Option<&str>) -> ProbeTarget {
@@ -471,11 +289,13 @@ mod tests {
             .trim_start_matches("http://")
             .trim_end_matches("/health");
         assert!(request.starts_with("GET /health HTTP/1.1\r\n"), "{request}");
+        // Header names are case-insensitive; hyper writes them in lowercase.
+        let request = request.to_ascii_lowercase();
         assert!(
-            request.contains(&format!("\r\nHost: {authority}\r\n")),
+            request.contains(&format!("\r\nhost: {authority}\r\n")),
             "{request}"
         );
-        assert!(request.contains("\r\nConnection: close\r\n"), "{request}");
+        assert!(request.contains("\r\nconnection: close\r\n"), "{request}");
     }
 
     #[tokio::test]
@@ -560,5 +380,120 @@ mod tests {
             error.starts_with(r#"expected "b" in the body, got "aaa"#),
             "{error}"
         );
+    }
+
+    /// Accepts connections and runs `serve` on each.
+    async fn raw_server<F, Fut>(serve: F) -> String
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(serve(s));
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_is_not_http_fails_clearly() {
+        let url = raw_server(|mut s| async move {
+            let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+            let _ = s.shutdown().await;
+        })
+        .await;
+        let out = run_once(&http(&url, None), PATIENT, &ctx()).await;
+        let error = out.error.unwrap();
+        assert!(error.starts_with("not an http response"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn headers_trickled_one_byte_at_a_time_are_cut_at_the_timeout() {
+        let url = raw_server(|mut s| async move {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n").await;
+            loop {
+                if s.write_all(b"X").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        let timeout = Duration::from_millis(400);
+        let start = Instant::now();
+        let out = run_once(&http(&url, None), timeout, &ctx()).await;
+        assert_eq!(
+            out.error.as_deref(),
+            Some("timed out after 400ms waiting for a reply")
+        );
+        assert!(start.elapsed() < timeout + MARGIN);
+    }
+
+    #[tokio::test]
+    async fn endless_headers_are_refused_beyond_the_cap() {
+        let url = raw_server(|mut s| async move {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n").await;
+            let header = b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+            while s.write_all(header).await.is_ok() {}
+        })
+        .await;
+        let out = run_once(&http(&url, None), PATIENT, &ctx()).await;
+        assert_eq!(
+            out.error.as_deref(),
+            Some("response headers larger than 16 KiB")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endless_chunked_body_is_cut_at_the_cap() {
+        let url = raw_server(|mut s| async move {
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await;
+            let chunk = format!("2000\r\n{}\r\n", "a".repeat(0x2000));
+            while s.write_all(chunk.as_bytes()).await.is_ok() {}
+        })
+        .await;
+        let out = run_once(&http(&url, Some("b")), PATIENT, &ctx()).await;
+        let error = out.error.unwrap();
+        assert!(
+            error.starts_with(r#"expected "b" in the body, got "aaa"#),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_keep_alive_server_that_never_closes_still_answers() {
+        // The server ignores `Connection: close` and keeps the connection open after a
+        // complete response: the verdict must not wait for the close.
+        let url = raw_server(|mut s| async move {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+                )
+                .await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        })
+        .await;
+        let out = run_once(&http(&url, Some("ok")), PATIENT, &ctx()).await;
+        assert!(out.ok, "{out:?}");
+        let out = run_once(&http(&url, None), PATIENT, &ctx()).await;
+        assert!(out.ok, "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_refused() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{port}/");
+        let out = run_once(&http(&url, None), PATIENT, &ctx()).await;
+        assert_eq!(out.error.as_deref(), Some("connection refused"));
     }
 }

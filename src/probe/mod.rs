@@ -69,6 +69,10 @@ pub struct ProbeContext {
     /// it probes). Start it with warden's token and a colon, e.g. `{token}:web.0:probe`,
     /// so that the guard also kills probe commands if warden dies.
     pub run_id: Arc<str>,
+    /// Who exec probes run as: the process's own identity.
+    pub credentials: Option<Arc<crate::process::Credentials>>,
+    /// The umask of exec probes: the process's own.
+    pub umask: Option<u32>,
 }
 
 /// Run one probe against `target`, bounded by `timeout` as a whole.
@@ -207,7 +211,7 @@ fn human(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         format!("{}µs", d.as_micros())
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

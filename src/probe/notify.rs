@@ -340,6 +340,8 @@ mod tests {
             die_with_warden: true,
             stdin: None,
             stdout: None,
+            credentials: None,
+            umask: None,
         };
         let child = spawner().spawn(launch).await.unwrap().handle;
         let python_pid = child.pid().as_raw();

@@ -39,6 +39,8 @@ pub fn ctx_with_env(extra: Vec<(String, String)>) -> ProbeContext {
         cwd: std::env::temp_dir(),
         env,
         run_id: Arc::from("probe-test"),
+        credentials: None,
+        umask: None,
     }
 }
 

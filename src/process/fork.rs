@@ -25,18 +25,39 @@ use std::sync::atomic::{AtomicI32, Ordering};
 pub(super) enum Step {
     Setsid,
     Dup,
+    Setgroups,
+    Setgid,
+    Setuid,
     Chdir,
     Deathsig,
     Exec,
 }
 
-const STEPS: [Step; 5] = [
+const STEPS: [Step; 8] = [
     Step::Setsid,
     Step::Dup,
+    Step::Setgroups,
+    Step::Setgid,
+    Step::Setuid,
     Step::Chdir,
     Step::Deathsig,
     Step::Exec,
 ];
+
+/// Who the child becomes before `execve`.
+pub(super) struct Become {
+    pub identity: Option<Identity>,
+    /// `None`: keep warden's umask.
+    pub umask: Option<u32>,
+}
+
+/// The identity the child switches to, as the raw ids the system calls take.
+pub(super) struct Identity {
+    /// `-1` (as `uid_t`): keep the uid.
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    pub groups: Vec<libc::gid_t>,
+}
 
 /// Everything the child reads, laid out before the clone.
 pub(super) struct Prepared {
@@ -52,6 +73,9 @@ pub(super) struct Prepared {
     deathsig: bool,
     /// The descriptor limit warden was started with (warden raised its own).
     nofile: Option<libc::rlimit>,
+    identity: Option<Identity>,
+    /// `-1`: keep warden's umask.
+    umask: libc::mode_t,
     /// `step index + 1` (0 = none) and errno, written by the child on failure.
     failed_step: AtomicI32,
     failed_errno: AtomicI32,
@@ -65,6 +89,7 @@ impl Prepared {
         cwd: &Path,
         stdio: [RawFd; 3],
         deathsig: bool,
+        who: Become,
     ) -> io::Result<Prepared> {
         use std::os::unix::ffi::OsStrExt;
         let nul = |e| io::Error::new(io::ErrorKind::InvalidInput, e);
@@ -96,6 +121,8 @@ impl Prepared {
             parent: std::process::id() as libc::pid_t,
             deathsig,
             nofile: super::limits::child_nofile(),
+            identity: who.identity,
+            umask: who.umask.map_or(libc::mode_t::MAX, |m| m as libc::mode_t),
             failed_step: AtomicI32::new(0),
             failed_errno: AtomicI32::new(0),
         })
@@ -192,6 +219,27 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 return fail(Step::Dup);
             }
         }
+        // Raw system calls, not glibc's setuid family: those make every thread of the
+        // process switch too (the `setxid` broadcast), and this child shares warden's
+        // memory and so its thread list. Groups first and the uid last: once the uid is
+        // dropped, the rest is no longer allowed. Before `chdir`, so that the working
+        // directory is checked with the process's own permissions.
+        if let Some(id) = &p.identity {
+            if libc::syscall(libc::SYS_setgroups, id.groups.len(), id.groups.as_ptr()) < 0 {
+                return fail(Step::Setgroups);
+            }
+            if libc::syscall(libc::SYS_setresgid, id.gid, id.gid, id.gid) < 0 {
+                return fail(Step::Setgid);
+            }
+            if id.uid != libc::uid_t::MAX
+                && libc::syscall(libc::SYS_setresuid, id.uid, id.uid, id.uid) < 0
+            {
+                return fail(Step::Setuid);
+            }
+        }
+        if p.umask != libc::mode_t::MAX {
+            libc::umask(p.umask);
+        }
         if libc::chdir(p.cwd.as_ptr()) < 0 {
             return fail(Step::Chdir);
         }
@@ -207,6 +255,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
+        // After the switch of identity, which clears the parent-death signal.
         if p.deathsig {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
                 return fail(Step::Deathsig);

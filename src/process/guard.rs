@@ -42,6 +42,8 @@ impl Guard {
             die_with_warden: false,
             stdin: Some(read),
             stdout: None,
+            credentials: None,
+            umask: None,
         };
         let spawned = spawner
             .spawn_blocking(launch)
@@ -67,6 +69,11 @@ pub fn run(token: &str) -> ! {
     let mut stdin = std::io::stdin();
     while !matches!(stdin.read(&mut buf), Ok(0) | Err(_)) {}
     let prefix = format!("{RUN_ID_VAR}={token}:");
+    if !super::proc_is_ours() {
+        // The pids under /proc are another namespace's: killing by them would hit
+        // strangers. The parent-death signal still takes warden's direct children.
+        std::process::exit(0);
+    }
     let me = std::process::id() as i32;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {

@@ -6,15 +6,18 @@
 //! never signal a pid it has already reaped.
 
 mod child;
+mod credentials;
 mod fork;
 pub mod guard;
+pub mod init;
 pub mod limits;
 mod spawn;
 mod tree;
 
 pub use child::{ChildHandle, ExitStatus};
+pub use credentials::{Credentials, LOGIN_VARS};
 pub use spawn::{Launch, Registry, SpawnError, Spawned, Spawner, inherited_env};
-pub use tree::{RUN_ID_VAR, reap_orphans, ticks_per_second, tree_usage};
+pub use tree::{RUN_ID_VAR, proc_is_ours, reap_orphans, ticks_per_second, tree_usage};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +34,8 @@ pub struct Run {
     pub handle: Arc<ChildHandle>,
     pub run_id: Arc<str>,
     pub registry: Arc<Registry>,
+    /// Who the run's processes run as (its exec probes run the same way).
+    pub credentials: Option<Arc<Credentials>>,
 }
 
 /// What became of a run once nothing of it is left.

@@ -22,6 +22,7 @@ use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
 use super::child::ChildHandle;
+use super::credentials::Credentials;
 use super::fork;
 
 /// What to run. Built by the supervisor from a validated spec.
@@ -41,6 +42,11 @@ pub struct Launch {
     /// With `capture`: a descriptor to use as stdout instead of a captured pipe (the write
     /// end of a `stdin_from` pipe). stderr is still captured.
     pub stdout: Option<OwnedFd>,
+    /// Switch to this identity before `execve`; its `HOME`, `USER` and `LOGNAME` are
+    /// added to `env` where `env` does not have them.
+    pub credentials: Option<Arc<Credentials>>,
+    /// The child's umask; `None` = warden's.
+    pub umask: Option<u32>,
 }
 
 /// A started child with its pipes.
@@ -152,7 +158,27 @@ impl Spawner {
     }
 }
 
-fn spawn_now(registry: &Registry, launch: Launch) -> Result<Spawned, SpawnError> {
+fn spawn_now(registry: &Registry, mut launch: Launch) -> Result<Spawned, SpawnError> {
+    let identity = launch.credentials.as_deref().map(|c| {
+        for (k, v) in &c.env {
+            if !launch.env.iter().any(|(key, _)| key == k) {
+                launch.env.push((k.clone(), v.clone()));
+            }
+        }
+        fork::Identity {
+            uid: c.uid.unwrap_or(libc::uid_t::MAX),
+            gid: c.gid,
+            groups: c.groups.clone(),
+        }
+    });
+    // Asking for the identity warden already has needs no switch (and, without root, no
+    // `setgroups` would be allowed anyway).
+    let identity = identity.filter(|id| {
+        let euid = nix::unistd::geteuid().as_raw();
+        euid == 0
+            || !(matches!(id.uid, u if u == libc::uid_t::MAX || u == euid)
+                && id.gid == nix::unistd::getegid().as_raw())
+    });
     let path = launch
         .env
         .iter()
@@ -205,12 +231,36 @@ fn spawn_now(registry: &Registry, launch: Launch) -> Result<Spawned, SpawnError>
         &launch.cwd,
         [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
         launch.die_with_warden,
+        fork::Become {
+            identity,
+            umask: launch.umask,
+        },
     )
     .map_err(|e| SpawnError::new(format!("command `{}`: {e}", launch.argv[0])))?;
 
     let mut managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
     let (pid, pidfd) = fork::spawn(&prepared).map_err(|(step, e)| match step {
         Some(fork::Step::Exec) => explain_exec_error(&launch.argv[0], &program, e),
+        Some(fork::Step::Setgroups | fork::Step::Setgid | fork::Step::Setuid) => {
+            let who = launch
+                .credentials
+                .as_ref()
+                .map_or("another user".to_string(), |c| c.described.clone());
+            let why = match e.raw_os_error() {
+                Some(libc::EPERM) => "operation not permitted (warden is not root)".to_string(),
+                _ => e.to_string(),
+            };
+            SpawnError::new(format!("cannot run `{}` as {who}: {why}", launch.argv[0]))
+        }
+        Some(fork::Step::Chdir) => SpawnError::new(format!(
+            "working directory `{}` cannot be used by {}: {}",
+            launch.cwd.display(),
+            launch
+                .credentials
+                .as_ref()
+                .map_or("the process".to_string(), |c| c.described.clone()),
+            describe_errno(&e)
+        )),
         Some(step) => SpawnError::resource(
             &format!("cannot prepare `{}` ({step:?})", launch.argv[0]),
             &e,

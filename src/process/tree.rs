@@ -8,14 +8,15 @@
 //! and the adopted orphans of that run with their descendants.
 //!
 //! Reaping here is by pid, never `waitpid(-1)`: only children that are not in the
-//! spawner's registry (that is, adopted orphans) are reaped, so no exit status that a
+//! spawner's registry (adopted orphans, whoever they descend from: as pid 1 that is
+//! every orphan of the namespace) are reaped, so no exit status that a
 //! [`super::ChildHandle`] waits for is ever stolen.
 
 use std::collections::HashSet;
 use std::fs;
 
 use nix::sys::signal::Signal;
-use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::sys::wait::{Id, WaitPidFlag, waitid, waitpid};
 use nix::unistd::Pid;
 
 use super::child::{ChildHandle, pidfd_open, pidfd_send_signal};
@@ -24,9 +25,26 @@ use super::spawn::Registry;
 /// The environment variable that marks every process of one run.
 pub const RUN_ID_VAR: &str = "WARDEN_RUN_ID";
 
+/// Whether `/proc` shows warden's own pid namespace. In a namespace without a `/proc` of
+/// its own (`unshare --pid` without `--mount-proc`), the pids under `/proc` are another
+/// namespace's: reading them would name the wrong processes, so nothing is read and
+/// trees are reached through their process groups and pidfds alone.
+pub fn proc_is_ours() -> bool {
+    static OURS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OURS.get_or_init(|| {
+        fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+            == Some(std::process::id())
+    })
+}
+
 /// Direct children of `pid`, across all its threads.
-fn children_of(pid: i32) -> Vec<i32> {
+pub(super) fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
+    if !proc_is_ours() {
+        return out;
+    }
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return out;
     };
@@ -43,6 +61,9 @@ fn children_of(pid: i32) -> Vec<i32> {
 }
 
 fn run_id_of(pid: i32) -> Option<String> {
+    if !proc_is_ours() {
+        return None;
+    }
     let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
     let prefix = format!("{RUN_ID_VAR}=");
     environ
@@ -52,7 +73,10 @@ fn run_id_of(pid: i32) -> Option<String> {
 }
 
 /// Parent pid, from `/proc/PID/stat` (the field after the parenthesised command name).
-fn ppid_of(pid: i32) -> Option<i32> {
+pub(super) fn ppid_of(pid: i32) -> Option<i32> {
+    if !proc_is_ours() {
+        return None;
+    }
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 2..];
     after.split_whitespace().nth(1)?.parse().ok()
@@ -145,6 +169,21 @@ pub fn reap_orphans(registry: &Registry) -> usize {
             reaped += 1;
         }
     }
+    // Without a /proc of warden's own pid namespace (a container that shows the host's,
+    // or none), the scan above finds nothing. So also ask the kernel, one exited child at
+    // a time, without reaping it (WNOWAIT), and reap it by pid unless someone waits for
+    // it; a managed leader in the way ends this round (its task reaps it, and its
+    // SIGCHLD-driven next round goes on).
+    let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    while let Ok(status) = waitid(Id::All, peek) {
+        match status.pid() {
+            Some(pid) if !managed.contains(&pid.as_raw()) => {
+                let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+                reaped += 1;
+            }
+            _ => break,
+        }
+    }
     reaped
 }
 
@@ -160,6 +199,9 @@ pub fn unregister(registry: &Registry, pid: Pid) {
 /// Resident memory (bytes) and CPU time (clock ticks) of a process and its descendants.
 /// Descendants that escaped to another parent are not counted.
 pub fn tree_usage(leader: i32) -> (u64, u64) {
+    if !proc_is_ours() {
+        return (0, 0);
+    }
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
         .ok()
         .flatten()

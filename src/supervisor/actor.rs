@@ -8,17 +8,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use nix::sys::signal::Signal;
 
 use super::core::{Core, Effect, Input, InstanceId, Now, Timer, WaiterId};
+use super::describe::{Description, describe};
+use super::drift::{ConfigDrift, fingerprint};
 use super::event::{Event, EventKind};
+use super::files::FileWatch;
 use super::health::{ProbeResult, Role};
 use super::launch::{self, Msg};
+use super::observe::{EventLog, Subscription};
 pub use super::reload::ReloadPlan;
-use super::status::{StatusReport, status_report};
-use super::watch;
+use super::status::{Snapshot, SupervisorStatus};
+use super::watch as file_watch;
 use crate::config::Spec;
 use crate::logs::{LogSink, Tee};
 use crate::probe::notify::NotifySocket;
@@ -46,6 +50,13 @@ pub enum Control {
         names: Vec<String>,
         reply: oneshot::Sender<Result<String, String>>,
     },
+    /// Run `replicas` instances of a declared process; reply once the new ones are
+    /// running and ready and the removed ones are gone.
+    Scale {
+        process: String,
+        replicas: u32,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     /// Send a signal to the process group of each running target.
     Signal {
         names: Vec<String>,
@@ -53,7 +64,18 @@ pub enum Control {
         reply: oneshot::Sender<Result<String, String>>,
     },
     Status {
-        reply: oneshot::Sender<StatusReport>,
+        reply: oneshot::Sender<Snapshot>,
+    },
+    /// A snapshot and every later event (SPEC §6); with `refresh`, fresher snapshots
+    /// too, while anything changes, at most every [`snapshot_every`] of them.
+    Subscribe {
+        refresh: bool,
+        reply: oneshot::Sender<Subscription>,
+    },
+    /// How one instance is run (command, cwd, masked environment), for a detail view.
+    Describe {
+        name: String,
+        reply: oneshot::Sender<Result<Description, String>>,
     },
     /// The log sinks of the named targets (in-memory ring and live subscription), in
     /// instance order, for `logs` and `logs -f`.
@@ -67,16 +89,30 @@ pub enum Control {
         dry_run: bool,
         reply: oneshot::Sender<Result<ReloadPlan, String>>,
     },
+    /// The restart history of the named targets, in instance order.
+    History {
+        names: Vec<String>,
+        reply: oneshot::Sender<Result<HistoryReport, String>>,
+    },
     /// A line for `up`'s terminal and the event stream (from the control FIFO).
-    Notice { text: String },
+    Notice {
+        text: String,
+    },
     /// Stop everything (reverse dependency order) and exit. `reply` fires once everything
     /// has stopped, just before the supervisor returns.
-    Shutdown { reply: Option<oneshot::Sender<()>> },
+    Shutdown {
+        reply: Option<oneshot::Sender<()>>,
+    },
 }
 
-/// Events a slow observer may fall behind by before it is told it missed some. A broadcast
-/// channel allocates every slot up front, so this is memory warden holds for its life.
-const EVENT_BACKLOG: usize = 1024;
+/// How often subscribers that asked for fresh snapshots get one, at most, with
+/// `instances` instances: ten a second for small configs, down to one a second for 500
+/// and more, so that building, serializing and parsing them stays about a megabyte a
+/// second whatever the size (a burst of events costs one rebuild; the events themselves
+/// are delivered at once).
+pub fn snapshot_every(instances: usize) -> Duration {
+    Duration::from_millis((instances as u64 * 2).clamp(100, 1000))
+}
 
 /// Spawns after which the allocator is asked to return freed memory.
 const TRIM_AFTER_SPAWNS: usize = 32;
@@ -90,11 +126,24 @@ const DRAIN_BEFORE_TIMER: usize = 4096;
 /// An instance name and its log sink.
 pub type NamedSink = (String, Arc<LogSink>);
 
-/// What observers hold: a way to send requests and to subscribe to events.
+/// What `warden history` shows: the exits of each instance asked for, oldest first.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HistoryReport {
+    pub processes: Vec<InstanceHistory>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstanceHistory {
+    pub name: String,
+    pub history: Vec<super::event::ExitRecord>,
+}
+
+/// What observers hold: a way to send requests and to follow events. A snapshot and
+/// the events after it come from [`Control::Subscribe`].
 #[derive(Clone)]
 pub struct Handle {
     pub control: mpsc::UnboundedSender<Control>,
-    pub events: broadcast::Sender<Event>,
+    pub events: Arc<EventLog>,
 }
 
 pub struct Options {
@@ -102,6 +151,11 @@ pub struct Options {
     pub tee: Option<Tee>,
     /// Random per-supervisor token: the prefix of every child's `WARDEN_RUN_ID`.
     pub token: String,
+    /// The config text the spec was loaded from, to notice when the file differs.
+    pub config_text: Option<Vec<u8>>,
+    /// SIGHUP stops everything, as Ctrl-C does (a foreground `up` whose terminal
+    /// closed), instead of reloading.
+    pub hangup_stops: bool,
 }
 
 pub struct Actor {
@@ -119,7 +173,14 @@ pub struct Actor {
     sinks: HashMap<InstanceId, Arc<LogSink>>,
     waiters: HashMap<WaiterId, oneshot::Sender<Result<String, String>>>,
     next_waiter: WaiterId,
-    events: broadcast::Sender<Event>,
+    events: Arc<EventLog>,
+    /// The latest snapshot, for subscribers that asked for fresh ones; rebuilt only while
+    /// it has receivers.
+    snapshots: watch::Sender<Arc<Snapshot>>,
+    /// Something changed since the last snapshot was built.
+    snapshot_stale: bool,
+    snapshot_built: Instant,
+    drift: ConfigDrift,
     opts: Options,
     shutdown_deadline: Option<Instant>,
     shutdown_replies: Vec<oneshot::Sender<()>>,
@@ -128,16 +189,22 @@ pub struct Actor {
     reload_due: Option<Instant>,
     /// The pipes of `stdin_from`, held open for warden's whole life.
     pipes: launch::Pipes,
+    /// One watch per process with `watch`; each says which process had changes.
+    file_watches: HashMap<String, FileWatch>,
+    files_tx: mpsc::UnboundedSender<String>,
+    files_rx: mpsc::UnboundedReceiver<String>,
     spawns_since_trim: usize,
     /// The last CPU-time sample of each sampled run: (run, ticks, when).
     cpu_samples: HashMap<InstanceId, (u64, u64, Instant)>,
     check_probers: Vec<tokio::task::JoinHandle<()>>,
-    /// A private folder (0700) for the runs' sd_notify sockets.
+    /// A private folder (0711) for the runs' sd_notify sockets.
     runtime_dir: std::path::PathBuf,
     /// When warden last said it had been stalled.
     stall_noticed: Option<Instant>,
     /// Where stop and kill signals are sent from (see [`Signaller`]).
     signaller: Signaller,
+    /// How the shutdown went, for warden's exit code.
+    report: ShutdownReport,
 }
 
 /// Sends stop and kill signals to whole trees, in order, on a thread of its own: finding
@@ -177,12 +244,45 @@ impl Signaller {
     }
 }
 
+/// How a shutdown went: what `warden up` exits with (see [`ShutdownReport::exit_code`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// When whatever is left gets SIGKILL (`shutdown_timeout` after the first request).
+    pub deadline: Option<Instant>,
+    /// A process did not stop on its stop signal and was SIGKILLed after `stop_timeout`.
+    pub stop_timeout: bool,
+    /// `shutdown_timeout` ran out and everything left was SIGKILLed.
+    pub timed_out: bool,
+    /// A second SIGTERM/SIGINT (or `warden down`) SIGKILLed everything at once.
+    pub forced: bool,
+}
+
+impl ShutdownReport {
+    /// 0: every process stopped on its stop signal. 3: one had to be SIGKILLed after its
+    /// `stop_timeout`. 4: `shutdown_timeout` ran out. 5: a second request killed
+    /// everything at once. (1 is "could not start", 2 a usage error.) The worst wins.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ShutdownReport { forced: true, .. } => 5,
+            ShutdownReport {
+                timed_out: true, ..
+            } => 4,
+            ShutdownReport {
+                stop_timeout: true, ..
+            } => 3,
+            _ => 0,
+        }
+    }
+}
+
 impl Actor {
     pub fn new(spec: Spec, spawner: Spawner, opts: Options) -> (Actor, Handle) {
         let runtime_dir = crate::process::guard::runtime_dir(&opts.token);
         let (tx, rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        let (files_tx, files_rx) = mpsc::unbounded_channel();
+        let events = Arc::new(EventLog::default());
+        let drift = ConfigDrift::new(&spec.path, opts.config_text.as_deref().map(fingerprint));
         let actor = Actor {
             core: Core::new(&spec),
             spec: Arc::new(spec),
@@ -198,6 +298,10 @@ impl Actor {
             waiters: HashMap::new(),
             next_waiter: 0,
             events: events.clone(),
+            snapshots: watch::Sender::new(Arc::new(Snapshot::default())),
+            snapshot_stale: false,
+            snapshot_built: Instant::now(),
+            drift,
             opts,
             shutdown_deadline: None,
             shutdown_replies: Vec::new(),
@@ -205,11 +309,15 @@ impl Actor {
             cpu_samples: HashMap::new(),
             reload_due: None,
             pipes: launch::Pipes::default(),
+            file_watches: HashMap::new(),
+            files_tx,
+            files_rx,
             spawns_since_trim: 0,
             check_probers: Vec::new(),
             runtime_dir,
             stall_noticed: None,
             signaller: Signaller::start(),
+            report: ShutdownReport::default(),
         };
         (
             actor,
@@ -220,20 +328,27 @@ impl Actor {
         )
     }
 
-    /// Run until a shutdown has stopped everything.
-    pub async fn run(mut self) -> std::io::Result<()> {
+    /// Run until a shutdown has stopped everything; say how it went.
+    pub async fn run(mut self) -> std::io::Result<ShutdownReport> {
         use std::os::unix::fs::DirBuilderExt;
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigchld = signal(SignalKind::child())?;
         let mut sighup = signal(SignalKind::hangup())?;
+        // 0711: processes that run as another user reach their sd_notify socket by its
+        // (unguessable) name; nobody can list the folder.
         std::fs::DirBuilder::new()
-            .mode(0o700)
+            .mode(0o711)
             .recursive(true)
             .create(&self.runtime_dir)?;
+        std::fs::set_permissions(
+            &self.runtime_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )?;
         let result = self
             .serve(&mut sigint, &mut sigterm, &mut sigchld, &mut sighup)
             .await;
+        self.events.close();
         for h in self
             .check_probers
             .drain(..)
@@ -242,7 +357,7 @@ impl Actor {
             h.abort();
         }
         let _ = std::fs::remove_dir_all(&self.runtime_dir);
-        result
+        result.map(|()| self.report)
     }
 
     async fn serve(
@@ -254,8 +369,9 @@ impl Actor {
     ) -> std::io::Result<()> {
         self.pipes.ensure(&self.spec)?;
         self.start_checks();
+        self.sync_file_watches();
         let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
-        let _watch = match watch::watch(&self.spec.path, watch_tx) {
+        let _watch = match file_watch::watch(&self.spec.path, watch_tx) {
             Ok(w) => Some(w),
             Err(e) => {
                 self.notice(&format!(
@@ -272,10 +388,16 @@ impl Actor {
         }
         loop {
             let next_timer = self.timers.first_key_value().map(|(k, _)| k.0);
-            let deadline = [next_timer, self.shutdown_deadline, self.reload_due]
-                .into_iter()
-                .flatten()
-                .min();
+            let snapshot_due = self.snapshot_due();
+            let deadline = [
+                next_timer,
+                self.shutdown_deadline,
+                self.reload_due,
+                snapshot_due,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let input = tokio::select! {
                 Some(msg) = self.rx.recv() => match self.on_msg(msg) {
                     Some(i) => i,
@@ -295,14 +417,29 @@ impl Actor {
                     self.sample();
                     continue;
                 }
+                Some(process) = self.files_rx.recv() => match self.file_watches.get(&process) {
+                    Some(w) => {
+                        let (paths, count) = w.take();
+                        Input::FilesChanged { process, paths, count }
+                    }
+                    None => continue,
+                },
                 Some(()) = watch_rx.recv() => {
-                    self.reload_due = Some(Instant::now() + watch::DEBOUNCE);
+                    self.reload_due = Some(Instant::now() + file_watch::DEBOUNCE);
                     continue;
                 }
                 _ = sighup.recv() => {
-                    // Errors are reported as a `reload_failed` event by `reload` itself.
-                    let _ = self.reload(false);
-                    continue;
+                    if !self.opts.hangup_stops {
+                        // Errors are reported as a `reload_failed` event by `reload` itself.
+                        let _ = self.reload(false);
+                        continue;
+                    }
+                    // A hang-up is not a second Ctrl-C: it never escalates to SIGKILL.
+                    if self.shutdown_deadline.is_some() {
+                        continue;
+                    }
+                    self.notice("the terminal closed (SIGHUP): stopping everything");
+                    Input::Shutdown
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     // What arrived before the timer came due is handled before it: a
@@ -317,13 +454,24 @@ impl Actor {
                 }
             };
             if matches!(input, Input::Shutdown) && self.shutdown_deadline.is_none() {
-                self.shutdown_deadline =
-                    Some(Instant::now() + self.spec.supervisor.shutdown_timeout);
+                let deadline = Instant::now() + self.spec.supervisor.shutdown_timeout;
+                self.shutdown_deadline = Some(deadline);
+                self.report.deadline = Some(deadline);
                 self.notice("shutting down (a second Ctrl-C or SIGTERM kills everything at once)");
+            } else if matches!(input, Input::Shutdown) {
+                self.report.forced = true;
             }
+            let forgets = matches!(input, Input::Exited { .. } | Input::Scale { .. });
             let fx = self.core.handle(input, Now::current());
+            // Probe results and samples change the picture without an event.
+            self.snapshot_stale = true;
             if self.apply(fx) {
                 return Ok(());
+            }
+            if forgets {
+                // Instances removed by `scale` are forgotten once stopped.
+                let core = &self.core;
+                self.sinks.retain(|id, _| core.instance(*id).is_some());
             }
             self.trim_after_burst();
         }
@@ -358,6 +506,7 @@ impl Actor {
             }
             Msg::Notice { name, text } => {
                 self.emit(Event {
+                    seq: 0,
                     time: std::time::SystemTime::now(),
                     name,
                     kind: EventKind::Message { text },
@@ -405,6 +554,9 @@ impl Actor {
 
     fn pop_due(&mut self) -> Option<Input> {
         let now = Instant::now();
+        if self.snapshot_due().is_some_and(|d| d <= now) {
+            self.publish_snapshot(now);
+        }
         if self.reload_due.is_some_and(|d| d <= now) {
             self.reload_due = None;
             // Errors are reported as a `reload_failed` event by `reload` itself.
@@ -413,6 +565,7 @@ impl Actor {
         }
         if self.shutdown_deadline.is_some_and(|d| d <= now) {
             self.shutdown_deadline = Some(now + Duration::from_secs(3600));
+            self.report.timed_out = true;
             self.notice("shutdown timeout reached: killing what is left");
             return Some(Input::Kill);
         }
@@ -466,12 +619,37 @@ impl Actor {
                 names,
                 waiter: waiter(reply),
             }),
+            Control::Scale {
+                process,
+                replicas,
+                reply,
+            } => Some(Input::Scale {
+                process,
+                replicas,
+                waiter: waiter(reply),
+            }),
             Control::Status { reply } => {
-                let mut report = status_report(&self.core, Instant::now());
-                for (p, inst) in report.processes.iter_mut().zip(self.core.instances()) {
-                    p.log_dropped_bytes = self.sinks.get(&inst.id).map_or(0, |s| s.dropped_bytes());
-                }
-                let _ = reply.send(report);
+                let _ = reply.send(self.snapshot(Instant::now()));
+                None
+            }
+            Control::Subscribe { refresh, reply } => {
+                let now = Instant::now();
+                let first = Arc::new(self.snapshot(now));
+                // The cursor starts right after the snapshot's last event: the actor
+                // publishes nothing in between.
+                let cursor = self.events.follow();
+                let snapshots = refresh.then(|| {
+                    self.snapshots.send_replace(first.clone());
+                    self.snapshot_built = now;
+                    self.snapshot_stale = false;
+                    self.snapshots.subscribe()
+                });
+                let sub = Subscription::new(first, self.events.clone(), cursor, snapshots);
+                let _ = reply.send(sub);
+                None
+            }
+            Control::Describe { name, reply } => {
+                let _ = reply.send(self.describe(&name));
                 None
             }
             Control::Signal {
@@ -488,6 +666,20 @@ impl Actor {
             }
             Control::Reload { dry_run, reply } => {
                 let _ = reply.send(self.reload(dry_run));
+                None
+            }
+            Control::History { names, reply } => {
+                let report = self.core.resolve(&names).map(|ids| HistoryReport {
+                    processes: ids
+                        .into_iter()
+                        .filter_map(|id| self.core.instance(id))
+                        .map(|i| InstanceHistory {
+                            name: i.name.clone(),
+                            history: i.history.iter().cloned().collect(),
+                        })
+                        .collect(),
+                });
+                let _ = reply.send(report);
                 None
             }
             Control::Notice { text } => {
@@ -592,12 +784,16 @@ impl Actor {
         if self.core.is_shutting_down() {
             return Err("warden is shutting down; nothing was reloaded".into());
         }
-        let new = match crate::config::load(&self.spec.path) {
+        let (loaded, text) = crate::config::load_with_text(&self.spec.path);
+        let disk = text.as_deref().map(fingerprint);
+        let new = match loaded {
             Ok(s) => s,
             Err(errors) => {
+                self.drift.read(disk, false);
                 let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
                 if !dry_run {
                     self.emit(Event {
+                        seq: 0,
                         time: std::time::SystemTime::now(),
                         name: String::new(),
                         kind: EventKind::ReloadFailed {
@@ -609,8 +805,10 @@ impl Actor {
             }
         };
         if dry_run {
+            self.drift.read(disk, false);
             return Ok(self.core.plan_reload(&self.spec, &new));
         }
+        self.drift.read(disk, true);
         let (plan, fx) = self.core.reload(&self.spec, &new, Now::current());
         for name in plan
             .removed
@@ -629,7 +827,9 @@ impl Actor {
         if checks_changed {
             self.start_checks();
         }
+        self.sync_file_watches();
         self.emit(Event {
+            seq: 0,
             time: std::time::SystemTime::now(),
             name: String::new(),
             kind: EventKind::Reloaded {
@@ -643,12 +843,22 @@ impl Actor {
     }
 
     fn emit(&mut self, event: Event) {
+        if self.shutdown_deadline.is_some()
+            && matches!(
+                event.kind,
+                EventKind::Killed {
+                    after_ms: Some(_),
+                    ..
+                }
+            )
+        {
+            self.report.stop_timeout = true;
+        }
         if let EventKind::Exited { .. } = event.kind
             && let Some(inst) = self.core.instances().find(|i| i.name == event.name)
+            && let Some(sink) = self.sinks.get(&inst.id)
         {
-            if let Some(sink) = self.sinks.get(&inst.id) {
-                sink.marker(&event.describe());
-            }
+            sink.marker(&event.describe());
         }
         if let Some(tee) = &self.opts.tee {
             match event.name.as_str() {
@@ -656,18 +866,81 @@ impl Actor {
                 name => tee.message(&format!("{name}: {}", event.describe())),
             }
         }
-        let _ = self.events.send(event);
+        self.events.publish(event);
     }
 
     fn notice(&self, text: &str) {
         if let Some(tee) = &self.opts.tee {
             tee.message(text);
         }
-        let _ = self.events.send(Event {
+        self.events.publish(Event {
+            seq: 0,
             time: std::time::SystemTime::now(),
             name: String::new(),
             kind: EventKind::Message { text: text.into() },
         });
+    }
+
+    /// The picture now, including every event published so far.
+    fn snapshot(&mut self, now: Instant) -> Snapshot {
+        let supervisor = SupervisorStatus {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            config: self.spec.path.display().to_string(),
+            cgroup: None,
+            cpu_percent: None,
+            rss_bytes: None,
+            config_drift: self.drift.check(),
+        };
+        let mut snapshot = Snapshot::of(&self.core, now, self.events.last_seq(), Some(supervisor));
+        // The sinks are the actor's, not the core's.
+        for (p, inst) in snapshot.processes.iter_mut().zip(self.core.instances()) {
+            p.log_dropped_bytes = self.sinks.get(&inst.id).map_or(0, |s| s.dropped_bytes());
+        }
+        snapshot
+    }
+
+    /// When a fresh snapshot is due for the subscribers that want them, if one is.
+    fn snapshot_due(&mut self) -> Option<Instant> {
+        if self.snapshots.receiver_count() == 0 {
+            self.snapshot_stale = false;
+            return None;
+        }
+        if !self.snapshot_stale {
+            // Anything published since the last one makes it stale; so does any input,
+            // but those always publish or come with a change the loop marks below.
+            self.snapshot_stale = self.snapshots.borrow().seq != self.events.last_seq();
+        }
+        self.snapshot_stale
+            .then_some(self.snapshot_built + snapshot_every(self.core.instances().count()))
+    }
+
+    fn publish_snapshot(&mut self, now: Instant) {
+        let snapshot = Arc::new(self.snapshot(now));
+        self.snapshots.send_replace(snapshot);
+        self.snapshot_built = now;
+        self.snapshot_stale = false;
+    }
+
+    fn describe(&mut self, name: &str) -> Result<Description, String> {
+        let inst = self
+            .core
+            .instances()
+            .find(|i| i.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.core.instances().map(|i| i.name.as_str()).collect();
+                format!("no instance named `{name}`; known: {}", known.join(", "))
+            })?;
+        Ok(describe(inst, &self.log_path(inst)))
+    }
+
+    fn log_path(&self, inst: &super::core::Instance) -> std::path::PathBuf {
+        inst.spec.log.file.clone().unwrap_or_else(|| {
+            self.spec
+                .supervisor
+                .log_dir
+                .join(format!("{}.log", inst.name))
+        })
     }
 
     /// After a burst of spawns (start-up, `restart all`, a reload), hand the memory the
@@ -728,6 +1001,8 @@ impl Actor {
             cwd: inst.spec.cwd.clone(),
             env: launch::child_env(inst),
             run_id: format!("{}:{}:{}-probe", self.opts.token, inst.name, role.as_str()).into(),
+            credentials: self.run_of(id, run_no).and_then(|r| r.credentials.clone()),
+            umask: inst.spec.umask,
         };
         let tx = self.tx.clone();
         let handle = spawn_prober(probe.spec.clone(), ctx, move |o| {
@@ -798,6 +1073,41 @@ impl Actor {
         }
     }
 
+    /// One file watch per process with `watch`, started, replaced or dropped to match the
+    /// config that runs.
+    fn sync_file_watches(&mut self) {
+        let spec = self.spec.clone();
+        self.file_watches.retain(|name, w| {
+            spec.processes.get(name).and_then(|p| p.watch.as_ref()) == Some(&w.spec)
+        });
+        for p in spec.processes.values() {
+            let Some(watch) = &p.watch else { continue };
+            if self.file_watches.contains_key(&p.name) {
+                continue;
+            }
+            // warden's own writes never count: the log folder, and the process's log file
+            // wherever it is (rotation renames it too).
+            let mut skip = vec![spec.supervisor.log_dir.clone()];
+            skip.extend(
+                super::core::expand(p)
+                    .into_iter()
+                    .filter_map(|(_, _, s)| s.log.file.clone()),
+            );
+            match FileWatch::start(&p.name, watch, skip, self.files_tx.clone()) {
+                Ok((w, problems)) => {
+                    for problem in problems {
+                        self.notice(&format!(
+                            "{}: {problem}; changes there are not seen",
+                            p.name
+                        ));
+                    }
+                    self.file_watches.insert(p.name.clone(), w);
+                }
+                Err(e) => self.notice(&format!("{}: cannot watch its files: {e}", p.name)),
+            }
+        }
+    }
+
     /// (Re)start one prober per `[checks.NAME]`.
     fn start_checks(&mut self) {
         for h in self.check_probers.drain(..) {
@@ -814,6 +1124,8 @@ impl Actor {
                     .unwrap_or_else(|| "/".into()),
                 env: process::inherited_env(),
                 run_id: format!("{}:check-{}", self.opts.token, check.name).into(),
+                credentials: None,
+                umask: None,
             };
             let (tx, name) = (self.tx.clone(), check.name.clone());
             self.check_probers
@@ -835,16 +1147,16 @@ impl Actor {
     /// The instance's sink, made on first use. No file I/O happens here (the file is
     /// opened by the log writer's workers): a log path that hangs cannot hold up the actor.
     fn sink_for(&mut self, id: InstanceId) -> Arc<LogSink> {
-        if let Some(s) = self.sinks.get(&id) {
-            return s.clone();
-        }
         let inst = self.core.instance(id).expect("spawn of a known instance");
-        let path = inst.spec.log.file.clone().unwrap_or_else(|| {
-            self.spec
-                .supervisor
-                .log_dir
-                .join(format!("{}.log", inst.name))
-        });
+        // A sink opened under another name belongs to a run from before `warden scale`
+        // renamed the instance: its runs go on writing there, new runs get the new name's.
+        if let Some(s) = self.sinks.get(&id) {
+            let renamed = **s.name() != *inst.name && !self.runs.contains_key(&id);
+            if !renamed {
+                return s.clone();
+            }
+        }
+        let path = self.log_path(inst);
         let (tx, name) = (self.tx.clone(), inst.name.clone());
         let notices: crate::logs::Notices = Arc::new(move |text| {
             let _ = tx.send(Msg::Notice {

@@ -11,20 +11,20 @@ use super::state::State;
 use crate::config::{Spec, load_str};
 use crate::process::ExitStatus;
 
-fn spec(toml: &str) -> Spec {
+pub(super) fn spec(toml: &str) -> Spec {
     load_str(Path::new("/etc/warden/warden.toml"), toml).expect("valid test config")
 }
 
 /// A core plus a hand-driven clock.
-struct Rig {
-    core: Core,
-    t0: Instant,
-    ms: u64,
-    waiter: WaiterId,
+pub(super) struct Rig {
+    pub(super) core: Core,
+    pub(super) t0: Instant,
+    pub(super) ms: u64,
+    pub(super) waiter: WaiterId,
 }
 
 impl Rig {
-    fn new(toml: &str) -> (Rig, Vec<Effect>) {
+    pub(super) fn new(toml: &str) -> (Rig, Vec<Effect>) {
         let mut core = Core::new(&spec(toml));
         let t0 = Instant::now();
         let fx = core.boot(Now {
@@ -42,20 +42,20 @@ impl Rig {
         )
     }
 
-    fn now(&self) -> Now {
+    pub(super) fn now(&self) -> Now {
         Now {
             mono: self.t0 + Duration::from_millis(self.ms),
             wall: SystemTime::UNIX_EPOCH,
         }
     }
 
-    fn at(&mut self, ms: u64, input: Input) -> Vec<Effect> {
+    pub(super) fn at(&mut self, ms: u64, input: Input) -> Vec<Effect> {
         self.ms = ms;
         let now = self.now();
         self.core.handle(input, now)
     }
 
-    fn id(&self, name: &str) -> InstanceId {
+    pub(super) fn id(&self, name: &str) -> InstanceId {
         self.core
             .instances()
             .find(|i| i.name == name)
@@ -63,15 +63,15 @@ impl Rig {
             .id
     }
 
-    fn state(&self, name: &str) -> State {
+    pub(super) fn state(&self, name: &str) -> State {
         self.core.instance(self.id(name)).unwrap().state
     }
 
-    fn run_no(&self, name: &str) -> u64 {
+    pub(super) fn run_no(&self, name: &str) -> u64 {
         self.core.instance(self.id(name)).unwrap().run_no
     }
 
-    fn spawned(&mut self, ms: u64, name: &str) -> Vec<Effect> {
+    pub(super) fn spawned(&mut self, ms: u64, name: &str) -> Vec<Effect> {
         let (id, run_no) = (self.id(name), self.run_no(name));
         self.at(
             ms,
@@ -83,7 +83,7 @@ impl Rig {
         )
     }
 
-    fn exited(&mut self, ms: u64, name: &str, code: i32) -> Vec<Effect> {
+    pub(super) fn exited(&mut self, ms: u64, name: &str, code: i32) -> Vec<Effect> {
         let (id, run_no) = (self.id(name), self.run_no(name));
         let status = ExitStatus {
             code: Some(code),
@@ -100,7 +100,7 @@ impl Rig {
         )
     }
 
-    fn request(
+    pub(super) fn request(
         &mut self,
         ms: u64,
         make: impl Fn(Vec<String>, WaiterId) -> Input,
@@ -112,7 +112,7 @@ impl Rig {
     }
 }
 
-fn spawns(fx: &[Effect]) -> usize {
+pub(super) fn spawns(fx: &[Effect]) -> usize {
     fx.iter()
         .filter(|e| matches!(e, Effect::Spawn { .. }))
         .count()
@@ -129,7 +129,7 @@ fn backoff_timer(fx: &[Effect]) -> Option<Instant> {
     })
 }
 
-fn reply(fx: &[Effect]) -> Option<Result<String, String>> {
+pub(super) fn reply(fx: &[Effect]) -> Option<Result<String, String>> {
     fx.iter().find_map(|e| match e {
         Effect::Reply { result, .. } => Some(result.clone()),
         _ => None,

@@ -1,15 +1,22 @@
-//! What the supervisor tells its observers: events (one stream, in order) and the status
-//! of every instance. Both are plain data with stable JSON shapes (SPEC §4); observers
-//! (CLI, dashboard, metrics, tests) never reach into the core.
+//! What the supervisor tells its observers, one typed event at a time: state changes,
+//! exits with their reason, probe results, hangs, limit crossings, kills, reloads and
+//! notices. Each event carries a sequence number (given by [`super::observe::EventLog`]),
+//! so that an observer that takes a snapshot and then follows events (SPEC §6) knows
+//! that it missed nothing and saw nothing twice.
+//!
+//! Plain data with a stable JSON shape, read back by the CLI and the dashboard with the
+//! same types (`Deserialize`); a client meeting a kind of event or a reason it does not
+//! know (a newer supervisor) reads it as `other` instead of failing. The text for humans
+//! ([`Event::describe`]) is derived from the data, never the other way round.
 
 use std::time::SystemTime;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::state::State;
 
 /// Why a run ended, as recorded in the restart history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExitReason {
     /// Exited on its own with a success code.
@@ -29,6 +36,13 @@ pub enum ExitReason {
     Output,
     Memory,
     Cpu,
+    /// Stopped because `warden scale` asked for fewer replicas.
+    Scale,
+    /// Restarted because files under `watch` changed.
+    Watch,
+    /// A reason this build does not know (sent by a newer supervisor).
+    #[serde(other)]
+    Other,
 }
 
 impl ExitReason {
@@ -45,10 +59,19 @@ impl ExitReason {
             ExitReason::Output => "output",
             ExitReason::Memory => "memory",
             ExitReason::Cpu => "cpu",
+            ExitReason::Scale => "scale",
+            ExitReason::Watch => "watch",
+            ExitReason::Other => "other",
         }
     }
 
     /// Whether warden ended the run because it was unhealthy (it counts as a failure).
+    /// Whether the run failed: it crashed, or warden ended it as unhealthy. A failure
+    /// counts towards `max_restarts` and is shown as such.
+    pub fn is_failure(self) -> bool {
+        self == ExitReason::Crash || self.is_hung()
+    }
+
     pub fn is_hung(self) -> bool {
         matches!(
             self,
@@ -63,9 +86,9 @@ impl ExitReason {
 }
 
 /// One entry of the restart history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExitRecord {
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(with = "rfc3339")]
     pub time: SystemTime,
     pub run: u64,
     pub code: Option<i32>,
@@ -74,20 +97,37 @@ pub struct ExitRecord {
     /// Extra detail, e.g. which probe failed or "killed after stop timeout".
     pub detail: Option<String>,
     pub uptime_ms: u64,
+    #[serde(default)]
     pub stderr_tail: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    #[serde(serialize_with = "rfc3339")]
+    /// Position in the supervisor's one stream of events: 1, 2, 3... with no gap. Given
+    /// when the event is published; 0 until then.
+    #[serde(default)]
+    pub seq: u64,
+    #[serde(with = "rfc3339")]
     pub time: SystemTime,
     /// Instance name (`web`, `web.1`), or empty for supervisor-wide events.
+    #[serde(default)]
     pub name: String,
     #[serde(flatten)]
     pub kind: EventKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What a process does when it crosses a `limits` threshold (`limits.action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitResponse {
+    Restart,
+    Stop,
+    Warn,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
     State {
@@ -112,10 +152,29 @@ pub enum EventKind {
     Fatal {
         message: String,
     },
-    /// A stop request escalated to SIGKILL.
+    /// The run is alive but not working (a failed startup or liveness probe, a missed
+    /// watchdog, an output rule): it is being stopped, and restarted by its policy.
+    Hung {
+        run: u64,
+        reason: ExitReason,
+        detail: String,
+    },
+    /// A `limits` threshold was crossed (`reason` is `memory` or `cpu`); `action` says
+    /// what follows: a restart, a stop, or only this warning.
+    Limit {
+        run: u64,
+        reason: ExitReason,
+        detail: String,
+        action: LimitResponse,
+    },
+    /// SIGKILL went to the run's whole tree. `reason` is why it was being stopped;
+    /// `after_ms` the stop timeout that ran out, or `null` when it was killed at once (a
+    /// second Ctrl-C or SIGTERM, the shutdown timeout).
     Killed {
         run: u64,
-        after_ms: u64,
+        #[serde(default = "other_reason")]
+        reason: ExitReason,
+        after_ms: Option<u64>,
     },
     Reloaded {
         added: Vec<String>,
@@ -131,9 +190,31 @@ pub enum EventKind {
         latency_ms: f64,
         error: Option<String>,
     },
+    /// A scheduled time came while the previous run was still going (or still waiting
+    /// for its dependencies): no run was started. `run` is the run still going;
+    /// `skipped` counts every skip of this instance so far.
+    Skipped {
+        run: u64,
+        skipped: u32,
+        detail: String,
+    },
+    /// Files under `watch` changed and have been quiet since: the process restarts (or
+    /// starts again, if it had ended). `paths`: a few of them; `count`: how many changes.
+    Changed {
+        paths: Vec<String>,
+        count: usize,
+    },
+    /// A notice from warden itself (shutting down, a control FIFO complaint, ...).
     Message {
         text: String,
     },
+    /// A kind of event this build does not know (sent by a newer supervisor).
+    #[serde(other)]
+    Other,
+}
+
+fn other_reason() -> ExitReason {
+    ExitReason::Other
 }
 
 impl Event {
@@ -164,12 +245,28 @@ impl Event {
                 format!("restarting as run {run} in {}", fmt_ms(*delay_ms))
             }
             EventKind::Fatal { message } => format!("fatal: {message}"),
-            EventKind::Killed { run, after_ms } => {
-                format!(
-                    "run {run} did not stop within {}: sent SIGKILL",
-                    fmt_ms(*after_ms)
-                )
-            }
+            EventKind::Hung { detail, .. } => format!("hung: {detail}"),
+            EventKind::Limit { detail, action, .. } => match action {
+                LimitResponse::Restart => format!("over its limit: {detail}"),
+                LimitResponse::Stop => format!("stopping: {detail}"),
+                LimitResponse::Warn | LimitResponse::Other => format!("warning: {detail}"),
+            },
+            EventKind::Killed {
+                run,
+                after_ms: Some(after),
+                ..
+            } => format!(
+                "run {run} did not stop within {}: sent SIGKILL",
+                fmt_ms(*after)
+            ),
+            EventKind::Killed {
+                run,
+                reason,
+                after_ms: None,
+            } => format!(
+                "run {run} killed at once with SIGKILL ({})",
+                reason.as_str()
+            ),
             EventKind::Reloaded {
                 added,
                 removed,
@@ -195,8 +292,53 @@ impl Event {
                 Some(e) if !ok => format!("{role} probe failed after {latency_ms:.1}ms: {e}"),
                 _ => format!("{role} probe ok in {latency_ms:.1}ms"),
             },
+            EventKind::Skipped {
+                skipped, detail, ..
+            } => format!("scheduled run skipped: {detail} ({skipped} skipped so far)"),
+            EventKind::Changed { paths, count } => {
+                let more = count.saturating_sub(paths.len());
+                let more = match more {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                format!("files changed ({}{more}): restarting", paths.join(", "))
+            }
             EventKind::Message { text } => text.clone(),
+            EventKind::Other => "(an event this warden does not know)".into(),
         }
+    }
+
+    /// Roughly how many bytes this event holds, for the byte bound of the event backlog.
+    pub fn approx_bytes(&self) -> usize {
+        let strings: usize = match &self.kind {
+            EventKind::Exited { detail, .. } => detail.as_ref().map_or(0, String::len),
+            EventKind::Fatal { message } => message.len(),
+            EventKind::Hung { detail, .. } | EventKind::Limit { detail, .. } => detail.len(),
+            EventKind::Reloaded {
+                added,
+                removed,
+                changed,
+            } => [added, removed, changed]
+                .into_iter()
+                .flatten()
+                .map(|s| s.len() + std::mem::size_of::<String>())
+                .sum(),
+            EventKind::ReloadFailed { errors } => errors
+                .iter()
+                .map(|s| s.len() + std::mem::size_of::<String>())
+                .sum(),
+            EventKind::Changed { paths, .. } => paths.iter().map(String::len).sum(),
+            EventKind::Probe { role, error, .. } => {
+                role.len() + error.as_ref().map_or(0, String::len)
+            }
+            EventKind::Message { text } | EventKind::Skipped { detail: text, .. } => text.len(),
+            EventKind::State { .. }
+            | EventKind::Spawned { .. }
+            | EventKind::Restarting { .. }
+            | EventKind::Killed { .. }
+            | EventKind::Other => 0,
+        };
+        std::mem::size_of::<Event>() + self.name.len() + strings
     }
 }
 
@@ -209,13 +351,149 @@ pub fn signal_name(sig: i32) -> String {
 pub fn fmt_ms(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", ms as f64 / 1000.0)
     }
 }
 
-fn rfc3339<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&humantime::format_rfc3339_millis(*t))
+/// Times as RFC 3339 in UTC with milliseconds, both ways.
+pub(crate) mod rfc3339 {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_millis(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(secs * 1000 + 123)
+    }
+
+    #[test]
+    fn events_round_trip_through_their_json() {
+        let kinds = [
+            EventKind::State {
+                from: State::Running,
+                to: State::Stopping,
+            },
+            EventKind::Exited {
+                run: 3,
+                code: None,
+                signal: Some(9),
+                reason: ExitReason::Memory,
+                detail: Some("memory 300MiB over the limit".into()),
+            },
+            EventKind::Hung {
+                run: 1,
+                reason: ExitReason::Liveness,
+                detail: "liveness probe failed 3 times: refused".into(),
+            },
+            EventKind::Limit {
+                run: 2,
+                reason: ExitReason::Cpu,
+                detail: "cpu 95% over the limit of 90% for 30s".into(),
+                action: LimitResponse::Warn,
+            },
+            EventKind::Killed {
+                run: 4,
+                reason: ExitReason::Request,
+                after_ms: Some(300),
+            },
+            EventKind::Killed {
+                run: 4,
+                reason: ExitReason::Shutdown,
+                after_ms: None,
+            },
+            EventKind::Message {
+                text: "shutting down".into(),
+            },
+        ];
+        for (i, kind) in kinds.into_iter().enumerate() {
+            let event = Event {
+                seq: i as u64 + 1,
+                time: at(1_700_000_000),
+                name: "web".into(),
+                kind,
+            };
+            let json = serde_json::to_string(&event).unwrap();
+            assert!(json.starts_with(&format!("{{\"seq\":{},", i + 1)), "{json}");
+            let back: Event = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, event, "{json}");
+        }
+    }
+
+    #[test]
+    fn the_json_keeps_its_field_names() {
+        let event = Event {
+            seq: 7,
+            time: at(1_700_000_000),
+            name: "web".into(),
+            kind: EventKind::Exited {
+                run: 1,
+                code: Some(1),
+                signal: None,
+                reason: ExitReason::Crash,
+                detail: None,
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"seq":7,"time":"2023-11-14T22:13:20.123Z","name":"web","event":"exited","run":1,"code":1,"signal":null,"reason":"crash","detail":null}"#
+        );
+    }
+
+    #[test]
+    fn what_a_newer_supervisor_adds_is_read_as_other() {
+        let e: Event = serde_json::from_str(
+            r#"{"seq":1,"time":"2023-11-14T22:13:20.123Z","name":"x","event":"teleported","to":"mars"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.kind, EventKind::Other);
+        let e: Event = serde_json::from_str(
+            r#"{"seq":2,"time":"2023-11-14T22:13:20.123Z","name":"x","event":"exited","run":1,"code":null,"signal":9,"reason":"oom","detail":null}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            e.kind,
+            EventKind::Exited {
+                reason: ExitReason::Other,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn kills_say_why() {
+        let e = |after_ms| Event {
+            seq: 1,
+            time: at(0),
+            name: "web".into(),
+            kind: EventKind::Killed {
+                run: 2,
+                reason: ExitReason::Shutdown,
+                after_ms,
+            },
+        };
+        assert_eq!(
+            e(Some(300)).describe(),
+            "run 2 did not stop within 300ms: sent SIGKILL"
+        );
+        assert_eq!(
+            e(None).describe(),
+            "run 2 killed at once with SIGKILL (shutdown)"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{ProbeSpec, ProbeTarget};
 use crate::probe::Thresholds;
@@ -42,7 +42,7 @@ pub struct ProbeResult {
     pub stale: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub ok: bool,
     pub latency_ms: f64,

@@ -159,7 +159,9 @@ impl Pipes {
 pub(super) fn child_env(inst: &Instance) -> Vec<(String, String)> {
     let spec = &inst.spec;
     let mut env = process::inherited_env();
-    env.retain(|(k, _)| !spec.env.contains_key(k) && k != RUN_ID_VAR);
+    // warden's own HOME, USER and LOGNAME are not the user's; the spawner adds the user's.
+    let login = |k: &str| spec.user.is_some() && process::LOGIN_VARS.contains(&k);
+    env.retain(|(k, _)| !spec.env.contains_key(k) && k != RUN_ID_VAR && !login(k));
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.push(("WARDEN_PROCESS".into(), inst.name.clone()));
     if let Some(r) = inst.replica {
@@ -189,6 +191,22 @@ pub(super) async fn run(
     let send = |input| {
         let _ = tx.send(Msg::Input(input));
     };
+    let credentials = match resolve_credentials(&spec).await {
+        Ok(c) => c,
+        Err(error) => {
+            sink.marker(&format!("run {run_no} could not start: {error}"));
+            return send(Input::SpawnFailed {
+                id,
+                run_no,
+                error,
+                transient: false,
+            });
+        }
+    };
+    if let Some(c) = &credentials {
+        // The process must be able to read what it wrote, whatever warden's umask.
+        sink.set_owner(c.uid, c.gid);
+    }
     match sink.ensure_open(OPEN_WAIT).await {
         Ok(()) => {}
         Err(Some((why, errno))) => {
@@ -210,7 +228,10 @@ pub(super) async fn run(
             let _ = tx.send(Msg::Notice { name, text });
         }
     }
-    let notify = match notify_path.map(NotifySocket::bind).transpose() {
+    let notify = match notify_path
+        .map(|path| bind_notify(path, credentials.as_deref()))
+        .transpose()
+    {
         Ok(n) => n.map(Arc::new),
         Err(e) => {
             let error = format!("cannot create its sd_notify socket: {e}");
@@ -235,6 +256,8 @@ pub(super) async fn run(
         die_with_warden: true,
         stdin,
         stdout,
+        credentials: credentials.clone(),
+        umask: spec.umask,
     };
     let spawned = match spawner.spawn(launch).await {
         Ok(s) => s,
@@ -254,6 +277,7 @@ pub(super) async fn run(
         handle: spawned.handle,
         run_id: run_id.clone(),
         registry: spawner.registry().clone(),
+        credentials,
     };
     sink.marker(&format!("run {run_no} started, pid {pid}"));
     watch_lines(&sink, &spec, id, run_no, &tx);
@@ -316,6 +340,35 @@ pub(super) async fn run(
         status: end.status,
         stderr_tail,
     });
+}
+
+/// `user` and `group`, looked up off the runtime's workers (NSS may be slow).
+async fn resolve_credentials(
+    spec: &ProcessSpec,
+) -> Result<Option<Arc<process::Credentials>>, String> {
+    if spec.user.is_none() && spec.group.is_none() {
+        return Ok(None);
+    }
+    let (user, group) = (spec.user.clone(), spec.group.clone());
+    tokio::task::spawn_blocking(move || {
+        process::Credentials::resolve(user.as_deref(), group.as_deref())
+    })
+    .await
+    .map_err(|e| format!("looking up the user failed: {e}"))?
+    .map(|c| Some(Arc::new(c)))
+}
+
+/// The run's sd_notify socket, writable by the user the process runs as (the socket
+/// checks each sender's credentials, so the file mode is not what keeps others out).
+fn bind_notify(
+    path: std::path::PathBuf,
+    credentials: Option<&process::Credentials>,
+) -> io::Result<NotifySocket> {
+    let socket = NotifySocket::bind(path)?;
+    if let Some(c) = credentials {
+        std::os::unix::fs::chown(socket.path(), c.uid, Some(c.gid))?;
+    }
+    Ok(socket)
 }
 
 /// With `output.hung_on`, report the first matching line of this run.

@@ -4,22 +4,34 @@
 //!   processes or clocks;
 //! - [`state`]: the lifecycle states and their allowed transitions, as data;
 //! - [`actor`]: the select loop that feeds the core and performs its effects;
-//! - [`event`] and [`status`]: what observers see.
+//! - [`event`] and [`status`]: what observers see, typed, the same types on both sides
+//!   of the socket; [`observe`]: how they follow it (a numbered event stream bounded in
+//!   bytes, snapshot-then-events subscriptions); [`describe`]: one instance's command
+//!   and environment, on demand.
 
 pub mod actor;
 pub mod core;
+pub mod describe;
+mod drift;
 pub mod event;
+mod files;
 pub mod health;
 mod launch;
+pub mod observe;
 pub mod reload;
 pub mod state;
 pub mod status;
 mod watch;
 
-pub use actor::{Actor, Control, Handle, Options};
+pub use actor::{Actor, Control, Handle, Options, ShutdownReport};
+pub use describe::Description;
 pub use event::{Event, EventKind, ExitReason};
+pub use observe::{EventCursor, EventLog, Subscription, Update};
 pub use reload::ReloadPlan;
 pub use state::State;
+pub use status::Snapshot;
 
 #[cfg(test)]
 mod core_tests;
+#[cfg(test)]
+mod core_tests_running;

@@ -1,12 +1,14 @@
 //! Reload as a difference: which instances a new config adds, removes or changes, and
 //! which keys changed. Pure: the core applies the plan, `reload --dry-run` prints it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::core::expand;
+use std::collections::HashMap;
+
+use super::core::expand_scaled;
 use crate::config::{ProcessSpec, Spec};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReloadPlan {
     /// Instances that will be started (if `autostart`).
     pub added: Vec<String>,
@@ -20,7 +22,7 @@ pub struct ReloadPlan {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangedInstance {
     pub name: String,
     /// The config keys whose value differs, e.g. `command`, `env`, `log.max_size`.
@@ -55,20 +57,30 @@ impl ReloadPlan {
     }
 }
 
-/// Compare the running instances (name → spec) with a new config.
+/// Compare the running instances (name → spec) with a new config. `scaled`: the runtime
+/// replica counts that the new config leaves in force (see `core/scale.rs`).
 pub fn plan<'a>(
     current: impl Iterator<Item = (&'a str, &'a ProcessSpec)>,
     old: &Spec,
     new: &Spec,
+    scaled: &HashMap<String, u32>,
 ) -> ReloadPlan {
     let current: Vec<(&str, &ProcessSpec)> = current.collect();
     let wanted: Vec<(String, std::sync::Arc<ProcessSpec>)> = new
         .processes
         .values()
-        .flat_map(expand)
+        .flat_map(|p| expand_scaled(p, scaled.get(&p.name).copied()))
         .map(|(name, _, spec)| (name, spec))
         .collect();
     let mut plan = ReloadPlan::default();
+    for p in new.processes.values() {
+        if let Some(n) = scaled.get(&p.name).filter(|n| **n != p.replicas) {
+            plan.notes.push(format!(
+                "`{}` keeps its {n} replicas from `warden scale` (the file says {}; change `replicas` to override)",
+                p.name, p.replicas
+            ));
+        }
+    }
     for (name, spec) in &wanted {
         match current.iter().find(|(n, _)| n == name) {
             None => plan.added.push(name.clone()),
@@ -139,6 +151,11 @@ pub fn changed_keys(a: &ProcessSpec, b: &ProcessSpec) -> Vec<String> {
     cmp("readiness", a.readiness == b.readiness);
     cmp("liveness", a.liveness == b.liveness);
     cmp("limits", a.limits == b.limits);
+    cmp("user", a.user == b.user);
+    cmp("group", a.group == b.group);
+    cmp("umask", a.umask == b.umask);
+    cmp("schedule", a.schedule == b.schedule);
+    cmp("watch", a.watch == b.watch);
     // `replicas` shows up as added/removed instances; the name never differs here.
     keys
 }

@@ -2,9 +2,9 @@
 //! between them are allowed. The core asserts every move against this table in debug
 //! builds, so an impossible transition is a test failure rather than a silent oddity.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// Wants to run, waiting on its dependencies.

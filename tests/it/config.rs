@@ -15,9 +15,7 @@ use warden::config::{
 /// `*.toml` files in `dir` (relative to the crate root), sorted, as relative paths so
 /// the rendered messages are the same on every machine.
 fn fixtures(dir: &str) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read `{dir}`: {e}"));
     let mut paths: Vec<PathBuf> = entries
         .map(|e| e.expect("readable folder entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
@@ -328,12 +326,45 @@ fn full_config_defaults_and_other_forms() {
     assert_eq!(migrate.depends_on["db"], DependCondition::Started);
 }
 
-/// Users copy these; a broken example is a bug. An empty or missing folder passes.
+#[test]
+fn full_config_who_runs_it() {
+    let (spec, _) = load_full();
+    let web = &spec.processes["web"];
+    assert_eq!(web.user.as_deref(), Some("nobody"));
+    assert_eq!(web.group.as_deref(), Some("65534"));
+    assert_eq!(web.umask, Some(0o027));
+    let db = &spec.processes["db"];
+    assert_eq!((&db.user, &db.group, db.umask), (&None, &None, None));
+    assert!(db.schedule.is_none());
+    let migrate = spec.processes["migrate"].schedule.as_ref().unwrap();
+    assert_eq!(migrate.text, "30 3 * * 1-5");
+    let crawler = spec.processes["crawler"].watch.as_ref().unwrap();
+    assert_eq!(crawler.patterns, ["crawl/**/*.rb", "Gemfile"]);
+    assert_eq!(crawler.ignore, ["tmp/"]);
+    assert_eq!(crawler.delay, Duration::from_millis(500));
+    let dir = std::path::absolute("tests/valid_configs").unwrap();
+    assert!(crawler.matches(&dir.join("crawl/lib/x.rb"), false));
+    assert!(!crawler.matches(&dir.join("crawl/tmp/x.rb"), false));
+    assert!(spec.processes["db"].watch.is_none());
+    let monday = humantime::parse_rfc3339("2026-01-05T12:00:00Z").unwrap();
+    let next = migrate.next_after(monday).unwrap();
+    let ahead = next.duration_since(monday).unwrap().as_secs();
+    // Tuesday 03:30 in the local zone: between 3h30 and 39h30 ahead, whatever the zone.
+    assert!((3 * 3600..40 * 3600).contains(&ahead), "{ahead}");
+}
+
+/// Users copy these; a broken example is a bug. The demo config must be among them, so
+/// an emptied or misplaced folder fails instead of passing with nothing checked.
 #[test]
 fn example_configs_are_valid() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    let examples = fixtures(dir);
+    assert!(
+        examples.iter().any(|p| p.ends_with("demo.toml")),
+        "config/ holds no demo.toml: {examples:?}"
+    );
     let mut invalid = Vec::new();
-    for path in fixtures(dir) {
+    for path in examples {
         if let Err(errors) = config::load(&path) {
             invalid.push(errors.to_string());
         }

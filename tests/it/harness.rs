@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-const WARDEN_BUILT: &str = env!("CARGO_BIN_EXE_warden");
+pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
 
 /// The `warden` binary under test: the one cargo built, or `$WARDEN_TEST_BIN` (to run
 /// these tests against a release build, or an older build to see a test fail).
 pub fn warden_bin() -> String {
-    std::env::var("WARDEN_TEST_BIN").unwrap_or_else(|_| WARDEN_BUILT.to_owned())
+    std::env::var("WARDEN_TEST_BIN").unwrap_or_else(|_| WARDEN.to_owned())
 }
 pub const WORKER: &str = env!("CARGO_BIN_EXE_warden-demo-worker");
 
@@ -43,6 +43,9 @@ struct Output {
 pub struct Warden {
     pub dir: tempfile::TempDir,
     pub marker: String,
+    /// A command that runs warden (`unshare …`), and extra arguments to `up`.
+    wrapper: Vec<String>,
+    up_args: Vec<String>,
     child: Option<Child>,
     output: Arc<(Mutex<Output>, Condvar)>,
     stderr: Arc<Mutex<String>>,
@@ -75,6 +78,27 @@ impl Warden {
 
     /// Like [`Warden::start_with`], with limits and an output filter.
     pub fn start_opts(config: &str, prepare: impl FnOnce(&Path), opts: Opts) -> Warden {
+        Warden::start_full(config, &[], &[], prepare, opts)
+    }
+
+    /// Like [`Warden::start_with`], with warden run by `wrapper` (`["unshare", …]`, then
+    /// `pid()` is the wrapper's) and `up_args` added to `up --no-tui -c warden.toml`.
+    pub fn start_wrapped(
+        config: &str,
+        wrapper: &[&str],
+        up_args: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Warden {
+        Warden::start_full(config, wrapper, up_args, prepare, Opts::default())
+    }
+
+    fn start_full(
+        config: &str,
+        wrapper: &[&str],
+        up_args: &[&str],
+        prepare: impl FnOnce(&Path),
+        opts: Opts,
+    ) -> Warden {
         let dir = tempfile::Builder::new()
             .prefix("wt")
             .tempdir_in("/tmp")
@@ -90,6 +114,8 @@ impl Warden {
         let mut w = Warden {
             dir,
             marker,
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
+            up_args: up_args.iter().map(|s| s.to_string()).collect(),
             child: None,
             output: Arc::default(),
             stderr: Arc::default(),
@@ -129,8 +155,16 @@ impl Warden {
             bin_dir().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut cmd = Command::new(warden_bin());
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(warden_bin());
+                c
+            }
+            None => Command::new(warden_bin()),
+        };
         cmd.args(["up", "--no-tui", "-c", "warden.toml"])
+            .args(&self.up_args)
             .current_dir(self.dir.path())
             .env("PATH", path)
             .env("WARDEN_TEST", &self.marker)
@@ -343,14 +377,14 @@ impl Warden {
 impl Drop for Warden {
     fn drop(&mut self) {
         self.resume_output();
-        if let Some(child) = self.child.as_mut() {
-            if child.try_wait().ok().flatten().is_none() {
-                self.signal(libc::SIGTERM);
-                if self.wait_exit(Duration::from_secs(10)).is_none() {
-                    let child = self.child.as_mut().unwrap();
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
+        if let Some(child) = self.child.as_mut()
+            && child.try_wait().ok().flatten().is_none()
+        {
+            self.signal(libc::SIGTERM);
+            if self.wait_exit(Duration::from_secs(10)).is_none() {
+                let child = self.child.as_mut().unwrap();
+                let _ = child.kill();
+                let _ = child.wait();
             }
         }
         for _ in 0..50 {
@@ -435,6 +469,20 @@ pub fn marked_processes(marker: &str, except: Option<i32>) -> Vec<i32> {
         }
     }
     out
+}
+
+/// The raw environment of `pid` (empty if it is gone). Empty for a moment after a spawn
+/// too: with `CLONE_VFORK`, warden goes on (and says the run started) while `execve` is
+/// still setting up the new image, so this waits (bounded) for it.
+pub fn environ_of(pid: i32) -> Vec<u8> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if !env.is_empty() || !alive(pid) || Instant::now() >= deadline {
+            return env;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Whether `pid` exists and is not a zombie.

@@ -333,10 +333,19 @@ backoff = "5s"
     );
     w.wait_line("ready", |l| output_of(l, "svc") == Some("sd-notify: ready"));
     w.wait_event("svc", "starting → running");
-    let (code, out, _) = run_warden(w.dir.path(), &["status", "--json"]);
-    assert_eq!(code, 0);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["processes"][0]["status_text"], "serving requests");
+    // READY=1 and STATUS= come in one datagram but reach the core as two inputs, and a
+    // status request may be answered in between: wait (bounded) for the second.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let (code, out, _) = run_warden(w.dir.path(), &["status", "--json"]);
+        assert_eq!(code, 0);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if v["processes"][0]["status_text"] == "serving requests" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no STATUS= seen: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     w.wait_line("beats stop", |l| {
         output_of(l, "svc").is_some_and(|t| t.starts_with("sd-notify: stopped beating"))
     });

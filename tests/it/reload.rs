@@ -57,11 +57,16 @@ fn an_invalid_edit_is_reported_and_changes_nothing() {
 
 #[test]
 fn sighup_reloads() {
-    let w = Warden::start(BEFORE);
+    // warden.toml is a symlink to real/warden.toml, and the edit goes to the target: the
+    // watch (on the folder of warden.toml, filtered by name) sees nothing, so only the
+    // SIGHUP can make this reload.
+    let w = Warden::start_with(BEFORE, |dir| {
+        std::fs::create_dir(dir.join("real")).unwrap();
+        std::fs::rename(dir.join("warden.toml"), dir.join("real/warden.toml")).unwrap();
+        std::os::unix::fs::symlink("real/warden.toml", dir.join("warden.toml")).unwrap();
+    });
     w.run_pid("gone", 1);
-    // Written in place (no rename), then SIGHUP: whichever comes first reloads, the other
-    // finds nothing left to do.
-    std::fs::write(w.path("warden.toml"), AFTER).unwrap();
+    std::fs::write(w.path("real/warden.toml"), AFTER).unwrap();
     w.signal(libc::SIGHUP);
     w.wait_event("added", "run 1 started");
     w.wait_event("gone", "stopping → stopped");

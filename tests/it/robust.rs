@@ -479,7 +479,7 @@ notify = true
     let s = wait_status(&w, "running", |s| running(s, "svc"));
     // The killed warden's private folder, from its child's NOTIFY_SOCKET.
     let pid = process(&s, "svc")["pid"].as_i64().unwrap();
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = environ_of(pid as i32);
     let socket = environ
         .split(|&b| b == 0)
         .find_map(|kv| kv.strip_prefix(b"NOTIFY_SOCKET="))

@@ -6,14 +6,17 @@
 //! walk's errors and the cross-checks' errors all end up in one list, in file order.
 //! (Not serde derive: it stops at the first error and cannot say which key was meant.)
 //!
-//! It reads the config file and any `env_file`, and nothing else: no process is touched,
-//! no socket is opened, no path is canonicalized or required to exist (except env files,
-//! whose contents become part of the spec).
+//! It reads the config file and any `env_file`, and looks up `user` and `group` in the
+//! user database, and nothing else: no process is touched, no socket is opened, no path
+//! is canonicalized or required to exist (except env files, whose contents become part
+//! of the spec).
 
 mod env_file;
 mod graph;
 mod probe;
 mod process;
+mod run_as;
+mod triggers;
 mod walk;
 
 use std::net::SocketAddr;
@@ -30,11 +33,11 @@ use walk::{Ctx, Span, Table};
 /// A config file larger than this is a mistake (a log file, a device), not a config.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
-pub(super) fn load(path: &Path) -> Result<Spec, ConfigErrors> {
+pub(super) fn load(path: &Path, to_run: bool) -> Result<Spec, ConfigErrors> {
     let bytes = read_config(path)
         .map_err(|message| ConfigErrors(vec![ConfigError::whole_file(path, message)]))?;
     match String::from_utf8(bytes) {
-        Ok(text) => load_str(path, &text),
+        Ok(text) => load_str(path, &text, to_run),
         Err(e) => {
             let valid = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(&e.as_bytes()[..valid]);
@@ -49,10 +52,11 @@ pub(super) fn load(path: &Path) -> Result<Spec, ConfigErrors> {
     }
 }
 
-pub(super) fn load_str(path: &Path, text: &str) -> Result<Spec, ConfigErrors> {
+pub(super) fn load_str(path: &Path, text: &str, to_run: bool) -> Result<Spec, ConfigErrors> {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut ctx = Ctx::new(path, dir, text);
+    ctx.to_run = to_run;
     let (root, syntax_errors) = DeTable::parse_recoverable(text);
     for e in &syntax_errors {
         syntax_error(&mut ctx, e);

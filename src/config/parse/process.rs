@@ -45,6 +45,13 @@ const KEYS: &[&str] = &[
     "readiness",
     "liveness",
     "limits",
+    "user",
+    "group",
+    "umask",
+    "schedule",
+    "watch",
+    "watch_ignore",
+    "watch_delay",
 ];
 
 pub(super) const CONDITIONS: &[(&str, DependCondition)] = &[
@@ -128,6 +135,9 @@ pub(super) fn process(ctx: &mut Ctx, name: &str, t: &Table) -> (Option<ProcessSp
         .and_then(|p| probe::probe(ctx, &p));
     let liveness = t.table(ctx, "liveness").and_then(|p| probe::probe(ctx, &p));
     let limits = t.table(ctx, "limits").and_then(|l| limits(ctx, &l));
+    let run_as = super::run_as::run_as(ctx, t);
+    let schedule = super::triggers::schedule(ctx, t);
+    let watch = super::triggers::watch(ctx, t, t.has("schedule"));
 
     // Every key above is checked before giving up on a bad command, so all errors show.
     let spec = command.map(|command| ProcessSpec {
@@ -155,6 +165,11 @@ pub(super) fn process(ctx: &mut Ctx, name: &str, t: &Table) -> (Option<ProcessSp
         readiness,
         liveness,
         limits,
+        user: run_as.user,
+        group: run_as.group,
+        umask: run_as.umask,
+        schedule,
+        watch,
     });
     (spec, refs)
 }

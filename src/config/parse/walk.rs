@@ -23,6 +23,9 @@ pub(super) struct Ctx<'s> {
     file: PathBuf,
     /// The config file's folder (absolute): relative paths start here.
     pub dir: PathBuf,
+    /// The config is loaded to be run by this process (`up`, a reload), not only checked:
+    /// what needs privileges warden does not have is an error too.
+    pub to_run: bool,
     text: &'s str,
     line_starts: Vec<usize>,
     errors: Vec<ConfigError>,
@@ -38,6 +41,7 @@ impl<'s> Ctx<'s> {
         Ctx {
             file: file.to_path_buf(),
             dir,
+            to_run: false,
             text,
             line_starts,
             errors: Vec::new(),

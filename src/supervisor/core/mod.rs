@@ -10,24 +10,28 @@
 //! and dependency ordering; [`requests`] answers users, [`rules`] turns health verdicts
 //! and resource samples into stops, [`reconfigure`] applies a reload.
 
+mod changes;
 mod reconfigure;
 mod requests;
 mod rules;
+mod scale;
+mod schedule;
 
 use requests::Request;
 use rules::{start_main_probes, truncate};
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 use nix::sys::signal::Signal;
 
-use super::event::{Event, EventKind, ExitReason, ExitRecord};
+use super::event::{Event, EventKind, ExitReason, ExitRecord, LimitResponse};
 use super::health::{CheckState, ProbeResult, ProbeState, Role};
 use super::reload::ReloadPlan;
 use super::state::{State, allowed};
+use super::status::Health;
 use crate::config::{DependCondition, LimitAction, ProcessSpec, RestartPolicy, Spec};
 use crate::probe::notify::NotifyMessage;
 use crate::process::ExitStatus;
@@ -74,6 +78,12 @@ pub enum Timer {
     /// Time to check that the process printed something within `output.silence`. The
     /// actor turns it into [`Input::Silence`], adding when the last output was.
     Silence,
+    /// A `schedule` time has come. Its `run_no` is not a run: it is the instance's
+    /// schedule generation, so a timer from before a stop or reload is dropped.
+    Cron,
+    /// Files under `watch` have been quiet long enough after a change: restart. Its
+    /// `run_no` is the instance's change generation (a later change postpones it).
+    Watch,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +98,12 @@ pub enum Input {
     },
     Restart {
         names: Vec<String>,
+        waiter: WaiterId,
+    },
+    /// Run `replicas` instances of the declared process `process` from now on.
+    Scale {
+        process: String,
+        replicas: u32,
         waiter: WaiterId,
     },
     /// Graceful shutdown of everything, in reverse dependency order.
@@ -156,6 +172,12 @@ pub enum Input {
         id: InstanceId,
         run_no: u64,
         unread: bool,
+    },
+    /// Files that `watch` names changed: `paths` (a few, for the record) out of `count`.
+    FilesChanged {
+        process: String,
+        paths: Vec<String>,
+        count: usize,
     },
     /// A sample of the run's tree: resident memory and CPU (percent of one core).
     Usage {
@@ -236,6 +258,20 @@ pub struct Instance {
     pub status_text: Option<String>,
     /// When the last `WATCHDOG=1` arrived (or the run started).
     last_beat: Option<Instant>,
+    /// With `schedule`: when the next run is due (`None` while not armed).
+    pub next_run: Option<SystemTime>,
+    /// Tags the armed schedule timer: bumped to drop one in flight.
+    schedule_seq: u64,
+    /// A scheduled run (or a start request of a scheduled process) waits to be spawned.
+    due: bool,
+    /// Scheduled runs skipped because the previous one was still going.
+    pub skipped: u32,
+    /// Changes under `watch` waiting for the quiet period to end: every path named so
+    /// far (reports name a few each), how many more were only counted, and the
+    /// generation that tags the debounce timer.
+    changed: IndexSet<String>,
+    changed_unnamed: usize,
+    change_seq: u64,
     /// The last sample of the run's tree (only processes with `limits` are sampled).
     pub rss: Option<u64>,
     pub cpu_percent: Option<f64>,
@@ -245,6 +281,8 @@ pub struct Instance {
     want_up: bool,
     /// A spawn effect went out and its outcome has not come back.
     spawning: bool,
+    /// A kill (a second Ctrl-C) came while spawning: SIGKILL as soon as it is spawned.
+    kill_on_spawn: bool,
     /// Why the current run is being stopped, and with what detail.
     stop_reason: Option<(ExitReason, Option<String>)>,
     stop_sent_at: Option<Instant>,
@@ -274,12 +312,12 @@ impl Instance {
     }
 
     /// `healthy`, `unhealthy`, `unknown` (no verdict yet) or `none` (no liveness probe).
-    pub fn health(&self) -> &'static str {
+    pub fn health(&self) -> Health {
         match self.probe(Role::Liveness).map(|p| p.thresholds.verdict) {
-            None => "none",
-            Some(None) => "unknown",
-            Some(Some(true)) => "healthy",
-            Some(Some(false)) => "unhealthy",
+            None => Health::None,
+            Some(None) => Health::Unknown,
+            Some(Some(true)) => Health::Healthy,
+            Some(Some(false)) => Health::Unhealthy,
         }
     }
 
@@ -311,13 +349,18 @@ enum Goal {
 #[derive(Debug)]
 struct Waiter {
     id: WaiterId,
-    targets: Vec<(InstanceId, Goal)>,
+    /// Each target with its name, for the answer once it is gone.
+    targets: Vec<(InstanceId, Goal, String)>,
 }
 
 #[derive(Debug)]
 pub struct Core {
     instances: IndexMap<InstanceId, Instance>,
     checks: IndexMap<String, CheckState>,
+    /// The declared processes as the file says, for new replicas and their names.
+    decls: IndexMap<String, Arc<ProcessSpec>>,
+    /// Processes scaled at runtime: name → replicas wanted.
+    scaled: HashMap<String, u32>,
     next_id: u64,
     waiters: Vec<Waiter>,
     shutting_down: bool,
@@ -332,6 +375,8 @@ impl Core {
         let mut core = Core {
             instances: IndexMap::new(),
             checks: checks_of(spec),
+            decls: spec.processes.clone(),
+            scaled: HashMap::new(),
             next_id: 0,
             waiters: Vec::new(),
             shutting_down: false,
@@ -352,12 +397,25 @@ impl Core {
         process: String,
         replica: Option<u32>,
         spec: Arc<ProcessSpec>,
-    ) {
+    ) -> InstanceId {
+        self.add_instance_at(self.instances.len(), name, process, replica, spec)
+    }
+
+    /// Add an instance at position `at` of the instance order (which status follows).
+    fn add_instance_at(
+        &mut self,
+        at: usize,
+        name: String,
+        process: String,
+        replica: Option<u32>,
+        spec: Arc<ProcessSpec>,
+    ) -> InstanceId {
         let id = InstanceId(self.next_id);
         self.next_id += 1;
         let autostart = spec.autostart;
         let spec_arc = spec;
-        self.instances.insert(
+        self.instances.shift_insert(
+            at.min(self.instances.len()),
             id,
             Instance {
                 id,
@@ -380,12 +438,20 @@ impl Core {
                 probes: probes_of(&spec_arc),
                 status_text: None,
                 last_beat: None,
+                next_run: None,
+                schedule_seq: 0,
+                due: false,
+                skipped: 0,
+                changed: IndexSet::new(),
+                changed_unnamed: 0,
+                change_seq: 0,
                 rss: None,
                 cpu_percent: None,
                 cpu_over_since: None,
                 limit_warned: false,
                 want_up: autostart,
                 spawning: false,
+                kill_on_spawn: false,
                 stop_reason: None,
                 stop_sent_at: None,
                 start_after_stop: false,
@@ -395,6 +461,7 @@ impl Core {
                 retry_spawn: false,
             },
         );
+        id
     }
 
     pub fn instances(&self) -> impl Iterator<Item = &Instance> {
@@ -416,6 +483,7 @@ impl Core {
     /// The first decisions, before any input: start what can start.
     pub fn boot(&mut self, now: Now) -> Vec<Effect> {
         let mut fx = Vec::new();
+        self.arm_schedules(now, &mut fx);
         self.reconcile(now, &mut fx);
         fx
     }
@@ -430,6 +498,7 @@ impl Core {
                 | Input::Notify { .. }
                 | Input::Usage { .. }
                 | Input::Silence { .. }
+                | Input::Watchdog { .. }
                 | Input::OutputMatched { .. }
         );
         match input {
@@ -442,6 +511,11 @@ impl Core {
             Input::Restart { names, waiter } => {
                 self.on_request(Request::Restart, &names, waiter, now, &mut fx)
             }
+            Input::Scale {
+                process,
+                replicas,
+                waiter,
+            } => self.on_scale(&process, replicas, waiter, now, &mut fx),
             Input::Shutdown => self.on_shutdown(now, &mut fx),
             Input::Kill => self.on_kill(now, &mut fx),
             Input::Spawned { id, run_no, pid } => self.on_spawned(id, run_no, pid, now, &mut fx),
@@ -489,6 +563,11 @@ impl Core {
             Input::Watchdog { id, run_no, unread } => {
                 self.on_watchdog(id, run_no, unread, now, &mut fx)
             }
+            Input::FilesChanged {
+                process,
+                paths,
+                count,
+            } => self.on_files_changed(&process, paths, count, now, &mut fx),
         }
         self.settle(now, &mut fx);
         fx
@@ -502,6 +581,7 @@ impl Core {
         if !self.dirty {
             return;
         }
+        self.arm_schedules(now, fx);
         self.reconcile(now, fx);
         self.instances
             .retain(|_, i| !(i.removing && i.state.is_at_rest()));
@@ -536,7 +616,22 @@ impl Core {
         let name = inst.name.clone();
         fx.push(emit(now, &name, EventKind::Spawned { run: run_no, pid }));
         if inst.state == State::Stopping {
-            // A stop was asked for while the spawn was in flight: carry it out now.
+            // A stop was asked for while the spawn was in flight: carry it out now, as
+            // the kill it became if one came meanwhile.
+            if std::mem::take(&mut inst.kill_on_spawn) {
+                let reason = inst
+                    .stop_reason
+                    .as_ref()
+                    .map_or(ExitReason::Shutdown, |r| r.0);
+                fx.push(Effect::Kill { id, run_no });
+                let kind = EventKind::Killed {
+                    run: run_no,
+                    reason,
+                    after_ms: None,
+                };
+                fx.push(emit(now, &name, kind));
+                return;
+            }
             return self.send_stop(id, now, fx);
         }
         inst.status_text = None;
@@ -685,7 +780,11 @@ impl Core {
             self.reset_counters(id);
             return self.spawn(id, now, fx);
         }
-        let failed = reason == ExitReason::Crash || reason.is_hung();
+        if inst.spec.schedule.is_some() {
+            // Its next run is at its next time: `restart` does not apply.
+            return self.transition(id, State::Exited, now, fx);
+        }
+        let failed = reason.is_failure();
         let spec = inst.spec.clone();
         let restart = match spec.restart {
             RestartPolicy::Always => true,
@@ -744,6 +843,12 @@ impl Core {
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
+        if timer == Timer::Cron {
+            return self.on_cron(id, run_no, now, fx);
+        }
+        if timer == Timer::Watch {
+            return self.on_quiet(id, run_no, now, fx);
+        }
         let Some(inst) = self.run_mut(id, run_no) else {
             return;
         };
@@ -766,6 +871,7 @@ impl Core {
                     Some(d) => format!("{d}; {note}"),
                     None => note,
                 });
+                let reason = reason.0;
                 let name = inst.name.clone();
                 fx.push(Effect::Kill { id, run_no });
                 fx.push(emit(
@@ -773,7 +879,8 @@ impl Core {
                     &name,
                     EventKind::Killed {
                         run: run_no,
-                        after_ms: after.as_millis() as u64,
+                        reason,
+                        after_ms: Some(after.as_millis() as u64),
                     },
                 ));
             }
@@ -809,6 +916,8 @@ impl Core {
         if !std::mem::take(&mut inst.retry_spawn) {
             inst.run_no += 1;
         }
+        inst.due = false;
+        inst.kill_on_spawn = false;
         inst.spawning = true;
         inst.ready = false;
         inst.pid = None;
@@ -878,7 +987,12 @@ impl Core {
             let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
             for id in ids {
                 let inst = &self.instances[&id];
-                if inst.want_up && inst.state == State::Pending && self.deps_satisfied(inst) {
+                let waits_for_time = inst.spec.schedule.is_some() && !inst.due;
+                if inst.want_up
+                    && inst.state == State::Pending
+                    && !waits_for_time
+                    && self.deps_satisfied(inst)
+                {
                     self.spawn(id, now, fx);
                     changed = true;
                 } else if self.shutting_down
@@ -937,18 +1051,32 @@ pub fn backoff_delay(backoff: Duration, max: Duration, short_runs: u32) -> Durat
 /// The instances of a declared process, with `{replica}` substituted.
 /// A single instance shares the declaration itself.
 pub fn expand(p: &Arc<ProcessSpec>) -> Vec<(String, Option<u32>, Arc<ProcessSpec>)> {
-    if p.replicas <= 1 {
-        return vec![(p.name.clone(), None, p.clone())];
+    expand_scaled(p, None)
+}
+
+/// [`expand`], for a process scaled at runtime to `scaled` replicas (always indexed, see
+/// `scale.rs`).
+pub fn expand_scaled(
+    p: &Arc<ProcessSpec>,
+    scaled: Option<u32>,
+) -> Vec<(String, Option<u32>, Arc<ProcessSpec>)> {
+    match scaled {
+        None if p.replicas <= 1 => vec![replica_of(p, None)],
+        None => (0..p.replicas).map(|r| replica_of(p, Some(r))).collect(),
+        Some(n) => (0..n).map(|r| replica_of(p, Some(r))).collect(),
     }
-    (0..p.replicas)
-        .map(|r| {
-            (
-                format!("{}.{r}", p.name),
-                Some(r),
-                Arc::new(substitute_replica(p, r)),
-            )
-        })
-        .collect()
+}
+
+/// Name, index and spec of one instance of `p`: the process itself (`None`), or replica `r`.
+fn replica_of(p: &Arc<ProcessSpec>, r: Option<u32>) -> (String, Option<u32>, Arc<ProcessSpec>) {
+    match r {
+        None => (p.name.clone(), None, p.clone()),
+        Some(r) => (
+            format!("{}.{r}", p.name),
+            Some(r),
+            Arc::new(substitute_replica(p, r)),
+        ),
+    }
 }
 
 fn substitute_replica(p: &ProcessSpec, r: u32) -> ProcessSpec {
@@ -1010,6 +1138,7 @@ fn checks_of(spec: &Spec) -> IndexMap<String, CheckState> {
 
 fn emit(now: Now, name: &str, kind: EventKind) -> Effect {
     Effect::Emit(Event {
+        seq: 0,
         time: now.wall,
         name: name.to_string(),
         kind,

@@ -7,7 +7,13 @@ impl Core {
     /// What reloading `new` over `old` would do.
     pub fn plan_reload(&self, old: &Spec, new: &Spec) -> ReloadPlan {
         let live = self.instances.values().filter(|i| !i.removing);
-        crate::supervisor::reload::plan(live.map(|i| (i.name.as_str(), &*i.spec)), old, new)
+        let scaled = self.kept_scales(new);
+        crate::supervisor::reload::plan(
+            live.map(|i| (i.name.as_str(), &*i.spec)),
+            old,
+            new,
+            &scaled,
+        )
     }
 
     /// Apply a new config as a difference: start what is added, stop and forget what is
@@ -43,8 +49,9 @@ impl Core {
                 _ => {}
             }
         }
+        let scaled = self.kept_scales(new);
         for p in new.processes.values() {
-            for (name, replica, spec) in expand(p) {
+            for (name, replica, spec) in expand_scaled(p, scaled.get(&p.name).copied()) {
                 if plan.added.contains(&name) {
                     self.add_instance(name, p.name.clone(), replica, spec);
                 } else if plan.changed.iter().any(|c| c.name == name) {
@@ -68,6 +75,8 @@ impl Core {
             }
         }
         self.checks = checks;
+        self.scaled = scaled;
+        self.decls = new.processes.clone();
         self.settle(now, &mut fx);
         (plan, fx)
     }
@@ -80,8 +89,31 @@ impl Core {
         fx: &mut Vec<Effect>,
     ) {
         let inst = &mut self.instances[&id];
+        let was_scheduled = inst.spec.schedule.is_some();
         inst.spec = spec;
         inst.probes = probes_of(&inst.spec);
+        if inst.spec.schedule.is_some() {
+            // Its times may have changed: armed afresh. A run in progress of a job is left
+            // to finish (the new config is for its next run); a service that becomes a
+            // job is stopped, to run at its times from now on.
+            let due = inst.due;
+            self.disarm(id);
+            let inst = &mut self.instances[&id];
+            inst.due = due;
+            match inst.state {
+                State::Starting | State::Running if !was_scheduled => {
+                    inst.start_after_stop = false;
+                    self.begin_stop(id, ExitReason::Reload, None, now, fx);
+                }
+                State::Stopping => inst.start_after_stop = false,
+                _ => {}
+            }
+            return;
+        }
+        if was_scheduled {
+            self.disarm(id);
+        }
+        let inst = &mut self.instances[&id];
         match inst.state {
             State::Starting | State::Running => {
                 inst.start_after_stop = true;

@@ -56,6 +56,11 @@ impl Core {
         let mut targets = Vec::new();
         for id in ids {
             let inst = &mut self.instances[&id];
+            if inst.spec.schedule.is_some() {
+                let goal = self.scheduled_request(id, req, now, fx);
+                targets.push((id, goal, self.instances[&id].name.clone()));
+                continue;
+            }
             let goal = match req {
                 Request::Stop => {
                     inst.want_up = false;
@@ -91,7 +96,7 @@ impl Core {
                     Goal::Up { min_gen }
                 }
             };
-            targets.push((id, goal));
+            targets.push((id, goal, self.instances[&id].name.clone()));
         }
         self.waiters.push(Waiter {
             id: waiter,
@@ -128,11 +133,18 @@ impl Core {
                     if inst.stop_reason.is_none() {
                         inst.stop_reason = Some((ExitReason::Shutdown, None));
                     }
-                    if !inst.spawning {
-                        fx.push(Effect::Kill {
-                            id,
-                            run_no: inst.run_no,
-                        });
+                    if inst.spawning {
+                        // Carried out once the spawn's outcome is known (`on_spawned`).
+                        inst.kill_on_spawn = true;
+                    } else {
+                        let (run, reason) = (inst.run_no, inst.stop_reason.as_ref().map(|r| r.0));
+                        fx.push(Effect::Kill { id, run_no: run });
+                        let kind = EventKind::Killed {
+                            run,
+                            reason: reason.unwrap_or(ExitReason::Shutdown),
+                            after_ms: None,
+                        };
+                        fx.push(emit(now, &inst.name.clone(), kind));
                     }
                     if inst.state != State::Stopping {
                         self.transition(id, State::Stopping, now, fx);
@@ -149,8 +161,8 @@ impl Core {
             let outcome: Option<Vec<Result<String, String>>> = self.waiters[i]
                 .targets
                 .iter()
-                .map(|(id, goal)| match self.instances.get(id) {
-                    None => Some(Ok(format!("instance {} removed", id.0))),
+                .map(|(id, goal, name)| match self.instances.get(id) {
+                    None => Some(Ok(format!("{name}: stopped and removed"))),
                     Some(inst) => goal_outcome(inst, *goal),
                 })
                 .collect();

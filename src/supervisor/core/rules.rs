@@ -259,28 +259,27 @@ impl Core {
             return;
         };
         let name = inst.name.clone();
+        let crossed = |action| EventKind::Limit {
+            run: run_no,
+            reason,
+            detail: detail.clone(),
+            action,
+        };
         match limits.action {
-            LimitAction::Restart => self.hung(id, run_no, reason, detail, now, fx),
+            // Already on its way down: nothing more to decide.
+            LimitAction::Restart if !matches!(inst.state, State::Starting | State::Running) => {}
+            LimitAction::Restart => {
+                fx.push(emit(now, &name, crossed(LimitResponse::Restart)));
+                self.begin_stop(id, reason, Some(detail), now, fx);
+            }
             LimitAction::Stop => {
                 inst.want_up = false;
-                fx.push(emit(
-                    now,
-                    &name,
-                    EventKind::Message {
-                        text: format!("stopping: {detail}"),
-                    },
-                ));
+                fx.push(emit(now, &name, crossed(LimitResponse::Stop)));
                 self.begin_stop(id, reason, Some(detail), now, fx);
             }
             LimitAction::Warn if !inst.limit_warned => {
                 inst.limit_warned = true;
-                fx.push(emit(
-                    now,
-                    &name,
-                    EventKind::Message {
-                        text: format!("warning: {detail}"),
-                    },
-                ));
+                fx.push(emit(now, &name, crossed(LimitResponse::Warn)));
             }
             LimitAction::Warn => {}
         }
@@ -316,20 +315,12 @@ impl Core {
             return;
         };
         let name = inst.name.clone();
-        fx.push(emit(
-            now,
-            &name,
-            EventKind::Message {
-                text: format!(
-                    "{}: {detail}",
-                    if matches!(reason, ExitReason::Memory | ExitReason::Cpu) {
-                        "over its limit"
-                    } else {
-                        "hung"
-                    }
-                ),
-            },
-        ));
+        let kind = EventKind::Hung {
+            run: run_no,
+            reason,
+            detail: detail.clone(),
+        };
+        fx.push(emit(now, &name, kind));
         self.begin_stop(id, reason, Some(detail), now, fx);
     }
 }
