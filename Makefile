@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: all build demo screenshots test check fmt clippy unit bench man clean
+.PHONY: all build demo screenshots test check fmt clippy unit bench stress man clean
 
 all: build
 
@@ -42,6 +42,11 @@ man: build
 ## Benchmarks against supervisord and s6; results go to BENCHMARKS.md.
 bench:
 	bash assets/bench/run.sh
+
+## What children, log sinks and clients can do to warden (release build); see BENCHMARKS.md.
+stress:
+	$(CARGO) build --release --bins
+	python3 assets/stress/stress.py $(STRESS)
 
 clean:
 	$(CARGO) clean

@@ -46,9 +46,12 @@ fn main() {
         "stop-self" => stop_self(),
         "sd-notify" => sd_notify_service(num(1, 0)),
         "stamp" => stamp(&arg(1, "stamp.txt"), args.get(2..).unwrap_or_default()),
+        "beat" => beat(&arg(1, "beats.txt"), num(2, 100), arg(3, "") == "notify"),
+        "probe-mark" => probe_mark(&arg(1, "probes.txt"), num(2, 100)),
+        "flood" => flood(&arg(1, "flood.txt")),
         _ => {
             eprintln!(
-                "usage: warden-demo-worker MODE [ARGS]\nmodes: chatter MS | crash MS CODE | job MS | sleep MS | http PORT [HANG_AFTER_MS] | tcp-echo PORT | udp-echo PORT | hog MB_PER_S | spike CPU_MS | spin | vanish | ignore-term | escape | group N | spew LINES LEN | bytes | no-newline | sigstate | term-chatter N | stop-self | stamp FILE [MODE ARGS] | sd-notify BEATS"
+                "usage: warden-demo-worker MODE [ARGS]\nmodes: chatter MS | crash MS CODE | job MS | sleep MS | http PORT [HANG_AFTER_MS] | tcp-echo PORT | udp-echo PORT | hog MB_PER_S | spike CPU_MS | spin | vanish | ignore-term | escape | group N | spew LINES LEN | bytes | no-newline | sigstate | term-chatter N | stop-self | stamp FILE [MODE ARGS] | sd-notify BEATS | beat FILE MS [notify] | probe-mark FILE MS | flood FILE"
             );
             std::process::exit(2);
         }
@@ -371,6 +374,64 @@ fn stamp(file: &str, rest: &[String]) {
     let err = std::process::Command::new(exe).args(rest).exec();
     eprintln!("stamp: cannot run {rest:?}: {err}");
     std::process::exit(127);
+}
+
+/// A heartbeat the tests can count without warden: every `ms`, `beat N` on stdout (and
+/// `WATCHDOG=1` with `notify`), and N written to `file` (replaced whole, by rename).
+fn beat(file: &str, ms: u64, notify: bool) {
+    use sd_notify::NotifyState;
+    if notify {
+        sd_notify::notify(&[NotifyState::Ready]).expect("notify");
+    }
+    let tmp = format!("{file}.tmp");
+    for n in 1.. {
+        println!("beat {n}");
+        std::io::stdout().flush().unwrap();
+        if notify {
+            sd_notify::notify(&[NotifyState::Watchdog]).expect("notify");
+        }
+        std::fs::write(&tmp, n.to_string()).expect("write the beat file");
+        std::fs::rename(&tmp, file).expect("rename the beat file");
+        sleep_ms(ms);
+    }
+}
+
+/// An exec probe that shows when it runs: `start PID` appended to `file`, `ms` of work,
+/// `end PID`, exit 0.
+fn probe_mark(file: &str, ms: u64) {
+    let append = |what: &str| {
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .expect("open the probe file");
+        out.write_all(format!("{what} {}\n", std::process::id()).as_bytes())
+            .expect("write the probe file");
+    };
+    append("start");
+    sleep_ms(ms);
+    append("end");
+}
+
+/// `y` lines as fast as the pipe takes them (like `yes`), and every million lines the
+/// count so far written to `file`.
+fn flood(file: &str) {
+    let chunk = b"y\n".repeat(32 * 1024);
+    let mut out = std::io::stdout().lock();
+    let mut lines: u64 = 0;
+    let mut reported = 0;
+    loop {
+        if out.write_all(&chunk).is_err() {
+            return;
+        }
+        lines += 32 * 1024;
+        if lines - reported >= 1_000_000 {
+            reported = lines;
+            let tmp = format!("{file}.tmp");
+            std::fs::write(&tmp, lines.to_string()).expect("write the count");
+            std::fs::rename(&tmp, file).expect("rename the count");
+        }
+    }
 }
 
 /// A systemd-style service using the `sd-notify` crate: READY=1 and a STATUS, then

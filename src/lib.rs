@@ -7,9 +7,10 @@
 //!   [`supervisor::core`], its loop in [`supervisor::actor`].
 //! - [`process`]: spawning in a new session (as another user if asked) and in a cgroup of
 //!   the run's own where the host allows it, pidfd signalling, whole-tree kills, reaping,
-//!   and the last stage of an init (pid 1).
+//!   the descriptor limit, and the last stage of an init (pid 1).
 //! - [`monitor`]: CPU and memory of each run's tree, sampled only while someone needs them.
-//! - [`logs`]: pipe readers, line framing, ring buffers, rotating log files, the terminal tee.
+//! - [`logs`]: the capture thread, line framing, rings, the log file writers (rotating
+//!   files), the terminal tee; every queue bounded in bytes.
 //! - [`probe`]: the probe kinds (tcp, udp, unix, http, exec), their scheduler, and the
 //!   sd_notify socket; raw results only, verdicts are the core's.
 //! - [`api`]: the control socket (protocol, server, client), the control FIFO and the
@@ -22,14 +23,18 @@
 //! # Theory of operation
 //!
 //! `warden up` loads the config, claims its control socket (refusing to start if another
-//! warden holds it), makes itself a child subreaper, starts a spawner thread
-//! (every fork happens there, so the parent-death signal stays armed) and a guard process
-//! (which kills everything warden started if warden dies without cleaning up), then runs
-//! the actor. The actor feeds inputs (a spawn finished, a run ended, a timer fired, a user
+//! warden holds it), makes itself a child subreaper, raises its descriptor limit (children
+//! get the original), starts a spawner thread (every fork happens there, so the
+//! parent-death signal stays armed) and a guard process (which kills everything warden
+//! started if warden dies without cleaning up), then runs the actor. The actor feeds inputs (a spawn finished, a run ended, a timer fired, a user
 //! asked) to `Core::handle`, which returns effects (spawn, signal, schedule, reply, emit).
 //! Each run has a task that waits on its pidfd, kills what is left of its tree while the
-//! leader is still an unreaped zombie, reaps it, drains its pipes for a bounded time and
-//! reports the exit, tagged with its run number so that stale reports are dropped.
+//! leader is still an unreaped zombie, reaps it, drains its pipes (while output is still
+//! waiting in them, up to a bound) and reports the exit, tagged with its run number so that
+//! stale reports are dropped. The pipes themselves are read on a capture thread of their
+//! own, and log files are written by writer threads: no child's output, and no log file
+//! that hangs, can occupy the runtime the actor, the control server and the probes share.
+//! Stop and kill signals go out from a signaller thread, in order.
 //! Where warden may create cgroups, each run gets one before its child execs: a stop ends
 //! with `cgroup.kill`, figures come from the cgroup's counters, and an OOM kill is named.
 //! Probers, the sd_notify relay, output rules and resource samples feed the same loop as
@@ -37,9 +42,12 @@
 //! limits to enforce, someone watching, a status request, so an idle warden sleeps); file
 //! watches (`watch`) feed it "these files changed". Time-driven decisions (backoff, stop
 //! timeouts, schedules, the quiet period after file changes) are timers the core asks for
-//! and gets back as inputs, so the core never reads a clock. When the actor has stopped
-//! everything, `up` says how it went in its exit code, and as a container's init it also
-//! stops and reaps what nobody supervised. Beside the actor, the control server ([`api`])
+//! and gets back as inputs, so the core never reads a clock. A timer that fires late means
+//! warden was stalled: what arrived meanwhile is read before any verdict (silence,
+//! watchdog), and a probe that took far longer than its timeout is not counted. When the
+//! actor has stopped everything, `up` says how it went in its exit code, and as a
+//! container's init it also stops and reaps what nobody supervised. Beside the actor, the
+//! control server ([`api`])
 //! turns each client request into a `Control` message and forwards the reply, or streams
 //! events and log lines back.
 //!

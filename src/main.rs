@@ -40,7 +40,11 @@ fn main() {
             ..
         } => warden::cli::up::run(&config, no_tui, socket.as_deref(), init, daemon),
         Cmd::Check { config } => warden::cli::check::run(&config),
-        Cmd::Status { client, json } => warden::cli::status::run(&client, json),
+        Cmd::Status {
+            client,
+            json,
+            names,
+        } => warden::cli::status::run(&client, json, &names),
         Cmd::Start {
             client,
             names,

@@ -171,10 +171,34 @@ fn private_dir(dir: &Path) -> Result<(), BindError> {
     Ok(())
 }
 
+/// How long to wait for the lock of a warden that is dying (killed, its threads still
+/// being torn down) before calling it running.
+const DYING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether `pid` is a process on its way out: gone, a zombie, or with SIGKILL pending.
+/// A warden killed with SIGKILL holds its lock for a few milliseconds more, until its last
+/// thread has exited.
+fn exiting(pid: &str) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let sigkill = |mask: String| u64::from_str_radix(&mask, 16).is_ok_and(|m| m & (1 << 8) != 0);
+    field("State:").starts_with('Z') || sigkill(field("ShdPnd:")) || sigkill(field("SigPnd:"))
+}
+
 /// Lock the lock file, retrying if the previous holder unlinked it between our open and
-/// our lock (then the lock we got is on a file nobody else will ever open).
+/// our lock (then the lock we got is on a file nobody else will ever open), or is dying.
 fn take_lock(path: &Path, socket: &Path) -> Result<Flock<File>, BindError> {
-    for _ in 0..16 {
+    let deadline = std::time::Instant::now() + DYING_WAIT;
+    for _ in 0..1000 {
         let file = fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -195,6 +219,10 @@ fn take_lock(path: &Path, socket: &Path) -> Result<Flock<File>, BindError> {
                 } else {
                     pid.to_string()
                 };
+                if pid != "unknown" && exiting(&pid) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                }
                 return Err(BindError::AlreadyRunning {
                     socket: socket.to_owned(),
                     pid,

@@ -18,6 +18,9 @@ pub struct Target {
     pub socket: PathBuf,
     /// `for warden.toml` or `at socket PATH` (when the socket was named explicitly).
     described: String,
+    /// What to add when nothing answers: the config file named does not exist, which is
+    /// the likelier mistake (run from another folder, or `-c` forgotten).
+    hint: Option<String>,
 }
 
 impl Target {
@@ -27,8 +30,22 @@ impl Target {
         if super::socket_overridden(cli_socket) {
             let socket = super::socket_path(config, None, cli_socket);
             let described = format!("at socket {}", socket.display());
-            return Target { socket, described };
+            return Target {
+                socket,
+                described,
+                hint: None,
+            };
         }
+        let hint = (!config.exists()).then(|| {
+            let here = match std::env::current_dir() {
+                Ok(cwd) if config.is_relative() => format!(" (looked in {})", cwd.display()),
+                _ => String::new(),
+            };
+            format!(
+                "; and there is no `{}`{here}: name the config `warden up` runs with `-c FILE`",
+                config.display()
+            )
+        });
         let spec_socket = std::fs::metadata(config)
             .ok()
             .filter(|m| m.is_file())
@@ -36,7 +53,11 @@ impl Target {
             .and_then(|spec| spec.supervisor.socket);
         let socket = super::socket_path(config, spec_socket.as_deref(), None);
         let described = format!("for {} (socket {})", config.display(), socket.display());
-        Target { socket, described }
+        Target {
+            socket,
+            described,
+            hint,
+        }
     }
 }
 
@@ -76,15 +97,16 @@ pub fn connect(target: &Target) -> Result<Connection, ClientError> {
             reader: BufReader::new(stream),
         }),
         Err(e) => {
+            let hint = target.hint.clone().unwrap_or_default();
             let target = target.described.clone();
             Err(match e.kind() {
                 io::ErrorKind::NotFound => ClientError::NotRunning {
                     target,
-                    reason: "no socket there".into(),
+                    reason: format!("no socket there{hint}"),
                 },
                 io::ErrorKind::ConnectionRefused => ClientError::NotRunning {
                     target,
-                    reason: "connection refused".into(),
+                    reason: format!("connection refused{hint}"),
                 },
                 io::ErrorKind::PermissionDenied => ClientError::Unreachable {
                     target,

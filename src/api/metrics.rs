@@ -238,6 +238,15 @@ pub fn prometheus(report: &Snapshot) -> String {
                 .collect(),
         );
     }
+    family(
+        "warden_log_dropped_bytes_total",
+        "counter",
+        "Bytes of the instance's output that did not reach its log file (disk full, a log sink that hangs).",
+        procs
+            .iter()
+            .map(|p| (label(&p.name), p.log_dropped_bytes as f64))
+            .collect(),
+    );
     let probes = procs
         .iter()
         .flat_map(|p| p.probes.iter().map(move |pr| (label(&p.name), pr)));

@@ -1,20 +1,28 @@
 //! The control socket server: an accept loop and one task per connection.
 //!
-//! Every resource a client can make us hold is bounded: at most [`MAX_CONNECTIONS`] at
-//! once (beyond that a client gets one error line and is closed, rather than waiting in
-//! the backlog), a request line of at most [`MAX_REQUEST`] bytes (never buffered beyond
-//! that), [`IDLE_TIMEOUT`] to send a whole request, [`WRITE_TIMEOUT`] to take each answer
-//! line, and bounded per-client queues for streams (a slow reader skips, see `streams`).
-//! The peer's uid is checked on every connection. A client's misbehaviour ends its own
-//! connection and nothing else; no error here reaches the supervisor.
+//! Control requests always get an answer, however many streams and idle connections are
+//! open, because those two have budgets of their own: at most [`MAX_IDLE`] connections
+//! may wait for their request at once (a new one closes the longest-waiting, with a
+//! reason), and at most [`MAX_STREAMS`] `logs -f`/`events` streams run at once (one more
+//! is refused, and its connection stays usable). What is left of [`MAX_CONNECTIONS`] is
+//! for requests being answered. When warden runs out of descriptors, a spare one kept
+//! for the purpose lets the next client in.
+//!
+//! Everything else a client can make us hold is bounded too: a request line of at most
+//! [`MAX_REQUEST`] bytes (never buffered beyond that), [`IDLE_TIMEOUT`] to send a whole
+//! request, [`WRITE_TIMEOUT`] to take each answer line, and what a stream holds (a slow
+//! reader skips, see `streams`). The peer's uid is checked on every connection. A
+//! client's misbehaviour ends its own connection and nothing else; no error here reaches
+//! the supervisor.
 //!
 //! This module performs requests by sending [`Control`] messages to the actor and
 //! forwarding its replies; it keeps no state about processes.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +30,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
+
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
@@ -30,8 +39,13 @@ use super::lines::{ReadLine, read_line};
 use super::protocol::{Answer, MAX_REQUEST, Request, VERSION, parse_request};
 use crate::supervisor::{Control, Handle};
 
-/// Connections served at once; more are told so and closed.
-pub const MAX_CONNECTIONS: usize = 256;
+/// Connections served at once, whatever they do (a bound on descriptors); beyond it a
+/// client is told so and closed, after the longest-idle connection was closed instead.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// Connections that may be waiting for their request at once.
+pub const MAX_IDLE: usize = 64;
+/// `logs -f` and `events` streams that may run at once.
+pub const MAX_STREAMS: usize = 256;
 /// Time a client has to send each whole request (from connecting, or after an answer).
 /// A stream, once started, has no idle limit.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,6 +89,8 @@ impl Server {
             busy: Throttle::default(),
             refused: Throttle::default(),
             accept_failed: Throttle::default(),
+            idle: Idle::default(),
+            streams: AtomicUsize::new(0),
         });
         let fifo = files.fifo.clone().map(|path| {
             tokio::spawn(super::fifo::run(
@@ -133,15 +149,102 @@ pub(super) struct Shared {
     busy: Throttle,
     refused: Throttle,
     accept_failed: Throttle,
+    idle: Idle,
+    /// Streams running now.
+    streams: AtomicUsize,
+}
+
+impl Shared {
+    /// A line for the user (shown by `up` and `warden events`), not a raw log line.
+    fn notice(&self, text: String) {
+        let _ = self.handle.control.send(Control::Notice { text });
+    }
+}
+
+/// The connections waiting for a request, oldest first; each can be told to close.
+#[derive(Default)]
+struct Idle {
+    waiting: Mutex<BTreeMap<u64, oneshot::Sender<()>>>,
+    next: AtomicU64,
+}
+
+impl Idle {
+    /// Registers a connection that waits for its request. Returns its ticket and what
+    /// resolves if it is closed to make room; closes the longest-waiting one if there
+    /// are now too many.
+    fn wait(&self) -> (u64, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.insert(ticket, tx);
+        while waiting.len() > MAX_IDLE {
+            if let Some((_, evict)) = waiting.pop_first() {
+                let _ = evict.send(());
+            }
+        }
+        (ticket, rx)
+    }
+
+    fn done(&self, ticket: u64) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ticket);
+    }
+}
+
+/// A stream slot, released when dropped.
+pub(super) struct StreamSlot(Arc<Shared>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Conn {
+    /// A slot for a stream, or why not.
+    pub(super) fn stream_slot(&self) -> Result<StreamSlot, String> {
+        let streams = &self.shared.streams;
+        if streams.fetch_add(1, Ordering::Relaxed) >= MAX_STREAMS {
+            streams.fetch_sub(1, Ordering::Relaxed);
+            return Err(format!(
+                "busy: {MAX_STREAMS} streams (`logs -f`, `events`) are open; close one and try again"
+            ));
+        }
+        Ok(StreamSlot(Arc::clone(&self.shared)))
+    }
+}
+
+/// A descriptor kept open for the moment warden runs out of them: closing it lets one
+/// more client be accepted (and told what is going on) instead of waiting in the backlog.
+fn spare_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
 }
 
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>, limiter: Arc<Semaphore>) {
     let mut stop = shared.stop.clone();
+    let mut spare = spare_descriptor();
     loop {
+        if spare.is_none() {
+            spare = spare_descriptor();
+        }
         let accepted = tokio::select! {
             biased;
             () = stopped(&mut stop) => return,
             r = listener.accept() => r,
+        };
+        let accepted = match accepted {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                match spare.take() {
+                    Some(fd) => {
+                        drop(fd);
+                        listener.accept().await
+                    }
+                    None => Err(e),
+                }
+            }
+            other => other,
         };
         match accepted {
             Ok((stream, _)) => match limiter.clone().try_acquire_owned() {
@@ -150,9 +253,9 @@ async fn accept_loop(listener: UnixListener, shared: Arc<Shared>, limiter: Arc<S
                 }
                 Err(_) => {
                     if let Some(more) = shared.busy.allow() {
-                        tracing::warn!(
-                            "control socket: {MAX_CONNECTIONS} connections open, refusing more ({more} refused since the last warning)"
-                        );
+                        shared.notice(format!(
+                            "control socket: {MAX_CONNECTIONS} connections open, refusing more ({more} refused since the last notice)"
+                        ));
                     }
                     // A fresh socket's buffer is empty: this write does not block.
                     let line = Answer::error(format!(
@@ -164,9 +267,9 @@ async fn accept_loop(listener: UnixListener, shared: Arc<Shared>, limiter: Arc<S
             },
             Err(e) => {
                 if let Some(more) = shared.accept_failed.allow() {
-                    tracing::warn!(
-                        "control socket: accept failed: {e} ({more} more failures since the last warning)"
-                    );
+                    shared.notice(format!(
+                        "control socket: accept failed: {e} ({more} more failures since the last notice)"
+                    ));
                 }
                 // EMFILE and friends leave the listener readable: back off, don't spin.
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -206,13 +309,14 @@ fn check_peer(stream: &UnixStream, shared: &Shared) -> Result<(), String> {
         return Ok(());
     }
     if let Some(more) = shared.refused.allow() {
-        tracing::warn!(
-            "control socket: refused uid {} (pid {}) ({more} more refused since the last warning)",
+        shared.notice(format!(
+            "control socket: refused uid {} (pid {}): only uid {} and root may use it ({more} more refused since the last notice)",
             cred.uid(),
             cred.pid()
                 .map(|p| p.to_string())
-                .unwrap_or_else(|| "unknown".into())
-        );
+                .unwrap_or_else(|| "unknown".into()),
+            shared.euid
+        ));
     }
     Err(format!(
         "unauthorized uid {}: only uid {} and root may use this supervisor",
@@ -232,10 +336,24 @@ pub(super) struct Conn {
 impl Conn {
     async fn run(&mut self) {
         loop {
+            let (ticket, evicted) = self.shared.idle.wait();
             let read = tokio::select! {
                 biased;
-                () = stopped(&mut self.stop) => return,
-                r = timeout(IDLE_TIMEOUT, read_line(&mut self.rd, MAX_REQUEST)) => r,
+                () = stopped(&mut self.stop) => None,
+                _ = evicted => Some(Err(())),
+                r = timeout(IDLE_TIMEOUT, read_line(&mut self.rd, MAX_REQUEST)) => Some(Ok(r)),
+            };
+            self.shared.idle.done(ticket);
+            let read = match read {
+                None => return,
+                Some(Ok(read)) => read,
+                Some(Err(())) => {
+                    let why = format!(
+                        "closed to make room: {MAX_IDLE} connections were waiting for a request; send the request right after connecting"
+                    );
+                    let _ = self.send(&Answer::error(why)).await;
+                    return;
+                }
             };
             let line = match read {
                 Err(_) => {
@@ -271,14 +389,34 @@ impl Conn {
     /// Answer one request. Ok(false): the connection is done (a stream ended).
     async fn handle(&mut self, request: Request) -> io::Result<bool> {
         match request {
+            // Streams have a budget of their own (see the module docs); a refused one
+            // leaves the connection usable.
             Request::Logs {
                 names,
                 lines,
                 follow,
                 colors,
-            } => super::streams::logs(self, names, lines, follow, colors).await,
-            Request::Events => super::streams::events(self).await,
-            Request::Subscribe { refresh } => super::streams::subscribe(self, refresh).await,
+            } => {
+                let _slot = match follow.then(|| self.stream_slot()).transpose() {
+                    Ok(slot) => slot,
+                    Err(busy) => return self.send(&Answer::error(busy)).await.map(|()| true),
+                };
+                super::streams::logs(self, names, lines, follow, colors).await
+            }
+            Request::Events => {
+                let _slot = match self.stream_slot() {
+                    Ok(slot) => slot,
+                    Err(busy) => return self.send(&Answer::error(busy)).await.map(|()| true),
+                };
+                super::streams::events(self).await
+            }
+            Request::Subscribe { refresh } => {
+                let _slot = match self.stream_slot() {
+                    Ok(slot) => slot,
+                    Err(busy) => return self.send(&Answer::error(busy)).await.map(|()| true),
+                };
+                super::streams::subscribe(self, refresh).await
+            }
             // Shutting down goes on whether or not the client waits for it.
             Request::Down => {
                 let answer = act(&self.shared.handle, &self.shared.config, Request::Down).await;

@@ -2,34 +2,33 @@
 //! line), `events` (every event from now on) and `subscribe` (a snapshot, then every
 //! later event).
 //!
-//! A stream never makes anyone wait on its client: it reads from broadcast channels and
-//! from the supervisor's event log, and a client that does not keep up falls behind
-//! their bounds and is told how many items it missed (`skipped`), while the log writers
-//! and the actor go on. A client that stops reading altogether is dropped after the
-//! write timeout; one that hangs up is noticed at once (its read side ends) and its
-//! subscriptions are released.
+//! A stream never makes anyone wait on its client. A `logs -f` follower reads the
+//! process's ring at its own pace, a bounded slice at a time: while its client is slow it
+//! reads nothing, the ring moves on, and when it reads again it is told how many lines it
+//! missed (`skipped`). So a follower costs no memory beyond the ring, whatever its client
+//! does. `events` and `subscribe` read the supervisor's event log the same way. A client
+//! that stops reading altogether is dropped after the write timeout; one that hangs up is
+//! noticed at once (its read side ends) and everything it held is released.
 
 use std::io;
-use std::sync::Arc;
 
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::protocol::{Answer, LogRecord, Skipped};
 use super::server::{Conn, ask, hung_up, stopped};
-use crate::logs::{LogLine, LogSink, Stream};
+use crate::logs::{Follow, Followed, LogLine, LogSink, Stream};
 use crate::supervisor::observe::{Subscription, Update};
 use crate::supervisor::{Control, Event};
 
-/// Lines handed from the per-instance forwarders to the connection; beyond this the
-/// forwarders wait, and their subscriptions lag instead.
-const FEED_CAPACITY: usize = 256;
+/// Text a follower takes from the ring at a time: what one connection can hold in
+/// flight per followed instance.
+const FOLLOW_SLICE: usize = 16 * 1024;
 
 const SUPERVISOR_STOPPED: &str = "the supervisor stopped";
 
-/// `{"stream":"logs","instances":[...]}`, the tail (merged across instances by time, the
-/// last `lines` overall), then with `follow` every new line until the supervisor stops.
+/// `{"stream":"logs","instances":[...]}`, the last `lines` lines of each instance (merged
+/// by time), then with `follow` every new line until the supervisor stops.
 pub(super) async fn logs(
     c: &mut Conn,
     names: Vec<String>,
@@ -49,15 +48,20 @@ pub(super) async fn logs(
         }
     };
     let instances: Vec<String> = sinks.iter().map(|(name, _)| name.clone()).collect();
-    // Subscribe before taking the tail, so nothing falls between the two; what is in
-    // both is dropped by sequence number.
-    let receivers: Vec<_> = sinks
-        .iter()
-        .map(|(_, sink)| follow.then(|| sink.subscribe()))
-        .collect();
-    let tails: Vec<Vec<Arc<LogLine>>> = sinks.iter().map(|(_, sink)| sink.tail(lines)).collect();
-    // Hold no sink: when the supervisor replaces one (a reload changed the process), our
-    // subscription closes and we attach to the new one.
+    // Following starts where the tail ends, atomically: nothing falls between the two.
+    let mut tails = Vec::new();
+    let mut follows = Vec::new();
+    for (_, sink) in &sinks {
+        if follow {
+            let (tail, f) = sink.follow(lines);
+            tails.push(tail);
+            follows.push(f);
+        } else {
+            tails.push(sink.tail(lines));
+        }
+    }
+    // Hold no sink: when the supervisor replaces one (a reload changed the process), the
+    // follower learns it and attaches to the new one.
     drop(sinks);
 
     c.send(&Answer {
@@ -66,14 +70,13 @@ pub(super) async fn logs(
         ..Answer::default()
     })
     .await?;
-    let mut merged: Vec<(usize, &Arc<LogLine>)> = tails
+    let mut merged: Vec<(usize, &LogLine)> = tails
         .iter()
         .enumerate()
         .flat_map(|(i, tail)| tail.iter().map(move |l| (i, l)))
         .collect();
     merged.sort_by_key(|(_, l)| l.time);
-    let skip = merged.len().saturating_sub(lines);
-    for (i, line) in merged.into_iter().skip(skip) {
+    for (i, line) in merged {
         c.send(&line_answer(&instances[i], line, colors)).await?;
     }
     if !follow {
@@ -81,11 +84,10 @@ pub(super) async fn logs(
         return Ok(true);
     }
 
-    let (tx, mut feed) = mpsc::channel(FEED_CAPACITY);
+    let (tx, mut feed) = mpsc::channel(1);
     let mut forwarders = JoinSet::new();
-    for (i, rx) in receivers.into_iter().enumerate() {
-        let after = tails[i].last().map_or(0, |l| l.seq);
-        forwarders.spawn(forward(i, rx.expect("follow"), after, tx.clone()));
+    for (i, f) in follows.into_iter().enumerate() {
+        forwarders.spawn(forward(i, f, tx.clone()));
     }
     let mut live = instances.len();
     loop {
@@ -100,28 +102,30 @@ pub(super) async fn logs(
                 c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
                 return Ok(false);
             }
-            Some(Feed::Line(i, line)) => c.send(&line_answer(&instances[i], &line, colors)).await?,
-            Some(Feed::Skipped(i, count)) => {
-                let skipped = Skipped {
-                    name: Some(instances[i].clone()),
-                    count,
-                };
-                c.send(&Answer {
-                    skipped: Some(skipped),
-                    ..Answer::default()
-                })
-                .await?;
+            Some(Feed::Lines(i, skipped, lines)) => {
+                if skipped > 0 {
+                    let skipped = Skipped {
+                        name: Some(instances[i].clone()),
+                        count: skipped,
+                    };
+                    c.send(&Answer {
+                        skipped: Some(skipped),
+                        ..Answer::default()
+                    })
+                    .await?;
+                }
+                for line in &lines {
+                    c.send(&line_answer(&instances[i], line, colors)).await?;
+                }
             }
             Some(Feed::Closed(i)) => match reattach(c, &instances[i]).await {
                 Attach::To(sink) => {
-                    let rx = sink.subscribe();
-                    let tail = sink.tail(usize::MAX);
+                    let (tail, f) = sink.follow(usize::MAX);
                     drop(sink);
                     for line in &tail {
                         c.send(&line_answer(&instances[i], line, colors)).await?;
                     }
-                    let after = tail.last().map_or(0, |l| l.seq);
-                    forwarders.spawn(forward(i, rx, after, tx.clone()));
+                    forwarders.spawn(forward(i, f, tx.clone()));
                 }
                 Attach::Gone => {
                     live -= 1;
@@ -140,7 +144,7 @@ pub(super) async fn logs(
 }
 
 enum Attach {
-    To(Arc<LogSink>),
+    To(std::sync::Arc<LogSink>),
     /// The instance no longer exists (a reload removed it).
     Gone,
     SupervisorStopped,
@@ -160,25 +164,19 @@ async fn reattach(c: &Conn, name: &str) -> Attach {
 }
 
 enum Feed {
-    Line(usize, Arc<LogLine>),
-    Skipped(usize, u64),
+    /// Instance `i`'s next lines, after `skipped` it fell behind on.
+    Lines(usize, u64, Vec<LogLine>),
     /// The sink is gone (the supervisor replaced or removed the instance).
     Closed(usize),
 }
 
-/// Pass instance `i`'s new lines (those after sequence number `after`) to the connection.
-async fn forward(
-    i: usize,
-    mut rx: broadcast::Receiver<Arc<LogLine>>,
-    after: u64,
-    tx: mpsc::Sender<Feed>,
-) {
+/// Pass instance `i`'s new lines to the connection, one slice at a time: the next slice
+/// is read from the ring only once the connection has taken the previous one.
+async fn forward(i: usize, mut follow: Follow, tx: mpsc::Sender<Feed>) {
     loop {
-        let feed = match rx.recv().await {
-            Ok(line) if line.seq <= after => continue,
-            Ok(line) => Feed::Line(i, line),
-            Err(RecvError::Lagged(n)) => Feed::Skipped(i, n),
-            Err(RecvError::Closed) => {
+        let feed = match follow.next(FOLLOW_SLICE, usize::MAX).await {
+            Followed::Lines { skipped, lines } => Feed::Lines(i, skipped, lines),
+            Followed::Closed => {
                 let _ = tx.send(Feed::Closed(i)).await;
                 return;
             }

@@ -1,13 +1,18 @@
-//! `warden logs NAME... [-n N] [-f]`: the last N lines of each instance's output from the
-//! supervisor's memory (merged by time, `name │ ` in front when there are several
-//! instances), then with `-f` every new line until the supervisor stops. A reader that
-//! fell behind is told how many lines it missed.
+//! `warden logs [NAME...] [-n N] [-f]`: the last N lines of each instance's output (every
+//! instance when no name is given) from the supervisor's memory, merged by time with
+//! `name │ ` in front when there are several instances, then with `-f` every new line
+//! until the supervisor stops. A reader that fell behind is told how many lines it missed.
 
 use super::{ANSWER_TIMEOUT, ClientArgs, Paint};
 use crate::api::client::ClientError;
 use crate::api::protocol::{LogRecord, Request};
 
 pub fn run(client: &ClientArgs, names: Vec<String>, lines: usize, follow: bool) -> i32 {
+    let names = if names.is_empty() {
+        vec!["all".to_owned()]
+    } else {
+        names
+    };
     let mut conn = match client.connect() {
         Ok(c) => c,
         Err(code) => return code,

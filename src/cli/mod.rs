@@ -45,7 +45,12 @@ pub enum Cmd {
     /// Run the supervisor in the foreground (with the dashboard on a terminal).
     Up {
         /// The config file.
-        #[arg(short = 'c', long = "config", default_value = "warden.toml")]
+        #[arg(
+            short = 'c',
+            long = "config",
+            value_name = "FILE",
+            default_value = "warden.toml"
+        )]
         config: PathBuf,
         /// Print every process's output with a `name │` prefix instead of the dashboard.
         #[arg(long)]
@@ -66,22 +71,35 @@ pub enum Cmd {
         daemon: bool,
     },
     /// Validate the config; print every error as `FILE:LINE:COL: message`.
+    #[command(override_usage = "warden check [-c FILE]")]
     Check {
-        #[arg(short = 'c', long = "config", default_value = "warden.toml")]
+        /// The config file.
+        #[arg(
+            short = 'c',
+            long = "config",
+            value_name = "FILE",
+            default_value = "warden.toml"
+        )]
         config: PathBuf,
     },
     /// Show every process (a table, or the JSON report with --json).
+    #[command(override_usage = "warden status [-c FILE] [--json] [NAME]...")]
     Status {
         #[command(flatten)]
         client: ClientArgs,
         /// Print the status report as JSON.
         #[arg(long)]
         json: bool,
+        /// Only these processes or checks (`web` also shows `web.0`, `web.1`…); all if none.
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
     },
     /// Start processes (`all` = every one); returns once they are running and ready.
+    #[command(override_usage = "warden start [-c FILE] [--timeout DURATION] NAME...")]
     Start {
         #[command(flatten)]
         client: ClientArgs,
+        /// Processes (`web`, every replica), instances (`web.1`), or `all`.
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
         /// Give up waiting after this long (`30s`, `2m`); the action goes on regardless.
@@ -89,9 +107,11 @@ pub enum Cmd {
         timeout: Option<Duration>,
     },
     /// Stop processes (`all` = every one); returns once nothing of them is left.
+    #[command(override_usage = "warden stop [-c FILE] [--timeout DURATION] NAME...")]
     Stop {
         #[command(flatten)]
         client: ClientArgs,
+        /// Processes (`web`, every replica), instances (`web.1`), or `all`.
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
         /// Give up waiting after this long (`30s`, `2m`); the action goes on regardless.
@@ -99,9 +119,11 @@ pub enum Cmd {
         timeout: Option<Duration>,
     },
     /// Restart processes (`all` = every one); returns once the new runs are ready.
+    #[command(override_usage = "warden restart [-c FILE] [--timeout DURATION] NAME...")]
     Restart {
         #[command(flatten)]
         client: ClientArgs,
+        /// Processes (`web`, every replica), instances (`web.1`), or `all`.
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
         /// Give up waiting after this long (`30s`, `2m`); the action goes on regardless.
@@ -123,20 +145,26 @@ pub enum Cmd {
         timeout: Option<Duration>,
     },
     /// Send a signal (`HUP`, `SIGUSR1`, `9`) to a process's group.
+    #[command(override_usage = "warden signal [-c FILE] NAME SIGNAL")]
     Signal {
         #[command(flatten)]
         client: ClientArgs,
+        /// A process (every replica), an instance (`web.1`), or `all`.
+        #[arg(value_name = "NAME")]
         name: String,
-        #[arg(value_parser = crate::config::units::parse_signal)]
+        /// A signal name (`HUP`, `SIGUSR1`) or number (`9`).
+        #[arg(value_name = "SIGNAL", value_parser = crate::config::units::parse_signal)]
         signal: nix::sys::signal::Signal,
     },
-    /// Print the last lines of processes' output; -f follows.
+    /// Print the last lines of processes' output (every process if none is named); -f follows.
+    #[command(override_usage = "warden logs [-c FILE] [-n N] [-f] [NAME]...")]
     Logs {
         #[command(flatten)]
         client: ClientArgs,
-        #[arg(required = true, value_name = "NAME")]
+        /// Processes (`web`, every replica) or instances (`web.1`); every process if none.
+        #[arg(value_name = "NAME")]
         names: Vec<String>,
-        /// How many lines.
+        /// How many lines, per process.
         #[arg(short = 'n', long = "lines", default_value_t = crate::api::protocol::DEFAULT_LOG_LINES)]
         lines: usize,
         /// Keep printing new lines until the supervisor stops.
@@ -144,6 +172,7 @@ pub enum Cmd {
         follow: bool,
     },
     /// Print events (state changes, exits, restarts, probes) as they happen.
+    #[command(override_usage = "warden events [-c FILE] [--json]")]
     Events {
         #[command(flatten)]
         client: ClientArgs,
@@ -152,6 +181,7 @@ pub enum Cmd {
         json: bool,
     },
     /// Re-read the config and apply the difference.
+    #[command(override_usage = "warden reload [-c FILE] [--dry-run]")]
     Reload {
         #[command(flatten)]
         client: ClientArgs,
@@ -165,6 +195,7 @@ pub enum Cmd {
         client: ClientArgs,
     },
     /// Stop every process and the supervisor.
+    #[command(override_usage = "warden down [-c FILE]")]
     Down {
         #[command(flatten)]
         client: ClientArgs,
@@ -198,7 +229,12 @@ pub enum Cmd {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
     /// The supervisor's config file: its control socket is derived from it.
-    #[arg(short = 'c', long = "config", default_value = "warden.toml")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        default_value = "warden.toml"
+    )]
     pub config: PathBuf,
     /// The control socket (overrides WARDEN_SOCKET and the config).
     #[arg(long, value_name = "PATH")]
@@ -220,7 +256,10 @@ impl ClientArgs {
     /// becomes exit code 1.
     pub(crate) fn call(&self, request: &Request, limit: Option<Duration>) -> Result<Answer, i32> {
         let mut conn = self.connect()?;
-        conn.set_timeout(limit).map_err(fail)?;
+        // A socket cannot wait 0s (that means "forever" to it): `--timeout 0s` gives up
+        // as soon as it can, like any timeout that has run out.
+        conn.set_timeout(limit.map(|l| l.max(Duration::from_millis(1))))
+            .map_err(fail)?;
         let answer = conn.call(request).map_err(|e| match (&e, limit) {
             (ClientError::Io(io), Some(limit))
                 if matches!(

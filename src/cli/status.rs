@@ -8,7 +8,7 @@ use crate::supervisor::State;
 use crate::supervisor::event::signal_name;
 use crate::supervisor::status::{Health, LastExit, ProbeStatus, Snapshot};
 
-pub fn run(client: &ClientArgs, json: bool) -> i32 {
+pub fn run(client: &ClientArgs, json: bool, names: &[String]) -> i32 {
     let answer = match client.call(&Request::Status, Some(ANSWER_TIMEOUT)) {
         Ok(a) => a,
         Err(code) => return code,
@@ -17,11 +17,18 @@ pub fn run(client: &ClientArgs, json: bool) -> i32 {
         eprintln!("warden: the supervisor's answer has no status report");
         return 1;
     };
+    let text = match only(raw.get(), names) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("warden: {e}");
+            return 1;
+        }
+    };
     if json {
-        super::out(raw.get());
+        super::out(&text);
         return 0;
     }
-    let report: Snapshot = match serde_json::from_str(raw.get()) {
+    let report: Snapshot = match serde_json::from_str(&text) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("warden: cannot read the status report: {e}");
@@ -30,6 +37,43 @@ pub fn run(client: &ClientArgs, json: bool) -> i32 {
     };
     super::out(&render(&report, Paint::stdout()));
     0
+}
+
+/// The report (JSON text) cut down to the processes and checks `names` asks for (`web`
+/// also means its replicas `web.0`, `web.1`…); all of it without names.
+fn only(report: &str, names: &[String]) -> Result<String, String> {
+    if names.is_empty() {
+        return Ok(report.to_owned());
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_str(report).map_err(|e| format!("cannot read the status report: {e}"))?;
+    let matches = |name: &str, wanted: &str| {
+        name == wanted
+            || name
+                .strip_prefix(wanted)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let mut found = vec![false; names.len()];
+    for list in ["processes", "checks"] {
+        if let Some(items) = value.get_mut(list).and_then(|v| v.as_array_mut()) {
+            items.retain(|item| {
+                let name = item["name"].as_str().unwrap_or_default();
+                let mut keep = false;
+                for (i, wanted) in names.iter().enumerate() {
+                    if matches(name, wanted) {
+                        found[i] = true;
+                        keep = true;
+                    }
+                }
+                keep
+            });
+        }
+    }
+    if let Some(i) = found.iter().position(|f| !f) {
+        return Err(format!("no process or check named `{}`", names[i]));
+    }
+    Ok(value.to_string())
 }
 
 /// The tables, without a trailing newline.

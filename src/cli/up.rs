@@ -62,6 +62,54 @@ pub fn run(config: &Path, no_tui: bool, socket: Option<&Path>, init: bool, daemo
     }
 }
 
+/// `warden 0.1.0: 12 processes (14 instances), 1 check; config /srv/warden.toml; socket
+/// /run/user/1000/warden/….sock`: what `up` says about itself before anything starts.
+fn banner(spec: &crate::config::Spec, socket: &Path) -> String {
+    let processes = spec.processes.len();
+    let instances: u32 = spec.processes.values().map(|p| p.replicas.max(1)).sum();
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut text = format!(
+        "warden {}: {}",
+        env!("CARGO_PKG_VERSION"),
+        plural(processes, "process", "processes")
+    );
+    if instances as usize != processes {
+        text.push_str(&format!(
+            " ({})",
+            plural(instances as usize, "instance", "instances")
+        ));
+    }
+    if !spec.checks.is_empty() {
+        text.push_str(&format!(
+            ", {}",
+            plural(spec.checks.len(), "check", "checks")
+        ));
+    }
+    text.push_str(&format!(
+        "; config {}; socket {}",
+        spec.path.display(),
+        socket.display()
+    ));
+    text
+}
+
+/// The longest instance name, for the terminal's name column: fixed from the start, so
+/// that the column does not grow while the first lines print.
+fn longest_name(spec: &crate::config::Spec) -> usize {
+    spec.processes
+        .values()
+        .map(|p| {
+            let base = p.name.chars().count();
+            match p.replicas {
+                0 | 1 => base,
+                n => base + 1 + (n - 1).to_string().len(),
+            }
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// How this `up` runs: as a container's init, as the daemon of `up --detach`, with the
 /// dashboard (at most one of the last two).
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +134,10 @@ fn start(
     use anyhow::Context;
     crate::process::become_subreaper().context("cannot become a child subreaper")?;
     limit_malloc_arenas();
+    // Before any thread or child exists: children get the limit warden was started with.
+    if let Err(e) = crate::process::limits::raise_nofile_limit() {
+        tracing::warn!("cannot raise the descriptor limit: {e}");
+    }
     let spawner = Spawner::start().context("cannot start the spawner thread")?;
     let registry = spawner.registry().clone();
     if !crate::process::proc_is_ours() {
@@ -121,7 +173,10 @@ fn start(
     let tee = (!dashboard && !daemon).then(|| {
         let stdout = std::io::stdout();
         let color = super::use_color(stdout.is_terminal());
-        Tee::spawn(Box::new(stdout), color)
+        let tee = Tee::spawn(Box::new(stdout), color);
+        tee.set_width(longest_name(&spec));
+        tee.message(&banner(&spec, bound.socket()));
+        tee
     });
     let printer = tee.clone();
     let stderr_file = if dashboard {
@@ -210,6 +265,8 @@ fn start(
         drop(teardown);
         result.map_err(anyhow::Error::from)
     });
+    // Log files get what was read before the end; a file that hangs is not waited for.
+    let flushed = crate::logs::flush_all(FLUSH_LOGS);
     if let Some(f) = stderr_file {
         let path = f.path.clone();
         if f.finish() {
@@ -227,6 +284,11 @@ fn start(
         }
     }
     if let Some(printer) = printer {
+        if !flushed {
+            printer
+                .message("some log files could not be written to the end (see the notices above)");
+        }
+        printer.message("everything has stopped; warden exits");
         printer.flush(std::time::Duration::from_secs(2));
     }
     Ok(report)
@@ -249,6 +311,9 @@ impl Drop for Teardown {
         }
     }
 }
+
+/// How long the end of `up` waits for log files that are still taking data.
+const FLUSH_LOGS: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn random_token() -> String {
     use std::io::Read;

@@ -193,7 +193,7 @@ pub struct LogSpec {
     /// Absolute; default `<log_dir>/<instance name>.log`. `None` means "use the default",
     /// which depends on the instance name, so it is resolved per replica.
     pub file: Option<PathBuf>,
-    /// Default 10 MB.
+    /// Default 10 MB; 0 = never rotate.
     pub max_size: u64,
     /// Default 5.
     pub keep: u32,

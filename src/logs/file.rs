@@ -6,10 +6,15 @@
 //! - never truncate or seek an existing file (`O_APPEND`, no `O_TRUNC`): a device or a
 //!   FIFO works as a log path, and is never rotated;
 //! - never stop or panic on a write error (disk full, EIO, ...): the data of that write is
-//!   dropped and counted, the error reported at most once per [`WARN_EVERY`], and the next
-//!   write tries again;
+//!   dropped and counted, the error reported (as a notice) at most once per [`WARN_EVERY`],
+//!   and the next write tries again;
+//! - start warden's note about lost data on a line of its own, even when the write that
+//!   failed stopped in the middle of a record;
 //! - notice, at most once per [`CHECK_EVERY`] and only when writing (no timer), that the
 //!   file was deleted or moved away (logrotate's `mv` + `create`) and reopen the path.
+//!
+//! Every call here may block (a FIFO, a hung mount): only the log writer's worker threads
+//! use it (see `writer.rs`).
 
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -23,6 +28,8 @@ use std::time::{Duration, Instant};
 use memchr::{memchr, memrchr};
 use nix::fcntl::OFlag;
 
+use super::writer::Notices;
+
 /// How often the path is compared with the open file.
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// More old files than this is a config mistake; rotation renames each of them.
@@ -30,7 +37,6 @@ pub const MAX_KEEP: u32 = 1000;
 /// How often a failing log file is reported.
 pub const WARN_EVERY: Duration = Duration::from_secs(2);
 
-#[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
     /// `None` only after a reopen for rotation failed; every write tries again.
@@ -51,15 +57,35 @@ pub struct LogFile {
     /// Bytes dropped since the last write that went through whole.
     gap: u64,
     dropped: Arc<AtomicU64>,
+    /// The last byte written was not a newline: a half-written record is in the file.
+    mid_line: bool,
+    notices: Option<Notices>,
     /// Who owns the file (and every file rotation opens): the process's user, so that
     /// it can read its own log whatever warden's umask.
     owner: Option<(Option<u32>, u32)>,
 }
 
+impl std::fmt::Debug for LogFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogFile")
+            .field("path", &self.path)
+            .field("size", &self.size)
+            .field("gap", &self.gap)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LogFile {
     /// Opens (creating it, and its folder, if missing) the log file at `path` for
-    /// appending. Fails, naming the path, if it cannot be opened or is a symlink.
-    pub fn open(path: &Path, max_size: u64, keep: u32) -> io::Result<LogFile> {
+    /// appending. Fails, naming the path, if it cannot be opened or is a symlink. Lost
+    /// bytes are added to `dropped`; warnings go to `notices` (else to the log).
+    pub fn open(
+        path: &Path,
+        max_size: u64,
+        keep: u32,
+        dropped: Arc<AtomicU64>,
+        notices: Option<Notices>,
+    ) -> io::Result<LogFile> {
         let file = open_file(path)?;
         let meta = file
             .metadata()
@@ -77,9 +103,17 @@ impl LogFile {
             rotate_after: None,
             last_warn: None,
             gap: 0,
-            dropped: Arc::new(AtomicU64::new(0)),
+            dropped,
+            mid_line: false,
+            notices,
             owner: None,
         })
+    }
+
+    /// `bytes` were lost before they reached this file (counted by the caller): the next
+    /// note reports them with the file's own losses.
+    pub fn lost(&mut self, bytes: u64) {
+        self.gap += bytes;
     }
 
     /// Give the file, and every file opened later at the path, to `uid` (`None`: keep
@@ -95,9 +129,8 @@ impl LogFile {
         }
     }
 
-    /// The running total of bytes that could not be written; shared, readable without
-    /// any lock.
-    pub fn dropped_counter(&self) -> Arc<AtomicU64> {
+    #[cfg(test)]
+    pub(crate) fn dropped_counter(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.dropped)
     }
 
@@ -154,9 +187,12 @@ impl LogFile {
             && self.rotate_after.is_none_or(|t| Instant::now() >= t)
     }
 
-    /// Writes warden's own note (about data lost earlier) if the file takes it; the note
-    /// itself is not counted as lost if it does not.
+    /// Writes warden's own note (about data lost earlier) if the file takes it, on a line
+    /// of its own; the note itself is not counted as lost if it does not go in.
     pub fn write_note(&mut self, note: &[u8]) {
+        if self.mid_line && self.try_write(b"\n").is_err() {
+            return;
+        }
         let _ = self.try_write(note);
     }
 
@@ -190,15 +226,18 @@ impl LogFile {
             }
         };
         self.size += written as u64;
+        if written > 0 {
+            self.mid_line = data[written - 1] != b'\n';
+        }
         if let Some(error) = error {
             return Err((data.len() - written, error));
         }
         if self.gap > 0 {
-            tracing::info!(
-                path = %self.path.display(),
-                dropped_bytes = self.gap,
-                "log file writable again"
-            );
+            self.say(format!(
+                "log file `{}` is writable again ({} bytes were lost)",
+                self.path.display(),
+                self.gap
+            ));
             self.gap = 0;
         }
         Ok(())
@@ -217,12 +256,19 @@ impl LogFile {
             .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
         {
             self.last_warn = Some(now);
-            tracing::warn!(
-                path = %self.path.display(),
-                errno = error.raw_os_error(),
-                dropped_bytes = total,
-                "log write failed: {error}; dropping output, retrying on the next write"
-            );
+            self.say(format!(
+                "cannot write log file `{}`: {}; its output is dropped ({total} bytes so far) until a write works again",
+                self.path.display(),
+                describe(error)
+            ));
+        }
+    }
+
+    /// A warning for the user: a notice (shown by `up` and `events`) when someone listens.
+    fn say(&self, text: String) {
+        match &self.notices {
+            Some(notices) => notices(text),
+            None => tracing::warn!("{text}"),
         }
     }
 
@@ -232,11 +278,11 @@ impl LogFile {
             .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
         {
             self.last_warn = Some(now);
-            tracing::warn!(
-                path = %self.path.display(),
-                errno = error.raw_os_error(),
-                "{what}: {error}"
-            );
+            self.say(format!(
+                "{what} `{}`: {}",
+                self.path.display(),
+                describe(error)
+            ));
         }
     }
 
@@ -271,6 +317,7 @@ impl LogFile {
                 self.id = (meta.dev(), meta.ino());
                 self.regular = meta.is_file();
                 self.size = meta.len();
+                self.mid_line = false;
                 self.chown();
                 true
             }
@@ -362,6 +409,19 @@ fn open_file(path: &Path) -> io::Result<File> {
     })
 }
 
+/// `No space left on device (os error 28)` → `no space left on device`.
+fn describe(error: &io::Error) -> String {
+    let text = match error.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => error.to_string(),
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 fn with_path(error: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(
         error.kind(),
@@ -374,6 +434,12 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    impl LogFile {
+        fn open_test(path: &Path, max_size: u64, keep: u32) -> io::Result<LogFile> {
+            LogFile::open(path, max_size, keep, Arc::default(), None)
+        }
+    }
 
     fn read(path: &Path) -> Vec<u8> {
         fs::read(path).unwrap_or_default()
@@ -401,10 +467,10 @@ mod tests {
         let path = dir.path().join("a/b/web.log");
         fs::create_dir(dir.path().join("a")).unwrap();
         fs::write(dir.path().join("a/existing"), b"").unwrap();
-        let mut file = LogFile::open(&path, 0, 0).unwrap();
+        let mut file = LogFile::open_test(&path, 0, 0).unwrap();
         file.write(b"one\n");
         drop(file);
-        let mut file = LogFile::open(&path, 0, 0).unwrap();
+        let mut file = LogFile::open_test(&path, 0, 0).unwrap();
         file.write(b"two\n");
         assert_eq!(read(&path), b"one\ntwo\n");
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -425,7 +491,7 @@ mod tests {
         fs::write(&target, b"precious").unwrap();
         let link = dir.path().join("web.log");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        let error = LogFile::open(&link, 0, 0).unwrap_err();
+        let error = LogFile::open_test(&link, 0, 0).unwrap_err();
         let message = error.to_string();
         assert!(message.contains("symlink"), "{message}");
         assert!(message.contains(&link.display().to_string()), "{message}");
@@ -436,7 +502,7 @@ mod tests {
     fn rotation_keeps_keep_files_and_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.log");
-        let mut file = LogFile::open(&path, 1000, 3).unwrap();
+        let mut file = LogFile::open_test(&path, 1000, 3).unwrap();
         let mut written = Vec::new();
         for line in lines(120) {
             file.write(&line);
@@ -469,7 +535,7 @@ mod tests {
     fn rotation_splits_a_big_write_at_newlines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.log");
-        let mut file = LogFile::open(&path, 100, 9).unwrap();
+        let mut file = LogFile::open_test(&path, 100, 9).unwrap();
         let chunk: Vec<u8> = lines(20).concat();
         file.write(&chunk);
         assert_eq!(history(&file, 9), chunk);
@@ -487,7 +553,7 @@ mod tests {
     fn a_line_longer_than_max_size_goes_in_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.log");
-        let mut file = LogFile::open(&path, 10, 2).unwrap();
+        let mut file = LogFile::open_test(&path, 10, 2).unwrap();
         file.write(b"short\n");
         file.write(b"a line much longer than ten bytes\nnext\n");
         assert_eq!(read(&file.numbered(2)), b"short\n");
@@ -502,7 +568,7 @@ mod tests {
     fn rotation_with_keep_zero_truncates() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.log");
-        let mut file = LogFile::open(&path, 1000, 0).unwrap();
+        let mut file = LogFile::open_test(&path, 1000, 0).unwrap();
         let mut written = Vec::new();
         for line in lines(300) {
             file.write(&line);
@@ -521,7 +587,7 @@ mod tests {
         for k in 1..=5 {
             fs::write(format!("{}.{k}", path.display()), b"old\n").unwrap();
         }
-        let mut file = LogFile::open(&path, 10, 2).unwrap();
+        let mut file = LogFile::open_test(&path, 10, 2).unwrap();
         file.write(b"0123456789\n");
         file.write(b"again\n");
         assert!(file.numbered(2).exists() && !file.numbered(3).exists());
@@ -532,7 +598,7 @@ mod tests {
     fn a_deleted_file_is_recreated() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.log");
-        let mut file = LogFile::open(&path, 0, 0).unwrap();
+        let mut file = LogFile::open_test(&path, 0, 0).unwrap();
         file.set_check_interval(Duration::ZERO);
         file.write(b"before\n");
         fs::remove_file(&path).unwrap();
@@ -544,7 +610,7 @@ mod tests {
     fn a_deleted_folder_is_recreated() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs/web.log");
-        let mut file = LogFile::open(&path, 0, 0).unwrap();
+        let mut file = LogFile::open_test(&path, 0, 0).unwrap();
         file.set_check_interval(Duration::ZERO);
         fs::remove_dir_all(dir.path().join("logs")).unwrap();
         file.write(b"after\n");
@@ -556,7 +622,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.log");
         let moved = dir.path().join("web.log.moved");
-        let mut file = LogFile::open(&path, 0, 0).unwrap();
+        let mut file = LogFile::open_test(&path, 0, 0).unwrap();
         file.set_check_interval(Duration::ZERO);
         file.write(b"one\n");
         fs::rename(&path, &moved).unwrap();
@@ -570,7 +636,7 @@ mod tests {
     fn the_check_waits_for_its_interval() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.log");
-        let mut file = LogFile::open(&path, 0, 0).unwrap();
+        let mut file = LogFile::open_test(&path, 0, 0).unwrap();
         file.set_check_interval(Duration::from_secs(3600));
         fs::remove_file(&path).unwrap();
         file.write(b"into the unlinked file\n");
@@ -580,7 +646,7 @@ mod tests {
     #[test]
     fn a_failing_write_is_counted_not_fatal() {
         // /dev/full fails every write with ENOSPC; a device is never rotated.
-        let mut file = LogFile::open(Path::new("/dev/full"), 10, 2).unwrap();
+        let mut file = LogFile::open_test(Path::new("/dev/full"), 10, 2).unwrap();
         file.write(b"hello\n");
         file.write(b"this is longer than ten bytes\n");
         assert_eq!(file.dropped_counter().load(Ordering::Relaxed), 36);
@@ -590,7 +656,7 @@ mod tests {
 
     #[test]
     fn a_device_is_written_not_rotated() {
-        let mut file = LogFile::open(Path::new("/dev/null"), 10, 2).unwrap();
+        let mut file = LogFile::open_test(Path::new("/dev/null"), 10, 2).unwrap();
         file.write(b"0123456789abcdef\n");
         file.write(b"0123456789abcdef\n");
         assert_eq!(file.dropped_counter().load(Ordering::Relaxed), 0);

@@ -23,6 +23,7 @@ pub struct Framer {
 }
 
 impl Framer {
+    #[cfg(test)]
     pub fn new() -> Framer {
         Framer::default()
     }

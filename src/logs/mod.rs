@@ -1,27 +1,33 @@
 //! Output capture: the children's stdout and stderr, from the pipe to the log file, the
-//! in-memory ring, the live subscribers and the terminal.
+//! in-memory ring, the followers and the terminal.
 //!
 //! This module owns, per process instance, one [`LogSink`]: the line framing of both
-//! streams, the rotating log file, the ring of recent lines behind `warden logs` and the
-//! dashboard, the broadcast of new lines, and the terminal tee of `warden up --no-tui`.
-//! [`pump`] drains one pipe into a sink.
+//! streams, the log file's writer, the ring of recent lines behind `warden logs` and the
+//! dashboard, the followers of `logs -f`, and the terminal tee of `warden up --no-tui`.
+//! [`spawn_pump`] drains one pipe into a sink on the capture thread.
+//!
+//! Where things run: pipes are read on one capture thread of their own; files are
+//! opened, written, rotated and closed on the log writer's worker threads; the terminal
+//! is written by its printer thread. None of them is the supervisor's runtime, and none
+//! waits on another: a stalled log file costs only its own process's log.
+//!
+//! Every queue is bounded in bytes: the writer's (a full queue makes a pump wait while
+//! the disk is slow, and drops while the file hangs), the ring's (per process and in
+//! total), the terminal's (drops, counted). A chunk of output is framed once into a
+//! [`Batch`] that all of them share; an owned [`LogLine`] is made only for a client.
 //!
 //! What it must never do:
-//! - block a child: readers never wait on the terminal or on a subscriber (they lag and
-//!   are told so), and a failing disk drops counted bytes instead of stopping the reader;
+//! - block a child because of the terminal or a follower (they lag and are told so), or
+//!   because of a log file that hangs (its data is dropped and counted);
 //! - lose or alter a byte on the way to the log file while the disk takes it: the file gets
 //!   the raw bytes (non-UTF-8, NULs, escapes, lines of any length, a last line without a
 //!   newline);
-//! - hand raw child bytes to a terminal: every display goes through
-//!   [`LogLine::display_text`];
-//! - decide anything about the process: it reports (`last_output_at`, the line watch,
-//!   `last_stderr`) and the supervisor decides;
+//! - hand raw child bytes to a terminal: every display goes through [`display_text`];
+//! - decide anything about the process: it reports (`last_output_at`, `output_pending`,
+//!   the line watch, `last_stderr`, `dropped_bytes`) and the supervisor decides;
 //! - panic on anything a child writes, or on any I/O error.
-//!
-//! Known limit: the file `write` runs on the reader's runtime thread, under the sink's
-//! lock. A disk that fails is handled; a disk that hangs (a dead NFS server) holds up
-//! that process's readers and the runtime thread they run on.
 
+mod batch;
 mod display;
 mod file;
 mod line;
@@ -31,13 +37,25 @@ mod sink;
 mod terminal;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 use std::time::SystemTime;
 
+pub use batch::Batch;
 pub use line::MAX_LINE;
-pub use reader::pump;
-pub use sink::{LineWatch, LogSink, STDERR_HISTORY, SUBSCRIBER_CAPACITY};
-pub use terminal::{TEE_QUEUE, Tee};
+pub use reader::{pump, spawn_pump};
+pub use ring::{FOLLOW_WINDOW, RING_MAX_BYTES, RINGS_MAX_BYTES};
+pub use sink::{Follow, Followed, LineWatch, LogSink, STDERR_HISTORY};
+pub use terminal::{TEE_MAX_BYTES, Tee};
+pub use writer::{
+    Notices, OpenState, QUEUE_MAX_BYTES, QUEUES_MAX_BYTES, STALL, flush_all, is_transient,
+};
+
+/// Child bytes made safe for a terminal or a widget: lossy UTF-8, escape sequences (CSI,
+/// OSC, DCS, ...) removed, control characters other than tab removed.
+pub fn display_text(bytes: &[u8]) -> String {
+    display::sanitize(bytes)
+}
 
 /// Where a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,20 +1,28 @@
-//! Draining one pipe into a sink.
+//! Draining pipes into sinks, on a thread of their own.
 //!
-//! A pump reads as fast as the child writes, so the child never blocks on a full pipe
-//! while the sink keeps up. It runs until EOF and knows nothing about the child's exit:
-//! a grandchild may hold the pipe open long after the child is reaped, so the caller
-//! bounds the drain after the exit and then drops (aborts) the pump; the partial last
-//! line is flushed either way.
+//! Every pump runs on the capture thread ([`spawn_pump`]), a single-threaded runtime of
+//! its own: however fast children write, the runtime that runs the supervisor, the
+//! control socket and the probes never has a reader in its way.
+//! A pump reads as fast as the child writes while the log file keeps up; when the file's
+//! queue is full and its disk is merely slow, the pump waits before its next read (the
+//! child then waits on its pipe, and nothing is lost); when the file hangs, the pump
+//! reads on and the file's share is dropped and counted (see `writer.rs`).
+//!
+//! A pump runs until EOF and knows nothing about the child's exit: a grandchild may hold
+//! the pipe open long after the child is reaped, so the caller bounds the drain after the
+//! exit and then drops (aborts) the pump; the partial last line is flushed either way.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+use tokio::task::JoinHandle;
 
 use super::{LogSink, Stream};
 
@@ -22,9 +30,43 @@ use super::{LogSink, Stream};
 const READ_SIZE: usize = 64 * 1024;
 
 thread_local! {
-    /// The read buffer, per worker thread rather than per pump: an idle pump holds no
-    /// buffer, and there may be a thousand of them.
+    /// The read buffer, per thread rather than per pump: an idle pump holds no buffer,
+    /// and there may be a thousand of them.
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_SIZE].into_boxed_slice());
+}
+
+/// Runs `pump(fd, stream, sink)` on the capture thread (started on first use). If that
+/// thread cannot be had (out of descriptors or threads), on the caller's runtime, so that
+/// output is still read.
+pub fn spawn_pump(fd: OwnedFd, stream: Stream, sink: Arc<LogSink>) -> JoinHandle<()> {
+    spawn_capture(pump(fd, stream, sink))
+}
+
+fn spawn_capture(task: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
+    static CAPTURE: Mutex<Option<tokio::runtime::Handle>> = Mutex::new(None);
+    let mut capture = CAPTURE.lock().unwrap_or_else(PoisonError::into_inner);
+    if capture.is_none() {
+        match start_capture() {
+            Ok(handle) => *capture = Some(handle),
+            Err(e) => tracing::warn!("cannot start the output capture thread: {e}"),
+        }
+    }
+    match capture.as_ref() {
+        Some(handle) => handle.spawn(task),
+        None => tokio::spawn(task),
+    }
+}
+
+fn start_capture() -> io::Result<tokio::runtime::Handle> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("warden-capture".into())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
 }
 
 /// Reads `fd` (the read end of a child's stdout or stderr pipe) until EOF or an error,
@@ -36,17 +78,23 @@ pub async fn pump(fd: OwnedFd, stream: Stream, sink: Arc<LogSink>) {
         tracing::warn!(process = %sink.name(), ?stream, "cannot read output pipe: {e}");
         return;
     }
-    // SAFETY: an `OwnedFd` is an open descriptor that nothing else closes; the `AsyncFd`
-    // owns it from here until it is dropped, and `as_raw_fd` always returns it.
-    let registered = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
+    let fd = Arc::new(fd);
+    // SAFETY: the descriptor stays open as long as the `Arc` the `AsyncFd` owns, and
+    // nothing closes it behind its back (the sink's clone only asks FIONREAD).
+    let registered =
+        unsafe { AsyncFd::register_with_interest(Arc::clone(&fd), Interest::READABLE) };
     let fd = match registered {
-        Ok(fd) => fd,
+        Ok(registered) => {
+            sink.attach(stream, Some(fd));
+            registered
+        }
         Err(e) => {
             tracing::warn!(process = %sink.name(), ?stream, "cannot watch output pipe: {e}");
             return;
         }
     };
     loop {
+        sink.room().await;
         let mut ready = match fd.readable().await {
             Ok(ready) => ready,
             Err(e) => {
@@ -56,6 +104,8 @@ pub async fn pump(fd: OwnedFd, stream: Stream, sink: Arc<LogSink>) {
         };
         match ready.try_io(|fd| read_into(fd.get_ref(), stream, &sink)) {
             Ok(Ok(0)) => return,
+            // A full read: there is probably more; let the other pipes have a turn first.
+            Ok(Ok(READ_SIZE)) => tokio::task::yield_now().await,
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 tracing::warn!(process = %sink.name(), ?stream, "cannot read output pipe: {e}");
@@ -84,11 +134,14 @@ fn read_into(fd: &OwnedFd, stream: Stream, sink: &LogSink) -> io::Result<usize> 
             }
         };
         loop {
-            match nix::unistd::read(fd, buf) {
-                Ok(n) => {
-                    sink.write(stream, &buf[..n]);
-                    return Ok(n);
-                }
+            sink.reading(true);
+            let read = nix::unistd::read(fd, buf);
+            if let Ok(n) = read {
+                sink.write(stream, &buf[..n]);
+            }
+            sink.reading(false);
+            match read {
+                Ok(n) => return Ok(n),
                 Err(Errno::EINTR) => continue,
                 // EAGAIN becomes WouldBlock, which `try_io` takes as "not ready".
                 Err(errno) => return Err(io::Error::from(errno)),
@@ -103,11 +156,13 @@ fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {
     Ok(())
 }
 
-/// Flushes the partial last line when the pump ends, including by being dropped.
+/// Flushes the partial last line when the pump ends, including by being dropped, and
+/// lets go of the pipe.
 struct EndOfStream<'a>(&'a LogSink, Stream);
 
 impl Drop for EndOfStream<'_> {
     fn drop(&mut self) {
+        self.0.attach(self.1, None);
         self.0.end_of_stream(self.1);
     }
 }

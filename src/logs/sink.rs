@@ -1,133 +1,131 @@
-//! One process instance's output: both streams framed into lines, written to the log
-//! file, kept in the ring, broadcast to subscribers and teed to the terminal.
+//! One process instance's output: both streams framed into records, handed to the log
+//! file's writer, kept in the ring, teed to the terminal, offered to followers.
 //!
-//! Each chunk is handled whole under one lock, so the lines of the two streams never
-//! interleave mid-line and the file, the ring and the subscribers see the same order. The
-//! lock is held for one chunk only. Subscribers and the terminal can fall behind but
-//! never hold up a writer; the file write is the only thing a chunk waits for, and a
-//! failing file drops counted data instead of stopping.
+//! Each chunk read from a pipe becomes one [`Batch`], published under one short lock that
+//! assigns its sequence numbers, so the file, the ring, the terminal and the followers
+//! all see the same order and the two streams never interleave mid-line. Nothing under
+//! that lock waits: the writer queues (its worker does the file I/O), the terminal queues
+//! or drops, followers are only told that there is more. The only thing a chunk may wait
+//! for is room in the writer's queue, and only while the file is taking data (see
+//! `writer.rs`); that wait happens in the pump, before the next read.
 
-use std::cell::RefCell;
-#[cfg(test)]
-use std::fs::File;
-use std::io::{self, Write as _};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
-use super::file::LogFile;
-use super::line::Framer;
+use super::batch::{Batch, BatchBuilder};
+use super::line::{Framer, MAX_LINE};
 use super::ring::Ring;
 use super::terminal::Tee;
+use super::writer::{FileWriter, Notices, OpenState};
 use super::{LogLine, Stream};
 use crate::config::spec::LogSpec;
 
-/// How many lines a subscriber may fall behind before it lags (and skips).
-pub const SUBSCRIBER_CAPACITY: usize = 1024;
 /// How many stderr lines are kept for the restart history, whatever `buffer_lines` is.
-pub const STDERR_HISTORY: usize = 32;
+pub const STDERR_HISTORY: usize = 16;
+/// Each of them at most this long (bytes): it is a hint for a human, not a log.
+const STDERR_LINE_MAX: usize = 512;
 
-/// Called with each complete line of the child's output, under the sink's lock: keep it
-/// short (a regex match), and never call back into the sink.
-pub type LineWatch = Box<dyn Fn(&LogLine) + Send + Sync>;
-
-/// The longest prefix of a timestamped record: `2026-11-22T10:15:30.123Z out| `.
-const PREFIX_MAX: usize = 64;
-/// A thread's format buffer is released beyond this (a chunk of 64 KiB of empty lines
-/// formats to 2 MiB).
-const FORMAT_KEEP: usize = 4 * 1024 * 1024;
-
-thread_local! {
-    /// Where a chunk's records are formatted before their single `write`. Per thread, not
-    /// per sink: a thousand idle sinks hold no buffer.
-    static FORMAT_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
+/// Called with the text of each complete line of the child's output (not warden's
+/// markers), on the thread that reads the pipes: keep it short (a regex match), and never
+/// call back into the sink.
+pub type LineWatch = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 pub struct LogSink {
     name: Arc<str>,
-    path: PathBuf,
     timestamps: bool,
-    /// Framers and file; taken first, for the whole chunk.
-    state: Mutex<State>,
-    /// Taken after `state` while a chunk is framed, and alone by readers, so that
-    /// `tail` never waits on a slow disk.
-    recent: Mutex<Recent>,
-    /// Created on the first `subscribe`: a broadcast channel allocates all its slots up
-    /// front, and most sinks are never followed.
-    subscribers: OnceLock<broadcast::Sender<Arc<LogLine>>>,
+    /// One per stream (stdout, stderr): the fragment of a line still waiting for its end.
+    framers: [Mutex<Framer>; 2],
+    /// Taken for the publication of one chunk.
+    inner: Mutex<Inner>,
+    /// Taken after `inner` while publishing, and alone by readers (`tail`, followers) and
+    /// by [`super::ring::settle`].
+    ring: Arc<Mutex<Ring>>,
+    writer: FileWriter,
     tee: Option<Tee>,
-    dropped: Arc<AtomicU64>,
+    watch: Mutex<Option<LineWatch>>,
+    /// The sequence number of the newest record, for followers to wait on.
+    newest: watch::Sender<u64>,
     origin: Instant,
     /// Nanoseconds from `origin` to the last chunk read, plus one; 0 = nothing yet.
     last_output: AtomicU64,
+    /// The pipes being read (stdout, stderr), to tell output that is waiting to be read.
+    pipes: Mutex<[Option<Arc<OwnedFd>>; 2]>,
+    /// Pumps between a `read` and recording its time.
+    reading: AtomicUsize,
+    /// Someone wants records kept in the ring: `buffer_lines > 0` or a follower.
+    keeps_lines: AtomicUsize,
 }
 
-struct State {
-    stdout: Framer,
-    stderr: Framer,
-    file: LogFile,
+struct Inner {
     seq: u64,
-    watch: Option<LineWatch>,
-}
-
-struct Recent {
-    ring: Ring,
-    stderr: Ring,
+    stderr: VecDeque<Box<[u8]>>,
 }
 
 impl std::fmt::Debug for LogSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogSink")
             .field("name", &self.name)
-            .field("path", &self.path)
+            .field("path", &self.writer.path())
             .field("timestamps", &self.timestamps)
             .finish_non_exhaustive()
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere (in a line watch) must not stop the output of a process.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn index(stream: Stream) -> usize {
+    usize::from(stream == Stream::Stderr)
+}
+
 impl LogSink {
     /// Hand the log file (and the files rotation opens later) to the process's user.
+    /// The `chown` happens on the writer's worker, like every file operation.
     pub fn set_owner(&self, uid: Option<u32>, gid: u32) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.file.set_owner(uid, gid);
+        self.writer.set_owner(uid, gid);
     }
 
-    /// Opens the log file at `path` (see [`LogFile::open`]) and sets up the ring. `name`
-    /// is the instance name shown by the terminal tee.
-    pub fn open(
+    /// A sink writing to the log file at `path`. Touches no file here: the file is opened
+    /// by the writer's worker (see [`LogSink::ensure_open`]). `name` is the instance name
+    /// shown by the terminal tee; `notices` receives warnings about the file (disk full).
+    pub fn new(
         name: &str,
         path: &Path,
         spec: &LogSpec,
         tee: Option<Tee>,
-    ) -> io::Result<Arc<LogSink>> {
-        let file = LogFile::open(path, spec.max_size, spec.keep)?;
+        notices: Option<Notices>,
+    ) -> Arc<LogSink> {
         if let Some(tee) = &tee {
             tee.register(name);
         }
-        Ok(Arc::new(LogSink {
+        let writer = FileWriter::new(path, spec.max_size, spec.keep, spec.timestamps, notices);
+        Arc::new(LogSink {
             name: name.into(),
-            path: path.to_owned(),
             timestamps: spec.timestamps,
-            dropped: file.dropped_counter(),
-            state: Mutex::new(State {
-                stdout: Framer::new(),
-                stderr: Framer::new(),
-                file,
+            framers: Default::default(),
+            inner: Mutex::new(Inner {
                 seq: 0,
-                watch: None,
+                stderr: VecDeque::new(),
             }),
-            recent: Mutex::new(Recent {
-                ring: Ring::new(spec.buffer_lines),
-                stderr: Ring::new(STDERR_HISTORY),
-            }),
-            subscribers: OnceLock::new(),
+            ring: Ring::shared(spec.buffer_lines),
+            writer,
             tee,
+            watch: Mutex::new(None),
+            newest: watch::Sender::new(0),
             origin: Instant::now(),
             last_output: AtomicU64::new(0),
-        }))
+            pipes: Mutex::default(),
+            reading: AtomicUsize::new(0),
+            keeps_lines: AtomicUsize::new(usize::from(spec.buffer_lines > 0)),
+        })
     }
 
     pub fn name(&self) -> &Arc<str> {
@@ -135,7 +133,15 @@ impl LogSink {
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.writer.path()
+    }
+
+    /// Opens the log file if it is not open, waiting at most `limit` for the outcome.
+    /// `Err(Some(why, errno))` if it cannot be opened; `Err(None)` if opening is still
+    /// going on after `limit` (a FIFO without a reader, a hung mount): output is then
+    /// dropped and counted until it opens.
+    pub async fn ensure_open(&self, limit: Duration) -> Result<(), Option<(String, Option<i32>)>> {
+        self.writer.ensure_open(limit).await
     }
 
     /// Takes a chunk read from the child's `stream`. A [`Stream::Warden`] chunk is taken
@@ -148,10 +154,14 @@ impl LogSink {
             self.marker(&String::from_utf8_lossy(chunk));
             return;
         }
+        self.record_output();
+        self.frame(stream, Some(chunk));
+    }
+
+    fn record_output(&self) {
         let since = self.origin.elapsed().as_nanos() as u64;
         self.last_output
-            .store(since.saturating_add(1), Ordering::Relaxed);
-        self.frame(stream, Some(chunk));
+            .store(since.saturating_add(1), Ordering::SeqCst);
     }
 
     /// The child's `stream` has ended (or its reader was stopped): the fragment left
@@ -164,267 +174,254 @@ impl LogSink {
     }
 
     /// A line from warden itself (`--- run 3 started, pid 4242`): into the ring, to the
-    /// subscribers and the terminal, and into the file when it is timestamped (a verbatim
-    /// file holds the child's bytes only).
+    /// followers, and into the file when it is timestamped (a verbatim file holds the
+    /// child's bytes only). Never to the terminal: warden prints its events there itself.
     pub fn marker(&self, text: &str) {
-        let time = SystemTime::now();
         // A newline inside would break the one-record-per-line file format.
         let text: String = text
             .chars()
             .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
             .collect();
-        let mut state = self.lock_state();
-        state.seq += 1;
-        let line = Arc::new(LogLine {
-            seq: state.seq,
-            time,
-            stream: Stream::Warden,
-            text: text.into_bytes().into_boxed_slice(),
-            partial: false,
-        });
-        self.publish(&mut lock(&self.recent), line.clone(), None, &mut Vec::new());
-        if self.timestamps {
-            with_format_buffer(|buf| {
-                let (prefix, len) = prefix(time, Stream::Warden);
-                buf.extend_from_slice(&prefix[..len]);
-                buf.extend_from_slice(b"| ");
-                buf.extend_from_slice(&line.text);
-                buf.push(b'\n');
-                state.file.write(buf);
-            });
+        let mut cut = text.len().min(MAX_LINE);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
         }
+        let mut b = BatchBuilder::default();
+        b.push(&text.as_bytes()[..cut], false);
+        self.publish(b.finish(SystemTime::now(), Stream::Warden), None);
+    }
+
+    /// Whether anyone needs this chunk's lines, beyond a verbatim file's raw bytes.
+    fn lines_wanted(&self, stream: Stream) -> bool {
+        self.timestamps
+            || stream == Stream::Stderr
+            || self.tee.is_some()
+            || self.keeps_lines.load(Ordering::Relaxed) > 0
+            || lock(&self.watch).is_some()
+    }
+
+    /// Frames a chunk (`None`: the end of the stream) and publishes its records.
+    fn frame(&self, stream: Stream, chunk: Option<&[u8]>) {
+        let time = SystemTime::now();
+        let wanted = self.lines_wanted(stream);
+        let capacity = if wanted {
+            chunk.map_or(0, <[u8]>::len)
+        } else {
+            0
+        };
+        let mut records = BatchBuilder::with_capacity(capacity);
+        {
+            let mut framer = lock(&self.framers[index(stream)]);
+            if chunk.is_none() && !framer.has_pending() {
+                return;
+            }
+            // Framed either way, so that lines wanted later start where they should.
+            match chunk {
+                Some(chunk) if wanted => {
+                    framer.feed(chunk, |text, partial| records.push(text, partial))
+                }
+                Some(chunk) => framer.feed(chunk, |_, _| {}),
+                None => framer.finish(|text, partial| records.push(text, partial)),
+            }
+        }
+        let batch = records.finish(time, stream);
+        if let Some(watch) = lock(&self.watch).as_ref() {
+            for record in batch.records().filter(|r| !r.partial) {
+                watch(record.text);
+            }
+        }
+        self.publish(batch, chunk);
+    }
+
+    /// Gives `batch` its sequence numbers and hands it to everyone, in one order.
+    fn publish(&self, mut batch: Batch, raw: Option<&[u8]>) {
+        let mut inner = lock(&self.inner);
+        if let Some(raw) = raw {
+            self.writer.write_bytes(raw);
+        }
+        if batch.is_empty() {
+            return;
+        }
+        batch.first_seq = inner.seq + 1;
+        inner.seq += batch.len() as u64;
+        let batch = Arc::new(batch);
+        if batch.stream == Stream::Stderr {
+            let keep = batch.len().min(STDERR_HISTORY);
+            for record in batch.records().skip(batch.len() - keep) {
+                if inner.stderr.len() == STDERR_HISTORY {
+                    inner.stderr.pop_front();
+                }
+                let text = &record.text[..record.text.len().min(STDERR_LINE_MAX)];
+                inner.stderr.push_back(text.into());
+            }
+        }
+        self.writer.write_records(&batch);
+        if let Some(tee) = &self.tee {
+            tee.send_batch(&self.name, &batch);
+        }
+        lock(&self.ring).push(batch);
+        let newest = inner.seq;
+        drop(inner);
+        super::ring::settle();
+        self.newest.send_replace(newest);
     }
 
     /// The last `n` lines kept (at most `buffer_lines`), oldest first.
-    pub fn tail(&self, n: usize) -> Vec<Arc<LogLine>> {
-        lock(&self.recent).ring.tail(n)
+    pub fn tail(&self, n: usize) -> Vec<LogLine> {
+        lock(&self.ring).tail(n)
     }
 
-    /// Every line from now on. A subscriber more than [`SUBSCRIBER_CAPACITY`] lines behind
-    /// gets `RecvError::Lagged` and skips ahead; it never holds up the writer.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogLine>> {
-        self.subscribers
-            .get_or_init(|| broadcast::channel(SUBSCRIBER_CAPACITY).0)
-            .subscribe()
+    /// The last `n` lines, and from then on every new line (see [`Follow`]).
+    pub fn follow(self: &Arc<Self>, n: usize) -> (Vec<LogLine>, Follow) {
+        let inner = lock(&self.inner);
+        let mut ring = lock(&self.ring);
+        ring.follow(true);
+        self.keeps_lines.fetch_add(1, Ordering::Relaxed);
+        let tail = ring.tail(n);
+        let cursor = inner.seq;
+        drop((ring, inner));
+        let follow = Follow {
+            sink: Arc::downgrade(self),
+            newest: self.newest.subscribe(),
+            cursor,
+        };
+        (tail, follow)
     }
 
     /// The last `n` stderr lines (at most [`STDERR_HISTORY`]) as display text, oldest
     /// first, for the restart history. Kept even when `buffer_lines` is 0.
     pub fn last_stderr(&self, n: usize) -> Vec<String> {
-        lock(&self.recent)
+        let inner = lock(&self.inner);
+        let skip = inner.stderr.len().saturating_sub(n);
+        inner
             .stderr
-            .tail(n)
             .iter()
-            .map(|line| line.display_text())
+            .skip(skip)
+            .map(|text| super::display::sanitize(text))
             .collect()
     }
 
-    /// When the child last wrote anything, on either stream (for `output.silence`).
+    /// When the child last wrote anything that warden has read, on either stream.
     pub fn last_output_at(&self) -> Option<Instant> {
-        match self.last_output.load(Ordering::Relaxed) {
+        match self.last_output.load(Ordering::SeqCst) {
             0 => None,
             n => Some(self.origin + Duration::from_nanos(n - 1)),
         }
     }
 
-    /// Bytes that could not be written to the log file so far (disk full, ...).
+    /// Whether the child wrote output that warden has not read yet (it waits in a pipe,
+    /// or a reader is between reading it and noting when). A verdict about silence must
+    /// not be taken while this holds: warden was behind, not the child.
+    pub fn output_pending(&self) -> bool {
+        // This order matters: bytes leave the pipe before `reading` drops back, and
+        // `reading` drops after `last_output` is set.
+        let waiting = lock(&self.pipes)
+            .iter()
+            .flatten()
+            .any(|fd| bytes_waiting(fd) > 0);
+        waiting || self.reading.load(Ordering::SeqCst) > 0
+    }
+
+    /// Bytes that did not reach the log file so far (disk full, a stalled sink, ...).
     pub fn dropped_bytes(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.writer.dropped_bytes()
     }
 
     /// Sets (or, with `None`, removes) the function called with each complete line.
     pub fn set_line_watch(&self, watch: Option<LineWatch>) {
-        self.lock_state().watch = watch;
+        *lock(&self.watch) = watch;
+    }
+
+    /// Waits until the writer may take more (see `writer.rs`).
+    pub(super) async fn room(&self) {
+        self.writer.room().await;
+    }
+
+    /// What the pump reads from; see [`LogSink::output_pending`].
+    pub(super) fn attach(&self, stream: Stream, pipe: Option<Arc<OwnedFd>>) {
+        lock(&self.pipes)[index(stream)] = pipe;
+    }
+
+    /// A pump is about to read (`true`), or has published what it read (`false`).
+    pub(super) fn reading(&self, active: bool) {
+        if active {
+            self.reading.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.reading.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits, at most `limit`, until the log file has everything published so far (or
+    /// its writer is stalled). For tests and the end of `up`.
+    pub fn flush(&self, limit: Duration) -> bool {
+        self.writer.flush(limit)
     }
 
     #[cfg(test)]
-    pub(crate) fn set_check_interval(&self, every: Duration) {
-        self.lock_state().file.set_check_interval(every);
+    pub(crate) fn with_file<R>(&self, f: impl FnOnce(&mut super::file::LogFile) -> R) -> Option<R> {
+        self.writer.with_file(f)
     }
 
-    /// Frames a chunk (`None`: the end of the stream) and sends its lines everywhere.
-    fn frame(&self, stream: Stream, chunk: Option<&[u8]>) {
-        let time = SystemTime::now();
-        let mut guard = self.lock_state();
-        let state = &mut *guard;
-        let framer = if stream == Stream::Stderr {
-            &mut state.stderr
-        } else {
-            &mut state.stdout
-        };
-        if chunk.is_none() && !framer.has_pending() {
-            return;
-        }
-        let lines_wanted = self.tee.is_some() || state.watch.is_some() || self.has_subscribers();
-        let mut recent = lock(&self.recent);
-        let lines_wanted = lines_wanted || recent.ring.capacity() > 0;
-        let (prefix, prefix_len) = if self.timestamps {
-            prefix(time, stream)
-        } else {
-            ([0; PREFIX_MAX], 0)
-        };
-        with_format_buffer(|buf| {
-            if self.timestamps && state.file.gap() > 0 {
-                let note = format!(
-                    "{} ---| [warden: {} bytes of log data could not be written]\n",
-                    humantime::format_rfc3339_millis(time),
-                    state.file.gap()
-                );
-                state.file.write_note(note.as_bytes());
-            }
-            let seq = &mut state.seq;
-            let watch = state.watch.as_ref();
-            let mut for_terminal = Vec::new();
-            let mut emit = |text: &[u8], partial: bool| {
-                if self.timestamps {
-                    buf.extend_from_slice(&prefix[..prefix_len]);
-                    buf.extend_from_slice(if partial { b"+ " } else { b"| " });
-                    buf.extend_from_slice(text);
-                    buf.push(b'\n');
+    /// The outcome of the log file's last open.
+    pub fn open_state(&self) -> OpenState {
+        self.writer.open_state()
+    }
+}
+
+/// The number of bytes waiting in a pipe (0 if it cannot be told).
+fn bytes_waiting(fd: &OwnedFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int; the descriptor is open while we hold it.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if r < 0 { 0 } else { n.max(0) as usize }
+}
+
+/// A follower of one sink: every record after the ones it has seen, at its own pace.
+pub struct Follow {
+    sink: Weak<LogSink>,
+    newest: watch::Receiver<u64>,
+    cursor: u64,
+}
+
+/// What a follower gets next.
+#[derive(Debug)]
+pub enum Followed {
+    /// Lines in order, after `skipped` lines that were no longer kept when it came to
+    /// them (it fell behind).
+    Lines { skipped: u64, lines: Vec<LogLine> },
+    /// The sink is gone: the supervisor replaced or removed the instance.
+    Closed,
+}
+
+impl Follow {
+    /// The next lines (at most `max_lines` of them, and about `max_bytes` of text),
+    /// waiting for them if need be.
+    pub async fn next(&mut self, max_bytes: usize, max_lines: usize) -> Followed {
+        loop {
+            self.newest.borrow_and_update();
+            {
+                let Some(sink) = self.sink.upgrade() else {
+                    return Followed::Closed;
+                };
+                let (skipped, lines) = lock(&sink.ring).after(self.cursor, max_bytes, max_lines);
+                if skipped > 0 || !lines.is_empty() {
+                    self.cursor = lines.last().map_or(self.cursor + skipped, |l| l.seq);
+                    return Followed::Lines { skipped, lines };
                 }
-                *seq += 1;
-                if lines_wanted || stream == Stream::Stderr {
-                    let line = Arc::new(LogLine {
-                        seq: *seq,
-                        time,
-                        stream,
-                        text: text.into(),
-                        partial,
-                    });
-                    self.publish(&mut recent, line, watch, &mut for_terminal);
-                }
-            };
-            match chunk {
-                Some(chunk) => framer.feed(chunk, &mut emit),
-                None => framer.finish(&mut emit),
+                // Holding no sink while waiting: a replaced sink must be able to go.
             }
-            drop(recent);
-            if let Some(tee) = self.tee.as_ref().filter(|_| !for_terminal.is_empty()) {
-                tee.send_lines(&self.name, for_terminal);
+            if self.newest.changed().await.is_err() {
+                return Followed::Closed;
             }
-            if self.timestamps {
-                state.file.write(buf);
-            } else if let Some(chunk) = chunk {
-                state.file.write(chunk);
-            }
-        });
-    }
-
-    /// `for_terminal` collects the lines for the tee, sent once per chunk by the caller.
-    fn publish(
-        &self,
-        recent: &mut Recent,
-        line: Arc<LogLine>,
-        watch: Option<&LineWatch>,
-        for_terminal: &mut Vec<Arc<LogLine>>,
-    ) {
-        if let Some(watch) = watch
-            && !line.partial
-            && line.stream != Stream::Warden
-        {
-            watch(&line);
         }
-        if line.stream == Stream::Stderr {
-            recent.stderr.push(line.clone());
-        }
-        if let Some(subscribers) = self.subscribers.get().filter(|s| s.receiver_count() > 0) {
-            // Fails only when the last subscriber just left.
-            let _ = subscribers.send(line.clone());
-        }
-        // warden's own markers reach the terminal as events, not as the child's output.
-        if self.tee.is_some() && line.stream != Stream::Warden {
-            for_terminal.push(line.clone());
-        }
-        recent.ring.push(line);
-    }
-
-    fn has_subscribers(&self) -> bool {
-        self.subscribers
-            .get()
-            .is_some_and(|s| s.receiver_count() > 0)
-    }
-
-    fn lock_state(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
     }
 }
 
-/// A panic elsewhere (in a line watch) must not stop the output of a process.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// `2026-11-22T10:15:30.123Z out` (no separator): computed once per chunk.
-fn prefix(time: SystemTime, stream: Stream) -> ([u8; PREFIX_MAX], usize) {
-    let mut prefix = [0; PREFIX_MAX];
-    let mut rest = &mut prefix[..];
-    let _ = write!(
-        rest,
-        "{} {}",
-        humantime::format_rfc3339_millis(time),
-        stream.tag()
-    );
-    let len = PREFIX_MAX - rest.len();
-    (prefix, len)
-}
-
-fn with_format_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    FORMAT_BUFFER.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            buf.clear();
-            let result = f(&mut buf);
-            if buf.capacity() > FORMAT_KEEP {
-                *buf = Vec::new();
-            }
-            result
+impl Drop for Follow {
+    fn drop(&mut self) {
+        if let Some(sink) = self.sink.upgrade() {
+            lock(&sink.ring).follow(false);
+            sink.keeps_lines.fetch_sub(1, Ordering::Relaxed);
         }
-        // Re-entered from a line watch: rare, a fresh buffer will do.
-        Err(_) => f(&mut Vec::new()),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::fs;
-
-    use super::*;
-
-    #[test]
-    fn a_gap_in_a_timestamped_log_is_noted_once_writable_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("web.log");
-        let spec = LogSpec {
-            file: None,
-            max_size: 1 << 40,
-            keep: 0,
-            timestamps: true,
-            buffer_lines: 10,
-        };
-        let sink = LogSink::open("web", &path, &spec, None).unwrap();
-        sink.write(Stream::Stdout, b"kept 1\n");
-        let real = fs::OpenOptions::new().append(true).open(&path).unwrap();
-        sink.lock_state()
-            .file
-            .replace_file(File::options().write(true).open("/dev/full").unwrap());
-        sink.write(Stream::Stdout, b"lost\n");
-        sink.write(Stream::Stdout, b"lost too\n");
-        assert_eq!(sink.dropped_bytes(), 35 + 39);
-        sink.lock_state().file.replace_file(real);
-        sink.write(Stream::Stdout, b"kept 2\n");
-        sink.write(Stream::Stdout, b"kept 3\n");
-        let log = String::from_utf8(fs::read(&path).unwrap()).unwrap();
-        let records: Vec<_> = log.lines().map(|l| &l[25..]).collect();
-        assert_eq!(
-            records,
-            [
-                "out| kept 1",
-                "---| [warden: 74 bytes of log data could not be written]",
-                "out| kept 2",
-                "out| kept 3"
-            ]
-        );
-        assert_eq!(sink.dropped_bytes(), 74);
-        // The ring lost nothing.
-        assert_eq!(sink.tail(10).len(), 5);
     }
 }

@@ -1,51 +1,73 @@
 //! The terminal tee of `warden up --no-tui`: every process's lines as `name │ text`.
 //!
-//! A terminal can stall (a paused pager, a hung ssh session, Ctrl-S). One dedicated OS
-//! thread does all the printing, fed through a bounded queue; when the queue is full a
-//! line is dropped and counted, and a notice says how many were not shown. The terminal
-//! may miss lines but never slows a child: the log file is the lossless sink. Text is
-//! always [`LogLine::display_text`], never the child's raw bytes.
+//! A terminal can stall (a paused pager, a hung ssh session, Ctrl-S) or simply be slower
+//! than a child that writes a gigabyte a second. One dedicated OS thread does all the
+//! printing, fed through a queue bounded in bytes ([`TEE_MAX_BYTES`]) that holds whole
+//! chunks of output (shared with the ring, not copied); a chunk that finds the queue full
+//! is dropped and its lines counted, and a notice says how many were not shown. The
+//! terminal may miss lines but never slows a child: the log file is the lossless sink.
+//! Text is always made inert first ([`super::display`]), never the child's raw bytes.
 
+use std::collections::VecDeque;
 use std::io::{self, BufWriter, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-#[cfg(test)]
-use std::sync::{Mutex, PoisonError};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::LogLine;
+use super::Stream;
+use super::batch::Batch;
 use super::display::sanitize;
 
-/// Lines waiting for the printer before new ones are dropped.
-pub const TEE_QUEUE: usize = 1024;
+/// Bytes of output waiting for the printer before chunks are dropped.
+pub const TEE_MAX_BYTES: usize = 1 << 20;
+/// warden's own notices waiting for the printer before they are dropped too. They are
+/// few and they are what a user most needs to see, so they have a budget of their own.
+const NOTICES_MAX_BYTES: usize = 1 << 20;
 /// Under a sustained flood the printer never catches up; it still reports drops this often.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 const WARDEN: &str = "warden";
 
-/// A handle on the printer thread; cheap to clone, one per sink.
+/// A handle on the printer thread; cheap to clone, one per sink. The thread ends once
+/// every handle is dropped.
 #[derive(Clone)]
 pub struct Tee {
-    queue: SyncSender<Message>,
-    shared: Arc<Shared>,
+    handle: Arc<Handle>,
+}
+
+/// Dropping the last one tells the printer to finish.
+struct Handle(Arc<Shared>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        lock(&self.0.queue).closed = true;
+        self.0.wake.notify_all();
+    }
 }
 
 enum Message {
-    /// The lines of one chunk of output: one queue operation instead of one per line.
-    Lines(Arc<str>, Vec<Arc<LogLine>>),
+    /// One chunk of a process's output.
+    Lines(Arc<str>, Arc<Batch>),
     Notice(String),
     Flush(mpsc::Sender<()>),
 }
 
 #[derive(Default)]
+struct Queue {
+    messages: VecDeque<Message>,
+    bytes: usize,
+    notice_bytes: usize,
+    closed: bool,
+}
+
+#[derive(Default)]
 struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
     /// Names are padded to this many characters.
     width: AtomicUsize,
     dropped: AtomicU64,
     unreported: AtomicU64,
-    /// warden's own notices that found the queue full. They are few and they are what a
-    /// user most needs to see, so they wait here instead of being dropped.
-    overflow: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 impl std::fmt::Debug for Tee {
@@ -56,11 +78,14 @@ impl std::fmt::Debug for Tee {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Tee {
     /// Starts the printer thread writing to `out`, with a stable colour per process name
-    /// if `color`. The thread ends once every handle is dropped.
+    /// if `color`.
     pub fn spawn(out: Box<dyn Write + Send>, color: bool) -> Tee {
-        let (queue, receiver) = mpsc::sync_channel(TEE_QUEUE);
         let shared = Arc::new(Shared::default());
         shared.width.store(WARDEN.len(), Ordering::Relaxed);
         let printer = Printer {
@@ -70,18 +95,23 @@ impl Tee {
         };
         let spawned = std::thread::Builder::new()
             .name("warden-tee".into())
-            .spawn(move || printer.run(receiver));
+            .spawn(move || printer.run());
         if let Err(e) = spawned {
-            // The receiver is gone: every line will count as dropped. Output still
-            // reaches the log files.
+            // Nothing will be printed; output still reaches the log files.
             tracing::warn!("cannot start the terminal printer thread: {e}");
         }
-        Tee { queue, shared }
+        Tee {
+            handle: Arc::new(Handle(shared)),
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.handle.0
     }
 
     /// Pads names to at least `width` characters.
     pub fn set_width(&self, width: usize) {
-        self.shared.width.fetch_max(width, Ordering::Relaxed);
+        self.shared().width.fetch_max(width, Ordering::Relaxed);
     }
 
     /// Makes room for `name` in the padding.
@@ -89,62 +119,57 @@ impl Tee {
         self.set_width(name.chars().count());
     }
 
-    /// Queues `line` for printing under `name`, or drops it if the printer is behind.
-    pub fn send(&self, name: &Arc<str>, line: &Arc<LogLine>) {
-        self.send_lines(name, vec![Arc::clone(line)]);
-    }
-
-    /// Queues the lines of one chunk together, or drops them all if the printer is behind.
-    pub fn send_lines(&self, name: &Arc<str>, lines: Vec<Arc<LogLine>>) {
-        let n = lines.len() as u64;
-        if self
-            .queue
-            .try_send(Message::Lines(Arc::clone(name), lines))
-            .is_err()
-        {
-            self.shared.dropped.fetch_add(n, Ordering::Relaxed);
-            self.shared.unreported.fetch_add(n, Ordering::Relaxed);
+    /// Queues a chunk of `name`'s output, or drops it (counting its lines) if the printer
+    /// is that far behind.
+    pub fn send_batch(&self, name: &Arc<str>, batch: &Arc<Batch>) {
+        if batch.is_empty() || batch.stream == Stream::Warden {
+            return;
         }
+        let shared = self.shared();
+        let mut q = lock(&shared.queue);
+        if q.bytes + batch.cost() > TEE_MAX_BYTES {
+            drop(q);
+            let n = batch.len() as u64;
+            shared.dropped.fetch_add(n, Ordering::Relaxed);
+            shared.unreported.fetch_add(n, Ordering::Relaxed);
+            return;
+        }
+        q.bytes += batch.cost();
+        q.messages
+            .push_back(Message::Lines(Arc::clone(name), Arc::clone(batch)));
+        drop(q);
+        shared.wake.notify_one();
     }
 
-    /// Queues one of warden's own notices, printed under the name `warden`.
+    /// Queues one of warden's own notices, printed under the name `warden`, one line per
+    /// line of `text`.
     pub fn message(&self, text: &str) {
-        if let Err(TrySendError::Full(Message::Notice(text))) =
-            self.queue.try_send(Message::Notice(text.to_owned()))
-        {
-            // The printer is busy, so it will come round to the overflow soon.
-            let mut overflow = self
-                .shared
-                .overflow
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            overflow.push_back(text);
+        let shared = self.shared();
+        let mut q = lock(&shared.queue);
+        if q.notice_bytes + text.len() > NOTICES_MAX_BYTES {
+            drop(q);
+            shared.unreported.fetch_add(1, Ordering::Relaxed);
+            return;
         }
+        q.notice_bytes += text.len();
+        q.messages.push_back(Message::Notice(text.to_owned()));
+        drop(q);
+        shared.wake.notify_one();
     }
 
     /// Lines dropped so far because the printer was behind.
     pub fn dropped_lines(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
+        self.shared().dropped.load(Ordering::Relaxed)
     }
 
     /// Waits, at most `timeout`, until everything queued so far is written and flushed
     /// (for shutdown). Returns whether it was.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
         let (ack, done) = mpsc::channel();
-        let mut message = Message::Flush(ack);
-        loop {
-            match self.queue.try_send(message) {
-                Ok(()) => break,
-                Err(TrySendError::Full(m)) if Instant::now() < deadline => {
-                    message = m;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(_) => return false,
-            }
-        }
-        done.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_ok()
+        let shared = self.shared();
+        lock(&shared.queue).messages.push_back(Message::Flush(ack));
+        shared.wake.notify_one();
+        done.recv_timeout(timeout).is_ok()
     }
 }
 
@@ -155,30 +180,46 @@ struct Printer {
 }
 
 impl Printer {
-    fn run(mut self, queue: Receiver<Message>) {
+    fn run(mut self) {
+        lower_priority();
         let mut last_report = Instant::now();
         loop {
-            let message = match queue.try_recv() {
-                Ok(message) => message,
-                Err(TryRecvError::Empty) => {
+            let message = {
+                let mut q = lock(&self.shared.queue);
+                loop {
+                    if let Some(m) = q.messages.pop_front() {
+                        match &m {
+                            Message::Lines(_, batch) => q.bytes -= batch.cost(),
+                            Message::Notice(text) => q.notice_bytes -= text.len(),
+                            Message::Flush(_) => {}
+                        }
+                        break Some(m);
+                    }
+                    if q.closed {
+                        break None;
+                    }
                     // Caught up: the right moment to say what was missed, and to flush.
+                    drop(q);
                     self.report_drops();
                     last_report = Instant::now();
                     let _ = self.out.flush();
-                    match queue.recv() {
-                        Ok(message) => message,
-                        Err(_) => break,
+                    q = lock(&self.shared.queue);
+                    if q.messages.is_empty() && !q.closed {
+                        q = self
+                            .shared
+                            .wake
+                            .wait(q)
+                            .unwrap_or_else(PoisonError::into_inner);
                     }
                 }
-                Err(TryRecvError::Disconnected) => break,
             };
-            self.print_overflow();
+            let Some(message) = message else { break };
             // Terminal errors (EPIPE, EIO after a hangup) are ignored: keep draining.
             let _ = match message {
-                Message::Lines(name, lines) => lines
-                    .iter()
-                    .try_for_each(|line| self.print(&name, &line.display_text())),
-                Message::Notice(text) => self.print(WARDEN, &sanitize(text.as_bytes())),
+                Message::Lines(name, batch) => self.print_batch(&name, &batch),
+                Message::Notice(text) => text
+                    .lines()
+                    .try_for_each(|line| self.print(WARDEN, &sanitize(line.as_bytes()))),
                 Message::Flush(ack) => {
                     self.report_drops();
                     let flushed = self.out.flush();
@@ -191,23 +232,8 @@ impl Printer {
                 last_report = Instant::now();
             }
         }
-        self.print_overflow();
         self.report_drops();
         let _ = self.out.flush();
-    }
-
-    fn print_overflow(&mut self) {
-        let notices: Vec<String> = {
-            let mut overflow = self
-                .shared
-                .overflow
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            overflow.drain(..).collect()
-        };
-        for text in notices {
-            let _ = self.print(WARDEN, &sanitize(text.as_bytes()));
-        }
     }
 
     fn report_drops(&mut self) {
@@ -216,6 +242,13 @@ impl Printer {
             let s = if missed == 1 { "" } else { "s" };
             let _ = self.print(WARDEN, &format!("[warden: {missed} line{s} not shown]"));
         }
+    }
+
+    fn print_batch(&mut self, name: &str, batch: &Batch) -> io::Result<()> {
+        for record in batch.records() {
+            self.print(name, &sanitize(record.text))?;
+        }
+        Ok(())
     }
 
     fn print(&mut self, name: &str, text: &str) -> io::Result<()> {
@@ -230,6 +263,16 @@ impl Printer {
         } else {
             writeln!(self.out, "{name:<width$} │ {text}")
         }
+    }
+}
+
+/// The terminal's printer runs below the supervisor's priority: under a flood, the
+/// terminal is what should give (it drops lines), not capture, logs or control.
+fn lower_priority() {
+    // SAFETY: plain system calls on the calling thread.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 5);
     }
 }
 
@@ -274,17 +317,15 @@ impl Write for SharedBuffer {
 mod tests {
     use std::time::SystemTime;
 
-    use super::super::Stream;
+    use super::super::batch::BatchBuilder;
     use super::*;
 
-    fn line(text: &[u8]) -> Arc<LogLine> {
-        Arc::new(LogLine {
-            seq: 1,
-            time: SystemTime::now(),
-            stream: Stream::Stdout,
-            text: text.into(),
-            partial: false,
-        })
+    fn lines(texts: &[&[u8]]) -> Arc<Batch> {
+        let mut b = BatchBuilder::default();
+        for t in texts {
+            b.push(t, false);
+        }
+        Arc::new(b.finish(SystemTime::now(), Stream::Stdout))
     }
 
     #[test]
@@ -293,12 +334,14 @@ mod tests {
         let tee = Tee::spawn(Box::new(buffer.clone()), false);
         tee.register("database");
         let web: Arc<str> = "web".into();
-        tee.send(&web, &line(b"hello \x1b]0;pwned\x07world"));
+        tee.send_batch(&web, &lines(&[b"hello \x1b]0;pwned\x07world"]));
         tee.message("--- web exited");
+        tee.message("two errors:\nfirst\nsecond");
         assert!(tee.flush(Duration::from_secs(5)));
         assert_eq!(
             buffer.text(),
-            "web      │ hello world\nwarden   │ --- web exited\n"
+            "web      │ hello world\nwarden   │ --- web exited\nwarden   │ two errors:\n\
+             warden   │ first\nwarden   │ second\n"
         );
     }
 
@@ -307,8 +350,7 @@ mod tests {
         let buffer = SharedBuffer::default();
         let tee = Tee::spawn(Box::new(buffer.clone()), true);
         let web: Arc<str> = "web".into();
-        tee.send(&web, &line(b"a"));
-        tee.send(&web, &line(b"b"));
+        tee.send_batch(&web, &lines(&[b"a", b"b"]));
         assert!(tee.flush(Duration::from_secs(5)));
         let color = name_color("web");
         assert_eq!(
@@ -341,15 +383,20 @@ mod tests {
         let buffer = SharedBuffer::default();
         let tee = Tee::spawn(Box::new(Stalled(gate.clone(), buffer.clone())), false);
         let name: Arc<str> = "web".into();
-        let total = 3 * TEE_QUEUE as u64 + 64 * 1024;
+        // 100 chunks of 1000 lines: far more than the queue's bytes.
+        let chunk: Vec<Vec<u8>> = (0..1000)
+            .map(|i| format!("line {i:040}").into_bytes())
+            .collect();
+        let texts: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        let total = 100 * 1000;
         let started = Instant::now();
-        for i in 0..total {
-            tee.send(&name, &line(format!("line {i}").as_bytes()));
+        for _ in 0..100 {
+            tee.send_batch(&name, &lines(&texts));
         }
         // Sending never waits on the terminal.
         assert!(started.elapsed() < Duration::from_secs(10));
         let dropped = tee.dropped_lines();
-        assert!(dropped >= total - TEE_QUEUE as u64 - 64 * 1024, "{dropped}");
+        assert!(dropped >= total - 30 * 1000, "{dropped}");
 
         *gate.0.lock().unwrap() = true;
         gate.1.notify_all();

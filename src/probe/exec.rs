@@ -119,7 +119,7 @@ async fn own_child(
         Ok(s) => s,
         Err(e) => {
             let _ = tx.send(ExecResult {
-                result: Err(e.0),
+                result: Err(e.to_string()),
                 pid: None,
             });
             return;
@@ -139,6 +139,9 @@ async fn own_child(
     let mut drained = false;
     let end = loop {
         tokio::select! {
+            // An exit that happened in time wins over a deadline that passed while warden
+            // was stalled: read what is there before judging.
+            biased;
             status = run.handle.exited() => break match status {
                 Ok(status) => End::Exited(status),
                 Err(e) => End::Failed(format!("cannot wait for the command: {e}")),

@@ -45,7 +45,15 @@ pub struct Outcome {
     /// Why the probe failed: short, lowercase, specific (`connection refused`,
     /// `status 500 not in 200-399`). `None` when `ok`.
     pub error: Option<String>,
+    /// Why this failure says nothing about the target: warden itself was stalled (the
+    /// probe took far longer than its timeout, so its answer may be waiting unread), or
+    /// warden ran out of descriptors. The caller must not count it.
+    pub stale: Option<String>,
 }
+
+/// A failed probe that took this much longer than its timeout was held up by warden, not
+/// by the target: a timer cannot fire that late unless the whole process was stopped.
+pub const STALL_SLACK: Duration = Duration::from_secs(1);
 
 /// What exec probes need to start a command the way warden starts any child.
 #[derive(Clone)]
@@ -93,11 +101,29 @@ pub async fn run_once(target: &ProbeTarget, timeout: Duration, ctx: &ProbeContex
             }
         }
     };
+    let latency = start.elapsed();
+    let stale = match &result {
+        Err(_) if latency >= timeout + STALL_SLACK => Some(format!(
+            "it took {} against a timeout of {}: warden itself was stalled, so the answer may be waiting unread",
+            human_secs(latency),
+            human(timeout)
+        )),
+        Err(e) if e.contains("too many open files") => Some(format!(
+            "warden is out of file descriptors ({e}), so the target was never asked"
+        )),
+        _ => None,
+    };
     Outcome {
         ok: result.is_ok(),
-        latency: start.elapsed(),
+        latency,
         error: result.err(),
+        stale,
     }
+}
+
+/// `8.1s`, `1.2s`: a measured duration, to a tenth of a second.
+fn human_secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
 }
 
 async fn network(

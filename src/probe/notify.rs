@@ -89,6 +89,15 @@ impl NotifySocket {
         &self.path
     }
 
+    /// Whether a datagram is waiting to be read: a verdict about missed watchdog pings
+    /// must wait until it has been.
+    pub fn has_pending(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+
     /// Wait for the next datagram: the sender's pid as the kernel reports it (`None` if
     /// the datagram came without credentials, or from outside our pid namespace) and its
     /// well-formed lines. Garbage lines are skipped; an empty datagram gives no messages.

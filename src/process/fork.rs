@@ -77,6 +77,8 @@ pub(super) struct Prepared {
     cgroups: Vec<RawFd>,
     parent: libc::pid_t,
     deathsig: bool,
+    /// The descriptor limit warden was started with (warden raised its own).
+    nofile: Option<libc::rlimit>,
     identity: Option<Identity>,
     /// `-1`: keep warden's umask.
     umask: libc::mode_t,
@@ -125,6 +127,7 @@ impl Prepared {
             cgroups: who.cgroups,
             parent: std::process::id() as libc::pid_t,
             deathsig,
+            nofile: super::limits::child_nofile(),
             identity: who.identity,
             umask: who.umask.map_or(libc::mode_t::MAX, |m| m as libc::mode_t),
             failed_step: AtomicI32::new(0),
@@ -255,6 +258,10 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         }
         if libc::chdir(p.cwd.as_ptr()) < 0 {
             return fail(Step::Chdir);
+        }
+        // Lowering a soft limit cannot fail; if it did, the child would merely keep more.
+        if let Some(limit) = &p.nofile {
+            libc::setrlimit(libc::RLIMIT_NOFILE, limit);
         }
         // Anything warden holds (pipes of other children, log files, sockets) is
         // close-on-exec already; this also covers descriptors warden inherited.

@@ -6,7 +6,9 @@
 //! holds (close-on-exec, so no child inherits it). When warden dies the kernel closes it,
 //! the guard reads EOF and SIGKILLs every process whose `WARDEN_RUN_ID` carries this
 //! warden's token, then kills and removes warden's cgroups (which also catches whatever
-//! cleared its environment). After a clean shutdown it finds nothing and exits.
+//! cleared its environment) and removes warden's private runtime folder (the sd_notify
+//! sockets), which a killed warden could not. After a clean shutdown it finds nothing and
+//! exits.
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -115,7 +117,14 @@ pub fn run(token: &str, cgroups: &[String]) -> ! {
     if !clean {
         super::cgroup::guard_cleanup(cgroups);
     }
+    // Gone already after a clean shutdown.
+    let _ = std::fs::remove_dir_all(runtime_dir(token));
     std::process::exit(0)
+}
+
+/// warden's private folder for the runs' sd_notify sockets (mode 0700), named by its token.
+pub fn runtime_dir(token: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("warden-{token}"))
 }
 
 fn has_marker(pid: i32, prefix: &[u8]) -> bool {

@@ -12,6 +12,7 @@ mod credentials;
 mod fork;
 pub mod guard;
 pub mod init;
+pub mod limits;
 mod spawn;
 mod tree;
 

@@ -61,8 +61,47 @@ pub struct Spawned {
 
 /// Why a command could not be started, phrased for the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SpawnError(pub String);
+#[error("{message}")]
+pub struct SpawnError {
+    pub message: String,
+    /// warden ran out of something (descriptors, processes, memory): trying again later
+    /// may work, and the command itself is not at fault.
+    pub transient: bool,
+}
+
+impl SpawnError {
+    pub fn new(message: impl Into<String>) -> SpawnError {
+        SpawnError {
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    /// `what` failed with `e`, said in terms of the resource that ran out when it is one.
+    pub fn resource(what: &str, e: &io::Error) -> SpawnError {
+        let errno = e.raw_os_error();
+        let why = match errno {
+            Some(libc::EMFILE) => format!(
+                "too many open files: warden's limit of {} descriptors (RLIMIT_NOFILE) is reached",
+                super::limits::nofile_soft()
+            ),
+            Some(libc::ENFILE) => {
+                "too many open files in the system: the kernel's limit (fs.file-max) is reached"
+                    .into()
+            }
+            Some(libc::EAGAIN) => "the limit on processes is reached (RLIMIT_NPROC, a cgroup's pids.max, or kernel.threads-max)".into(),
+            Some(libc::ENOMEM) => "out of memory".into(),
+            _ => describe_errno(e),
+        };
+        SpawnError {
+            message: format!("{what}: {why}"),
+            transient: matches!(
+                errno,
+                Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM | libc::ETXTBSY)
+            ),
+        }
+    }
+}
 
 /// Pids of children that someone else will reap (leaders, exec probes, the guard).
 /// Any other child of warden is an adopted orphan, reaped by [`super::reap_orphans`].
@@ -105,9 +144,9 @@ impl Spawner {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send((launch, tx))
-            .map_err(|_| SpawnError("the spawner thread is gone".into()))?;
+            .map_err(|_| SpawnError::new("the spawner thread is gone"))?;
         rx.await
-            .map_err(|_| SpawnError("the spawner thread is gone".into()))?
+            .map_err(|_| SpawnError::new("the spawner thread is gone"))?
     }
 
     /// Blocking variant for callers outside the runtime (the guard at startup).
@@ -115,9 +154,9 @@ impl Spawner {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send((launch, tx))
-            .map_err(|_| SpawnError("the spawner thread is gone".into()))?;
+            .map_err(|_| SpawnError::new("the spawner thread is gone"))?;
         rx.blocking_recv()
-            .map_err(|_| SpawnError("the spawner thread is gone".into()))?
+            .map_err(|_| SpawnError::new("the spawner thread is gone"))?
     }
 }
 
@@ -149,7 +188,7 @@ fn spawn_now(registry: &Registry, mut launch: Launch) -> Result<Spawned, SpawnEr
         .map(|(_, v)| v.as_str());
     check_cwd(&launch.cwd)?;
     let program = resolve_program(&launch.argv[0], &launch.cwd, path)?;
-    let io_error = |what: &str, e: io::Error| SpawnError(format!("cannot {what}: {e}"));
+    let io_error = |what: &str, e: io::Error| SpawnError::resource(&format!("cannot {what}"), &e);
 
     // The parent's ends stay here; the child's ends are dup'ed onto 0, 1, 2 by the child
     // and closed here once it has exec'd.
@@ -200,15 +239,15 @@ fn spawn_now(registry: &Registry, mut launch: Launch) -> Result<Spawned, SpawnEr
             cgroups: launch.cgroups.iter().map(AsRawFd::as_raw_fd).collect(),
         },
     )
-    .map_err(|e| SpawnError(format!("command `{}`: {e}", launch.argv[0])))?;
+    .map_err(|e| SpawnError::new(format!("command `{}`: {e}", launch.argv[0])))?;
 
     let mut managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
     let (pid, pidfd) = fork::spawn(&prepared).map_err(|(step, e)| match step {
         Some(fork::Step::Exec) => explain_exec_error(&launch.argv[0], &program, e),
-        Some(fork::Step::Cgroup) => SpawnError(format!(
-            "cannot place `{}` in its cgroup: {e}",
-            launch.argv[0]
-        )),
+        Some(fork::Step::Cgroup) => SpawnError::resource(
+            &format!("cannot place `{}` in its cgroup", launch.argv[0]),
+            &e,
+        ),
         Some(fork::Step::Setgroups | fork::Step::Setgid | fork::Step::Setuid) => {
             let who = launch
                 .credentials
@@ -218,9 +257,9 @@ fn spawn_now(registry: &Registry, mut launch: Launch) -> Result<Spawned, SpawnEr
                 Some(libc::EPERM) => "operation not permitted (warden is not root)".to_string(),
                 _ => e.to_string(),
             };
-            SpawnError(format!("cannot run `{}` as {who}: {why}", launch.argv[0]))
+            SpawnError::new(format!("cannot run `{}` as {who}: {why}", launch.argv[0]))
         }
-        Some(fork::Step::Chdir) => SpawnError(format!(
+        Some(fork::Step::Chdir) => SpawnError::new(format!(
             "working directory `{}` cannot be used by {}: {}",
             launch.cwd.display(),
             launch
@@ -229,11 +268,12 @@ fn spawn_now(registry: &Registry, mut launch: Launch) -> Result<Spawned, SpawnEr
                 .map_or("the process".to_string(), |c| c.described.clone()),
             describe_errno(&e)
         )),
-        Some(step) => SpawnError(format!(
-            "cannot prepare `{}` ({step:?}): {e}",
-            launch.argv[0]
-        )),
-        None => io_error("fork", e),
+        Some(step) => SpawnError::resource(
+            &format!("cannot prepare `{}` ({step:?})", launch.argv[0]),
+            &e,
+        ),
+        // clone() takes a process slot, and a descriptor for the pidfd.
+        None => SpawnError::resource("cannot create the process: clone() failed", &e),
     })?;
     managed.insert(pid);
     drop(managed);
@@ -251,11 +291,11 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 fn check_cwd(cwd: &Path) -> Result<(), SpawnError> {
     match std::fs::metadata(cwd) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(SpawnError(format!(
+        Ok(_) => Err(SpawnError::new(format!(
             "working directory `{}` is not a directory",
             cwd.display()
         ))),
-        Err(e) => Err(SpawnError(format!(
+        Err(e) => Err(SpawnError::new(format!(
             "working directory `{}` cannot be used: {}",
             cwd.display(),
             describe_errno(&e)
@@ -269,7 +309,7 @@ fn resolve_program(program: &str, cwd: &Path, path: Option<&str>) -> Result<Path
         let p = cwd.join(program);
         return match std::fs::metadata(&p) {
             Ok(_) => Ok(p),
-            Err(e) => Err(SpawnError(format!(
+            Err(e) => Err(SpawnError::new(format!(
                 "command `{program}` cannot be run: {}",
                 describe_errno(&e)
             ))),
@@ -288,11 +328,11 @@ fn resolve_program(program: &str, cwd: &Path, path: Option<&str>) -> Result<Path
         }
     }
     match denied {
-        Some(p) => Err(SpawnError(format!(
+        Some(p) => Err(SpawnError::new(format!(
             "command `{program}` found at `{}` but it is not an executable file",
             p.display()
         ))),
-        None => Err(SpawnError(format!(
+        None => Err(SpawnError::new(format!(
             "command `{program}` not found in PATH (`{search}`)"
         ))),
     }
@@ -312,9 +352,12 @@ fn explain_exec_error(name: &str, program: &Path, e: io::Error) -> SpawnError {
         Some(libc::ENOEXEC) => {
             format!("`{shown}` is not a binary and has no `#!` line saying how to run it")
         }
+        Some(libc::ENOMEM | libc::ETXTBSY | libc::EMFILE | libc::ENFILE | libc::EAGAIN) => {
+            return SpawnError::resource(&format!("cannot execute `{shown}`"), &e);
+        }
         _ => format!("`{shown}` cannot be executed: {}", describe_errno(&e)),
     };
-    SpawnError(if name == shown.to_string() {
+    SpawnError::new(if name == shown.to_string() {
         why
     } else {
         format!("command `{name}`: {why}")
@@ -336,7 +379,15 @@ fn describe_errno(e: &io::Error) -> String {
         Some(libc::ENOENT) => "it does not exist".into(),
         Some(libc::EACCES) => "permission denied".into(),
         Some(libc::ENOTDIR) => "a part of the path is not a directory".into(),
-        _ => e.to_string(),
+        Some(code) => {
+            let text = nix::errno::Errno::from_raw(code).desc();
+            let mut chars = text.chars();
+            chars
+                .next()
+                .map(|c| c.to_lowercase().chain(chars).collect())
+                .unwrap_or_default()
+        }
+        None => e.to_string(),
     }
 }
 

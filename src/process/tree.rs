@@ -117,13 +117,15 @@ fn members(leader: Option<&ChildHandle>, run_id: &str, registry: &Registry) -> V
                 .map(|c| (c, l.pid().as_raw())),
         );
     }
-    let managed = registry
-        .managed
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    for child in children_of(me) {
-        if !managed.contains(&child) && run_id_of(child).as_deref() == Some(run_id) {
+    // Adopted orphans are warden's children that nobody else reaps (not in the registry):
+    // usually none, so the registry is only looked at, not copied, for each of hundreds.
+    let mut orphans = children_of(me);
+    {
+        let managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
+        orphans.retain(|child| !managed.contains(child));
+    }
+    for child in orphans {
+        if run_id_of(child).as_deref() == Some(run_id) {
             roots.push((child, me));
         }
     }

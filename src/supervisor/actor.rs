@@ -27,6 +27,7 @@ use super::watch as file_watch;
 use crate::config::Spec;
 use crate::logs::{LogSink, Tee};
 use crate::monitor::Figures;
+use crate::probe::notify::NotifySocket;
 use crate::probe::{ProbeContext, spawn_prober};
 use crate::process::cgroup::{CgroupStatus, Cgroups};
 use crate::process::{self, Run, Spawner, reap_orphans};
@@ -130,6 +131,12 @@ pub fn snapshot_every(instances: usize) -> Duration {
 
 /// Spawns after which the allocator is asked to return freed memory.
 const TRIM_AFTER_SPAWNS: usize = 32;
+/// A timer that fires this late means warden itself was stalled (stopped, starved, a
+/// suspended VM): verdicts it was due for wait until what arrived meanwhile is read.
+const LATE: Duration = Duration::from_millis(500);
+/// Inputs handled ahead of a due timer at most, so that a flood of them cannot hold
+/// timers off.
+const DRAIN_BEFORE_TIMER: usize = 4096;
 
 /// An instance name and its log sink.
 pub type NamedSink = (String, Arc<LogSink>);
@@ -196,6 +203,8 @@ pub struct Actor {
     timers: BTreeMap<(Instant, u64), (InstanceId, u64, Timer)>,
     timer_seq: u64,
     runs: HashMap<InstanceId, (u64, Run)>,
+    /// The sd_notify socket of each run that has one.
+    notify_sockets: HashMap<InstanceId, (u64, Arc<NotifySocket>)>,
     sinks: HashMap<InstanceId, Arc<LogSink>>,
     waiters: HashMap<WaiterId, oneshot::Sender<Result<String, String>>>,
     next_waiter: WaiterId,
@@ -224,8 +233,49 @@ pub struct Actor {
     check_probers: Vec<tokio::task::JoinHandle<()>>,
     /// A private folder (0711) for the runs' sd_notify sockets.
     runtime_dir: std::path::PathBuf,
+    /// When warden last said it had been stalled.
+    stall_noticed: Option<Instant>,
+    /// Where stop and kill signals are sent from (see [`Signaller`]).
+    signaller: Signaller,
     /// How the shutdown went, for warden's exit code.
     report: ShutdownReport,
+}
+
+/// Sends stop and kill signals to whole trees, in order, on a thread of its own: finding
+/// a tree's escaped members reads /proc, and stopping five hundred processes at once
+/// must not keep the actor from answering meanwhile.
+struct Signaller(Option<std::sync::mpsc::Sender<(Run, Option<Signal>)>>);
+
+impl Signaller {
+    fn start() -> Signaller {
+        let (tx, rx) = std::sync::mpsc::channel::<(Run, Option<Signal>)>();
+        let started = std::thread::Builder::new()
+            .name("warden-signal".into())
+            .spawn(move || {
+                for (run, signal) in rx {
+                    match signal {
+                        Some(signal) => run.stop(signal),
+                        None => run.kill(),
+                    }
+                }
+            });
+        // Without the thread, signals are sent from the actor itself.
+        Signaller(started.ok().map(|_| tx))
+    }
+
+    /// `signal` (and SIGCONT) to the tree, or SIGKILL with `None`.
+    fn send(&self, run: &Run, signal: Option<Signal>) {
+        let queued = self
+            .0
+            .as_ref()
+            .is_some_and(|tx| tx.send((run.clone(), signal)).is_ok());
+        if !queued {
+            match signal {
+                Some(signal) => run.stop(signal),
+                None => run.kill(),
+            }
+        }
+    }
 }
 
 /// How a shutdown went: what `warden up` exits with (see [`ShutdownReport::exit_code`]).
@@ -261,7 +311,7 @@ impl ShutdownReport {
 
 impl Actor {
     pub fn new(spec: Spec, spawner: Spawner, opts: Options) -> (Actor, Handle) {
-        let runtime_dir = std::env::temp_dir().join(format!("warden-{}", opts.token));
+        let runtime_dir = crate::process::guard::runtime_dir(&opts.token);
         let (tx, rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (files_tx, files_rx) = mpsc::unbounded_channel();
@@ -278,6 +328,7 @@ impl Actor {
             timers: BTreeMap::new(),
             timer_seq: 0,
             runs: HashMap::new(),
+            notify_sockets: HashMap::new(),
             sinks: HashMap::new(),
             waiters: HashMap::new(),
             next_waiter: 0,
@@ -298,6 +349,8 @@ impl Actor {
             spawns_since_trim: 0,
             check_probers: Vec::new(),
             runtime_dir,
+            stall_noticed: None,
+            signaller: Signaller::start(),
             report: ShutdownReport::default(),
         };
         (
@@ -387,21 +440,9 @@ impl Actor {
             .flatten()
             .min();
             let input = tokio::select! {
-                Some(msg) = self.rx.recv() => match msg {
-                    Msg::Input(i) => {
-                        if let Input::Exited { id, run_no, .. } = &i
-                            && self.runs.get(id).is_some_and(|(n, _)| n == run_no)
-                        {
-                            self.runs.remove(id);
-                            self.stop_probes(*id);
-                        }
-                        i
-                    }
-                    Msg::RunStarted { id, run_no, run } => {
-                        self.spawns_since_trim += 1;
-                        self.runs.insert(id, (run_no, run));
-                        continue;
-                    }
+                Some(msg) = self.rx.recv() => match self.on_msg(msg) {
+                    Some(i) => i,
+                    None => continue,
                 },
                 Some(c) = self.control_rx.recv() => match self.on_control(c) {
                     Some(i) => i,
@@ -446,10 +487,17 @@ impl Actor {
                     self.notice("the terminal closed (SIGHUP): stopping everything");
                     Input::Shutdown
                 }
-                _ = sleep_until(deadline), if deadline.is_some() => match self.pop_due() {
-                    Some(i) => i,
-                    None => continue,
-                },
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    // What arrived before the timer came due is handled before it: a
+                    // verdict must not overlook a message already waiting.
+                    if self.drain_inputs() {
+                        return Ok(());
+                    }
+                    match self.pop_due() {
+                        Some(i) => i,
+                        None => continue,
+                    }
+                }
             };
             if matches!(input, Input::Shutdown) && self.shutdown_deadline.is_none() {
                 let deadline = Instant::now() + self.spec.supervisor.shutdown_timeout;
@@ -475,6 +523,81 @@ impl Actor {
         }
     }
 
+    /// Bookkeeping for a message from a run task; the input for the core, if any.
+    fn on_msg(&mut self, msg: Msg) -> Option<Input> {
+        match msg {
+            Msg::Input(i) => {
+                if let Input::Exited { id, run_no, .. } = &i
+                    && self.runs.get(id).is_some_and(|(n, _)| n == run_no)
+                {
+                    self.runs.remove(id);
+                    self.notify_sockets.remove(id);
+                    self.stop_probes(*id);
+                }
+                Some(i)
+            }
+            Msg::RunStarted {
+                id,
+                run_no,
+                run,
+                notify,
+            } => {
+                self.spawns_since_trim += 1;
+                self.runs.insert(id, (run_no, run));
+                match notify {
+                    Some(socket) => self.notify_sockets.insert(id, (run_no, socket)),
+                    None => self.notify_sockets.remove(&id),
+                };
+                None
+            }
+            Msg::Notice { name, text } => {
+                self.emit(Event {
+                    seq: 0,
+                    time: std::time::SystemTime::now(),
+                    name,
+                    kind: EventKind::Message { text },
+                });
+                None
+            }
+        }
+    }
+
+    /// Handles the messages already waiting. Returns true once shutdown is complete.
+    fn drain_inputs(&mut self) -> bool {
+        for _ in 0..DRAIN_BEFORE_TIMER {
+            let Ok(msg) = self.rx.try_recv() else {
+                break;
+            };
+            if let Some(input) = self.on_msg(msg) {
+                let fx = self.core.handle(input, Now::current());
+                if self.apply(fx) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether a timer due at `due` fired so late that warden must have been stalled; says
+    /// so (once per stall: the timers a stall delayed all come due within moments).
+    fn stalled(&mut self, due: Instant, now: Instant) -> bool {
+        let late = now.saturating_duration_since(due);
+        if late < LATE {
+            return false;
+        }
+        if self
+            .stall_noticed
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
+        {
+            self.stall_noticed = Some(now);
+            self.notice(&format!(
+                "warden was stalled for {:.1}s (a timer came due that late: stopped, starved of CPU, or a suspended machine); health verdicts wait until what arrived meanwhile is read",
+                late.as_secs_f64()
+            ));
+        }
+        true
+    }
+
     fn pop_due(&mut self) -> Option<Input> {
         let now = Instant::now();
         if self.snapshot_due().is_some_and(|d| d <= now) {
@@ -494,15 +617,32 @@ impl Actor {
         }
         let (&key, _) = self.timers.first_key_value().filter(|(k, _)| k.0 <= now)?;
         let (id, run_no, timer) = self.timers.remove(&key)?;
-        if timer == Timer::Silence {
-            let last_output = self.sinks.get(&id).and_then(|s| s.last_output_at());
-            return Some(Input::Silence {
-                id,
-                run_no,
-                last_output,
-            });
+        match timer {
+            Timer::Silence => {
+                let sink = self.sinks.get(&id).cloned();
+                // Pending first: output read after this shows in `last_output_at`.
+                let pending = sink.as_ref().is_some_and(|s| s.output_pending());
+                let last_output = sink.and_then(|s| s.last_output_at());
+                let stalled = self.stalled(key.0, now);
+                let unread = pending || stalled;
+                Some(Input::Silence {
+                    id,
+                    run_no,
+                    last_output,
+                    unread,
+                })
+            }
+            Timer::Watchdog => {
+                let pending = self
+                    .notify_sockets
+                    .get(&id)
+                    .is_some_and(|(n, socket)| *n == run_no && socket.has_pending());
+                let stalled = self.stalled(key.0, now);
+                let unread = pending || stalled;
+                Some(Input::Watchdog { id, run_no, unread })
+            }
+            _ => Some(Input::Timer { id, run_no, timer }),
         }
-        Some(Input::Timer { id, run_no, timer })
     }
 
     fn on_control(&mut self, c: Control) -> Option<Input> {
@@ -621,12 +761,12 @@ impl Actor {
                 Effect::Spawn { id, run_no } => self.spawn(id, run_no),
                 Effect::Stop { id, run_no, signal } => {
                     if let Some(run) = self.run_of(id, run_no) {
-                        run.stop(signal);
+                        self.signaller.send(run, Some(signal));
                     }
                 }
                 Effect::Kill { id, run_no } => {
                     if let Some(run) = self.run_of(id, run_no) {
-                        run.kill();
+                        self.signaller.send(run, None);
                     }
                 }
                 Effect::Schedule {
@@ -694,10 +834,7 @@ impl Actor {
         let mut out = Vec::new();
         for id in self.core.resolve(names)? {
             let name = self.core.instance(id).expect("resolved").name.clone();
-            let sink = self
-                .sink_for(id)
-                .map_err(|e| format!("{name}: cannot open its log: {e}"))?;
-            out.push((name, sink));
+            out.push((name, self.sink_for(id)));
         }
         Ok(out)
     }
@@ -854,7 +991,12 @@ impl Actor {
                 .map(String::from)
                 .collect(),
         };
-        Snapshot::of(&self.core, now, self.events.last_seq(), Some(supervisor))
+        let mut snapshot = Snapshot::of(&self.core, now, self.events.last_seq(), Some(supervisor));
+        // The sinks are the actor's, not the core's.
+        for (p, inst) in snapshot.processes.iter_mut().zip(self.core.instances()) {
+            p.log_dropped_bytes = self.sinks.get(&inst.id).map_or(0, |s| s.dropped_bytes());
+        }
+        snapshot
     }
 
     /// Whether an observer follows the events (warden's own followers do not count).
@@ -924,14 +1066,7 @@ impl Actor {
 
     fn spawn(&mut self, id: InstanceId, run_no: u64) {
         let tx = self.tx.clone();
-        let sink = match self.sink_for(id) {
-            Ok(s) => s,
-            Err(e) => {
-                let error = format!("cannot open its log file: {e}");
-                let _ = tx.send(Msg::Input(Input::SpawnFailed { id, run_no, error }));
-                return;
-            }
-        };
+        let sink = self.sink_for(id);
         let Some(inst) = self.core.instance(id) else {
             return;
         };
@@ -940,7 +1075,13 @@ impl Actor {
                 Ok(plan) => plan,
                 Err(e) => {
                     let error = format!("cannot set up its stdin_from pipe: {e}");
-                    let _ = tx.send(Msg::Input(Input::SpawnFailed { id, run_no, error }));
+                    let transient = crate::logs::is_transient(e.raw_os_error());
+                    let _ = tx.send(Msg::Input(Input::SpawnFailed {
+                        id,
+                        run_no,
+                        error,
+                        transient,
+                    }));
                     return;
                 }
             };
@@ -974,6 +1115,7 @@ impl Actor {
                 ok: o.ok,
                 latency: o.latency,
                 error: o.error,
+                stale: o.stale,
             };
             let _ = tx.send(Msg::Input(Input::Probe {
                 id,
@@ -1087,6 +1229,7 @@ impl Actor {
                         ok: o.ok,
                         latency: o.latency,
                         error: o.error,
+                        stale: o.stale,
                     };
                     let _ = tx.send(Msg::Input(Input::CheckProbe {
                         name: name.clone(),
@@ -1096,20 +1239,35 @@ impl Actor {
         }
     }
 
-    fn sink_for(&mut self, id: InstanceId) -> std::io::Result<Arc<LogSink>> {
+    /// The instance's sink, made on first use. No file I/O happens here (the file is
+    /// opened by the log writer's workers): a log path that hangs cannot hold up the actor.
+    fn sink_for(&mut self, id: InstanceId) -> Arc<LogSink> {
         let inst = self.core.instance(id).expect("spawn of a known instance");
         // A sink opened under another name belongs to a run from before `warden scale`
         // renamed the instance: its runs go on writing there, new runs get the new name's.
         if let Some(s) = self.sinks.get(&id) {
             let renamed = **s.name() != *inst.name && !self.runs.contains_key(&id);
             if !renamed {
-                return Ok(s.clone());
+                return s.clone();
             }
         }
         let path = self.log_path(inst);
-        let sink = LogSink::open(&inst.name, &path, &inst.spec.log, self.opts.tee.clone())?;
+        let (tx, name) = (self.tx.clone(), inst.name.clone());
+        let notices: crate::logs::Notices = Arc::new(move |text| {
+            let _ = tx.send(Msg::Notice {
+                name: name.clone(),
+                text,
+            });
+        });
+        let sink = LogSink::new(
+            &inst.name,
+            &path,
+            &inst.spec.log,
+            self.opts.tee.clone(),
+            Some(notices),
+        );
         self.sinks.insert(id, sink.clone());
-        Ok(sink)
+        sink
     }
 }
 

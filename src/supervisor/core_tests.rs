@@ -453,6 +453,7 @@ fn a_start_waiting_on_readiness_fails_once_readiness_fails() {
         ok: false,
         latency: Duration::from_millis(1),
         error: Some("connection refused".into()),
+        stale: None,
     };
     let (id, run_no) = (r.id("a"), 1);
     assert!(
@@ -697,4 +698,62 @@ fn samples_without_limits_are_kept_for_status_and_history() {
     let inst = rig.core.instance(rig.id("w")).unwrap();
     assert_eq!((inst.rss, inst.cpu_percent), (Some(4096), Some(2.5)));
     assert_eq!(inst.usage.samples().count(), 1);
+}
+
+#[test]
+fn a_spawn_that_ran_out_of_resources_is_retried_in_the_same_run() {
+    let (mut r, _) = Rig::new(
+        r#"
+[processes.a]
+command = "x"
+backoff = "50ms"
+max_restarts = 1
+"#,
+    );
+    let id = r.id("a");
+    for attempt in 0..3u64 {
+        let fx = r.at(
+            10 + attempt * 1000,
+            Input::SpawnFailed {
+                id,
+                run_no: 1,
+                error: "cannot create a pipe: too many open files".into(),
+                transient: true,
+            },
+        );
+        assert_eq!(r.state("a"), State::Backoff, "attempt {attempt}");
+        let due = backoff_timer(&fx).expect("a retry is scheduled");
+        // The usual doubling, but never less than MIN_RETRY.
+        let delay = due - (r.t0 + Duration::from_millis(10 + attempt * 1000));
+        assert_eq!(delay, Duration::from_millis((50 << attempt).max(100)));
+        assert!(fx.iter().any(|e| matches!(e, Effect::Emit(ev)
+            if matches!(&ev.kind, EventKind::Message { text } if text.starts_with("could not start: cannot create a pipe")))));
+        let fx = r.at(
+            500 + attempt * 1000,
+            Input::Timer {
+                id,
+                run_no: 1,
+                timer: Timer::Backoff,
+            },
+        );
+        assert_eq!(spawns(&fx), 1);
+        // Not a new run, not a restart, and max_restarts is not used up.
+        assert_eq!(r.run_no("a"), 1);
+        assert_eq!(r.core.instance(id).unwrap().restarts, 0);
+    }
+    r.spawned(4000, "a");
+    assert_eq!(r.state("a"), State::Running);
+    // A spawn that fails for good is fatal at once.
+    let (mut r, _) = Rig::new("[processes.a]\ncommand = \"x\"\n");
+    let id = r.id("a");
+    r.at(
+        10,
+        Input::SpawnFailed {
+            id,
+            run_no: 1,
+            error: "command `x` not found in PATH".into(),
+            transient: false,
+        },
+    );
+    assert_eq!(r.state("a"), State::Fatal);
 }

@@ -37,6 +37,9 @@ pub struct ProbeResult {
     pub ok: bool,
     pub latency: Duration,
     pub error: Option<String>,
+    /// Why the result says nothing about the target (warden was stalled while it waited,
+    /// or ran out of descriptors): it is reported, and counted neither way.
+    pub stale: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -19,9 +19,16 @@ use crate::probe::notify::NotifySocket;
 use crate::process::cgroup::{Cgroups, HardLimits};
 use crate::process::{self, Launch, RUN_ID_VAR, Run, Spawner};
 
-/// How long output is still read after a run's tree is gone (a pipe may be held open by
-/// something outside it; we do not wait for that).
+/// How long output is still read after a run's tree is gone once nothing more comes (a
+/// pipe may be held open by something outside the tree; we do not wait for that).
 const DRAIN: Duration = Duration::from_millis(200);
+/// The longest the drain goes on while output keeps waiting in the pipes (a slow disk,
+/// a busy machine), before what is left is given up.
+const DRAIN_MAX: Duration = Duration::from_secs(10);
+/// How long a spawn waits for its log file to open. Past this the process starts
+/// anyway and its output is dropped (and counted) until the file opens: a log path that
+/// hangs (a FIFO nobody reads, a dead mount) must not keep a process from running.
+const OPEN_WAIT: Duration = Duration::from_secs(1);
 
 /// What run tasks send to the actor.
 pub(super) enum Msg {
@@ -31,6 +38,13 @@ pub(super) enum Msg {
         id: InstanceId,
         run_no: u64,
         run: Run,
+        /// The run's sd_notify socket, to tell whether messages are waiting in it.
+        notify: Option<Arc<NotifySocket>>,
+    },
+    /// A warning for the user about an instance (its log file, ...).
+    Notice {
+        name: String,
+        text: String,
     },
 }
 
@@ -183,41 +197,86 @@ pub(super) async fn run(
         Ok(c) => c,
         Err(error) => {
             sink.marker(&format!("run {run_no} could not start: {error}"));
-            return send(Input::SpawnFailed { id, run_no, error });
+            return send(Input::SpawnFailed {
+                id,
+                run_no,
+                error,
+                transient: false,
+            });
         }
     };
     if let Some(c) = &credentials {
         // The process must be able to read what it wrote, whatever warden's umask.
         sink.set_owner(c.uid, c.gid);
     }
+    match sink.ensure_open(OPEN_WAIT).await {
+        Ok(()) => {}
+        Err(Some((why, errno))) => {
+            let error = format!("cannot open its log file: {why}");
+            let transient = crate::logs::is_transient(errno);
+            return send(Input::SpawnFailed {
+                id,
+                run_no,
+                error,
+                transient,
+            });
+        }
+        Err(None) => {
+            let text = format!(
+                "log file `{}` is still not open after {}s (a FIFO nobody reads? a hung mount?): starting anyway; its output is dropped, and counted, until the file opens",
+                sink.path().display(),
+                OPEN_WAIT.as_secs()
+            );
+            let _ = tx.send(Msg::Notice {
+                name: name.clone(),
+                text,
+            });
+        }
+    }
     let notify = match notify_path
         .map(|path| bind_notify(path, credentials.as_deref()))
         .transpose()
     {
-        Ok(n) => n,
+        Ok(n) => n.map(Arc::new),
         Err(e) => {
             let error = format!("cannot create its sd_notify socket: {e}");
-            return send(Input::SpawnFailed { id, run_no, error });
+            let transient = crate::logs::is_transient(e.raw_os_error());
+            return send(Input::SpawnFailed {
+                id,
+                run_no,
+                error,
+                transient,
+            });
         }
     };
     let argv = match &spec.command {
         CommandSpec::Argv(a) => a.clone(),
         CommandSpec::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
     };
-    let failed = |error: String| {
+    // Running out of descriptors or memory is worth another try; anything else is not.
+    let failed = |error: String, transient: bool| {
         sink.marker(&format!("run {run_no} could not start: {error}"));
-        send(Input::SpawnFailed { id, run_no, error })
+        send(Input::SpawnFailed {
+            id,
+            run_no,
+            error,
+            transient,
+        })
     };
     let cgroup = match cgroups.map(|c| c.create(&format!("{name}@{run_no}"), &hard_limits(&spec))) {
         None => None,
         Some(Ok(cg)) => Some(Arc::new(cg)),
-        Some(Err(e)) => return failed(format!("cannot create its cgroup: {e}")),
+        Some(Err(e)) => {
+            let transient = crate::logs::is_transient(e.raw_os_error());
+            return failed(format!("cannot create its cgroup: {e}"), transient);
+        }
     };
     let cgroup_files = match cgroup.as_ref().map(|cg| cg.procs_files()).transpose() {
         Ok(files) => files.unwrap_or_default(),
         Err(e) => {
             let _ = cgroup.as_ref().map(|cg| cg.remove());
-            return failed(format!("cannot open its cgroup: {e}"));
+            let transient = crate::logs::is_transient(e.raw_os_error());
+            return failed(format!("cannot open its cgroup: {e}"), transient);
         }
     };
     let launch = Launch {
@@ -236,7 +295,7 @@ pub(super) async fn run(
         Ok(s) => s,
         Err(e) => {
             let _ = cgroup.as_ref().map(|cg| cg.remove());
-            return failed(e.to_string());
+            return failed(e.message, e.transient);
         }
     };
     let pid = spawned.handle.pid().as_raw() as u32;
@@ -256,10 +315,10 @@ pub(super) async fn run(
         (spawned.stderr, Stream::Stderr),
     ] {
         if let Some(fd) = fd {
-            pumps.push(tokio::spawn(crate::logs::pump(fd, stream, sink.clone())));
+            pumps.push(crate::logs::spawn_pump(fd, stream, sink.clone()));
         }
     }
-    let notifications = notify.map(|socket| {
+    let notifications = notify.clone().map(|socket| {
         tokio::spawn(relay_notifications(
             socket,
             id,
@@ -273,6 +332,7 @@ pub(super) async fn run(
         id,
         run_no,
         run: run.clone(),
+        notify,
     });
     send(Input::Spawned { id, run_no, pid });
 
@@ -280,11 +340,21 @@ pub(super) async fn run(
     if let Some(n) = notifications {
         n.abort();
     }
-    let drain_until = tokio::time::Instant::now() + DRAIN;
+    // The tree is gone, so what is in the pipes is all there will be, unless something
+    // outside the tree holds them: drain while output is still waiting, give up once it
+    // has stopped coming.
+    let started = tokio::time::Instant::now();
     for p in &mut pumps {
-        if tokio::time::timeout_at(drain_until, &mut *p).await.is_err() {
-            p.abort();
-            let _ = p.await;
+        loop {
+            let until = (tokio::time::Instant::now() + DRAIN).min(started + DRAIN_MAX);
+            if tokio::time::timeout_at(until, &mut *p).await.is_ok() {
+                break;
+            }
+            if !sink.output_pending() || started.elapsed() >= DRAIN_MAX {
+                p.abort();
+                let _ = p.await;
+                break;
+            }
         }
     }
     // An aborted pump did not get to flush a last line without a newline.
@@ -360,9 +430,9 @@ fn watch_lines(
     };
     let fired = AtomicBool::new(false);
     let tx = tx.clone();
-    sink.set_line_watch(Some(Box::new(move |line| {
-        if regex.is_match(&line.text) && !fired.swap(true, Ordering::Relaxed) {
-            let line = line.display_text();
+    sink.set_line_watch(Some(Box::new(move |line: &[u8]| {
+        if regex.is_match(line) && !fired.swap(true, Ordering::Relaxed) {
+            let line = crate::logs::display_text(line);
             let _ = tx.send(Msg::Input(Input::OutputMatched { id, run_no, line }));
         }
     })));
@@ -370,7 +440,7 @@ fn watch_lines(
 
 /// Pass sd_notify messages from this run's processes to the core; drop everyone else's.
 async fn relay_notifications(
-    socket: NotifySocket,
+    socket: Arc<NotifySocket>,
     id: InstanceId,
     run_no: u64,
     pid: u32,

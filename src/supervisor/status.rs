@@ -140,6 +140,10 @@ pub struct ProcessStatus {
     /// Why it is fatal, or why its last spawn failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// Bytes of output that did not reach the log file (disk full, a log sink that
+    /// hangs), since warden started.
+    #[serde(default)]
+    pub log_dropped_bytes: u64,
     /// `replicas` in the file, and the count wanted at runtime (`warden scale`).
     #[serde(default)]
     pub replicas_declared: u32,
@@ -291,6 +295,8 @@ fn process_status(inst: &Instance, now: Instant, replicas: Option<(u32, u32)>) -
         usage_history: usage_history(inst),
         run: inst.run_no,
         error: inst.error.clone(),
+        // Filled in by the actor, which holds the sinks.
+        log_dropped_bytes: 0,
         replicas_declared: declared,
         replicas_wanted: wanted,
         drift: declared != wanted,

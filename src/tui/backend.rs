@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
-use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -21,7 +20,7 @@ use super::app::Msg;
 use super::logbuf::{LogEntry, Origin};
 use crate::api::protocol::{Answer, LogRecord, Request};
 use crate::api::server::{act, ask};
-use crate::logs::{LogLine, LogSink, Stream};
+use crate::logs::{Follow, Followed, LogLine, LogSink, Stream};
 use crate::supervisor::status::Snapshot;
 use crate::supervisor::{Control, Description, Event, Handle, ReloadPlan, Update};
 
@@ -151,26 +150,22 @@ async fn local_logs(handle: Handle, names: Vec<String>, generation: u64, tx: Tx)
     let Ok(Ok(sinks)) = ask(&handle, |reply| Control::Logs { names, reply }).await else {
         return;
     };
-    // Subscribe before taking the tails, so that nothing falls between them; what is in
-    // both is skipped by sequence number.
+    // Following starts where each tail ends: nothing falls between the two.
     let followed: Vec<_> = sinks
         .into_iter()
         .map(|(name, sink)| {
-            let rx = sink.subscribe();
-            let tail = sink.tail(TAIL);
-            (Arc::<str>::from(name), rx, tail)
+            let (tail, follow) = sink.follow(TAIL);
+            (Arc::<str>::from(name), follow, tail)
         })
         .collect();
     let mut history: Vec<LogEntry> = Vec::new();
     let mut tasks = JoinSet::new();
-    for (name, rx, tail) in followed {
-        let after = tail.last().map_or(0, |l| l.seq);
+    for (name, follow, tail) in followed {
         history.extend(tail.iter().map(|l| entry(&name, l)));
         tasks.spawn(forward(
             handle.clone(),
             name,
-            rx,
-            after,
+            follow,
             generation,
             tx.clone(),
         ));
@@ -192,55 +187,30 @@ async fn local_logs(handle: Handle, names: Vec<String>, generation: u64, tx: Tx)
     while tasks.join_next().await.is_some() {}
 }
 
-/// One instance's new lines, at most a batch per frame. When the supervisor replaces
+/// One instance's new lines, at most a batch per frame, read from its ring at the view's
+/// pace (lines it was too slow for are counted as skipped). When the supervisor replaces
 /// the instance's sink (a reload changed the process), the new one is followed.
-async fn forward(
-    handle: Handle,
-    name: Arc<str>,
-    mut rx: tokio::sync::broadcast::Receiver<Arc<LogLine>>,
-    mut after: u64,
-    generation: u64,
-    tx: Tx,
-) {
-    use tokio::sync::broadcast::error::RecvError;
+async fn forward(handle: Handle, name: Arc<str>, mut follow: Follow, generation: u64, tx: Tx) {
     loop {
-        let mut skipped = 0u64;
-        let first = loop {
-            match rx.recv().await {
-                Ok(line) if line.seq <= after => continue,
-                Ok(line) => break Some(line),
-                Err(RecvError::Lagged(n)) => skipped += n,
-                Err(RecvError::Closed) => break None,
+        let (lines, skipped, full) = match follow.next(usize::MAX, LOG_BATCH).await {
+            Followed::Lines { skipped, lines } => {
+                let full = lines.len() == LOG_BATCH;
+                (
+                    lines.iter().map(|l| entry(&name, l)).collect(),
+                    skipped,
+                    full,
+                )
+            }
+            Followed::Closed => {
+                let Some(sink) = reattach(&handle, &name).await else {
+                    return;
+                };
+                let (tail, next) = sink.follow(TAIL);
+                drop(sink);
+                follow = next;
+                (tail.iter().map(|l| entry(&name, l)).collect(), 0, false)
             }
         };
-        let Some(first) = first else {
-            let Some(sink) = reattach(&handle, &name).await else {
-                return;
-            };
-            rx = sink.subscribe();
-            let tail = sink.tail(TAIL);
-            drop(sink);
-            after = tail.last().map_or(0, |l| l.seq);
-            let lines = tail.iter().map(|l| entry(&name, l)).collect();
-            let msg = Msg::Logs {
-                generation,
-                lines,
-                skipped,
-            };
-            if tx.send(msg).await.is_err() {
-                return;
-            }
-            continue;
-        };
-        let mut lines = vec![entry(&name, &first)];
-        while lines.len() < LOG_BATCH {
-            match rx.try_recv() {
-                Ok(line) => lines.push(entry(&name, &line)),
-                Err(TryRecvError::Lagged(n)) => skipped += n,
-                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-            }
-        }
-        let full = lines.len() == LOG_BATCH;
         let msg = Msg::Logs {
             generation,
             lines,

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+
+use crate::harness::run_warden;
 use warden::config::{
     self, CommandSpec, DependCondition, LimitAction, ProbeTarget, RestartPolicy, Spec,
 };
@@ -44,10 +46,41 @@ fn invalid_configs_report_every_error() {
 #[test]
 fn an_unreadable_file_is_one_whole_file_error() {
     let errors = config::load(Path::new("tests/invalid_configs/nope.toml")).unwrap_err();
+    let cwd = std::env::current_dir().unwrap();
     assert_eq!(
         errors.to_string(),
-        "tests/invalid_configs/nope.toml: cannot read the config file: no such file or directory"
+        format!(
+            "tests/invalid_configs/nope.toml: no such file (looked in {}); create it, or name the config with `-c FILE`",
+            cwd.display()
+        )
     );
+}
+
+#[test]
+fn only_a_regular_file_of_a_sane_size_is_read() {
+    for path in ["/dev/zero", "/dev/null", "/"] {
+        let errors = config::load(Path::new(path)).unwrap_err();
+        assert_eq!(
+            errors.to_string(),
+            format!(
+                "{path}: not a regular file (a folder, a device or a FIFO?); give the path of a TOML file"
+            )
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, vec![b'#'; 2 << 20]).unwrap();
+    let errors = config::load(&big).unwrap_err();
+    assert!(
+        errors
+            .to_string()
+            .ends_with(": larger than 1024 KiB: not a config file"),
+        "{errors}"
+    );
+    // `check` answers at once instead of reading forever.
+    let (code, _, err) = run_warden(Path::new("/"), &["check", "-c", "/dev/zero"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
 }
 
 #[test]

@@ -14,6 +14,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+
+/// The `warden` binary under test: the one cargo built, or `$WARDEN_TEST_BIN` (to run
+/// these tests against a release build, or an older build to see a test fail).
+pub fn warden_bin() -> String {
+    std::env::var("WARDEN_TEST_BIN").unwrap_or_else(|_| WARDEN.to_owned())
+}
 pub const WORKER: &str = env!("CARGO_BIN_EXE_warden-demo-worker");
 
 /// A generous bound for anything that should take milliseconds: the machine may be busy.
@@ -30,6 +36,8 @@ pub fn bin_dir() -> PathBuf {
 struct Output {
     lines: Vec<String>,
     closed: bool,
+    /// The test is not reading warden's stdout (a terminal that stalled).
+    paused: bool,
 }
 
 pub struct Warden {
@@ -41,6 +49,20 @@ pub struct Warden {
     child: Option<Child>,
     output: Arc<(Mutex<Output>, Condvar)>,
     stderr: Arc<Mutex<String>>,
+    opts: Opts,
+}
+
+/// How a test's warden is started, beyond its config.
+#[derive(Default, Clone, Copy)]
+pub struct Opts {
+    /// warden's RLIMIT_NOFILE, (soft, hard).
+    pub nofile: Option<(u64, u64)>,
+    /// Which printed lines to keep (a flood of output would fill the test's memory);
+    /// `None` keeps them all.
+    pub keep: Option<fn(&str) -> bool>,
+    /// Do not read warden's stdout until [`Warden::resume_output`], like a terminal that
+    /// stalled (Ctrl-S, a hung ssh session).
+    pub paused: bool,
 }
 
 impl Warden {
@@ -51,7 +73,12 @@ impl Warden {
 
     /// Like [`Warden::start`], with `prepare(dir)` run just before warden starts.
     pub fn start_with(config: &str, prepare: impl FnOnce(&Path)) -> Warden {
-        Warden::start_wrapped(config, &[], &[], prepare)
+        Warden::start_opts(config, prepare, Opts::default())
+    }
+
+    /// Like [`Warden::start_with`], with limits and an output filter.
+    pub fn start_opts(config: &str, prepare: impl FnOnce(&Path), opts: Opts) -> Warden {
+        Warden::start_full(config, &[], &[], prepare, opts)
     }
 
     /// Like [`Warden::start_with`], with warden run by `wrapper` (`["unshare", …]`, then
@@ -61,6 +88,16 @@ impl Warden {
         wrapper: &[&str],
         up_args: &[&str],
         prepare: impl FnOnce(&Path),
+    ) -> Warden {
+        Warden::start_full(config, wrapper, up_args, prepare, Opts::default())
+    }
+
+    fn start_full(
+        config: &str,
+        wrapper: &[&str],
+        up_args: &[&str],
+        prepare: impl FnOnce(&Path),
+        opts: Opts,
     ) -> Warden {
         let dir = tempfile::Builder::new()
             .prefix("wt")
@@ -82,7 +119,9 @@ impl Warden {
             child: None,
             output: Arc::default(),
             stderr: Arc::default(),
+            opts,
         };
+        w.output.0.lock().unwrap().paused = opts.paused;
         w.spawn();
         w
     }
@@ -100,22 +139,31 @@ impl Warden {
         self.spawn();
     }
 
+    /// Run `warden up` again in the same folder right now, without waiting for the previous
+    /// one to be gone (it was just killed, say); the previous one is reaped meanwhile.
+    pub fn up_again_at_once(&mut self) {
+        if let Some(mut old) = self.child.take() {
+            std::thread::spawn(move || old.wait());
+        }
+        self.output.0.lock().unwrap().closed = false;
+        self.spawn();
+    }
+
     fn spawn(&mut self) {
         let path = format!(
             "{}:{}",
             bin_dir().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut command = match self.wrapper.split_first() {
+        let mut cmd = match self.wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
-                c.args(args).arg(WARDEN);
+                c.args(args).arg(warden_bin());
                 c
             }
-            None => Command::new(WARDEN),
+            None => Command::new(warden_bin()),
         };
-        let mut child = command
-            .args(["up", "--no-tui", "-c", "warden.toml"])
+        cmd.args(["up", "--no-tui", "-c", "warden.toml"])
             .args(&self.up_args)
             .current_dir(self.dir.path())
             .env("PATH", path)
@@ -124,17 +172,49 @@ impl Warden {
             .env_remove("WARDEN_SOCKET")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run warden");
+            .stderr(Stdio::piped());
+        if let Some((soft, hard)) = self.opts.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: soft,
+                        rlim_max: hard,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("run warden");
         let stdout = child.stdout.take().unwrap();
         let output = self.output.clone();
+        let keep = self.opts.keep.unwrap_or(|_| true);
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let (lock, cv) = &*output;
-                lock.lock().unwrap().lines.push(line);
-                cv.notify_all();
+            // Lossy: a child's bytes on warden's stdout need not be UTF-8.
+            let mut reader = BufReader::new(stdout);
+            let mut raw = Vec::new();
+            loop {
+                {
+                    let (lock, cv) = &*output;
+                    let mut out = lock.lock().unwrap();
+                    while out.paused {
+                        out = cv.wait(out).unwrap();
+                    }
+                }
+                if reader.read_until(b'\n', &mut raw).unwrap_or(0) == 0 {
+                    break;
+                }
+                let line = String::from_utf8_lossy(raw.strip_suffix(b"\n").unwrap_or(&raw));
+                if keep(&line) {
+                    let (lock, cv) = &*output;
+                    lock.lock().unwrap().lines.push(line.into_owned());
+                    cv.notify_all();
+                }
+                raw.clear();
             }
             let (lock, cv) = &*output;
             lock.lock().unwrap().closed = true;
@@ -151,6 +231,13 @@ impl Warden {
             }
         });
         self.child = Some(child);
+    }
+
+    /// Read warden's stdout again after [`Opts::paused`].
+    pub fn resume_output(&self) {
+        let (lock, cv) = &*self.output;
+        lock.lock().unwrap().paused = false;
+        cv.notify_all();
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -289,6 +376,7 @@ impl Warden {
 
 impl Drop for Warden {
     fn drop(&mut self) {
+        self.resume_output();
         if let Some(child) = self.child.as_mut()
             && child.try_wait().ok().flatten().is_none()
         {
@@ -383,6 +471,20 @@ pub fn marked_processes(marker: &str, except: Option<i32>) -> Vec<i32> {
     out
 }
 
+/// The raw environment of `pid` (empty if it is gone). Empty for a moment after a spawn
+/// too: with `CLONE_VFORK`, warden goes on (and says the run started) while `execve` is
+/// still setting up the new image, so this waits (bounded) for it.
+pub fn environ_of(pid: i32) -> Vec<u8> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if !env.is_empty() || !alive(pid) || Instant::now() >= deadline {
+            return env;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Whether `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -395,7 +497,7 @@ pub fn alive(pid: i32) -> bool {
 
 /// Run `warden ARGS` in `dir` to completion: (exit code, stdout, stderr).
 pub fn run_warden(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(WARDEN)
+    let out = Command::new(warden_bin())
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")

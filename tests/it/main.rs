@@ -1,6 +1,7 @@
 //! Integration tests: the real `warden` binary, real processes, real signals.
 //! One test binary; each module is one area of the contract.
 
+mod cli;
 mod config;
 mod control;
 mod dashboard;
@@ -14,6 +15,7 @@ mod observe;
 mod output;
 mod reload;
 mod resources;
+mod robust;
 mod scale;
 mod schedule;
 mod shell;

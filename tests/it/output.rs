@@ -62,7 +62,26 @@ restart = "never"
 log = {{ timestamps = false, max_size = "1GB" }}
 "#
     ));
-    w.wait_event("flood", "→ exited");
+    // 100 MB may take a while on a loaded machine: wait as long as the log keeps growing.
+    let log_path = w.path("logs/flood.log");
+    let size = || std::fs::metadata(&log_path).map_or(0, |m| m.len());
+    let mut seen = size();
+    let mut deadline = std::time::Instant::now() + PATIENCE;
+    while !w
+        .lines()
+        .iter()
+        .any(|l| notice(l) == Some("flood: running → exited"))
+    {
+        if size() > seen {
+            seen = size();
+            deadline = std::time::Instant::now() + PATIENCE;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress for {PATIENCE:?} at {seen} bytes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(w.shutdown(), Some(0));
     let log = log_bytes(&w, "flood");
     assert_eq!(log.len() as u64, LINES * 100);
@@ -124,4 +143,40 @@ log = { timestamps = false }
     let goodbyes: Vec<&str> = text.lines().filter(|l| l.starts_with("goodbye ")).collect();
     assert_eq!(goodbyes.len(), 10_000);
     assert_eq!(goodbyes[9_999], "goodbye 9999");
+}
+
+#[test]
+fn output_held_up_by_a_slow_log_file_is_all_written_after_the_exit() {
+    // The child writes 300 KB and exits at once; its log file (a FIFO the test reads
+    // slowly, about 270 KB/s) takes more than a second. Everything reaches the file,
+    // however long the file takes after the exit, as long as it keeps taking data.
+    let mut w = Warden::start_with(
+        r#"
+[processes.quick]
+command = "warden-demo-worker spew 3000 100"
+restart = "never"
+log = { file = "slow.log", timestamps = false }
+"#,
+        |dir| nix::unistd::mkfifo(&dir.join("slow.log"), nix::sys::stat::Mode::S_IRWXU).unwrap(),
+    );
+    let fifo = w.path("slow.log");
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::open(fifo).unwrap();
+        let (mut all, mut buf) = (Vec::new(), vec![0u8; 16 * 1024]);
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) | Err(_) => return all,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(60));
+        }
+    });
+    w.wait_event("quick", "→ exited");
+    assert_eq!(w.shutdown(), Some(0));
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), 3000 * 100);
+    for (n, line) in got.split(|&b| b == b'\n').take(3000).enumerate() {
+        assert_eq!(&line[..10], format!("{n:010}").as_bytes(), "line {n}");
+    }
 }

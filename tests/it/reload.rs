@@ -38,13 +38,16 @@ fn an_invalid_edit_is_reported_and_changes_nothing() {
     let keep = w.run_pid("keep", 1);
     save(
         &w,
-        "[processes.keep]\ncommand = \"warden-demo-worker sleep\"\nstop_timeout = \"later\"\n",
+        "[processes.keep]\ncommand = \"warden-demo-worker sleep\"\nstop_timeout = \"later\"\nrestart = \"sometimes\"\n",
     );
-    let l = w.wait_event("", "config reload rejected, keeping the running config");
-    let _ = l;
-    w.wait_line("the error", |l| {
-        l.contains("warden.toml:3:16: processes.keep.stop_timeout")
-    });
+    w.wait_event("", "config reload rejected, keeping the running config");
+    // One error per line, each a line of its own on the terminal.
+    for (line, key) in [(3, "stop_timeout"), (4, "restart")] {
+        let at = format!("warden.toml:{line}:");
+        w.wait_line("the error", |l| {
+            notice(l).is_some_and(|n| n.starts_with('/') && n.contains(&at) && n.contains(key))
+        });
+    }
     assert!(alive(keep));
     assert!(
         !w.lines().iter().any(|l| l.contains("run 1 ended")),

@@ -33,8 +33,8 @@ fn status_field(pid: i32, key: &str) -> String {
 }
 
 fn environ(pid: i32) -> Vec<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    raw.split(|&b| b == 0)
+    environ_of(pid)
+        .split(|&b| b == 0)
         .map(|kv| String::from_utf8_lossy(kv).into_owned())
         .collect()
 }

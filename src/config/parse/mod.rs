@@ -30,11 +30,12 @@ use crate::config::error::{ConfigError, ConfigErrors};
 use crate::config::spec::{CgroupMode, CheckSpec, Spec, SupervisorSpec};
 use walk::{Ctx, Span, Table};
 
+/// A config file larger than this is a mistake (a log file, a device), not a config.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 pub(super) fn load(path: &Path, to_run: bool) -> Result<Spec, ConfigErrors> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        let message = format!("cannot read the config file: {}", io_reason(&e));
-        ConfigErrors(vec![ConfigError::whole_file(path, message)])
-    })?;
+    let bytes = read_config(path)
+        .map_err(|message| ConfigErrors(vec![ConfigError::whole_file(path, message)]))?;
     match String::from_utf8(bytes) {
         Ok(text) => load_str(path, &text, to_run),
         Err(e) => {
@@ -63,6 +64,46 @@ pub(super) fn load_str(path: &Path, text: &str, to_run: bool) -> Result<Spec, Co
     // The recovered tree is walked even after syntax errors, so one run shows them all.
     let spec = walk_root(&mut ctx, root.get_ref(), absolute);
     ctx.finish(spec)
+}
+
+/// The config file's bytes, or why they cannot be had. Only a regular file of a sane size
+/// is read: `-c /dev/zero` or a FIFO must not make warden read forever.
+fn read_config(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            let here = match std::env::current_dir() {
+                Ok(cwd) if path.is_relative() => format!(" (looked in {})", cwd.display()),
+                _ => String::new(),
+            };
+            format!("no such file{here}; create it, or name the config with `-c FILE`")
+        }
+        _ => format!("cannot read the config file: {}", io_reason(&e)),
+    })?;
+    if !meta.is_file() {
+        return Err(
+            "not a regular file (a folder, a device or a FIFO?); give the path of a TOML file"
+                .into(),
+        );
+    }
+    let too_big = || {
+        format!(
+            "larger than {} KiB: not a config file",
+            MAX_CONFIG_BYTES >> 10
+        )
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read the config file: {}", io_reason(&e)))?;
+    // It may have grown since the `stat`.
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
 }
 
 /// An io error as the end of a lowercase sentence: "no such file or directory".

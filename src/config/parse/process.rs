@@ -438,13 +438,9 @@ fn log(ctx: &mut Ctx, t: Option<&Table>) -> LogSpec {
         |_| None,
     );
     spec.file = t.path(ctx, "file");
-    if let Some(f) = t.field("max_size")
-        && let Some(size) = f.size(ctx)
-    {
-        match size {
-            0 => f.error(ctx, "must be more than 0 bytes"),
-            _ => spec.max_size = size,
-        }
+    // "0" turns rotation off: the file grows for as long as warden runs.
+    if let Some(size) = t.field("max_size").and_then(|f| f.size(ctx)) {
+        spec.max_size = size;
     }
     spec.keep = t.uint(ctx, "keep", 0).unwrap_or(spec.keep);
     spec.timestamps = t.bool(ctx, "timestamps").unwrap_or(spec.timestamps);

@@ -39,6 +39,12 @@ use crate::process::ExitStatus;
 
 /// How many exits each instance remembers.
 const HISTORY: usize = 50;
+/// A health check that cannot be judged yet (warden was behind: output or sd_notify
+/// messages were still waiting to be read) is looked at again this much later.
+pub const RECHECK: Duration = Duration::from_millis(100);
+/// The shortest wait before retrying a spawn that failed for lack of a resource (a
+/// descriptor, a process slot), whatever `backoff` says: retrying at once cannot help.
+const MIN_RETRY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InstanceId(pub u64);
@@ -67,7 +73,8 @@ pub enum Timer {
     Backoff,
     /// The stop signal was not enough: escalate to SIGKILL.
     StopTimeout,
-    /// Time to check that a `WATCHDOG=1` arrived within `watchdog`.
+    /// Time to check that a `WATCHDOG=1` arrived within `watchdog`. The actor turns it
+    /// into [`Input::Watchdog`], adding whether it can be judged now.
     Watchdog,
     /// Time to check that the process printed something within `output.silence`. The
     /// actor turns it into [`Input::Silence`], adding when the last output was.
@@ -113,6 +120,9 @@ pub enum Input {
         id: InstanceId,
         run_no: u64,
         error: String,
+        /// For lack of a resource warden itself ran out of (descriptors, processes,
+        /// memory): worth retrying, not a fault of the command.
+        transient: bool,
     },
     /// A run is over and nothing of its tree is left.
     Exited {
@@ -153,10 +163,20 @@ pub enum Input {
         line: String,
     },
     /// The `Silence` timer fired; `last_output` is when the sink last saw output.
+    /// `unread`: output is waiting to be read, or warden itself was stalled when the timer
+    /// came due, so the child's silence cannot be judged yet.
     Silence {
         id: InstanceId,
         run_no: u64,
         last_output: Option<Instant>,
+        unread: bool,
+    },
+    /// The `Watchdog` timer fired. `unread`: sd_notify messages are waiting to be read,
+    /// or warden itself was stalled when the timer came due.
+    Watchdog {
+        id: InstanceId,
+        run_no: u64,
+        unread: bool,
     },
     /// Files that `watch` names changed: `paths` (a few, for the record) out of `count`.
     FilesChanged {
@@ -287,6 +307,8 @@ pub struct Instance {
     short_runs: u32,
     /// Consecutive failed runs: compared with `max_restarts`.
     failures: u32,
+    /// The pending backoff retries a spawn that failed for lack of a resource.
+    retry_spawn: bool,
 }
 
 impl Instance {
@@ -453,6 +475,7 @@ impl Core {
                 removing: false,
                 short_runs: 0,
                 failures: 0,
+                retry_spawn: false,
             },
         );
         id
@@ -492,6 +515,7 @@ impl Core {
                 | Input::Notify { .. }
                 | Input::Usage { .. }
                 | Input::Silence { .. }
+                | Input::Watchdog { .. }
                 | Input::OutputMatched { .. }
         );
         match input {
@@ -512,9 +536,12 @@ impl Core {
             Input::Shutdown => self.on_shutdown(now, &mut fx),
             Input::Kill => self.on_kill(now, &mut fx),
             Input::Spawned { id, run_no, pid } => self.on_spawned(id, run_no, pid, now, &mut fx),
-            Input::SpawnFailed { id, run_no, error } => {
-                self.on_spawn_failed(id, run_no, error, now, &mut fx)
-            }
+            Input::SpawnFailed {
+                id,
+                run_no,
+                error,
+                transient,
+            } => self.on_spawn_failed(id, run_no, error, transient, now, &mut fx),
             Input::Exited {
                 id,
                 run_no,
@@ -553,7 +580,11 @@ impl Core {
                 id,
                 run_no,
                 last_output,
-            } => self.on_silence(id, run_no, last_output, now, &mut fx),
+                unread,
+            } => self.on_silence(id, run_no, last_output, unread, now, &mut fx),
+            Input::Watchdog { id, run_no, unread } => {
+                self.on_watchdog(id, run_no, unread, now, &mut fx)
+            }
             Input::FilesChanged {
                 process,
                 paths,
@@ -664,6 +695,7 @@ impl Core {
         id: InstanceId,
         run_no: u64,
         error: String,
+        transient: bool,
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
@@ -676,6 +708,27 @@ impl Core {
         if inst.state == State::Stopping {
             inst.stop_reason = None;
             return self.transition(id, State::Stopped, now, fx);
+        }
+        if transient && inst.want_up {
+            // warden ran out of something (descriptors, processes); the command is fine.
+            // Retry with the usual backoff, without counting it as a run of the command.
+            let spec = inst.spec.clone();
+            let delay =
+                backoff_delay(spec.backoff, spec.backoff_max, inst.short_runs).max(MIN_RETRY);
+            inst.short_runs = inst.short_runs.saturating_add(1);
+            inst.retry_spawn = true;
+            let text = format!(
+                "could not start: {error}; retrying in {}",
+                fmt_duration(delay)
+            );
+            fx.push(emit(now, &name, EventKind::Message { text }));
+            fx.push(Effect::Schedule {
+                at: now.mono + delay,
+                id,
+                run_no,
+                timer: Timer::Backoff,
+            });
+            return self.transition(id, State::Backoff, now, fx);
         }
         fx.push(emit(now, &name, EventKind::Fatal { message: error }));
         self.transition(id, State::Fatal, now, fx);
@@ -843,7 +896,10 @@ impl Core {
         };
         match timer {
             Timer::Backoff if inst.state == State::Backoff => {
-                inst.restarts += 1;
+                // A retried spawn is not a restart: the command never ran.
+                if !inst.retry_spawn {
+                    inst.restarts += 1;
+                }
                 self.spawn(id, now, fx);
             }
             Timer::StopTimeout if inst.state == State::Stopping && inst.pid.is_some() => {
@@ -869,23 +925,6 @@ impl Core {
                         after_ms: Some(after.as_millis() as u64),
                     },
                 ));
-            }
-            Timer::Watchdog if matches!(inst.state, State::Starting | State::Running) => {
-                let (Some(wd), Some(beat)) = (inst.spec.watchdog, inst.last_beat) else {
-                    return;
-                };
-                if now.mono.saturating_duration_since(beat) >= wd {
-                    let detail = format!("no WATCHDOG=1 within {}", fmt_duration(wd));
-                    self.hung(id, run_no, ExitReason::Watchdog, detail, now, fx);
-                } else {
-                    let at = beat + wd;
-                    fx.push(Effect::Schedule {
-                        at,
-                        id,
-                        run_no,
-                        timer: Timer::Watchdog,
-                    });
-                }
             }
             _ => {}
         }
@@ -915,7 +954,10 @@ impl Core {
 
     fn spawn(&mut self, id: InstanceId, now: Now, fx: &mut Vec<Effect>) {
         let inst = &mut self.instances[&id];
-        inst.run_no += 1;
+        // A spawn that failed for lack of a resource never made a run: try that run again.
+        if !std::mem::take(&mut inst.retry_spawn) {
+            inst.run_no += 1;
+        }
         inst.due = false;
         inst.kill_on_spawn = false;
         inst.spawning = true;

@@ -20,6 +20,12 @@ impl Core {
         let Some(probe) = inst.probe_mut(role) else {
             return;
         };
+        if let Some(why) = result.stale {
+            // Not the target's doing: say so, and count it neither way.
+            let text = format!("{} probe result ignored: {why}", role.as_str());
+            let name = inst.name.clone();
+            return fx.push(emit(now, &name, EventKind::Message { text }));
+        }
         let (ok, latency, error) = (result.ok, result.latency, result.error.clone());
         let failures = probe.thresholds.consecutive_fail + u32::from(!ok);
         let verdict = probe.record(result, now.wall);
@@ -93,6 +99,7 @@ impl Core {
         id: InstanceId,
         run_no: u64,
         last_output: Option<Instant>,
+        unread: bool,
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
@@ -103,7 +110,24 @@ impl Core {
             return;
         };
         let since = last_output.map_or(started, |t| t.max(started));
-        if now.mono.saturating_duration_since(since) >= quiet {
+        let silent = now.mono.saturating_duration_since(since) >= quiet;
+        if silent && unread {
+            // The verdict would rest on output warden has not read yet (it was stalled, or
+            // is behind): read first, judge after.
+            let text = format!(
+                "`silence` not judged yet: warden was behind reading its output ({} since the last output it read); checking again",
+                fmt_duration(now.mono.saturating_duration_since(since))
+            );
+            let name = inst.name.clone();
+            fx.push(emit(now, &name, EventKind::Message { text }));
+            return fx.push(Effect::Schedule {
+                at: now.mono + RECHECK,
+                id,
+                run_no,
+                timer: Timer::Silence,
+            });
+        }
+        if silent {
             let detail = format!("no output for {}", fmt_duration(quiet));
             self.hung(id, run_no, ExitReason::Output, detail, now, fx);
         } else {
@@ -112,6 +136,48 @@ impl Core {
                 id,
                 run_no,
                 timer: Timer::Silence,
+            });
+        }
+    }
+
+    pub(super) fn on_watchdog(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        unread: bool,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.live_run_mut(id, run_no) else {
+            return;
+        };
+        let (Some(wd), Some(beat)) = (inst.spec.watchdog, inst.last_beat) else {
+            return;
+        };
+        let missed = now.mono.saturating_duration_since(beat) >= wd;
+        if missed && unread {
+            let text = format!(
+                "watchdog not judged yet: warden was behind reading sd_notify messages ({} since the last WATCHDOG=1 it read); checking again",
+                fmt_duration(now.mono.saturating_duration_since(beat))
+            );
+            let name = inst.name.clone();
+            fx.push(emit(now, &name, EventKind::Message { text }));
+            return fx.push(Effect::Schedule {
+                at: now.mono + RECHECK,
+                id,
+                run_no,
+                timer: Timer::Watchdog,
+            });
+        }
+        if missed {
+            let detail = format!("no WATCHDOG=1 within {}", fmt_duration(wd));
+            self.hung(id, run_no, ExitReason::Watchdog, detail, now, fx);
+        } else {
+            fx.push(Effect::Schedule {
+                at: beat + wd,
+                id,
+                run_no,
+                timer: Timer::Watchdog,
             });
         }
     }
@@ -126,6 +192,10 @@ impl Core {
         let Some(check) = self.checks.get_mut(name) else {
             return;
         };
+        if let Some(why) = result.stale {
+            let text = format!("check probe result ignored: {why}");
+            return fx.push(emit(now, name, EventKind::Message { text }));
+        }
         let (ok, latency, error) = (result.ok, result.latency, result.error.clone());
         let verdict = check.probe.record(result, now.wall);
         // A check's verdict can let a dependent start.
