@@ -422,11 +422,41 @@ fn describe(error: &io::Error) -> String {
     }
 }
 
+/// `error`, said with what was being done and to which path. The system error stays
+/// readable through [`os_error`], so that callers can still tell "out of descriptors"
+/// (worth another try) from "permission denied".
 fn with_path(error: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(
         error.kind(),
-        format!("{what} `{}`: {error}", path.display()),
+        Located {
+            text: format!("{what} `{}`: {error}", path.display()),
+            errno: error.raw_os_error(),
+        },
     )
+}
+
+#[derive(Debug)]
+struct Located {
+    text: String,
+    errno: Option<i32>,
+}
+
+impl std::fmt::Display for Located {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Located {}
+
+/// The system error number behind `error`, also when [`with_path`] put it in words.
+pub fn os_error(error: &io::Error) -> Option<i32> {
+    error.raw_os_error().or_else(|| {
+        error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<Located>())
+            .and_then(|located| located.errno)
+    })
 }
 
 #[cfg(test)]

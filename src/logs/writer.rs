@@ -399,7 +399,7 @@ impl Shared {
                 }
                 Err(e) => {
                     state.failed_at = Some(now);
-                    OpenState::Failed(e.to_string(), e.raw_os_error())
+                    OpenState::Failed(e.to_string(), super::file::os_error(&e))
                 }
             };
             self.opened.send_modify(|(n, s)| {

@@ -253,7 +253,7 @@ pub(super) async fn run(
         CommandSpec::Argv(a) => a.clone(),
         CommandSpec::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
     };
-    // Running out of descriptors or memory is worth another try; anything else is not.
+    // Running out of descriptors or memory is worth another try (`transient`).
     let failed = |error: String, transient: bool| {
         sink.marker(&format!("run {run_no} could not start: {error}"));
         send(Input::SpawnFailed {
@@ -267,16 +267,16 @@ pub(super) async fn run(
         None => None,
         Some(Ok(cg)) => Some(Arc::new(cg)),
         Some(Err(e)) => {
-            let transient = crate::logs::is_transient(e.raw_os_error());
-            return failed(format!("cannot create its cgroup: {e}"), transient);
+            let e = process::SpawnError::resource("cannot create its cgroup", &e);
+            return failed(e.message, e.transient);
         }
     };
     let cgroup_files = match cgroup.as_ref().map(|cg| cg.procs_files()).transpose() {
         Ok(files) => files.unwrap_or_default(),
         Err(e) => {
             let _ = cgroup.as_ref().map(|cg| cg.remove());
-            let transient = crate::logs::is_transient(e.raw_os_error());
-            return failed(format!("cannot open its cgroup: {e}"), transient);
+            let e = process::SpawnError::resource("cannot open its cgroup", &e);
+            return failed(e.message, e.transient);
         }
     };
     let launch = Launch {

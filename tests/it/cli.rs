@@ -63,7 +63,9 @@ command = "warden-demo-worker sleep"
         .collect();
     assert_eq!(names, ["web.0", "web.1"]);
     let table = ok(&w, &["status", "db", "web.1"]);
-    assert_eq!(table.lines().count(), 3, "{table}");
+    // The header and one row per name; warden's own lines follow a blank line.
+    let rows = table.lines().take_while(|l| !l.is_empty()).count();
+    assert_eq!(rows, 3, "{table}");
     assert!(table.contains("db ") && table.contains("web.1") && !table.contains("web.0"));
     let (code, _, err) = run_warden(w.dir.path(), &["status", "nosuch"]);
     assert_eq!(
