@@ -212,8 +212,17 @@ pub(super) async fn run(
     match sink.ensure_open(OPEN_WAIT).await {
         Ok(()) => {}
         Err(Some((why, errno))) => {
-            let error = format!("cannot open its log file: {why}");
-            let transient = crate::logs::is_transient(errno);
+            // Out of descriptors (or memory): say which limit, and try again later.
+            let (error, transient) = match errno.filter(|&e| crate::logs::is_transient(Some(e))) {
+                Some(e) => {
+                    let e = process::SpawnError::resource(
+                        "cannot open its log file",
+                        &std::io::Error::from_raw_os_error(e),
+                    );
+                    (e.message, true)
+                }
+                None => (format!("cannot open its log file: {why}"), false),
+            };
             return send(Input::SpawnFailed {
                 id,
                 run_no,
