@@ -30,8 +30,8 @@ use super::file::LogFile;
 
 /// Bytes one sink may have queued before its reader waits.
 pub const QUEUE_MAX_BYTES: usize = 1 << 20;
-/// Bytes all sinks together may have queued before readers wait (a reader whose own queue
-/// is empty may always queue one chunk).
+/// Bytes all sinks together may have queued before readers wait (a reader may overshoot
+/// by the one chunk it has in hand).
 pub const QUEUES_MAX_BYTES: usize = 16 << 20;
 /// A sink whose worker made no progress for this long is stalled: its output is dropped.
 /// Longer than any pause a busy but working disk imposes on a `write`.
