@@ -250,6 +250,15 @@ def many_writers(args, name, secs):
     return w, {"stop_s": stop, "stopped": stopped, "healthy_kept": db and db["run"] == 1}
 
 
+def many_floods(args, name, secs):
+    cfg = '[processes.yes]\ncommand = "yes"\nreplicas = 50\n' + bystander()
+    w = Warden(args, cfg, name)
+    time.sleep(secs)
+    stop, stopped = w.timed("stop", "yes", timeout=120)
+    db = w.process("db")
+    return w, {"stop_s": stop, "stopped": stopped, "healthy_kept": db and db["run"] == 1}
+
+
 def ten_long_lines(args, name, secs):
     cfg = ('[processes.line]\ncommand = "sh -c \'head -c 100000000 /dev/zero | tr \\"\\\\\\\\000\\" x; exec sleep 600\'"\n'
            'replicas = 10\n' + bystander())
@@ -376,6 +385,7 @@ SCENARIOS = {
     "binary": ("binary flood (/dev/urandom)", flood("cat /dev/urandom")),
     "stderr": ("`yes` on stderr", flood("sh -c 'yes >&2'")),
     "many-writers": ("200 processes, a line each per 10 ms", many_writers),
+    "many-floods": ("50 × `yes`, logged with timestamps", many_floods),
     "long-lines": ("10 × one 100 MB line", ten_long_lines),
     "fifo-no-reader": ("log file a FIFO nobody opens", fifo_sink(False)),
     "fifo-stuck-reader": ("log file a FIFO whose reader never reads", fifo_sink(True)),

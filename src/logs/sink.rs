@@ -327,6 +327,11 @@ impl LogSink {
         self.writer.dropped_bytes()
     }
 
+    /// Bytes waiting for the log file's writer.
+    pub fn queued_bytes(&self) -> usize {
+        self.writer.queued_bytes()
+    }
+
     /// Sets (or, with `None`, removes) the function called with each complete line.
     pub fn set_line_watch(&self, watch: Option<LineWatch>) {
         *lock(&self.watch) = watch;

@@ -4,6 +4,7 @@ use std::fs;
 use std::hash::{DefaultHasher, Hasher};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -540,6 +541,44 @@ async fn a_gap_is_noted_on_a_line_of_its_own_after_a_half_written_record() {
         " ---| [warden: 935 bytes of log data could not be written]\n"
     );
     assert_eq!(&lines[2][24..], " out| kept\n");
+}
+
+#[tokio::test]
+async fn a_log_file_that_hangs_is_dropped_from_memory_not_only_from_disk() {
+    // A FIFO whose reader never reads: 64 KiB go in, then the write hangs.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipe.log");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let _reader = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .unwrap();
+    let sink = open("web", &path, &spec(false));
+    sink.ensure_open(PATIENT).await.unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    for _ in 0..32 {
+        sink.write(Stream::Stdout, &chunk);
+    }
+    assert!(sink.queued_bytes() > 1 << 20, "{}", sink.queued_bytes());
+    // Once nothing has gone in for STALL, what waits is dropped (and counted), and so is
+    // what comes: the queue holds no more than the write that hangs.
+    let deadline = Instant::now() + PATIENT;
+    while sink.dropped_bytes() == 0 {
+        assert!(Instant::now() < deadline, "never stalled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sink.write(Stream::Stdout, b"more\n");
+    }
+    assert!(
+        sink.queued_bytes() <= chunk.len(),
+        "{}",
+        sink.queued_bytes()
+    );
+    assert!(
+        sink.dropped_bytes() >= 30 * 64 * 1024,
+        "{}",
+        sink.dropped_bytes()
+    );
 }
 
 #[test]

@@ -11,9 +11,11 @@
 //! ([`QUEUE_MAX_BYTES`]) and for all sinks together ([`QUEUES_MAX_BYTES`]). While the file
 //! takes data, a full queue makes the reader wait (the child then waits on its pipe:
 //! nothing is lost to a disk that is merely slow). Once the worker has made no progress
-//! for [`STALL`], the sink is stalled: what arrives is dropped and counted instead, so
-//! the pipe keeps draining and the child never hangs on a log that hangs. When writing
-//! works again, a note says how much is missing.
+//! for [`STALL`], the sink is stalled: what waits in its queue and what arrives is dropped
+//! and counted instead, so the pipe keeps draining, the child never hangs on a log that
+//! hangs, and a stalled sink holds no memory. When writing works again, a note says how
+//! much is missing. At most [`MAX_ACTIVE`] workers write at once; one more is started
+//! only for a sink whose worker hangs.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -28,8 +30,8 @@ use super::file::LogFile;
 
 /// Bytes one sink may have queued before its reader waits.
 pub const QUEUE_MAX_BYTES: usize = 1 << 20;
-/// Bytes all sinks together may have queued before readers wait (a reader whose own queue
-/// is empty may always queue one chunk).
+/// Bytes all sinks together may have queued before readers wait (a reader may overshoot
+/// by the one chunk it has in hand).
 pub const QUEUES_MAX_BYTES: usize = 16 << 20;
 /// A sink whose worker made no progress for this long is stalled: its output is dropped.
 /// Longer than any pause a busy but working disk imposes on a `write`.
@@ -37,12 +39,15 @@ pub const STALL: Duration = Duration::from_secs(2);
 /// `2026-11-22T10:15:30.123Z out`: what a timestamped record adds before `| `.
 const PREFIX_LEN: usize = 28;
 /// Formatted records are written in pieces of about this size.
-const PIECE: usize = 128 * 1024;
+const PIECE: usize = 32 * 1024;
 /// A worker serves one sink for about this many bytes before letting others go first.
 const TURN: usize = 4 << 20;
 /// Workers beyond the first exit after this long without work.
 const IDLE_EXIT: Duration = Duration::from_secs(10);
-/// Hanging sinks each hold a worker; this bounds the threads they can cost.
+/// Workers that may be writing at once; more would only compete for the same disk.
+const MAX_ACTIVE: usize = 8;
+/// Hanging sinks each hold a worker beyond [`MAX_ACTIVE`]; this bounds the threads they
+/// can cost.
 const MAX_WORKERS: usize = 512;
 
 /// Called with a line for the user (shown by `up` and `warden events`).
@@ -50,6 +55,9 @@ pub type Notices = Arc<dyn Fn(String) + Send + Sync>;
 
 /// Bytes queued across all sinks.
 static QUEUED: AtomicUsize = AtomicUsize::new(0);
+/// Signalled whenever a worker has finished an item: room may have been made, in its
+/// sink's queue or in all of them.
+static ROOM: Notify = Notify::const_new();
 
 #[derive(Default)]
 struct FileState {
@@ -107,7 +115,6 @@ struct Shared {
     /// Only ever locked by the one worker serving this sink (and by tests).
     file: Mutex<FileState>,
     dropped: Arc<AtomicU64>,
-    room: Notify,
     opened: watch::Sender<(u64, OpenState)>,
     notices: Option<Notices>,
 }
@@ -159,7 +166,6 @@ impl FileWriter {
             }),
             file: Mutex::default(),
             dropped: Arc::new(AtomicU64::new(0)),
-            room: Notify::new(),
             opened: watch::Sender::new((0, OpenState::Pending)),
             notices,
         });
@@ -169,6 +175,11 @@ impl FileWriter {
 
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// Bytes queued for the file now (an item a worker is writing included).
+    pub fn queued_bytes(&self) -> usize {
+        lock(&self.shared.queue).bytes
     }
 
     pub fn open_state(&self) -> OpenState {
@@ -184,15 +195,15 @@ impl FileWriter {
     /// (then what comes is dropped, and waiting would only hold up the child).
     pub fn has_room(&self) -> bool {
         let q = lock(&self.shared.queue);
-        q.bytes == 0
-            || (q.bytes < QUEUE_MAX_BYTES && QUEUED.load(Ordering::Relaxed) < QUEUES_MAX_BYTES)
+        (q.bytes < QUEUE_MAX_BYTES && QUEUED.load(Ordering::Relaxed) < QUEUES_MAX_BYTES)
             || q.stalled(Instant::now())
     }
 
-    /// Waits until [`FileWriter::has_room`].
+    /// Waits until [`FileWriter::has_room`]. Only sinks that take data hold queued bytes
+    /// (a stalled one drops its queue), so waiting for room always ends.
     pub async fn room(&self) {
         loop {
-            let notified = self.shared.room.notified();
+            let notified = ROOM.notified();
             if self.has_room() {
                 return;
             }
@@ -226,15 +237,31 @@ impl FileWriter {
         }
         let now = Instant::now();
         if !matches!(item, Item::Open | Item::Owner(..)) && q.stalled(now) {
-            // Perhaps no worker could be started (out of threads): try again.
-            if q.scheduled && !q.busy {
-                pool().kick();
-            }
-            let lost = self.shared.file_size(&item);
+            // What waits is dropped too: a stalled sink holds no memory.
+            let mut lost = self.shared.file_size(&item);
+            let mut freed = 0;
+            q.items.retain(|queued| {
+                if matches!(queued, Item::Open | Item::Owner(..)) {
+                    return true;
+                }
+                lost += self.shared.file_size(queued);
+                freed += queued.cost();
+                false
+            });
+            q.bytes -= freed;
+            QUEUED.fetch_sub(freed, Ordering::Relaxed);
             q.unwritten += lost;
             self.shared.dropped.fetch_add(lost, Ordering::Relaxed);
             let first = !std::mem::replace(&mut q.dropping, true);
+            // Perhaps no worker could be started (out of threads): try again.
+            let kick = q.scheduled && !q.busy;
             drop(q);
+            if freed > 0 {
+                ROOM.notify_waiters();
+            }
+            if kick {
+                pool().kick();
+            }
             if let Some(notices) = self.shared.notices.as_ref().filter(|_| first) {
                 notices(format!(
                     "log file `{}` has taken no data for {}s (a FIFO nobody reads? a hung mount?): its output is dropped, and counted, until it does",
@@ -254,6 +281,10 @@ impl FileWriter {
             q.scheduled = true;
             drop(q);
             pool().submit(Arc::clone(&self.shared));
+        } else if !q.busy && now.duration_since(q.since) >= STALL / 2 {
+            // Waiting for a worker this long: the others may all hang on their sinks.
+            drop(q);
+            pool().kick();
         }
     }
 
@@ -355,7 +386,7 @@ impl Shared {
                 q.dropping = false;
             }
             QUEUED.fetch_sub(cost, Ordering::Relaxed);
-            self.room.notify_waiters();
+            ROOM.notify_waiters();
             settled().1.notify_all();
             done += cost.max(1);
             if done >= TURN {
@@ -513,6 +544,8 @@ struct Pool {
 #[derive(Default)]
 struct PoolState {
     ready: VecDeque<Arc<Shared>>,
+    /// The sinks workers are serving now.
+    serving: Vec<Arc<Shared>>,
     workers: usize,
     idle: usize,
 }
@@ -533,13 +566,21 @@ impl Pool {
         self.kick();
     }
 
-    /// Wakes an idle worker for the ready jobs, or starts one if none is idle.
+    /// Wakes an idle worker for the ready jobs, or starts one if none is idle and fewer
+    /// than [`MAX_ACTIVE`] are writing (workers stuck on a hanging sink do not count).
+    /// Never called holding a sink's queue lock (this takes them after the pool's).
     fn kick(&'static self) {
         let mut state = lock(&self.state);
         if state.ready.is_empty() {
             return;
         }
-        if state.idle > 0 || state.workers >= MAX_WORKERS {
+        let now = Instant::now();
+        let active = state
+            .serving
+            .iter()
+            .filter(|job| !lock(&job.queue).stalled(now))
+            .count();
+        if state.idle > 0 || active >= MAX_ACTIVE || state.workers >= MAX_WORKERS {
             self.wake.notify_one();
             return;
         }
@@ -563,6 +604,7 @@ impl Pool {
                 let mut state = lock(&self.state);
                 loop {
                     if let Some(job) = state.ready.pop_front() {
+                        state.serving.push(Arc::clone(&job));
                         break job;
                     }
                     state.idle += 1;
@@ -578,8 +620,13 @@ impl Pool {
                     }
                 }
             };
-            if job.serve() {
-                lock(&self.state).ready.push_back(job);
+            let more = job.serve();
+            let mut state = lock(&self.state);
+            if let Some(i) = state.serving.iter().position(|j| Arc::ptr_eq(j, &job)) {
+                state.serving.swap_remove(i);
+            }
+            if more {
+                state.ready.push_back(job);
             }
         }
     }
