@@ -86,6 +86,11 @@ fn main() {
             names,
             json,
         } => warden::cli::history::run(&client, names, json),
+        Cmd::Tree {
+            client,
+            names,
+            json,
+        } => warden::cli::tree::run(&client, names, json),
         Cmd::Completions { shell } => warden::cli::shell::completions(shell),
         Cmd::Manpage { dir } => warden::cli::shell::manpage(dir.as_deref()),
     };

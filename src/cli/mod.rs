@@ -17,6 +17,7 @@ pub mod scale;
 pub mod shell;
 pub mod signal;
 pub mod status;
+pub mod tree;
 pub mod tui;
 pub mod up;
 
@@ -208,6 +209,19 @@ pub enum Cmd {
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
         /// Print the history as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every process of each instance's current run as a tree (leader first, each
+    /// child under its parent), with its own CPU and memory.
+    #[command(override_usage = "warden tree [-c FILE] [--json] [NAME]...")]
+    Tree {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Processes (`web`, every replica) or instances (`web.1`); every one if none.
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// Print the trees as JSON, as the supervisor sends them.
         #[arg(long)]
         json: bool,
     },

@@ -129,6 +129,19 @@ impl Source {
         serde_json::from_str(raw.get()).map_err(|e| format!("cannot read the plan: {e}"))
     }
 
+    /// One instance's process tree (`tree`), leader first.
+    pub async fn tree(&self, name: String) -> Result<Vec<crate::cli::tree::TreeProcess>, String> {
+        let answer = self.call(Request::Tree { names: vec![name] }).await?;
+        let raw = answer.trees.ok_or("no tree in the answer")?;
+        let trees: Vec<crate::cli::tree::Tree> =
+            serde_json::from_str(raw.get()).map_err(|e| format!("cannot read the tree: {e}"))?;
+        Ok(trees
+            .into_iter()
+            .next()
+            .map(|t| t.processes)
+            .unwrap_or_default())
+    }
+
     /// Follow `names`' logs (their last lines first) for the view, tagged `generation`,
     /// until aborted or the source ends.
     pub async fn follow_logs(self, names: Vec<String>, generation: u64, tx: Tx) {

@@ -13,6 +13,7 @@ pub enum Context {
     Logs,
     Events,
     Detail,
+    Tree,
     Connectivity,
 }
 
@@ -24,6 +25,7 @@ impl Context {
             Context::Logs => "Logs",
             Context::Events => "Events",
             Context::Detail => "Detail view",
+            Context::Tree => "Tree view",
             Context::Connectivity => "Connectivity",
         }
     }
@@ -46,6 +48,7 @@ pub enum Action {
     Top,
     Bottom,
     Open,
+    Tree,
     Connectivity,
     Mark,
     MarkAll,
@@ -53,6 +56,8 @@ pub enum Action {
     Stop,
     Restart,
     Signal,
+    ScaleUp,
+    ScaleDown,
     Reload,
     Filter,
     StateFilter,
@@ -193,6 +198,13 @@ pub const BINDINGS: &[Binding] = &[
     ),
     b(
         C::Table,
+        &[Ch('t')],
+        A::Tree,
+        "tree",
+        "its process tree: every descendant with its own CPU and memory",
+    ),
+    b(
+        C::Table,
         &[Ch(' ')],
         A::Mark,
         "mark",
@@ -232,6 +244,20 @@ pub const BINDINGS: &[Binding] = &[
         A::Signal,
         "signal",
         "send a signal, picked by name (asks first)",
+    ),
+    b(
+        C::Table,
+        &[Ch('+'), Ch('=')],
+        A::ScaleUp,
+        "",
+        "one replica more of the selected process (as `warden scale`)",
+    ),
+    b(
+        C::Table,
+        &[Ch('-')],
+        A::ScaleDown,
+        "",
+        "one replica fewer, the highest index stops (asks first)",
     ),
     b(
         C::Table,
@@ -431,6 +457,42 @@ pub const BINDINGS: &[Binding] = &[
         A::Signal,
         "signal",
         "send it a signal (asks first)",
+    ),
+    b(
+        C::Detail,
+        &[Ch('t')],
+        A::Tree,
+        "tree",
+        "its process tree, refreshed while shown",
+    ),
+    b(
+        C::Detail,
+        &[Ch('+'), Ch('=')],
+        A::ScaleUp,
+        "",
+        "one replica more",
+    ),
+    b(
+        C::Detail,
+        &[Ch('-')],
+        A::ScaleDown,
+        "",
+        "one replica fewer (asks first)",
+    ),
+    // Tree view.
+    b(
+        C::Tree,
+        &[Code(KeyCode::Up), Ch('k')],
+        A::Up,
+        "",
+        "scroll up",
+    ),
+    b(
+        C::Tree,
+        &[Code(KeyCode::Down), Ch('j')],
+        A::Down,
+        "",
+        "scroll down",
     ),
     // Connectivity.
     b(

@@ -170,6 +170,13 @@ async fn event_loop(
                             let _ = tx.send(Msg::Described { name, result }).await;
                         });
                     }
+                    Cmd::Tree(name) => {
+                        let (s, tx) = (source.clone(), tx.clone());
+                        tokio::spawn(async move {
+                            let result = s.tree(name.clone()).await;
+                            let _ = tx.send(Msg::Tree { name, result }).await;
+                        });
+                    }
                     Cmd::PlanReload => {
                         let (s, tx) = (source.clone(), tx.clone());
                         tokio::spawn(async move {

@@ -33,6 +33,39 @@ pub fn snapshot() -> Snapshot {
                "uptime_ms": 6000 + run * 1500,
                "stderr_tail": ["fatal: cannot connect to the database (simulated)", "exiting with 3"]})
     };
+    // A run ended by a limit: the record of the rule, the figure and the window.
+    let limited =
+        |run: u64, reason: &str, rule: &str, value: f64, limit: f64, window: u64, detail: &str| {
+            let mut e = exit(run, None, Some(9), reason, run + 4);
+            e["detail"] = json!(detail);
+            e["limit"] = json!({"rule": rule, "value": value, "limit": limit, "window_ms": window});
+            e
+        };
+    let mut watched = exit(1, None, Some(15), "watch", 4);
+    watched["detail"] = json!("a watched file changed: src/app.py");
+    watched["stderr_tail"] = json!([]);
+    let web_history = json!([
+        watched,
+        limited(
+            2,
+            "oom",
+            "memory_max",
+            157_286_400.0,
+            150_000_000.0,
+            41_000,
+            "the kernel's OOM killer ended it at memory_max = 150MB (peak 150.0MiB)"
+        ),
+        limited(
+            3,
+            "memory",
+            "memory",
+            211_916_800.0,
+            209_715_200.0,
+            500,
+            "memory 202.1MiB over the limit of 200.0MiB"
+        ),
+    ]);
+    let next_run = humantime::format_rfc3339(t0() + Duration::from_secs(12)).to_string();
     let usage: Vec<_> = (0..30)
         .map(
             |i| json!({"cpu_percent": 2.0 + (i % 7) as f64, "rss_bytes": 20_000_000 + i * 400_000}),
@@ -44,9 +77,12 @@ pub fn snapshot() -> Snapshot {
                        "cgroup": null, "cpu_percent": 0.4, "rss_bytes": 9_000_000, "config_drift": true},
         "processes": [
             {"name": "web", "state": "running", "pid": 4242, "ready": true, "health": "healthy",
-             "restarts": 0, "last_exit": null, "uptime_ms": 192_000, "cpu_percent": 3.5,
+             "restarts": 3, "last_exit": {"code": null, "signal": 9, "reason": "memory",
+                                          "detail": "memory 202.1MiB over the limit of 200.0MiB"},
+             "uptime_ms": 192_000, "cpu_percent": 3.5,
              "rss_bytes": 25_165_824, "probes": [probe("liveness", "http", "http://127.0.0.1:18080/", true, 1.8, 0)],
-             "history": [], "usage_history": usage, "run": 1, "error": null},
+             "history": web_history, "usage_history": usage, "run": 4, "error": null,
+             "replicas_declared": 1, "replicas_wanted": 1},
             {"name": "wedged", "state": "running", "pid": 4250, "ready": true, "health": "unhealthy",
              "restarts": 2, "last_exit": {"code": null, "signal": 15, "reason": "liveness", "detail": null},
              "uptime_ms": 7_000, "cpu_percent": 0.0, "rss_bytes": 3_000_000,
@@ -61,17 +97,20 @@ pub fn snapshot() -> Snapshot {
              "run": 4, "error": null},
             {"name": "migrate", "state": "exited", "pid": null, "ready": false, "health": "none",
              "restarts": 0, "last_exit": {"code": 0, "signal": null, "reason": "exited", "detail": null},
-             "uptime_ms": null, "probes": [], "history": [exit(1, Some(0), None, "exited", 1)], "run": 1},
+             "uptime_ms": null, "probes": [], "history": [exit(1, Some(0), None, "exited", 1)], "run": 1,
+             "schedule": {"cron": "*/15 * * * * *", "next_run": next_run, "skipped": 2,
+                          "last_result": "success"}},
             {"name": "crashy", "state": "fatal", "pid": null, "ready": false, "health": "none",
              "restarts": 5, "last_exit": {"code": 1, "signal": null, "reason": "crash", "detail": null},
              "probes": [], "history": [], "run": 6,
              "error": "gave up after 6 consecutive failed runs (max_restarts = 5)"},
             {"name": "worker.0", "state": "running", "pid": 4301, "ready": true, "health": "none",
-             "restarts": 0, "uptime_ms": 3_723_000, "probes": [], "history": [], "run": 1},
+             "restarts": 0, "uptime_ms": 3_723_000, "probes": [], "history": [], "run": 1,
+             "replicas_declared": 1, "replicas_wanted": 2, "drift": true},
             {"name": "worker.1", "state": "starting", "pid": 4302, "ready": false, "health": "unknown",
              "restarts": 0, "uptime_ms": 1_000,
              "probes": [probe("readiness", "tcp", "127.0.0.1:9001", true, 0.3, 0)],
-             "history": [], "run": 1},
+             "history": [], "run": 1, "replicas_declared": 1, "replicas_wanted": 2, "drift": true},
             {"name": "api", "state": "pending", "pid": null, "ready": false, "health": "none",
              "restarts": 0, "probes": [], "history": [], "run": 0},
             {"name": "batch", "state": "stopped", "pid": null, "ready": false, "health": "none",
@@ -174,6 +213,16 @@ pub fn events() -> Vec<Arc<Event>> {
         event(
             37,
             8,
+            "migrate",
+            EventKind::Skipped {
+                run: 1,
+                skipped: 2,
+                detail: "run 1 was still going at 12:00:08".into(),
+            },
+        ),
+        event(
+            38,
+            8,
             "",
             EventKind::Message {
                 text: "config reload rejected, keeping the running config".into(),
@@ -227,6 +276,25 @@ pub fn logs() -> Vec<LogEntry> {
             "http: GET / HTTP/1.1 500 internal error while talking to the upstream server at 10.0.0.12:5432 (connection reset)",
             None,
         ),
+    ]
+}
+
+/// A process tree as `tree` answers for `web`: a shell leader, two workers, a helper
+/// under one of them, and a straggler re-parented to warden.
+pub fn tree() -> Vec<crate::cli::tree::TreeProcess> {
+    let p = |pid: i32, parent: i32, name: &str, rss: u64, cpu: f64| crate::cli::tree::TreeProcess {
+        pid,
+        parent: Some(parent),
+        name: name.into(),
+        rss_bytes: rss,
+        cpu_percent: cpu,
+    };
+    vec![
+        p(4242, 4000, "sh", 1_200_000, 0.0),
+        p(4243, 4242, "gunicorn", 18_000_000, 2.5),
+        p(4250, 4243, "gunicorn", 22_000_000, 11.0),
+        p(4251, 4243, "gunicorn", 21_000_000, 9.5),
+        p(4260, 4000, "cleanup.sh", 900_000, 0.0),
     ]
 }
 

@@ -19,5 +19,6 @@ mod robust;
 mod scale;
 mod schedule;
 mod shell;
+mod tree;
 mod users;
 mod watch;

@@ -30,6 +30,7 @@ pub(super) fn key(app: &mut App, ev: KeyEvent, cmds: &mut Vec<Cmd>) {
 pub fn context(app: &App) -> Context {
     match app.screen {
         Screen::Detail => Context::Detail,
+        Screen::Tree => Context::Tree,
         Screen::Connectivity => Context::Connectivity,
         Screen::Main => match app.focus {
             Pane::Table => Context::Table,
@@ -96,6 +97,17 @@ fn act(app: &mut App, context: Context, action: Action, cmds: &mut Vec<Cmd>) {
                 cmds.push(Cmd::Describe(name));
             }
         }
+        Action::Tree => {
+            let name = match app.screen {
+                Screen::Detail => app.detail.as_ref().map(|d| d.name.clone()),
+                _ => app.selected.clone(),
+            };
+            if let Some(name) = name {
+                app.open_tree(name, cmds);
+            }
+        }
+        Action::ScaleUp => super::scale::scale(app, 1, cmds),
+        Action::ScaleDown => super::scale::scale(app, -1, cmds),
         Action::Mark => {
             if let Some(name) = app.selected.clone() {
                 if !app.marked.remove(&name) {
@@ -240,7 +252,12 @@ fn quit(app: &mut App, cmds: &mut Vec<Cmd>) {
 }
 
 fn back(app: &mut App) {
-    if app.screen != Screen::Main {
+    if app.screen == Screen::Tree {
+        app.screen = app.tree.take().map_or(Screen::Main, |t| t.from);
+        if app.screen == Screen::Detail && app.detail.is_none() {
+            app.screen = Screen::Main;
+        }
+    } else if app.screen != Screen::Main {
         app.screen = Screen::Main;
         app.detail = None;
     } else if app.zoom {
@@ -314,6 +331,15 @@ fn navigate(app: &mut App, context: Context, action: Action) {
                     _ => d.cursor,
                 };
                 d.newest = d.cursor + 1 >= len;
+            }
+        }
+        Context::Tree => {
+            if let Some(tv) = &mut app.tree {
+                let len = tv.processes.as_ref().map_or(0, |p| p.len());
+                tv.scroll = match action {
+                    Action::Up => tv.scroll.saturating_sub(1),
+                    _ => (tv.scroll + 1).min(len.saturating_sub(1)),
+                };
             }
         }
         Context::Connectivity => {

@@ -8,6 +8,7 @@
 
 mod input;
 pub use input::context;
+pub mod scale;
 pub mod table;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -20,6 +21,7 @@ use super::layout;
 use super::logbuf::{LogBuf, LogEntry};
 use super::theme::Theme;
 use crate::api::protocol::Request;
+use crate::cli::tree::TreeProcess;
 use crate::supervisor::status::{ProcessStatus, Snapshot};
 use crate::supervisor::{Description, Event, ReloadPlan};
 use table::{Sort, StateFilter};
@@ -44,6 +46,8 @@ pub enum Screen {
     Main,
     Detail,
     Connectivity,
+    /// One instance's process tree, refreshed while it is shown.
+    Tree,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +98,11 @@ pub enum Msg {
         result: Result<Box<Description>, String>,
     },
     Plan(Result<ReloadPlan, String>),
+    /// The answer to [`Cmd::Tree`].
+    Tree {
+        name: String,
+        result: Result<Vec<TreeProcess>, String>,
+    },
     /// The supervisor finished (`warden up`): time to go.
     Ended,
 }
@@ -109,6 +118,8 @@ pub enum Cmd {
     Describe(String),
     /// Ask for the reload plan (`reload --dry-run`).
     PlanReload,
+    /// Ask for this instance's process tree; the answer comes back as [`Msg::Tree`].
+    Tree(String),
     /// Follow these instances' logs instead (none: stop following).
     FollowLogs {
         generation: u64,
@@ -182,6 +193,22 @@ pub struct Detail {
     pub description: Option<Result<Box<Description>, String>>,
 }
 
+/// The tree view: one instance's processes, asked for again every tick while shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeView {
+    pub name: String,
+    /// Where Esc goes back to.
+    pub from: Screen,
+    /// The last tree received (`None` before the first answer).
+    pub processes: Option<Vec<TreeProcess>>,
+    /// Why the last request failed, if it did (the last tree stays on screen).
+    pub error: Option<String>,
+    /// A request is on its way: no second one until it is answered.
+    pub pending: bool,
+    /// The first row on screen.
+    pub scroll: usize,
+}
+
 /// The signals the picker offers, in this order.
 pub const SIGNALS: &[(&str, &str)] = &[
     ("HUP", "reload, by convention"),
@@ -233,6 +260,7 @@ pub struct App {
     /// Events from the bottom the events pane is scrolled up by.
     pub events_scroll: usize,
     pub detail: Option<Detail>,
+    pub tree: Option<TreeView>,
     pub conn_scroll: usize,
     pub status: Option<StatusLine>,
     pub shutting_down: bool,
@@ -273,6 +301,7 @@ impl App {
             events: VecDeque::new(),
             events_scroll: 0,
             detail: None,
+            tree: None,
             conn_scroll: 0,
             status: None,
             shutting_down: false,
@@ -320,6 +349,9 @@ impl App {
                 self.now = now;
                 self.wall = wall;
                 self.utc_offset = offset;
+                if let Some(c) = self.refresh_tree() {
+                    cmds.push(c);
+                }
             }
             Msg::Connected(s) => {
                 let again = matches!(self.link, Link::Lost { .. });
@@ -393,6 +425,20 @@ impl App {
                     };
                 }
             }
+            Msg::Tree { name, result } => {
+                if let Some(tv) = self.tree.as_mut().filter(|tv| tv.name == name) {
+                    tv.pending = false;
+                    match result {
+                        Ok(list) => {
+                            tv.processes = Some(list);
+                            tv.error = None;
+                        }
+                        Err(e) => tv.error = Some(e),
+                    }
+                } else {
+                    self.dirty = false;
+                }
+            }
             Msg::Ended => cmds.push(Cmd::Quit),
         }
         if let Some(c) = self.follow_logs() {
@@ -425,6 +471,30 @@ impl App {
             let last = p.history.len().saturating_sub(1);
             d.cursor = if d.newest { last } else { d.cursor.min(last) };
         }
+    }
+
+    /// Ask for the shown tree again, unless an answer is still awaited.
+    fn refresh_tree(&mut self) -> Option<Cmd> {
+        if self.screen != Screen::Tree || self.link != Link::Connected {
+            return None;
+        }
+        let tv = self.tree.as_mut().filter(|tv| !tv.pending)?;
+        tv.pending = true;
+        Some(Cmd::Tree(tv.name.clone()))
+    }
+
+    /// Open the tree view of `name`; Esc goes back to the screen shown now.
+    pub(super) fn open_tree(&mut self, name: String, cmds: &mut Vec<Cmd>) {
+        self.tree = Some(TreeView {
+            name: name.clone(),
+            from: self.screen,
+            processes: None,
+            error: None,
+            pending: true,
+            scroll: 0,
+        });
+        self.screen = Screen::Tree;
+        cmds.push(Cmd::Tree(name));
     }
 
     /// Recompute the rows after the snapshot, the filters or the sort changed; the
@@ -516,8 +586,9 @@ impl App {
                 .take(MAX_MERGED)
                 .collect();
         }
-        let name = match (self.screen, &self.detail) {
-            (Screen::Detail, Some(d)) => Some(d.name.clone()),
+        let name = match (self.screen, &self.detail, &self.tree) {
+            (Screen::Tree, _, Some(tv)) => Some(tv.name.clone()),
+            (Screen::Detail, Some(d), _) => Some(d.name.clone()),
             _ => self.selected.clone(),
         };
         name.into_iter().collect()
@@ -544,6 +615,9 @@ impl App {
     /// The processes an action applies to: the marked ones, else the selected one (in
     /// the detail view, that process).
     pub fn targets(&self) -> Vec<String> {
+        if self.screen == Screen::Tree {
+            return self.tree.iter().map(|t| t.name.clone()).collect();
+        }
         if self.screen == Screen::Detail {
             return self.detail.iter().map(|d| d.name.clone()).collect();
         }

@@ -517,3 +517,127 @@ fn paths_inside_the_view_folder_are_shown_relative() {
     assert_eq!(a.display_path("/srv/demo2/x"), "/srv/demo2/x");
     assert_eq!(a.display_path("/etc/x"), "/etc/x");
 }
+
+fn tick(a: &mut App) -> Vec<Cmd> {
+    let (now, wall) = (a.now + Duration::from_secs(1), a.wall);
+    a.update(Msg::Tick(now, wall, 0))
+}
+
+fn tree_asks(cmds: &[Cmd]) -> Vec<String> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Cmd::Tree(name) => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_tree_view_asks_again_each_second_while_shown_and_never_twice_at_once() {
+    let mut a = app(Mode::Attached, (120, 40), true);
+    let cmds = ch(&mut a, 't');
+    assert_eq!(a.screen, Screen::Tree);
+    assert_eq!(tree_asks(&cmds), ["web"]);
+    // The first answer has not come: a tick does not pile up a second request.
+    assert!(tree_asks(&tick(&mut a)).is_empty());
+    a.update(Msg::Tree {
+        name: "web".into(),
+        result: Ok(crate::tui::test_support::tree()),
+    });
+    assert_eq!(
+        a.tree.as_ref().unwrap().processes.as_ref().unwrap().len(),
+        5
+    );
+    assert_eq!(tree_asks(&tick(&mut a)), ["web"]);
+    // A failed refresh keeps the last tree and says why.
+    a.update(Msg::Tree {
+        name: "web".into(),
+        result: Err("lost the supervisor".into()),
+    });
+    let tv = a.tree.as_ref().unwrap();
+    assert_eq!(tv.processes.as_ref().unwrap().len(), 5);
+    assert_eq!(tv.error.as_deref(), Some("lost the supervisor"));
+    // An answer for another instance (a view closed meanwhile) changes nothing.
+    a.update(Msg::Tree {
+        name: "wedged".into(),
+        result: Ok(vec![]),
+    });
+    assert_eq!(a.tree.as_ref().unwrap().name, "web");
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.screen, Screen::Main);
+    assert!(a.tree.is_none());
+    assert!(
+        tree_asks(&tick(&mut a)).is_empty(),
+        "closed: no more requests"
+    );
+}
+
+#[test]
+fn the_tree_view_opens_from_the_detail_view_and_esc_goes_back_there() {
+    let mut a = app(Mode::Attached, (120, 40), true);
+    ch(&mut a, 'j');
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, Screen::Detail);
+    let cmds = ch(&mut a, 't');
+    assert_eq!(tree_asks(&cmds), ["wedged"]);
+    assert_eq!(a.screen, Screen::Tree);
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.screen, Screen::Detail);
+    assert_eq!(a.detail.as_ref().unwrap().name, "wedged");
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.screen, Screen::Main);
+}
+
+#[test]
+fn plus_and_minus_scale_the_selected_process_through_the_scale_request() {
+    let mut a = app(Mode::Attached, (120, 40), true);
+    // worker.0 and worker.1: `worker`, declared with 1 replica, scaled to 2.
+    while a.selected.as_deref() != Some("worker.1") {
+        ch(&mut a, 'j');
+    }
+    let cmds = ch(&mut a, '+');
+    assert_eq!(
+        acts(&cmds),
+        [Request::Scale {
+            name: "worker".into(),
+            replicas: 3
+        }]
+    );
+    assert_eq!(a.status.as_ref().unwrap().text, "scale worker to 3…");
+    // Fewer replicas stop one: asked first.
+    let cmds = ch(&mut a, '-');
+    assert!(acts(&cmds).is_empty());
+    assert!(
+        matches!(&a.overlay, Some(Overlay::Confirm(c)) if c.body == ["  worker.1 stops (the highest index first)"])
+    );
+    let cmds = ch(&mut a, 'y');
+    assert_eq!(
+        acts(&cmds),
+        [Request::Scale {
+            name: "worker".into(),
+            replicas: 1
+        }]
+    );
+    a.update(Msg::Done {
+        what: "scale worker to 1".into(),
+        result: Err("no process named `worker`".into()),
+    });
+    let status = a.status.as_ref().unwrap();
+    assert_eq!(
+        status.text,
+        "scale worker to 1 failed: no process named `worker`"
+    );
+    assert_eq!(status.level, Level::Bad);
+    // A process that runs alone cannot go below one.
+    ch(&mut a, 'g');
+    assert!(ch(&mut a, '-').is_empty());
+    assert!(a.overlay.is_none());
+    assert_eq!(a.status.as_ref().unwrap().level, Level::Bad);
+    assert_eq!(
+        acts(&ch(&mut a, '=')),
+        [Request::Scale {
+            name: "web".into(),
+            replicas: 2
+        }]
+    );
+}

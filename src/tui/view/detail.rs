@@ -11,8 +11,8 @@ use super::super::app::App;
 use super::super::theme::glyph;
 use super::{Scale, clock, fit, latency, or_dash, pane, sparkline};
 use crate::cli::status::{mem, uptime};
-use crate::supervisor::event::signal_name;
-use crate::supervisor::status::ProcessStatus;
+use crate::supervisor::event::{LimitHit, signal_name};
+use crate::supervisor::status::{ProcessStatus, ScheduleStatus};
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let t = app.theme;
@@ -32,7 +32,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     };
     // What `how_it_runs` writes: five lines, an error and a status text if any, and a
     // line more for a long environment.
-    let info_lines = 6 + u16::from(p.error.is_some()) + u16::from(p.status_text.is_some());
+    let info_lines = 6
+        + u16::from(p.error.is_some())
+        + u16::from(p.status_text.is_some())
+        + u16::from(p.schedule.is_some());
     let info_h = (info_lines + 2).min(area.height / 2).max(3);
     let usage_h = if area.height >= 20 {
         4 + p.probes.len() as u16
@@ -84,6 +87,9 @@ fn how_it_runs(frame: &mut Frame, app: &App, p: &ProcessStatus, area: Rect) {
         facts.push(format!("up {}", uptime(up)));
     }
     facts.push(format!("restarts {}", p.restarts));
+    if let Some(r) = replicas(app, p) {
+        facts.push(r);
+    }
     title.push(Span::styled(format!("· {} ", facts.join(" · ")), t.dim()));
     let block = pane(app, Line::from(title), true);
     let inner = block.inner(area);
@@ -98,6 +104,26 @@ fn how_it_runs(frame: &mut Frame, app: &App, p: &ProcessStatus, area: Rect) {
     }
     if let Some(s) = &p.status_text {
         lines.push(Line::from(vec![key("status"), Span::raw(s.clone())]));
+    }
+    if let Some(s) = &p.schedule {
+        let mut spans = vec![key("schedule"), Span::raw(format!("`{}`", s.cron))];
+        let next = match next_run(app, s) {
+            Some((at, within)) => format!(" · next {at} (in {within})"),
+            None => " · not armed".into(),
+        };
+        spans.push(Span::styled(next, t.dim()));
+        match s.last_result.as_deref() {
+            Some("success") => spans.push(Span::styled(" · last run succeeded", t.good())),
+            Some(other) => spans.push(Span::styled(format!(" · last run: {other}"), t.bad())),
+            None => spans.push(Span::styled(" · no run has ended", t.dim())),
+        }
+        if s.skipped > 0 {
+            spans.push(Span::styled(
+                format!(" · {} skipped (still running when due)", s.skipped),
+                t.warn(),
+            ));
+        }
+        lines.push(Line::from(spans));
     }
     let detail = app.detail.as_ref().and_then(|d| d.description.as_ref());
     match detail {
@@ -149,6 +175,39 @@ fn how_it_runs(frame: &mut Frame, app: &App, p: &ProcessStatus, area: Rect) {
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
+/// `replicas 3 (file: 2)` for a process scaled away from the file, `replicas 2` for
+/// one run replicated as declared; nothing for a process that runs alone.
+fn replicas(app: &App, p: &ProcessStatus) -> Option<String> {
+    let wanted = crate::tui::app::scale::wanted(&app.snapshot, p);
+    if p.drift {
+        Some(format!("replicas {wanted} (file: {})", p.replicas_declared))
+    } else if wanted > 1 {
+        Some(format!("replicas {wanted}"))
+    } else {
+        None
+    }
+}
+
+/// When a schedule runs next: the local clock time and how long from now.
+pub(super) fn next_run(app: &App, s: &ScheduleStatus) -> Option<(String, String)> {
+    let at = humantime::parse_rfc3339_weak(s.next_run.as_deref()?).ok()?;
+    let within = at.duration_since(app.wall).unwrap_or_default();
+    Some((clock(at, app.utc_offset), uptime(within.as_millis() as u64)))
+}
+
+/// A limit that ended a run: the rule, the figure against the limit, and the window.
+pub(super) fn limit_text(l: &LimitHit) -> String {
+    let window = crate::supervisor::event::fmt_ms(l.window_ms);
+    match l.rule.as_str() {
+        "cpu" => format!("cpu {:.0}% over {:.0}% for {window}", l.value, l.limit),
+        rule => format!(
+            "{rule} {} over {} ({window} window)",
+            mem(l.value as u64),
+            mem(l.limit as u64)
+        ),
+    }
+}
+
 fn how_it_ended(code: Option<i32>, signal: Option<i32>) -> String {
     match (code, signal) {
         (Some(c), _) => format!("exit {c}"),
@@ -193,7 +252,10 @@ fn history(frame: &mut Frame, app: &App, p: &ProcessStatus, cursor: usize, area:
                     },
                 )),
                 Cell::from(uptime(e.uptime_ms)),
-                Cell::from(fit(e.detail.as_deref().unwrap_or(""), detail_w)),
+                match &e.limit {
+                    Some(l) => Cell::from(Span::styled(fit(&limit_text(l), detail_w), t.warn())),
+                    None => Cell::from(fit(e.detail.as_deref().unwrap_or(""), detail_w)),
+                },
             ]);
             if i == cursor {
                 row.style(t.selected())
@@ -219,21 +281,38 @@ fn stderr_tail(frame: &mut Frame, app: &App, p: &ProcessStatus, cursor: usize, a
     let t = app.theme;
     let entry = p.history.get(cursor);
     let title = match entry {
-        Some(e) => format!(" last stderr lines of run {} ", e.run),
+        Some(e) => format!(" why run {} ended, its last stderr lines ", e.run),
         None => " last stderr lines ".into(),
     };
     let block = pane(app, Line::styled(title, t.bold()), false);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let lines: Vec<Line> = match entry {
-        Some(e) if !e.stderr_tail.is_empty() => e
-            .stderr_tail
-            .iter()
-            .map(|l| Line::styled(l.clone(), t.bad()))
-            .collect(),
-        Some(_) => vec![Line::styled("(nothing on stderr)", t.dim())],
-        None => vec![Line::styled("(no run has ended)", t.dim())],
-    };
+    let mut lines: Vec<Line> = Vec::new();
+    // Why the run ended, in full (the ledger's column cuts it): the limit record, the
+    // supervisor's detail.
+    if let Some(e) = entry {
+        if let Some(l) = &e.limit {
+            lines.push(Line::from(vec![
+                Span::styled("limit  ", t.dim()),
+                Span::styled(limit_text(l), t.warn()),
+            ]));
+        }
+        if let Some(d) = &e.detail {
+            lines.push(Line::from(vec![
+                Span::styled("why    ", t.dim()),
+                Span::raw(d.clone()),
+            ]));
+        }
+    }
+    match entry {
+        Some(e) if !e.stderr_tail.is_empty() => lines.extend(
+            e.stderr_tail
+                .iter()
+                .map(|l| Line::styled(l.clone(), t.bad())),
+        ),
+        Some(_) => lines.push(Line::styled("(nothing on stderr)", t.dim())),
+        None => lines.push(Line::styled("(no run has ended)", t.dim())),
+    }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 

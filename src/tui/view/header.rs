@@ -6,7 +6,8 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::super::app::{App, Link, Mode};
+use super::super::app::scale::drifted;
+use super::super::app::{App, Link, Mode, names_phrase};
 use super::super::theme::glyph;
 use crate::cli::status::mem;
 use crate::supervisor::State;
@@ -30,8 +31,8 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         top.push(badge(" stopping everything… ".into(), t.warn()));
         top.push(Span::raw(" "));
     }
-    if s.supervisor.as_ref().is_some_and(|sup| sup.config_drift) {
-        top.push(badge(" config on disk differs ".into(), t.warn()));
+    if let Some(text) = drift_badge(app) {
+        top.push(badge(text, t.warn()));
         top.push(Span::raw(" "));
     }
     match &s.supervisor {
@@ -65,6 +66,27 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         lines.push(counts(app));
     }
     frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// What runs differs from the file: an edit not applied, processes scaled at runtime.
+fn drift_badge(app: &App) -> Option<String> {
+    let s = &app.snapshot;
+    let mut parts = Vec::new();
+    if s.supervisor.as_ref().is_some_and(|sup| sup.config_drift) {
+        parts.push("config on disk differs".to_string());
+    }
+    match drifted(s).as_slice() {
+        [] => {}
+        [(name, wanted, declared)] => parts.push(format!("{name} scaled {declared}→{wanted}")),
+        many => {
+            let names: Vec<String> = many.iter().map(|(n, ..)| n.to_string()).collect();
+            parts.push(format!(
+                "{} scaled away from the file",
+                names_phrase(&names)
+            ));
+        }
+    }
+    (!parts.is_empty()).then(|| format!(" {} ", parts.join(" · ")))
 }
 
 /// `12 processes  8 ● running  1 ↻ backoff …  · 2 checks: 1 up, 1 down · filter …`

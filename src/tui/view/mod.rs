@@ -8,6 +8,7 @@ mod logs;
 mod overlay;
 mod panes;
 pub mod table;
+mod tree;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -42,6 +43,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         }
         Screen::Detail => detail::draw(frame, app, a.body),
         Screen::Connectivity => panes::connectivity(frame, app, a.body),
+        Screen::Tree => tree::draw(frame, app, a.body),
     }
     footer(frame, app, &a);
     overlay::draw(frame, app, frame.area());

@@ -27,7 +27,7 @@ fn spec(c: Column) -> (u16, u8) {
         Column::State => (8, 9),
         Column::Pid => (7, 8),
         Column::Ready => (5, 7),
-        Column::Uptime => (7, 6),
+        Column::Uptime => (8, 6),
         Column::Health => (16, 5),
         Column::Restarts => (8, 4),
         Column::Cpu => (6, 3),
@@ -152,7 +152,17 @@ fn cell(app: &App, p: &ProcessStatus, c: Column, width: usize) -> Cell<'static> 
         Column::Name => plain(p.name.clone()),
         Column::State => Cell::from(Span::styled(p.state.to_string(), t.state(p.state))),
         Column::Pid => plain(or_dash(p.pid.map(|p| p.to_string()))),
-        Column::Uptime => plain(or_dash(app.uptime_ms(p).map(uptime))),
+        Column::Uptime => match (app.uptime_ms(p), &p.schedule) {
+            (Some(up), _) => plain(uptime(up)),
+            // Between the runs of a schedule: when the next one starts.
+            (None, Some(s)) => match super::detail::next_run(app, s) {
+                Some((_, within)) => {
+                    Cell::from(Span::styled(fit(&format!("in {within}"), width), t.info()))
+                }
+                None => plain("-".into()),
+            },
+            (None, None) => plain("-".into()),
+        },
         Column::Restarts => {
             let style = if p.restarts > 0 {
                 t.warn()

@@ -127,6 +127,26 @@ fn detail_view() {
 }
 
 #[test]
+fn detail_of_a_scheduled_process() {
+    both_sizes("detail_scheduled", Mode::Attached, |a| {
+        keys(a, "jjj\n");
+        assert_eq!(a.detail.as_ref().unwrap().name, "migrate");
+    });
+}
+
+#[test]
+fn tree_view() {
+    both_sizes("tree", Mode::Attached, |a| {
+        keys(a, "t");
+        a.update(Msg::Tree {
+            name: "web".into(),
+            result: Ok(crate::tui::test_support::tree()),
+        });
+    });
+    both_sizes("tree_waiting", Mode::Attached, |a| keys(a, "jt"));
+}
+
+#[test]
 fn connectivity_view() {
     both_sizes("connectivity", Mode::Attached, |a| {
         keys(a, "c");
@@ -171,7 +191,9 @@ fn too_small_says_so() {
 
 #[test]
 fn every_size_from_tiny_to_wide_draws_without_panicking() {
-    for setup in ["", "\t", "\t\t", "\n", "c", "?", "q", "S", "R", "\tzw", "a"] {
+    for setup in [
+        "", "\t", "\t\t", "\n", "c", "?", "q", "S", "R", "\tzw", "a", "t", "-",
+    ] {
         let mut a = app(Mode::InProcess, (120, 40), true);
         keys(&mut a, setup);
         for w in [1, 10, 29, 30, 40, 80, 100, 130] {
