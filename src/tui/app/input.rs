@@ -394,6 +394,9 @@ fn overlay_key(app: &mut App, ev: KeyEvent, cmds: &mut Vec<Cmd>) {
                 if c.then.contains(&Cmd::Shutdown) {
                     app.shutting_down = true;
                 }
+                for cmd in &c.then {
+                    super::scale::sent(app, cmd);
+                }
                 cmds.extend(c.then);
                 None
             }

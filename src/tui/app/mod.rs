@@ -261,6 +261,9 @@ pub struct App {
     pub events_scroll: usize,
     pub detail: Option<Detail>,
     pub tree: Option<TreeView>,
+    /// Scale requests sent and not yet seen in a snapshot: declared process → (replicas
+    /// asked for, answered). A second `+` counts from here, not from a stale snapshot.
+    pub scaling: std::collections::BTreeMap<String, (u32, bool)>,
     pub conn_scroll: usize,
     pub status: Option<StatusLine>,
     pub shutting_down: bool,
@@ -302,6 +305,7 @@ impl App {
             events_scroll: 0,
             detail: None,
             tree: None,
+            scaling: Default::default(),
             conn_scroll: 0,
             status: None,
             shutting_down: false,
@@ -397,21 +401,24 @@ impl App {
                     self.dirty = false;
                 }
             }
-            Msg::Done { what, result } => match result {
-                Ok(text) => {
-                    let text = text.lines().next().unwrap_or("").to_string();
-                    let msg = if text.is_empty() {
-                        format!("{what}: done")
-                    } else {
-                        format!("{what}: done ({text})")
-                    };
-                    self.say(Level::Good, &msg);
+            Msg::Done { what, result } => {
+                scale::answered(self, &what, result.is_ok());
+                match result {
+                    Ok(text) => {
+                        let text = text.lines().next().unwrap_or("").to_string();
+                        let msg = if text.is_empty() {
+                            format!("{what}: done")
+                        } else {
+                            format!("{what}: done ({text})")
+                        };
+                        self.say(Level::Good, &msg);
+                    }
+                    Err(e) => {
+                        let e = e.lines().collect::<Vec<_>>().join("; ");
+                        self.say(Level::Bad, &format!("{what} failed: {e}"));
+                    }
                 }
-                Err(e) => {
-                    let e = e.lines().collect::<Vec<_>>().join("; ");
-                    self.say(Level::Bad, &format!("{what} failed: {e}"));
-                }
-            },
+            }
             Msg::Described { name, result } => {
                 if let Some(d) = self.detail.as_mut().filter(|d| d.name == name) {
                     d.description = Some(result);
@@ -456,6 +463,8 @@ impl App {
 
     fn set_snapshot(&mut self, s: Arc<Snapshot>) {
         self.snapshot = s;
+        // A scale that was answered is in this picture.
+        self.scaling.retain(|_, (_, answered)| !*answered);
         self.snapshot_at = self.now;
         let names: BTreeSet<&str> = self
             .snapshot

@@ -54,7 +54,10 @@ pub(super) fn scale(app: &mut App, delta: i32, cmds: &mut Vec<Cmd>) {
         return;
     };
     let base = declared_name(p).to_string();
-    let now = wanted(&app.snapshot, p);
+    let now = match app.scaling.get(&base) {
+        Some((asked, _)) => *asked,
+        None => wanted(&app.snapshot, p),
+    };
     let Some(to) = now.checked_add_signed(delta).filter(|n| *n >= 1) else {
         app.say(
             Level::Bad,
@@ -72,6 +75,7 @@ pub(super) fn scale(app: &mut App, delta: i32, cmds: &mut Vec<Cmd>) {
     };
     if delta > 0 {
         app.say(Level::Info, &format!("{what}…"));
+        sent(app, &act);
         cmds.push(act);
         return;
     }
@@ -87,4 +91,34 @@ pub(super) fn scale(app: &mut App, delta: i32, cmds: &mut Vec<Cmd>) {
         doing: format!("{what}…"),
         then: vec![act],
     }));
+}
+
+/// A scale request is on its way (sent, or confirmed): count further presses from it.
+pub(super) fn sent(app: &mut App, cmd: &Cmd) {
+    if let Cmd::Act {
+        request: Request::Scale { name, replicas },
+        ..
+    } = cmd
+    {
+        app.scaling.insert(name.clone(), (*replicas, false));
+    }
+}
+
+/// An action's answer came: a failed scale is forgotten at once, a done one once the
+/// next snapshot (which has it) arrives.
+pub(super) fn answered(app: &mut App, what: &str, ok: bool) {
+    let Some(name) = what
+        .strip_prefix("scale ")
+        .and_then(|rest| rest.rsplit_once(" to "))
+        .map(|(name, _)| name.to_string())
+    else {
+        return;
+    };
+    if ok {
+        if let Some(entry) = app.scaling.get_mut(&name) {
+            entry.1 = true;
+        }
+    } else {
+        app.scaling.remove(&name);
+    }
 }

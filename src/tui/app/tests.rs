@@ -604,6 +604,23 @@ fn plus_and_minus_scale_the_selected_process_through_the_scale_request() {
         }]
     );
     assert_eq!(a.status.as_ref().unwrap().text, "scale worker to 3…");
+    // A second press before the supervisor's next picture counts from the first.
+    assert_eq!(
+        acts(&ch(&mut a, '+')),
+        [Request::Scale {
+            name: "worker".into(),
+            replicas: 4
+        }]
+    );
+    for n in [3, 4] {
+        a.update(Msg::Done {
+            what: format!("scale worker to {n}"),
+            result: Ok(String::new()),
+        });
+    }
+    // The picture after the answers has them (the fixture's still says 2).
+    a.update(Msg::Snapshot(Arc::new(snapshot())));
+    assert!(a.scaling.is_empty());
     // Fewer replicas stop one: asked first.
     let cmds = ch(&mut a, '-');
     assert!(acts(&cmds).is_empty());
@@ -618,10 +635,12 @@ fn plus_and_minus_scale_the_selected_process_through_the_scale_request() {
             replicas: 1
         }]
     );
+    assert_eq!(a.scaling.get("worker"), Some(&(1, false)));
     a.update(Msg::Done {
         what: "scale worker to 1".into(),
         result: Err("no process named `worker`".into()),
     });
+    assert!(a.scaling.is_empty(), "a failed scale is forgotten");
     let status = a.status.as_ref().unwrap();
     assert_eq!(
         status.text,
