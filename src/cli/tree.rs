@@ -179,6 +179,16 @@ pub fn render(trees: &[Tree], paint: Paint) -> String {
             ));
         }
     }
+    // The supervisor measures CPU between two looks at a process; a first look (nobody
+    // watching, nothing sampled before) has nothing to compare with.
+    let looked = trees.iter().flat_map(|t| &t.processes);
+    if looked.clone().next().is_some() && looked.clone().all(|p| p.cpu_percent == 0.0) {
+        out.push(paint.paint(
+            "(cpu is measured between two looks at a process: 0.0% on a first one; \
+             `warden tui` refreshes its tree view every second)",
+            Some(Paint::DIM),
+        ));
+    }
     out.join("\n")
 }
 
@@ -223,6 +233,26 @@ db: not running";
             processes: vec![],
         };
         assert_eq!(render(&[tree, db], Paint(false)), expected);
+    }
+
+    #[test]
+    fn a_first_look_says_why_cpu_is_zero() {
+        let mut first = p(7, 1, "sh");
+        first.cpu_percent = 0.0;
+        let tree = Tree {
+            name: "job".into(),
+            processes: vec![first],
+        };
+        let text = render(&[tree.clone()], Paint(false));
+        assert!(
+            text.ends_with(
+                "0.0% on a first one; `warden tui` refreshes its tree view every second)"
+            ),
+            "{text}"
+        );
+        let mut busy = tree;
+        busy.processes[0].cpu_percent = 12.5;
+        assert!(!render(&[busy], Paint(false)).contains("first one"));
     }
 
     #[test]

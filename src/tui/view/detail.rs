@@ -141,9 +141,13 @@ fn how_it_runs(frame: &mut Frame, app: &App, p: &ProcessStatus, area: Rect) {
                 key("log"),
                 Span::raw(app.display_path(&d.log_file)),
             ]));
+            // A scheduled process runs at its times; `restart` does not apply to it.
+            let restart = match p.schedule {
+                Some(_) => "on its schedule".to_string(),
+                None => format!("restart {}", d.restart),
+            };
             let mut policy = format!(
-                "restart {} · stop {} then SIGKILL after {}",
-                d.restart,
+                "{restart} · stop {} then SIGKILL after {}",
                 d.stop_signal,
                 crate::supervisor::event::fmt_ms(d.stop_timeout_ms)
             );
@@ -198,13 +202,12 @@ pub(super) fn next_run(app: &App, s: &ScheduleStatus) -> Option<(String, String)
 /// A limit that ended a run: the rule, the figure against the limit, and the window.
 pub(super) fn limit_text(l: &LimitHit) -> String {
     let window = crate::supervisor::event::fmt_ms(l.window_ms);
+    let (value, limit) = (mem(l.value as u64), mem(l.limit as u64));
     match l.rule.as_str() {
         "cpu" => format!("cpu {:.0}% over {:.0}% for {window}", l.value, l.limit),
-        rule => format!(
-            "{rule} {} over {} ({window} window)",
-            mem(l.value as u64),
-            mem(l.limit as u64)
-        ),
+        // The kernel's hard limit: the figure is the run's peak, the window its length.
+        "memory_max" => format!("memory_max {limit}: peak {value} in {window}"),
+        rule => format!("{rule} {value} over {limit} ({window} window)"),
     }
 }
 

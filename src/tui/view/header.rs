@@ -11,6 +11,7 @@ use super::super::app::{App, Link, Mode, names_phrase};
 use super::super::theme::glyph;
 use crate::cli::status::mem;
 use crate::supervisor::State;
+use crate::supervisor::status::SupervisorStatus;
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let t = app.theme;
@@ -52,7 +53,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 ),
                 t.dim(),
             ));
-            if let Some(cg) = &sup.cgroup {
+            if let Some(cg) = containment(sup, area.width, top.iter().map(Span::width).sum()) {
                 top.push(Span::styled(format!(" · {cg}"), t.dim()));
             }
         }
@@ -66,6 +67,20 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         lines.push(counts(app));
     }
     frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// How processes are contained and measured: the supervisor's sentence where it fits
+/// after the `used` columns, else its mode alone (`cgroup v2`, `cgroup off`; `warden
+/// status` has the reason).
+fn containment(sup: &SupervisorStatus, width: u16, used: usize) -> Option<String> {
+    let full = sup.cgroup.as_deref()?;
+    if used + 3 + full.chars().count() <= width as usize {
+        return Some(full.to_string());
+    }
+    Some(match &sup.cgroups {
+        Some(c) => format!("cgroup {}", c.mode),
+        None => full.to_string(),
+    })
 }
 
 /// What runs differs from the file: an edit not applied, processes scaled at runtime.

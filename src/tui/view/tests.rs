@@ -235,3 +235,23 @@ fn colours_come_from_the_terminal_palette_and_no_color_means_none() {
         }
     }
 }
+
+/// How processes are contained: the supervisor's whole sentence where it fits, its mode
+/// alone where it does not (the figures before it must not be pushed off the line).
+#[test]
+fn the_header_says_how_processes_are_contained_in_the_room_it_has() {
+    let sentence = "cgroup v2 at `/sys/fs/cgroup/warden` (controllers: memory, cpu, pids)";
+    let mut s = crate::tui::test_support::snapshot();
+    let sup = s.supervisor.as_mut().unwrap();
+    sup.cgroup = Some(sentence.into());
+    sup.cgroups = Some(serde_json::from_value(serde_json::json!({"mode": "v2"})).unwrap());
+    for (width, want) in [(200, sentence), (140, "cgroup v2")] {
+        let mut a = app(Mode::Attached, (width, 40), true);
+        a.update(Msg::Snapshot(std::sync::Arc::new(s.clone())));
+        let top = text(&render(&a)).lines().next().unwrap().to_string();
+        assert!(
+            top.ends_with(&format!("mem 8.6MiB · {want}")),
+            "{width}: {top}"
+        );
+    }
+}
