@@ -243,7 +243,7 @@ db: not running";
             name: "job".into(),
             processes: vec![first],
         };
-        let text = render(&[tree.clone()], Paint(false));
+        let text = render(std::slice::from_ref(&tree), Paint(false));
         assert!(
             text.ends_with(
                 "0.0% on a first one; `warden tui` refreshes its tree view every second)"
