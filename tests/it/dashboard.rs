@@ -362,3 +362,56 @@ fn after_ctrl_z_and_a_continue_the_view_still_works() {
     s.press("q");
     assert_eq!(s.wait_exit(), Some(0));
 }
+
+#[test]
+fn the_tree_view_and_the_scale_keys_work_against_a_real_supervisor() {
+    let w = Warden::start(TWO);
+    let pid = w.run_pid("web", 1);
+    let mut s = Screen::run(
+        w.dir.path(),
+        &["tui", "-c", "warden.toml"],
+        &format!("{}-tui", w.marker),
+    );
+    s.wait("web running", |scr| {
+        row(scr, "web").filter(|(state, _)| state == "running")
+    });
+    // The tree of the selected process, as the supervisor's `tree` answers it.
+    s.press("t");
+    s.wait("web's tree with its leader", |scr| {
+        let text = scr.contents();
+        (text.contains("web ● running · process tree")
+            && text.contains("1 process · cpu")
+            && text.lines().any(|l| {
+                l.trim_start_matches('│')
+                    .trim_start()
+                    .starts_with(&format!("{pid} "))
+            }))
+        .then_some(())
+    });
+    s.press("\x1b");
+    s.wait("the table again", |scr| {
+        scr.contents().contains("processes (2)").then_some(())
+    });
+    // One replica more: the same request as `warden scale web 2`.
+    s.press("+");
+    s.wait("the scale done", |scr| {
+        scr.contents()
+            .contains("scale web to 2: done")
+            .then_some(())
+    });
+    let (code, out, err) = run_warden(w.dir.path(), &["status", "--json", "web"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let web: Vec<&serde_json::Value> = v["processes"].as_array().unwrap().iter().collect();
+    assert_eq!(web.len(), 2, "{out}");
+    assert!(
+        web.iter()
+            .all(|p| p["replicas_wanted"] == 2 && p["drift"] == true),
+        "{out}"
+    );
+    s.wait("the badge", |scr| {
+        scr.contents().contains("web scaled 1→2").then_some(())
+    });
+    s.press("q");
+    assert_eq!(s.wait_exit(), Some(0));
+}
