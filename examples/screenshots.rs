@@ -89,6 +89,18 @@ fn main() {
         shoot(&shared, &out, name);
     };
     shoot("main");
+    // A worker's process tree: the shell and its two children, each with its figures.
+    for _ in 0..8 {
+        press("j");
+    }
+    press("t");
+    wait(&shared, "the tree", |text| {
+        text.contains("worker.0 ● running · process tree") && text.contains("3 processes · cpu")
+    });
+    shoot("tree");
+    press("\x1b");
+    std::thread::sleep(Duration::from_millis(300));
+    press("g");
     // The wedged server's details.
     press("j");
     press("\r");
