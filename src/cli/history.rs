@@ -7,7 +7,8 @@ use serde::Deserialize;
 
 use super::{ANSWER_TIMEOUT, ClientArgs, Paint};
 use crate::api::protocol::Request;
-use crate::supervisor::event::{fmt_ms, signal_name};
+use crate::cli::status::mem;
+use crate::supervisor::event::{LimitHit, fmt_ms, signal_name};
 
 pub fn run(client: &ClientArgs, names: Vec<String>, json: bool) -> i32 {
     let answer = match client.call(&Request::History { names }, Some(ANSWER_TIMEOUT)) {
@@ -61,6 +62,22 @@ pub struct Record {
     pub uptime_ms: u64,
     #[serde(default)]
     pub stderr_tail: Vec<String>,
+    /// The limit that ended the run, if one did.
+    #[serde(default)]
+    pub limit: Option<LimitHit>,
+}
+
+/// A limit that ended a run: the rule, the figure against the limit, and the window
+/// (`memory 202.1MiB over 200.0MiB (500ms window)`); the dashboard's ledger says the same.
+pub fn limit_text(l: &LimitHit) -> String {
+    let window = fmt_ms(l.window_ms);
+    let (value, limit) = (mem(l.value as u64), mem(l.limit as u64));
+    match l.rule.as_str() {
+        "cpu" => format!("cpu {:.0}% over {:.0}% for {window}", l.value, l.limit),
+        // The kernel's hard limit: the figure is the run's peak, the window its length.
+        "memory_max" => format!("memory_max {limit}: peak {value} in {window}"),
+        rule => format!("{rule} {value} over {limit} ({window} window)"),
+    }
 }
 
 /// One block per instance: a heading, one aligned line per exit, its stderr lines below.
@@ -113,6 +130,9 @@ pub fn render(report: &Report, paint: Paint) -> String {
                 line.push_str(&format!("  {detail}"));
             }
             out.push(line.trim_end().to_string());
+            if let Some(l) = &r.limit {
+                out.push(format!("      limit: {}", limit_text(l)));
+            }
             for l in &r.stderr_tail {
                 out.push(format!(
                     "      {}",
@@ -136,16 +156,21 @@ mod tests {
                 {"time":"2026-11-22T10:15:30.123Z","run":1,"code":3,"signal":null,"reason":"crash",
                  "detail":null,"uptime_ms":120,"stderr_tail":["boom","bye"]},
                 {"time":"2026-11-22T10:15:31.000Z","run":12,"code":null,"signal":9,"reason":"liveness",
-                 "detail":"liveness probe failed 3 times: refused","uptime_ms":5000,"stderr_tail":[]}]},
+                 "detail":"liveness probe failed 3 times: refused","uptime_ms":5000,"stderr_tail":[]},
+                {"time":"2026-11-22T10:15:40.000Z","run":13,"code":null,"signal":15,"reason":"memory",
+                 "detail":"memory 202.1MiB over the limit of 200MiB","uptime_ms":4000,"stderr_tail":[],
+                 "limit":{"rule":"memory","value":211916800.0,"limit":209715200.0,"window_ms":500}}]},
               {"name":"db","history":[]}]}"#,
         )
         .unwrap();
         let expected = "\
-web: 2 exits, oldest first
+web: 3 exits, oldest first
   2026-11-22T10:15:30.123Z  run 1   exit code 3  crash     after 120ms
       | boom
       | bye
   2026-11-22T10:15:31.000Z  run 12  signal KILL  liveness  after 5s  liveness probe failed 3 times: refused
+  2026-11-22T10:15:40.000Z  run 13  signal TERM  memory    after 4s  memory 202.1MiB over the limit of 200MiB
+      limit: memory 202.1MiB over 200.0MiB (500ms window)
 db: no exits recorded";
         assert_eq!(render(&report, Paint(false)), expected);
     }

@@ -10,8 +10,9 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use super::super::app::App;
 use super::super::theme::glyph;
 use super::{Scale, clock, fit, latency, or_dash, pane, sparkline};
+use crate::cli::history::limit_text;
 use crate::cli::status::{mem, uptime};
-use crate::supervisor::event::{LimitHit, signal_name};
+use crate::supervisor::event::signal_name;
 use crate::supervisor::status::{ProcessStatus, ScheduleStatus};
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
@@ -197,18 +198,6 @@ pub(super) fn next_run(app: &App, s: &ScheduleStatus) -> Option<(String, String)
     let at = humantime::parse_rfc3339_weak(s.next_run.as_deref()?).ok()?;
     let within = at.duration_since(app.wall).unwrap_or_default();
     Some((clock(at, app.utc_offset), uptime(within.as_millis() as u64)))
-}
-
-/// A limit that ended a run: the rule, the figure against the limit, and the window.
-pub(super) fn limit_text(l: &LimitHit) -> String {
-    let window = crate::supervisor::event::fmt_ms(l.window_ms);
-    let (value, limit) = (mem(l.value as u64), mem(l.limit as u64));
-    match l.rule.as_str() {
-        "cpu" => format!("cpu {:.0}% over {:.0}% for {window}", l.value, l.limit),
-        // The kernel's hard limit: the figure is the run's peak, the window its length.
-        "memory_max" => format!("memory_max {limit}: peak {value} in {window}"),
-        rule => format!("{rule} {value} over {limit} ({window} window)"),
-    }
 }
 
 fn how_it_ended(code: Option<i32>, signal: Option<i32>) -> String {
