@@ -494,6 +494,13 @@ pub const BINDINGS: &[Binding] = &[
         "",
         "scroll down",
     ),
+    b(
+        C::Tree,
+        &[Code(KeyCode::Esc)],
+        A::Back,
+        "back",
+        "back to the table or the details it was opened from",
+    ),
     // Connectivity.
     b(
         C::Connectivity,
