@@ -71,8 +71,11 @@ pub enum Control {
     },
     /// A snapshot and every later event (SPEC §6); with `refresh`, fresher snapshots
     /// too, while anything changes, at most every [`snapshot_every`] of them.
+    /// With `since`, the subscription also carries the kept events after that number
+    /// that the snapshot already includes (a view's history).
     Subscribe {
         refresh: bool,
+        since: Option<u64>,
         reply: oneshot::Sender<Subscription>,
     },
     /// How one instance is run (command, cwd, masked environment), for a detail view.
@@ -168,7 +171,13 @@ impl Handle {
     /// Follow the events from now on. A follower is a reason to sample (the actor asks
     /// the log whether anyone follows), so the actor is nudged to look again.
     pub fn follow(&self) -> EventCursor {
-        let cursor = self.events.follow();
+        self.follow_since(u64::MAX)
+    }
+
+    /// Follow the events after `seq`, starting with those still kept (0: every kept
+    /// event); like [`Handle::follow`] otherwise.
+    pub fn follow_since(&self, seq: u64) -> EventCursor {
+        let cursor = self.events.follow_since(seq);
         let _ = self.control.send(Control::Watched);
         cursor
     }
@@ -679,7 +688,11 @@ impl Actor {
                 let _ = reply.send(self.snapshot(Instant::now()));
                 None
             }
-            Control::Subscribe { refresh, reply } => {
+            Control::Subscribe {
+                refresh,
+                since,
+                reply,
+            } => {
                 // Its first picture has figures, as a status request's has.
                 self.sample(false);
                 let now = Instant::now();
@@ -693,7 +706,11 @@ impl Actor {
                     self.snapshot_stale = false;
                     self.snapshots.subscribe()
                 });
-                let sub = Subscription::new(first, self.events.clone(), cursor, snapshots);
+                let mut sub =
+                    Subscription::new(first.clone(), self.events.clone(), cursor, snapshots);
+                if let Some(since) = since {
+                    sub.backlog = self.events.kept(since, first.seq);
+                }
                 let _ = reply.send(sub);
                 None
             }

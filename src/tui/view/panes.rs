@@ -45,10 +45,7 @@ pub fn events(frame: &mut Frame, app: &App, area: Rect) {
         })
         .collect();
     if lines.is_empty() {
-        frame.render_widget(
-            Line::styled(" no events since this view opened", t.dim()),
-            inner,
-        );
+        frame.render_widget(Line::styled(" no events yet", t.dim()), inner);
         return;
     }
     frame.render_widget(Paragraph::new(lines), inner);
