@@ -36,4 +36,6 @@ pub use status::Snapshot;
 #[cfg(test)]
 mod core_tests;
 #[cfg(test)]
+mod core_tests_rules;
+#[cfg(test)]
 mod core_tests_running;

@@ -156,6 +156,13 @@ pub enum Input {
         run_no: u64,
         message: NotifyMessage,
     },
+    /// An sd_notify message from outside the run's process tree (`sender`, if the kernel
+    /// said) was dropped by the relay: counted and told, never acted on.
+    NotifyRefused {
+        id: InstanceId,
+        run_no: u64,
+        sender: Option<i32>,
+    },
     /// A line matched `output.hung_on`.
     OutputMatched {
         id: InstanceId,
@@ -260,6 +267,8 @@ pub struct Instance {
     pub probes: Vec<ProbeState>,
     /// The last `STATUS=` sent over sd_notify.
     pub status_text: Option<String>,
+    /// sd_notify messages from outside the run, ignored (every run of this instance).
+    pub notify_refused: u32,
     /// When the last `WATCHDOG=1` arrived (or the run started).
     last_beat: Option<Instant>,
     /// With `schedule`: when the next run is due (`None` while not armed).
@@ -450,6 +459,7 @@ impl Core {
                 error: None,
                 probes: probes_of(&spec_arc),
                 status_text: None,
+                notify_refused: 0,
                 last_beat: None,
                 next_run: None,
                 schedule_seq: 0,
@@ -513,6 +523,7 @@ impl Core {
             Input::Probe { .. }
                 | Input::CheckProbe { .. }
                 | Input::Notify { .. }
+                | Input::NotifyRefused { .. }
                 | Input::Usage { .. }
                 | Input::Silence { .. }
                 | Input::Watchdog { .. }
@@ -571,6 +582,9 @@ impl Core {
                 run_no,
                 message,
             } => self.on_notify(id, run_no, message, now, &mut fx),
+            Input::NotifyRefused { id, run_no, sender } => {
+                self.on_notify_refused(id, run_no, sender, now, &mut fx)
+            }
             Input::OutputMatched { id, run_no, line } => {
                 let detail = format!("output matched `hung_on`: {}", truncate(&line, 200));
                 self.hung(id, run_no, ExitReason::Output, detail, now, &mut fx);

@@ -81,7 +81,8 @@ fn event_style(kind: &EventKind, t: Theme) -> Style {
         EventKind::Limit { .. }
         | EventKind::Killed { .. }
         | EventKind::Restarting { .. }
-        | EventKind::Skipped { .. } => t.warn(),
+        | EventKind::Skipped { .. }
+        | EventKind::NotifyRefused { .. } => t.warn(),
         EventKind::Probe { ok: false, .. } => t.bad(),
         EventKind::Probe { ok: true, .. } => t.good(),
         EventKind::Reloaded { .. } | EventKind::Changed { .. } => t.info(),
