@@ -6,6 +6,7 @@ mod config;
 mod control;
 mod dashboard;
 mod detach;
+mod events;
 mod harness;
 mod health;
 mod init;

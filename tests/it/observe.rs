@@ -298,7 +298,7 @@ fn the_snapshot_tells_when_the_config_on_disk_differs_from_what_runs() {
     let drift = |c: &mut Conn| c.snapshot().supervisor.unwrap().config_drift;
     assert!(!drift(&mut c));
     std::fs::write(w.path("warden.toml"), "[processes.a]\ncommand = 3\n").unwrap();
-    w.wait_event("", "config reload rejected, keeping the running config");
+    w.wait_for(reload_failed());
     assert!(
         drift(&mut c),
         "the rejected edit is on disk, the old config runs"
