@@ -15,6 +15,7 @@ mod lifecycle;
 mod observe;
 mod output;
 mod reload;
+mod render;
 mod resources;
 mod robust;
 mod scale;
