@@ -6,7 +6,7 @@ use super::core::*;
 use super::core_tests::Rig;
 use super::event::EventKind;
 use super::state::State;
-use crate::probe::notify::NotifyMessage;
+use crate::facts::NotifyMessage;
 
 const NOTIFY: &str = r#"
 [processes.svc]
