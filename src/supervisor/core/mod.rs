@@ -36,8 +36,8 @@ use super::reload::ReloadPlan;
 use super::state::{State, allowed};
 use super::status::Health;
 use crate::config::{DependCondition, LimitAction, ProcessSpec, Spec};
-use crate::facts::{ExitStatus, NotifyMessage};
-use crate::monitor::{Usage, UsageHistory};
+use crate::facts::{ExitStatus, NotifyMessage, Usage};
+use crate::monitor::UsageHistory;
 
 /// How many exits each instance remembers.
 const HISTORY: usize = 50;
