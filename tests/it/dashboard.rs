@@ -308,6 +308,11 @@ fn tui_attaches_closes_alone_and_reconnects_when_the_supervisor_returns() {
     s.wait("web running", |scr| {
         row(scr, "web").filter(|(state, _)| state == "running")
     });
+    // The events pane starts from what the supervisor kept: web's start came before the
+    // view attached.
+    s.wait("web's start in the events pane", |scr| {
+        scr.contents().contains("pending → starting").then_some(())
+    });
     // The supervisor goes: the view says so and keeps its last picture.
     assert_eq!(w.shutdown(), Some(0));
     s.wait("the lost supervisor", |scr| {
