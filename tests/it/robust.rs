@@ -403,10 +403,12 @@ fn running_out_of_descriptors_is_retried_not_fatal_and_says_what_failed() {
             "names the call that failed: {p}"
         );
     }
-    let retry = w.wait_for(Pred::new("a spawn retried", |e| {
-        matches!(&e.kind, EventKind::Message { text } if text.contains("could not start: cannot "))
-    }));
-    assert!(text(&retry).contains("; retrying in"), "{retry:?}");
+    // Read on the terminal tee, not over the socket: warden is out of descriptors, so a
+    // follower's connection may not be accepted before the notice.
+    w.wait_line("the retry notice", |l| {
+        notice(l)
+            .is_some_and(|n| n.contains("could not start: cannot ") && n.contains("; retrying in"))
+    });
     // Room made (everything else stopped), a waiting process starts, in the run it was
     // trying to start, and nothing went fatal.
     let waiting = waiting[0]["name"].as_str().unwrap().to_owned();
@@ -424,21 +426,8 @@ fn running_out_of_descriptors_is_retried_not_fatal_and_says_what_failed() {
         (Some(1), Some(0)),
         "{p}"
     );
-    let fatal: Vec<Event> = w
-        .events()
-        .into_iter()
-        .filter(|e| {
-            matches!(
-                e.kind,
-                EventKind::Fatal { .. }
-                    | EventKind::State {
-                        to: State::Fatal,
-                        ..
-                    }
-            )
-        })
-        .collect();
-    assert!(fatal.is_empty(), "{fatal:?}");
+    // On the tee too: no event follower here (see above).
+    assert!(!w.lines().iter().any(|l| l.contains("fatal")));
 }
 
 #[test]
