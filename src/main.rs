@@ -77,7 +77,11 @@ fn main() {
             lines,
             follow,
         } => warden::cli::logs::run(&client, names, lines, follow),
-        Cmd::Events { client, json } => warden::cli::events::run(&client, json),
+        Cmd::Events {
+            client,
+            json,
+            since,
+        } => warden::cli::events::run(&client, json, since),
         Cmd::Reload { client, dry_run } => warden::cli::reload::run(&client, dry_run),
         Cmd::Tui { client } => warden::cli::tui::run(&client),
         Cmd::Down { client } => warden::cli::down::run(&client),

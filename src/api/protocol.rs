@@ -9,7 +9,9 @@
 //! {"v":1,"cmd":"signal","names":["web"],"signal":"HUP"}
 //! {"v":1,"cmd":"logs","names":["web"],"lines":100,"follow":true}
 //! {"v":1,"cmd":"events"}
+//! {"v":1,"cmd":"events","since":0}
 //! {"v":1,"cmd":"subscribe","refresh":true}
+//! {"v":1,"cmd":"subscribe","refresh":true,"since":0}
 //! {"v":1,"cmd":"describe","name":"web"}
 //! {"v":1,"cmd":"reload","dry_run":true}
 //! {"v":1,"cmd":"history","names":["web"]}
@@ -29,6 +31,12 @@
 //! backlog, a `skipped` item says how many, in their place. With `refresh`, `snapshot`
 //! items come too (only after changes; at most ten a second for small configs, down to
 //! one a second for 500 processes), each placed right after the last event it includes.
+//!
+//! The supervisor keeps its latest events from start-up (a bounded backlog). `events`
+//! with `since: N` starts with the kept events after N (`0`: all of them), a `skipped`
+//! item first if some after N are no longer kept. `subscribe` with `since: N` sends, right
+//! after its header, the kept events after N that its snapshot already includes (their
+//! `seq` is at most the snapshot's): history for a view, not changes to apply.
 //!
 //! A connection may carry several requests in turn. A request that cannot be decoded
 //! (not JSON, unknown verb, another version) is answered with an error and the connection
@@ -81,11 +89,18 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         colors: bool,
     },
-    Events,
-    /// A snapshot, then every later event (and, with `refresh`, fresher snapshots).
+    /// Every event from now on; with `since`, the kept events after that number first.
+    Events {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
+    },
+    /// A snapshot, then every later event (and, with `refresh`, fresher snapshots); with
+    /// `since`, the kept events up to the snapshot's come right after it.
     Subscribe {
         #[serde(default)]
         refresh: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
     },
     /// How one instance is run: command, cwd, environment (secrets masked).
     Describe {
@@ -127,7 +142,7 @@ impl Request {
             Request::Restart { .. } => "restart",
             Request::Signal { .. } => "signal",
             Request::Logs { .. } => "logs",
-            Request::Events => "events",
+            Request::Events { .. } => "events",
             Request::Subscribe { .. } => "subscribe",
             Request::Describe { .. } => "describe",
             Request::Reload { .. } => "reload",
@@ -351,8 +366,16 @@ mod tests {
                 follow: true,
                 colors: true,
             },
-            Request::Events,
-            Request::Subscribe { refresh: true },
+            Request::Events { since: None },
+            Request::Events { since: Some(0) },
+            Request::Subscribe {
+                refresh: true,
+                since: None,
+            },
+            Request::Subscribe {
+                refresh: true,
+                since: Some(7),
+            },
             Request::Describe { name: "web".into() },
             Request::Reload { dry_run: true },
             Request::Down,
@@ -396,7 +419,14 @@ mod tests {
         );
         assert_eq!(
             parse_request(br#"{"v":1,"cmd":"subscribe"}"#),
-            Ok(Request::Subscribe { refresh: false })
+            Ok(Request::Subscribe {
+                refresh: false,
+                since: None
+            })
+        );
+        assert_eq!(
+            parse_request(br#"{"v":1,"cmd":"events"}"#),
+            Ok(Request::Events { since: None })
         );
     }
 

@@ -403,19 +403,19 @@ impl Conn {
                 };
                 super::streams::logs(self, names, lines, follow, colors).await
             }
-            Request::Events => {
+            Request::Events { since } => {
                 let _slot = match self.stream_slot() {
                     Ok(slot) => slot,
                     Err(busy) => return self.send(&Answer::error(busy)).await.map(|()| true),
                 };
-                super::streams::events(self).await
+                super::streams::events(self, since).await
             }
-            Request::Subscribe { refresh } => {
+            Request::Subscribe { refresh, since } => {
                 let _slot = match self.stream_slot() {
                     Ok(slot) => slot,
                     Err(busy) => return self.send(&Answer::error(busy)).await.map(|()| true),
                 };
-                super::streams::subscribe(self, refresh).await
+                super::streams::subscribe(self, refresh, since).await
             }
             // Shutting down goes on whether or not the client waits for it.
             Request::Down => {
@@ -599,7 +599,7 @@ pub async fn act(handle: &Handle, config: &str, request: Request) -> Answer {
                 ),
                 ..Answer::success()
             }),
-        Request::Logs { .. } | Request::Events | Request::Subscribe { .. } => Err(format!(
+        Request::Logs { .. } | Request::Events { .. } | Request::Subscribe { .. } => Err(format!(
             "`{}` streams: it cannot be used here",
             request.verb()
         )),

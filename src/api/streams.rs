@@ -211,10 +211,10 @@ fn line_answer(name: &str, line: &LogLine, colors: bool) -> Answer {
 }
 
 /// `{"stream":"events"}`, then every event as `{"event":{...},"text":"..."}` until the
-/// supervisor stops.
-pub(super) async fn events(c: &mut Conn) -> io::Result<bool> {
+/// supervisor stops; with `since`, the kept events after that number first.
+pub(super) async fn events(c: &mut Conn, since: Option<u64>) -> io::Result<bool> {
     let log = c.shared.handle.events.clone();
-    let mut cursor = c.shared.handle.follow();
+    let mut cursor = c.shared.handle.follow_since(since.unwrap_or(u64::MAX));
     c.send(&Answer {
         stream: Some("events".into()),
         ..Answer::default()
@@ -248,24 +248,33 @@ pub(super) async fn events(c: &mut Conn) -> io::Result<bool> {
     }
 }
 
-/// `{"stream":"subscribe","snapshot":{...}}`, then every later event (and, with
-/// `refresh`, `{"snapshot":{...}}` items) until the supervisor stops.
-pub(super) async fn subscribe(c: &mut Conn, refresh: bool) -> io::Result<bool> {
+/// `{"stream":"subscribe","snapshot":{...}}`, with `since` the kept events the snapshot
+/// includes, then every later event (and, with `refresh`, `{"snapshot":{...}}` items)
+/// until the supervisor stops.
+pub(super) async fn subscribe(c: &mut Conn, refresh: bool, since: Option<u64>) -> io::Result<bool> {
     let handle = c.shared.handle.clone();
-    let mut sub: Subscription =
-        match ask(&handle, |reply| Control::Subscribe { refresh, reply }).await {
-            Ok(sub) => sub,
-            Err(e) => {
-                c.send(&Answer::error(e)).await?;
-                return Ok(false);
-            }
-        };
+    let mut sub: Subscription = match ask(&handle, |reply| Control::Subscribe {
+        refresh,
+        since,
+        reply,
+    })
+    .await
+    {
+        Ok(sub) => sub,
+        Err(e) => {
+            c.send(&Answer::error(e)).await?;
+            return Ok(false);
+        }
+    };
     c.send(&Answer {
         stream: Some("subscribe".into()),
         snapshot: Some(raw(&*sub.first)),
         ..Answer::default()
     })
     .await?;
+    for event in std::mem::take(&mut sub.backlog) {
+        c.send(&event_answer(&event)).await?;
+    }
     loop {
         let update = tokio::select! {
             biased;

@@ -1,6 +1,7 @@
-//! `warden events [--json]`: every event as it happens, as `HH:MM:SS.mmm name: text`
-//! (local time) or, with `--json`, one JSON object per event (with its `seq`), until the
-//! supervisor stops. Once subscribed it says so on stderr, so a script knows nothing is
+//! `warden events [--json] [--since SEQ]`: every event as it happens, as
+//! `HH:MM:SS.mmm name: text` (local time) or, with `--json`, one JSON object per event
+//! (with its `seq`), until the supervisor stops; with `--since`, the events after SEQ
+//! that the supervisor still keeps come first. Once subscribed it says so on stderr, so a script knows nothing is
 //! missed from then on; events a slow reader missed are reported as skipped.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,14 +11,14 @@ use crate::api::client::ClientError;
 use crate::api::protocol::Request;
 use crate::supervisor::Event;
 
-pub fn run(client: &ClientArgs, json: bool) -> i32 {
+pub fn run(client: &ClientArgs, json: bool, since: Option<u64>) -> i32 {
     let mut conn = match client.connect() {
         Ok(c) => c,
         Err(code) => return code,
     };
     if let Err(e) = conn
         .set_timeout(Some(ANSWER_TIMEOUT))
-        .and_then(|()| conn.send(&Request::Events))
+        .and_then(|()| conn.send(&Request::Events { since }))
     {
         return super::fail(e);
     }

@@ -173,13 +173,17 @@ pub enum Cmd {
         follow: bool,
     },
     /// Print events (state changes, exits, restarts, probes) as they happen.
-    #[command(override_usage = "warden events [-c FILE] [--json]")]
+    #[command(override_usage = "warden events [-c FILE] [--json] [--since SEQ]")]
     Events {
         #[command(flatten)]
         client: ClientArgs,
         /// One JSON object per event.
         #[arg(long)]
         json: bool,
+        /// First the events after number SEQ that the supervisor still keeps (`0`: every
+        /// one kept since start-up), then the new ones.
+        #[arg(long, value_name = "SEQ")]
+        since: Option<u64>,
     },
     /// Re-read the config and apply the difference.
     #[command(override_usage = "warden reload [-c FILE] [--dry-run]")]

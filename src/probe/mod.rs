@@ -9,7 +9,7 @@
 //! answers, trickles one byte a second, never accepts, drops datagrams.
 //!
 //! This module does not decide anything. It does not count consecutive results or turn
-//! them into verdicts (the supervisor core does, with [`Thresholds`]), does not know which
+//! them into verdicts (the supervisor core does, with `supervisor::health::Thresholds`), does not know which
 //! run a result belongs to (the caller tags results with its generation), and never
 //! touches processes other than the exec probes it starts itself. Exec probes are started
 //! through warden's [`Spawner`], never with `std::process` or `tokio::process`, so that
@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use notify::{NotifyMessage, NotifySocket};
-pub use schedule::{Thresholds, spawn_prober};
+pub use schedule::spawn_prober;
 
 use crate::config::spec::ProbeTarget;
 use crate::process::Spawner;

@@ -23,28 +23,7 @@ use tokio::net::UnixDatagram;
 /// and its last, partial line dropped.
 const MAX_DATAGRAM: usize = 64 * 1024;
 
-/// One `KEY=VALUE` line of a notification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotifyMessage {
-    /// `READY=1`
-    Ready,
-    /// `STOPPING=1`
-    Stopping,
-    /// `RELOADING=1`
-    Reloading,
-    /// `WATCHDOG=1`: the keep-alive ping.
-    Watchdog,
-    /// `WATCHDOG=trigger`: the process asks to be treated as hung.
-    WatchdogTrigger,
-    /// `STATUS=…`: free text for the dashboard.
-    Status(String),
-    /// `MAINPID=…`
-    MainPid(i32),
-    /// `ERRNO=…`
-    Errno(i32),
-    /// Any other well-formed line, verbatim (`EXTEND_TIMEOUT_USEC=…`, `FDSTORE=1`, …).
-    Other(String),
-}
+pub use crate::facts::NotifyMessage;
 
 /// The receiving end of `NOTIFY_SOCKET`. The socket file is removed on drop.
 #[derive(Debug)]

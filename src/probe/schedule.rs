@@ -16,7 +16,7 @@ use crate::config::spec::ProbeSpec;
 
 /// Start probing: after `initial_delay`, one probe every `period`, start to start; when a
 /// probe takes longer than the period the next one starts right after it. Every outcome
-/// goes to `report`, raw: thresholds are the caller's (see [`Thresholds`]).
+/// goes to `report`, raw: thresholds are the caller's (the supervisor's `Thresholds`).
 ///
 /// Abort the handle to stop. Aborting mid-probe is safe: an exec probe's command is then
 /// killed and reaped by the task that owns it.
@@ -62,44 +62,6 @@ fn aligned(now: Instant, period: Duration) -> Instant {
     origin + Duration::from_nanos(next as u64)
 }
 
-/// Consecutive results of one probe, and the verdict they add up to (Kubernetes'
-/// `successThreshold` / `failureThreshold`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Thresholds {
-    pub consecutive_ok: u32,
-    pub consecutive_fail: u32,
-    /// `None` until a threshold is first reached; then whether the probe passes.
-    pub verdict: Option<bool>,
-}
-
-impl Thresholds {
-    /// Count one result. Returns the new verdict when it changes (`true` = passed,
-    /// `false` = failed), that is when a streak reaches its threshold and the verdict
-    /// was not already that. A threshold of 0 counts as 1.
-    pub fn record(
-        &mut self,
-        ok: bool,
-        success_threshold: u32,
-        failure_threshold: u32,
-    ) -> Option<bool> {
-        let reached = if ok {
-            self.consecutive_ok = self.consecutive_ok.saturating_add(1);
-            self.consecutive_fail = 0;
-            self.consecutive_ok >= success_threshold.max(1)
-        } else {
-            self.consecutive_fail = self.consecutive_fail.saturating_add(1);
-            self.consecutive_ok = 0;
-            self.consecutive_fail >= failure_threshold.max(1)
-        };
-        if reached && self.verdict != Some(ok) {
-            self.verdict = Some(ok);
-            Some(ok)
-        } else {
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -111,42 +73,6 @@ mod tests {
     use super::*;
     use crate::config::spec::{ProbeSpec, ProbeTarget};
     use crate::probe::test_support::{PATIENT, ctx, tcp};
-
-    /// (results, success_threshold, failure_threshold) → the verdict change after each.
-    #[test]
-    fn thresholds() {
-        let cases: &[(&str, u32, u32, &[Option<bool>])] = &[
-            ("+", 1, 3, &[Some(true)]),
-            ("+++", 1, 3, &[Some(true), None, None]),
-            ("--", 1, 3, &[None, None]),
-            ("---", 1, 3, &[None, None, Some(false)]),
-            ("----", 1, 3, &[None, None, Some(false), None]),
-            ("---+", 1, 3, &[None, None, Some(false), Some(true)]),
-            ("+--+--", 1, 3, &[Some(true), None, None, None, None, None]),
-            ("---++", 2, 3, &[None, None, Some(false), None, Some(true)]),
-            ("+-+-+", 2, 1, &[None, Some(false), None, None, None]),
-            ("++-+", 2, 1, &[None, Some(true), Some(false), None]),
-            ("+-", 0, 0, &[Some(true), Some(false)]),
-        ];
-        for (results, succ, fail, expected) in cases {
-            let mut t = Thresholds::default();
-            let got: Vec<Option<bool>> = results
-                .chars()
-                .map(|c| t.record(c == '+', *succ, *fail))
-                .collect();
-            assert_eq!(&got, expected, "{results} with {succ}/{fail}");
-        }
-    }
-
-    #[test]
-    fn streaks_reset_each_other() {
-        let mut t = Thresholds::default();
-        t.record(true, 1, 3);
-        t.record(true, 1, 3);
-        assert_eq!((t.consecutive_ok, t.consecutive_fail), (2, 0));
-        t.record(false, 1, 3);
-        assert_eq!((t.consecutive_ok, t.consecutive_fail), (0, 1));
-    }
 
     fn spec(target: ProbeTarget, period_ms: u64, timeout_ms: u64) -> ProbeSpec {
         ProbeSpec {

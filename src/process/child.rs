@@ -15,25 +15,7 @@ use nix::unistd::Pid;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct ExitStatus {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-}
-
-impl ExitStatus {
-    pub fn describe(&self) -> String {
-        match (self.code, self.signal) {
-            (Some(c), _) => format!("exit code {c}"),
-            (_, Some(s)) => match Signal::try_from(s) {
-                Ok(sig) => format!("signal {}", sig.as_str().trim_start_matches("SIG")),
-                Err(_) => format!("signal {s}"),
-            },
-            _ => "unknown status".into(),
-        }
-    }
-}
+pub use crate::facts::ExitStatus;
 
 #[derive(Debug)]
 pub struct ChildHandle {

@@ -2,10 +2,15 @@
 //! requests, signals), `Core::handle`, effects out. Anything slow (forking, waiting for a
 //! tree to die, draining pipes) runs in tasks of its own that report back as inputs, so
 //! the loop never blocks.
+//!
+//! Its sources come from outside: the process-wide signals as [`Sig`]s on a channel
+//! ([`Actor::run`] forwards the real ones, a test sends its own), the spawner at
+//! [`Actor::new`]. It reads tokio's clock ([`clock`]), so a test can run it with paused
+//! time and see the timeouts fire at their virtual moment.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -31,6 +36,55 @@ use crate::probe::notify::NotifySocket;
 use crate::probe::{ProbeContext, spawn_prober};
 use crate::process::cgroup::{CgroupStatus, Cgroups};
 use crate::process::{self, Run, Spawner, reap_orphans};
+
+/// The process-wide signals the actor acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sig {
+    /// SIGINT: Ctrl-C.
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+    /// SIGCHLD: an orphan may be waiting to be reaped.
+    Child,
+    /// SIGHUP: reload, or stop everything if the terminal closed (`hangup_stops`).
+    Hangup,
+}
+
+/// The actor's clock: tokio's, which a test may pause (`start_paused`); otherwise the
+/// same as `std::time::Instant::now()`.
+fn clock() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The moment an input is handled, on the actor's clock.
+fn now() -> Now {
+    Now {
+        mono: clock(),
+        wall: SystemTime::now(),
+    }
+}
+
+/// Register the real signals (before returning, so none is lost) and forward them as
+/// [`Sig`]s until `tx` closes.
+fn forward_signals(tx: mpsc::UnboundedSender<Sig>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigchld = signal(SignalKind::child())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let sig = tokio::select! {
+                _ = sigint.recv() => Sig::Interrupt,
+                _ = sigterm.recv() => Sig::Terminate,
+                _ = sigchld.recv() => Sig::Child,
+                _ = sighup.recv() => Sig::Hangup,
+            };
+            if tx.send(sig).is_err() {
+                return;
+            }
+        }
+    }))
+}
 
 /// Requests from observers (CLI, dashboard, tests). Replies come once the action has
 /// taken effect.
@@ -71,8 +125,11 @@ pub enum Control {
     },
     /// A snapshot and every later event (SPEC §6); with `refresh`, fresher snapshots
     /// too, while anything changes, at most every [`snapshot_every`] of them.
+    /// With `since`, the subscription also carries the kept events after that number
+    /// that the snapshot already includes (a view's history).
     Subscribe {
         refresh: bool,
+        since: Option<u64>,
         reply: oneshot::Sender<Subscription>,
     },
     /// How one instance is run (command, cwd, masked environment), for a detail view.
@@ -168,7 +225,13 @@ impl Handle {
     /// Follow the events from now on. A follower is a reason to sample (the actor asks
     /// the log whether anyone follows), so the actor is nudged to look again.
     pub fn follow(&self) -> EventCursor {
-        let cursor = self.events.follow();
+        self.follow_since(u64::MAX)
+    }
+
+    /// Follow the events after `seq`, starting with those still kept (0: every kept
+    /// event); like [`Handle::follow`] otherwise.
+    pub fn follow_since(&self, seq: u64) -> EventCursor {
+        let cursor = self.events.follow_since(seq);
         let _ = self.control.send(Control::Watched);
         cursor
     }
@@ -335,7 +398,7 @@ impl Actor {
             events: events.clone(),
             snapshots: watch::Sender::new(Arc::new(Snapshot::default())),
             snapshot_stale: false,
-            snapshot_built: Instant::now(),
+            snapshot_built: clock(),
             drift,
             opts,
             shutdown_deadline: None,
@@ -362,13 +425,22 @@ impl Actor {
         )
     }
 
-    /// Run until a shutdown has stopped everything; say how it went.
-    pub async fn run(mut self) -> std::io::Result<ShutdownReport> {
+    /// Run until a shutdown has stopped everything; say how it went. Acts on this
+    /// process's SIGINT, SIGTERM, SIGCHLD and SIGHUP.
+    pub async fn run(self) -> std::io::Result<ShutdownReport> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let forward = forward_signals(tx)?;
+        let report = self.run_with_signals(rx).await;
+        forward.abort();
+        report
+    }
+
+    /// [`Actor::run`], with the signals read from `signals` instead of the process's.
+    pub async fn run_with_signals(
+        mut self,
+        mut signals: mpsc::UnboundedReceiver<Sig>,
+    ) -> std::io::Result<ShutdownReport> {
         use std::os::unix::fs::DirBuilderExt;
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let mut sigchld = signal(SignalKind::child())?;
-        let mut sighup = signal(SignalKind::hangup())?;
         // 0711: processes that run as another user reach their sd_notify socket by its
         // (unguessable) name; nobody can list the folder.
         std::fs::DirBuilder::new()
@@ -379,9 +451,7 @@ impl Actor {
             &self.runtime_dir,
             std::os::unix::fs::PermissionsExt::from_mode(0o711),
         )?;
-        let result = self
-            .serve(&mut sigint, &mut sigterm, &mut sigchld, &mut sighup)
-            .await;
+        let result = self.serve(&mut signals).await;
         self.events.close();
         for h in self
             .check_probers
@@ -394,13 +464,7 @@ impl Actor {
         result.map(|()| self.report)
     }
 
-    async fn serve(
-        &mut self,
-        sigint: &mut tokio::signal::unix::Signal,
-        sigterm: &mut tokio::signal::unix::Signal,
-        sigchld: &mut tokio::signal::unix::Signal,
-        sighup: &mut tokio::signal::unix::Signal,
-    ) -> std::io::Result<()> {
+    async fn serve(&mut self, signals: &mut mpsc::UnboundedReceiver<Sig>) -> std::io::Result<()> {
         self.pipes.ensure(&self.spec)?;
         self.start_checks();
         self.sync_file_watches();
@@ -417,7 +481,7 @@ impl Actor {
         let mut interval = self.spec.supervisor.sample_interval;
         let mut sampling = tokio::time::interval(interval);
         sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let fx = self.core.boot(Now::current());
+        let fx = self.core.boot(now());
         if self.apply(fx) {
             return Ok(());
         }
@@ -448,12 +512,26 @@ impl Actor {
                     Some(i) => i,
                     None => continue,
                 },
-                _ = sigint.recv() => Input::Shutdown,
-                _ = sigterm.recv() => Input::Shutdown,
-                _ = sigchld.recv() => {
-                    reap_orphans(self.spawner.registry());
-                    continue;
-                }
+                Some(sig) = signals.recv() => match sig {
+                    Sig::Interrupt | Sig::Terminate => Input::Shutdown,
+                    Sig::Child => {
+                        reap_orphans(self.spawner.registry());
+                        continue;
+                    }
+                    Sig::Hangup => {
+                        if !self.opts.hangup_stops {
+                            // Errors are reported as a `reload_failed` event by `reload` itself.
+                            let _ = self.reload(false);
+                            continue;
+                        }
+                        // A hang-up is not a second Ctrl-C: it never escalates to SIGKILL.
+                        if self.shutdown_deadline.is_some() {
+                            continue;
+                        }
+                        self.notice("the terminal closed (SIGHUP): stopping everything");
+                        Input::Shutdown
+                    }
+                },
                 _ = sampling.tick(), if wanted => {
                     self.sample(true);
                     if interval != self.spec.supervisor.sample_interval {
@@ -471,21 +549,8 @@ impl Actor {
                     None => continue,
                 },
                 Some(()) = watch_rx.recv() => {
-                    self.reload_due = Some(Instant::now() + file_watch::DEBOUNCE);
+                    self.reload_due = Some(clock() + file_watch::DEBOUNCE);
                     continue;
-                }
-                _ = sighup.recv() => {
-                    if !self.opts.hangup_stops {
-                        // Errors are reported as a `reload_failed` event by `reload` itself.
-                        let _ = self.reload(false);
-                        continue;
-                    }
-                    // A hang-up is not a second Ctrl-C: it never escalates to SIGKILL.
-                    if self.shutdown_deadline.is_some() {
-                        continue;
-                    }
-                    self.notice("the terminal closed (SIGHUP): stopping everything");
-                    Input::Shutdown
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     // What arrived before the timer came due is handled before it: a
@@ -500,7 +565,7 @@ impl Actor {
                 }
             };
             if matches!(input, Input::Shutdown) && self.shutdown_deadline.is_none() {
-                let deadline = Instant::now() + self.spec.supervisor.shutdown_timeout;
+                let deadline = clock() + self.spec.supervisor.shutdown_timeout;
                 self.shutdown_deadline = Some(deadline);
                 self.report.deadline = Some(deadline);
                 self.notice("shutting down (a second Ctrl-C or SIGTERM kills everything at once)");
@@ -508,7 +573,7 @@ impl Actor {
                 self.report.forced = true;
             }
             let forgets = matches!(input, Input::Exited { .. } | Input::Scale { .. });
-            let fx = self.core.handle(input, Now::current());
+            let fx = self.core.handle(input, now());
             // Probe results and samples change the picture without an event.
             self.snapshot_stale = true;
             if self.apply(fx) {
@@ -569,7 +634,7 @@ impl Actor {
                 break;
             };
             if let Some(input) = self.on_msg(msg) {
-                let fx = self.core.handle(input, Now::current());
+                let fx = self.core.handle(input, now());
                 if self.apply(fx) {
                     return true;
                 }
@@ -599,7 +664,7 @@ impl Actor {
     }
 
     fn pop_due(&mut self) -> Option<Input> {
-        let now = Instant::now();
+        let now = clock();
         if self.snapshot_due().is_some_and(|d| d <= now) {
             self.publish_snapshot(now);
         }
@@ -676,13 +741,17 @@ impl Actor {
             }),
             Control::Status { reply } => {
                 self.sample(false);
-                let _ = reply.send(self.snapshot(Instant::now()));
+                let _ = reply.send(self.snapshot(clock()));
                 None
             }
-            Control::Subscribe { refresh, reply } => {
+            Control::Subscribe {
+                refresh,
+                since,
+                reply,
+            } => {
                 // Its first picture has figures, as a status request's has.
                 self.sample(false);
-                let now = Instant::now();
+                let now = clock();
                 let first = Arc::new(self.snapshot(now));
                 // The cursor starts right after the snapshot's last event: the actor
                 // publishes nothing in between.
@@ -693,7 +762,11 @@ impl Actor {
                     self.snapshot_stale = false;
                     self.snapshots.subscribe()
                 });
-                let sub = Subscription::new(first, self.events.clone(), cursor, snapshots);
+                let mut sub =
+                    Subscription::new(first.clone(), self.events.clone(), cursor, snapshots);
+                if let Some(since) = since {
+                    sub.backlog = self.events.kept(since, first.seq);
+                }
                 let _ = reply.send(sub);
                 None
             }
@@ -704,7 +777,7 @@ impl Actor {
             Control::Metrics { reply } => {
                 self.sampling.scraped();
                 self.sample(false);
-                let _ = reply.send(self.snapshot(Instant::now()));
+                let _ = reply.send(self.snapshot(clock()));
                 None
             }
             Control::Tree { names, reply } => {
@@ -899,7 +972,7 @@ impl Actor {
         for text in unenforced.iter().filter(|t| !before.contains(t)) {
             self.notice(&format!("warning: {text}"));
         }
-        let (plan, fx) = self.core.reload(&self.spec, &new, Now::current());
+        let (plan, fx) = self.core.reload(&self.spec, &new, now());
         for name in plan
             .removed
             .iter()
@@ -1148,7 +1221,7 @@ impl Actor {
         // New figures: subscribers that want fresh snapshots get one.
         self.snapshot_stale |= !inputs.is_empty();
         for input in inputs {
-            let fx = self.core.handle(input, Now::current());
+            let fx = self.core.handle(input, now());
             self.apply(fx);
         }
     }

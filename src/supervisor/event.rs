@@ -235,6 +235,14 @@ pub enum EventKind {
         over: bool,
         over_ms: Option<u64>,
     },
+    /// An sd_notify message reached the run's socket from a process outside the run
+    /// (`pid`, if the kernel could say) and was ignored. `refused`: how many so far for
+    /// this instance; under a flood only the 1st, 2nd, 4th, 8th... are told.
+    NotifyRefused {
+        run: u64,
+        pid: Option<u32>,
+        refused: u32,
+    },
     /// A kind of event this build does not know (sent by a newer supervisor).
     #[serde(other)]
     Other,
@@ -354,6 +362,14 @@ impl Event {
                     (false, None) => format!("{rule} {value} is back under its limit of {limit}"),
                 }
             }
+            EventKind::NotifyRefused { run, pid, refused } => {
+                let from = pid.map_or("a sender without credentials".into(), |p| {
+                    format!("pid {p}")
+                });
+                format!(
+                    "ignored an sd_notify message from {from}, not a process of run {run} ({refused} ignored so far)"
+                )
+            }
             EventKind::Other => "(an event this warden does not know)".into(),
         }
     }
@@ -387,6 +403,7 @@ impl Event {
             | EventKind::Spawned { .. }
             | EventKind::Restarting { .. }
             | EventKind::Killed { .. }
+            | EventKind::NotifyRefused { .. }
             | EventKind::Other => 0,
         };
         std::mem::size_of::<Event>() + self.name.len() + strings

@@ -460,11 +460,10 @@ async fn relay_notifications(
         let Ok((sender, messages)) = socket.recv().await else {
             return;
         };
-        let Some(sender) = sender.filter(|&s| s as u32 == pid || belongs_to_run(s, &run_id)) else {
-            tracing::debug!(?sender, "sd_notify message from outside the run ignored");
+        if !sender.is_some_and(|s| s as u32 == pid || belongs_to_run(s, &run_id)) {
+            let _ = tx.send(Msg::Input(Input::NotifyRefused { id, run_no, sender }));
             continue;
-        };
-        let _ = sender;
+        }
         for message in messages {
             let _ = tx.send(Msg::Input(Input::Notify {
                 id,

@@ -24,7 +24,7 @@ pub mod state;
 pub mod status;
 mod watch;
 
-pub use actor::{Actor, Control, Handle, Options, ShutdownReport};
+pub use actor::{Actor, Control, Handle, Options, ShutdownReport, Sig};
 pub use describe::Description;
 pub use event::{Event, EventKind, ExitReason};
 pub use launch::{hard_limits, unenforced_limits};
@@ -34,6 +34,10 @@ pub use state::State;
 pub use status::Snapshot;
 
 #[cfg(test)]
+mod actor_tests;
+#[cfg(test)]
 mod core_tests;
+#[cfg(test)]
+mod core_tests_rules;
 #[cfg(test)]
 mod core_tests_running;

@@ -3,17 +3,21 @@
 //! Kubernetes' list-then-watch).
 //!
 //! - [`EventLog`]: the actor publishes every event here; it gets the next sequence
-//!   number. Events are kept only while someone follows, at most [`EVENT_BACKLOG_BYTES`]
-//!   of them, shared by every follower (no per-follower queue). A follower that falls
-//!   further behind than that skips ahead and is told how many events it missed; it never
-//!   makes the log hold more, and never slows the actor.
+//!   number. The latest events are kept from start-up, at most [`IDLE_BACKLOG_BYTES`] of
+//!   them while nobody follows and [`EVENT_BACKLOG_BYTES`] while someone does, shared by
+//!   every follower (no per-follower queue). A follower may start from any sequence
+//!   number still kept (`events --since`, the dashboard's events pane), so a process's
+//!   first events can be read by a follower that attaches later. A follower that falls
+//!   further behind than the bound skips ahead and is told how many events it missed; it
+//!   never makes the log hold more, and never slows the actor.
 //! - [`EventCursor`]: one follower's position in the log.
 //! - [`Subscription`]: a snapshot at sequence number N, then every event after N in
 //!   order, and (if asked for) fresher snapshots at points of the stream where they are
 //!   exact: a snapshot at N' is delivered after event N' and before event N'+1.
 //!
-//! With nobody following, publishing costs a lock and a counter: nothing is kept, nothing
-//! is serialized, nobody is woken. This module decides nothing about processes.
+//! With nobody following, publishing costs a lock, a counter and a push into a small
+//! bounded ring: nothing is serialized, nobody is woken (no timer trims the ring: each
+//! publish does). This module decides nothing about processes.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,6 +31,11 @@ use super::status::Snapshot;
 /// [`Event::approx_bytes`]). About two thousand typical events.
 pub const EVENT_BACKLOG_BYTES: usize = 256 * 1024;
 
+/// The most event data kept while nobody follows, in bytes: the start-up of a few
+/// hundred processes, cheap enough for a supervisor nobody watches (the 500-process idle
+/// benchmark keeps under 10 MiB).
+pub const IDLE_BACKLOG_BYTES: usize = 64 * 1024;
+
 /// Events handed out per [`EventCursor::take`], so that one call never copies the whole
 /// backlog at once.
 const BATCH: usize = 256;
@@ -38,6 +47,8 @@ pub struct EventLog {
     /// `receiver_count` says whether anyone follows.
     latest: watch::Sender<u64>,
     bound: usize,
+    /// The bound while nobody follows (at most `bound`).
+    idle_bound: usize,
 }
 
 struct Ring {
@@ -50,7 +61,7 @@ struct Ring {
 
 impl Default for EventLog {
     fn default() -> Self {
-        EventLog::new(EVENT_BACKLOG_BYTES)
+        EventLog::with_bounds(EVENT_BACKLOG_BYTES, IDLE_BACKLOG_BYTES)
     }
 }
 
@@ -66,8 +77,13 @@ impl std::fmt::Debug for EventLog {
 }
 
 impl EventLog {
-    /// A log that keeps at most `bound` bytes of events for followers.
+    /// A log that keeps at most `bound` bytes of events, followed or not.
     pub fn new(bound: usize) -> EventLog {
+        EventLog::with_bounds(bound, bound)
+    }
+
+    /// A log that keeps at most `bound` bytes of events while followed, `idle` while not.
+    pub fn with_bounds(bound: usize, idle: usize) -> EventLog {
         EventLog {
             ring: Mutex::new(Ring {
                 events: VecDeque::new(),
@@ -77,6 +93,7 @@ impl EventLog {
             }),
             latest: watch::Sender::new(0),
             bound,
+            idle_bound: idle.min(bound),
         }
     }
 
@@ -92,21 +109,19 @@ impl EventLog {
         let event = Arc::new(event);
         // Under the lock, so that a follower created concurrently either sees this event
         // or starts after it.
-        if self.latest.receiver_count() == 0 {
-            if !ring.events.is_empty() {
-                ring.events = VecDeque::new();
-                ring.bytes = 0;
-            }
+        let bound = if self.latest.receiver_count() == 0 {
+            self.idle_bound
         } else {
-            let size = event.approx_bytes() + std::mem::size_of::<(Arc<Event>, usize)>();
-            ring.events.push_back((event.clone(), size));
-            ring.bytes += size;
-            while ring.bytes > self.bound {
-                let Some((_, size)) = ring.events.pop_front() else {
-                    break;
-                };
-                ring.bytes -= size;
-            }
+            self.bound
+        };
+        let size = event.approx_bytes() + std::mem::size_of::<(Arc<Event>, usize)>();
+        ring.events.push_back((event.clone(), size));
+        ring.bytes += size;
+        while ring.bytes > bound {
+            let Some((_, size)) = ring.events.pop_front() else {
+                break;
+            };
+            ring.bytes -= size;
         }
         let seq = event.seq;
         drop(ring);
@@ -132,12 +147,37 @@ impl EventLog {
 
     /// Follow every event published from now on.
     pub fn follow(&self) -> EventCursor {
+        self.follow_since(u64::MAX)
+    }
+
+    /// Follow every event after `seq` (0: from the first), starting with those still kept:
+    /// the first [`EventCursor::take`] reports as skipped those that were not. A `seq` at
+    /// or beyond the last event follows from now on.
+    pub fn follow_since(&self, seq: u64) -> EventCursor {
         let ring = self.lock();
         let rx = self.latest.subscribe();
         EventCursor {
-            next: ring.next_seq,
+            next: seq.saturating_add(1).min(ring.next_seq),
             rx,
         }
+    }
+
+    /// The sequence number of the oldest event kept (the next one's if none is kept).
+    pub fn first_kept(&self) -> u64 {
+        let ring = self.lock();
+        ring.events.front().map_or(ring.next_seq, |(e, _)| e.seq)
+    }
+
+    /// The events still kept with a sequence number in `after + 1 ..= upto`, oldest first
+    /// (a view's history: what happened before it attached).
+    pub fn kept(&self, after: u64, upto: u64) -> Vec<Arc<Event>> {
+        let ring = self.lock();
+        ring.events
+            .iter()
+            .map(|(e, _)| e)
+            .filter(|e| e.seq > after && e.seq <= upto)
+            .cloned()
+            .collect()
     }
 
     /// No more events: followers drain what is left and then see the end.
@@ -227,6 +267,9 @@ pub enum Update {
 pub struct Subscription {
     /// The picture the subscription starts from; events follow from `first.seq + 1`.
     pub first: Arc<Snapshot>,
+    /// Events already included in `first` that were still kept, if asked for (oldest
+    /// first): what a view shows as the history before it attached.
+    pub backlog: Vec<Arc<Event>>,
     log: Arc<EventLog>,
     cursor: EventCursor,
     snapshots: Option<watch::Receiver<Arc<Snapshot>>>,
@@ -249,6 +292,7 @@ impl Subscription {
         debug_assert_eq!(cursor.next_seq(), first.seq + 1);
         Subscription {
             first,
+            backlog: Vec::new(),
             log,
             cursor,
             snapshots,
@@ -349,33 +393,72 @@ mod tests {
             .collect()
     }
 
+    fn one_event_bytes() -> usize {
+        event("00").approx_bytes() + std::mem::size_of::<(Arc<Event>, usize)>()
+    }
+
     #[test]
-    fn events_are_numbered_and_kept_only_while_followed() {
-        let log = EventLog::new(1 << 20);
-        assert_eq!(log.publish(event("a")).seq, 1);
-        assert_eq!(log.kept_bytes(), 0, "nobody follows: nothing kept");
+    fn events_are_numbered_and_kept_within_the_idle_bound_while_nobody_follows() {
+        let one = one_event_bytes();
+        let log = EventLog::with_bounds(one * 10, one * 3);
+        assert_eq!(log.publish(event("00")).seq, 1);
+        assert_eq!(
+            log.kept_bytes(),
+            one,
+            "kept from start-up, nobody following"
+        );
         let mut c = log.follow();
         assert!(log.watched());
-        log.publish(event("b"));
-        log.publish(event("c"));
+        for i in 2..=6 {
+            log.publish(event(&format!("{i:02}")));
+        }
         let b = c.take(&log, u64::MAX);
-        assert_eq!(texts(&b), ["b", "c"]);
+        assert_eq!(texts(&b), ["02", "03", "04", "05", "06"]);
         assert_eq!(b.events[0].seq, 2);
         assert_eq!(b.skipped, 0);
         assert!(c.take(&log, u64::MAX).events.is_empty());
+        assert_eq!(log.kept_bytes(), one * 6, "followed: the larger bound");
         drop(c);
         assert!(!log.watched());
-        log.publish(event("d"));
+        log.publish(event("07"));
         assert_eq!(
             log.kept_bytes(),
-            0,
-            "the last follower left: the backlog is freed"
+            one * 3,
+            "the last follower left: back to the idle bound"
         );
+        assert_eq!(log.first_kept(), 5);
+    }
+
+    #[test]
+    fn a_late_follower_starts_from_what_is_kept() {
+        let one = one_event_bytes();
+        let log = EventLog::with_bounds(one * 10, one * 4);
+        for i in 1..=6 {
+            log.publish(event(&format!("{i:02}")));
+        }
+        // From the first: the two that fell out are reported, then the four kept.
+        let mut all = log.follow_since(0);
+        let b = all.take(&log, u64::MAX);
+        assert_eq!(b.skipped, 2);
+        assert_eq!(texts(&b), ["03", "04", "05", "06"]);
+        // From a number still kept: nothing skipped.
+        let mut late = log.follow_since(4);
+        let b = late.take(&log, u64::MAX);
+        assert_eq!((b.skipped, texts(&b)), (0, vec!["05".into(), "06".into()]));
+        // Beyond the last: from now on.
+        let mut now = log.follow_since(99);
+        assert_eq!(now.next_seq(), 7);
+        assert!(now.take(&log, u64::MAX).events.is_empty());
+        log.publish(event("07"));
+        assert_eq!(texts(&now.take(&log, u64::MAX)), ["07"]);
+        assert_eq!(log.follow().next_seq(), 8);
+        let kept: Vec<u64> = log.kept(3, 5).iter().map(|e| e.seq).collect();
+        assert_eq!(kept, [4, 5]);
     }
 
     #[test]
     fn a_slow_follower_skips_and_is_told_how_many() {
-        let one = event("00").approx_bytes() + std::mem::size_of::<(Arc<Event>, usize)>();
+        let one = one_event_bytes();
         let log = EventLog::new(one * 10);
         let mut slow = log.follow();
         let mut fast = log.follow();

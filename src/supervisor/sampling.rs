@@ -68,7 +68,7 @@ impl Sampling {
     }
 
     pub(super) fn scraped(&mut self) {
-        self.scraped_at = Some(Instant::now());
+        self.scraped_at = Some(tokio::time::Instant::now().into_std());
     }
 
     /// Sample the current runs (all of them, or only those without a fresh sample) and
@@ -80,7 +80,7 @@ impl Sampling {
         all: bool,
         memory_rule: impl Fn(InstanceId) -> Option<u64>,
     ) -> Vec<Input> {
-        let now = Instant::now();
+        let now = tokio::time::Instant::now().into_std();
         if self
             .own
             .is_none_or(|(at, _)| all || now.saturating_duration_since(at) >= FRESH)

@@ -49,8 +49,10 @@ impl Source {
     pub async fn feed(self, tx: Tx) {
         match self {
             Source::Local { handle, .. } => {
+                // The events pane starts from what the supervisor kept.
                 let sub = ask(&handle, |reply| Control::Subscribe {
                     refresh: true,
+                    since: Some(0),
                     reply,
                 })
                 .await;
@@ -60,6 +62,11 @@ impl Source {
                 };
                 if tx.send(Msg::Connected(sub.first.clone())).await.is_err() {
                     return;
+                }
+                for e in std::mem::take(&mut sub.backlog) {
+                    if tx.send(Msg::Event(e)).await.is_err() {
+                        return;
+                    }
                 }
                 loop {
                     let msg = match sub.next().await {
@@ -76,26 +83,29 @@ impl Source {
                     }
                 }
             }
-            Source::Remote { socket } => loop {
-                let why = match remote_feed(&socket, &tx).await {
-                    Ok(()) => "the supervisor stopped".to_string(),
-                    Err(e) => e,
-                };
-                if tx.is_closed() {
-                    return;
-                }
-                let _ = tx.send(Msg::Disconnected(why)).await;
-                // Look for it again until it is back.
+            Source::Remote { socket } => {
+                let mut shown = 0;
                 loop {
-                    tokio::time::sleep(RETRY).await;
+                    let why = match remote_feed(&socket, &tx, &mut shown).await {
+                        Ok(()) => "the supervisor stopped".to_string(),
+                        Err(e) => e,
+                    };
                     if tx.is_closed() {
                         return;
                     }
-                    if UnixStream::connect(&socket).await.is_ok() {
-                        break;
+                    let _ = tx.send(Msg::Disconnected(why)).await;
+                    // Look for it again until it is back.
+                    loop {
+                        tokio::time::sleep(RETRY).await;
+                        if tx.is_closed() {
+                            return;
+                        }
+                        if UnixStream::connect(&socket).await.is_ok() {
+                            break;
+                        }
                     }
                 }
-            },
+            }
         }
     }
 
@@ -329,9 +339,16 @@ async fn remote_call(socket: &std::path::Path, request: &Request) -> Result<Answ
     }
 }
 
-/// One subscription, until the connection ends (Ok) or fails (Err with why).
-async fn remote_feed(socket: &std::path::Path, tx: &Tx) -> Result<(), String> {
-    let mut conn = Lines::open(socket, &Request::Subscribe { refresh: true }).await?;
+/// One subscription, until the connection ends (Ok) or fails (Err with why). The events
+/// pane starts from the events the supervisor kept, but none shown already: `shown` is
+/// the last sequence number shown (a supervisor whose snapshot is older than that is a
+/// new one, whose events are all new).
+async fn remote_feed(socket: &std::path::Path, tx: &Tx, shown: &mut u64) -> Result<(), String> {
+    let request = Request::Subscribe {
+        refresh: true,
+        since: Some(0),
+    };
+    let mut conn = Lines::open(socket, &request).await?;
     let header = conn
         .next()
         .await?
@@ -340,11 +357,18 @@ async fn remote_feed(socket: &std::path::Path, tx: &Tx) -> Result<(), String> {
         return Err(header.error.unwrap_or_default());
     }
     let first: Snapshot = parse(header.snapshot.as_deref())?.ok_or("no snapshot in the answer")?;
+    if first.seq < *shown {
+        *shown = 0;
+    }
     tx.send(Msg::Connected(Arc::new(first)))
         .await
         .map_err(|_| "the view closed".to_string())?;
     while let Some(a) = conn.next().await? {
         let msg = if let Some(e) = parse::<Event>(a.event.as_deref())? {
+            if e.seq <= *shown {
+                continue;
+            }
+            *shown = e.seq;
             Msg::Event(Arc::new(e))
         } else if let Some(s) = parse::<Snapshot>(a.snapshot.as_deref())? {
             Msg::Snapshot(Arc::new(s))

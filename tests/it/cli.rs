@@ -122,7 +122,7 @@ fn a_zero_timeout_gives_up_at_once_instead_of_failing() {
         "{err}"
     );
     // The action did go on.
-    w.wait_event("web", "running → stopping");
+    w.wait_for(transition("web", State::Running, State::Stopping));
 }
 
 #[test]
@@ -155,7 +155,7 @@ restart = "never"
 log = { max_size = "0", keep = 2, timestamps = false }
 "#,
     );
-    w.wait_event("big", "→ exited");
+    w.wait_for(state("big", State::Exited));
     assert_eq!(w.shutdown(), Some(0));
     assert_eq!(
         std::fs::metadata(w.path("logs/big.log")).unwrap().len(),

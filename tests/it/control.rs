@@ -827,7 +827,7 @@ command = "warden-demo-worker sleep"
     }
     assert!(running(&status(&w), "web"), "nothing happened");
     // Said as a notice (shown by `up` and `events`), not as a raw log line.
-    w.wait_event("", "control socket: refused uid 65534");
+    w.wait_for(message("", "control socket: refused uid 65534"));
     assert!(!w.stderr().contains("refused"), "{}", w.stderr());
     // `WARDEN_SOCKET` and `--socket` reach it from anywhere, for the owner.
     let out = client(Path::new("/"), &["status"])
@@ -845,7 +845,8 @@ command = "warden-demo-worker sleep"
 
 #[test]
 fn abusive_clients_disturb_nobody() {
-    let w = Warden::start(
+    // Its descriptors are counted: no event follower of the harness's.
+    let w = Warden::start_unobserved(
         r#"
 [processes.web]
 command = "warden-demo-worker chatter 20"
@@ -1121,8 +1122,8 @@ backoff = "10ms"
 max_restarts = 1
 "#
     ));
-    w.wait_event("web", "starting → running");
-    w.wait_event("crashy", "→ fatal");
+    w.wait_for(transition("web", State::Starting, State::Running));
+    w.wait_for(state("crashy", State::Fatal));
     let get = |path: &str| {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -1169,7 +1170,7 @@ autostart = false
         err.contains("no answer within 300ms; the action goes on"),
         "{err}"
     );
-    w.wait_event("silent", "pending → starting");
+    w.wait_for(transition("silent", State::Pending, State::Starting));
     let (code, _, err) = run_warden(w.dir.path(), &["start", "silent", "--timeout", "soon"]);
     assert_eq!(code, 2, "a bad duration is a usage error: {err}");
 }

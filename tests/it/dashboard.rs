@@ -299,7 +299,7 @@ fn no_tui_on_a_terminal_keeps_the_prefixed_output() {
 #[test]
 fn tui_attaches_closes_alone_and_reconnects_when_the_supervisor_returns() {
     let mut w = Warden::start(TWO);
-    w.wait_event("web", "starting → running");
+    w.wait_for(transition("web", State::Starting, State::Running));
     let mut s = Screen::run(
         w.dir.path(),
         &["tui", "-c", "warden.toml"],
@@ -307,6 +307,11 @@ fn tui_attaches_closes_alone_and_reconnects_when_the_supervisor_returns() {
     );
     s.wait("web running", |scr| {
         row(scr, "web").filter(|(state, _)| state == "running")
+    });
+    // The events pane starts from what the supervisor kept: web's start came before the
+    // view attached.
+    s.wait("web's start in the events pane", |scr| {
+        scr.contents().contains("pending → starting").then_some(())
     });
     // The supervisor goes: the view says so and keeps its last picture.
     assert_eq!(w.shutdown(), Some(0));
@@ -338,7 +343,7 @@ fn tui_attaches_closes_alone_and_reconnects_when_the_supervisor_returns() {
 #[test]
 fn after_ctrl_z_and_a_continue_the_view_still_works() {
     let w = Warden::start(TWO);
-    w.wait_event("sidecar", "starting → running");
+    w.wait_for(transition("sidecar", State::Starting, State::Running));
     let mut s = Screen::run(
         w.dir.path(),
         &["tui", "-c", "warden.toml"],

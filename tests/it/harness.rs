@@ -5,6 +5,10 @@
 //! does every process it spawns (the environment survives setsid, double forks and
 //! re-parenting). `Drop` stops warden and then SIGKILLs anything still carrying the
 //! marker, so a failing test cleans up too; tests that care assert `leftovers()` is empty.
+//!
+//! Tests wait on the supervisor's typed events ([`Warden::wait_for`] with the predicates
+//! of [`crate::events`]), read from its socket from the first event on; a child's own
+//! output is waited on in the printed lines ([`Warden::wait_line`] with [`output_of`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,6 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::events;
+pub use crate::events::*;
 
 pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
 
@@ -50,6 +57,11 @@ pub struct Warden {
     output: Arc<(Mutex<Output>, Condvar)>,
     stderr: Arc<Mutex<String>>,
     opts: Opts,
+    /// The supervisor's events, as followed over its socket.
+    seen: events::Shared,
+    /// How many times `warden up` ran here, and for which of them events are followed.
+    ups: u64,
+    followed: Mutex<u64>,
 }
 
 /// How a test's warden is started, beyond its config.
@@ -63,12 +75,26 @@ pub struct Opts {
     /// Do not read warden's stdout until [`Warden::resume_output`], like a terminal that
     /// stalled (Ctrl-S, a hung ssh session).
     pub paused: bool,
+    /// Do not follow the events from start-up (a test that counts warden's streams or
+    /// descriptors); a wait on an event starts following all the same. Implied by
+    /// `nofile`.
+    pub no_events: bool,
 }
 
 impl Warden {
     /// Write `config` as `warden.toml` in a fresh temp folder and run `warden up --no-tui`.
     pub fn start(config: &str) -> Warden {
         Warden::start_with(config, |_| {})
+    }
+
+    /// Like [`Warden::start`], with no event follower from start-up: for a test that
+    /// counts warden's streams, descriptors or reasons to sample.
+    pub fn start_unobserved(config: &str) -> Warden {
+        let opts = Opts {
+            no_events: true,
+            ..Opts::default()
+        };
+        Warden::start_opts(config, |_| {}, opts)
     }
 
     /// Like [`Warden::start`], with `prepare(dir)` run just before warden starts.
@@ -120,6 +146,9 @@ impl Warden {
             output: Arc::default(),
             stderr: Arc::default(),
             opts,
+            seen: Arc::new((Mutex::new(Seen::default()), Condvar::new())),
+            ups: 0,
+            followed: Mutex::new(0),
         };
         w.output.0.lock().unwrap().paused = opts.paused;
         w.spawn();
@@ -150,6 +179,7 @@ impl Warden {
     }
 
     fn spawn(&mut self) {
+        self.ups += 1;
         let path = format!(
             "{}:{}",
             bin_dir().display(),
@@ -231,6 +261,11 @@ impl Warden {
             }
         });
         self.child = Some(child);
+        // From start-up, so that a warden that stops before the test's first wait has its
+        // events read all the same.
+        if !self.opts.no_events && self.opts.nofile.is_none() {
+            self.follow_events();
+        }
     }
 
     /// Read warden's stdout again after [`Opts::paused`].
@@ -291,17 +326,73 @@ impl Warden {
         }
     }
 
-    /// Wait for a notice `NAME: TEXT` (an event printed by warden itself).
-    pub fn wait_event(&self, name: &str, text: &str) -> String {
-        // Supervisor-wide events have no name.
-        let prefix = if name.is_empty() {
-            String::new()
-        } else {
-            format!("{name}: ")
-        };
-        self.wait_line(&format!("event `{prefix}{text}`"), |l| {
-            notice(l).is_some_and(|n| n.starts_with(&prefix) && n.contains(text))
-        })
+    /// Follow this `up`'s events, if not yet.
+    fn follow_events(&self) {
+        let mut followed = self.followed.lock().unwrap();
+        if *followed == self.ups {
+            return;
+        }
+        *followed = self.ups;
+        let socket = warden::api::client::Target::new(&self.path("warden.toml"), None).socket;
+        let output = self.output.clone();
+        events::follow(socket, self.seen.clone(), move || {
+            output.0.lock().unwrap().closed
+        });
+    }
+
+    /// Every event seen so far (of every `up` here), in order.
+    pub fn events(&self) -> Vec<Event> {
+        self.follow_events();
+        self.seen.0.lock().unwrap().events.clone()
+    }
+
+    /// Wait until an event satisfies `pred`; returns it. Panics, with every event seen and
+    /// warden's output, after `PATIENCE` or once warden stopped without one.
+    pub fn wait_for(&self, pred: Pred) -> Event {
+        self.wait_for_n(1, pred).pop().unwrap()
+    }
+
+    /// Wait until `n` events satisfy `pred`; returns them.
+    pub fn wait_for_n(&self, n: usize, pred: Pred) -> Vec<Event> {
+        self.follow_events();
+        let deadline = Instant::now() + PATIENCE;
+        let (lock, cv) = &*self.seen;
+        let mut seen = lock.lock().unwrap();
+        loop {
+            let found: Vec<Event> = seen
+                .events
+                .iter()
+                .filter(|e| (pred.test)(e))
+                .cloned()
+                .collect();
+            if found.len() >= n {
+                return found;
+            }
+            let now = Instant::now();
+            if now >= deadline || seen.ended {
+                let all: Vec<String> = seen
+                    .events
+                    .iter()
+                    .map(|e| format!("{:>4} {}: {}", e.seq, e.name, e.describe()))
+                    .collect();
+                let why = match (&seen.trouble, now >= deadline) {
+                    (Some(t), _) => format!(", and events could not be followed: {t}"),
+                    (None, true) => String::new(),
+                    (None, false) => ", but warden stopped".into(),
+                };
+                let skipped = seen.skipped;
+                drop(seen);
+                panic!(
+                    "waited for {} ({} of {n} seen){why}\n--- events ({skipped} skipped) ---\n{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    pred.what,
+                    found.len(),
+                    all.join("\n"),
+                    self.lines().join("\n"),
+                    self.stderr()
+                );
+            }
+            seen = cv.wait_timeout(seen, deadline - now).unwrap().0;
+        }
     }
 
     /// Send `sig` to warden.
@@ -352,10 +443,12 @@ impl Warden {
             .collect()
     }
 
-    /// The pid of run N's leader, from its `run N started, pid P` log marker.
+    /// The pid of run N's leader, from its `spawned` event.
     pub fn run_pid(&self, name: &str, run: u64) -> i32 {
-        let l = self.wait_event(name, &format!("run {run} started, pid "));
-        l.rsplit(' ').next().unwrap().parse().unwrap()
+        match self.wait_for(events::spawned(name, run)).kind {
+            EventKind::Spawned { pid, .. } => pid as i32,
+            _ => unreachable!(),
+        }
     }
 
     /// Wait (bounded) until no process of this test is left, and assert it.
@@ -510,20 +603,6 @@ pub fn run_warden(dir: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Parse the number after `in ` in a `restarting as run N in 400ms` notice, in ms.
-pub fn restart_delay_ms(notice_text: &str) -> Option<f64> {
-    let after = notice_text.rsplit_once(" in ")?.1.trim();
-    if let Some(ms) = after.strip_suffix("ms") {
-        ms.parse().ok()
-    } else {
-        after
-            .strip_suffix('s')?
-            .parse::<f64>()
-            .ok()
-            .map(|s| s * 1000.0)
-    }
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for a test).

@@ -26,19 +26,20 @@ failure_threshold = 2
         output_of(l, "web").is_some_and(|t| t.contains("no longer answering"))
     });
     let hung_at = Instant::now();
-    let l = w.wait_event("web", "run 1 ended");
+    let l = w.wait_for(exited("web", 1));
     // period × failure_threshold + timeout, plus a margin for a busy machine.
     assert!(
         hung_at.elapsed() < Duration::from_secs(5),
         "took {:?}",
         hung_at.elapsed()
     );
+    assert_eq!(reason(&l), ExitReason::Liveness, "{l:?}");
     assert!(
-        l.contains("liveness") && l.contains("liveness probe failed 2 times"),
-        "{l}"
+        detail(&l).contains("liveness probe failed 2 times"),
+        "{l:?}"
     );
-    w.wait_event("web", "run 2 started");
-    w.wait_event("web", "run 2 ended");
+    w.wait_for(spawned("web", 2));
+    w.wait_for(exited("web", 2));
 }
 
 #[test]
@@ -64,9 +65,10 @@ period = "100ms"
 failure_threshold = 2
 "#
     ));
-    w.wait_event("echo", "starting → running");
-    let l = w.wait_event("wrong", "run 1 ended");
-    assert!(l.contains("liveness") && l.contains("PONG"), "{l}");
+    w.wait_for(transition("echo", State::Starting, State::Running));
+    let l = w.wait_for(exited("wrong", 1));
+    assert_eq!(reason(&l), ExitReason::Liveness, "{l:?}");
+    assert!(detail(&l).contains("PONG"), "{l:?}");
 }
 
 #[test]
@@ -90,9 +92,9 @@ timeout = "200ms"
 failure_threshold = 1
 "#
     ));
-    w.wait_event("echo", "starting → running");
-    let l = w.wait_event("silent", "check probe failed");
-    assert!(l.contains("timed out"), "{l}");
+    w.wait_for(transition("echo", State::Starting, State::Running));
+    let l = w.wait_for(probe("silent", "check", false));
+    assert!(detail(&l).contains("timed out"), "{l:?}");
 }
 
 #[test]
@@ -109,14 +111,14 @@ command = "warden-demo-worker sleep"
 depends_on = {{ db = "ready" }}
 "#
     ));
-    w.wait_event("db", "check probe failed");
-    assert!(
-        !w.lines()
-            .iter()
-            .any(|l| l.contains("app: pending → starting"))
+    w.wait_for(probe("db", "check", false));
+    let started = all(
+        &w.events(),
+        &transition("app", State::Pending, State::Starting),
     );
+    assert!(started.is_empty(), "{started:?}");
     let _listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    w.wait_event("app", "pending → starting");
+    w.wait_for(transition("app", State::Pending, State::Starting));
 }
 
 #[test]
@@ -145,27 +147,15 @@ depends_on = {{ beat = "ready" }}
 "#,
         path.display()
     ));
-    let lines_before_ready = w.wait_event("beat", "starting → running");
-    let _ = lines_before_ready;
-    w.wait_event("after", "pending → starting");
-    let lines = w.lines();
-    let ready = lines
-        .iter()
-        .position(|l| l.contains("beat: starting → running"))
-        .unwrap();
-    let after = lines
-        .iter()
-        .position(|l| l.contains("after: pending → starting"))
-        .unwrap();
-    assert!(ready < after);
+    let ready = w.wait_for(transition("beat", State::Starting, State::Running));
+    let after = w.wait_for(transition("after", State::Pending, State::Starting));
+    assert!(ready.seq < after.seq);
     w.wait_line("stopped beating", |l| {
         output_of(l, "beat") == Some("stopped beating")
     });
-    let l = w.wait_event("beat", "run 1 ended");
-    assert!(
-        l.contains("watchdog") && l.contains("no WATCHDOG=1 within 1.5s"),
-        "{l}"
-    );
+    let l = w.wait_for(exited("beat", 1));
+    assert_eq!(reason(&l), ExitReason::Watchdog, "{l:?}");
+    assert!(detail(&l).contains("no WATCHDOG=1 within 1.5s"), "{l:?}");
 }
 
 #[test]
@@ -183,14 +173,20 @@ notify = true
     let path = output_of(&l, "quiet").unwrap()["socket=".len()..].to_string();
     let sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
     sock.send_to(b"READY=1", &path).unwrap();
-    // An ignored datagram has no event to wait for, so this waits on time. A slow machine
-    // can only make the test pass wrongly (the relay not yet having acted), never fail.
-    std::thread::sleep(Duration::from_millis(300));
+    // The relay reads the socket in order and tells of the refusal: once told, the
+    // stranger's READY=1 has been dealt with, and it must not have made `quiet` ready.
+    let refused = w.wait_for(notify_refused("quiet"));
+    let EventKind::NotifyRefused { run, pid, refused } = refused.kind else {
+        unreachable!()
+    };
+    assert_eq!((run, pid, refused), (1, Some(std::process::id()), 1));
+    let became_ready = w
+        .events()
+        .into_iter()
+        .find(|e| state("quiet", State::Running).matches(e));
     assert!(
-        !w.lines()
-            .iter()
-            .any(|l| l.contains("quiet: starting → running")),
-        "a stranger's READY=1 was accepted"
+        became_ready.is_none(),
+        "a stranger's READY=1 was accepted: {became_ready:?}"
     );
 }
 
@@ -210,15 +206,14 @@ backoff = "5s"
 hung_on = "deadlock detected"
 "#,
     );
-    let l = w.wait_event("mute", "run 1 ended");
+    let l = w.wait_for(exited("mute", 1));
+    assert_eq!(reason(&l), ExitReason::Output, "{l:?}");
+    assert!(detail(&l).contains("no output for 400ms"), "{l:?}");
+    let l = w.wait_for(exited("deadlock", 1));
+    assert_eq!(reason(&l), ExitReason::Output, "{l:?}");
     assert!(
-        l.contains("output") && l.contains("no output for 400ms"),
-        "{l}"
-    );
-    let l = w.wait_event("deadlock", "run 1 ended");
-    assert!(
-        l.contains("output matched `hung_on`: ERROR: deadlock detected in pool"),
-        "{l}"
+        detail(&l).contains("output matched `hung_on`: ERROR: deadlock detected in pool"),
+        "{l:?}"
     );
 }
 
@@ -240,19 +235,20 @@ period = "100ms"
 "#,
         flag = flag.display()
     ));
-    w.wait_event("slow", "startup probe ok");
-    let lines = w.lines();
-    let startup_ok = lines
-        .iter()
-        .position(|l| l.contains("slow: startup probe ok"))
-        .unwrap();
+    let startup_ok = w.wait_for(probe("slow", "startup", true));
+    let early: Vec<Event> = w
+        .events()
+        .into_iter()
+        .filter(|e| {
+            e.seq < startup_ok.seq
+                && matches!(&e.kind, EventKind::Probe { role, .. } if role == "liveness")
+        })
+        .collect();
     assert!(
-        !lines[..startup_ok]
-            .iter()
-            .any(|l| l.contains("liveness probe")),
-        "liveness ran before startup passed"
+        early.is_empty(),
+        "liveness ran before startup passed: {early:?}"
     );
-    w.wait_event("slow", "liveness probe ok");
+    w.wait_for(probe("slow", "liveness", true));
 }
 
 #[test]
@@ -273,15 +269,14 @@ memory = "40MiB"
 action = "stop"
 "#,
     );
-    let l = w.wait_event("hog", "run 1 ended");
-    assert!(
-        l.contains("memory") && l.contains("over the limit of 64MiB"),
-        "{l}"
-    );
-    w.wait_event("hog", "restarting as run 2");
-    let l = w.wait_event("greedy", "run 1 ended");
-    assert!(l.contains("over the limit of 40MiB"), "{l}");
-    w.wait_event("greedy", "stopping → stopped");
+    let l = w.wait_for(exited("hog", 1));
+    assert_eq!(reason(&l), ExitReason::Memory, "{l:?}");
+    assert!(detail(&l).contains("over the limit of 64MiB"), "{l:?}");
+    w.wait_for(restarting("hog", 2));
+    let l = w.wait_for(exited("greedy", 1));
+    assert_eq!(reason(&l), ExitReason::Memory, "{l:?}");
+    assert!(detail(&l).contains("over the limit of 40MiB"), "{l:?}");
+    w.wait_for(transition("greedy", State::Stopping, State::Stopped));
     assert_eq!(w.shutdown(), Some(0));
     w.assert_no_leftovers();
 }
@@ -303,8 +298,8 @@ tcp = "127.0.0.1:1"
 period = "100ms"
 "#
     ));
-    w.wait_event("echo", "liveness probe ok");
-    w.wait_event("closed", "check probe failed");
+    w.wait_for(probe("echo", "liveness", true));
+    w.wait_for(probe("closed", "check", false));
     let (code, out, err) = run_warden(w.dir.path(), &["status", "--json"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -332,7 +327,7 @@ backoff = "5s"
 "#,
     );
     w.wait_line("ready", |l| output_of(l, "svc") == Some("sd-notify: ready"));
-    w.wait_event("svc", "starting → running");
+    w.wait_for(transition("svc", State::Starting, State::Running));
     // READY=1 and STATUS= come in one datagram but reach the core as two inputs, and a
     // status request may be answered in between: wait (bounded) for the second.
     let deadline = std::time::Instant::now() + PATIENCE;
@@ -349,8 +344,8 @@ backoff = "5s"
     w.wait_line("beats stop", |l| {
         output_of(l, "svc").is_some_and(|t| t.starts_with("sd-notify: stopped beating"))
     });
-    let l = w.wait_event("svc", "run 1 ended");
-    assert!(l.contains("watchdog"), "{l}");
+    let l = w.wait_for(exited("svc", 1));
+    assert_eq!(reason(&l), ExitReason::Watchdog, "{l:?}");
 }
 
 #[test]
@@ -371,13 +366,17 @@ timeout = "200ms"
 failure_threshold = 2
 "#
     ));
-    w.wait_event("echo", "liveness probe ok");
+    w.wait_for(probe("echo", "liveness", true));
     let pid = w.run_pid("echo", 1);
     // SAFETY: stopping the process warden started for this test.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
-    let l = w.wait_event("echo", "run 1 ended");
     // TERM then CONT: it dies of the TERM at once instead of waiting out stop_timeout.
-    assert!(l.contains("signal TERM, liveness"), "{l}");
-    assert!(!l.contains("SIGKILL"), "{l}");
-    w.wait_event("echo", "run 2 started");
+    let l = w.wait_for(exited("echo", 1));
+    assert_eq!(
+        (status(&l), reason(&l)),
+        ((None, Some(libc::SIGTERM)), ExitReason::Liveness),
+        "{l:?}"
+    );
+    assert!(!detail(&l).contains("SIGKILL"), "{l:?}");
+    w.wait_for(spawned("echo", 2));
 }

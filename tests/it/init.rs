@@ -258,6 +258,9 @@ command = "warden-demo-worker sleep"
         output_of(l, "stubborn") == Some("ignoring SIGTERM")
     });
     assert_eq!(w.shutdown(), Some(4), "shutdown_timeout ran out");
-    w.wait_event("", "shutdown timeout reached: killing what is left");
+    w.wait_for(message(
+        "",
+        "shutdown timeout reached: killing what is left",
+    ));
     w.assert_no_leftovers();
 }

@@ -20,12 +20,23 @@ stop_timeout = "300ms"
         Some(3),
         "exit code 3: a process needed SIGKILL"
     );
-    let l = w.wait_event("stubborn", "run 1 ended");
+    let l = w.wait_for(exited("stubborn", 1));
+    assert_eq!(status(&l), (None, Some(libc::SIGKILL)), "{l:?}");
     assert!(
-        l.contains("signal KILL") && l.contains("killed by SIGKILL after stop timeout (300ms)"),
-        "{l}"
+        detail(&l).contains("killed by SIGKILL after stop timeout (300ms)"),
+        "{l:?}"
     );
-    w.wait_event("stubborn", "did not stop within 300ms: sent SIGKILL");
+    let k = w.wait_for(killed("stubborn", 1));
+    assert!(
+        matches!(
+            k.kind,
+            EventKind::Killed {
+                after_ms: Some(300),
+                ..
+            }
+        ),
+        "{k:?}"
+    );
     w.assert_no_leftovers();
 }
 
@@ -48,10 +59,11 @@ stop_timeout = "20s"
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     assert_eq!(w.shutdown(), Some(0));
-    let l = w.wait_event("frozen", "run 1 ended");
-    assert!(
-        l.contains("exit code 0"),
-        "TERM then CONT lets it exit cleanly: {l}"
+    let l = w.wait_for(exited("frozen", 1));
+    assert_eq!(
+        status(&l),
+        (Some(0), None),
+        "TERM then CONT lets it exit cleanly: {l:?}"
     );
 }
 
@@ -90,7 +102,7 @@ restart = "never"
     let members = w.wait_lines("two members", 2, |l| {
         output_of(l, "family").is_some_and(|t| t.starts_with("member "))
     });
-    w.wait_event("family", "→ exited");
+    w.wait_for(state("family", State::Exited));
     for m in members {
         let pid: i32 = output_of(&m, "family").unwrap()["member ".len()..]
             .parse()
@@ -139,7 +151,7 @@ stop_timeout = "60s"
     });
     w.signal(libc::SIGINT);
     // Its output may come before warden has seen the spawn: `starting` or `running`.
-    w.wait_event("stubborn", "→ stopping");
+    w.wait_for(state("stubborn", State::Stopping));
     w.signal(libc::SIGINT);
     assert_eq!(
         w.wait_exit(PATIENCE),
@@ -179,7 +191,7 @@ restart = "never"
         0,
         "{ign}"
     );
-    w.wait_event("fds", "→ exited");
+    w.wait_for(state("fds", State::Exited));
     let fds: Vec<String> = w
         .lines()
         .iter()
@@ -241,8 +253,8 @@ fn every_exit_code_is_recorded_exactly() {
     }
     let w = Warden::start(&config);
     for code in 0..40 {
-        let l = w.wait_event(&format!("p{code}"), "run 1 ended");
-        assert!(l.contains(&format!("(exit code {code},")), "{l}");
+        let l = w.wait_for(exited(&format!("p{code}"), 1));
+        assert_eq!(status(&l), (Some(code), None), "{l:?}");
     }
 }
 
@@ -256,8 +268,8 @@ restart = "never"
 "#,
     );
     w.wait_line("holder", |l| output_of(l, "leaky") == Some("holding"));
-    w.wait_event("leaky", "run 1 ended (exit code 0, exited)");
-    w.wait_event("leaky", "→ exited");
+    w.wait_for(exited_with("leaky", 1, 0, ExitReason::Exited));
+    w.wait_for(state("leaky", State::Exited));
     w.assert_no_leftovers();
 }
 
@@ -272,7 +284,7 @@ restart = "never"
     );
     w.wait_line("closing", |l| output_of(l, "quiet") == Some("closing"));
     let closed = std::time::Instant::now();
-    w.wait_event("quiet", "run 1 ended (exit code 0, exited)");
+    w.wait_for(exited_with("quiet", 1, 0, ExitReason::Exited));
     assert!(
         closed.elapsed() >= std::time::Duration::from_millis(300),
         "the exit came with the EOF"

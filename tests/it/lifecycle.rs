@@ -13,26 +13,35 @@ backoff_max = "10s"
 max_restarts = 4
 "#,
     );
-    w.wait_event("crashy", "fatal: gave up after 5 consecutive failed runs");
-    let delays: Vec<f64> = w
-        .lines()
+    let f = w.wait_for(fatal("crashy"));
+    assert!(
+        detail(&f).contains("gave up after 5 consecutive failed runs"),
+        "{f:?}"
+    );
+    let events = w.events();
+    let delays: Vec<u64> = all(&events, &restarting_any("crashy"))
         .iter()
-        .filter_map(|l| notice(l))
-        .filter(|n| n.starts_with("crashy: restarting"))
-        .filter_map(restart_delay_ms)
+        .map(delay_ms)
         .collect();
     assert_eq!(
         delays,
-        vec![50.0, 100.0, 200.0, 400.0],
+        vec![50, 100, 200, 400],
         "delays double from `backoff`"
     );
-    let runs = w
-        .lines()
+    let runs: Vec<u64> = events
         .iter()
-        .filter(|l| notice(l).is_some_and(|n| n.contains("ended (exit code 3, crash)")))
-        .count();
-    assert_eq!(runs, 5, "the first run and four restarts");
-    w.wait_event("crashy", "→ fatal");
+        .filter_map(|e| match e.kind {
+            EventKind::Exited {
+                run,
+                code: Some(3),
+                reason: ExitReason::Crash,
+                ..
+            } if e.name == "crashy" => Some(run),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(runs, [1, 2, 3, 4, 5], "the first run and four restarts");
+    w.wait_for(state("crashy", State::Fatal));
     w.assert_no_leftovers();
 }
 
@@ -46,14 +55,9 @@ backoff = "20ms"
 backoff_max = "60ms"
 "#,
     );
-    let restarts = w.wait_lines("five restarts", 5, |l| {
-        notice(l).is_some_and(|n| n.starts_with("crashy: restarting"))
-    });
-    let delays: Vec<f64> = restarts
-        .iter()
-        .filter_map(|l| restart_delay_ms(notice(l).unwrap()))
-        .collect();
-    assert_eq!(delays, vec![20.0, 40.0, 60.0, 60.0, 60.0]);
+    let restarts = w.wait_for_n(5, restarting_any("crashy"));
+    let delays: Vec<u64> = restarts.iter().take(5).map(delay_ms).collect();
+    assert_eq!(delays, vec![20, 40, 60, 60, 60]);
 }
 
 #[test]
@@ -72,15 +76,17 @@ restart = "on-failure"
 success_exit_codes = [0, 42]
 "#,
     );
-    w.wait_event("once", "→ exited");
-    w.wait_event("never", "run 1 ended (exit code 7, crash)");
-    w.wait_event("never", "→ exited");
-    w.wait_event("odd", "run 1 ended (exit code 42, exited)");
-    w.wait_event("odd", "→ exited");
-    assert!(
-        !w.lines().iter().any(|l| l.contains("restarting")),
-        "nothing restarts"
-    );
+    w.wait_for(state("once", State::Exited));
+    w.wait_for(exited_with("never", 1, 7, ExitReason::Crash));
+    w.wait_for(state("never", State::Exited));
+    w.wait_for(exited_with("odd", 1, 42, ExitReason::Exited));
+    w.wait_for(state("odd", State::Exited));
+    let restarts: Vec<Event> = w
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::Restarting { .. }))
+        .collect();
+    assert!(restarts.is_empty(), "nothing restarts: {restarts:?}");
 }
 
 #[test]
@@ -106,26 +112,30 @@ command = "./script.sh"
         0o755,
     );
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    w.wait_event(
-        "missing",
-        "fatal: command `no-such-program-here` not found in PATH",
+    let f = w.wait_for(fatal("missing"));
+    assert!(
+        detail(&f).starts_with("command `no-such-program-here` not found in PATH"),
+        "{f:?}"
     );
-    w.wait_event("badcwd", "fatal: working directory");
-    w.wait_event(
-        "badcwd",
-        "does/not/exist` cannot be used: it does not exist",
+    let f = w.wait_for(fatal("badcwd"));
+    assert!(
+        detail(&f).starts_with("working directory")
+            && detail(&f).contains("does/not/exist` cannot be used: it does not exist"),
+        "{f:?}"
     );
     // The files are written after warden started: these two may race with the write, so
     // only the message shape is checked when they lost the race.
-    let l = w.wait_event("notexec", "fatal:");
+    let l = w.wait_for(fatal("notexec"));
+    let d = detail(&l);
     assert!(
-        l.contains("not executable") || l.contains("cannot be run"),
-        "{l}"
+        d.contains("not executable") || d.contains("cannot be run"),
+        "{l:?}"
     );
-    let l = w.wait_event("badshebang", "fatal:");
+    let l = w.wait_for(fatal("badshebang"));
+    let d = detail(&l);
     assert!(
-        l.contains("interpreter `/nonexistent/interp`") || l.contains("cannot be run"),
-        "{l}"
+        d.contains("interpreter `/nonexistent/interp`") || d.contains("cannot be run"),
+        "{l:?}"
     );
 }
 
@@ -146,25 +156,28 @@ command = "warden-demo-worker job 100"
 restart = "never"
 "#,
     );
-    w.wait_event("web", "→ running");
-    let pos = |lines: &[String], needle: &str| {
-        lines
-            .iter()
-            .position(|l| notice(l).is_some_and(|n| n.starts_with(needle)))
-            .unwrap_or_else(|| panic!("{needle} missing"))
-    };
-    let lines = w.lines();
-    assert!(pos(&lines, "db: pending → starting") < pos(&lines, "api: pending → starting"));
-    assert!(pos(&lines, "migrate: run 1 ended") < pos(&lines, "api: pending → starting"));
-    assert!(pos(&lines, "api: starting → running") < pos(&lines, "web: pending → starting"));
-    assert_eq!(w.shutdown(), Some(0));
-    let lines = w.lines();
+    w.wait_for(state("web", State::Running));
+    // The order of events is their sequence number.
+    let seq = |w: &Warden, pred: Pred| w.wait_for(pred).seq;
+    use State::*;
     assert!(
-        pos(&lines, "web: stopping → stopped") < pos(&lines, "api: running → stopping"),
+        seq(&w, transition("db", Pending, Starting))
+            < seq(&w, transition("api", Pending, Starting))
+    );
+    assert!(seq(&w, exited("migrate", 1)) < seq(&w, transition("api", Pending, Starting)));
+    assert!(
+        seq(&w, transition("api", Starting, Running))
+            < seq(&w, transition("web", Pending, Starting))
+    );
+    assert_eq!(w.shutdown(), Some(0));
+    assert!(
+        seq(&w, transition("web", Stopping, Stopped))
+            < seq(&w, transition("api", Running, Stopping)),
         "web stops before api"
     );
     assert!(
-        pos(&lines, "api: stopping → stopped") < pos(&lines, "db: running → stopping"),
+        seq(&w, transition("api", Stopping, Stopped))
+            < seq(&w, transition("db", Running, Stopping)),
         "api stops before db"
     );
     w.assert_no_leftovers();
@@ -199,8 +212,13 @@ autostart = false
 command = "warden-demo-worker sleep 60000"
 "#,
     );
-    w.wait_event("auto", "→ running");
-    assert!(!w.lines().iter().any(|l| l.contains("manual")));
+    w.wait_for(state("auto", State::Running));
+    let manual: Vec<Event> = w
+        .events()
+        .into_iter()
+        .filter(|e| e.name == "manual")
+        .collect();
+    assert!(manual.is_empty(), "{manual:?}");
     assert_eq!(w.shutdown(), Some(0));
 }
 
@@ -267,7 +285,7 @@ backoff = "10ms"
 max_restarts = 2
 "#,
     );
-    w.wait_event("crashy", "→ fatal");
+    w.wait_for(state("crashy", State::Fatal));
     let (code, out, err) = run_warden(w.dir.path(), &["status", "--json"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -298,7 +298,7 @@ fn the_snapshot_tells_when_the_config_on_disk_differs_from_what_runs() {
     let drift = |c: &mut Conn| c.snapshot().supervisor.unwrap().config_drift;
     assert!(!drift(&mut c));
     std::fs::write(w.path("warden.toml"), "[processes.a]\ncommand = 3\n").unwrap();
-    w.wait_event("", "config reload rejected, keeping the running config");
+    w.wait_for(reload_failed());
     assert!(
         drift(&mut c),
         "the rejected edit is on disk, the old config runs"
@@ -313,4 +313,97 @@ fn the_snapshot_tells_when_the_config_on_disk_differs_from_what_runs() {
         assert!(Instant::now() < deadline, "drift did not clear");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+const QUIET: &str = r#"
+[processes.web]
+command = "warden-demo-worker sleep"
+[processes.db]
+command = "warden-demo-worker sleep"
+"#;
+
+/// The events of the start-up, as a follower that attaches later reads them.
+fn start_up_of(events: &[Event], name: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.name == name)
+        .map(|e| match &e.kind {
+            EventKind::State { from, to } => format!("{from} → {to}"),
+            EventKind::Spawned { run, .. } => format!("spawned {run}"),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn events_since_replays_what_was_kept_from_start_up() {
+    let w = Warden::start(QUIET);
+    w.run_pid("db", 1);
+    w.run_pid("web", 1);
+    let last = Conn::open(&w).snapshot().seq;
+    assert!(last >= 4, "both started: {last}");
+
+    // From the first: every event since start-up, numbered from 1, nothing skipped.
+    let mut conn = Conn::open(&w);
+    conn.send(r#"{"v":1,"cmd":"events","since":0}"#);
+    assert_eq!(conn.line()["stream"], "events");
+    let mut seen = Vec::new();
+    while seen.len() < last as usize {
+        match item(&conn.line()) {
+            Item::Event(e) => seen.push(e),
+            Item::Skipped(n) => panic!("{n} skipped: the start-up is kept"),
+        }
+    }
+    let seqs: Vec<u64> = seen.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=last).collect::<Vec<_>>());
+    assert_eq!(
+        start_up_of(&seen, "web")[..2],
+        ["pending → starting", "spawned 1"]
+    );
+
+    // From a number: only the later ones.
+    let mut conn = Conn::open(&w);
+    conn.send(&format!(r#"{{"v":1,"cmd":"events","since":{}}}"#, last - 1));
+    assert_eq!(conn.line()["stream"], "events");
+    let Item::Event(e) = item(&conn.line()) else {
+        panic!("nothing skipped");
+    };
+    assert_eq!(e.seq, last);
+
+    // `subscribe` with `since`: the snapshot, then the kept events it includes.
+    let mut sub = Conn::open(&w);
+    sub.send(r#"{"v":1,"cmd":"subscribe","since":0}"#);
+    let header = sub.line();
+    let first: Snapshot = serde_json::from_value(header["snapshot"].clone()).unwrap();
+    let mut history = Vec::new();
+    while history.len() < first.seq as usize {
+        let Item::Event(e) = item(&sub.line()) else {
+            panic!("nothing skipped");
+        };
+        history.push(e);
+    }
+    assert_eq!(history.first().map(|e| e.seq), Some(1));
+    assert_eq!(history.last().map(|e| e.seq), Some(first.seq));
+    assert_eq!(
+        start_up_of(&history, "db")[..2],
+        ["pending → starting", "spawned 1"]
+    );
+
+    // The command line: `warden events --since 0` prints them too (and then follows, so
+    // it is read up to the start-up's events and stopped).
+    let mut child = std::process::Command::new(warden_bin())
+        .args(["events", "--json", "--since", "0"])
+        .current_dir(w.dir.path())
+        .env_remove("WARDEN_SOCKET")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let e: Event = serde_json::from_str(&line).unwrap();
+    assert_eq!(e.seq, 1, "{line}");
 }

@@ -16,7 +16,7 @@ restart = "never"
 log = { timestamps = false }
 "#,
     );
-    w.wait_event("bytes", "→ exited");
+    w.wait_for(state("bytes", State::Exited));
     assert_eq!(w.shutdown(), Some(0));
     let mut expected: Vec<u8> = b"invalid utf8: \x88\xff\xfe\n".to_vec();
     expected.extend(0..=255u8);
@@ -41,8 +41,8 @@ restart = "never"
 log = { timestamps = false }
 "#,
     );
-    w.wait_event("long", "→ exited");
-    w.wait_event("tail", "→ exited");
+    w.wait_for(state("long", State::Exited));
+    w.wait_for(state("tail", State::Exited));
     assert_eq!(w.shutdown(), Some(0));
     let long = log_bytes(&w, "long");
     assert_eq!(long.len(), 1 << 20);
@@ -67,11 +67,8 @@ log = {{ timestamps = false, max_size = "1GB" }}
     let size = || std::fs::metadata(&log_path).map_or(0, |m| m.len());
     let mut seen = size();
     let mut deadline = std::time::Instant::now() + PATIENCE;
-    while !w
-        .lines()
-        .iter()
-        .any(|l| notice(l) == Some("flood: running → exited"))
-    {
+    let exited = transition("flood", State::Running, State::Exited);
+    while all(&w.events(), &exited).is_empty() {
         if size() > seen {
             seen = size();
             deadline = std::time::Instant::now() + PATIENCE;
@@ -100,7 +97,7 @@ backoff = "10ms"
 max_restarts = 1
 "#,
     );
-    w.wait_event("crashy", "→ fatal");
+    w.wait_for(state("crashy", State::Fatal));
     assert_eq!(w.shutdown(), Some(0));
     let text = String::from_utf8(log_bytes(&w, "crashy")).unwrap();
     let runs: Vec<&str> = text
@@ -137,8 +134,8 @@ log = { timestamps = false }
         output_of(l, "chatty") == Some("waiting for SIGTERM")
     });
     assert_eq!(w.shutdown(), Some(0));
-    let l = w.wait_event("chatty", "run 1 ended");
-    assert!(l.contains("exit code 0"), "{l}");
+    let l = w.wait_for(exited("chatty", 1));
+    assert_eq!(status(&l), (Some(0), None), "{l:?}");
     let text = String::from_utf8(log_bytes(&w, "chatty")).unwrap();
     let goodbyes: Vec<&str> = text.lines().filter(|l| l.starts_with("goodbye ")).collect();
     assert_eq!(goodbyes.len(), 10_000);
@@ -172,7 +169,7 @@ log = { file = "slow.log", timestamps = false }
             std::thread::sleep(std::time::Duration::from_millis(60));
         }
     });
-    w.wait_event("quick", "→ exited");
+    w.wait_for(state("quick", State::Exited));
     assert_eq!(w.shutdown(), Some(0));
     let got = reader.join().unwrap();
     assert_eq!(got.len(), 3000 * 100);

@@ -21,14 +21,32 @@ fn saving_the_config_applies_the_difference() {
     w.run_pid("change", 1);
     w.run_pid("gone", 1);
     save(&w, AFTER);
-    w.wait_event("", "config reloaded: 1 added, 1 removed, 1 changed");
-    w.wait_event("change", "run 1 ended");
+    let r = w.wait_for(reloaded());
+    let EventKind::Reloaded {
+        added,
+        removed,
+        changed,
+    } = r.kind
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (added, removed, changed),
+        (
+            vec!["added".into()],
+            vec!["gone".into()],
+            vec!["change".into()]
+        )
+    );
+    w.wait_for(exited("change", 1));
     w.run_pid("change", 2);
     w.run_pid("added", 1);
-    w.wait_event("gone", "stopping → stopped");
+    w.wait_for(transition("gone", State::Stopping, State::Stopped));
     assert!(alive(keep), "the untouched process keeps running");
-    assert!(!w.lines().iter().any(|l| l.contains("keep: run 1 ended")));
     assert_eq!(w.shutdown(), Some(0));
+    // Only the shutdown ended it.
+    let keep_ended = w.wait_for(exited("keep", 1));
+    assert_eq!(reason(&keep_ended), ExitReason::Shutdown, "{keep_ended:?}");
     w.assert_no_leftovers();
 }
 
@@ -40,8 +58,13 @@ fn an_invalid_edit_is_reported_and_changes_nothing() {
         &w,
         "[processes.keep]\ncommand = \"warden-demo-worker sleep\"\nstop_timeout = \"later\"\nrestart = \"sometimes\"\n",
     );
-    w.wait_event("", "config reload rejected, keeping the running config");
-    // One error per line, each a line of its own on the terminal.
+    let failed = w.wait_for(reload_failed());
+    let EventKind::ReloadFailed { errors } = &failed.kind else {
+        unreachable!()
+    };
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    // One error per line, each a line of its own on the terminal (the `--no-tui` tee's
+    // rendering is what is tested here).
     for (line, key) in [(3, "stop_timeout"), (4, "restart")] {
         let at = format!("warden.toml:{line}:");
         w.wait_line("the error", |l| {
@@ -49,10 +72,8 @@ fn an_invalid_edit_is_reported_and_changes_nothing() {
         });
     }
     assert!(alive(keep));
-    assert!(
-        !w.lines().iter().any(|l| l.contains("run 1 ended")),
-        "nothing was stopped"
-    );
+    let ended = all(&w.events(), &exited("keep", 1));
+    assert!(ended.is_empty(), "nothing was stopped: {ended:?}");
 }
 
 #[test]
@@ -68,6 +89,6 @@ fn sighup_reloads() {
     w.run_pid("gone", 1);
     std::fs::write(w.path("real/warden.toml"), AFTER).unwrap();
     w.signal(libc::SIGHUP);
-    w.wait_event("added", "run 1 started");
-    w.wait_event("gone", "stopping → stopped");
+    w.wait_for(spawned("added", 1));
+    w.wait_for(transition("gone", State::Stopping, State::Stopped));
 }

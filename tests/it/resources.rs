@@ -864,7 +864,8 @@ pids_max = 4
 #[test]
 fn sampling_runs_only_while_someone_needs_it() {
     let port = free_port();
-    let mut w = Warden::start(&format!(
+    // The harness's event follower would be a subscriber.
+    let mut w = Warden::start_unobserved(&format!(
         "[supervisor]\nmetrics = \"127.0.0.1:{port}\"\n[processes.idle]\ncommand = \"warden-demo-worker sleep\"\n"
     ));
     let reasons = |s: &Value| s["supervisor"]["sampling"].clone();
@@ -904,7 +905,7 @@ fn sampling_runs_only_while_someone_needs_it() {
     assert_eq!(reasons(&status(&w)), serde_json::json!(["metrics"]));
     assert_eq!(w.shutdown(), Some(0));
 
-    let mut w = Warden::start(
+    let mut w = Warden::start_unobserved(
         "[processes.ruled]\ncommand = \"warden-demo-worker sleep\"\n[processes.ruled.limits]\nmemory = \"1GB\"\n",
     );
     assert_eq!(reasons(&status(&w)), serde_json::json!(["limits"]));

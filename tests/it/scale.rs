@@ -37,7 +37,7 @@ command = "warden-demo-worker sleep"
 "#,
     );
     let first = w.run_pid("web", 1);
-    w.wait_event("web", "starting → running");
+    w.wait_for(transition("web", State::Starting, State::Running));
 
     let (code, out, err) = run_warden(w.dir.path(), &["scale", "web", "5"]);
     assert_eq!(code, 0, "{err}");
@@ -87,7 +87,7 @@ command = "warden-demo-worker sleep"
             .all(|p| p["state"] == "running" && p["replicas_wanted"] == 2)
     );
     assert_eq!(web[0]["pid"], first);
-    w.wait_event("web.4", "run 1 ended (signal TERM, scale)");
+    w.wait_for(signalled("web.4", 1, libc::SIGTERM, ExitReason::Scale));
     assert!(
         w.path("logs/web.3.log").exists(),
         "each replica has its log"

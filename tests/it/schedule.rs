@@ -29,26 +29,35 @@ schedule = "* * * * * *"
 "#,
     );
     // The socket is up before anything is spawned.
-    w.wait_event("job", "run 1 started");
+    w.wait_for(spawned("job", 1));
     let armed = job(&w);
     assert_eq!(armed["schedule"]["cron"], "* * * * * *");
     assert!(armed["schedule"]["next_run"].is_string(), "{armed}");
-    w.wait_event(
-        "job",
-        "scheduled run skipped: run 1 is still going (1 skipped so far)",
+    let s = w.wait_for(skipped("job"));
+    assert!(
+        matches!(
+            s.kind,
+            EventKind::Skipped {
+                run: 1,
+                skipped: 1,
+                ..
+            }
+        ),
+        "{s:?}"
     );
     let busy = job(&w);
     assert_eq!(busy["state"], "running");
     assert!(busy["schedule"]["skipped"].as_u64().unwrap() >= 1, "{busy}");
     std::fs::write(w.path("release"), "").unwrap();
-    w.wait_event("job", "run 1 ended (exit code 0, exited)");
-    w.wait_event("job", "running → exited");
-    w.wait_event("job", "run 2 started");
+    w.wait_for(exited_with("job", 1, 0, ExitReason::Exited));
+    w.wait_for(transition("job", State::Running, State::Exited));
+    w.wait_for(spawned("job", 2));
     let after = job(&w);
     assert_eq!(after["schedule"]["last_result"], "success", "{after}");
+    let restarts = all(&w.events(), &restarting_any("job"));
     assert!(
-        !w.lines().iter().any(|l| l.contains("job: restarting")),
-        "a scheduled process is not restarted"
+        restarts.is_empty(),
+        "a scheduled process is not restarted: {restarts:?}"
     );
 }
 

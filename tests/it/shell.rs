@@ -14,7 +14,7 @@ max_restarts = 1
 command = "warden-demo-worker sleep"
 "#,
     );
-    w.wait_event("crashy", "→ fatal");
+    w.wait_for(state("crashy", State::Fatal));
     let (code, out, err) = run_warden(w.dir.path(), &["history", "crashy", "--json"]);
     assert_eq!(code, 0, "{err}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -66,7 +66,7 @@ period = "50ms"
         open_to_all,
     );
     let pid = w.run_pid("web", 1);
-    w.wait_event("web", "starting → running");
+    w.wait_for(transition("web", State::Starting, State::Running));
     let uid = nobody.uid.as_raw().to_string();
     let gid = nobody.gid.as_raw().to_string();
     assert_eq!(status_field(pid, "Uid"), [uid.as_str(); 4].join("\t"));

@@ -28,10 +28,11 @@ watch_delay = "2s"
     std::fs::write(src.join("app.py"), "v2\n").unwrap();
     std::fs::remove_file(src.join("app.py~")).unwrap();
     std::fs::write(src.join("helper.py"), "new\n").unwrap();
-    let first = w.wait_event("app", "files changed (");
+    let first = w.wait_for(files_changed("app"));
+    let paths = changed_paths(&first);
     assert!(
-        first.contains("src/app.py") && first.contains("src/helper.py"),
-        "{first}"
+        paths.contains(&"src/app.py".to_string()) && paths.contains(&"src/helper.py".to_string()),
+        "{first:?}"
     );
     w.run_pid("app", 2);
 
@@ -41,17 +42,19 @@ watch_delay = "2s"
     std::fs::write(src.join("gen/out.py"), "x").unwrap();
     std::fs::write(src.join("notes.txt"), "x").unwrap();
     std::fs::write(src.join("last.py"), "x").unwrap();
-    let changes = |l: &str| notice(l).is_some_and(|n| n.starts_with("app: files changed ("));
-    let second = w.wait_lines("a second change", 2, changes).pop().unwrap();
-    assert!(
-        second.ends_with("app: files changed (src/last.py): restarting"),
-        "{second}"
-    );
+    let second = w.wait_for_n(2, files_changed("app")).pop().unwrap();
+    assert_eq!(changed_paths(&second), ["src/last.py"], "{second:?}");
     w.run_pid("app", 3);
-    let restarts = w.lines().iter().filter(|l| changes(l)).count();
+    let restarts = all(&w.events(), &files_changed("app")).len();
     assert_eq!(restarts, 2, "one restart per burst");
-    w.wait_event(
-        "app",
-        "run 1 ended (signal TERM, watch): files changed: src/app.py",
+    let ended = w.wait_for(exited("app", 1));
+    assert_eq!(
+        (status(&ended), reason(&ended)),
+        ((None, Some(libc::SIGTERM)), ExitReason::Watch),
+        "{ended:?}"
+    );
+    assert!(
+        detail(&ended).starts_with("files changed: src/app.py"),
+        "{ended:?}"
     );
 }

@@ -13,11 +13,14 @@
 mod changes;
 mod reconfigure;
 mod requests;
+mod restart;
 mod rules;
 mod scale;
 mod schedule;
 
 use requests::Request;
+pub use restart::backoff_delay;
+use restart::{AfterExit, RestartRules, RunFacts, Streak};
 use rules::{start_main_probes, truncate};
 
 use std::collections::{HashMap, VecDeque};
@@ -32,10 +35,9 @@ use super::health::{CheckState, ProbeResult, ProbeState, Role};
 use super::reload::ReloadPlan;
 use super::state::{State, allowed};
 use super::status::Health;
-use crate::config::{DependCondition, LimitAction, ProcessSpec, RestartPolicy, Spec};
-use crate::monitor::{Usage, UsageHistory};
-use crate::probe::notify::NotifyMessage;
-use crate::process::ExitStatus;
+use crate::config::{DependCondition, LimitAction, ProcessSpec, Spec};
+use crate::facts::{ExitStatus, NotifyMessage, Usage};
+use crate::monitor::UsageHistory;
 
 /// How many exits each instance remembers.
 const HISTORY: usize = 50;
@@ -156,6 +158,13 @@ pub enum Input {
         run_no: u64,
         message: NotifyMessage,
     },
+    /// An sd_notify message from outside the run's process tree (`sender`, if the kernel
+    /// said) was dropped by the relay: counted and told, never acted on.
+    NotifyRefused {
+        id: InstanceId,
+        run_no: u64,
+        sender: Option<i32>,
+    },
     /// A line matched `output.hung_on`.
     OutputMatched {
         id: InstanceId,
@@ -260,6 +269,8 @@ pub struct Instance {
     pub probes: Vec<ProbeState>,
     /// The last `STATUS=` sent over sd_notify.
     pub status_text: Option<String>,
+    /// sd_notify messages from outside the run, ignored (every run of this instance).
+    pub notify_refused: u32,
     /// When the last `WATCHDOG=1` arrived (or the run started).
     last_beat: Option<Instant>,
     /// With `schedule`: when the next run is due (`None` while not armed).
@@ -450,6 +461,7 @@ impl Core {
                 error: None,
                 probes: probes_of(&spec_arc),
                 status_text: None,
+                notify_refused: 0,
                 last_beat: None,
                 next_run: None,
                 schedule_seq: 0,
@@ -513,6 +525,7 @@ impl Core {
             Input::Probe { .. }
                 | Input::CheckProbe { .. }
                 | Input::Notify { .. }
+                | Input::NotifyRefused { .. }
                 | Input::Usage { .. }
                 | Input::Silence { .. }
                 | Input::Watchdog { .. }
@@ -571,6 +584,9 @@ impl Core {
                 run_no,
                 message,
             } => self.on_notify(id, run_no, message, now, &mut fx),
+            Input::NotifyRefused { id, run_no, sender } => {
+                self.on_notify_refused(id, run_no, sender, now, &mut fx)
+            }
             Input::OutputMatched { id, run_no, line } => {
                 let detail = format!("output matched `hung_on`: {}", truncate(&line, 200));
                 self.hung(id, run_no, ExitReason::Output, detail, now, &mut fx);
@@ -814,67 +830,58 @@ impl Core {
             },
         ));
 
-        if !inst.want_up {
-            return self.transition(id, State::Stopped, now, fx);
-        }
-        if inst.start_after_stop {
-            inst.start_after_stop = false;
-            self.reset_counters(id);
-            return self.spawn(id, now, fx);
-        }
-        if inst.spec.schedule.is_some() {
-            // Its next run is at its next time: `restart` does not apply.
-            return self.transition(id, State::Exited, now, fx);
-        }
-        let failed = reason.is_failure();
-        let spec = inst.spec.clone();
-        let restart = match spec.restart {
-            RestartPolicy::Always => true,
-            RestartPolicy::OnFailure => failed,
-            RestartPolicy::Never => false,
+        let facts = RunFacts {
+            reason,
+            uptime,
+            want_up: inst.want_up,
+            start_after_stop: inst.start_after_stop,
+            scheduled: inst.spec.schedule.is_some(),
         };
-        if !restart {
-            return self.transition(id, State::Exited, now, fx);
+        let before = Streak {
+            failures: inst.failures,
+            short_runs: inst.short_runs,
+        };
+        let (decision, after) = restart::after_exit(facts, RestartRules::of(&inst.spec), before);
+        (inst.failures, inst.short_runs) = (after.failures, after.short_runs);
+        match decision {
+            AfterExit::Stopped => self.transition(id, State::Stopped, now, fx),
+            AfterExit::StartAgain => {
+                inst.start_after_stop = false;
+                self.reset_counters(id);
+                self.spawn(id, now, fx)
+            }
+            AfterExit::Exited => self.transition(id, State::Exited, now, fx),
+            AfterExit::Fatal { failures } => {
+                let message = format!(
+                    "gave up after {failures} consecutive failed runs (max_restarts = {})",
+                    inst.spec.max_restarts
+                );
+                inst.error = Some(message.clone());
+                fx.push(emit(now, &name, EventKind::Fatal { message }));
+                self.transition(id, State::Fatal, now, fx)
+            }
+            AfterExit::Restart { delay } => {
+                fx.push(emit(
+                    now,
+                    &name,
+                    EventKind::Restarting {
+                        run: run_no + 1,
+                        delay_ms: delay.as_millis() as u64,
+                    },
+                ));
+                if delay.is_zero() {
+                    self.instances[&id].restarts += 1;
+                    return self.spawn(id, now, fx);
+                }
+                fx.push(Effect::Schedule {
+                    at: now.mono + delay,
+                    id,
+                    run_no,
+                    timer: Timer::Backoff,
+                });
+                self.transition(id, State::Backoff, now, fx)
+            }
         }
-        if uptime >= spec.min_uptime {
-            inst.short_runs = 0;
-            inst.failures = 0;
-        }
-        if failed {
-            inst.failures += 1;
-        } else {
-            inst.failures = 0;
-        }
-        if spec.max_restarts > 0 && inst.failures > spec.max_restarts {
-            let message = format!(
-                "gave up after {} consecutive failed runs (max_restarts = {})",
-                inst.failures, spec.max_restarts
-            );
-            inst.error = Some(message.clone());
-            fx.push(emit(now, &name, EventKind::Fatal { message }));
-            return self.transition(id, State::Fatal, now, fx);
-        }
-        let delay = backoff_delay(spec.backoff, spec.backoff_max, inst.short_runs);
-        inst.short_runs = inst.short_runs.saturating_add(1);
-        fx.push(emit(
-            now,
-            &name,
-            EventKind::Restarting {
-                run: run_no + 1,
-                delay_ms: delay.as_millis() as u64,
-            },
-        ));
-        if delay.is_zero() {
-            self.instances[&id].restarts += 1;
-            return self.spawn(id, now, fx);
-        }
-        fx.push(Effect::Schedule {
-            at: now.mono + delay,
-            id,
-            run_no,
-            timer: Timer::Backoff,
-        });
-        self.transition(id, State::Backoff, now, fx);
     }
 
     fn on_timer(
@@ -1082,12 +1089,6 @@ fn condition_met(dep: &Instance, cond: DependCondition) -> bool {
         DependCondition::Ready => dep.state == State::Running && dep.ready,
         DependCondition::Completed => completed,
     }
-}
-
-/// `backoff` doubled per consecutive short run, capped at `max`.
-pub fn backoff_delay(backoff: Duration, max: Duration, short_runs: u32) -> Duration {
-    let factor = 1u32.checked_shl(short_runs.min(31)).unwrap_or(u32::MAX);
-    backoff.saturating_mul(factor).min(max.max(backoff))
 }
 
 /// The instances of a declared process, with `{replica}` substituted.

@@ -94,6 +94,32 @@ impl Core {
         }
     }
 
+    /// A stranger's message is never acted on; it is counted, and told on a log scale so
+    /// that a flood cannot flood the events.
+    pub(super) fn on_notify_refused(
+        &mut self,
+        id: InstanceId,
+        run_no: u64,
+        sender: Option<i32>,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(inst) = self.run_mut(id, run_no) else {
+            return;
+        };
+        inst.notify_refused = inst.notify_refused.saturating_add(1);
+        let refused = inst.notify_refused;
+        if refused.is_power_of_two() {
+            let pid = sender.and_then(|p| u32::try_from(p).ok());
+            let kind = EventKind::NotifyRefused {
+                run: run_no,
+                pid,
+                refused,
+            };
+            fx.push(emit(now, &inst.name, kind));
+        }
+    }
+
     pub(super) fn on_silence(
         &mut self,
         id: InstanceId,

@@ -45,10 +45,7 @@ pub fn events(frame: &mut Frame, app: &App, area: Rect) {
         })
         .collect();
     if lines.is_empty() {
-        frame.render_widget(
-            Line::styled(" no events since this view opened", t.dim()),
-            inner,
-        );
+        frame.render_widget(Line::styled(" no events yet", t.dim()), inner);
         return;
     }
     frame.render_widget(Paragraph::new(lines), inner);
@@ -84,7 +81,8 @@ fn event_style(kind: &EventKind, t: Theme) -> Style {
         EventKind::Limit { .. }
         | EventKind::Killed { .. }
         | EventKind::Restarting { .. }
-        | EventKind::Skipped { .. } => t.warn(),
+        | EventKind::Skipped { .. }
+        | EventKind::NotifyRefused { .. } => t.warn(),
         EventKind::Probe { ok: false, .. } => t.bad(),
         EventKind::Probe { ok: true, .. } => t.good(),
         EventKind::Reloaded { .. } | EventKind::Changed { .. } => t.info(),

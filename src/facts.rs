@@ -1,0 +1,72 @@
+//! Facts about a run, as the decisions see them: how it ended ([`ExitStatus`]), what it
+//! said over sd_notify ([`NotifyMessage`]) and what it used ([`Usage`]).
+//!
+//! Neutral ground between the mechanisms that observe these facts (`process` reaps,
+//! `probe::notify` parses datagrams, `monitor` samples) and the supervisor core that
+//! decides on them: both import from here, so the core imports no mechanism's type and
+//! no mechanism imports the core. Plain data; nothing here touches a process or a socket.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ExitStatus {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    pub fn describe(&self) -> String {
+        match (self.code, self.signal) {
+            (Some(c), _) => format!("exit code {c}"),
+            (_, Some(s)) => match Signal::try_from(s) {
+                Ok(sig) => format!("signal {}", sig.as_str().trim_start_matches("SIG")),
+                Err(_) => format!("signal {s}"),
+            },
+            _ => "unknown status".into(),
+        }
+    }
+}
+
+/// One `KEY=VALUE` line of a notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyMessage {
+    /// `READY=1`
+    Ready,
+    /// `STOPPING=1`
+    Stopping,
+    /// `RELOADING=1`
+    Reloading,
+    /// `WATCHDOG=1`: the keep-alive ping.
+    Watchdog,
+    /// `WATCHDOG=trigger`: the process asks to be treated as hung.
+    WatchdogTrigger,
+    /// `STATUS=…`: free text for the dashboard.
+    Status(String),
+    /// `MAINPID=…`
+    MainPid(i32),
+    /// `ERRNO=…`
+    Errno(i32),
+    /// Any other well-formed line, verbatim (`EXTEND_TIMEOUT_USEC=…`, `FDSTORE=1`, …).
+    Other(String),
+}
+
+/// One sample of a run's whole tree.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usage {
+    /// Memory (bytes): the cgroup's charge (page cache included, as systemd shows it), or
+    /// the resident memory summed over the tree's processes.
+    pub rss: u64,
+    /// Resident memory where it differs from `rss` and was read: in cgroup mode, when the
+    /// charge is over the run's `memory` rule (the rule is about resident memory).
+    pub resident: Option<u64>,
+    /// Percent of one core over `window`.
+    pub cpu_percent: f64,
+    /// The run's peak memory, where its cgroup keeps one.
+    pub peak: Option<u64>,
+    /// What the CPU figure covers: the time since the previous sample of the run (or since
+    /// it started, for its first sample).
+    pub window: Duration,
+}

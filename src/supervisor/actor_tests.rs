@@ -1,0 +1,241 @@
+//! The actor with paused time (`start_paused`): its timeouts fire at their virtual
+//! moment, so a test can tell a 30 s stop timeout from an hour without waiting for
+//! either. Real processes (a shell that ignores SIGTERM) are stopped by the real
+//! signaller; only the clock and the signals are the test's.
+//!
+//! Time moves only when the test says (`advance`): a blocking task held for the whole
+//! test keeps tokio from jumping to the next timer while the runtime waits on the real
+//! world (the spawner thread, a child's exit). If the actor never does what is awaited,
+//! that hold ends after [`HOLD`] of real time, time runs freely, and the test's
+//! (virtual) timeouts fail it.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::actor::{Actor, Control, Handle, Options, ShutdownReport, Sig};
+use super::event::{Event, EventKind};
+use crate::process::Spawner;
+
+/// A process that ignores SIGTERM (inherited across `exec`): only SIGKILL ends it.
+const STUBBORN: &str = r#"command = ["sh", "-c", "trap '' TERM; exec sleep 1000"]"#;
+
+/// How long time is held still, in real time, at most.
+const HOLD: Duration = Duration::from_secs(20);
+
+/// Keep tokio's paused clock from advancing on its own until dropped (or [`HOLD`]).
+struct Hold(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
+
+fn hold_time() -> Hold {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    tokio::task::spawn_blocking(move || {
+        let _ = rx.recv_timeout(HOLD);
+    });
+    Hold(tx)
+}
+
+struct Rig {
+    handle: Handle,
+    signals: mpsc::UnboundedSender<Sig>,
+    run: tokio::task::JoinHandle<std::io::Result<ShutdownReport>>,
+    _dir: tempfile::TempDir,
+}
+
+fn start(config: &str) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden.toml");
+    std::fs::write(&path, config).unwrap();
+    let spec = crate::config::load(&path).expect("a valid test config");
+    let spawner = Spawner::start().expect("the spawner thread");
+    // Unique per test: the token makes each run's `WARDEN_RUN_ID`, by which a stop finds
+    // a tree's members, and two tests sharing one would stop each other's processes.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let token = format!("actortest{}x{n}", std::process::id());
+    let opts = Options {
+        tee: None,
+        token,
+        cgroups: None,
+        cgroup_status: Default::default(),
+        config_text: None,
+        hangup_stops: false,
+        // The test's own follower is no reason to sample (no sampling ticks to step
+        // through while time is paused).
+        quiet_followers: 1,
+    };
+    let (actor, handle) = Actor::new(spec, spawner, opts);
+    let (signals, rx) = mpsc::unbounded_channel();
+    let run = tokio::spawn(actor.run_with_signals(rx));
+    Rig {
+        handle,
+        signals,
+        run,
+        _dir: dir,
+    }
+}
+
+/// Every event published so far and up to the first that satisfies `pred`, waiting (in
+/// virtual time, bounded) for it.
+async fn until(handle: &Handle, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+    let mut cursor = handle.events.follow_since(0);
+    let mut seen = Vec::new();
+    let wait = async {
+        loop {
+            let batch = cursor.take(&handle.events, u64::MAX);
+            for e in batch.events {
+                let done = pred(&e);
+                seen.push((*e).clone());
+                if done {
+                    return;
+                }
+            }
+            if batch.end || !cursor.changed().await {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(24 * 3600), wait).await;
+    seen
+}
+
+/// The events so far, once the actor has answered a request sent after `advance` (it
+/// has run since the clock moved).
+async fn settled(handle: &Handle) -> Vec<Event> {
+    let (reply, answer) = oneshot::channel();
+    // Once the actor is gone, what it published is all there is.
+    if handle.control.send(Control::Status { reply }).is_ok() {
+        let _ = answer.await;
+    }
+    let mut cursor = handle.events.follow_since(0);
+    let mut seen = Vec::new();
+    loop {
+        let batch = cursor.take(&handle.events, u64::MAX);
+        if batch.events.is_empty() {
+            return seen;
+        }
+        seen.extend(batch.events.iter().map(|e| (**e).clone()));
+    }
+}
+
+/// The pid of run 1 of `name`, once it ignores SIGTERM (polled in real time: the shell
+/// sets its trap on its own schedule).
+async fn stubborn_pid(handle: &Handle, name: &str) -> i32 {
+    let events = until(handle, |e| {
+        e.name == name && matches!(e.kind, EventKind::Spawned { .. })
+    })
+    .await;
+    let pid = events
+        .iter()
+        .find_map(|e| match e.kind {
+            EventKind::Spawned { pid, .. } => Some(pid as i32),
+            _ => None,
+        })
+        .expect("spawned");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let ignored = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .unwrap_or(0);
+        if ignored & (1 << (libc::SIGTERM - 1)) != 0 {
+            return pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no TERM trap: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn killed(events: &[Event]) -> Vec<Option<u64>> {
+    events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Killed { after_ms, .. } => Some(after_ms),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_timeout_escalates_to_sigkill_at_its_moment() {
+    let hold = hold_time();
+    let rig = start(&format!(
+        "[processes.stubborn]\n{STUBBORN}\nstop_timeout = \"30s\"\n"
+    ));
+    stubborn_pid(&rig.handle, "stubborn").await;
+    let t0 = tokio::time::Instant::now();
+    let (reply, answer) = oneshot::channel();
+    rig.handle
+        .control
+        .send(Control::Stop {
+            names: vec!["stubborn".into()],
+            reply,
+        })
+        .unwrap();
+    settled(&rig.handle).await;
+    tokio::time::advance(Duration::from_millis(29_900)).await;
+    let early = killed(&settled(&rig.handle).await);
+    assert!(
+        early.is_empty(),
+        "SIGKILL before the stop timeout: {early:?}"
+    );
+    tokio::time::advance(Duration::from_millis(100)).await;
+    let answer = tokio::time::timeout(Duration::from_secs(3600), answer)
+        .await
+        .expect("stopped within the hour: the stop timeout escalates")
+        .unwrap();
+    let took = t0.elapsed();
+    assert!(answer.is_ok(), "{answer:?}");
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_millis(30_010),
+        "SIGKILL after the stop timeout, not before nor much later: {took:?}"
+    );
+    let events = until(&rig.handle, |e| matches!(e.kind, EventKind::Exited { .. })).await;
+    assert_eq!(killed(&events), [Some(30_000)], "{events:#?}");
+    rig.signals.send(Sig::Terminate).unwrap();
+    let report = rig.run.await.unwrap().unwrap();
+    assert!(!report.timed_out && !report.forced, "{report:?}");
+    drop(hold);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_timeout_kills_what_is_left_at_its_moment() {
+    let hold = hold_time();
+    let rig = start(&format!(
+        "[supervisor]\nshutdown_timeout = \"5s\"\n[processes.stubborn]\n{STUBBORN}\nstop_timeout = \"1h\"\n"
+    ));
+    stubborn_pid(&rig.handle, "stubborn").await;
+    let t0 = tokio::time::Instant::now();
+    rig.signals.send(Sig::Terminate).unwrap();
+    settled(&rig.handle).await;
+    tokio::time::advance(Duration::from_millis(4_900)).await;
+    let so_far = settled(&rig.handle).await;
+    assert!(
+        killed(&so_far).is_empty(),
+        "SIGKILL before the shutdown timeout: {so_far:#?}"
+    );
+    tokio::time::advance(Duration::from_millis(100)).await;
+    let report = tokio::time::timeout(Duration::from_secs(2 * 3600), rig.run)
+        .await
+        .expect("the actor ends")
+        .unwrap()
+        .unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_millis(5_010),
+        "everything SIGKILLed when the shutdown timeout ran out: {took:?}"
+    );
+    assert!(report.timed_out && !report.stop_timeout, "{report:?}");
+    assert_eq!(report.exit_code(), 4);
+    let events = until(&rig.handle, |_| false).await;
+    assert_eq!(
+        killed(&events),
+        [None],
+        "killed at once, not after stop_timeout"
+    );
+    drop(hold);
+}
