@@ -21,7 +21,7 @@ TARGET_SAMPLING_CGROUP_PERCENT = 1
 TARGET_SAMPLING_SYSINFO_PERCENT = 2
 TARGET_DASH_CPU_PERCENT = 2
 TARGET_FRAME_MS = 5
-PEER_ORDER = ["warden", "s6", "supervisord", "floor"]
+PEER_ORDER = ["warden", "warden-nocgroup", "s6", "supervisord", "floor"]
 FLOOR_LABEL = {
     "start": "floor: a posix_spawn loop, no supervisor",
     "restart": "floor: posix_spawn to stamp, no supervisor",
@@ -269,7 +269,8 @@ def render(results, machine_path):
         w("| peer | kills | median ms | p90 ms | min–max ms | warden/peer (median) |")
         w("|---|---|---|---|---|---|")
         rest = {}
-        rows = [(p, "restart", p) for p in peers_in(by, "restart") if p != "floor"]
+        rows = [(p, "restart", "warden, `cgroup = \"off\"`" if p == "warden-nocgroup" else p)
+                for p in peers_in(by, "restart") if p != "floor"]
         rows += [(p, "restart-long", f"{p} (killed after 1.2 s)") for p in peers_in(by, "restart-long")]
         rows += [(p, "restart", FLOOR_LABEL["restart"]) for p in peers_in(by, "restart") if p == "floor"]
         for p, wk, label in rows:

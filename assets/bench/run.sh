@@ -434,10 +434,13 @@ workload_spew() {
 
 restart_warden() {
     # `backoff = "0s"`: restart at once, as the issue's workload asks.
-    printf '[processes.k]\ncommand = %s\nbackoff = "0s"\n' \
-        "$(toml_argv "$WORKER" stamp "$1/stamp")" >"$1/warden.toml"
+    printf '[supervisor]\ncgroup = "%s"\n[processes.k]\ncommand = %s\nbackoff = "0s"\n' \
+        "${CGROUP:-auto}" "$(toml_argv "$WORKER" stamp "$1/stamp")" >"$1/warden.toml"
     launch warden-restart "$WARDEN" up --no-tui -c "$1/warden.toml"
 }
+
+# The same without a cgroup per run: what placing the child in its cgroup costs.
+restart_warden-nocgroup() { CGROUP=off restart_warden "$@"; }
 
 restart_s6() {
     mkdir -p "$1/scan/k"
@@ -472,6 +475,9 @@ workload_restart() {
     measure restart floor spawn-floor --stamp "$TMP/floor/stamp" --times "$KILLS" -- "$WORKER" stamp || true
     for peer in "${PEERS[@]}"; do
         restart_latency "$peer" 0.5 "$KILLS"
+        if [[ $peer == warden ]]; then
+            restart_latency warden-nocgroup 0.5 "$KILLS"
+        fi
     done
     # s6 spaces launches of a service at least 1 s apart; a child that has run longer
     # than that is restarted at once. Show that case too.
