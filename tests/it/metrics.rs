@@ -83,6 +83,8 @@ tcp = "127.0.0.1:{echo}"
 send = "ping"
 expect = "PING"
 period = "100ms"
+# Generous: a probe that fails on a loaded machine would change the figures between reads.
+timeout = "2s"
 [processes.crashy]
 command = "warden-demo-worker crash 0 1"
 backoff = "10ms"
@@ -201,7 +203,9 @@ fn the_http_endpoint_answers_one_bounded_get_per_connection() {
     let w = Warden::start(&format!(
         "[supervisor]\nmetrics = \"127.0.0.1:{port}\"\n[processes.idle]\ncommand = \"warden-demo-worker sleep\"\n"
     ));
-    wait_http_status(port, "the endpoint", |_| true);
+    wait_http_status(port, "idle running", |s| {
+        s["processes"][0]["state"] == "running"
+    });
     // A keep-alive request still gets its answer and then the end of the connection
     // (`http` reads to the end, bounded by its read timeout).
     let (head, body) = http(
@@ -231,5 +235,6 @@ fn the_http_endpoint_answers_one_bounded_get_per_connection() {
     // And the supervisor did not notice any of it.
     let s = wait_http_status(port, "the endpoint still answering", |_| true);
     assert_eq!(s["processes"][0]["state"], "running");
+    assert_eq!(s["processes"][0]["restarts"], 0);
     drop(w);
 }
