@@ -340,13 +340,26 @@ spew_pipe() {
     launch pipe-spew sh -c '"$@" | cat >"$0"' "$LOG" "${SPEW[@]/STAMP/$1/stamp}"
 }
 
-spew_warden_ts() { spew_warden "$1" true; }
-spew_warden_raw() { spew_warden "$1" false; }
+# warden without a terminal tee (`up --detach`: the log file and the ring only), with
+# and without timestamps; then `up --no-tui`, whose tee of every line goes to a file or
+# to /dev/null (the tee may drop, the file must not).
+spew_warden_raw() { spew_warden "$1" false detach; }
+spew_warden_ts() { spew_warden "$1" true detach; }
+spew_warden_tee() { spew_warden "$1" false tee; }
+spew_warden_tee_null() { spew_warden "$1" false null; }
 spew_warden() {
     LOG=$1/logs/spew.log
     printf '[processes.spew]\ncommand = %s\nrestart = "never"\n[processes.spew.log]\ntimestamps = %s\nmax_size = "1GB"\n' \
         "$(toml_argv "${SPEW[@]/STAMP/$1/stamp}")" "$2" >"$1/warden.toml"
-    launch warden-spew "$WARDEN" up --no-tui -c "$1/warden.toml"
+    case $3 in
+    detach)
+        # The client returns once the daemon answers; `spew_once` stops it with `down`.
+        DOWN=$1/warden.toml
+        launch warden-spew "$WARDEN" up --detach -c "$1/warden.toml"
+        ;;
+    tee) launch warden-spew "$WARDEN" up --no-tui -c "$1/warden.toml" ;;
+    null) launch warden-spew sh -c 'exec "$@" >/dev/null 2>&1' sh "$WARDEN" up --no-tui -c "$1/warden.toml" ;;
+    esac
 }
 
 spew_supervisord() {
@@ -369,10 +382,20 @@ spew_s6() {
     launch s6-spew s6-svscan "$1/scan"
 }
 
+# spew_stop KIND PID: a detached warden is asked to go with `down` (bounded), then the
+# usual `stop` makes sure nothing of the run is left.
+spew_stop() {
+    if [[ -n $DOWN ]]; then
+        timeout 60 "$WARDEN" down -c "$DOWN" >/dev/null 2>&1 || true
+    fi
+    record spew-stop "$1" "$(stop "$2")"
+}
+
 # spew_once KIND: time one 200 MB run, then check the bytes in the log.
 spew_once() {
     local kind=$1 dir=$TMP/spew-$1 size=$SPEW_BYTES flags=() verify=() pid v
     rm -rf "$dir" && mkdir -p "$dir"
+    DOWN=
     "spew_$kind" "$dir"
     pid=$PID
     if [[ $kind == warden_ts ]]; then
@@ -382,11 +405,11 @@ spew_once() {
     fi
     if measure spew "$kind" spew-wait --stamp "$dir/stamp" --file "$LOG" --size "$size" \
         --payload "$SPEW_BYTES" --timeout 60 "${flags[@]}"; then
-        record spew-stop "$kind" "$(stop "$pid")"
+        spew_stop "$kind" "$pid"
         v=$("${PY[@]}" verify --file "$LOG" "${verify[@]}")
         record spew-verify "$kind" "$v"
     else
-        record spew-stop "$kind" "$(stop "$pid")"
+        spew_stop "$kind" "$pid"
     fi
     rm -rf "$dir"
 }
@@ -396,7 +419,7 @@ workload_spew() {
     local kinds=(direct pipe)
     for peer in "${PEERS[@]}"; do
         case $peer in
-        warden) kinds+=(warden_raw warden_ts) ;;
+        warden) kinds+=(warden_raw warden_ts warden_tee warden_tee_null) ;;
         *) kinds+=("$peer") ;;
         esac
     done
@@ -411,10 +434,13 @@ workload_spew() {
 
 restart_warden() {
     # `backoff = "0s"`: restart at once, as the issue's workload asks.
-    printf '[processes.k]\ncommand = %s\nbackoff = "0s"\n' \
-        "$(toml_argv "$WORKER" stamp "$1/stamp")" >"$1/warden.toml"
+    printf '[supervisor]\ncgroup = "%s"\n[processes.k]\ncommand = %s\nbackoff = "0s"\n' \
+        "${CGROUP:-auto}" "$(toml_argv "$WORKER" stamp "$1/stamp")" >"$1/warden.toml"
     launch warden-restart "$WARDEN" up --no-tui -c "$1/warden.toml"
 }
+
+# The same without a cgroup per run: what placing the child in its cgroup costs.
+restart_warden-nocgroup() { CGROUP=off restart_warden "$@"; }
 
 restart_s6() {
     mkdir -p "$1/scan/k"
@@ -449,6 +475,9 @@ workload_restart() {
     measure restart floor spawn-floor --stamp "$TMP/floor/stamp" --times "$KILLS" -- "$WORKER" stamp || true
     for peer in "${PEERS[@]}"; do
         restart_latency "$peer" 0.5 "$KILLS"
+        if [[ $peer == warden ]]; then
+            restart_latency warden-nocgroup 0.5 "$KILLS"
+        fi
     done
     # s6 spaces launches of a service at least 1 s apart; a child that has run longer
     # than that is restarted at once. Show that case too.

@@ -1,31 +1,57 @@
 //! The optional HTTP endpoint (`[supervisor] metrics = "127.0.0.1:9900"`): `/metrics` in
-//! the Prometheus text format, `/healthz`, and `/status` (the JSON of `warden status
-//! --json`). A plain observer of the supervisor, like the CLI: it asks for a
-//! [`Snapshot`] per request and never holds state of its own. A scrape of `/metrics`
-//! keeps the supervisor sampling every `sample_interval` for a minute, so gauges and
-//! history have no holes.
+//! the OpenMetrics text format (which Prometheus scrapes natively), `/healthz`, and
+//! `/status` (the JSON of `warden status --json`). A plain observer of the supervisor,
+//! like the CLI: it asks for a [`Snapshot`] per request and never holds state of its own.
+//! A scrape of `/metrics` keeps the supervisor sampling every `sample_interval` for a
+//! minute, so gauges and history have no holes.
 //!
-//! It is deliberately tiny: GET only, one request per connection, bounded request size,
-//! time and concurrency, so that a scraper (or anything else) cannot disturb supervision.
+//! HTTP is hyper's (HTTP/1 server, one request per connection) and the exposition is
+//! `prometheus-client`'s encoder; this module only decides the bounds (request size, time,
+//! concurrent connections) so that a scraper, or anything else on the port, cannot disturb
+//! supervision, and maps a snapshot to metric families. It must not keep metrics between
+//! requests: the snapshot is the one source of truth.
 
-use std::fmt::Write as _;
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::supervisor::status::{Health, Snapshot};
 use crate::supervisor::{Control, Handle};
 
+/// hyper's smallest read buffer, and more than any scraper's request head needs.
 const MAX_REQUEST: usize = 8 * 1024;
+const MAX_HEADERS: usize = 64;
+/// The whole connection, from accept to the last byte written (slow clients included).
 const REQUEST_TIME: Duration = Duration::from_secs(5);
 const MAX_CONNECTIONS: usize = 64;
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Serve on an already-bound listener until the task is aborted.
 pub async fn serve(listener: TcpListener, handle: Handle) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut http = http1::Builder::new();
+    // One request per connection: a client cannot hold a slot by keeping it alive.
+    http.keep_alive(false)
+        .max_buf_size(MAX_REQUEST)
+        .max_headers(MAX_HEADERS)
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_TIME);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             // Out of descriptors or similar: do not spin.
@@ -36,71 +62,46 @@ pub async fn serve(listener: TcpListener, handle: Handle) {
             continue; // dropped: too many at once
         };
         let handle = handle.clone();
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |request| {
+                let handle = handle.clone();
+                async move { Ok::<_, Infallible>(answer(request, &handle).await) }
+            }),
+        );
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIME, answer(stream, &handle)).await;
+            let _ = tokio::time::timeout(REQUEST_TIME, connection).await;
             drop(permit);
         });
     }
 }
 
-async fn answer(mut stream: TcpStream, handle: &Handle) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 || buf.len() + n > MAX_REQUEST {
-            return respond(
-                &mut stream,
-                "400 Bad Request",
-                "text/plain",
-                "bad request\n",
-            )
-            .await;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+async fn answer(request: Request<Incoming>, handle: &Handle) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET {
+        return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
     }
-    let head = String::from_utf8_lossy(&buf);
-    let mut parts = head.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if method != "GET" {
-        return respond(
-            &mut stream,
-            "405 Method Not Allowed",
-            "text/plain",
-            "GET only\n",
-        )
-        .await;
-    }
-    let path = path.split('?').next().unwrap_or("");
+    let path = request.uri().path();
     // Only a scrape of /metrics keeps the supervisor sampling; health checks must not.
     let Some(report) = status(handle, path == "/metrics").await else {
         return respond(
-            &mut stream,
-            "503 Service Unavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             "supervisor stopping\n",
-        )
-        .await;
+        );
     };
     match path {
-        "/metrics" => {
-            let body = prometheus(&report);
-            respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body).await
-        }
-        "/healthz" => respond(&mut stream, "200 OK", "text/plain", "ok\n").await,
-        "/status" => {
-            let body = serde_json::to_string(&report).unwrap_or_default();
-            respond(&mut stream, "200 OK", "application/json", &body).await
-        }
-        _ => {
-            respond(
-                &mut stream,
-                "404 Not Found",
-                "text/plain",
-                "try /metrics, /healthz or /status\n",
-            )
-            .await
-        }
+        "/metrics" => respond(StatusCode::OK, OPENMETRICS, openmetrics(&report)),
+        "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
+        "/status" => respond(
+            StatusCode::OK,
+            "application/json",
+            serde_json::to_string(&report).unwrap_or_default(),
+        ),
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "try /metrics, /healthz or /status\n",
+        ),
     }
 }
 
@@ -114,184 +115,193 @@ async fn status(handle: &Handle, scrape: bool) -> Option<Snapshot> {
     rx.await.ok()
 }
 
-async fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    kind: &str,
-    body: &str,
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
+fn respond(status: StatusCode, kind: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(kind) = kind.parse() {
+        response.headers_mut().insert(header::CONTENT_TYPE, kind);
+    }
+    response
 }
 
-/// The Prometheus text exposition of a status report.
-pub fn prometheus(report: &Snapshot) -> String {
-    let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in rows {
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
-        }
-    };
-    let label = |name: &str| format!("name=\"{}\"", escape(name));
-    let procs = &report.processes;
-    family(
-        "warden_process_running",
-        "gauge",
-        "1 if a process of the instance is running.",
-        procs
-            .iter()
-            .map(|p| (label(&p.name), f64::from(u8::from(p.pid.is_some()))))
-            .collect(),
-    );
-    family(
-        "warden_process_ready",
-        "gauge",
-        "1 if the instance is ready.",
-        procs
-            .iter()
-            .map(|p| (label(&p.name), f64::from(u8::from(p.ready))))
-            .collect(),
-    );
-    family(
-        "warden_process_state",
-        "gauge",
-        "The instance's state (1 for the current one).",
-        procs
-            .iter()
-            .map(|p| (format!("{},state=\"{}\"", label(&p.name), p.state), 1.0))
-            .collect(),
-    );
-    family(
-        "warden_process_restarts_total",
-        "counter",
-        "Restarts of the instance since warden started.",
-        procs
-            .iter()
-            .map(|p| (label(&p.name), f64::from(p.restarts)))
-            .collect(),
-    );
-    family(
-        "warden_process_healthy",
-        "gauge",
-        "1 healthy, 0 unhealthy (instances with a liveness verdict only).",
-        procs
-            .iter()
-            .filter(|p| matches!(p.health, Health::Healthy | Health::Unhealthy))
-            .map(|p| {
-                (
-                    label(&p.name),
-                    f64::from(u8::from(p.health == Health::Healthy)),
-                )
-            })
-            .collect(),
-    );
-    family(
-        "warden_process_resident_bytes",
-        "gauge",
-        "Resident memory of the instance's process tree (its cgroup's charge in cgroup mode).",
-        procs
-            .iter()
-            .filter_map(|p| Some((label(&p.name), p.rss_bytes? as f64)))
-            .collect(),
-    );
-    family(
-        "warden_process_cpu_percent",
-        "gauge",
-        "CPU of the instance's process tree, percent of one core, since the previous sample.",
-        procs
-            .iter()
-            .filter_map(|p| Some((label(&p.name), p.cpu_percent?)))
-            .collect(),
-    );
-    family(
-        "warden_process_memory_peak_bytes",
-        "gauge",
-        "Peak memory of the instance's current run (the cgroup's, or the highest sample).",
-        procs
-            .iter()
-            .filter_map(|p| Some((label(&p.name), p.memory_peak_bytes? as f64)))
-            .collect(),
-    );
-    if let Some(me) = &report.supervisor {
-        family(
-            "warden_supervisor_resident_bytes",
-            "gauge",
-            "Resident memory of warden itself.",
-            me.rss_bytes
-                .map(|b| (format!("pid=\"{}\"", me.pid), b as f64))
-                .into_iter()
-                .collect(),
-        );
-        family(
-            "warden_supervisor_cpu_percent",
-            "gauge",
-            "CPU of warden itself, percent of one core, since the previous scrape.",
-            me.cpu_percent
-                .map(|c| (format!("pid=\"{}\"", me.pid), c))
-                .into_iter()
-                .collect(),
-        );
+type Labels = Vec<(&'static str, String)>;
+type Integer = Family<Labels, Gauge>;
+type Real = Family<Labels, Gauge<f64, AtomicU64>>;
+type Total = Family<Labels, Counter>;
+
+/// The families of one exposition, filled from a snapshot and then encoded once.
+struct Families {
+    registry: Registry,
+}
+
+impl Families {
+    fn integer(&mut self, name: &str, help: &str, unit: Option<Unit>) -> Integer {
+        self.add(name, help, unit, Integer::default())
     }
-    family(
-        "warden_log_dropped_bytes_total",
-        "counter",
-        "Bytes of the instance's output that did not reach its log file (disk full, a log sink that hangs).",
-        procs
-            .iter()
-            .map(|p| (label(&p.name), p.log_dropped_bytes as f64))
-            .collect(),
+
+    fn real(&mut self, name: &str, help: &str, unit: Option<Unit>) -> Real {
+        self.add(name, help, unit, Real::default())
+    }
+
+    /// `name` without `_total`: the encoder appends it to a counter's samples.
+    fn total(&mut self, name: &str, help: &str, unit: Option<Unit>) -> Total {
+        self.add(name, help, unit, Total::default())
+    }
+
+    fn add<M>(&mut self, name: &str, help: &str, unit: Option<Unit>, family: M) -> M
+    where
+        M: prometheus_client::registry::Metric + Clone,
+    {
+        match unit {
+            Some(unit) => self
+                .registry
+                .register_with_unit(name, help, unit, family.clone()),
+            None => self.registry.register(name, help, family.clone()),
+        }
+        family
+    }
+}
+
+fn name(value: &str) -> Labels {
+    vec![("name", value.to_owned())]
+}
+
+fn with(mut labels: Labels, key: &'static str, value: impl ToString) -> Labels {
+    labels.push((key, value.to_string()));
+    labels
+}
+
+/// The OpenMetrics text exposition of a status report. The metric names are those of
+/// the hand-written Prometheus text it replaces (units and `_total` are appended by the
+/// encoder, so a family's name omits them).
+pub fn openmetrics(report: &Snapshot) -> String {
+    let mut f = Families {
+        registry: Registry::default(),
+    };
+    let procs = &report.processes;
+    let running = f.integer(
+        "warden_process_running",
+        "1 if a process of the instance is running",
+        None,
+    );
+    let ready = f.integer("warden_process_ready", "1 if the instance is ready", None);
+    let state = f.integer(
+        "warden_process_state",
+        "The instance's state (1 for the current one)",
+        None,
+    );
+    let restarts = f.total(
+        "warden_process_restarts",
+        "Restarts of the instance since warden started",
+        None,
+    );
+    let healthy = f.integer(
+        "warden_process_healthy",
+        "1 healthy, 0 unhealthy (instances with a liveness verdict only)",
+        None,
+    );
+    let resident = f.integer(
+        "warden_process_resident",
+        "Resident memory of the instance's process tree (its cgroup's charge in cgroup mode)",
+        Some(Unit::Bytes),
+    );
+    let cpu = f.real(
+        "warden_process_cpu_percent",
+        "CPU of the instance's process tree, percent of one core, since the previous sample",
+        None,
+    );
+    let peak = f.integer(
+        "warden_process_memory_peak",
+        "Peak memory of the instance's current run (the cgroup's, or the highest sample)",
+        Some(Unit::Bytes),
+    );
+    let dropped = f.total(
+        "warden_log_dropped",
+        "Bytes of the instance's output that did not reach its log file (disk full, a log sink that hangs)",
+        Some(Unit::Bytes),
+    );
+    for p in procs {
+        let n = name(&p.name);
+        running.get_or_create(&n).set(i64::from(p.pid.is_some()));
+        ready.get_or_create(&n).set(i64::from(p.ready));
+        state
+            .get_or_create(&with(n.clone(), "state", p.state))
+            .set(1);
+        restarts.get_or_create(&n).inc_by(u64::from(p.restarts));
+        if matches!(p.health, Health::Healthy | Health::Unhealthy) {
+            healthy
+                .get_or_create(&n)
+                .set(i64::from(p.health == Health::Healthy));
+        }
+        if let Some(bytes) = p.rss_bytes {
+            resident.get_or_create(&n).set(saturate(bytes));
+        }
+        if let Some(percent) = p.cpu_percent {
+            cpu.get_or_create(&n).set(percent);
+        }
+        if let Some(bytes) = p.memory_peak_bytes {
+            peak.get_or_create(&n).set(saturate(bytes));
+        }
+        dropped.get_or_create(&n).inc_by(p.log_dropped_bytes);
+    }
+    if let Some(me) = &report.supervisor {
+        let pid = vec![("pid", me.pid.to_string())];
+        let resident = f.integer(
+            "warden_supervisor_resident",
+            "Resident memory of warden itself",
+            Some(Unit::Bytes),
+        );
+        let cpu = f.real(
+            "warden_supervisor_cpu_percent",
+            "CPU of warden itself, percent of one core, since the previous scrape",
+            None,
+        );
+        if let Some(bytes) = me.rss_bytes {
+            resident.get_or_create(&pid).set(saturate(bytes));
+        }
+        if let Some(percent) = me.cpu_percent {
+            cpu.get_or_create(&pid).set(percent);
+        }
+    }
+    let probe_ok = f.integer(
+        "warden_probe_ok",
+        "1 if the probe's last result passed",
+        None,
+    );
+    let latency = f.real(
+        "warden_probe_latency",
+        "Latency of the probe's last result",
+        Some(Unit::Other("milliseconds".into())),
     );
     let probes = procs
         .iter()
-        .flat_map(|p| p.probes.iter().map(move |pr| (label(&p.name), pr)));
+        .flat_map(|p| p.probes.iter().map(move |pr| (name(&p.name), pr)));
     let checks = report.checks.iter().flat_map(|c| {
         c.probes
             .iter()
-            .map(move |pr| (format!("check=\"{}\"", escape(&c.name)), pr))
+            .map(move |pr| (vec![("check", c.name.clone())], pr))
     });
-    let all: Vec<_> = probes.chain(checks).collect();
-    family(
-        "warden_probe_ok",
-        "gauge",
-        "1 if the probe's last result passed.",
-        all.iter()
-            .filter_map(|(l, pr)| {
-                Some((
-                    format!("{l},role=\"{}\"", pr.role),
-                    f64::from(u8::from(pr.ok?)),
-                ))
-            })
-            .collect(),
-    );
-    family(
-        "warden_probe_latency_milliseconds",
-        "gauge",
-        "Latency of the probe's last result.",
-        all.iter()
-            .filter_map(|(l, pr)| Some((format!("{l},role=\"{}\"", pr.role), pr.latency_ms?)))
-            .collect(),
-    );
-    family(
-        "warden_check_ready",
-        "gauge",
-        "1 if the check passes.",
-        report
-            .checks
-            .iter()
-            .map(|c| (label(&c.name), f64::from(u8::from(c.ready))))
-            .collect(),
-    );
+    for (owner, probe) in probes.chain(checks) {
+        let labels = with(owner, "role", &probe.role);
+        if let Some(ok) = probe.ok {
+            probe_ok.get_or_create(&labels).set(i64::from(ok));
+        }
+        if let Some(ms) = probe.latency_ms {
+            latency.get_or_create(&labels).set(ms);
+        }
+    }
+    let check_ready = f.integer("warden_check_ready", "1 if the check passes", None);
+    for c in &report.checks {
+        check_ready
+            .get_or_create(&name(&c.name))
+            .set(i64::from(c.ready));
+    }
+    let mut out = String::new();
+    // Writing into a String cannot fail; the encoder's only error is the writer's.
+    let _ = encode(&mut out, &f.registry);
     out
 }
 
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+fn saturate(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }

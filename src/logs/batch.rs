@@ -29,7 +29,8 @@ pub struct Batch {
     /// When warden read the chunk (every record shares it).
     pub time: SystemTime,
     pub stream: Stream,
-    text: Box<[u8]>,
+    /// A recycled buffer for a large chunk (see `buffers.rs`), else exactly its size.
+    text: Vec<u8>,
     /// Per record: its length in bytes (at most [`MAX_LINE`]), with [`PARTIAL`] set when
     /// no newline followed it.
     lens: Box<[u16]>,
@@ -52,9 +53,14 @@ pub struct BatchBuilder {
 
 impl BatchBuilder {
     pub fn with_capacity(bytes: usize) -> BatchBuilder {
+        let text = match bytes >= super::buffers::LARGE {
+            true => super::buffers::take(),
+            false => Vec::with_capacity(bytes),
+        };
         BatchBuilder {
-            text: Vec::with_capacity(bytes),
-            lens: Vec::new(),
+            text,
+            // Room for lines of 64 bytes on average without growing.
+            lens: Vec::with_capacity(bytes / 64),
         }
     }
 
@@ -77,11 +83,15 @@ impl BatchBuilder {
     }
 
     pub fn finish(self, time: SystemTime, stream: Stream) -> Batch {
+        let mut text = self.text;
+        if text.capacity() != super::buffers::CHUNK {
+            text.shrink_to_fit();
+        }
         Batch {
             first_seq: 0,
             time,
             stream,
-            text: self.text.into_boxed_slice(),
+            text,
             lens: self.lens.into_boxed_slice(),
         }
     }
@@ -136,6 +146,12 @@ impl Batch {
             text: record.text.into(),
             partial: record.partial,
         }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        super::buffers::give(std::mem::take(&mut self.text));
     }
 }
 

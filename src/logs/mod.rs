@@ -28,6 +28,7 @@
 //! - panic on anything a child writes, or on any I/O error.
 
 mod batch;
+mod buffers;
 mod display;
 mod file;
 mod line;

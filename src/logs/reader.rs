@@ -12,10 +12,9 @@
 //! the pipe open long after the child is reaped, so the caller bounds the drain after the
 //! exit and then drops (aborts) the pump; the partial last line is flushed either way.
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use nix::errno::Errno;
@@ -26,14 +25,10 @@ use tokio::task::JoinHandle;
 
 use super::{LogSink, Stream};
 
-/// One read's worth: a Linux pipe holds 64 KiB by default.
-const READ_SIZE: usize = 64 * 1024;
+use super::buffers;
 
-thread_local! {
-    /// The read buffer, per thread rather than per pump: an idle pump holds no buffer,
-    /// and there may be a thousand of them.
-    static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_SIZE].into_boxed_slice());
-}
+/// One read's worth: a Linux pipe holds 64 KiB by default.
+const READ_SIZE: usize = buffers::CHUNK;
 
 /// Runs `pump(fd, stream, sink)` on the capture thread (started on first use). If that
 /// thread cannot be had (out of descriptors or threads), on the caller's runtime, so that
@@ -117,37 +112,40 @@ pub async fn pump(fd: OwnedFd, stream: Stream, sink: Arc<LogSink>) {
     }
 }
 
-/// One `read` into the thread's buffer, handed to the sink; Ok(0) at EOF.
+/// One `read` into a buffer taken only for that read (an idle pump holds none, and there
+/// may be a thousand of them), handed to the sink; Ok(0) at EOF.
 fn read_into(fd: &OwnedFd, stream: Stream, sink: &LogSink) -> io::Result<usize> {
-    READ_BUFFER.with(|cell| {
-        let mut fresh;
-        let mut borrowed;
-        // Never re-entered in practice (a sink does not read pipes), but never panic.
-        let buf: &mut [u8] = match cell.try_borrow_mut() {
-            Ok(b) => {
-                borrowed = b;
-                &mut borrowed[..]
+    let mut buf = buffers::take();
+    loop {
+        sink.reading(true);
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: `read` writes at most `spare.len()` bytes into memory we own; the bytes
+        // it reports are initialized from then on.
+        let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        let read = Errno::result(n).map(|n| n as usize);
+        match read {
+            Ok(n) if n > 0 => {
+                // SAFETY: see above.
+                unsafe { buf.set_len(n) };
+                sink.write_chunk(stream, buf);
+                sink.reading(false);
+                return Ok(n);
             }
-            Err(_) => {
-                fresh = vec![0; READ_SIZE];
-                &mut fresh[..]
+            _ => sink.reading(false),
+        }
+        match read {
+            Ok(n) => {
+                buffers::give(buf);
+                return Ok(n);
             }
-        };
-        loop {
-            sink.reading(true);
-            let read = nix::unistd::read(fd, buf);
-            if let Ok(n) = read {
-                sink.write(stream, &buf[..n]);
-            }
-            sink.reading(false);
-            match read {
-                Ok(n) => return Ok(n),
-                Err(Errno::EINTR) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => {
+                buffers::give(buf);
                 // EAGAIN becomes WouldBlock, which `try_io` takes as "not ready".
-                Err(errno) => return Err(io::Error::from(errno)),
+                return Err(io::Error::from(errno));
             }
         }
-    })
+    }
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {

@@ -22,7 +22,7 @@ use super::batch::{Batch, BatchBuilder};
 use super::line::{Framer, MAX_LINE};
 use super::ring::Ring;
 use super::terminal::Tee;
-use super::writer::{FileWriter, Notices, OpenState};
+use super::writer::{FileWriter, Notices, OpenState, Raw};
 use super::{LogLine, Stream};
 use crate::config::spec::LogSpec;
 
@@ -155,7 +155,22 @@ impl LogSink {
             return;
         }
         self.record_output();
-        self.frame(stream, Some(chunk));
+        if let Some(batch) = self.frame(stream, Some(chunk)) {
+            self.publish(batch, Some(Raw::Borrowed(chunk)));
+        }
+    }
+
+    /// [`LogSink::write`] of a chunk in a buffer from `buffers.rs`, which a verbatim
+    /// file's writer takes over instead of copying it. For the pipe reader.
+    pub(super) fn write_chunk(&self, stream: Stream, chunk: Vec<u8>) {
+        if chunk.is_empty() || stream == Stream::Warden {
+            self.write(stream, &chunk);
+            return super::buffers::give(chunk);
+        }
+        self.record_output();
+        if let Some(batch) = self.frame(stream, Some(&chunk)) {
+            self.publish(batch, Some(Raw::Owned(chunk)));
+        }
     }
 
     fn record_output(&self) {
@@ -168,8 +183,10 @@ impl LogSink {
     /// without a newline, if any, is written out as a partial line. The stream may start
     /// again afterwards (the next run).
     pub fn end_of_stream(&self, stream: Stream) {
-        if stream != Stream::Warden {
-            self.frame(stream, None);
+        if stream != Stream::Warden
+            && let Some(batch) = self.frame(stream, None)
+        {
+            self.publish(batch, None);
         }
     }
 
@@ -200,8 +217,9 @@ impl LogSink {
             || lock(&self.watch).is_some()
     }
 
-    /// Frames a chunk (`None`: the end of the stream) and publishes its records.
-    fn frame(&self, stream: Stream, chunk: Option<&[u8]>) {
+    /// Frames a chunk (`None`: the end of the stream) into the batch to publish; `None`
+    /// when the stream ends with nothing pending.
+    fn frame(&self, stream: Stream, chunk: Option<&[u8]>) -> Option<Batch> {
         let time = SystemTime::now();
         let wanted = self.lines_wanted(stream);
         let capacity = if wanted {
@@ -213,7 +231,7 @@ impl LogSink {
         {
             let mut framer = lock(&self.framers[index(stream)]);
             if chunk.is_none() && !framer.has_pending() {
-                return;
+                return None;
             }
             // Framed either way, so that lines wanted later start where they should.
             match chunk {
@@ -230,11 +248,11 @@ impl LogSink {
                 watch(record.text);
             }
         }
-        self.publish(batch, chunk);
+        Some(batch)
     }
 
     /// Gives `batch` its sequence numbers and hands it to everyone, in one order.
-    fn publish(&self, mut batch: Batch, raw: Option<&[u8]>) {
+    fn publish(&self, mut batch: Batch, raw: Option<Raw<'_>>) {
         let mut inner = lock(&self.inner);
         if let Some(raw) = raw {
             self.writer.write_bytes(raw);

@@ -50,6 +50,12 @@ const MAX_ACTIVE: usize = 8;
 /// can cost.
 const MAX_WORKERS: usize = 512;
 
+/// A chunk's raw bytes, as the reader has them.
+pub enum Raw<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
 /// Called with a line for the user (shown by `up` and `warden events`).
 pub type Notices = Arc<dyn Fn(String) + Send + Sync>;
 
@@ -88,7 +94,8 @@ enum Item {
     /// Give the file to this user and group (and the files rotation opens later).
     Owner(Option<u32>, u32),
     Records(Arc<Batch>),
-    Bytes(Box<[u8]>),
+    /// Often a recycled buffer handed over by the reader (see `buffers.rs`).
+    Bytes(Vec<u8>),
 }
 
 impl Item {
@@ -219,9 +226,18 @@ impl FileWriter {
         }
     }
 
-    pub fn write_bytes(&self, bytes: &[u8]) {
-        if !self.shared.timestamps && !bytes.is_empty() {
-            self.push(Item::Bytes(bytes.into()));
+    /// Queues a chunk's raw bytes for a verbatim file; `Raw::Owned` passes the reader's
+    /// buffer itself when it is large (see `buffers.rs`).
+    pub fn write_bytes(&self, raw: Raw<'_>) {
+        let bytes = match raw {
+            Raw::Borrowed(b) if !self.shared.timestamps => b.to_vec(),
+            Raw::Owned(v) if !self.shared.timestamps => super::buffers::own(v),
+            Raw::Borrowed(_) => return,
+            Raw::Owned(v) => return super::buffers::give(v),
+        };
+        match bytes.is_empty() {
+            true => super::buffers::give(bytes),
+            false => self.push(Item::Bytes(bytes)),
         }
     }
 
@@ -450,7 +466,10 @@ impl Shared {
         f.lost(unwritten + earlier);
         match item {
             Item::Open | Item::Owner(..) => {}
-            Item::Bytes(bytes) => f.write(&bytes),
+            Item::Bytes(bytes) => {
+                f.write(&bytes);
+                super::buffers::give(bytes);
+            }
             Item::Records(batch) => self.write_records(f, &batch),
         }
     }

@@ -12,6 +12,7 @@ mod health;
 mod init;
 mod kill;
 mod lifecycle;
+mod metrics;
 mod observe;
 mod output;
 mod reload;

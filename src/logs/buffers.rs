@@ -1,0 +1,81 @@
+//! Recycled chunk buffers: the pipe reader reads into one, a verbatim log file's writer
+//! gets that very buffer (no copy), and large batches keep their text in one.
+//!
+//! Under a flood every chunk is 64 KiB. Allocating and freeing that much per chunk on two
+//! threads made the allocator hand memory back to the kernel and fault it in again (page
+//! faults, zeroed pages, cgroup charging: about a tenth of the capture's profile), and the
+//! copy into the writer's queue was another. A few buffers are kept for reuse instead;
+//! the count is bounded, so an idle warden holds at most [`KEEP`] of them (and holds none
+//! until something has flooded).
+//!
+//! It must not hold a buffer that is not in use beyond [`KEEP`], nor hand out one with
+//! stale contents (buffers come back empty).
+
+use std::sync::{Mutex, PoisonError};
+
+/// One read's worth: a Linux pipe holds 64 KiB by default.
+pub const CHUNK: usize = 64 * 1024;
+/// A chunk at least this large is worth a whole buffer; a smaller one is copied to a
+/// buffer of its own size (so that what a queue or a ring counts is what it holds).
+pub const LARGE: usize = CHUNK / 2;
+/// Buffers kept for reuse: 1 MiB.
+const KEEP: usize = 16;
+
+static FREE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// An empty buffer with room for [`CHUNK`] bytes.
+pub fn take() -> Vec<u8> {
+    let reused = FREE.lock().unwrap_or_else(PoisonError::into_inner).pop();
+    reused.unwrap_or_else(|| Vec::with_capacity(CHUNK))
+}
+
+/// Gives a buffer back for reuse (or frees it: not one of ours, or enough are kept).
+pub fn give(mut buf: Vec<u8>) {
+    if buf.capacity() != CHUNK {
+        return;
+    }
+    buf.clear();
+    let mut free = FREE.lock().unwrap_or_else(PoisonError::into_inner);
+    if free.len() < KEEP {
+        free.push(buf);
+    }
+}
+
+/// `chunk` as an owned buffer for a queue: the buffer itself when it is a large chunk,
+/// else a copy of exactly its size (and the buffer goes back).
+pub fn own(chunk: Vec<u8>) -> Vec<u8> {
+    if chunk.len() >= LARGE {
+        return chunk;
+    }
+    let copy = chunk.as_slice().to_vec();
+    give(chunk);
+    copy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_come_back_empty_and_small_chunks_are_copied_to_their_size() {
+        let mut a = take();
+        assert!(a.is_empty() && a.capacity() == CHUNK);
+        a.extend_from_slice(&[7; 100]);
+        let small = own(a);
+        assert_eq!((small.len(), small.capacity()), (100, 100));
+        let mut b = take();
+        assert!(b.is_empty(), "a recycled buffer holds nothing");
+        b.resize(LARGE, 1);
+        let ptr = b.as_ptr();
+        let large = own(b);
+        assert_eq!(
+            large.as_ptr(),
+            ptr,
+            "a large chunk is passed on, not copied"
+        );
+        give(large);
+        // Not ours: freed, never handed out.
+        give(Vec::with_capacity(10));
+        assert_eq!(take().capacity(), CHUNK);
+    }
+}
