@@ -24,7 +24,7 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use super::Usage;
 use crate::process::{Adopted, Counters, Registry, Run};
 
-/// How many periodic samples in a row may reuse a run's pids without a walk.
+/// Every how many periodic samples a run's tree is walked, at least.
 const REWALK_EVERY: u32 = 5;
 
 /// What the previous sample of a run left for the next one.
@@ -149,7 +149,7 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
                 };
                 let (memory, age) = match (memory, known) {
                     (Some(bytes), _) => (Ok(bytes), 0),
-                    (None, Some(k)) if periodic && !k.changed && k.age < REWALK_EVERY => {
+                    (None, Some(k)) if periodic && !k.changed && k.age + 1 < REWALK_EVERY => {
                         (Err(k.pids), k.age + 1)
                     }
                     (None, _) => {
