@@ -153,19 +153,14 @@ pub fn signal_tree(leader: &ChildHandle, roots: &[i32], sigs: &[Signal]) -> usiz
 }
 
 /// Whether anything of the run is still alive or unreaped. Call after the leader has been
-/// reaped, with `roots` from a [`Sweep`] taken after that; zombies of the group keep it
+/// reaped, with `roots` from a sweep taken after that; zombies of the group keep it
 /// "alive" until a sweep collects them, which is what we want: the group id stays
-/// reserved until the last member is gone.
+/// reserved until the last member is gone. So does a zombie anywhere in the tree: it
+/// died after the sweep listed warden's children, and its own children have moved to
+/// warden since, where only the next sweep sees them.
 pub fn tree_alive(leader: &ChildHandle, roots: &[i32]) -> bool {
     let group = nix::sys::signal::killpg(leader.pgid(), None).is_ok();
-    group || members(None, roots).iter().any(|(pid, _)| !is_zombie(*pid))
-}
-
-fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
-        .unwrap_or(true)
+    group || !members(None, roots).is_empty()
 }
 
 /// Reap every exited child of warden that nobody else waits for: adopted orphans.

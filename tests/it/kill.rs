@@ -281,14 +281,18 @@ restart = "never"
     );
 }
 
-/// A leader that leaves an escapee behind at once (`early`) and another when told to stop
-/// (`late`, made after warden looked for the run's escapees to signal them, and deaf to
-/// SIGTERM), each in a session of its own whose parent exits (so warden adopts it), each
-/// recording its pid.
+/// A leader that leaves an escapee behind at once (`early`, which records the SIGTERM it
+/// gets in `term.PID`) and another when told to stop (`late`, made after warden looked for
+/// the run's escapees to signal them, and deaf to SIGTERM), each in a session of its own
+/// whose parent exits (so warden adopts it), each recording its pid. The leader exits
+/// once both have done so.
 const ESCAPER: &str = r#"#!/bin/sh
 escape() { (setsid sh -c 'echo $$ > "$1.tmp" && mv "$1.tmp" "$1"; exec sleep 600' _ "$1" &); }
-escape "early.$$"
-trap 'trap "" TERM; escape "late.$$"; while [ ! -e "late.$$" ]; do sleep 0.01; done; exit 0' TERM
+(setsid sh -c 'trap "echo > term.$$; exit 0" TERM; echo $$ > "$1.tmp" && mv "$1.tmp" "$1"
+  while :; do sleep 1; done' _ "early.$$" &)
+trap 'trap "" TERM; escape "late.$$"
+  while [ ! -e "late.$$" ] || [ ! -e "term.$(cat "early.$$")" ]; do sleep 0.01; done
+  exit 0' TERM
 sleep 600 &
 wait
 "#;
@@ -311,8 +315,8 @@ fn escapees(dir: &std::path::Path, kind: &str) -> Vec<i32> {
 
 /// Without cgroups, escapees are found through the orphans warden adopts. Twenty runs
 /// stopped at once share the look at warden's children (one for the whole burst of stop
-/// signals, a few for the runs that end together), and none may lose an escapee: neither
-/// those that escaped before the stop, nor those made after the stop signal was sent.
+/// signals, a few for the runs that end together), and none may lose an escapee: those
+/// that escaped before the stop get the stop signal, those made after it are killed.
 #[test]
 fn stopping_many_runs_at_once_kills_every_escapee_without_cgroups() {
     let w = Warden::start_with(
@@ -323,6 +327,7 @@ cgroup = "off"
 [processes.sneaky]
 command = ["sh", "escaper.sh"]
 replicas = 20
+stop_timeout = "5s"
 "#,
         |dir| std::fs::write(dir.join("escaper.sh"), ESCAPER).unwrap(),
     );
@@ -348,6 +353,12 @@ replicas = 20
         20,
         "every leader made its late escapee: {late:?}"
     );
+    for pid in &early {
+        assert!(
+            dir.join(format!("term.{pid}")).exists(),
+            "escapee {pid} was killed without its stop signal first"
+        );
+    }
     for pid in early.iter().chain(&late) {
         assert!(!alive(*pid), "escapee {pid} outlived the stop");
     }
