@@ -112,6 +112,12 @@ COMMANDS = {
                 "warden samples every `sample_interval = \"1s\"`), once with `cgroup = \"auto\"` (figures "
                 "from each run's cgroup) and once with `cgroup = \"off\"` (figures from /proc through "
                 "sysinfo); `bench.py usage --seconds 30` over warden and its guard, 3 s after the start-up.",
+    "stop_many": "one process with `replicas = {n}` of `sleep 3600`, in cgroup mode (`cgroup = \"auto\"`), "
+                 "with `cgroup = \"off\"`, and with `cgroup = \"off\"` where each replica also leaves an "
+                 "escapee behind (`sh -c \"(setsid sleep 3600 &); exec sleep 3600\"`: adopted by warden, "
+                 "found by its `WARDEN_RUN_ID`); `warden stop p` timed from the command to its return (it "
+                 "returns once nothing of the runs is alive), then checked: nothing marked left but warden "
+                 "and its guard.",
     "status": "`warden status --json -c warden.toml` run 200 times in a row by `bench.py status-latency` "
               "(a new client process each time, so its start-up is included), {n} × `sleep 3600` running, "
               "`[supervisor] socket` set; then again while 200 connections to the socket stay open "
@@ -121,6 +127,29 @@ COMMANDS = {
 
 def command(key, n):
     return "Command: " + COMMANDS[key].replace("{n}", str(n)) + "\n"
+
+
+def render_stop_many(by, n, w, summary):
+    """Workload 9: `warden stop` of n processes, in each tracking mode."""
+    w(f"\n### 9. `warden stop` of {n} running processes\n")
+    w(command("stop_many", n))
+    labels = {"warden-cgroup": "cgroup mode", "warden-proc": "/proc mode (`cgroup = \"off\"`)",
+              "warden-proc-escapees": "/proc mode, an escapee per replica"}
+    rows = [(p, ok(by.get(("stop_many", p), []))) for p in labels]
+    rows = [(p, runs) for p, runs in rows if runs]
+    if not rows:
+        w("Not run in this run.")
+        return
+    w("| tracking | processes | stop, median s | min–max s | runs | left behind | load average |")
+    w("|---|---|---|---|---|---|---|")
+    for p, runs in rows:
+        secs = [r["seconds"] for r in runs]
+        left = sum(r["left_behind"] for r in runs)
+        w(f"| {labels[p]} | {runs[-1]['processes']} | {fmt(med(secs))} | {fmt(min(secs))}–{fmt(max(secs))} | "
+          f"{len(runs)} | {left} | {runs[0]['loadavg']} … {runs[-1]['loadavg']} |")
+        summary.append((f"`warden stop` of {n}: {labels[p]}", "≈ 1 s or less, nothing left",
+                        f"{fmt(med(secs))} s", "–", med(secs) <= 1.0 and left == 0))
+    w("")
 
 
 def render(results, machine_path):
@@ -421,6 +450,7 @@ def render(results, machine_path):
         w("\n" + " ".join(verdict(r["cpu_percent"] < targets[p],
                                    f"{labels[p]}: {r['cpu_percent']:.2f} % of a core (target < {targets[p]} %).")
                            for p, r in rows))
+    render_stop_many(by, n, w, summary)
     table = ["### Summary\n", "| workload | target | warden | others | target met |",
              "|---|---|---|---|---|"]
     table += [f"| {a} | {b} | {c} | {d} | {'yes' if e else '**no**'} |" for a, b, c, d, e in summary]

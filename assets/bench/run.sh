@@ -14,7 +14,7 @@
 # Knobs (environment): BENCH_N (500 processes), BENCH_REPS (5 start-ups per peer),
 # BENCH_IDLE (30 s), BENCH_PEERS ("warden s6 supervisord"), BENCH_SPEW_REPS (3),
 # BENCH_KILLS (20), BENCH_WORKLOADS ("start_idle spew restart probes status dashboard
-# sampling").
+# sampling stop_many").
 set -euo pipefail
 export LC_ALL=C # `$EPOCHREALTIME` with a decimal point
 
@@ -25,7 +25,7 @@ N=${BENCH_N:-500}
 REPS=${BENCH_REPS:-5}
 IDLE=${BENCH_IDLE:-30}
 PEERS=(${BENCH_PEERS:-warden s6 supervisord})
-WORKLOADS=(${BENCH_WORKLOADS:-start_idle spew restart probes status dashboard sampling})
+WORKLOADS=(${BENCH_WORKLOADS:-start_idle spew restart probes status dashboard sampling stop_many})
 SPEW_LINES=2000000
 SPEW_LEN=100
 SPEW_BYTES=$((SPEW_LINES * SPEW_LEN))
@@ -641,6 +641,53 @@ sample_interval = \"1s\"" "" 1GB
         sleep 3
         measure sampling "$peer" usage --roots "$pid" --desc warden --seconds "$IDLE" || true
         record sampling-stop "$peer" "$(stop "$pid")"
+    done
+}
+
+# ---- workload 9: `warden stop` of N running processes -------------------------------
+
+# stop_many_config DIR MODE ESCAPE: one process with `replicas = N` of `sleep 3600`; with
+# ESCAPE=yes each replica also leaves an escapee behind (a `setsid` sleep whose parent
+# exits, so warden adopts it, found by its WARDEN_RUN_ID).
+stop_many_config() {
+    local dir=$1 mode=$2 escape=$3 cmd='"sleep 3600"'
+    [[ $escape == yes ]] && cmd='["sh", "-c", "(setsid sleep 3600 &); exec sleep 3600"]'
+    rm -rf "$dir" && mkdir -p "$dir"
+    printf '[supervisor]\nlog_dir = "logs"\ncgroup = "%s"\n\n[processes.p]\ncommand = %s\nreplicas = %s\n' \
+        "$mode" "$cmd" "$N" >"$dir/warden.toml"
+    "$WARDEN" check -c "$dir/warden.toml" >/dev/null
+}
+
+# `warden stop p` returns once nothing of the N runs is alive: timed from the command to
+# its return, then checked (nothing marked may be left but warden and its guard). s6 and
+# supervisord stop their N children in workload 1's shutdown column.
+workload_stop_many() {
+    note "workload 9: warden stop of $N processes ($REPS times per variant, interleaved)"
+    local rep variant mode escape dir pid guard count t0 secs left
+    for ((rep = 1; rep <= REPS; rep++)); do
+        for variant in cgroup proc proc-escapees; do
+            mode=$([[ $variant == cgroup ]] && echo auto || echo off)
+            escape=$([[ $variant == proc-escapees ]] && echo yes || echo no)
+            count=$([[ $escape == yes ]] && echo $((2 * N)) || echo "$N")
+            dir=$TMP/stop-$variant
+            stop_many_config "$dir" "$mode" "$escape"
+            start_warden "$dir"
+            pid=$PID
+            measure stop_many-start "warden-$variant" wait-procs --marker "$MARK" --comm sleep \
+                --count "$count" --t0 "$T0" --timeout 120 || true
+            guard=$(child_of "$pid" warden || true)
+            sleep 1
+            t0=$EPOCHREALTIME
+            if "$WARDEN" stop p -c "$dir/warden.toml" >/dev/null 2>"$TMP/stop.err"; then
+                secs=$(python3 -c "print(round($EPOCHREALTIME - $t0, 4))")
+                left=$("${PY[@]}" wait-gone --marker "$MARK" --t0 "$t0" --timeout 0.2 \
+                    --spare "$pid,$guard" >/dev/null 2>&1 && echo 0 || echo 1)
+                record stop_many "warden-$variant" "{\"seconds\": $secs, \"processes\": $count, \"left_behind\": $left, \"loadavg\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+            else
+                record stop_many "warden-$variant" "$(python3 -c 'import json,sys; print(json.dumps({"error": "warden stop failed: " + sys.argv[1]}))' "$(tail -c 200 "$TMP/stop.err")")"
+            fi
+            record stop_many-down "warden-$variant" "$(stop "$pid")"
+        done
     done
 }
 

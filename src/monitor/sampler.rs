@@ -6,6 +6,13 @@
 //! one-off `status` never shows a made-up zero. In tree mode the CPU time is summed per
 //! pid, so processes that come and go between samples are counted from their first
 //! sample on (what the kernel charges to a cgroup has no such gap).
+//!
+//! In tree mode, periodic samples reuse the pids the previous one found instead of
+//! walking every process's `children` each time: a tree can only change where a process
+//! ran (forked) or ended (its children moved to warden), and both show in the figures
+//! just read. A process that ran too briefly to be charged a tick is caught by the walk
+//! that comes at least every [`REWALK_EVERY`] samples. Killing never relies on these
+//! pids (see `process::tree`).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
@@ -17,6 +24,9 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use super::Usage;
 use crate::process::{Adopted, Counters, Registry, Run};
 
+/// Every how many periodic samples a run's tree is walked, at least.
+const REWALK_EVERY: u32 = 5;
+
 /// What the previous sample of a run left for the next one.
 struct Mark {
     run_id: Arc<str>,
@@ -24,6 +34,17 @@ struct Mark {
     cpu: CpuMark,
     /// The cgroup's counter files, kept open while sampling is periodic.
     counters: Option<Counters>,
+    /// In tree mode, while sampling is periodic: the pids the last sample found.
+    tree: Option<Known>,
+}
+
+/// A run's pids as a previous sample found them.
+struct Known {
+    pids: Vec<i32>,
+    /// Samples taken with these pids since they were walked.
+    age: u32,
+    /// One of them ran or ended since the walk: walk again.
+    changed: bool,
 }
 
 enum CpuMark {
@@ -42,6 +63,8 @@ struct Plan<'r, K> {
     /// The cgroup's memory figure, or the pids whose memory sysinfo must add up.
     memory: Result<u64, Vec<i32>>,
     resident: Option<u64>,
+    /// In tree mode, samples since the pids were walked (0: walked now).
+    age: u32,
 }
 
 /// One process of a run's tree, with its own figures (the dashboard's tree view).
@@ -96,11 +119,8 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         self.periodic = periodic;
         let listed: HashSet<K> = runs.iter().map(|(k, _, _)| *k).collect();
         self.marks.retain(|k, _| listed.contains(k));
-        let adopted = if runs.iter().any(|(_, r, _)| r.cgroup.is_none()) {
-            Adopted::scan(registry)
-        } else {
-            Adopted::default()
-        };
+        // Scanned only if some run's tree is walked this time.
+        let mut adopted: Option<Adopted> = None;
         let plans: Vec<Plan<K>> = runs
             .iter()
             .map(|&(key, run, rule)| {
@@ -108,9 +128,9 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
                     .marks
                     .remove(&key)
                     .filter(|m| Arc::ptr_eq(&m.run_id, &run.run_id) || *m.run_id == *run.run_id);
-                let (prev, counters) = match mark {
-                    Some(m) => (Some((m.at, m.cpu)), m.counters),
-                    None => (None, None),
+                let (prev, counters, known) = match mark {
+                    Some(m) => (Some((m.at, m.cpu)), m.counters, m.tree),
+                    None => (None, None, None),
                 };
                 let counters = match (&run.cgroup, counters) {
                     (Some(_), Some(c)) => Some(c),
@@ -127,13 +147,24 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
                     (Some(cg), Some(charge), Some(limit)) if charge > limit => cg.memory_resident(),
                     _ => None,
                 };
+                let (memory, age) = match (memory, known) {
+                    (Some(bytes), _) => (Ok(bytes), 0),
+                    (None, Some(k)) if periodic && !k.changed && k.age + 1 < REWALK_EVERY => {
+                        (Err(k.pids), k.age + 1)
+                    }
+                    (None, _) => {
+                        let adopted = adopted.get_or_insert_with(|| Adopted::scan(registry));
+                        (Err(run.pids(adopted)), 0)
+                    }
+                };
                 Plan {
                     key,
                     run,
                     prev,
                     counters,
-                    memory: memory.ok_or_else(|| run.pids(&adopted)),
+                    memory,
                     resident,
+                    age,
                 }
             })
             .collect();
@@ -181,9 +212,11 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
             counters,
             memory,
             resident,
+            age,
         } = plan;
         let since = prev.as_ref().map_or(run.started, |(at, _)| *at);
         let window = now.saturating_duration_since(since);
+        let mut changed = true;
         let (cpu_used, mark) = match (&run.cgroup, &memory) {
             (Some(cg), _) => {
                 // A run's cgroup is new, so its counter started at zero with the run.
@@ -205,6 +238,16 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
                 };
                 let pids = pids.as_ref().err().map_or(&[][..], Vec::as_slice);
                 let (used, after) = self.tree_cpu(pids, &before);
+                // Gone, a zombie (its children moved to warden), or it ran (and may have
+                // forked): the next sample walks the tree again.
+                changed = after.len() < pids.len()
+                    || after
+                        .iter()
+                        .any(|(pid, acc)| before.get(pid).is_some_and(|b| b != acc))
+                    || pids.iter().any(|&pid| {
+                        self.process(pid)
+                            .is_some_and(|p| p.status() == sysinfo::ProcessStatus::Zombie)
+                    });
                 (used, CpuMark::Tree(after))
             }
         };
@@ -222,6 +265,10 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
             w if w > 0.0 => cpu_used.as_secs_f64() / w * 100.0,
             _ => 0.0,
         };
+        let tree = match memory {
+            Err(pids) if periodic => Some(Known { pids, age, changed }),
+            _ => None,
+        };
         self.marks.insert(
             key,
             Mark {
@@ -229,6 +276,7 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
                 at: now,
                 cpu: mark,
                 counters: counters.filter(|_| periodic),
+                tree,
             },
         );
         Some(Usage {

@@ -14,6 +14,7 @@ pub mod guard;
 pub mod init;
 pub mod limits;
 mod spawn;
+mod sweep;
 mod tree;
 
 pub use cgroup::{Counters, RunCgroup};
@@ -61,24 +62,82 @@ impl Run {
     /// The graceful stop: the signal and SIGCONT (a stopped process cannot act on TERM
     /// until continued) to the group, every escaped descendant and the whole cgroup.
     pub fn stop(&self, sig: Signal) {
-        self.signal_all(sig);
-        if sig != Signal::SIGKILL {
-            self.signal_all(Signal::SIGCONT);
-        }
+        let adopted = self.sweep_now();
+        self.stop_with(sig, adopted.as_ref());
     }
 
     /// SIGKILL to everything the run spawned.
     pub fn kill(&self) {
-        if let Some(cg) = &self.cgroup {
-            cg.kill();
-        }
-        tree::signal_tree(&self.handle, &self.run_id, &self.registry, Signal::SIGKILL);
+        let adopted = self.sweep_now();
+        self.kill_with(adopted.as_ref());
     }
 
-    fn signal_all(&self, sig: Signal) {
-        tree::signal_tree(&self.handle, &self.run_id, &self.registry, sig);
-        if let Some(cg) = &self.cgroup {
-            cg.signal(sig);
+    /// `sig` (or SIGKILL with `None`) to each run's tree, after one sweep for them all:
+    /// what stopping many runs at once costs is then one look at warden's children, not
+    /// one per run. The sweep is taken after the batch was decided, as each run's own
+    /// would be.
+    pub fn signal_batch(batch: &[(Run, Option<Signal>)]) {
+        let mut sweeps: Vec<(&Arc<Registry>, Adopted)> = Vec::new();
+        for (run, _) in batch.iter().filter(|(r, _)| r.cgroup.is_none()) {
+            if !sweeps.iter().any(|(r, _)| Arc::ptr_eq(r, &run.registry)) {
+                sweeps.push((&run.registry, sweep::sweep(&run.registry)));
+            }
+        }
+        for (run, signal) in batch {
+            let adopted = sweeps
+                .iter()
+                .find(|(r, _)| Arc::ptr_eq(r, &run.registry) && run.cgroup.is_none())
+                .map(|(_, a)| a);
+            match signal {
+                Some(sig) => run.stop_with(*sig, adopted),
+                None => run.kill_with(adopted),
+            }
+        }
+    }
+
+    /// Without a cgroup, the run's escaped descendants are found through warden's
+    /// adopted orphans; with one, the cgroup holds them all.
+    fn sweep_now(&self) -> Option<Adopted> {
+        self.cgroup.is_none().then(|| sweep::sweep(&self.registry))
+    }
+
+    /// The run's adopted orphans, from a sweep taken after the caller decided to signal.
+    fn roots<'a>(&self, adopted: Option<&'a Adopted>) -> &'a [i32] {
+        adopted.map_or(&[], |a| a.roots(&self.run_id))
+    }
+
+    fn stop_with(&self, sig: Signal, adopted: Option<&Adopted>) {
+        let sigs: &[Signal] = match sig {
+            Signal::SIGKILL => &[Signal::SIGKILL],
+            _ => &[sig, Signal::SIGCONT],
+        };
+        self.signal_all(sigs, adopted);
+    }
+
+    fn kill_with(&self, adopted: Option<&Adopted>) {
+        match &self.cgroup {
+            Some(cg) => {
+                self.handle.signal_group(Signal::SIGKILL);
+                cg.kill();
+            }
+            None => self.signal_all(&[Signal::SIGKILL], adopted),
+        }
+    }
+
+    /// `sigs`, in order, to the group, and to every process of the cgroup when the run
+    /// has one (it holds every descendant, escaped or not), or else to every descendant
+    /// that left the group, found through children links and the adopted orphans.
+    fn signal_all(&self, sigs: &[Signal], adopted: Option<&Adopted>) {
+        match &self.cgroup {
+            Some(cg) => {
+                for &sig in sigs {
+                    self.handle.signal_group(sig);
+                    cg.signal(sig);
+                }
+            }
+            None => {
+                tree::signal_tree(&self.handle, self.roots(adopted), sigs);
+            }
         }
     }
 
@@ -119,7 +178,14 @@ impl Run {
                 }
             }
         };
-        self.kill();
+        // Leftovers die while the leader is an unreaped zombie, so its group id cannot be
+        // recycled; its escaped descendants are orphans of warden by now (and so are its
+        // children: the leader is gone).
+        let adopted = match &self.cgroup {
+            Some(_) => None,
+            None => Some(self.registry.sweeps.fresh(&self.registry).await),
+        };
+        self.kill_with(adopted.as_deref());
         if let Err(e) = self.handle.reap() {
             tracing::error!(pid = %self.handle.pid(), "reaping the process failed: {e}");
         }
@@ -127,8 +193,11 @@ impl Run {
         let deadline = Instant::now() + KILL_DEADLINE;
         let mut pause = Duration::from_micros(200);
         let survivors = loop {
-            reap_orphans(&self.registry);
-            let alive = tree::tree_alive(&self.handle, &self.run_id, &self.registry)
+            // Reaps the group's zombies (they keep the group "alive") and finds what is
+            // left of the run, as freshly as a sweep of our own (see `sweep`).
+            let adopted = self.registry.sweeps.fresh(&self.registry).await;
+            let adopted = self.cgroup.is_none().then_some(&*adopted);
+            let alive = tree::tree_alive(&self.handle, self.roots(adopted))
                 || self.cgroup.as_ref().is_some_and(|cg| cg.populated());
             if !alive {
                 break false;
@@ -141,7 +210,7 @@ impl Run {
                 );
                 break true;
             }
-            self.kill();
+            self.kill_with(adopted);
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
         };

@@ -108,6 +108,8 @@ impl SpawnError {
 #[derive(Debug, Default)]
 pub struct Registry {
     pub(super) managed: Mutex<HashSet<i32>>,
+    /// Sweeps of the adopted orphans, shared by the runs that end together.
+    pub(super) sweeps: super::sweep::Sweeps,
 }
 
 type Job = (Launch, oneshot::Sender<Result<Spawned, SpawnError>>);

@@ -105,54 +105,47 @@ pub(super) fn ppid_of(pid: i32) -> Option<i32> {
     after.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Every live process that belongs to the run `run_id` of `leader`, except the leader.
-/// Found by walking children links, so each pid comes with the parent it was seen under.
-fn members(leader: Option<&ChildHandle>, run_id: &str, registry: &Registry) -> Vec<(i32, i32)> {
+/// Every live process of a run, except the leader: the leader's descendants and the
+/// run's adopted orphans (`roots`, from a [`Sweep`]) with theirs. Found by walking
+/// children links, so each pid comes with the parent it was seen under.
+fn members(leader: Option<&ChildHandle>, roots: &[i32]) -> Vec<(i32, i32)> {
     let me = std::process::id() as i32;
-    let mut roots: Vec<(i32, i32)> = Vec::new();
+    let mut stack: Vec<(i32, i32)> = roots.iter().map(|&r| (r, me)).collect();
     if let Some(l) = leader.filter(|l| !l.is_reaped()) {
-        roots.extend(
+        stack.extend(
             children_of(l.pid().as_raw())
                 .into_iter()
                 .map(|c| (c, l.pid().as_raw())),
         );
     }
-    // Adopted orphans are warden's children that nobody else reaps (not in the registry):
-    // usually none, so the registry is only looked at, not copied, for each of hundreds.
-    let mut orphans = children_of(me);
-    {
-        let managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
-        orphans.retain(|child| !managed.contains(child));
-    }
-    for child in orphans {
-        if run_id_of(child).as_deref() == Some(run_id) {
-            roots.push((child, me));
-        }
-    }
     let mut seen: HashSet<i32> = HashSet::new();
     let mut out = Vec::new();
-    while let Some((pid, parent)) = roots.pop() {
+    while let Some((pid, parent)) = stack.pop() {
         if !seen.insert(pid) {
             continue;
         }
-        roots.extend(children_of(pid).into_iter().map(|c| (c, pid)));
+        stack.extend(children_of(pid).into_iter().map(|c| (c, pid)));
         out.push((pid, parent));
     }
     out
 }
 
-/// Send `sig` to the whole tree of a run: its group and every descendant that left it.
-/// Returns how many processes outside the group were signalled.
-pub fn signal_tree(leader: &ChildHandle, run_id: &str, registry: &Registry, sig: Signal) -> usize {
-    leader.signal_group(sig);
+/// Send each of `sigs`, in order, to the whole tree of a run: its group and every
+/// descendant that left it (`roots`: the run's adopted orphans, from a [`Sweep`] taken
+/// after the caller decided to signal). Returns how many processes outside the group
+/// were signalled.
+pub fn signal_tree(leader: &ChildHandle, roots: &[i32], sigs: &[Signal]) -> usize {
+    for &sig in sigs {
+        leader.signal_group(sig);
+    }
     let mut sent = 0;
-    for (pid, parent) in members(Some(leader), run_id, registry) {
+    for (pid, parent) in members(Some(leader), roots) {
         // The pid was read from its parent's children list; re-check that link after
         // taking a pidfd, so a pid recycled in between is never signalled.
         let Ok(fd) = pidfd_open(Pid::from_raw(pid)) else {
             continue;
         };
-        if ppid_of(pid) == Some(parent) && pidfd_send_signal(&fd, sig).is_ok() {
+        if ppid_of(pid) == Some(parent) && sigs.iter().all(|&s| pidfd_send_signal(&fd, s).is_ok()) {
             sent += 1;
         }
     }
@@ -160,36 +153,35 @@ pub fn signal_tree(leader: &ChildHandle, run_id: &str, registry: &Registry, sig:
 }
 
 /// Whether anything of the run is still alive or unreaped. Call after the leader has been
-/// reaped; zombies of the group keep it "alive" until [`reap_orphans`] collects them, which
-/// is what we want: the group id stays reserved until the last member is gone.
-pub fn tree_alive(leader: &ChildHandle, run_id: &str, registry: &Registry) -> bool {
+/// reaped, with `roots` from a sweep taken after that; zombies of the group keep it
+/// "alive" until a sweep collects them, which is what we want: the group id stays
+/// reserved until the last member is gone. So does a zombie anywhere in the tree: it
+/// died after the sweep listed warden's children, and its own children have moved to
+/// warden since, where only the next sweep sees them.
+pub fn tree_alive(leader: &ChildHandle, roots: &[i32]) -> bool {
     let group = nix::sys::signal::killpg(leader.pgid(), None).is_ok();
-    group
-        || members(None, run_id, registry)
-            .iter()
-            .any(|(pid, _)| !is_zombie(*pid))
-}
-
-fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
-        .unwrap_or(true)
+    group || !members(None, roots).is_empty()
 }
 
 /// Reap every exited child of warden that nobody else waits for: adopted orphans.
 /// Holds the registry lock so that a child being spawned is never mistaken for one.
 pub fn reap_orphans(registry: &Registry) -> usize {
+    reap(registry).0
+}
+
+/// [`reap_orphans`], which also returns the adopted orphans it found alive.
+pub(super) fn reap(registry: &Registry) -> (usize, Vec<i32>) {
     let managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
     let mut reaped = 0;
+    let mut alive = Vec::new();
     for child in children_of(std::process::id() as i32) {
         if managed.contains(&child) {
             continue;
         }
-        if let Ok(status) = waitpid(Pid::from_raw(child), Some(WaitPidFlag::WNOHANG))
-            && status != nix::sys::wait::WaitStatus::StillAlive
-        {
-            reaped += 1;
+        match waitpid(Pid::from_raw(child), Some(WaitPidFlag::WNOHANG)) {
+            Ok(nix::sys::wait::WaitStatus::StillAlive) => alive.push(child),
+            Ok(_) => reaped += 1,
+            Err(_) => {}
         }
     }
     // Without a /proc of warden's own pid namespace (a container that shows the host's,
@@ -207,7 +199,7 @@ pub fn reap_orphans(registry: &Registry) -> usize {
             _ => break,
         }
     }
-    reaped
+    (reaped, alive)
 }
 
 /// Forget a leader once it has been reaped.
@@ -227,21 +219,30 @@ pub struct Adopted(HashMap<String, Vec<i32>>);
 
 impl Adopted {
     pub fn scan(registry: &Registry) -> Adopted {
-        let managed = registry
-            .managed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let orphans: Vec<i32> = {
+            let managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
+            children_of(std::process::id() as i32)
+                .into_iter()
+                .filter(|child| !managed.contains(child))
+                .collect()
+        };
+        Adopted::of(orphans)
+    }
+
+    /// Build from a list of live adopted orphans (their environments are read here).
+    pub(super) fn of(orphans: impl IntoIterator<Item = i32>) -> Adopted {
         let mut by_run: HashMap<String, Vec<i32>> = HashMap::new();
-        for child in children_of(std::process::id() as i32) {
-            if managed.contains(&child) {
-                continue;
-            }
+        for child in orphans {
             if let Some(run_id) = run_id_of(child) {
                 by_run.entry(run_id).or_default().push(child);
             }
         }
         Adopted(by_run)
+    }
+
+    /// The adopted orphans of the run `run_id`.
+    pub fn roots(&self, run_id: &str) -> &[i32] {
+        self.0.get(run_id).map_or(&[], Vec::as_slice)
     }
 }
 

@@ -315,11 +315,12 @@ impl Signaller {
         let started = std::thread::Builder::new()
             .name("warden-signal".into())
             .spawn(move || {
-                for (run, signal) in rx {
-                    match signal {
-                        Some(signal) => run.stop(signal),
-                        None => run.kill(),
-                    }
+                // What queued up meanwhile goes out as one batch: one look at warden's
+                // adopted orphans for all of it (stopping 500 runs is one, not 500).
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter());
+                    Run::signal_batch(&batch);
                 }
             });
         // Without the thread, signals are sent from the actor itself.

@@ -1,6 +1,8 @@
 //! Killing and reaping: stop timeouts, SIGSTOPped children, escaped descendants, warden's
 //! own death, clean children.
 
+use std::time::{Duration, Instant};
+
 use crate::harness::*;
 
 #[test]
@@ -289,4 +291,88 @@ restart = "never"
         closed.elapsed() >= std::time::Duration::from_millis(300),
         "the exit came with the EOF"
     );
+}
+
+/// A leader that leaves an escapee behind at once (`early`, which records the SIGTERM it
+/// gets in `term.PID`) and another when told to stop (`late`, made after warden looked for
+/// the run's escapees to signal them, and deaf to SIGTERM), each in a session of its own
+/// whose parent exits (so warden adopts it), each recording its pid. The leader exits
+/// once both have done so.
+const ESCAPER: &str = r#"#!/bin/sh
+escape() { (setsid sh -c 'echo $$ > "$1.tmp" && mv "$1.tmp" "$1"; exec sleep 600' _ "$1" &); }
+(setsid sh -c 'trap "echo > term.$$; exit 0" TERM; echo $$ > "$1.tmp" && mv "$1.tmp" "$1"
+  while :; do sleep 1; done' _ "early.$$" &)
+trap 'trap "" TERM; escape "late.$$"
+  while [ ! -e "late.$$" ] || [ ! -e "term.$(cat "early.$$")" ]; do sleep 0.01; done
+  exit 0' TERM
+sleep 600 &
+wait
+"#;
+
+/// The pids the escapees of `kind` (`early`, `late`) recorded in `dir`.
+fn escapees(dir: &std::path::Path, kind: &str) -> Vec<i32> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(&format!("{kind}.")) && !name.ends_with(".tmp")
+        })
+        .map(|e| {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            text.trim().parse().unwrap()
+        })
+        .collect()
+}
+
+/// Without cgroups, escapees are found through the orphans warden adopts. Twenty runs
+/// stopped at once share the look at warden's children (one for the whole burst of stop
+/// signals, a few for the runs that end together), and none may lose an escapee: those
+/// that escaped before the stop get the stop signal, those made after it are killed.
+#[test]
+fn stopping_many_runs_at_once_kills_every_escapee_without_cgroups() {
+    let w = Warden::start_with(
+        r#"
+[supervisor]
+cgroup = "off"
+
+[processes.sneaky]
+command = ["sh", "escaper.sh"]
+replicas = 20
+stop_timeout = "5s"
+"#,
+        |dir| std::fs::write(dir.join("escaper.sh"), ESCAPER).unwrap(),
+    );
+    let dir = w.dir.path().to_path_buf();
+    let deadline = Instant::now() + PATIENCE;
+    while escapees(&dir, "early").len() < 20 {
+        assert!(Instant::now() < deadline, "the escapees never all started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let early = escapees(&dir, "early");
+    assert!(early.iter().all(|&p| alive(p)));
+    let (code, out, err) = run_warden(&dir, &["stop", "sneaky"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // `stopped` means nothing of the runs is alive: checked at once, not waited for.
+    assert_eq!(
+        w.leftovers(),
+        Vec::<i32>::new(),
+        "alive after the stop returned"
+    );
+    let late = escapees(&dir, "late");
+    assert_eq!(
+        late.len(),
+        20,
+        "every leader made its late escapee: {late:?}"
+    );
+    for pid in &early {
+        assert!(
+            dir.join(format!("term.{pid}")).exists(),
+            "escapee {pid} was killed without its stop signal first"
+        );
+    }
+    for pid in early.iter().chain(&late) {
+        assert!(!alive(*pid), "escapee {pid} outlived the stop");
+    }
+    w.assert_no_leftovers();
 }

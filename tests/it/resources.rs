@@ -318,6 +318,40 @@ fn memory_hogs_are_killed_at_their_limit_in_proc_mode() {
     memory_hogs_are_killed_at_their_limit(Mode::Proc);
 }
 
+/// In /proc mode, periodic samples reuse the pids they found while nothing of the tree
+/// ran or ended. A hog forked by a parent that was asleep until then (no CPU tick to
+/// notice it by) is still found, by the walk that comes every few samples, and killed
+/// at its limit. Only events are read after the start: a `status` would walk the tree
+/// itself.
+#[test]
+fn a_hog_forked_by_a_quiet_parent_is_found_by_periodic_samples() {
+    let w = Warden::start_with(
+        &config(
+            Mode::Proc,
+            r#"
+[processes.quiet]
+command = ["sh", "-c", "read go < go.fifo; warden-demo-worker hog 20 & wait"]
+backoff = "30s"
+[processes.quiet.limits]
+memory = "50MB"
+"#,
+        ),
+        |dir| nix::unistd::mkfifo(&dir.join("go.fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap(),
+    );
+    let events = Events::follow(&w);
+    // Not a wait for anything: ten periodic samples of the quiet tree, so that the hog
+    // appears where samples reuse the pids they know (the test passes without it).
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(w.path("go.fifo"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"go\n"))
+        .unwrap();
+    events.wait("the hog killed at its limit", |v| {
+        is_event(v, "quiet", "exited") && v["reason"] == "memory"
+    });
+}
+
 /// A CPU spike shorter than `for` is announced (over, then back under) and left alone;
 /// a process that keeps spinning past `for` is stopped with the rule and the window.
 fn cpu_rules_wait_for_their_window(mode: Mode) {
