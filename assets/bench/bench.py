@@ -202,7 +202,8 @@ def sample(pid):
     """CPU ticks (dead threads included), per-thread run time in ns and context
     switches (live threads), PSS and RSS in bytes."""
     _, _, ticks = proc_stat(pid)
-    run_ns = switches = threads = 0
+    run_ns = threads = 0
+    switches = {}  # (pid, tid) -> voluntary switches: a thread's count dies with it
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             run_ns += int(read(f"/proc/{pid}/task/{tid}/schedstat").split()[0])
@@ -210,7 +211,7 @@ def sample(pid):
                 # Voluntary switches: each one is the thread going to sleep, so
                 # over a quiet period they count its wake-ups.
                 if line.startswith("voluntary_ctxt_switches:"):
-                    switches += int(line.split()[1])
+                    switches[(pid, tid)] = int(line.split()[1])
             threads += 1
         except OSError:
             pass
@@ -225,11 +226,23 @@ def sample(pid):
 
 
 def total(pids_):
-    acc = {"ticks": 0, "run_ns": 0, "switches": 0, "threads": 0, "pss": 0, "rss": 0}
+    acc = {"ticks": 0, "run_ns": 0, "switches": {}, "threads": 0, "pss": 0, "rss": 0}
     for pid in pids_:
         for k, v in sample(pid).items():
-            acc[k] += v
+            if k == "switches":
+                acc[k].update(v)
+            else:
+                acc[k] += v
     return acc
+
+
+def wakeups(before, after):
+    """Wake-ups between two samples, per thread: a thread born meanwhile counts all of
+    its switches, one that ended counts one (its last wake-up; the kernel drops its
+    count with it), so threads that come and go never make the sum negative."""
+    born_or_kept = sum(n - before.get(t, 0) for t, n in after.items())
+    ended = sum(1 for t in before if t not in after)
+    return born_or_kept + ended, ended
 
 
 def cmd_usage(a):
@@ -241,6 +254,7 @@ def cmd_usage(a):
     after = total(group)
     wall = time.monotonic() - t0
     cpu_ms = (after["ticks"] - before["ticks"]) * 1000 / CLK_TCK
+    woke, ended = wakeups(before["switches"], after["switches"])
     emit({
         "processes": len(group),
         "threads": after["threads"],
@@ -248,7 +262,8 @@ def cmd_usage(a):
         "cpu_ms": cpu_ms,
         "run_ms": round((after["run_ns"] - before["run_ns"]) / 1e6, 2),
         "cpu_percent": round(cpu_ms / 10 / wall, 3),
-        "wakeups": after["switches"] - before["switches"],
+        "wakeups": woke,
+        "threads_ended": ended,
         "pss_mib": round(after["pss"] / 2**20, 2),
         "rss_mib": round(after["rss"] / 2**20, 2),
     })
