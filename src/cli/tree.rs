@@ -61,11 +61,24 @@ pub struct TreeProcess {
     pub parent: Option<i32>,
     #[serde(default)]
     pub name: String,
+    /// Its arguments joined by spaces; empty from an older supervisor or for a zombie.
+    #[serde(default)]
+    pub command: String,
     #[serde(default)]
     pub rss_bytes: u64,
     /// Percent of one core since this process's previous sample.
     #[serde(default)]
     pub cpu_percent: f64,
+}
+
+impl TreeProcess {
+    /// What the COMMAND column shows: the command line, or the name when there is none.
+    pub fn shown(&self) -> &str {
+        match self.command.is_empty() {
+            true => &self.name,
+            false => &self.command,
+        }
+    }
 }
 
 /// The processes in display order with their depth: the leader, then each process under
@@ -152,7 +165,7 @@ pub fn render(trees: &[Tree], paint: Paint) -> String {
         let (cpu, rss) = totals(&tree.processes);
         let n = tree.processes.len();
         out.push(format!(
-            "{}: {n} process{}, cpu {cpu:.1}%, mem {}",
+            "{}: {n} process{}, cpu {cpu:.1}%, rss {}",
             paint.paint(&tree.name, Some(Paint::BOLD)),
             if n == 1 { "" } else { "es" },
             mem(rss)
@@ -166,7 +179,7 @@ pub fn render(trees: &[Tree], paint: Paint) -> String {
             .unwrap_or(3)
             .max(3);
         out.push(paint.paint(
-            &format!("  {:>pid_w$}  {:>6}  {:>8}  COMMAND", "PID", "CPU", "MEM"),
+            &format!("  {:>pid_w$}  {:>6}  {:>8}  COMMAND", "PID", "CPU", "RSS"),
             Some(Paint::DIM),
         ));
         for ((_, p), guide) in rows.iter().zip(&guides) {
@@ -175,7 +188,7 @@ pub fn render(trees: &[Tree], paint: Paint) -> String {
                 p.pid,
                 format!("{:.1}%", p.cpu_percent),
                 mem(p.rss_bytes),
-                p.name
+                p.shown()
             ));
         }
     }
@@ -201,6 +214,7 @@ mod tests {
             pid,
             parent: Some(parent),
             name: name.into(),
+            command: String::new(),
             rss_bytes: 1024 * 1024,
             cpu_percent: 0.5,
         }
@@ -220,8 +234,8 @@ mod tests {
             ],
         };
         let expected = "\
-web: 5 processes, cpu 2.5%, mem 5.0MiB
-  PID     CPU       MEM  COMMAND
+web: 5 processes, cpu 2.5%, rss 5.0MiB
+  PID     CPU       RSS  COMMAND
   100    0.5%    1.0MiB  sh
   120    0.5%    1.0MiB  ├─ worker
   121    0.5%    1.0MiB  │  └─ helper
@@ -233,6 +247,28 @@ db: not running";
             processes: vec![],
         };
         assert_eq!(render(&[tree, db], Paint(false)), expected);
+    }
+
+    #[test]
+    fn the_command_line_is_shown_and_the_name_stands_in_when_there_is_none() {
+        let mut worker = p(8, 7, "python3");
+        worker.command = "python3 -m http.server 8080".into();
+        let tree = Tree {
+            name: "web".into(),
+            processes: vec![p(7, 1, "sh"), worker],
+        };
+        let text = render(&[tree], Paint(false));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("web: 2 processes, cpu 1.0%, rss 2.0MiB"),
+            "{text}"
+        );
+        assert!(lines[1].ends_with("RSS  COMMAND"), "{text}");
+        assert!(lines[2].ends_with("  sh"), "{text}");
+        assert!(
+            lines[3].ends_with("└─ python3 -m http.server 8080"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub struct Figures {
     pub pid: i32,
     pub parent: Option<i32>,
     pub name: String,
+    /// Its command line, arguments joined by spaces (`ps -o args`); empty for a process
+    /// that has none to show (a zombie, or one that ended meanwhile).
+    pub command: String,
     pub rss_bytes: u64,
     /// Percent of one core since the process's previous sample: 0 at its first, which is
     /// every time unless sampling is periodic (someone subscribed, as a dashboard is).
@@ -403,6 +406,7 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
                     pid,
                     parent: p.parent().map(|pp| pp.as_u32() as i32),
                     name: p.name().to_string_lossy().into_owned(),
+                    command: command_line(pid),
                     rss_bytes: p.memory(),
                     cpu_percent: (f64::from(p.cpu_usage()) * 10.0).round() / 10.0,
                 })
@@ -410,5 +414,19 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
             .collect();
         self.forget_unless_periodic();
         figures
+    }
+}
+
+/// A process's arguments as `ps -o args` shows them. Read here, for the tree request
+/// only: the periodic samples never pay for it.
+fn command_line(pid: i32) -> String {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(raw) => raw
+            .split(|&b| b == 0)
+            .filter(|arg| !arg.is_empty())
+            .map(String::from_utf8_lossy)
+            .collect::<Vec<_>>()
+            .join(" "),
+        Err(_) => String::new(),
     }
 }

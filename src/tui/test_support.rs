@@ -282,19 +282,47 @@ pub fn logs() -> Vec<LogEntry> {
 /// A process tree as `tree` answers for `web`: a shell leader, two workers, a helper
 /// under one of them, and a straggler re-parented to warden.
 pub fn tree() -> Vec<crate::cli::tree::TreeProcess> {
-    let p = |pid: i32, parent: i32, name: &str, rss: u64, cpu: f64| crate::cli::tree::TreeProcess {
-        pid,
-        parent: Some(parent),
-        name: name.into(),
-        rss_bytes: rss,
-        cpu_percent: cpu,
+    let p = |pid: i32, parent: i32, (name, command): (&str, &str), rss: u64, cpu: f64| {
+        crate::cli::tree::TreeProcess {
+            pid,
+            parent: Some(parent),
+            name: name.into(),
+            command: command.into(),
+            rss_bytes: rss,
+            cpu_percent: cpu,
+        }
     };
     vec![
-        p(4242, 4000, "sh", 1_200_000, 0.0),
-        p(4243, 4242, "gunicorn", 18_000_000, 2.5),
-        p(4250, 4243, "gunicorn", 22_000_000, 11.0),
-        p(4251, 4243, "gunicorn", 21_000_000, 9.5),
-        p(4260, 4000, "cleanup.sh", 900_000, 0.0),
+        p(
+            4242,
+            4000,
+            ("sh", "sh -c gunicorn app:wsgi"),
+            1_200_000,
+            0.0,
+        ),
+        p(
+            4243,
+            4242,
+            ("gunicorn", "gunicorn app:wsgi -w 2"),
+            18_000_000,
+            2.5,
+        ),
+        p(
+            4250,
+            4243,
+            ("gunicorn", "gunicorn app:wsgi -w 2"),
+            22_000_000,
+            11.0,
+        ),
+        p(
+            4251,
+            4243,
+            ("gunicorn", "gunicorn app:wsgi -w 2"),
+            21_000_000,
+            9.5,
+        ),
+        // A zombie has no command line: its name stands in.
+        p(4260, 4000, ("cleanup.sh", ""), 900_000, 0.0),
     ]
 }
 

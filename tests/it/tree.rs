@@ -66,12 +66,22 @@ autostart = false
         "{out}"
     );
     assert!(lines[at + 2].contains(&format!("{leader} ")), "{out}");
-    assert!(lines[at + 2].ends_with("  sh"), "{out}");
+    assert!(
+        lines[at + 2]
+            .ends_with("  sh -c warden-demo-worker sleep & warden-demo-worker sleep & wait"),
+        "{out}"
+    );
     let (first, second) = (kids[0].min(kids[1]), kids[0].max(kids[1]));
     assert!(lines[at + 3].contains(&first.to_string()), "{out}");
-    assert!(lines[at + 3].ends_with("├─ warden-demo-wor"), "{out}");
+    assert!(
+        lines[at + 3].ends_with("├─ warden-demo-worker sleep"),
+        "{out}"
+    );
     assert!(lines[at + 4].contains(&second.to_string()), "{out}");
-    assert!(lines[at + 4].ends_with("└─ warden-demo-wor"), "{out}");
+    assert!(
+        lines[at + 4].ends_with("└─ warden-demo-worker sleep"),
+        "{out}"
+    );
     assert!(lines.contains(&"idle: not running"), "{out}");
 
     let (code, _, err) = run_warden(w.dir.path(), &["tree", "nobody"]);

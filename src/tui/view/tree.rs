@@ -42,7 +42,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             Line::styled(
                 fit(
                     &format!(
-                        "{n} process{} · cpu {cpu:.1}% · mem {} · refreshed every second",
+                        "{n} process{} · cpu {cpu:.1}% · rss {} · refreshed every second",
                         if n == 1 { "" } else { "es" },
                         mem(rss)
                     ),
@@ -65,7 +65,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         let cmd_w = width.saturating_sub(8 + 8 + 10);
         lines.push(Line::styled(
             fit(
-                &format!("{:>7} {:>7} {:>9} {}", "PID", "CPU", "MEM", "COMMAND"),
+                &format!("{:>7} {:>7} {:>9} {}", "PID", "CPU", "RSS", "COMMAND"),
                 width,
             ),
             t.bold(),
@@ -84,7 +84,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 Span::raw(fit(&figures, width)),
                 Span::styled(guide.clone(), t.dim()),
                 Span::styled(
-                    fit(&p.name, cmd_w.saturating_sub(guide.chars().count())),
+                    fit(p.shown(), cmd_w.saturating_sub(guide.chars().count())),
                     if leader { t.bold() } else { Default::default() },
                 ),
             ]));
