@@ -660,17 +660,19 @@ memory = "50MB"
 
 // ----- without the right to create cgroups ---------------------------------------------
 
-/// `warden ARGS` as uid/gid 65534 in `dir`, marked with `marker` like the harness does.
-fn as_nobody(dir: &Path, marker: &str, args: &[&str]) -> std::process::Command {
+/// `warden ARGS` as uid/gid 65534 in `d`'s folder, marked with its marker like the
+/// harness does, running the copies of the binaries that uid can execute.
+fn as_nobody(d: &NobodyDir, args: &[&str]) -> std::process::Command {
     use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new(WARDEN);
+    let bin = d.dir.path().join("bin");
+    let mut cmd = std::process::Command::new(bin.join("warden"));
     cmd.args(args)
-        .current_dir(dir)
-        .env("WARDEN_TEST", marker)
+        .current_dir(d.dir.path())
+        .env("WARDEN_TEST", &d.marker)
         .env("NO_COLOR", "1")
         .env_remove("WARDEN_SOCKET")
         .env_remove("XDG_RUNTIME_DIR")
-        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir().display()))
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -703,6 +705,19 @@ impl NobodyDir {
             .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         std::fs::write(dir.path().join("warden.toml"), config).unwrap();
+        // Copies of the binaries: the built ones may sit where only their owner can enter
+        // (a clone in a 0700 home, or under `mktemp -d`).
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        for (from, name) in [
+            (warden_bin(), "warden"),
+            (WORKER.to_owned(), "warden-demo-worker"),
+        ] {
+            std::fs::copy(from, bin.join(name)).unwrap();
+            std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         let marker = format!("nobody-{}-{:?}", std::process::id(), Instant::now());
         NobodyDir { dir, marker }
     }
@@ -745,9 +760,7 @@ fn without_the_right_to_create_cgroups() {
         )
     };
     let d = NobodyDir::new(&config("required"));
-    let out = as_nobody(d.dir.path(), &d.marker, &["up", "--no-tui"])
-        .output()
-        .unwrap();
+    let out = as_nobody(&d, &["up", "--no-tui"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(0) || !err.contains("may not create cgroups") {
         // This host lets anyone create cgroups (or has a delegated subtree): nothing to see.
@@ -764,14 +777,10 @@ fn without_the_right_to_create_cgroups() {
     assert!(!d.dir.path().join("logs").exists(), "nothing was started");
 
     let d = NobodyDir::new(&config("auto"));
-    let mut up = as_nobody(d.dir.path(), &d.marker, &["up", "--no-tui"])
-        .spawn()
-        .unwrap();
+    let mut up = as_nobody(&d, &["up", "--no-tui"]).spawn().unwrap();
     let deadline = Instant::now() + PATIENCE;
     let report = loop {
-        let out = as_nobody(d.dir.path(), &d.marker, &["status", "--json"])
-            .output()
-            .unwrap();
+        let out = as_nobody(&d, &["status", "--json"]).output().unwrap();
         let s: Option<Value> = serde_json::from_slice(&out.stdout).ok();
         if let Some(s) = s.filter(|s| process(s, "idle")["state"] == "running") {
             break s;
