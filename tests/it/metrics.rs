@@ -117,8 +117,26 @@ period = "100ms"
             && s["supervisor"]["rss_bytes"].as_u64().is_some()
     });
 
-    let (head, body) = get(port, "/metrics");
-    let status = wait_http_status(port, "the status", |_| true);
+    // Sampling goes on while /metrics is scraped: compare a scrape with a status that
+    // has the same figures before and after it, so that no sample came in between.
+    let figures = |s: &Value| -> Vec<Value> {
+        s["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["rss_bytes"].clone())
+            .collect()
+    };
+    let deadline = Instant::now() + PATIENCE;
+    let (head, body, status) = loop {
+        let before = wait_http_status(port, "the status", |_| true);
+        let (head, body) = get(port, "/metrics");
+        let after = wait_http_status(port, "the status", |_| true);
+        if figures(&before) == figures(&after) {
+            break (head, body, after);
+        }
+        assert!(Instant::now() < deadline, "no scrape between two samples");
+    };
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     assert!(
         head.to_lowercase()
@@ -162,9 +180,7 @@ period = "100ms"
             p["log_dropped_bytes"].as_f64().unwrap()
         );
         if let Some(rss) = p["rss_bytes"].as_f64() {
-            // Sampled again between the two reads at most by a little.
-            let m = one("warden_process_resident_bytes", &l);
-            assert!(m > 0.0 && (m - rss).abs() <= rss, "{m} vs {rss}");
+            assert_eq!(one("warden_process_resident_bytes", &l), rss);
         }
     }
     assert_eq!(one("warden_process_restarts_total", "name=crashy"), 2.0);
