@@ -30,6 +30,7 @@ use super::sampling::Sampling;
 use super::status::{Snapshot, SupervisorStatus};
 use super::watch as file_watch;
 use crate::config::Spec;
+use crate::facts::Generation;
 use crate::logs::{LogSink, Tee};
 use crate::monitor::Figures;
 use crate::probe::notify::NotifySocket;
@@ -263,11 +264,11 @@ pub struct Actor {
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     control_rx: mpsc::UnboundedReceiver<Control>,
-    timers: BTreeMap<(Instant, u64), (InstanceId, u64, Timer)>,
+    timers: BTreeMap<(Instant, u64), (InstanceId, Generation, Timer)>,
     timer_seq: u64,
-    runs: HashMap<InstanceId, (u64, Run)>,
+    runs: HashMap<InstanceId, (Generation, Run)>,
     /// The sd_notify socket of each run that has one.
-    notify_sockets: HashMap<InstanceId, (u64, Arc<NotifySocket>)>,
+    notify_sockets: HashMap<InstanceId, (Generation, Arc<NotifySocket>)>,
     sinks: HashMap<InstanceId, Arc<LogSink>>,
     waiters: HashMap<WaiterId, oneshot::Sender<Result<String, String>>>,
     next_waiter: WaiterId,
@@ -878,7 +879,7 @@ impl Actor {
 
     /// The run `run_no` of an instance, if it is the one alive: effects about an earlier
     /// run find nothing.
-    fn run_of(&self, id: InstanceId, run_no: u64) -> Option<&Run> {
+    fn run_of(&self, id: InstanceId, run_no: Generation) -> Option<&Run> {
         self.runs
             .get(&id)
             .filter(|(n, _)| *n == run_no)
@@ -1138,7 +1139,7 @@ impl Actor {
         }
     }
 
-    fn spawn(&mut self, id: InstanceId, run_no: u64) {
+    fn spawn(&mut self, id: InstanceId, run_no: Generation) {
         let tx = self.tx.clone();
         let sink = self.sink_for(id);
         let Some(inst) = self.core.instance(id) else {
@@ -1168,7 +1169,7 @@ impl Actor {
         ));
     }
 
-    fn start_probe(&mut self, id: InstanceId, run_no: u64, role: Role) {
+    fn start_probe(&mut self, id: InstanceId, run_no: Generation, role: Role) {
         let Some(inst) = self.core.instance(id) else {
             return;
         };

@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::state::State;
+use crate::facts::Generation;
 
 /// Why a run ended, as recorded in the restart history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +94,7 @@ impl ExitReason {
 pub struct ExitRecord {
     #[serde(with = "rfc3339")]
     pub time: SystemTime,
-    pub run: u64,
+    pub run: Generation,
     pub code: Option<i32>,
     pub signal: Option<i32>,
     pub reason: ExitReason,
@@ -152,18 +153,18 @@ pub enum EventKind {
         to: State,
     },
     Spawned {
-        run: u64,
+        run: Generation,
         pid: u32,
     },
     Exited {
-        run: u64,
+        run: Generation,
         code: Option<i32>,
         signal: Option<i32>,
         reason: ExitReason,
         detail: Option<String>,
     },
     Restarting {
-        run: u64,
+        run: Generation,
         delay_ms: u64,
     },
     Fatal {
@@ -172,14 +173,14 @@ pub enum EventKind {
     /// The run is alive but not working (a failed startup or liveness probe, a missed
     /// watchdog, an output rule): it is being stopped, and restarted by its policy.
     Hung {
-        run: u64,
+        run: Generation,
         reason: ExitReason,
         detail: String,
     },
     /// A `limits` threshold was crossed (`reason` is `memory` or `cpu`); `action` says
     /// what follows: a restart, a stop, or only this warning.
     Limit {
-        run: u64,
+        run: Generation,
         reason: ExitReason,
         detail: String,
         action: LimitResponse,
@@ -188,7 +189,7 @@ pub enum EventKind {
     /// `after_ms` the stop timeout that ran out, or `null` when it was killed at once (a
     /// second Ctrl-C or SIGTERM, the shutdown timeout).
     Killed {
-        run: u64,
+        run: Generation,
         #[serde(default = "other_reason")]
         reason: ExitReason,
         after_ms: Option<u64>,
@@ -211,7 +212,7 @@ pub enum EventKind {
     /// for its dependencies): no run was started. `run` is the run still going;
     /// `skipped` counts every skip of this instance so far.
     Skipped {
-        run: u64,
+        run: Generation,
         skipped: u32,
         detail: String,
     },
@@ -239,7 +240,7 @@ pub enum EventKind {
     /// (`pid`, if the kernel could say) and was ignored. `refused`: how many so far for
     /// this instance; under a flood only the 1st, 2nd, 4th, 8th... are told.
     NotifyRefused {
-        run: u64,
+        run: Generation,
         pid: Option<u32>,
         refused: u32,
     },
@@ -475,30 +476,30 @@ mod tests {
                 to: State::Stopping,
             },
             EventKind::Exited {
-                run: 3,
+                run: Generation(3),
                 code: None,
                 signal: Some(9),
                 reason: ExitReason::Memory,
                 detail: Some("memory 300MiB over the limit".into()),
             },
             EventKind::Hung {
-                run: 1,
+                run: Generation(1),
                 reason: ExitReason::Liveness,
                 detail: "liveness probe failed 3 times: refused".into(),
             },
             EventKind::Limit {
-                run: 2,
+                run: Generation(2),
                 reason: ExitReason::Cpu,
                 detail: "cpu 95% over the limit of 90% for 30s".into(),
                 action: LimitResponse::Warn,
             },
             EventKind::Killed {
-                run: 4,
+                run: Generation(4),
                 reason: ExitReason::Request,
                 after_ms: Some(300),
             },
             EventKind::Killed {
-                run: 4,
+                run: Generation(4),
                 reason: ExitReason::Shutdown,
                 after_ms: None,
             },
@@ -527,7 +528,7 @@ mod tests {
             time: at(1_700_000_000),
             name: "web".into(),
             kind: EventKind::Exited {
-                run: 1,
+                run: Generation(1),
                 code: Some(1),
                 signal: None,
                 reason: ExitReason::Crash,
@@ -578,7 +579,7 @@ mod tests {
             time: at(0),
             name: "web".into(),
             kind: EventKind::Killed {
-                run: 2,
+                run: Generation(2),
                 reason: ExitReason::Shutdown,
                 after_ms,
             },

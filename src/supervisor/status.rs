@@ -19,6 +19,7 @@ use super::core::{Core, Instance};
 use super::event::{ExitReason, ExitRecord};
 use super::health::{ProbeState, Sample, ms};
 use super::state::State;
+use crate::facts::Generation;
 
 /// The former name of [`Snapshot`].
 pub type StatusReport = Snapshot;
@@ -136,7 +137,7 @@ pub struct ProcessStatus {
     pub usage_history: Option<Vec<UsageSample>>,
     /// The run number of the current or last run.
     #[serde(default)]
-    pub run: u64,
+    pub run: Generation,
     /// Why it is fatal, or why its last spawn failed.
     #[serde(default)]
     pub error: Option<String>,

@@ -3,8 +3,8 @@
 //! Every fact about a process arrives here as an [`Input`] (a spawn finished, a run ended,
 //! a timer fired, a user asked for something) and every action leaves as an [`Effect`]
 //! (spawn, signal, schedule, reply, emit an event). The actor around it performs the
-//! effects. Messages about a child carry the run number (`run_no`) they belong to, so a late
-//! exit or timer from an earlier run is dropped here, never misapplied.
+//! effects. Messages about a child carry the run ([`Generation`], `run_no`) they belong to,
+//! so a late exit or timer from an earlier run is dropped here, never misapplied.
 //!
 //! This file holds the types, the lifecycle (spawn, exit, restart policy, backoff, stop)
 //! and dependency ordering; [`requests`] answers users, [`rules`] turns health verdicts
@@ -36,7 +36,7 @@ use super::reload::ReloadPlan;
 use super::state::{State, allowed};
 use super::status::Health;
 use crate::config::{DependCondition, LimitAction, ProcessSpec, Spec};
-use crate::facts::{ExitStatus, NotifyMessage, Usage};
+use crate::facts::{ExitStatus, Generation, NotifyMessage, Usage};
 use crate::monitor::UsageHistory;
 
 /// How many exits each instance remembers.
@@ -115,12 +115,12 @@ pub enum Input {
     Kill,
     Spawned {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         pid: u32,
     },
     SpawnFailed {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         error: String,
         /// For lack of a resource warden itself ran out of (descriptors, processes,
         /// memory): worth retrying, not a fault of the command.
@@ -129,7 +129,7 @@ pub enum Input {
     /// A run is over and nothing of its tree is left.
     Exited {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         status: ExitStatus,
         stderr_tail: Vec<String>,
         /// Processes of the run the kernel's OOM killer killed (known with a cgroup only).
@@ -139,12 +139,12 @@ pub enum Input {
     },
     Timer {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         timer: Timer,
     },
     Probe {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         role: Role,
         result: ProbeResult,
     },
@@ -155,20 +155,20 @@ pub enum Input {
     /// An sd_notify message from the run's process tree.
     Notify {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         message: NotifyMessage,
     },
     /// An sd_notify message from outside the run's process tree (`sender`, if the kernel
     /// said) was dropped by the relay: counted and told, never acted on.
     NotifyRefused {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         sender: Option<i32>,
     },
     /// A line matched `output.hung_on`.
     OutputMatched {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         line: String,
     },
     /// The `Silence` timer fired; `last_output` is when the sink last saw output.
@@ -176,7 +176,7 @@ pub enum Input {
     /// came due, so the child's silence cannot be judged yet.
     Silence {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         last_output: Option<Instant>,
         unread: bool,
     },
@@ -184,7 +184,7 @@ pub enum Input {
     /// or warden itself was stalled when the timer came due.
     Watchdog {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         unread: bool,
     },
     /// Files that `watch` names changed: `paths` (a few, for the record) out of `count`.
@@ -196,7 +196,7 @@ pub enum Input {
     /// A sample of the run's tree: memory and CPU over the window since the last one.
     Usage {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         usage: Usage,
     },
 }
@@ -205,30 +205,30 @@ pub enum Input {
 pub enum Effect {
     Spawn {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
     },
     /// The graceful stop: `signal` and SIGCONT to the whole tree.
     Stop {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         signal: Signal,
     },
     /// SIGKILL to the whole tree.
     Kill {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
     },
     Schedule {
         at: Instant,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         timer: Timer,
     },
     /// Start probing a run in this role; the actor stops every prober of a run when the
     /// run ends, and on [`Effect::StopProbe`].
     StartProbe {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         role: Role,
     },
     StopProbe {
@@ -256,7 +256,7 @@ pub struct Instance {
     pub spec: Arc<ProcessSpec>,
     pub state: State,
     /// Run number of the current or last run (0 = never spawned).
-    pub run_no: u64,
+    pub run_no: Generation,
     pub pid: Option<u32>,
     pub ready: bool,
     pub started_at: Option<Instant>,
@@ -276,7 +276,7 @@ pub struct Instance {
     /// With `schedule`: when the next run is due (`None` while not armed).
     pub next_run: Option<SystemTime>,
     /// Tags the armed schedule timer: bumped to drop one in flight.
-    schedule_seq: u64,
+    schedule_seq: Generation,
     /// A scheduled run (or a start request of a scheduled process) waits to be spawned.
     due: bool,
     /// Scheduled runs skipped because the previous one was still going.
@@ -286,7 +286,7 @@ pub struct Instance {
     /// generation that tags the debounce timer.
     changed: IndexSet<String>,
     changed_unnamed: usize,
-    change_seq: u64,
+    change_seq: Generation,
     /// The last sample of the run's tree.
     pub rss: Option<u64>,
     pub cpu_percent: Option<f64>,
@@ -365,7 +365,7 @@ fn probes_of(spec: &ProcessSpec) -> Vec<ProbeState> {
 #[derive(Debug, Clone, Copy)]
 enum Goal {
     /// Running (ready) in a run numbered at least `min_gen`, or finished successfully.
-    Up { min_gen: u64 },
+    Up { min_gen: Generation },
     /// At rest.
     Down,
 }
@@ -452,7 +452,7 @@ impl Core {
                 } else {
                     State::Stopped
                 },
-                run_no: 0,
+                run_no: Generation(0),
                 pid: None,
                 ready: false,
                 started_at: None,
@@ -464,12 +464,12 @@ impl Core {
                 notify_refused: 0,
                 last_beat: None,
                 next_run: None,
-                schedule_seq: 0,
+                schedule_seq: Generation(0),
                 due: false,
                 skipped: 0,
                 changed: IndexSet::new(),
                 changed_unnamed: 0,
-                change_seq: 0,
+                change_seq: Generation(0),
                 rss: None,
                 cpu_percent: None,
                 memory_peak: None,
@@ -639,7 +639,7 @@ impl Core {
     fn on_spawned(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         pid: u32,
         now: Now,
         fx: &mut Vec<Effect>,
@@ -709,7 +709,7 @@ impl Core {
     fn on_spawn_failed(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         error: String,
         transient: bool,
         now: Now,
@@ -753,7 +753,7 @@ impl Core {
     fn on_exited(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         end: RunEnd,
         now: Now,
         fx: &mut Vec<Effect>,
@@ -865,7 +865,7 @@ impl Core {
                     now,
                     &name,
                     EventKind::Restarting {
-                        run: run_no + 1,
+                        run: run_no.next(),
                         delay_ms: delay.as_millis() as u64,
                     },
                 ));
@@ -887,7 +887,7 @@ impl Core {
     fn on_timer(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         timer: Timer,
         now: Now,
         fx: &mut Vec<Effect>,
@@ -940,13 +940,13 @@ impl Core {
     // ----- mechanics -------------------------------------------------------------------
 
     /// The instance, if `run_no` is its current run: reports about earlier runs are dropped.
-    fn run_mut(&mut self, id: InstanceId, run_no: u64) -> Option<&mut Instance> {
+    fn run_mut(&mut self, id: InstanceId, run_no: Generation) -> Option<&mut Instance> {
         self.instances.get_mut(&id).filter(|i| i.run_no == run_no)
     }
 
     /// The instance, if `run_no` is its current run and that run is up (starting or
     /// running): what probes, rules and samples may act on.
-    fn live_run_mut(&mut self, id: InstanceId, run_no: u64) -> Option<&mut Instance> {
+    fn live_run_mut(&mut self, id: InstanceId, run_no: Generation) -> Option<&mut Instance> {
         self.instances
             .get_mut(&id)
             .filter(|i| i.run_no == run_no && matches!(i.state, State::Starting | State::Running))
@@ -963,7 +963,7 @@ impl Core {
         let inst = &mut self.instances[&id];
         // A spawn that failed for lack of a resource never made a run: try that run again.
         if !std::mem::take(&mut inst.retry_spawn) {
-            inst.run_no += 1;
+            inst.run_no = inst.run_no.next();
         }
         inst.due = false;
         inst.kill_on_spawn = false;

@@ -79,7 +79,11 @@ impl Core {
                 Request::Start | Request::Restart => {
                     let restart = matches!(req, Request::Restart);
                     inst.want_up = true;
-                    let min_gen = if restart { inst.run_no + 1 } else { 0 };
+                    let min_gen = if restart {
+                        inst.run_no.next()
+                    } else {
+                        Generation(0)
+                    };
                     match inst.state {
                         State::Stopped | State::Exited | State::Fatal => {
                             self.reset_counters(id);
@@ -234,7 +238,7 @@ pub(super) fn goal_outcome(inst: &Instance, goal: Goal) -> Option<Result<String,
                     describe_last_exit(inst)
                 ))),
             },
-            State::Backoff if inst.run_no >= min_gen.max(1) => Some(Err(format!(
+            State::Backoff if inst.run_no >= min_gen.max(Generation(1)) => Some(Err(format!(
                 "{name}: ended with {}, backing off before a restart",
                 describe_last_exit(inst)
             ))),

@@ -8,7 +8,7 @@ impl Core {
     pub(super) fn on_probe(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         role: Role,
         result: ProbeResult,
         now: Now,
@@ -68,7 +68,7 @@ impl Core {
     pub(super) fn on_notify(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         message: NotifyMessage,
         now: Now,
         fx: &mut Vec<Effect>,
@@ -99,7 +99,7 @@ impl Core {
     pub(super) fn on_notify_refused(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         sender: Option<i32>,
         now: Now,
         fx: &mut Vec<Effect>,
@@ -123,7 +123,7 @@ impl Core {
     pub(super) fn on_silence(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         last_output: Option<Instant>,
         unread: bool,
         now: Now,
@@ -169,7 +169,7 @@ impl Core {
     pub(super) fn on_watchdog(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         unread: bool,
         now: Now,
         fx: &mut Vec<Effect>,
@@ -240,7 +240,7 @@ impl Core {
     pub(super) fn on_usage(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         usage: Usage,
         now: Now,
         fx: &mut Vec<Effect>,
@@ -362,7 +362,7 @@ impl Core {
     pub(super) fn hung(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         reason: ExitReason,
         detail: String,
         now: Now,

@@ -101,7 +101,13 @@ impl Core {
                     State::Stopped
                 };
                 if want_up {
-                    targets.push((id, Goal::Up { min_gen: 0 }, inst.name.clone()));
+                    targets.push((
+                        id,
+                        Goal::Up {
+                            min_gen: Generation(0),
+                        },
+                        inst.name.clone(),
+                    ));
                 }
             }
         } else {
