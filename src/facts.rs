@@ -9,8 +9,6 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
-
 /// A run's number within its instance (1 for the first run, 0 = never spawned). Every
 /// message about a child carries the one it belongs to, so a late report from an earlier
 /// run is told apart from the current one. Also the instance's schedule and file-change
@@ -54,14 +52,7 @@ pub struct ExitStatus {
 
 impl ExitStatus {
     pub fn describe(&self) -> String {
-        match (self.code, self.signal) {
-            (Some(c), _) => format!("exit code {c}"),
-            (_, Some(s)) => match Signal::try_from(s) {
-                Ok(sig) => format!("signal {}", sig.as_str().trim_start_matches("SIG")),
-                Err(_) => format!("signal {s}"),
-            },
-            _ => "unknown status".into(),
-        }
+        crate::human::exit_status(self.code, self.signal)
     }
 }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::State;
 use crate::facts::Generation;
+use crate::human;
 
 /// Why a run ended, as recorded in the restart history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,11 +267,7 @@ impl Event {
                 reason,
                 detail,
             } => {
-                let how = match (code, signal) {
-                    (Some(c), _) => format!("exit code {c}"),
-                    (_, Some(s)) => format!("signal {}", signal_name(*s)),
-                    _ => "unknown status".into(),
-                };
+                let how = human::exit_status(*code, *signal);
                 let detail = detail
                     .as_ref()
                     .map(|d| format!(": {d}"))
@@ -278,7 +275,7 @@ impl Event {
                 format!("run {run} ended ({how}, {}){detail}", reason.as_str())
             }
             EventKind::Restarting { run, delay_ms } => {
-                format!("restarting as run {run} in {}", fmt_ms(*delay_ms))
+                format!("restarting as run {run} in {}", human::ms(*delay_ms))
             }
             EventKind::Fatal { message } => format!("fatal: {message}"),
             EventKind::Hung { detail, .. } => format!("hung: {detail}"),
@@ -293,7 +290,7 @@ impl Event {
                 ..
             } => format!(
                 "run {run} did not stop within {}: sent SIGKILL",
-                fmt_ms(*after)
+                human::ms(*after)
             ),
             EventKind::Killed {
                 run,
@@ -349,16 +346,13 @@ impl Event {
             } => {
                 let (value, limit) = match rule.as_str() {
                     "cpu" => (format!("{value:.0}%"), format!("{limit:.0}%")),
-                    _ => (
-                        format!("{:.1}MiB", value / (1024.0 * 1024.0)),
-                        fmt_size(*limit as u64),
-                    ),
+                    _ => (human::mib(*value), human::size(*limit as u64)),
                 };
                 match (over, over_ms) {
                     (true, _) => format!("{rule} {value} is over its limit of {limit}"),
                     (false, Some(ms)) => format!(
                         "{rule} {value} is back under its limit of {limit} after {}",
-                        fmt_ms(*ms)
+                        human::ms(*ms)
                     ),
                     (false, None) => format!("{rule} {value} is back under its limit of {limit}"),
                 }
@@ -408,39 +402,6 @@ impl Event {
             | EventKind::Other => 0,
         };
         std::mem::size_of::<Event>() + self.name.len() + strings
-    }
-}
-
-pub fn signal_name(sig: i32) -> String {
-    nix::sys::signal::Signal::try_from(sig)
-        .map(|s| s.as_str().trim_start_matches("SIG").to_string())
-        .unwrap_or_else(|_| sig.to_string())
-}
-
-pub fn fmt_ms(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    }
-}
-
-/// A configured size, as the user most likely wrote it (`50MB` stays `50MB`).
-pub fn fmt_size(n: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [
-        (1 << 30, "GiB"),
-        (1_000_000_000, "GB"),
-        (1 << 20, "MiB"),
-        (1_000_000, "MB"),
-    ];
-    match UNITS
-        .iter()
-        .find(|(unit, _)| n > 0 && n.is_multiple_of(*unit))
-    {
-        Some((unit, name)) => format!("{}{name}", n / unit),
-        None => format!("{:.1}MiB", n as f64 / (1024.0 * 1024.0)),
     }
 }
 

@@ -37,6 +37,7 @@ use super::state::{State, allowed};
 use super::status::Health;
 use crate::config::{DependCondition, LimitAction, ProcessSpec, Spec};
 use crate::facts::{ExitStatus, Generation, NotifyMessage, Usage};
+use crate::human;
 use crate::monitor::UsageHistory;
 
 /// How many exits each instance remembers.
@@ -735,7 +736,7 @@ impl Core {
             inst.retry_spawn = true;
             let text = format!(
                 "could not start: {error}; retrying in {}",
-                fmt_duration(delay)
+                human::duration(delay)
             );
             fx.push(emit(now, &name, EventKind::Message { text }));
             fx.push(Effect::Schedule {
@@ -914,7 +915,7 @@ impl Core {
                 let reason = inst.stop_reason.get_or_insert((ExitReason::Request, None));
                 let note = format!(
                     "killed by SIGKILL after stop timeout ({})",
-                    fmt_duration(after)
+                    human::duration(after)
                 );
                 reason.1 = Some(match reason.1.take() {
                     Some(d) => format!("{d}; {note}"),
@@ -1204,14 +1205,10 @@ fn oom_note(kills: u64, spec: &ProcessSpec, peak: Option<u64>) -> String {
     let max = spec.limits.as_ref().and_then(|l| l.memory_max);
     let mut note = format!("the kernel's OOM killer killed {who} of the run");
     if let Some(max) = max {
-        note += &format!(" at its `memory_max` of {}", rules::size(max));
+        note += &format!(" at its `memory_max` of {}", human::size(max));
     }
     if let Some(peak) = peak {
-        note += &format!(" (peak {})", rules::bytes(peak));
+        note += &format!(" (peak {})", human::mib(peak as f64));
     }
     note
-}
-
-fn fmt_duration(d: Duration) -> String {
-    super::event::fmt_ms(d.as_millis() as u64)
 }

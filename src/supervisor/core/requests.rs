@@ -254,11 +254,7 @@ pub(super) fn goal_outcome(inst: &Instance, goal: Goal) -> Option<Result<String,
 
 pub(super) fn describe_last_exit(inst: &Instance) -> String {
     match inst.last_exit() {
-        Some(e) => ExitStatus {
-            code: e.code,
-            signal: e.signal,
-        }
-        .describe(),
+        Some(e) => human::exit_status(e.code, e.signal),
         None => "no exit recorded".into(),
     }
 }
