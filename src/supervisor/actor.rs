@@ -1259,9 +1259,9 @@ impl Actor {
             // wherever it is (rotation renames it too).
             let mut skip = vec![spec.supervisor.log_dir.clone()];
             skip.extend(
-                super::core::expand(p)
+                crate::config::instances_of(p, None)
                     .into_iter()
-                    .filter_map(|(_, _, s)| s.log.file.clone()),
+                    .filter_map(|i| i.spec.log.file.clone()),
             );
             match FileWatch::start(&p.name, watch, skip, self.files_tx.clone()) {
                 Ok((w, problems)) => {

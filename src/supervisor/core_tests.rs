@@ -486,30 +486,6 @@ fn a_start_waiting_on_readiness_fails_once_readiness_fails() {
     assert_eq!(r.state("a"), State::Starting, "readiness never kills");
 }
 
-#[test]
-fn replicas_get_their_own_log_file_and_substituted_targets() {
-    let s = spec(
-        "[processes.w]\ncommand = \"x --port 80{replica}\"\nreplicas = 2\nlog = { file = \"logs/w.log\" }\n\
-         [processes.w.liveness]\ntcp = \"127.0.0.1:80{replica}\"\n\
-         [processes.v]\ncommand = \"x\"\nreplicas = 2\nlog = { file = \"v-{replica}.txt\" }\n",
-    );
-    let w = expand(&s.processes["w"]);
-    assert_eq!(w[1].0, "w.1");
-    assert_eq!(
-        w[1].2.log.file.as_deref(),
-        Some(Path::new("/etc/warden/logs/w.1.log"))
-    );
-    assert_eq!(
-        w[1].2.command,
-        crate::config::CommandSpec::Argv(vec!["x".into(), "--port".into(), "801".into()])
-    );
-    let v = expand(&s.processes["v"]);
-    assert_eq!(
-        v[0].2.log.file.as_deref(),
-        Some(Path::new("/etc/warden/v-0.txt"))
-    );
-}
-
 // ----- resource rules ---------------------------------------------------------------------
 
 fn usage(rss: u64, cpu_percent: f64) -> crate::monitor::Usage {

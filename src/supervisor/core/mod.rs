@@ -408,10 +408,9 @@ impl Core {
             finished: false,
             dirty: true,
         };
-        for p in spec.processes.values() {
-            for (name, replica, inst_spec) in expand(p) {
-                core.add_instance(name, p.name.clone(), replica, inst_spec);
-            }
+        for i in spec.instances() {
+            let process = i.spec.name.clone();
+            core.add_instance(i.name, process, i.replica, i.spec);
         }
         core
     }
@@ -1090,79 +1089,6 @@ fn condition_met(dep: &Instance, cond: DependCondition) -> bool {
         DependCondition::Ready => dep.state == State::Running && dep.ready,
         DependCondition::Completed => completed,
     }
-}
-
-/// The instances of a declared process, with `{replica}` substituted.
-/// A single instance shares the declaration itself.
-pub fn expand(p: &Arc<ProcessSpec>) -> Vec<(String, Option<u32>, Arc<ProcessSpec>)> {
-    expand_scaled(p, None)
-}
-
-/// [`expand`], for a process scaled at runtime to `scaled` replicas (always indexed, see
-/// `scale.rs`).
-pub fn expand_scaled(
-    p: &Arc<ProcessSpec>,
-    scaled: Option<u32>,
-) -> Vec<(String, Option<u32>, Arc<ProcessSpec>)> {
-    match scaled {
-        None if p.replicas <= 1 => vec![replica_of(p, None)],
-        None => (0..p.replicas).map(|r| replica_of(p, Some(r))).collect(),
-        Some(n) => (0..n).map(|r| replica_of(p, Some(r))).collect(),
-    }
-}
-
-/// Name, index and spec of one instance of `p`: the process itself (`None`), or replica `r`.
-fn replica_of(p: &Arc<ProcessSpec>, r: Option<u32>) -> (String, Option<u32>, Arc<ProcessSpec>) {
-    match r {
-        None => (p.name.clone(), None, p.clone()),
-        Some(r) => (
-            format!("{}.{r}", p.name),
-            Some(r),
-            Arc::new(substitute_replica(p, r)),
-        ),
-    }
-}
-
-fn substitute_replica(p: &ProcessSpec, r: u32) -> ProcessSpec {
-    use crate::config::{CommandSpec, ProbeSpec, ProbeTarget};
-    let sub = |s: &str| s.replace("{replica}", &r.to_string());
-    let mut out = p.clone();
-    out.command = match &p.command {
-        CommandSpec::Argv(a) => CommandSpec::Argv(a.iter().map(|s| sub(s)).collect()),
-        CommandSpec::Shell(s) => CommandSpec::Shell(sub(s)),
-    };
-    for v in out.env.values_mut() {
-        *v = sub(v);
-    }
-    let fix_probe = |probe: &mut Option<ProbeSpec>| {
-        if let Some(pr) = probe {
-            match &mut pr.target {
-                ProbeTarget::Http { url, .. } => *url = sub(url),
-                ProbeTarget::Tcp { addr, .. } | ProbeTarget::Udp { addr, .. } => *addr = sub(addr),
-                ProbeTarget::Unix { path, .. } => *path = sub(&path.to_string_lossy()).into(),
-                ProbeTarget::Exec { argv } => argv.iter_mut().for_each(|a| *a = sub(a)),
-            }
-        }
-    };
-    fix_probe(&mut out.startup);
-    fix_probe(&mut out.readiness);
-    fix_probe(&mut out.liveness);
-    // Replicas must not share a log file: `{replica}` in the name, or `.N` before the
-    // extension (`worker.log` → `worker.1.log`).
-    if let Some(file) = &p.log.file {
-        let text = file.to_string_lossy();
-        out.log.file = Some(if text.contains("{replica}") {
-            sub(&text).into()
-        } else {
-            let stem = file.file_stem().unwrap_or_default().to_string_lossy();
-            let name = match file.extension() {
-                Some(ext) => format!("{stem}.{r}.{}", ext.to_string_lossy()),
-                None => format!("{stem}.{r}"),
-            };
-            file.with_file_name(name)
-        });
-    }
-    out
 }
 
 fn checks_of(spec: &Spec) -> IndexMap<String, CheckState> {
