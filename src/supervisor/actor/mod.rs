@@ -5,8 +5,11 @@
 //!
 //! Its sources come from outside: the process-wide signals as [`Sig`]s on a channel
 //! ([`Actor::run`] forwards the real ones, a test sends its own), the spawner at
-//! [`Actor::new`]. It reads tokio's clock ([`clock`]), so a test can run it with paused
-//! time and see the timeouts fire at their virtual moment.
+//! [`Actor::new`]. It reads tokio's clock (`timers::clock`), so a test can run it with
+//! paused time and see the timeouts fire at their virtual moment.
+//!
+//! This file holds the loop, the requests and the effects; `timers` the clock and the
+//! due timers, `runs` what is done to each run (spawn, probe, sample, signal, log).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -38,6 +41,12 @@ use crate::probe::{ProbeContext, spawn_prober};
 use crate::process::cgroup::{CgroupStatus, Cgroups};
 use crate::process::{self, Run, Spawner, reap_orphans};
 
+mod runs;
+mod timers;
+
+use runs::Signaller;
+use timers::{clock, now, sleep_until};
+
 /// The process-wide signals the actor acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sig {
@@ -49,20 +58,6 @@ pub enum Sig {
     Child,
     /// SIGHUP: reload, or stop everything if the terminal closed (`hangup_stops`).
     Hangup,
-}
-
-/// The actor's clock: tokio's, which a test may pause (`start_paused`); otherwise the
-/// same as `std::time::Instant::now()`.
-fn clock() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-/// The moment an input is handled, on the actor's clock.
-fn now() -> Now {
-    Now {
-        mono: clock(),
-        wall: SystemTime::now(),
-    }
 }
 
 /// Register the real signals (before returning, so none is lost) and forward them as
@@ -303,44 +298,6 @@ pub struct Actor {
     signaller: Signaller,
     /// How the shutdown went, for warden's exit code.
     report: ShutdownReport,
-}
-
-/// Sends stop and kill signals to whole trees, in order, on a thread of its own: finding
-/// a tree's escaped members reads /proc, and stopping five hundred processes at once
-/// must not keep the actor from answering meanwhile.
-struct Signaller(Option<std::sync::mpsc::Sender<(Run, Option<Signal>)>>);
-
-impl Signaller {
-    fn start() -> Signaller {
-        let (tx, rx) = std::sync::mpsc::channel::<(Run, Option<Signal>)>();
-        let started = std::thread::Builder::new()
-            .name("warden-signal".into())
-            .spawn(move || {
-                // What queued up meanwhile goes out as one batch: one look at warden's
-                // adopted orphans for all of it (stopping 500 runs is one, not 500).
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(rx.try_iter());
-                    Run::signal_batch(&batch);
-                }
-            });
-        // Without the thread, signals are sent from the actor itself.
-        Signaller(started.ok().map(|_| tx))
-    }
-
-    /// `signal` (and SIGCONT) to the tree, or SIGKILL with `None`.
-    fn send(&self, run: &Run, signal: Option<Signal>) {
-        let queued = self
-            .0
-            .as_ref()
-            .is_some_and(|tx| tx.send((run.clone(), signal)).is_ok());
-        if !queued {
-            match signal {
-                Some(signal) => run.stop(signal),
-                None => run.kill(),
-            }
-        }
-    }
 }
 
 /// How a shutdown went: what `warden up` exits with (see [`ShutdownReport::exit_code`]).
@@ -645,73 +602,6 @@ impl Actor {
         false
     }
 
-    /// Whether a timer due at `due` fired so late that warden must have been stalled; says
-    /// so (once per stall: the timers a stall delayed all come due within moments).
-    fn stalled(&mut self, due: Instant, now: Instant) -> bool {
-        let late = now.saturating_duration_since(due);
-        if late < LATE {
-            return false;
-        }
-        if self
-            .stall_noticed
-            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
-        {
-            self.stall_noticed = Some(now);
-            self.notice(&format!(
-                "warden was stalled for {:.1}s (a timer came due that late: stopped, starved of CPU, or a suspended machine); health verdicts wait until what arrived meanwhile is read",
-                late.as_secs_f64()
-            ));
-        }
-        true
-    }
-
-    fn pop_due(&mut self) -> Option<Input> {
-        let now = clock();
-        if self.snapshot_due().is_some_and(|d| d <= now) {
-            self.publish_snapshot(now);
-        }
-        if self.reload_due.is_some_and(|d| d <= now) {
-            self.reload_due = None;
-            // Errors are reported as a `reload_failed` event by `reload` itself.
-            let _ = self.reload(false);
-            return None;
-        }
-        if self.shutdown_deadline.is_some_and(|d| d <= now) {
-            self.shutdown_deadline = Some(now + Duration::from_secs(3600));
-            self.report.timed_out = true;
-            self.notice("shutdown timeout reached: killing what is left");
-            return Some(Input::Kill);
-        }
-        let (&key, _) = self.timers.first_key_value().filter(|(k, _)| k.0 <= now)?;
-        let (id, run_no, timer) = self.timers.remove(&key)?;
-        match timer {
-            Timer::Silence => {
-                let sink = self.sinks.get(&id).cloned();
-                // Pending first: output read after this shows in `last_output_at`.
-                let pending = sink.as_ref().is_some_and(|s| s.output_pending());
-                let last_output = sink.and_then(|s| s.last_output_at());
-                let stalled = self.stalled(key.0, now);
-                let unread = pending || stalled;
-                Some(Input::Silence {
-                    id,
-                    run_no,
-                    last_output,
-                    unread,
-                })
-            }
-            Timer::Watchdog => {
-                let pending = self
-                    .notify_sockets
-                    .get(&id)
-                    .is_some_and(|(n, socket)| *n == run_no && socket.has_pending());
-                let stalled = self.stalled(key.0, now);
-                let unread = pending || stalled;
-                Some(Input::Watchdog { id, run_no, unread })
-            }
-            _ => Some(Input::Timer { id, run_no, timer }),
-        }
-    }
-
     fn on_control(&mut self, c: Control) -> Option<Input> {
         let mut waiter = |reply| {
             let w = self.next_waiter;
@@ -877,43 +767,6 @@ impl Actor {
         finished
     }
 
-    /// The run `run_no` of an instance, if it is the one alive: effects about an earlier
-    /// run find nothing.
-    fn run_of(&self, id: InstanceId, run_no: Generation) -> Option<&Run> {
-        self.runs
-            .get(&id)
-            .filter(|(n, _)| *n == run_no)
-            .map(|(_, run)| run)
-    }
-
-    fn signal(&self, names: &[String], signal: Signal) -> Result<String, String> {
-        let mut sent = Vec::new();
-        for id in self.core.resolve(names)? {
-            let inst = self.core.instance(id).expect("resolved");
-            if let Some(run) = self.run_of(id, inst.run_no)
-                && run.signal(signal)
-            {
-                sent.push(format!("{} (pid {})", inst.name, run.handle.pid()));
-            }
-        }
-        if sent.is_empty() {
-            return Err(format!(
-                "nothing to signal: none of `{}` is running",
-                names.join(" ")
-            ));
-        }
-        Ok(format!("sent {} to {}", signal.as_str(), sent.join(", ")))
-    }
-
-    fn sinks_of(&mut self, names: &[String]) -> Result<Vec<NamedSink>, String> {
-        let mut out = Vec::new();
-        for id in self.core.resolve(names)? {
-            let name = self.core.instance(id).expect("resolved").name.clone();
-            out.push((name, self.sink_for(id)));
-        }
-        Ok(out)
-    }
-
     /// Re-read the config file; apply the difference unless `dry_run`.
     fn reload(&mut self, dry_run: bool) -> Result<ReloadPlan, String> {
         if self.core.is_shutting_down() {
@@ -1074,33 +927,6 @@ impl Actor {
         snapshot
     }
 
-    /// Whether an observer follows the events (warden's own followers do not count).
-    fn watched(&self) -> bool {
-        self.events.followers() > self.opts.quiet_followers
-    }
-
-    /// When a fresh snapshot is due for the subscribers that want them, if one is.
-    fn snapshot_due(&mut self) -> Option<Instant> {
-        if self.snapshots.receiver_count() == 0 {
-            self.snapshot_stale = false;
-            return None;
-        }
-        if !self.snapshot_stale {
-            // Anything published since the last one makes it stale; so does any input,
-            // but those always publish or come with a change the loop marks below.
-            self.snapshot_stale = self.snapshots.borrow().seq != self.events.last_seq();
-        }
-        self.snapshot_stale
-            .then_some(self.snapshot_built + snapshot_every(self.core.instances().count()))
-    }
-
-    fn publish_snapshot(&mut self, now: Instant) {
-        let snapshot = Arc::new(self.snapshot(now));
-        self.snapshots.send_replace(snapshot);
-        self.snapshot_built = now;
-        self.snapshot_stale = false;
-    }
-
     fn describe(&mut self, name: &str) -> Result<Description, String> {
         let inst = self
             .core
@@ -1111,244 +937,5 @@ impl Actor {
                 format!("no instance named `{name}`; known: {}", known.join(", "))
             })?;
         Ok(describe(inst, &self.log_path(inst)))
-    }
-
-    fn log_path(&self, inst: &super::core::Instance) -> std::path::PathBuf {
-        inst.spec.log.file.clone().unwrap_or_else(|| {
-            self.spec
-                .supervisor
-                .log_dir
-                .join(format!("{}.log", inst.name))
-        })
-    }
-
-    /// After a burst of spawns (start-up, `restart all`, a reload), hand the memory the
-    /// burst used back to the system once things are quiet: the allocator keeps freed
-    /// memory otherwise, and a supervisor lives for months.
-    fn trim_after_burst(&mut self) {
-        if self.spawns_since_trim >= TRIM_AFTER_SPAWNS
-            && self.rx.is_empty()
-            && self.control_rx.is_empty()
-        {
-            self.spawns_since_trim = 0;
-            // SAFETY: malloc_trim only releases free memory; it is safe to call anywhere.
-            #[cfg(target_env = "gnu")]
-            unsafe {
-                libc::malloc_trim(0);
-            }
-        }
-    }
-
-    fn spawn(&mut self, id: InstanceId, run_no: Generation) {
-        let tx = self.tx.clone();
-        let sink = self.sink_for(id);
-        let Some(inst) = self.core.instance(id) else {
-            return;
-        };
-        let plan =
-            match launch::RunPlan::new(inst, &self.opts.token, &self.runtime_dir, &self.pipes) {
-                Ok(plan) => plan,
-                Err(e) => {
-                    let error = format!("cannot set up its stdin_from pipe: {e}");
-                    let transient = crate::logs::is_transient(e.raw_os_error());
-                    let _ = tx.send(Msg::Input(Input::SpawnFailed {
-                        id,
-                        run_no,
-                        error,
-                        transient,
-                    }));
-                    return;
-                }
-            };
-        tokio::spawn(launch::run(
-            plan,
-            self.spawner.clone(),
-            self.opts.cgroups.clone(),
-            sink,
-            self.tx.clone(),
-        ));
-    }
-
-    fn start_probe(&mut self, id: InstanceId, run_no: Generation, role: Role) {
-        let Some(inst) = self.core.instance(id) else {
-            return;
-        };
-        let Some(probe) = inst.probe(role) else {
-            return;
-        };
-        let ctx = ProbeContext {
-            spawner: self.spawner.clone(),
-            cwd: inst.spec.cwd.clone(),
-            env: launch::child_env(inst),
-            run_id: format!("{}:{}:{}-probe", self.opts.token, inst.name, role.as_str()).into(),
-            credentials: self.run_of(id, run_no).and_then(|r| r.credentials.clone()),
-            umask: inst.spec.umask,
-        };
-        let tx = self.tx.clone();
-        let handle = spawn_prober(probe.spec.clone(), ctx, move |o| {
-            let result = ProbeResult {
-                ok: o.ok,
-                latency: o.latency,
-                error: o.error,
-                stale: o.stale,
-            };
-            let _ = tx.send(Msg::Input(Input::Probe {
-                id,
-                run_no,
-                role,
-                result,
-            }));
-        });
-        if let Some(old) = self.probers.insert((id, role), handle) {
-            old.abort();
-        }
-    }
-
-    fn stop_probes(&mut self, id: InstanceId) {
-        self.probers.retain(|(i, _), h| {
-            if *i == id {
-                h.abort();
-            }
-            *i != id
-        });
-    }
-
-    /// Sample the current runs (`all`, or those without a fresh sample) and feed the core.
-    fn sample(&mut self, all: bool) {
-        let core = &self.core;
-        let rule = |id| core.instance(id)?.spec.limits.as_ref()?.memory;
-        let inputs = self
-            .sampling
-            .sample(&self.runs, self.spawner.registry(), all, rule);
-        // New figures: subscribers that want fresh snapshots get one.
-        self.snapshot_stale |= !inputs.is_empty();
-        for input in inputs {
-            let fx = self.core.handle(input, now());
-            self.apply(fx);
-        }
-    }
-
-    /// The process trees of the named instances, for `tree`.
-    fn trees(&mut self, names: &[String]) -> Result<Vec<NamedTree>, String> {
-        let mut out = Vec::new();
-        for id in self.core.resolve(names)? {
-            let inst = self.core.instance(id).expect("resolved");
-            let name = inst.name.clone();
-            let tree = match self.run_of(id, inst.run_no).cloned() {
-                Some(run) => self.sampling.tree(&run, self.spawner.registry()),
-                None => Vec::new(),
-            };
-            out.push((name, tree));
-        }
-        Ok(out)
-    }
-
-    /// One file watch per process with `watch`, started, replaced or dropped to match the
-    /// config that runs.
-    fn sync_file_watches(&mut self) {
-        let spec = self.spec.clone();
-        self.file_watches.retain(|name, w| {
-            spec.processes.get(name).and_then(|p| p.watch.as_ref()) == Some(&w.spec)
-        });
-        for p in spec.processes.values() {
-            let Some(watch) = &p.watch else { continue };
-            if self.file_watches.contains_key(&p.name) {
-                continue;
-            }
-            // warden's own writes never count: the log folder, and the process's log file
-            // wherever it is (rotation renames it too).
-            let mut skip = vec![spec.supervisor.log_dir.clone()];
-            skip.extend(
-                crate::config::instances_of(p, None)
-                    .into_iter()
-                    .filter_map(|i| i.spec.log.file.clone()),
-            );
-            match FileWatch::start(&p.name, watch, skip, self.files_tx.clone()) {
-                Ok((w, problems)) => {
-                    for problem in problems {
-                        self.notice(&format!(
-                            "{}: {problem}; changes there are not seen",
-                            p.name
-                        ));
-                    }
-                    self.file_watches.insert(p.name.clone(), w);
-                }
-                Err(e) => self.notice(&format!("{}: cannot watch its files: {e}", p.name)),
-            }
-        }
-    }
-
-    /// (Re)start one prober per `[checks.NAME]`.
-    fn start_checks(&mut self) {
-        for h in self.check_probers.drain(..) {
-            h.abort();
-        }
-        for check in self.spec.checks.values() {
-            let ctx = ProbeContext {
-                spawner: self.spawner.clone(),
-                cwd: self
-                    .spec
-                    .path
-                    .parent()
-                    .map(Into::into)
-                    .unwrap_or_else(|| "/".into()),
-                env: process::inherited_env(),
-                run_id: format!("{}:check-{}", self.opts.token, check.name).into(),
-                credentials: None,
-                umask: None,
-            };
-            let (tx, name) = (self.tx.clone(), check.name.clone());
-            self.check_probers
-                .push(spawn_prober(check.probe.clone(), ctx, move |o| {
-                    let result = ProbeResult {
-                        ok: o.ok,
-                        latency: o.latency,
-                        error: o.error,
-                        stale: o.stale,
-                    };
-                    let _ = tx.send(Msg::Input(Input::CheckProbe {
-                        name: name.clone(),
-                        result,
-                    }));
-                }));
-        }
-    }
-
-    /// The instance's sink, made on first use. No file I/O happens here (the file is
-    /// opened by the log writer's workers): a log path that hangs cannot hold up the actor.
-    fn sink_for(&mut self, id: InstanceId) -> Arc<LogSink> {
-        let inst = self.core.instance(id).expect("spawn of a known instance");
-        // A sink opened under another name belongs to a run from before `warden scale`
-        // renamed the instance: its runs go on writing there, new runs get the new name's.
-        if let Some(s) = self.sinks.get(&id) {
-            let renamed = **s.name() != *inst.name && !self.runs.contains_key(&id);
-            if !renamed {
-                return s.clone();
-            }
-        }
-        let path = self.log_path(inst);
-        let (tx, name) = (self.tx.clone(), inst.name.clone());
-        let notices: crate::logs::Notices = Arc::new(move |text| {
-            let _ = tx.send(Msg::Notice {
-                name: name.clone(),
-                text,
-            });
-        });
-        let sink = LogSink::new(
-            &inst.name,
-            &path,
-            &inst.spec.log,
-            self.opts.tee.clone(),
-            Some(notices),
-        );
-        self.sinks.insert(id, sink.clone());
-        sink
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }
