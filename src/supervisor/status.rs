@@ -17,7 +17,7 @@ use crate::process::cgroup::CgroupStatus;
 
 use super::core::{Core, Instance};
 use super::event::{ExitReason, ExitRecord};
-use super::health::{ProbeState, Sample, ms};
+use super::health::{ProbeState, Role, Sample, ms};
 use super::state::State;
 use crate::facts::Generation;
 
@@ -90,6 +90,16 @@ impl Health {
             Health::Unknown => "unknown",
             Health::None => "none",
         }
+    }
+}
+
+/// `healthy`, `unhealthy`, `unknown` (no verdict yet) or `none` (no liveness probe).
+fn health(inst: &Instance) -> Health {
+    match inst.probe(Role::Liveness).map(|p| p.thresholds.verdict) {
+        None => Health::None,
+        Some(None) => Health::Unknown,
+        Some(Some(true)) => Health::Healthy,
+        Some(Some(false)) => Health::Unhealthy,
     }
 }
 
@@ -272,7 +282,7 @@ fn process_status(inst: &Instance, now: Instant, replicas: Option<(u32, u32)>) -
         state: inst.state,
         pid: inst.pid,
         ready: inst.ready,
-        health: inst.health(),
+        health: health(inst),
         restarts: inst.restarts,
         last_exit: inst.last_exit().map(|e| LastExit {
             code: e.code,

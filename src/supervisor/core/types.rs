@@ -16,7 +16,6 @@ use crate::monitor::UsageHistory;
 use crate::supervisor::event::{Event, ExitReason, ExitRecord, LimitHit};
 use crate::supervisor::health::{ProbeResult, ProbeState, Role};
 use crate::supervisor::state::State;
-use crate::supervisor::status::Health;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InstanceId(pub u64);
@@ -303,16 +302,6 @@ impl Instance {
 
     pub(super) fn probe_mut(&mut self, role: Role) -> Option<&mut ProbeState> {
         self.probes.iter_mut().find(|p| p.role == role)
-    }
-
-    /// `healthy`, `unhealthy`, `unknown` (no verdict yet) or `none` (no liveness probe).
-    pub fn health(&self) -> Health {
-        match self.probe(Role::Liveness).map(|p| p.thresholds.verdict) {
-            None => Health::None,
-            Some(None) => Health::Unknown,
-            Some(Some(true)) => Health::Healthy,
-            Some(Some(false)) => Health::Unhealthy,
-        }
     }
 
     /// Whether readiness waits on something beyond the process being spawned.
