@@ -1,5 +1,6 @@
-//! Facts about a run, as the decisions see them: how it ended ([`ExitStatus`]), what it
-//! said over sd_notify ([`NotifyMessage`]) and what it used ([`Usage`]).
+//! Facts about a run, as the decisions see them: which run it is ([`Generation`]), how it
+//! ended ([`ExitStatus`]), what it said over sd_notify ([`NotifyMessage`]) and what it
+//! used ([`Usage`]).
 //!
 //! Neutral ground between the mechanisms that observe these facts (`process` reaps,
 //! `probe::notify` parses datagrams, `monitor` samples) and the supervisor core that
@@ -8,7 +9,39 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
+/// A run's number within its instance (1 for the first run, 0 = never spawned). Every
+/// message about a child carries the one it belongs to, so a late report from an earlier
+/// run is told apart from the current one. Also the instance's schedule and file-change
+/// generations, which drop a timer set before a later stop or change. Serialised as the
+/// bare number.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct Generation(pub u64);
+
+impl Generation {
+    /// The one after this.
+    pub fn next(self) -> Generation {
+        Generation(self.0 + 1)
+    }
+}
+
+impl std::fmt::Display for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -19,14 +52,7 @@ pub struct ExitStatus {
 
 impl ExitStatus {
     pub fn describe(&self) -> String {
-        match (self.code, self.signal) {
-            (Some(c), _) => format!("exit code {c}"),
-            (_, Some(s)) => match Signal::try_from(s) {
-                Ok(sig) => format!("signal {}", sig.as_str().trim_start_matches("SIG")),
-                Err(_) => format!("signal {s}"),
-            },
-            _ => "unknown status".into(),
-        }
+        crate::human::exit_status(self.code, self.signal)
     }
 }
 

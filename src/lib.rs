@@ -5,8 +5,10 @@
 //! - [`config`]: TOML → validated [`config::Spec`], with every error located.
 //! - [`supervisor`]: one actor owning all process state; its decisions live in the pure
 //!   [`supervisor::core`], its loop in [`supervisor::actor`].
-//! - [`facts`]: how a run ended, what it said over sd_notify: the facts mechanisms
-//!   observe and the core decides on, in neutral ground between them.
+//! - [`facts`]: which run it is, how it ended, what it said over sd_notify: the facts
+//!   mechanisms observe and the core decides on, in neutral ground between them.
+//! - [`human`]: how durations, sizes and exits read to people, written once for every
+//!   layer (it imports nothing of warden).
 //! - [`process`]: spawning in a new session (as another user if asked) and in a cgroup of
 //!   the run's own where the host allows it, pidfd signalling, whole-tree kills, reaping,
 //!   the descriptor limit, and the last stage of an init (pid 1).
@@ -63,6 +65,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod facts;
+pub mod human;
 pub mod logs;
 pub mod monitor;
 pub mod probe;

@@ -18,9 +18,10 @@ use tokio::io::BufReader;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
+use super::conn::stopped;
+use super::dispatch::act;
 use super::lines::{ReadLine, read_line, skip_line};
 use super::protocol::Request;
-use super::server::{act, stopped};
 use crate::supervisor::{Control, Handle};
 
 /// The longest command line taken from the FIFO.

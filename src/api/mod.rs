@@ -7,6 +7,10 @@
 //! - [`server`]: the accept loop and one task per connection, with limits on everything a
 //!   client controls (request size, idle time, number of connections, peer uid).
 //! - [`fifo`]: the control FIFO (`control_fifo = true`): the same verbs, one per line.
+//! - [`dispatch`]: requests with one answer, as `Control` messages to the actor, for the
+//!   server, the FIFO and the in-process dashboard alike; `streams` (`logs -f`, `events`,
+//!   `subscribe`) and `conn` (a connection's answers, deadlines and hang-ups) serve the
+//!   server, none of them importing another front end.
 //! - [`client`]: the blocking client the CLI commands use.
 //!
 //! What this module must not do: decide anything about processes. Every verb becomes a
@@ -26,6 +30,8 @@
 
 pub mod bind;
 pub mod client;
+mod conn;
+pub mod dispatch;
 pub mod fifo;
 mod lines;
 pub mod metrics;

@@ -15,19 +15,18 @@
 //! client's misbehaviour ends its own connection and nothing else; no error here reaches
 //! the supervisor.
 //!
-//! This module performs requests by sending [`Control`] messages to the actor and
-//! forwarding its replies; it keeps no state about processes.
+//! Requests with one answer are performed by [`super::dispatch`], streams by `streams`,
+//! both over the connection's `conn` half; this module keeps no state about
+//! processes.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
@@ -35,8 +34,11 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 use super::bind::{Bound, Files};
+pub use super::conn::WRITE_TIMEOUT;
+use super::conn::{Peer, stopped, until_hangup};
+use super::dispatch::act;
 use super::lines::{ReadLine, read_line};
-use super::protocol::{Answer, MAX_REQUEST, Request, VERSION, parse_request};
+use super::protocol::{Answer, MAX_REQUEST, Request, parse_request};
 use crate::supervisor::{Control, Handle};
 
 /// Connections served at once, whatever they do (a bound on descriptors); beyond it a
@@ -49,14 +51,10 @@ pub const MAX_STREAMS: usize = 256;
 /// Time a client has to send each whole request (from connecting, or after an answer).
 /// A stream, once started, has no idle limit.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time a client has to take one answer line before it is dropped (a stopped `logs -f`).
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutting down waits for connections to send their last answer.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// After `accept` fails for lack of file descriptors, wait this long instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// How often a client that half closed its connection is checked for having gone.
-const HANGUP_POLL: Duration = Duration::from_secs(1);
 /// Repeated warnings of one kind are logged at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
@@ -141,11 +139,11 @@ impl Drop for Server {
     }
 }
 
-pub(super) struct Shared {
-    pub handle: Handle,
-    pub config: String,
+struct Shared {
+    handle: Handle,
+    config: String,
     euid: u32,
-    pub stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     busy: Throttle,
     refused: Throttle,
     accept_failed: Throttle,
@@ -194,7 +192,7 @@ impl Idle {
 }
 
 /// A stream slot, released when dropped.
-pub(super) struct StreamSlot(Arc<Shared>);
+struct StreamSlot(Arc<Shared>);
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
@@ -204,7 +202,7 @@ impl Drop for StreamSlot {
 
 impl Conn {
     /// A slot for a stream, or why not.
-    pub(super) fn stream_slot(&self) -> Result<StreamSlot, String> {
+    fn stream_slot(&self) -> Result<StreamSlot, String> {
         let streams = &self.shared.streams;
         if streams.fetch_add(1, Ordering::Relaxed) >= MAX_STREAMS {
             streams.fetch_sub(1, Ordering::Relaxed);
@@ -288,14 +286,8 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>, _permit: OwnedSemaphoreP
         .await;
         return;
     }
-    let (rd, wr) = stream.into_split();
-    let stop = shared.stop.clone();
-    let mut conn = Conn {
-        rd: BufReader::with_capacity(8 * 1024, rd),
-        wr,
-        shared,
-        stop,
-    };
+    let peer = Peer::new(stream, shared.handle.clone(), shared.stop.clone());
+    let mut conn = Conn { peer, shared };
     conn.run().await;
 }
 
@@ -326,11 +318,9 @@ fn check_peer(stream: &UnixStream, shared: &Shared) -> Result<(), String> {
 }
 
 /// One client connection: requests in turn, each answered in full before the next.
-pub(super) struct Conn {
-    pub rd: BufReader<OwnedReadHalf>,
-    wr: OwnedWriteHalf,
-    pub shared: Arc<Shared>,
-    pub stop: watch::Receiver<bool>,
+struct Conn {
+    peer: Peer,
+    shared: Arc<Shared>,
 }
 
 impl Conn {
@@ -339,9 +329,9 @@ impl Conn {
             let (ticket, evicted) = self.shared.idle.wait();
             let read = tokio::select! {
                 biased;
-                () = stopped(&mut self.stop) => None,
+                () = stopped(&mut self.peer.stop) => None,
                 _ = evicted => Some(Err(())),
-                r = timeout(IDLE_TIMEOUT, read_line(&mut self.rd, MAX_REQUEST)) => Some(Ok(r)),
+                r = timeout(IDLE_TIMEOUT, read_line(&mut self.peer.rd, MAX_REQUEST)) => Some(Ok(r)),
             };
             self.shared.idle.done(ticket);
             let read = match read {
@@ -351,20 +341,20 @@ impl Conn {
                     let why = format!(
                         "closed to make room: {MAX_IDLE} connections were waiting for a request; send the request right after connecting"
                     );
-                    let _ = self.send(&Answer::error(why)).await;
+                    let _ = self.peer.send(&Answer::error(why)).await;
                     return;
                 }
             };
             let line = match read {
                 Err(_) => {
                     let why = format!("no request within {}s: closing", IDLE_TIMEOUT.as_secs());
-                    let _ = self.send(&Answer::error(why)).await;
+                    let _ = self.peer.send(&Answer::error(why)).await;
                     return;
                 }
                 Ok(Err(_)) | Ok(Ok(ReadLine::Eof)) => return,
                 Ok(Ok(ReadLine::TooLong)) => {
                     let why = format!("request longer than {MAX_REQUEST} bytes: closing");
-                    let _ = self.send(&Answer::error(why)).await;
+                    let _ = self.peer.send(&Answer::error(why)).await;
                     return;
                 }
                 Ok(Ok(ReadLine::Line(line))) => line,
@@ -375,7 +365,7 @@ impl Conn {
             let request = match parse_request(&line) {
                 Ok(r) => r,
                 Err(why) => {
-                    let _ = self.send(&Answer::error(why)).await;
+                    let _ = self.peer.send(&Answer::error(why)).await;
                     return;
                 }
             };
@@ -399,28 +389,28 @@ impl Conn {
             } => {
                 let _slot = match follow.then(|| self.stream_slot()).transpose() {
                     Ok(slot) => slot,
-                    Err(busy) => return self.send(&Answer::error(busy)).await.map(|()| true),
+                    Err(busy) => return self.peer.send(&Answer::error(busy)).await.map(|()| true),
                 };
-                super::streams::logs(self, names, lines, follow, colors).await
+                super::streams::logs(&mut self.peer, names, lines, follow, colors).await
             }
             Request::Events { since } => {
                 let _slot = match self.stream_slot() {
                     Ok(slot) => slot,
-                    Err(busy) => return self.send(&Answer::error(busy)).await.map(|()| true),
+                    Err(busy) => return self.peer.send(&Answer::error(busy)).await.map(|()| true),
                 };
-                super::streams::events(self, since).await
+                super::streams::events(&mut self.peer, since).await
             }
             Request::Subscribe { refresh, since } => {
                 let _slot = match self.stream_slot() {
                     Ok(slot) => slot,
-                    Err(busy) => return self.send(&Answer::error(busy)).await.map(|()| true),
+                    Err(busy) => return self.peer.send(&Answer::error(busy)).await.map(|()| true),
                 };
-                super::streams::subscribe(self, refresh, since).await
+                super::streams::subscribe(&mut self.peer, refresh, since).await
             }
             // Shutting down goes on whether or not the client waits for it.
             Request::Down => {
                 let answer = act(&self.shared.handle, &self.shared.config, Request::Down).await;
-                self.send(&answer).await?;
+                self.peer.send(&answer).await?;
                 // Stay: the server closes us once the socket is gone, which tells the
                 // client that a new `warden up` may start.
                 Ok(true)
@@ -428,201 +418,14 @@ impl Conn {
             other => {
                 let handle = self.shared.handle.clone();
                 let config = self.shared.config.clone();
-                match until_hangup(&mut self.rd, act(&handle, &config, other)).await {
-                    Some(answer) => self.send(&answer).await.map(|()| true),
+                match until_hangup(&mut self.peer.rd, act(&handle, &config, other)).await {
+                    Some(answer) => self.peer.send(&answer).await.map(|()| true),
                     // The action goes on in the supervisor; nobody waits for its answer.
                     None => Ok(false),
                 }
             }
         }
     }
-
-    pub async fn send(&mut self, answer: &Answer) -> io::Result<()> {
-        match timeout(WRITE_TIMEOUT, self.wr.write_all(&answer.to_line())).await {
-            Ok(r) => r,
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client does not read its answers",
-            )),
-        }
-    }
-}
-
-/// `fut`, unless the client hangs up first (then `None`). Bytes the client sends
-/// meanwhile are left for the next request.
-async fn until_hangup<T>(
-    rd: &mut BufReader<OwnedReadHalf>,
-    fut: impl Future<Output = T>,
-) -> Option<T> {
-    tokio::select! {
-        v = fut => Some(v),
-        () = hung_up(rd, false) => None,
-    }
-}
-
-/// Resolves once the client has closed its connection entirely. A client that only shut
-/// down its sending side (`socat`, `nc -N`) still reads answers, so it is not gone. What
-/// it sends meanwhile is discarded if `discard`; otherwise it is left for the next
-/// request, and this never resolves (the client evidently is there).
-pub(super) async fn hung_up(rd: &mut BufReader<OwnedReadHalf>, discard: bool) {
-    loop {
-        let n = match rd.fill_buf().await {
-            Ok(buf) => buf.len(),
-            Err(_) => return,
-        };
-        if n == 0 {
-            break;
-        }
-        if !discard {
-            return std::future::pending().await;
-        }
-        rd.consume(n);
-    }
-    // End of input: half closed, or gone. Only a full close raises POLLHUP.
-    loop {
-        if peer_closed(rd.get_ref().as_ref()) {
-            return;
-        }
-        tokio::time::sleep(HANGUP_POLL).await;
-    }
-}
-
-fn peer_closed(stream: &UnixStream) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use std::os::fd::AsFd;
-    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::empty())];
-    match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(_) => fds[0]
-            .revents()
-            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
-        Err(_) => true,
-    }
-}
-
-/// Resolves once the server is told to stop (or is gone).
-pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
-
-/// Perform a request that has a single answer (everything but the streams `logs`,
-/// `events` and `subscribe`), for the socket, the FIFO and the in-process dashboard alike.
-pub async fn act(handle: &Handle, config: &str, request: Request) -> Answer {
-    let result = match request {
-        Request::Hello => Ok(Answer {
-            version: Some(VERSION),
-            pid: Some(std::process::id()),
-            config: Some(config.to_string()),
-            ..Answer::success()
-        }),
-        Request::Status => ask(handle, |reply| Control::Status { reply })
-            .await
-            .map(|report| Answer {
-                status: Some(
-                    serde_json::value::to_raw_value(&report).expect("a status report serializes"),
-                ),
-                ..Answer::success()
-            }),
-        Request::Start { names } => ask(handle, |reply| Control::Start { names, reply })
-            .await
-            .and_then(reply),
-        Request::Stop { names } => ask(handle, |reply| Control::Stop { names, reply })
-            .await
-            .and_then(reply),
-        Request::Restart { names } => ask(handle, |reply| Control::Restart { names, reply })
-            .await
-            .and_then(reply),
-        Request::Signal { names, signal } => match crate::config::units::parse_signal(&signal) {
-            Ok(signal) => ask(handle, |reply| Control::Signal {
-                names,
-                signal,
-                reply,
-            })
-            .await
-            .and_then(reply),
-            Err(e) => Err(e),
-        },
-        Request::Reload { dry_run } => ask(handle, |reply| Control::Reload { dry_run, reply })
-            .await
-            .and_then(|r| r)
-            .map(|plan| Answer {
-                message: Some(plan.describe()),
-                plan: Some(
-                    serde_json::value::to_raw_value(&plan).expect("a reload plan serializes"),
-                ),
-                ..Answer::success()
-            }),
-        Request::Tree { names } => ask(handle, |reply| Control::Tree { names, reply })
-            .await
-            .and_then(|r| r)
-            .map(|trees| {
-                #[derive(serde::Serialize)]
-                struct Tree {
-                    name: String,
-                    processes: Vec<crate::monitor::Figures>,
-                }
-                let trees: Vec<Tree> = trees
-                    .into_iter()
-                    .map(|(name, processes)| Tree { name, processes })
-                    .collect();
-                Answer {
-                    trees: Some(
-                        serde_json::value::to_raw_value(&trees).expect("a tree serializes"),
-                    ),
-                    ..Answer::success()
-                }
-            }),
-        Request::Down => ask(handle, |reply| Control::Shutdown { reply: Some(reply) })
-            .await
-            .map(|()| Answer::message("stopped")),
-        Request::Scale { name, replicas } => ask(handle, |reply| Control::Scale {
-            process: name,
-            replicas,
-            reply,
-        })
-        .await
-        .and_then(reply),
-        Request::History { names } => ask(handle, |reply| Control::History { names, reply })
-            .await
-            .and_then(|r| r)
-            .map(|history| Answer {
-                history: Some(
-                    serde_json::value::to_raw_value(&history).expect("a history serializes"),
-                ),
-                ..Answer::success()
-            }),
-        Request::Describe { name } => ask(handle, |reply| Control::Describe { name, reply })
-            .await
-            .and_then(|r| r)
-            .map(|d| Answer {
-                description: Some(
-                    serde_json::value::to_raw_value(&d).expect("a description serializes"),
-                ),
-                ..Answer::success()
-            }),
-        Request::Logs { .. } | Request::Events { .. } | Request::Subscribe { .. } => Err(format!(
-            "`{}` streams: it cannot be used here",
-            request.verb()
-        )),
-    };
-    result.unwrap_or_else(Answer::error)
-}
-
-fn reply(result: Result<String, String>) -> Result<Answer, String> {
-    result.map(Answer::message)
-}
-
-/// Send a control message and wait for its reply.
-pub async fn ask<T>(
-    handle: &Handle,
-    make: impl FnOnce(oneshot::Sender<T>) -> Control,
-) -> Result<T, String> {
-    let (tx, rx) = oneshot::channel();
-    handle
-        .control
-        .send(make(tx))
-        .map_err(|_| "the supervisor has stopped".to_string())?;
-    rx.await
-        .map_err(|_| "the supervisor stopped before answering".to_string())
 }
 
 /// Rate limit for a repeated warning: at most one per [`WARN_EVERY`], counting the rest.

@@ -15,8 +15,9 @@ use std::io;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::conn::{Peer, hung_up, stopped};
+use super::dispatch::ask;
 use super::protocol::{Answer, LogRecord, Skipped};
-use super::server::{Conn, ask, hung_up, stopped};
 use crate::logs::{Follow, Followed, LogLine, LogSink, Stream};
 use crate::supervisor::observe::{Subscription, Update};
 use crate::supervisor::{Control, Event};
@@ -30,13 +31,13 @@ const SUPERVISOR_STOPPED: &str = "the supervisor stopped";
 /// `{"stream":"logs","instances":[...]}`, the last `lines` lines of each instance (merged
 /// by time), then with `follow` every new line until the supervisor stops.
 pub(super) async fn logs(
-    c: &mut Conn,
+    c: &mut Peer,
     names: Vec<String>,
     lines: usize,
     follow: bool,
     colors: bool,
 ) -> io::Result<bool> {
-    let handle = c.shared.handle.clone();
+    let handle = c.handle.clone();
     let sinks = match ask(&handle, |reply| Control::Logs { names, reply })
         .await
         .and_then(|r| r)
@@ -151,9 +152,9 @@ enum Attach {
 }
 
 /// The sink that now serves instance `name`, if it still exists.
-async fn reattach(c: &Conn, name: &str) -> Attach {
+async fn reattach(c: &Peer, name: &str) -> Attach {
     let names = vec![name.to_string()];
-    match ask(&c.shared.handle, |reply| Control::Logs { names, reply }).await {
+    match ask(&c.handle, |reply| Control::Logs { names, reply }).await {
         Err(_) => Attach::SupervisorStopped,
         Ok(Err(_)) => Attach::Gone,
         Ok(Ok(sinks)) => match sinks.into_iter().find(|(n, _)| n == name) {
@@ -212,9 +213,9 @@ fn line_answer(name: &str, line: &LogLine, colors: bool) -> Answer {
 
 /// `{"stream":"events"}`, then every event as `{"event":{...},"text":"..."}` until the
 /// supervisor stops; with `since`, the kept events after that number first.
-pub(super) async fn events(c: &mut Conn, since: Option<u64>) -> io::Result<bool> {
-    let log = c.shared.handle.events.clone();
-    let mut cursor = c.shared.handle.follow_since(since.unwrap_or(u64::MAX));
+pub(super) async fn events(c: &mut Peer, since: Option<u64>) -> io::Result<bool> {
+    let log = c.handle.events.clone();
+    let mut cursor = c.handle.follow_since(since.unwrap_or(u64::MAX));
     c.send(&Answer {
         stream: Some("events".into()),
         ..Answer::default()
@@ -251,8 +252,8 @@ pub(super) async fn events(c: &mut Conn, since: Option<u64>) -> io::Result<bool>
 /// `{"stream":"subscribe","snapshot":{...}}`, with `since` the kept events the snapshot
 /// includes, then every later event (and, with `refresh`, `{"snapshot":{...}}` items)
 /// until the supervisor stops.
-pub(super) async fn subscribe(c: &mut Conn, refresh: bool, since: Option<u64>) -> io::Result<bool> {
-    let handle = c.shared.handle.clone();
+pub(super) async fn subscribe(c: &mut Peer, refresh: bool, since: Option<u64>) -> io::Result<bool> {
+    let handle = c.handle.clone();
     let mut sub: Subscription = match ask(&handle, |reply| Control::Subscribe {
         refresh,
         since,

@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::{ANSWER_TIMEOUT, ClientArgs, Paint};
 use crate::api::protocol::Request;
-use crate::cli::status::mem;
-use crate::supervisor::event::{LimitHit, fmt_ms, signal_name};
+use crate::human::{self, mem};
+use crate::supervisor::event::LimitHit;
 
 pub fn run(client: &ClientArgs, names: Vec<String>, json: bool) -> i32 {
     let answer = match client.call(&Request::History { names }, Some(ANSWER_TIMEOUT)) {
@@ -70,7 +70,7 @@ pub struct Record {
 /// A limit that ended a run: the rule, the figure against the limit, and the window
 /// (`memory 202.1MiB over 200.0MiB (500ms window)`); the dashboard's ledger says the same.
 pub fn limit_text(l: &LimitHit) -> String {
-    let window = fmt_ms(l.window_ms);
+    let window = human::ms(l.window_ms);
     let (value, limit) = (mem(l.value as u64), mem(l.limit as u64));
     match l.rule.as_str() {
         "cpu" => format!("cpu {:.0}% over {:.0}% for {window}", l.value, l.limit),
@@ -94,17 +94,13 @@ pub fn render(report: &Report, paint: Paint) -> String {
             .history
             .iter()
             .map(|r| {
-                let how = match (r.code, r.signal) {
-                    (Some(c), _) => format!("exit code {c}"),
-                    (None, Some(s)) => format!("signal {}", signal_name(s)),
-                    (None, None) => "unknown status".into(),
-                };
+                let how = human::exit_status(r.code, r.signal);
                 [
                     r.time.clone(),
                     format!("run {}", r.run),
                     how,
                     r.reason.clone(),
-                    format!("after {}", fmt_ms(r.uptime_ms)),
+                    format!("after {}", human::ms(r.uptime_ms)),
                 ]
             })
             .collect();

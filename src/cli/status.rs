@@ -4,8 +4,8 @@
 
 use super::{ANSWER_TIMEOUT, ClientArgs, Paint};
 use crate::api::protocol::Request;
+use crate::human::{self, mem, uptime};
 use crate::supervisor::State;
-use crate::supervisor::event::signal_name;
 use crate::supervisor::status::{Health, LastExit, ProbeStatus, Snapshot};
 
 pub fn run(client: &ClientArgs, json: bool, names: &[String]) -> i32 {
@@ -258,60 +258,15 @@ fn dash(value: Option<String>) -> String {
     value.unwrap_or_else(|| "-".into())
 }
 
-/// `850ms` → `0s`, `45s`, `3m12s`, `2h05m`, `3d04h`.
-pub fn uptime(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
-    }
-}
-
-/// `512B`, `1.5KiB`, `24.0MiB`, `1.2GiB`.
-pub fn mem(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes}B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1}{}", UNITS[unit])
-}
-
 /// `exit 1 (crash)`, `SIGKILL (request)`.
 pub fn last_exit(e: &LastExit) -> String {
-    let how = match (e.code, e.signal) {
-        (Some(code), _) => format!("exit {code}"),
-        (None, Some(sig)) => match signal_name(sig) {
-            name if name.parse::<i32>().is_ok() => format!("signal {name}"),
-            name => format!("SIG{name}"),
-        },
-        (None, None) => "?".into(),
-    };
+    let how = human::exit_short(e.code, e.signal);
     format!("{how} ({})", e.reason.as_str())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_and_sizes_read_at_a_glance() {
-        assert_eq!(uptime(850), "0s");
-        assert_eq!(uptime(45_000), "45s");
-        assert_eq!(uptime(192_000), "3m12s");
-        assert_eq!(uptime(7_500_000), "2h05m");
-        assert_eq!(uptime(3 * 86_400_000 + 4 * 3_600_000), "3d04h");
-        assert_eq!(mem(512), "512B");
-        assert_eq!(mem(25_165_824), "24.0MiB");
-        assert_eq!(mem(1536), "1.5KiB");
-    }
 
     #[test]
     fn the_table_is_aligned_and_plain_without_colour() {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{ANSWER_TIMEOUT, ClientArgs, Paint};
 use crate::api::protocol::Request;
-use crate::cli::status::mem;
+use crate::human::mem;
 
 pub fn run(client: &ClientArgs, names: Vec<String>, json: bool) -> i32 {
     let names = if names.is_empty() {

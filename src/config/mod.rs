@@ -6,12 +6,14 @@
 //! key path. Nothing here touches processes; nothing elsewhere re-validates.
 
 mod error;
+mod instances;
 mod parse;
 pub mod spec;
 pub mod units;
 pub mod watch;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use instances::{InstanceSpec, instances_of, replica_of};
 pub use spec::*;
 
 use std::path::Path;

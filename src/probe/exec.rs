@@ -25,7 +25,8 @@ use tokio::net::unix::pipe;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::{ProbeContext, escape_into, human};
+use super::{ProbeContext, escape_into};
+use crate::human;
 use crate::process::{ExitStatus, Launch, RUN_ID_VAR, Run};
 
 /// How much of the command's output is kept for the error message.
@@ -200,7 +201,7 @@ fn verdict(status: ExitStatus, output: &str) -> Result<(), String> {
 }
 
 fn killed(timeout: Duration, output: &str) -> String {
-    let mut text = format!("killed after timeout {}", human(timeout));
+    let mut text = format!("killed after timeout {}", human::config_duration(timeout));
     if !output.is_empty() {
         text.push_str(": ");
         text.push_str(output);

@@ -34,6 +34,7 @@ pub use notify::{NotifyMessage, NotifySocket};
 pub use schedule::spawn_prober;
 
 use crate::config::spec::ProbeTarget;
+use crate::human;
 use crate::process::Spawner;
 
 /// The result of one probe.
@@ -105,8 +106,8 @@ pub async fn run_once(target: &ProbeTarget, timeout: Duration, ctx: &ProbeContex
     let stale = match &result {
         Err(_) if latency >= timeout + STALL_SLACK => Some(format!(
             "it took {} against a timeout of {}: warden itself was stalled, so the answer may be waiting unread",
-            human_secs(latency),
-            human(timeout)
+            human::secs(latency),
+            human::config_duration(timeout)
         )),
         Err(e) if e.contains("too many open files") => Some(format!(
             "warden is out of file descriptors ({e}), so the target was never asked"
@@ -119,11 +120,6 @@ pub async fn run_once(target: &ProbeTarget, timeout: Duration, ctx: &ProbeContex
         error: result.err(),
         stale,
     }
-}
-
-/// `8.1s`, `1.2s`: a measured duration, to a tenth of a second.
-fn human_secs(d: Duration) -> String {
-    format!("{:.1}s", d.as_secs_f64())
 }
 
 async fn network(
@@ -173,7 +169,7 @@ enum Stage {
 
 impl Progress {
     fn timed_out(&self, timeout: Duration) -> String {
-        let after = format!("after {}", human(timeout));
+        let after = format!("after {}", human::config_duration(timeout));
         match self.stage {
             Stage::Resolve => format!("timed out {after} resolving the address"),
             Stage::Connect => format!("timed out {after} connecting"),
@@ -183,7 +179,7 @@ impl Progress {
                     "expected {}, got {} and nothing more within {}",
                     quote(expect.as_bytes()),
                     quote(&self.got),
-                    human(timeout)
+                    human::config_duration(timeout)
                 ),
                 _ => format!("timed out {after} waiting for a reply"),
             },
@@ -203,18 +199,6 @@ fn describe_io(e: &io::Error) -> String {
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => text,
-    }
-}
-
-/// `1s`, `1500ms`, `250ms`: how durations read in the config.
-fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        format!("{}µs", d.as_micros())
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
     }
 }
 
@@ -300,14 +284,6 @@ mod tests {
         let long = vec![b'x'; 100];
         let q = quote(&long);
         assert_eq!(q, format!("\"{}\"…", "x".repeat(60)));
-    }
-
-    #[test]
-    fn durations_read_like_the_config() {
-        assert_eq!(human(Duration::from_secs(1)), "1s");
-        assert_eq!(human(Duration::from_millis(200)), "200ms");
-        assert_eq!(human(Duration::from_millis(1500)), "1500ms");
-        assert_eq!(human(Duration::from_micros(10)), "10µs");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::core::*;
 use super::event::{EventKind, ExitReason};
 use super::state::State;
 use crate::config::{Spec, load_str};
+use crate::facts::Generation;
 use crate::process::ExitStatus;
 
 pub(super) fn spec(toml: &str) -> Spec {
@@ -67,7 +68,7 @@ impl Rig {
         self.core.instance(self.id(name)).unwrap().state
     }
 
-    pub(super) fn run_no(&self, name: &str) -> u64 {
+    pub(super) fn run_no(&self, name: &str) -> Generation {
         self.core.instance(self.id(name)).unwrap().run_no
     }
 
@@ -78,7 +79,7 @@ impl Rig {
             Input::Spawned {
                 id,
                 run_no,
-                pid: 1000 + run_no as u32,
+                pid: 1000 + run_no.0 as u32,
             },
         )
     }
@@ -212,7 +213,7 @@ fn reports_from_an_earlier_run_are_ignored() {
     let id = r.id("a");
     let stale = Input::Exited {
         id,
-        run_no: 0,
+        run_no: Generation(0),
         status: ExitStatus {
             code: Some(1),
             signal: None,
@@ -226,7 +227,7 @@ fn reports_from_an_earlier_run_are_ignored() {
         10,
         Input::Timer {
             id,
-            run_no: 0,
+            run_no: Generation(0),
             timer: Timer::StopTimeout,
         },
     );
@@ -242,7 +243,7 @@ fn a_stop_signals_then_escalates_and_replies_once_gone() {
     let fx = r.request(100, |names, waiter| Input::Stop { names, waiter }, &["a"]);
     assert!(fx.contains(&Effect::Stop {
         id: r.id("a"),
-        run_no: 1,
+        run_no: Generation(1),
         signal: Signal::SIGINT
     }));
     assert!(reply(&fx).is_none(), "no reply before the process is gone");
@@ -250,13 +251,13 @@ fn a_stop_signals_then_escalates_and_replies_once_gone() {
         2100,
         Input::Timer {
             id: r.id("a"),
-            run_no: 1,
+            run_no: Generation(1),
             timer: Timer::StopTimeout,
         },
     );
     assert!(fx.contains(&Effect::Kill {
         id: r.id("a"),
-        run_no: 1
+        run_no: Generation(1)
     }));
     let fx = r.exited(2110, "a", 137);
     assert_eq!(r.state("a"), State::Stopped);
@@ -398,7 +399,7 @@ fn reload_restarts_only_what_changed() {
         11,
         Input::Exited {
             id: c,
-            run_no: 1,
+            run_no: Generation(1),
             status: ExitStatus {
                 code: Some(0),
                 signal: None,
@@ -445,7 +446,7 @@ fn a_start_waiting_on_readiness_fails_once_readiness_fails() {
     let fx = r.spawned(1, "a");
     assert!(fx.contains(&Effect::StartProbe {
         id: r.id("a"),
-        run_no: 1,
+        run_no: Generation(1),
         role: Role::Readiness
     }));
     assert_eq!(r.state("a"), State::Starting, "not ready yet");
@@ -455,7 +456,7 @@ fn a_start_waiting_on_readiness_fails_once_readiness_fails() {
         error: Some("connection refused".into()),
         stale: None,
     };
-    let (id, run_no) = (r.id("a"), 1);
+    let (id, run_no) = (r.id("a"), Generation(1));
     assert!(
         reply(&r.at(
             2,
@@ -483,30 +484,6 @@ fn a_start_waiting_on_readiness_fails_once_readiness_fails() {
         "{err}"
     );
     assert_eq!(r.state("a"), State::Starting, "readiness never kills");
-}
-
-#[test]
-fn replicas_get_their_own_log_file_and_substituted_targets() {
-    let s = spec(
-        "[processes.w]\ncommand = \"x --port 80{replica}\"\nreplicas = 2\nlog = { file = \"logs/w.log\" }\n\
-         [processes.w.liveness]\ntcp = \"127.0.0.1:80{replica}\"\n\
-         [processes.v]\ncommand = \"x\"\nreplicas = 2\nlog = { file = \"v-{replica}.txt\" }\n",
-    );
-    let w = expand(&s.processes["w"]);
-    assert_eq!(w[1].0, "w.1");
-    assert_eq!(
-        w[1].2.log.file.as_deref(),
-        Some(Path::new("/etc/warden/logs/w.1.log"))
-    );
-    assert_eq!(
-        w[1].2.command,
-        crate::config::CommandSpec::Argv(vec!["x".into(), "--port".into(), "801".into()])
-    );
-    let v = expand(&s.processes["v"]);
-    assert_eq!(
-        v[0].2.log.file.as_deref(),
-        Some(Path::new("/etc/warden/v-0.txt"))
-    );
 }
 
 // ----- resource rules ---------------------------------------------------------------------
@@ -716,7 +693,7 @@ max_restarts = 1
             10 + attempt * 1000,
             Input::SpawnFailed {
                 id,
-                run_no: 1,
+                run_no: Generation(1),
                 error: "cannot create a pipe: too many open files".into(),
                 transient: true,
             },
@@ -732,13 +709,13 @@ max_restarts = 1
             500 + attempt * 1000,
             Input::Timer {
                 id,
-                run_no: 1,
+                run_no: Generation(1),
                 timer: Timer::Backoff,
             },
         );
         assert_eq!(spawns(&fx), 1);
         // Not a new run, not a restart, and max_restarts is not used up.
-        assert_eq!(r.run_no("a"), 1);
+        assert_eq!(r.run_no("a"), Generation(1));
         assert_eq!(r.core.instance(id).unwrap().restarts, 0);
     }
     r.spawned(4000, "a");
@@ -750,7 +727,7 @@ max_restarts = 1
         10,
         Input::SpawnFailed {
             id,
-            run_no: 1,
+            run_no: Generation(1),
             error: "command `x` not found in PATH".into(),
             transient: false,
         },

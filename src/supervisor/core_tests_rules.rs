@@ -6,7 +6,7 @@ use super::core::*;
 use super::core_tests::Rig;
 use super::event::EventKind;
 use super::state::State;
-use crate::facts::NotifyMessage;
+use crate::facts::{Generation, NotifyMessage};
 
 const NOTIFY: &str = r#"
 [processes.svc]
@@ -19,7 +19,7 @@ fn refusals(fx: &[Effect]) -> Vec<(u64, Option<u32>, u32)> {
     fx.iter()
         .filter_map(|e| match e {
             Effect::Emit(ev) => match ev.kind {
-                EventKind::NotifyRefused { run, pid, refused } => Some((run, pid, refused)),
+                EventKind::NotifyRefused { run, pid, refused } => Some((run.0, pid, refused)),
                 _ => None,
             },
             _ => None,
@@ -39,7 +39,7 @@ fn a_strangers_notify_message_is_counted_and_told_never_acted_on() {
             10 + i,
             Input::NotifyRefused {
                 id,
-                run_no: 1,
+                run_no: Generation(1),
                 sender: Some(4242),
             },
         );
@@ -62,7 +62,7 @@ fn a_strangers_notify_message_is_counted_and_told_never_acted_on() {
         30,
         Input::NotifyRefused {
             id,
-            run_no: 0,
+            run_no: Generation(0),
             sender: None,
         },
     );
@@ -72,7 +72,7 @@ fn a_strangers_notify_message_is_counted_and_told_never_acted_on() {
         40,
         Input::Notify {
             id,
-            run_no: 1,
+            run_no: Generation(1),
             message: NotifyMessage::Ready,
         },
     );
@@ -151,7 +151,7 @@ fn watchdog_table() {
                 *at,
                 Input::Notify {
                     id,
-                    run_no: 1,
+                    run_no: Generation(1),
                     message: NotifyMessage::Watchdog,
                 },
             );
@@ -160,7 +160,7 @@ fn watchdog_table() {
             *fire,
             Input::Watchdog {
                 id,
-                run_no: 1,
+                run_no: Generation(1),
                 unread: *unread,
             },
         );
@@ -207,7 +207,7 @@ fn silence_table() {
             *fire,
             Input::Silence {
                 id,
-                run_no: 1,
+                run_no: Generation(1),
                 last_output,
                 unread: *unread,
             },
@@ -239,7 +239,7 @@ hung_on = "deadlock"
     let notify = |m: NotifyMessage| {
         move |id| Input::Notify {
             id,
-            run_no: 1,
+            run_no: Generation(1),
             message: m.clone(),
         }
     };
@@ -275,7 +275,7 @@ hung_on = "deadlock"
             HUNG_ON,
             Box::new(|id| Input::OutputMatched {
                 id,
-                run_no: 1,
+                run_no: Generation(1),
                 line: "deadlock in pool".into(),
             }),
             State::Stopping,

@@ -4,6 +4,7 @@ use super::core::*;
 use super::core_tests::{Rig, reply, spawns, spec};
 use super::event::ExitReason;
 use super::state::State;
+use crate::facts::Generation;
 
 fn names(r: &Rig) -> Vec<String> {
     r.core.instances().map(|i| i.name.clone()).collect()
@@ -42,7 +43,7 @@ fn scaling_up_keeps_the_running_instance_and_names_every_replica() {
     let fx = scale(&mut r, 10, "web", 3);
     assert_eq!(names(&r), ["web.0", "web.1", "web.2", "db"]);
     assert_eq!(r.id("web.0"), web, "the same instance, renamed");
-    assert_eq!(r.run_no("web.0"), 1);
+    assert_eq!(r.run_no("web.0"), Generation(1));
     assert_eq!(r.state("web.0"), State::Running, "not restarted");
     assert!(stops(&fx).is_empty());
     assert_eq!(spawns(&fx), 2);
@@ -209,7 +210,7 @@ impl Clocked {
     /// Fire the schedule timer that `fx` armed, at its time (or `ms` if given).
     fn fire(
         &mut self,
-        armed: (std::time::Instant, InstanceId, u64),
+        armed: (std::time::Instant, InstanceId, Generation),
         ms: Option<u64>,
     ) -> Vec<Effect> {
         let (at, id, run_no) = armed;
@@ -269,7 +270,7 @@ impl Clocked {
     }
 }
 
-fn cron_timer(fx: &[Effect]) -> Option<(std::time::Instant, InstanceId, u64)> {
+fn cron_timer(fx: &[Effect]) -> Option<(std::time::Instant, InstanceId, Generation)> {
     fx.iter().find_map(|e| match e {
         Effect::Schedule {
             at,
@@ -332,7 +333,7 @@ fn a_schedule_runs_at_its_times_skips_while_a_run_goes_on_and_never_restarts() {
 
     let fx = c.fire(third, None);
     assert_eq!(spawns(&fx), 1, "the next time runs again");
-    assert_eq!(c.inst("job").run_no, 2);
+    assert_eq!(c.inst("job").run_no, Generation(2));
     assert_eq!(c.inst("job").skipped, 1);
 }
 
@@ -388,7 +389,7 @@ fn seconds_make_a_fast_schedule() {
     assert_eq!(spawns(&fx), 1);
 }
 
-fn watch_timer(fx: &[Effect]) -> Option<(std::time::Instant, InstanceId, u64)> {
+fn watch_timer(fx: &[Effect]) -> Option<(std::time::Instant, InstanceId, Generation)> {
     fx.iter().find_map(|e| match e {
         Effect::Schedule {
             at,
@@ -411,7 +412,7 @@ fn changed(r: &mut Rig, ms: u64, path: &str) -> Vec<Effect> {
     )
 }
 
-fn quiet(r: &mut Rig, armed: (std::time::Instant, InstanceId, u64)) -> Vec<Effect> {
+fn quiet(r: &mut Rig, armed: (std::time::Instant, InstanceId, Generation)) -> Vec<Effect> {
     let ms = (armed.0 - r.t0).as_millis() as u64;
     r.at(
         ms,

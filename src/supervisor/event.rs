@@ -14,6 +14,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::state::State;
+use crate::facts::Generation;
+use crate::human;
 
 /// Why a run ended, as recorded in the restart history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +95,7 @@ impl ExitReason {
 pub struct ExitRecord {
     #[serde(with = "rfc3339")]
     pub time: SystemTime,
-    pub run: u64,
+    pub run: Generation,
     pub code: Option<i32>,
     pub signal: Option<i32>,
     pub reason: ExitReason,
@@ -152,18 +154,18 @@ pub enum EventKind {
         to: State,
     },
     Spawned {
-        run: u64,
+        run: Generation,
         pid: u32,
     },
     Exited {
-        run: u64,
+        run: Generation,
         code: Option<i32>,
         signal: Option<i32>,
         reason: ExitReason,
         detail: Option<String>,
     },
     Restarting {
-        run: u64,
+        run: Generation,
         delay_ms: u64,
     },
     Fatal {
@@ -172,14 +174,14 @@ pub enum EventKind {
     /// The run is alive but not working (a failed startup or liveness probe, a missed
     /// watchdog, an output rule): it is being stopped, and restarted by its policy.
     Hung {
-        run: u64,
+        run: Generation,
         reason: ExitReason,
         detail: String,
     },
     /// A `limits` threshold was crossed (`reason` is `memory` or `cpu`); `action` says
     /// what follows: a restart, a stop, or only this warning.
     Limit {
-        run: u64,
+        run: Generation,
         reason: ExitReason,
         detail: String,
         action: LimitResponse,
@@ -188,7 +190,7 @@ pub enum EventKind {
     /// `after_ms` the stop timeout that ran out, or `null` when it was killed at once (a
     /// second Ctrl-C or SIGTERM, the shutdown timeout).
     Killed {
-        run: u64,
+        run: Generation,
         #[serde(default = "other_reason")]
         reason: ExitReason,
         after_ms: Option<u64>,
@@ -211,7 +213,7 @@ pub enum EventKind {
     /// for its dependencies): no run was started. `run` is the run still going;
     /// `skipped` counts every skip of this instance so far.
     Skipped {
-        run: u64,
+        run: Generation,
         skipped: u32,
         detail: String,
     },
@@ -239,7 +241,7 @@ pub enum EventKind {
     /// (`pid`, if the kernel could say) and was ignored. `refused`: how many so far for
     /// this instance; under a flood only the 1st, 2nd, 4th, 8th... are told.
     NotifyRefused {
-        run: u64,
+        run: Generation,
         pid: Option<u32>,
         refused: u32,
     },
@@ -265,11 +267,7 @@ impl Event {
                 reason,
                 detail,
             } => {
-                let how = match (code, signal) {
-                    (Some(c), _) => format!("exit code {c}"),
-                    (_, Some(s)) => format!("signal {}", signal_name(*s)),
-                    _ => "unknown status".into(),
-                };
+                let how = human::exit_status(*code, *signal);
                 let detail = detail
                     .as_ref()
                     .map(|d| format!(": {d}"))
@@ -277,7 +275,7 @@ impl Event {
                 format!("run {run} ended ({how}, {}){detail}", reason.as_str())
             }
             EventKind::Restarting { run, delay_ms } => {
-                format!("restarting as run {run} in {}", fmt_ms(*delay_ms))
+                format!("restarting as run {run} in {}", human::ms(*delay_ms))
             }
             EventKind::Fatal { message } => format!("fatal: {message}"),
             EventKind::Hung { detail, .. } => format!("hung: {detail}"),
@@ -292,7 +290,7 @@ impl Event {
                 ..
             } => format!(
                 "run {run} did not stop within {}: sent SIGKILL",
-                fmt_ms(*after)
+                human::ms(*after)
             ),
             EventKind::Killed {
                 run,
@@ -348,16 +346,13 @@ impl Event {
             } => {
                 let (value, limit) = match rule.as_str() {
                     "cpu" => (format!("{value:.0}%"), format!("{limit:.0}%")),
-                    _ => (
-                        format!("{:.1}MiB", value / (1024.0 * 1024.0)),
-                        fmt_size(*limit as u64),
-                    ),
+                    _ => (human::mib(*value), human::size(*limit as u64)),
                 };
                 match (over, over_ms) {
                     (true, _) => format!("{rule} {value} is over its limit of {limit}"),
                     (false, Some(ms)) => format!(
                         "{rule} {value} is back under its limit of {limit} after {}",
-                        fmt_ms(*ms)
+                        human::ms(*ms)
                     ),
                     (false, None) => format!("{rule} {value} is back under its limit of {limit}"),
                 }
@@ -410,39 +405,6 @@ impl Event {
     }
 }
 
-pub fn signal_name(sig: i32) -> String {
-    nix::sys::signal::Signal::try_from(sig)
-        .map(|s| s.as_str().trim_start_matches("SIG").to_string())
-        .unwrap_or_else(|_| sig.to_string())
-}
-
-pub fn fmt_ms(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    }
-}
-
-/// A configured size, as the user most likely wrote it (`50MB` stays `50MB`).
-pub fn fmt_size(n: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [
-        (1 << 30, "GiB"),
-        (1_000_000_000, "GB"),
-        (1 << 20, "MiB"),
-        (1_000_000, "MB"),
-    ];
-    match UNITS
-        .iter()
-        .find(|(unit, _)| n > 0 && n.is_multiple_of(*unit))
-    {
-        Some((unit, name)) => format!("{}{name}", n / unit),
-        None => format!("{:.1}MiB", n as f64 / (1024.0 * 1024.0)),
-    }
-}
-
 /// Times as RFC 3339 in UTC with milliseconds, both ways.
 pub(crate) mod rfc3339 {
     use std::time::SystemTime;
@@ -475,30 +437,30 @@ mod tests {
                 to: State::Stopping,
             },
             EventKind::Exited {
-                run: 3,
+                run: Generation(3),
                 code: None,
                 signal: Some(9),
                 reason: ExitReason::Memory,
                 detail: Some("memory 300MiB over the limit".into()),
             },
             EventKind::Hung {
-                run: 1,
+                run: Generation(1),
                 reason: ExitReason::Liveness,
                 detail: "liveness probe failed 3 times: refused".into(),
             },
             EventKind::Limit {
-                run: 2,
+                run: Generation(2),
                 reason: ExitReason::Cpu,
                 detail: "cpu 95% over the limit of 90% for 30s".into(),
                 action: LimitResponse::Warn,
             },
             EventKind::Killed {
-                run: 4,
+                run: Generation(4),
                 reason: ExitReason::Request,
                 after_ms: Some(300),
             },
             EventKind::Killed {
-                run: 4,
+                run: Generation(4),
                 reason: ExitReason::Shutdown,
                 after_ms: None,
             },
@@ -527,7 +489,7 @@ mod tests {
             time: at(1_700_000_000),
             name: "web".into(),
             kind: EventKind::Exited {
-                run: 1,
+                run: Generation(1),
                 code: Some(1),
                 signal: None,
                 reason: ExitReason::Crash,
@@ -578,7 +540,7 @@ mod tests {
             time: at(0),
             name: "web".into(),
             kind: EventKind::Killed {
-                run: 2,
+                run: Generation(2),
                 reason: ExitReason::Shutdown,
                 after_ms,
             },

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::core::{Input, Instance, InstanceId};
 use crate::config::{CommandSpec, ProcessSpec};
+use crate::facts::Generation;
 use crate::logs::{LogSink, Stream};
 use crate::probe::notify::NotifySocket;
 use crate::process::cgroup::{Cgroups, HardLimits};
@@ -36,7 +37,7 @@ pub(super) enum Msg {
     /// Sent before `Input::Spawned`, so signals can reach the run.
     RunStarted {
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         run: Run,
         /// The run's sd_notify socket, to tell whether messages are waiting in it.
         notify: Option<Arc<NotifySocket>>,
@@ -52,7 +53,7 @@ pub(super) enum Msg {
 pub(super) struct RunPlan {
     id: InstanceId,
     name: String,
-    run_no: u64,
+    run_no: Generation,
     spec: Arc<ProcessSpec>,
     env: Vec<(String, String)>,
     run_id: Arc<str>,
@@ -427,7 +428,7 @@ fn watch_lines(
     sink: &LogSink,
     spec: &ProcessSpec,
     id: InstanceId,
-    run_no: u64,
+    run_no: Generation,
     tx: &mpsc::UnboundedSender<Msg>,
 ) {
     let Some(pattern) = &spec.output.hung_on else {
@@ -451,7 +452,7 @@ fn watch_lines(
 async fn relay_notifications(
     socket: Arc<NotifySocket>,
     id: InstanceId,
-    run_no: u64,
+    run_no: Generation,
     pid: u32,
     run_id: Arc<str>,
     tx: mpsc::UnboundedSender<Msg>,

@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
-use super::core::expand_scaled;
 use crate::config::{ProcessSpec, Spec};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -67,10 +66,8 @@ pub fn plan<'a>(
 ) -> ReloadPlan {
     let current: Vec<(&str, &ProcessSpec)> = current.collect();
     let wanted: Vec<(String, std::sync::Arc<ProcessSpec>)> = new
-        .processes
-        .values()
-        .flat_map(|p| expand_scaled(p, scaled.get(&p.name).copied()))
-        .map(|(name, _, spec)| (name, spec))
+        .instances_scaled(scaled)
+        .map(|i| (i.name, i.spec))
         .collect();
     let mut plan = ReloadPlan::default();
     for p in new.processes.values() {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::core::{Input, InstanceId};
 use crate::config::Spec;
+use crate::facts::Generation;
 use crate::monitor::{Figures, Sampler};
 use crate::process::{Registry, Run};
 
@@ -75,7 +76,7 @@ impl Sampling {
     /// return the core's inputs.
     pub(super) fn sample(
         &mut self,
-        runs: &HashMap<InstanceId, (u64, Run)>,
+        runs: &HashMap<InstanceId, (Generation, Run)>,
         registry: &Registry,
         all: bool,
         memory_rule: impl Fn(InstanceId) -> Option<u64>,

@@ -17,8 +17,9 @@ use crate::process::cgroup::CgroupStatus;
 
 use super::core::{Core, Instance};
 use super::event::{ExitReason, ExitRecord};
-use super::health::{ProbeState, Sample, ms};
+use super::health::{ProbeState, Role, Sample, ms};
 use super::state::State;
+use crate::facts::Generation;
 
 /// The former name of [`Snapshot`].
 pub type StatusReport = Snapshot;
@@ -92,6 +93,16 @@ impl Health {
     }
 }
 
+/// `healthy`, `unhealthy`, `unknown` (no verdict yet) or `none` (no liveness probe).
+fn health(inst: &Instance) -> Health {
+    match inst.probe(Role::Liveness).map(|p| p.thresholds.verdict) {
+        None => Health::None,
+        Some(None) => Health::Unknown,
+        Some(Some(true)) => Health::Healthy,
+        Some(Some(false)) => Health::Unhealthy,
+    }
+}
+
 impl std::fmt::Display for Health {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -136,7 +147,7 @@ pub struct ProcessStatus {
     pub usage_history: Option<Vec<UsageSample>>,
     /// The run number of the current or last run.
     #[serde(default)]
-    pub run: u64,
+    pub run: Generation,
     /// Why it is fatal, or why its last spawn failed.
     #[serde(default)]
     pub error: Option<String>,
@@ -271,7 +282,7 @@ fn process_status(inst: &Instance, now: Instant, replicas: Option<(u32, u32)>) -
         state: inst.state,
         pid: inst.pid,
         ready: inst.ready,
-        health: inst.health(),
+        health: health(inst),
         restarts: inst.restarts,
         last_exit: inst.last_exit().map(|e| LastExit {
             code: e.code,

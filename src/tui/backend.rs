@@ -18,8 +18,8 @@ use tokio::task::JoinSet;
 
 use super::app::Msg;
 use super::logbuf::{LogEntry, Origin};
+use crate::api::dispatch::{act, ask};
 use crate::api::protocol::{Answer, LogRecord, Request};
-use crate::api::server::{act, ask};
 use crate::logs::{Follow, Followed, LogLine, LogSink, Stream};
 use crate::supervisor::status::Snapshot;
 use crate::supervisor::{Control, Description, Event, Handle, ReloadPlan, Update};

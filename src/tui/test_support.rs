@@ -9,6 +9,7 @@ use serde_json::json;
 use super::app::{App, Mode, Msg};
 use super::logbuf::{LogEntry, Origin};
 use super::theme::Theme;
+use crate::facts::Generation;
 use crate::supervisor::status::Snapshot;
 use crate::supervisor::{Event, EventKind, State};
 
@@ -152,7 +153,7 @@ pub fn events() -> Vec<Arc<Event>> {
             2,
             "wedged",
             EventKind::Hung {
-                run: 2,
+                run: Generation(2),
                 reason: ExitReason::Liveness,
                 detail: "liveness probe failed 3 times: timed out".into(),
             },
@@ -162,7 +163,7 @@ pub fn events() -> Vec<Arc<Event>> {
             4,
             "wedged",
             EventKind::Killed {
-                run: 2,
+                run: Generation(2),
                 reason: ExitReason::Liveness,
                 after_ms: Some(2000),
             },
@@ -172,7 +173,7 @@ pub fn events() -> Vec<Arc<Event>> {
             4,
             "wedged",
             EventKind::Exited {
-                run: 2,
+                run: Generation(2),
                 code: None,
                 signal: Some(9),
                 reason: ExitReason::Liveness,
@@ -184,7 +185,7 @@ pub fn events() -> Vec<Arc<Event>> {
             5,
             "flaky",
             EventKind::Restarting {
-                run: 5,
+                run: Generation(5),
                 delay_ms: 4000,
             },
         ),
@@ -193,7 +194,7 @@ pub fn events() -> Vec<Arc<Event>> {
             6,
             "hog",
             EventKind::Limit {
-                run: 1,
+                run: Generation(1),
                 reason: ExitReason::Memory,
                 detail: "memory 202.1MiB over the limit of 200.0MiB".into(),
                 action: crate::supervisor::event::LimitResponse::Restart,
@@ -215,7 +216,7 @@ pub fn events() -> Vec<Arc<Event>> {
             8,
             "migrate",
             EventKind::Skipped {
-                run: 1,
+                run: Generation(1),
                 skipped: 2,
                 detail: "run 1 was still going at 12:00:08".into(),
             },

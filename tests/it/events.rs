@@ -132,7 +132,7 @@ pub fn transition(name: &str, from: State, to: State) -> Pred {
 pub fn spawned(name: &str, run: u64) -> Pred {
     let n = name.to_owned();
     Pred::new(format!("{name}: run {run} spawned"), move |e| {
-        e.name == n && matches!(e.kind, EventKind::Spawned { run: r, .. } if r == run)
+        e.name == n && matches!(e.kind, EventKind::Spawned { run: r, .. } if r.0 == run)
     })
 }
 
@@ -140,7 +140,7 @@ pub fn spawned(name: &str, run: u64) -> Pred {
 pub fn exited(name: &str, run: u64) -> Pred {
     let n = name.to_owned();
     Pred::new(format!("{name}: run {run} ended"), move |e| {
-        e.name == n && matches!(e.kind, EventKind::Exited { run: r, .. } if r == run)
+        e.name == n && matches!(e.kind, EventKind::Exited { run: r, .. } if r.0 == run)
     })
 }
 
@@ -162,7 +162,7 @@ pub fn signalled(name: &str, run: u64, signal: i32, reason: ExitReason) -> Pred 
 pub fn restarting(name: &str, run: u64) -> Pred {
     let n = name.to_owned();
     Pred::new(format!("{name}: restarting as run {run}"), move |e| {
-        e.name == n && matches!(e.kind, EventKind::Restarting { run: r, .. } if r == run)
+        e.name == n && matches!(e.kind, EventKind::Restarting { run: r, .. } if r.0 == run)
     })
 }
 
@@ -211,7 +211,7 @@ pub fn probe(name: &str, role: &str, ok: bool) -> Pred {
 pub fn killed(name: &str, run: u64) -> Pred {
     let n = name.to_owned();
     Pred::new(format!("{name}: run {run} killed"), move |e| {
-        e.name == n && matches!(e.kind, EventKind::Killed { run: r, .. } if r == run)
+        e.name == n && matches!(e.kind, EventKind::Killed { run: r, .. } if r.0 == run)
     })
 }
 

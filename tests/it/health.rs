@@ -179,7 +179,7 @@ notify = true
     let EventKind::NotifyRefused { run, pid, refused } = refused.kind else {
         unreachable!()
     };
-    assert_eq!((run, pid, refused), (1, Some(std::process::id()), 1));
+    assert_eq!((run.0, pid, refused), (1, Some(std::process::id()), 1));
     let became_ready = w
         .events()
         .into_iter()

@@ -36,7 +36,7 @@ max_restarts = 4
                 code: Some(3),
                 reason: ExitReason::Crash,
                 ..
-            } if e.name == "crashy" => Some(run),
+            } if e.name == "crashy" => Some(run.0),
             _ => None,
         })
         .collect();

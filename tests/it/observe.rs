@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use warden::facts::Generation;
 use warden::supervisor::{Event, EventKind, Snapshot};
 
 use crate::harness::*;
@@ -131,10 +132,17 @@ fn subscribe_answers_a_snapshot_then_every_later_event_exactly_once() {
         if e.name == "loop"
             && let EventKind::Spawned { run, .. } = e.kind
         {
-            assert_eq!(run, loop_run + 1, "the run after the snapshot's");
+            assert_eq!(run, loop_run.next(), "the run after the snapshot's");
             loop_run = run;
         }
-        seen_restart = e.name == "web" && matches!(e.kind, EventKind::Spawned { run: 2, .. });
+        seen_restart = e.name == "web"
+            && matches!(
+                e.kind,
+                EventKind::Spawned {
+                    run: Generation(2),
+                    ..
+                }
+            );
     }
 
     // `events --json` numbers the same stream.
@@ -177,7 +185,7 @@ fn with_refresh_fresh_snapshots_come_right_after_the_events_they_include() {
                 "a snapshot follows the last event it includes"
             );
             let web = s.process("web").unwrap();
-            if web.run == 2 && web.state == warden::supervisor::State::Running {
+            if web.run == Generation(2) && web.state == warden::supervisor::State::Running {
                 break;
             }
             continue;

@@ -1,6 +1,7 @@
 //! `schedule`: a process run at cron times, a time skipped while the last run goes on.
 
 use serde_json::Value;
+use warden::facts::Generation;
 
 use crate::harness::*;
 
@@ -38,7 +39,7 @@ schedule = "* * * * * *"
         matches!(
             s.kind,
             EventKind::Skipped {
-                run: 1,
+                run: Generation(1),
                 skipped: 1,
                 ..
             }

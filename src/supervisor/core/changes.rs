@@ -25,7 +25,7 @@ impl Core {
             // named paths are counted once.
             inst.changed.extend(paths.iter().cloned());
             inst.changed_unnamed += count.saturating_sub(paths.len());
-            inst.change_seq += 1;
+            inst.change_seq = inst.change_seq.next();
             let quiet = inst
                 .spec
                 .watch
@@ -41,7 +41,13 @@ impl Core {
     }
 
     /// The files have been quiet for `watch_delay` since the last change.
-    pub(super) fn on_quiet(&mut self, id: InstanceId, seq: u64, now: Now, fx: &mut Vec<Effect>) {
+    pub(super) fn on_quiet(
+        &mut self,
+        id: InstanceId,
+        seq: Generation,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
         let Some(inst) = self.instances.get_mut(&id) else {
             return;
         };

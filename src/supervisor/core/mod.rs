@@ -3,40 +3,46 @@
 //! Every fact about a process arrives here as an [`Input`] (a spawn finished, a run ended,
 //! a timer fired, a user asked for something) and every action leaves as an [`Effect`]
 //! (spawn, signal, schedule, reply, emit an event). The actor around it performs the
-//! effects. Messages about a child carry the run number (`run_no`) they belong to, so a late
-//! exit or timer from an earlier run is dropped here, never misapplied.
+//! effects. Messages about a child carry the run ([`Generation`], `run_no`) they belong to,
+//! so a late exit or timer from an earlier run is dropped here, never misapplied.
 //!
-//! This file holds the types, the lifecycle (spawn, exit, restart policy, backoff, stop)
-//! and dependency ordering; [`requests`] answers users, [`rules`] turns health verdicts
-//! and resource samples into stops, [`reconfigure`] applies a reload.
+//! This file holds the lifecycle (dispatching inputs, spawn, timers, stop, transitions)
+//! and dependency ordering; [`types`] the inputs, effects and instance records they work
+//! on; [`runs`] a run's start and end (the exit record, the restart decision);
+//! [`requests`] answers users, [`rules`] turns health verdicts and resource samples into
+//! stops, [`reconfigure`] applies a reload.
 
 mod changes;
 mod reconfigure;
 mod requests;
 mod restart;
 mod rules;
+mod runs;
 mod scale;
 mod schedule;
+mod types;
 
 use requests::Request;
 pub use restart::backoff_delay;
 use restart::{AfterExit, RestartRules, RunFacts, Streak};
 use rules::{start_main_probes, truncate};
+use runs::RunEnd;
+pub use types::{Effect, Input, Instance, InstanceId, Now, Timer, WaiterId};
+use types::{Goal, Waiter, probes_of};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use indexmap::{IndexMap, IndexSet};
-use nix::sys::signal::Signal;
 
 use super::event::{Event, EventKind, ExitReason, ExitRecord, LimitHit, LimitResponse};
 use super::health::{CheckState, ProbeResult, ProbeState, Role};
 use super::reload::ReloadPlan;
 use super::state::{State, allowed};
-use super::status::Health;
 use crate::config::{DependCondition, LimitAction, ProcessSpec, Spec};
-use crate::facts::{ExitStatus, NotifyMessage, Usage};
+use crate::facts::{ExitStatus, Generation, NotifyMessage, Usage};
+use crate::human;
 use crate::monitor::UsageHistory;
 
 /// How many exits each instance remembers.
@@ -47,335 +53,6 @@ pub const RECHECK: Duration = Duration::from_millis(100);
 /// The shortest wait before retrying a spawn that failed for lack of a resource (a
 /// descriptor, a process slot), whatever `backoff` says: retrying at once cannot help.
 const MIN_RETRY: Duration = Duration::from_millis(100);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InstanceId(pub u64);
-
-pub type WaiterId = u64;
-
-/// The moment an input is handled: monotonic for timers, wall clock for records.
-#[derive(Debug, Clone, Copy)]
-pub struct Now {
-    pub mono: Instant,
-    pub wall: SystemTime,
-}
-
-impl Now {
-    pub fn current() -> Now {
-        Now {
-            mono: Instant::now(),
-            wall: SystemTime::now(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timer {
-    /// Time to restart after a backoff delay.
-    Backoff,
-    /// The stop signal was not enough: escalate to SIGKILL.
-    StopTimeout,
-    /// Time to check that a `WATCHDOG=1` arrived within `watchdog`. The actor turns it
-    /// into [`Input::Watchdog`], adding whether it can be judged now.
-    Watchdog,
-    /// Time to check that the process printed something within `output.silence`. The
-    /// actor turns it into [`Input::Silence`], adding when the last output was.
-    Silence,
-    /// A `schedule` time has come. Its `run_no` is not a run: it is the instance's
-    /// schedule generation, so a timer from before a stop or reload is dropped.
-    Cron,
-    /// Files under `watch` have been quiet long enough after a change: restart. Its
-    /// `run_no` is the instance's change generation (a later change postpones it).
-    Watch,
-}
-
-#[derive(Debug, Clone)]
-pub enum Input {
-    Start {
-        names: Vec<String>,
-        waiter: WaiterId,
-    },
-    Stop {
-        names: Vec<String>,
-        waiter: WaiterId,
-    },
-    Restart {
-        names: Vec<String>,
-        waiter: WaiterId,
-    },
-    /// Run `replicas` instances of the declared process `process` from now on.
-    Scale {
-        process: String,
-        replicas: u32,
-        waiter: WaiterId,
-    },
-    /// Graceful shutdown of everything, in reverse dependency order.
-    Shutdown,
-    /// A second shutdown request: SIGKILL to everything still alive.
-    Kill,
-    Spawned {
-        id: InstanceId,
-        run_no: u64,
-        pid: u32,
-    },
-    SpawnFailed {
-        id: InstanceId,
-        run_no: u64,
-        error: String,
-        /// For lack of a resource warden itself ran out of (descriptors, processes,
-        /// memory): worth retrying, not a fault of the command.
-        transient: bool,
-    },
-    /// A run is over and nothing of its tree is left.
-    Exited {
-        id: InstanceId,
-        run_no: u64,
-        status: ExitStatus,
-        stderr_tail: Vec<String>,
-        /// Processes of the run the kernel's OOM killer killed (known with a cgroup only).
-        oom_kills: u64,
-        /// The run's peak memory, where the cgroup keeps one.
-        memory_peak: Option<u64>,
-    },
-    Timer {
-        id: InstanceId,
-        run_no: u64,
-        timer: Timer,
-    },
-    Probe {
-        id: InstanceId,
-        run_no: u64,
-        role: Role,
-        result: ProbeResult,
-    },
-    CheckProbe {
-        name: String,
-        result: ProbeResult,
-    },
-    /// An sd_notify message from the run's process tree.
-    Notify {
-        id: InstanceId,
-        run_no: u64,
-        message: NotifyMessage,
-    },
-    /// An sd_notify message from outside the run's process tree (`sender`, if the kernel
-    /// said) was dropped by the relay: counted and told, never acted on.
-    NotifyRefused {
-        id: InstanceId,
-        run_no: u64,
-        sender: Option<i32>,
-    },
-    /// A line matched `output.hung_on`.
-    OutputMatched {
-        id: InstanceId,
-        run_no: u64,
-        line: String,
-    },
-    /// The `Silence` timer fired; `last_output` is when the sink last saw output.
-    /// `unread`: output is waiting to be read, or warden itself was stalled when the timer
-    /// came due, so the child's silence cannot be judged yet.
-    Silence {
-        id: InstanceId,
-        run_no: u64,
-        last_output: Option<Instant>,
-        unread: bool,
-    },
-    /// The `Watchdog` timer fired. `unread`: sd_notify messages are waiting to be read,
-    /// or warden itself was stalled when the timer came due.
-    Watchdog {
-        id: InstanceId,
-        run_no: u64,
-        unread: bool,
-    },
-    /// Files that `watch` names changed: `paths` (a few, for the record) out of `count`.
-    FilesChanged {
-        process: String,
-        paths: Vec<String>,
-        count: usize,
-    },
-    /// A sample of the run's tree: memory and CPU over the window since the last one.
-    Usage {
-        id: InstanceId,
-        run_no: u64,
-        usage: Usage,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    Spawn {
-        id: InstanceId,
-        run_no: u64,
-    },
-    /// The graceful stop: `signal` and SIGCONT to the whole tree.
-    Stop {
-        id: InstanceId,
-        run_no: u64,
-        signal: Signal,
-    },
-    /// SIGKILL to the whole tree.
-    Kill {
-        id: InstanceId,
-        run_no: u64,
-    },
-    Schedule {
-        at: Instant,
-        id: InstanceId,
-        run_no: u64,
-        timer: Timer,
-    },
-    /// Start probing a run in this role; the actor stops every prober of a run when the
-    /// run ends, and on [`Effect::StopProbe`].
-    StartProbe {
-        id: InstanceId,
-        run_no: u64,
-        role: Role,
-    },
-    StopProbe {
-        id: InstanceId,
-        role: Role,
-    },
-    Emit(Event),
-    Reply {
-        waiter: WaiterId,
-        result: Result<String, String>,
-    },
-    /// Shutdown is complete: nothing runs any more.
-    Finished,
-}
-
-/// One instance of a declared process (`web`, or `web.0`… with replicas).
-#[derive(Debug, Clone)]
-pub struct Instance {
-    pub id: InstanceId,
-    pub name: String,
-    /// The declared process this is an instance of.
-    pub process: String,
-    pub replica: Option<u32>,
-    /// The declared spec with `{replica}` substituted.
-    pub spec: Arc<ProcessSpec>,
-    pub state: State,
-    /// Run number of the current or last run (0 = never spawned).
-    pub run_no: u64,
-    pub pid: Option<u32>,
-    pub ready: bool,
-    pub started_at: Option<Instant>,
-    /// How many times it was spawned again after a first run.
-    pub restarts: u32,
-    pub history: VecDeque<ExitRecord>,
-    /// Why it is fatal, or why the last spawn failed.
-    pub error: Option<String>,
-    /// The declared probes, in the order startup, readiness, liveness.
-    pub probes: Vec<ProbeState>,
-    /// The last `STATUS=` sent over sd_notify.
-    pub status_text: Option<String>,
-    /// sd_notify messages from outside the run, ignored (every run of this instance).
-    pub notify_refused: u32,
-    /// When the last `WATCHDOG=1` arrived (or the run started).
-    last_beat: Option<Instant>,
-    /// With `schedule`: when the next run is due (`None` while not armed).
-    pub next_run: Option<SystemTime>,
-    /// Tags the armed schedule timer: bumped to drop one in flight.
-    schedule_seq: u64,
-    /// A scheduled run (or a start request of a scheduled process) waits to be spawned.
-    due: bool,
-    /// Scheduled runs skipped because the previous one was still going.
-    pub skipped: u32,
-    /// Changes under `watch` waiting for the quiet period to end: every path named so
-    /// far (reports name a few each), how many more were only counted, and the
-    /// generation that tags the debounce timer.
-    changed: IndexSet<String>,
-    changed_unnamed: usize,
-    change_seq: u64,
-    /// The last sample of the run's tree.
-    pub rss: Option<u64>,
-    pub cpu_percent: Option<f64>,
-    /// The run's peak memory: the cgroup's when a sample had it, at least the highest
-    /// sample.
-    pub memory_peak: Option<u64>,
-    /// Recent samples, for sparklines (kept across runs, like the probes' history).
-    pub usage: UsageHistory,
-    /// Since when the CPU and the memory have been over their rules' limits, and whether
-    /// a `warn` was given.
-    cpu_over_since: Option<Instant>,
-    memory_over_since: Option<Instant>,
-    limit_warned: bool,
-    /// The limit rule that is stopping the current run, for its exit record.
-    stop_limit: Option<LimitHit>,
-    want_up: bool,
-    /// A spawn effect went out and its outcome has not come back.
-    spawning: bool,
-    /// A kill (a second Ctrl-C) came while spawning: SIGKILL as soon as it is spawned.
-    kill_on_spawn: bool,
-    /// Why the current run is being stopped, and with what detail.
-    stop_reason: Option<(ExitReason, Option<String>)>,
-    stop_sent_at: Option<Instant>,
-    /// Start again as soon as the current run is gone (restart, config change).
-    start_after_stop: bool,
-    /// Removed from the config: forget it once nothing of it runs.
-    removing: bool,
-    /// Consecutive runs shorter than `min_uptime`: the backoff exponent.
-    short_runs: u32,
-    /// Consecutive failed runs: compared with `max_restarts`.
-    failures: u32,
-    /// The pending backoff retries a spawn that failed for lack of a resource.
-    retry_spawn: bool,
-}
-
-impl Instance {
-    pub fn last_exit(&self) -> Option<&ExitRecord> {
-        self.history.back()
-    }
-
-    pub fn probe(&self, role: Role) -> Option<&ProbeState> {
-        self.probes.iter().find(|p| p.role == role)
-    }
-
-    fn probe_mut(&mut self, role: Role) -> Option<&mut ProbeState> {
-        self.probes.iter_mut().find(|p| p.role == role)
-    }
-
-    /// `healthy`, `unhealthy`, `unknown` (no verdict yet) or `none` (no liveness probe).
-    pub fn health(&self) -> Health {
-        match self.probe(Role::Liveness).map(|p| p.thresholds.verdict) {
-            None => Health::None,
-            Some(None) => Health::Unknown,
-            Some(Some(true)) => Health::Healthy,
-            Some(Some(false)) => Health::Unhealthy,
-        }
-    }
-
-    /// Whether readiness waits on something beyond the process being spawned.
-    fn gated(&self) -> bool {
-        self.spec.readiness.is_some() || self.spec.notify
-    }
-}
-
-fn probes_of(spec: &ProcessSpec) -> Vec<ProbeState> {
-    [
-        (Role::Startup, &spec.startup),
-        (Role::Readiness, &spec.readiness),
-        (Role::Liveness, &spec.liveness),
-    ]
-    .into_iter()
-    .filter_map(|(role, p)| p.clone().map(|p| ProbeState::new(role, p)))
-    .collect()
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Goal {
-    /// Running (ready) in a run numbered at least `min_gen`, or finished successfully.
-    Up { min_gen: u64 },
-    /// At rest.
-    Down,
-}
-
-#[derive(Debug)]
-struct Waiter {
-    id: WaiterId,
-    /// Each target with its name, for the answer once it is gone.
-    targets: Vec<(InstanceId, Goal, String)>,
-}
 
 #[derive(Debug)]
 pub struct Core {
@@ -407,10 +84,9 @@ impl Core {
             finished: false,
             dirty: true,
         };
-        for p in spec.processes.values() {
-            for (name, replica, inst_spec) in expand(p) {
-                core.add_instance(name, p.name.clone(), replica, inst_spec);
-            }
+        for i in spec.instances() {
+            let process = i.spec.name.clone();
+            core.add_instance(i.name, process, i.replica, i.spec);
         }
         core
     }
@@ -452,7 +128,7 @@ impl Core {
                 } else {
                     State::Stopped
                 },
-                run_no: 0,
+                run_no: Generation(0),
                 pid: None,
                 ready: false,
                 started_at: None,
@@ -464,12 +140,12 @@ impl Core {
                 notify_refused: 0,
                 last_beat: None,
                 next_run: None,
-                schedule_seq: 0,
+                schedule_seq: Generation(0),
                 due: false,
                 skipped: 0,
                 changed: IndexSet::new(),
                 changed_unnamed: 0,
-                change_seq: 0,
+                change_seq: Generation(0),
                 rss: None,
                 cpu_percent: None,
                 memory_peak: None,
@@ -636,258 +312,10 @@ impl Core {
 
     // ----- facts about children -----------------------------------------------------
 
-    fn on_spawned(
-        &mut self,
-        id: InstanceId,
-        run_no: u64,
-        pid: u32,
-        now: Now,
-        fx: &mut Vec<Effect>,
-    ) {
-        let Some(inst) = self.run_mut(id, run_no) else {
-            return;
-        };
-        inst.spawning = false;
-        inst.pid = Some(pid);
-        inst.started_at = Some(now.mono);
-        inst.error = None;
-        let name = inst.name.clone();
-        fx.push(emit(now, &name, EventKind::Spawned { run: run_no, pid }));
-        if inst.state == State::Stopping {
-            // A stop was asked for while the spawn was in flight: carry it out now, as
-            // the kill it became if one came meanwhile.
-            if std::mem::take(&mut inst.kill_on_spawn) {
-                let reason = inst
-                    .stop_reason
-                    .as_ref()
-                    .map_or(ExitReason::Shutdown, |r| r.0);
-                fx.push(Effect::Kill { id, run_no });
-                let kind = EventKind::Killed {
-                    run: run_no,
-                    reason,
-                    after_ms: None,
-                };
-                fx.push(emit(now, &name, kind));
-                return;
-            }
-            return self.send_stop(id, now, fx);
-        }
-        inst.status_text = None;
-        inst.last_beat = Some(now.mono);
-        inst.probes.iter_mut().for_each(ProbeState::reset);
-        if let Some(wd) = inst.spec.watchdog.filter(|_| inst.spec.notify) {
-            fx.push(Effect::Schedule {
-                at: now.mono + wd,
-                id,
-                run_no,
-                timer: Timer::Watchdog,
-            });
-        }
-        if let Some(quiet) = inst.spec.output.silence {
-            fx.push(Effect::Schedule {
-                at: now.mono + quiet,
-                id,
-                run_no,
-                timer: Timer::Silence,
-            });
-        }
-        if inst.probe(Role::Startup).is_some() {
-            fx.push(Effect::StartProbe {
-                id,
-                run_no,
-                role: Role::Startup,
-            });
-        } else {
-            start_main_probes(inst, fx);
-        }
-        if !inst.gated() {
-            inst.ready = true;
-            self.transition(id, State::Running, now, fx);
-        }
-    }
-
-    fn on_spawn_failed(
-        &mut self,
-        id: InstanceId,
-        run_no: u64,
-        error: String,
-        transient: bool,
-        now: Now,
-        fx: &mut Vec<Effect>,
-    ) {
-        let Some(inst) = self.run_mut(id, run_no) else {
-            return;
-        };
-        inst.spawning = false;
-        inst.error = Some(error.clone());
-        let name = inst.name.clone();
-        if inst.state == State::Stopping {
-            inst.stop_reason = None;
-            return self.transition(id, State::Stopped, now, fx);
-        }
-        if transient && inst.want_up {
-            // warden ran out of something (descriptors, processes); the command is fine.
-            // Retry with the usual backoff, without counting it as a run of the command.
-            let spec = inst.spec.clone();
-            let delay =
-                backoff_delay(spec.backoff, spec.backoff_max, inst.short_runs).max(MIN_RETRY);
-            inst.short_runs = inst.short_runs.saturating_add(1);
-            inst.retry_spawn = true;
-            let text = format!(
-                "could not start: {error}; retrying in {}",
-                fmt_duration(delay)
-            );
-            fx.push(emit(now, &name, EventKind::Message { text }));
-            fx.push(Effect::Schedule {
-                at: now.mono + delay,
-                id,
-                run_no,
-                timer: Timer::Backoff,
-            });
-            return self.transition(id, State::Backoff, now, fx);
-        }
-        fx.push(emit(now, &name, EventKind::Fatal { message: error }));
-        self.transition(id, State::Fatal, now, fx);
-    }
-
-    fn on_exited(
-        &mut self,
-        id: InstanceId,
-        run_no: u64,
-        end: RunEnd,
-        now: Now,
-        fx: &mut Vec<Effect>,
-    ) {
-        let Some(inst) = self.run_mut(id, run_no) else {
-            return;
-        };
-        let status = end.status;
-        let success = status
-            .code
-            .is_some_and(|c| inst.spec.success_exit_codes.contains(&c));
-        let uptime = inst
-            .started_at
-            .map(|t| now.mono.saturating_duration_since(t))
-            .unwrap_or_default();
-        let peak = end.memory_peak.or(inst.memory_peak);
-        let mut limit = inst.stop_limit.take();
-        let (reason, detail) = match inst.stop_reason.take() {
-            // warden was stopping it anyway; the OOM kill is worth a mention all the same.
-            Some((reason, detail)) if end.oom_kills > 0 => {
-                let note = oom_note(end.oom_kills, &inst.spec, peak);
-                let detail = Some(match detail {
-                    Some(d) => format!("{d}; {note}"),
-                    None => note,
-                });
-                (reason, detail)
-            }
-            Some(stop) => stop,
-            None if end.oom_kills > 0 && !success => {
-                let max = inst.spec.limits.as_ref().and_then(|l| l.memory_max);
-                limit = max.map(|max| LimitHit {
-                    rule: "memory_max".into(),
-                    value: peak.unwrap_or(max) as f64,
-                    limit: max as f64,
-                    window_ms: uptime.as_millis() as u64,
-                });
-                let note = oom_note(end.oom_kills, &inst.spec, peak);
-                (ExitReason::Oom, Some(note))
-            }
-            None if success => (ExitReason::Exited, None),
-            None => (ExitReason::Crash, None),
-        };
-        let record = ExitRecord {
-            time: now.wall,
-            run: run_no,
-            code: status.code,
-            signal: status.signal,
-            reason,
-            detail: detail.clone(),
-            uptime_ms: uptime.as_millis() as u64,
-            stderr_tail: end.stderr_tail,
-            limit,
-        };
-        if inst.history.len() == HISTORY {
-            inst.history.pop_front();
-        }
-        inst.history.push_back(record);
-        inst.pid = None;
-        inst.ready = false;
-        inst.stop_sent_at = None;
-        (inst.rss, inst.cpu_percent, inst.memory_peak) = (None, None, None);
-        (inst.cpu_over_since, inst.memory_over_since) = (None, None);
-        inst.limit_warned = false;
-        let name = inst.name.clone();
-        fx.push(emit(
-            now,
-            &name,
-            EventKind::Exited {
-                run: run_no,
-                code: status.code,
-                signal: status.signal,
-                reason,
-                detail,
-            },
-        ));
-
-        let facts = RunFacts {
-            reason,
-            uptime,
-            want_up: inst.want_up,
-            start_after_stop: inst.start_after_stop,
-            scheduled: inst.spec.schedule.is_some(),
-        };
-        let before = Streak {
-            failures: inst.failures,
-            short_runs: inst.short_runs,
-        };
-        let (decision, after) = restart::after_exit(facts, RestartRules::of(&inst.spec), before);
-        (inst.failures, inst.short_runs) = (after.failures, after.short_runs);
-        match decision {
-            AfterExit::Stopped => self.transition(id, State::Stopped, now, fx),
-            AfterExit::StartAgain => {
-                inst.start_after_stop = false;
-                self.reset_counters(id);
-                self.spawn(id, now, fx)
-            }
-            AfterExit::Exited => self.transition(id, State::Exited, now, fx),
-            AfterExit::Fatal { failures } => {
-                let message = format!(
-                    "gave up after {failures} consecutive failed runs (max_restarts = {})",
-                    inst.spec.max_restarts
-                );
-                inst.error = Some(message.clone());
-                fx.push(emit(now, &name, EventKind::Fatal { message }));
-                self.transition(id, State::Fatal, now, fx)
-            }
-            AfterExit::Restart { delay } => {
-                fx.push(emit(
-                    now,
-                    &name,
-                    EventKind::Restarting {
-                        run: run_no + 1,
-                        delay_ms: delay.as_millis() as u64,
-                    },
-                ));
-                if delay.is_zero() {
-                    self.instances[&id].restarts += 1;
-                    return self.spawn(id, now, fx);
-                }
-                fx.push(Effect::Schedule {
-                    at: now.mono + delay,
-                    id,
-                    run_no,
-                    timer: Timer::Backoff,
-                });
-                self.transition(id, State::Backoff, now, fx)
-            }
-        }
-    }
-
     fn on_timer(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         timer: Timer,
         now: Now,
         fx: &mut Vec<Effect>,
@@ -914,7 +342,7 @@ impl Core {
                 let reason = inst.stop_reason.get_or_insert((ExitReason::Request, None));
                 let note = format!(
                     "killed by SIGKILL after stop timeout ({})",
-                    fmt_duration(after)
+                    human::duration(after)
                 );
                 reason.1 = Some(match reason.1.take() {
                     Some(d) => format!("{d}; {note}"),
@@ -940,13 +368,13 @@ impl Core {
     // ----- mechanics -------------------------------------------------------------------
 
     /// The instance, if `run_no` is its current run: reports about earlier runs are dropped.
-    fn run_mut(&mut self, id: InstanceId, run_no: u64) -> Option<&mut Instance> {
+    fn run_mut(&mut self, id: InstanceId, run_no: Generation) -> Option<&mut Instance> {
         self.instances.get_mut(&id).filter(|i| i.run_no == run_no)
     }
 
     /// The instance, if `run_no` is its current run and that run is up (starting or
     /// running): what probes, rules and samples may act on.
-    fn live_run_mut(&mut self, id: InstanceId, run_no: u64) -> Option<&mut Instance> {
+    fn live_run_mut(&mut self, id: InstanceId, run_no: Generation) -> Option<&mut Instance> {
         self.instances
             .get_mut(&id)
             .filter(|i| i.run_no == run_no && matches!(i.state, State::Starting | State::Running))
@@ -963,7 +391,7 @@ impl Core {
         let inst = &mut self.instances[&id];
         // A spawn that failed for lack of a resource never made a run: try that run again.
         if !std::mem::take(&mut inst.retry_spawn) {
-            inst.run_no += 1;
+            inst.run_no = inst.run_no.next();
         }
         inst.due = false;
         inst.kill_on_spawn = false;
@@ -1091,79 +519,6 @@ fn condition_met(dep: &Instance, cond: DependCondition) -> bool {
     }
 }
 
-/// The instances of a declared process, with `{replica}` substituted.
-/// A single instance shares the declaration itself.
-pub fn expand(p: &Arc<ProcessSpec>) -> Vec<(String, Option<u32>, Arc<ProcessSpec>)> {
-    expand_scaled(p, None)
-}
-
-/// [`expand`], for a process scaled at runtime to `scaled` replicas (always indexed, see
-/// `scale.rs`).
-pub fn expand_scaled(
-    p: &Arc<ProcessSpec>,
-    scaled: Option<u32>,
-) -> Vec<(String, Option<u32>, Arc<ProcessSpec>)> {
-    match scaled {
-        None if p.replicas <= 1 => vec![replica_of(p, None)],
-        None => (0..p.replicas).map(|r| replica_of(p, Some(r))).collect(),
-        Some(n) => (0..n).map(|r| replica_of(p, Some(r))).collect(),
-    }
-}
-
-/// Name, index and spec of one instance of `p`: the process itself (`None`), or replica `r`.
-fn replica_of(p: &Arc<ProcessSpec>, r: Option<u32>) -> (String, Option<u32>, Arc<ProcessSpec>) {
-    match r {
-        None => (p.name.clone(), None, p.clone()),
-        Some(r) => (
-            format!("{}.{r}", p.name),
-            Some(r),
-            Arc::new(substitute_replica(p, r)),
-        ),
-    }
-}
-
-fn substitute_replica(p: &ProcessSpec, r: u32) -> ProcessSpec {
-    use crate::config::{CommandSpec, ProbeSpec, ProbeTarget};
-    let sub = |s: &str| s.replace("{replica}", &r.to_string());
-    let mut out = p.clone();
-    out.command = match &p.command {
-        CommandSpec::Argv(a) => CommandSpec::Argv(a.iter().map(|s| sub(s)).collect()),
-        CommandSpec::Shell(s) => CommandSpec::Shell(sub(s)),
-    };
-    for v in out.env.values_mut() {
-        *v = sub(v);
-    }
-    let fix_probe = |probe: &mut Option<ProbeSpec>| {
-        if let Some(pr) = probe {
-            match &mut pr.target {
-                ProbeTarget::Http { url, .. } => *url = sub(url),
-                ProbeTarget::Tcp { addr, .. } | ProbeTarget::Udp { addr, .. } => *addr = sub(addr),
-                ProbeTarget::Unix { path, .. } => *path = sub(&path.to_string_lossy()).into(),
-                ProbeTarget::Exec { argv } => argv.iter_mut().for_each(|a| *a = sub(a)),
-            }
-        }
-    };
-    fix_probe(&mut out.startup);
-    fix_probe(&mut out.readiness);
-    fix_probe(&mut out.liveness);
-    // Replicas must not share a log file: `{replica}` in the name, or `.N` before the
-    // extension (`worker.log` → `worker.1.log`).
-    if let Some(file) = &p.log.file {
-        let text = file.to_string_lossy();
-        out.log.file = Some(if text.contains("{replica}") {
-            sub(&text).into()
-        } else {
-            let stem = file.file_stem().unwrap_or_default().to_string_lossy();
-            let name = match file.extension() {
-                Some(ext) => format!("{stem}.{r}.{}", ext.to_string_lossy()),
-                None => format!("{stem}.{r}"),
-            };
-            file.with_file_name(name)
-        });
-    }
-    out
-}
-
 fn checks_of(spec: &Spec) -> IndexMap<String, CheckState> {
     spec.checks
         .values()
@@ -1186,32 +541,4 @@ fn emit(now: Now, name: &str, kind: EventKind) -> Effect {
         name: name.to_string(),
         kind,
     })
-}
-
-/// What an exit carries besides its status, as the run's task found it.
-struct RunEnd {
-    status: ExitStatus,
-    stderr_tail: Vec<String>,
-    oom_kills: u64,
-    memory_peak: Option<u64>,
-}
-
-fn oom_note(kills: u64, spec: &ProcessSpec, peak: Option<u64>) -> String {
-    let who = match kills {
-        1 => "a process".to_string(),
-        n => format!("{n} processes"),
-    };
-    let max = spec.limits.as_ref().and_then(|l| l.memory_max);
-    let mut note = format!("the kernel's OOM killer killed {who} of the run");
-    if let Some(max) = max {
-        note += &format!(" at its `memory_max` of {}", rules::size(max));
-    }
-    if let Some(peak) = peak {
-        note += &format!(" (peak {})", rules::bytes(peak));
-    }
-    note
-}
-
-fn fmt_duration(d: Duration) -> String {
-    super::event::fmt_ms(d.as_millis() as u64)
 }

@@ -2,6 +2,7 @@
 //! instances (start the added, stop and forget the removed, restart the changed).
 
 use super::*;
+use crate::config::InstanceSpec;
 
 impl Core {
     /// What reloading `new` over `old` would do.
@@ -50,17 +51,21 @@ impl Core {
             }
         }
         let scaled = self.kept_scales(new);
-        for p in new.processes.values() {
-            for (name, replica, spec) in expand_scaled(p, scaled.get(&p.name).copied()) {
-                if plan.added.contains(&name) {
-                    self.add_instance(name, p.name.clone(), replica, spec);
-                } else if plan.changed.iter().any(|c| c.name == name) {
-                    let id = by_name(self, &name).expect("a changed instance exists");
-                    self.apply_changed(id, spec, now, &mut fx);
-                } else if let Some(id) = by_name(self, &name) {
-                    // Unchanged for this instance, but keep the new declaration.
-                    self.instances[&id].spec = spec;
-                }
+        for InstanceSpec {
+            name,
+            replica,
+            spec,
+        } in new.instances_scaled(&scaled)
+        {
+            if plan.added.contains(&name) {
+                let process = spec.name.clone();
+                self.add_instance(name, process, replica, spec);
+            } else if plan.changed.iter().any(|c| c.name == name) {
+                let id = by_name(self, &name).expect("a changed instance exists");
+                self.apply_changed(id, spec, now, &mut fx);
+            } else if let Some(id) = by_name(self, &name) {
+                // Unchanged for this instance, but keep the new declaration.
+                self.instances[&id].spec = spec;
             }
         }
         // Checks keep their results unless their probe changed.

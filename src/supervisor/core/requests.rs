@@ -79,7 +79,11 @@ impl Core {
                 Request::Start | Request::Restart => {
                     let restart = matches!(req, Request::Restart);
                     inst.want_up = true;
-                    let min_gen = if restart { inst.run_no + 1 } else { 0 };
+                    let min_gen = if restart {
+                        inst.run_no.next()
+                    } else {
+                        Generation(0)
+                    };
                     match inst.state {
                         State::Stopped | State::Exited | State::Fatal => {
                             self.reset_counters(id);
@@ -234,7 +238,7 @@ pub(super) fn goal_outcome(inst: &Instance, goal: Goal) -> Option<Result<String,
                     describe_last_exit(inst)
                 ))),
             },
-            State::Backoff if inst.run_no >= min_gen.max(1) => Some(Err(format!(
+            State::Backoff if inst.run_no >= min_gen.max(Generation(1)) => Some(Err(format!(
                 "{name}: ended with {}, backing off before a restart",
                 describe_last_exit(inst)
             ))),
@@ -250,11 +254,7 @@ pub(super) fn goal_outcome(inst: &Instance, goal: Goal) -> Option<Result<String,
 
 pub(super) fn describe_last_exit(inst: &Instance) -> String {
     match inst.last_exit() {
-        Some(e) => ExitStatus {
-            code: e.code,
-            signal: e.signal,
-        }
-        .describe(),
+        Some(e) => human::exit_status(e.code, e.signal),
         None => "no exit recorded".into(),
     }
 }

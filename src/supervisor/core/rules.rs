@@ -8,7 +8,7 @@ impl Core {
     pub(super) fn on_probe(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         role: Role,
         result: ProbeResult,
         now: Now,
@@ -68,7 +68,7 @@ impl Core {
     pub(super) fn on_notify(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         message: NotifyMessage,
         now: Now,
         fx: &mut Vec<Effect>,
@@ -99,7 +99,7 @@ impl Core {
     pub(super) fn on_notify_refused(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         sender: Option<i32>,
         now: Now,
         fx: &mut Vec<Effect>,
@@ -123,7 +123,7 @@ impl Core {
     pub(super) fn on_silence(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         last_output: Option<Instant>,
         unread: bool,
         now: Now,
@@ -142,7 +142,7 @@ impl Core {
             // is behind): read first, judge after.
             let text = format!(
                 "`silence` not judged yet: warden was behind reading its output ({} since the last output it read); checking again",
-                fmt_duration(now.mono.saturating_duration_since(since))
+                human::duration(now.mono.saturating_duration_since(since))
             );
             let name = inst.name.clone();
             fx.push(emit(now, &name, EventKind::Message { text }));
@@ -154,7 +154,7 @@ impl Core {
             });
         }
         if silent {
-            let detail = format!("no output for {}", fmt_duration(quiet));
+            let detail = format!("no output for {}", human::duration(quiet));
             self.hung(id, run_no, ExitReason::Output, detail, now, fx);
         } else {
             fx.push(Effect::Schedule {
@@ -169,7 +169,7 @@ impl Core {
     pub(super) fn on_watchdog(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         unread: bool,
         now: Now,
         fx: &mut Vec<Effect>,
@@ -184,7 +184,7 @@ impl Core {
         if missed && unread {
             let text = format!(
                 "watchdog not judged yet: warden was behind reading sd_notify messages ({} since the last WATCHDOG=1 it read); checking again",
-                fmt_duration(now.mono.saturating_duration_since(beat))
+                human::duration(now.mono.saturating_duration_since(beat))
             );
             let name = inst.name.clone();
             fx.push(emit(now, &name, EventKind::Message { text }));
@@ -196,7 +196,7 @@ impl Core {
             });
         }
         if missed {
-            let detail = format!("no WATCHDOG=1 within {}", fmt_duration(wd));
+            let detail = format!("no WATCHDOG=1 within {}", human::duration(wd));
             self.hung(id, run_no, ExitReason::Watchdog, detail, now, fx);
         } else {
             fx.push(Effect::Schedule {
@@ -240,7 +240,7 @@ impl Core {
     pub(super) fn on_usage(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         usage: Usage,
         now: Now,
         fx: &mut Vec<Effect>,
@@ -284,7 +284,11 @@ impl Core {
                 fx,
             );
             if resident > max {
-                let detail = format!("memory {} over the limit of {}", bytes(resident), size(max));
+                let detail = format!(
+                    "memory {} over the limit of {}",
+                    human::mib(resident as f64),
+                    human::size(max)
+                );
                 let hit = LimitHit {
                     rule: "memory".into(),
                     value: resident as f64,
@@ -301,7 +305,7 @@ impl Core {
                 .cpu_over_since
                 .is_some_and(|since| now.mono.saturating_duration_since(since) >= limits.cpu_for);
             if violation.is_none() && sustained {
-                let d = fmt_duration(limits.cpu_for);
+                let d = human::duration(limits.cpu_for);
                 let detail = format!("cpu {cpu:.0}% over the limit of {max:.0}% for {d}");
                 let hit = LimitHit {
                     rule: "cpu".into(),
@@ -362,7 +366,7 @@ impl Core {
     pub(super) fn hung(
         &mut self,
         id: InstanceId,
-        run_no: u64,
+        run_no: Generation,
         reason: ExitReason,
         detail: String,
         now: Now,
@@ -442,33 +446,9 @@ fn announce(
     fx.push(emit(now, name, kind));
 }
 
-/// A measured figure.
-pub(super) fn bytes(n: u64) -> String {
-    format!("{:.1}MiB", n as f64 / (1024.0 * 1024.0))
-}
-
-/// A configured size, as the user most likely wrote it (`50MB` stays `50MB`).
-pub(super) fn size(n: u64) -> String {
-    crate::supervisor::event::fmt_size(n)
-}
-
 pub(super) fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_as_written() {
-        assert_eq!(size(50_000_000), "50MB");
-        assert_eq!(size(64 << 20), "64MiB");
-        assert_eq!(size(2 << 30), "2GiB");
-        assert_eq!(size(3_000_000_000), "3GB");
-        assert_eq!(size(1_500_000), "1.4MiB");
     }
 }

@@ -14,6 +14,7 @@
 //! not undo a scale.
 
 use super::*;
+use crate::config::{InstanceSpec, replica_of};
 
 impl Core {
     /// The file's replica count and the one wanted at runtime, for a declared process.
@@ -91,8 +92,9 @@ impl Core {
                 .unwrap_or(0)
                 + 1;
             for (k, r) in (next..next + (replicas - before)).enumerate() {
-                let (name, replica, spec) = replica_of(&decl, Some(r));
-                let id = self.add_instance_at(after + k, name, process.to_string(), replica, spec);
+                let i = replica_of(&decl, Some(r));
+                let id =
+                    self.add_instance_at(after + k, i.name, process.to_string(), i.replica, i.spec);
                 let inst = &mut self.instances[&id];
                 inst.want_up = want_up;
                 inst.state = if want_up {
@@ -101,7 +103,13 @@ impl Core {
                     State::Stopped
                 };
                 if want_up {
-                    targets.push((id, Goal::Up { min_gen: 0 }, inst.name.clone()));
+                    targets.push((
+                        id,
+                        Goal::Up {
+                            min_gen: Generation(0),
+                        },
+                        inst.name.clone(),
+                    ));
                 }
             }
         } else {
@@ -152,7 +160,11 @@ impl Core {
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
-        let (name, replica, spec) = replica_of(decl, Some(0));
+        let InstanceSpec {
+            name,
+            replica,
+            spec,
+        } = replica_of(decl, Some(0));
         let inst = &mut self.instances[&id];
         let old = std::mem::replace(&mut inst.name, name.clone());
         inst.replica = replica;

@@ -37,7 +37,7 @@ impl Core {
             let Some(schedule) = &inst.spec.schedule else {
                 continue;
             };
-            inst.schedule_seq += 1;
+            inst.schedule_seq = inst.schedule_seq.next();
             // The config checked that a next time exists; if the zone's rules say
             // otherwise, a day from now it is asked again rather than spinning here.
             let (due, at) = match schedule.next_after(now.wall) {
@@ -62,11 +62,17 @@ impl Core {
     pub(super) fn disarm(&mut self, id: InstanceId) {
         let inst = &mut self.instances[&id];
         inst.next_run = None;
-        inst.schedule_seq += 1;
+        inst.schedule_seq = inst.schedule_seq.next();
         inst.due = false;
     }
 
-    pub(super) fn on_cron(&mut self, id: InstanceId, seq: u64, now: Now, fx: &mut Vec<Effect>) {
+    pub(super) fn on_cron(
+        &mut self,
+        id: InstanceId,
+        seq: Generation,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
         let Some(inst) = self.instances.get_mut(&id) else {
             return;
         };
@@ -144,14 +150,18 @@ impl Core {
             return Goal::Down;
         }
         inst.want_up = true;
-        let min_gen = inst.run_no + 1;
+        let min_gen = inst.run_no.next();
         match inst.state {
             State::Starting | State::Running if matches!(req, Request::Restart) => {
                 inst.start_after_stop = true;
                 self.begin_stop(id, ExitReason::Request, None, now, fx);
             }
             // A start finds it running: that run is what was asked for.
-            State::Starting | State::Running => return Goal::Up { min_gen: 0 },
+            State::Starting | State::Running => {
+                return Goal::Up {
+                    min_gen: Generation(0),
+                };
+            }
             State::Stopping => inst.start_after_stop = true,
             _ => {
                 inst.due = true;

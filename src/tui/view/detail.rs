@@ -11,8 +11,7 @@ use super::super::app::App;
 use super::super::theme::glyph;
 use super::{Scale, clock, fit, latency, or_dash, pane, sparkline};
 use crate::cli::history::limit_text;
-use crate::cli::status::{mem, uptime};
-use crate::supervisor::event::signal_name;
+use crate::human::{self, mem, uptime};
 use crate::supervisor::status::{ProcessStatus, ScheduleStatus};
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
@@ -150,7 +149,7 @@ fn how_it_runs(frame: &mut Frame, app: &App, p: &ProcessStatus, area: Rect) {
             let mut policy = format!(
                 "{restart} · stop {} then SIGKILL after {}",
                 d.stop_signal,
-                crate::supervisor::event::fmt_ms(d.stop_timeout_ms)
+                human::ms(d.stop_timeout_ms)
             );
             if !d.depends_on.is_empty() {
                 let deps: Vec<String> = d
@@ -200,14 +199,6 @@ pub(super) fn next_run(app: &App, s: &ScheduleStatus) -> Option<(String, String)
     Some((clock(at, app.utc_offset), uptime(within.as_millis() as u64)))
 }
 
-fn how_it_ended(code: Option<i32>, signal: Option<i32>) -> String {
-    match (code, signal) {
-        (Some(c), _) => format!("exit {c}"),
-        (None, Some(s)) => format!("SIG{}", signal_name(s)),
-        _ => "?".into(),
-    }
-}
-
 fn history(frame: &mut Frame, app: &App, p: &ProcessStatus, cursor: usize, area: Rect) {
     let t = app.theme;
     let block = pane(
@@ -234,7 +225,7 @@ fn history(frame: &mut Frame, app: &App, p: &ProcessStatus, cursor: usize, area:
             let row = Row::new(vec![
                 Cell::from(clock(e.time, app.utc_offset)),
                 Cell::from(e.run.to_string()),
-                Cell::from(how_it_ended(e.code, e.signal)),
+                Cell::from(human::exit_short(e.code, e.signal)),
                 Cell::from(Span::styled(
                     e.reason.as_str(),
                     if e.reason.is_failure() {

@@ -9,7 +9,7 @@ use ratatui::widgets::Paragraph;
 use super::super::app::scale::drifted;
 use super::super::app::{App, Link, Mode, names_phrase};
 use super::super::theme::glyph;
-use crate::cli::status::mem;
+use crate::human::mem;
 use crate::supervisor::State;
 use crate::supervisor::status::SupervisorStatus;
 

@@ -11,7 +11,8 @@ use super::super::app::table::Column;
 use super::super::app::{App, Pane, Screen};
 use super::super::theme::{Theme, glyph};
 use super::{fit, latency, or_dash, pane};
-use crate::cli::status::{last_exit, mem, uptime};
+use crate::cli::status::last_exit;
+use crate::human::{mem, uptime};
 use crate::supervisor::State;
 use crate::supervisor::status::{Health, ProcessStatus};
 

@@ -5,8 +5,12 @@
 //!
 //! Its sources come from outside: the process-wide signals as [`Sig`]s on a channel
 //! ([`Actor::run`] forwards the real ones, a test sends its own), the spawner at
-//! [`Actor::new`]. It reads tokio's clock ([`clock`]), so a test can run it with paused
-//! time and see the timeouts fire at their virtual moment.
+//! [`Actor::new`]. It reads tokio's clock (`timers::clock`), so a test can run it with
+//! paused time and see the timeouts fire at their virtual moment.
+//!
+//! This file holds the loop, the requests and the effects; `control` the types its users
+//! hold and send ([`Handle`], [`Control`], [`Options`]); `timers` the clock and the due
+//! timers; `runs` what is done to each run (spawn, probe, sample, signal, log).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -30,6 +34,7 @@ use super::sampling::Sampling;
 use super::status::{Snapshot, SupervisorStatus};
 use super::watch as file_watch;
 use crate::config::Spec;
+use crate::facts::Generation;
 use crate::logs::{LogSink, Tee};
 use crate::monitor::Figures;
 use crate::probe::notify::NotifySocket;
@@ -37,32 +42,14 @@ use crate::probe::{ProbeContext, spawn_prober};
 use crate::process::cgroup::{CgroupStatus, Cgroups};
 use crate::process::{self, Run, Spawner, reap_orphans};
 
-/// The process-wide signals the actor acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sig {
-    /// SIGINT: Ctrl-C.
-    Interrupt,
-    /// SIGTERM.
-    Terminate,
-    /// SIGCHLD: an orphan may be waiting to be reaped.
-    Child,
-    /// SIGHUP: reload, or stop everything if the terminal closed (`hangup_stops`).
-    Hangup,
-}
+mod control;
+mod runs;
+mod timers;
 
-/// The actor's clock: tokio's, which a test may pause (`start_paused`); otherwise the
-/// same as `std::time::Instant::now()`.
-fn clock() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
+pub use control::*;
 
-/// The moment an input is handled, on the actor's clock.
-fn now() -> Now {
-    Now {
-        mono: clock(),
-        wall: SystemTime::now(),
-    }
-}
+use runs::Signaller;
+use timers::{clock, now, sleep_until};
 
 /// Register the real signals (before returning, so none is lost) and forward them as
 /// [`Sig`]s until `tx` closes.
@@ -86,97 +73,6 @@ fn forward_signals(tx: mpsc::UnboundedSender<Sig>) -> std::io::Result<tokio::tas
     }))
 }
 
-/// Requests from observers (CLI, dashboard, tests). Replies come once the action has
-/// taken effect.
-///
-/// Names are `all`, a declared process (every replica) or an instance (`web.1`). An
-/// unknown name fails the whole request before anything is done.
-pub enum Control {
-    /// Reply once every target is running and ready (Ok) or has failed to be (Err).
-    Start {
-        names: Vec<String>,
-        reply: oneshot::Sender<Result<String, String>>,
-    },
-    /// Reply once nothing of any target is left alive.
-    Stop {
-        names: Vec<String>,
-        reply: oneshot::Sender<Result<String, String>>,
-    },
-    /// Stop, then start; replies like `Start`, about the new run.
-    Restart {
-        names: Vec<String>,
-        reply: oneshot::Sender<Result<String, String>>,
-    },
-    /// Run `replicas` instances of a declared process; reply once the new ones are
-    /// running and ready and the removed ones are gone.
-    Scale {
-        process: String,
-        replicas: u32,
-        reply: oneshot::Sender<Result<String, String>>,
-    },
-    /// Send a signal to the process group of each running target.
-    Signal {
-        names: Vec<String>,
-        signal: Signal,
-        reply: oneshot::Sender<Result<String, String>>,
-    },
-    Status {
-        reply: oneshot::Sender<Snapshot>,
-    },
-    /// A snapshot and every later event (SPEC §6); with `refresh`, fresher snapshots
-    /// too, while anything changes, at most every [`snapshot_every`] of them.
-    /// With `since`, the subscription also carries the kept events after that number
-    /// that the snapshot already includes (a view's history).
-    Subscribe {
-        refresh: bool,
-        since: Option<u64>,
-        reply: oneshot::Sender<Subscription>,
-    },
-    /// How one instance is run (command, cwd, masked environment), for a detail view.
-    Describe {
-        name: String,
-        reply: oneshot::Sender<Result<Description, String>>,
-    },
-    /// A status report for `/metrics`, which also keeps the sampling going for a while.
-    Metrics {
-        reply: oneshot::Sender<Snapshot>,
-    },
-    /// Every process of each named instance's tree, with its own figures (pid order is
-    /// the tree walk's; the leader first).
-    Tree {
-        names: Vec<String>,
-        reply: oneshot::Sender<Result<Vec<NamedTree>, String>>,
-    },
-    /// An observer started following the events: a nudge, so the actor starts sampling.
-    Watched,
-    /// The log sinks of the named targets (in-memory ring and live subscription), in
-    /// instance order, for `logs` and `logs -f`.
-    Logs {
-        names: Vec<String>,
-        reply: oneshot::Sender<Result<Vec<NamedSink>, String>>,
-    },
-    /// Re-read the config file and apply the difference (or only describe it). An invalid
-    /// config is an `Err` with every error, one per line, and changes nothing.
-    Reload {
-        dry_run: bool,
-        reply: oneshot::Sender<Result<ReloadPlan, String>>,
-    },
-    /// The restart history of the named targets, in instance order.
-    History {
-        names: Vec<String>,
-        reply: oneshot::Sender<Result<HistoryReport, String>>,
-    },
-    /// A line for `up`'s terminal and the event stream (from the control FIFO).
-    Notice {
-        text: String,
-    },
-    /// Stop everything (reverse dependency order) and exit. `reply` fires once everything
-    /// has stopped, just before the supervisor returns.
-    Shutdown {
-        reply: Option<oneshot::Sender<()>>,
-    },
-}
-
 /// How often subscribers that asked for fresh snapshots get one, at most, with
 /// `instances` instances: ten a second for small configs, down to one a second for 500
 /// and more, so that building, serializing and parsing them stays about a megabyte a
@@ -195,67 +91,6 @@ const LATE: Duration = Duration::from_millis(500);
 /// timers off.
 const DRAIN_BEFORE_TIMER: usize = 4096;
 
-/// An instance name and its log sink.
-pub type NamedSink = (String, Arc<LogSink>);
-
-/// An instance name and the processes of its tree.
-pub type NamedTree = (String, Vec<Figures>);
-
-/// What `warden history` shows: the exits of each instance asked for, oldest first.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct HistoryReport {
-    pub processes: Vec<InstanceHistory>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct InstanceHistory {
-    pub name: String,
-    pub history: Vec<super::event::ExitRecord>,
-}
-
-/// What observers hold: a way to send requests and to follow events. A snapshot and
-/// the events after it come from [`Control::Subscribe`].
-#[derive(Clone)]
-pub struct Handle {
-    pub control: mpsc::UnboundedSender<Control>,
-    pub events: Arc<EventLog>,
-}
-
-impl Handle {
-    /// Follow the events from now on. A follower is a reason to sample (the actor asks
-    /// the log whether anyone follows), so the actor is nudged to look again.
-    pub fn follow(&self) -> EventCursor {
-        self.follow_since(u64::MAX)
-    }
-
-    /// Follow the events after `seq`, starting with those still kept (0: every kept
-    /// event); like [`Handle::follow`] otherwise.
-    pub fn follow_since(&self, seq: u64) -> EventCursor {
-        let cursor = self.events.follow_since(seq);
-        let _ = self.control.send(Control::Watched);
-        cursor
-    }
-}
-
-pub struct Options {
-    /// Print child output and notices on the terminal (`up --no-tui`).
-    pub tee: Option<Tee>,
-    /// Random per-supervisor token: the prefix of every child's `WARDEN_RUN_ID`.
-    pub token: String,
-    /// warden's cgroup subtree, when each run gets a cgroup.
-    pub cgroups: Option<Arc<Cgroups>>,
-    /// What status says about cgroups.
-    pub cgroup_status: CgroupStatus,
-    /// The config text the spec was loaded from, to notice when the file differs.
-    pub config_text: Option<Vec<u8>>,
-    /// SIGHUP stops everything, as Ctrl-C does (a foreground `up` whose terminal
-    /// closed), instead of reloading.
-    pub hangup_stops: bool,
-    /// Followers of the events that are warden's own (the daemon's event log), not
-    /// observers: they are no reason to sample.
-    pub quiet_followers: usize,
-}
-
 pub struct Actor {
     core: Core,
     spec: Arc<Spec>,
@@ -263,11 +98,11 @@ pub struct Actor {
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     control_rx: mpsc::UnboundedReceiver<Control>,
-    timers: BTreeMap<(Instant, u64), (InstanceId, u64, Timer)>,
+    timers: BTreeMap<(Instant, u64), (InstanceId, Generation, Timer)>,
     timer_seq: u64,
-    runs: HashMap<InstanceId, (u64, Run)>,
+    runs: HashMap<InstanceId, (Generation, Run)>,
     /// The sd_notify socket of each run that has one.
-    notify_sockets: HashMap<InstanceId, (u64, Arc<NotifySocket>)>,
+    notify_sockets: HashMap<InstanceId, (Generation, Arc<NotifySocket>)>,
     sinks: HashMap<InstanceId, Arc<LogSink>>,
     waiters: HashMap<WaiterId, oneshot::Sender<Result<String, String>>>,
     next_waiter: WaiterId,
@@ -302,75 +137,6 @@ pub struct Actor {
     signaller: Signaller,
     /// How the shutdown went, for warden's exit code.
     report: ShutdownReport,
-}
-
-/// Sends stop and kill signals to whole trees, in order, on a thread of its own: finding
-/// a tree's escaped members reads /proc, and stopping five hundred processes at once
-/// must not keep the actor from answering meanwhile.
-struct Signaller(Option<std::sync::mpsc::Sender<(Run, Option<Signal>)>>);
-
-impl Signaller {
-    fn start() -> Signaller {
-        let (tx, rx) = std::sync::mpsc::channel::<(Run, Option<Signal>)>();
-        let started = std::thread::Builder::new()
-            .name("warden-signal".into())
-            .spawn(move || {
-                // What queued up meanwhile goes out as one batch: one look at warden's
-                // adopted orphans for all of it (stopping 500 runs is one, not 500).
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(rx.try_iter());
-                    Run::signal_batch(&batch);
-                }
-            });
-        // Without the thread, signals are sent from the actor itself.
-        Signaller(started.ok().map(|_| tx))
-    }
-
-    /// `signal` (and SIGCONT) to the tree, or SIGKILL with `None`.
-    fn send(&self, run: &Run, signal: Option<Signal>) {
-        let queued = self
-            .0
-            .as_ref()
-            .is_some_and(|tx| tx.send((run.clone(), signal)).is_ok());
-        if !queued {
-            match signal {
-                Some(signal) => run.stop(signal),
-                None => run.kill(),
-            }
-        }
-    }
-}
-
-/// How a shutdown went: what `warden up` exits with (see [`ShutdownReport::exit_code`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ShutdownReport {
-    /// When whatever is left gets SIGKILL (`shutdown_timeout` after the first request).
-    pub deadline: Option<Instant>,
-    /// A process did not stop on its stop signal and was SIGKILLed after `stop_timeout`.
-    pub stop_timeout: bool,
-    /// `shutdown_timeout` ran out and everything left was SIGKILLed.
-    pub timed_out: bool,
-    /// A second SIGTERM/SIGINT (or `warden down`) SIGKILLed everything at once.
-    pub forced: bool,
-}
-
-impl ShutdownReport {
-    /// 0: every process stopped on its stop signal. 3: one had to be SIGKILLed after its
-    /// `stop_timeout`. 4: `shutdown_timeout` ran out. 5: a second request killed
-    /// everything at once. (1 is "could not start", 2 a usage error.) The worst wins.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ShutdownReport { forced: true, .. } => 5,
-            ShutdownReport {
-                timed_out: true, ..
-            } => 4,
-            ShutdownReport {
-                stop_timeout: true, ..
-            } => 3,
-            _ => 0,
-        }
-    }
 }
 
 impl Actor {
@@ -644,73 +410,6 @@ impl Actor {
         false
     }
 
-    /// Whether a timer due at `due` fired so late that warden must have been stalled; says
-    /// so (once per stall: the timers a stall delayed all come due within moments).
-    fn stalled(&mut self, due: Instant, now: Instant) -> bool {
-        let late = now.saturating_duration_since(due);
-        if late < LATE {
-            return false;
-        }
-        if self
-            .stall_noticed
-            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
-        {
-            self.stall_noticed = Some(now);
-            self.notice(&format!(
-                "warden was stalled for {:.1}s (a timer came due that late: stopped, starved of CPU, or a suspended machine); health verdicts wait until what arrived meanwhile is read",
-                late.as_secs_f64()
-            ));
-        }
-        true
-    }
-
-    fn pop_due(&mut self) -> Option<Input> {
-        let now = clock();
-        if self.snapshot_due().is_some_and(|d| d <= now) {
-            self.publish_snapshot(now);
-        }
-        if self.reload_due.is_some_and(|d| d <= now) {
-            self.reload_due = None;
-            // Errors are reported as a `reload_failed` event by `reload` itself.
-            let _ = self.reload(false);
-            return None;
-        }
-        if self.shutdown_deadline.is_some_and(|d| d <= now) {
-            self.shutdown_deadline = Some(now + Duration::from_secs(3600));
-            self.report.timed_out = true;
-            self.notice("shutdown timeout reached: killing what is left");
-            return Some(Input::Kill);
-        }
-        let (&key, _) = self.timers.first_key_value().filter(|(k, _)| k.0 <= now)?;
-        let (id, run_no, timer) = self.timers.remove(&key)?;
-        match timer {
-            Timer::Silence => {
-                let sink = self.sinks.get(&id).cloned();
-                // Pending first: output read after this shows in `last_output_at`.
-                let pending = sink.as_ref().is_some_and(|s| s.output_pending());
-                let last_output = sink.and_then(|s| s.last_output_at());
-                let stalled = self.stalled(key.0, now);
-                let unread = pending || stalled;
-                Some(Input::Silence {
-                    id,
-                    run_no,
-                    last_output,
-                    unread,
-                })
-            }
-            Timer::Watchdog => {
-                let pending = self
-                    .notify_sockets
-                    .get(&id)
-                    .is_some_and(|(n, socket)| *n == run_no && socket.has_pending());
-                let stalled = self.stalled(key.0, now);
-                let unread = pending || stalled;
-                Some(Input::Watchdog { id, run_no, unread })
-            }
-            _ => Some(Input::Timer { id, run_no, timer }),
-        }
-    }
-
     fn on_control(&mut self, c: Control) -> Option<Input> {
         let mut waiter = |reply| {
             let w = self.next_waiter;
@@ -876,43 +575,6 @@ impl Actor {
         finished
     }
 
-    /// The run `run_no` of an instance, if it is the one alive: effects about an earlier
-    /// run find nothing.
-    fn run_of(&self, id: InstanceId, run_no: u64) -> Option<&Run> {
-        self.runs
-            .get(&id)
-            .filter(|(n, _)| *n == run_no)
-            .map(|(_, run)| run)
-    }
-
-    fn signal(&self, names: &[String], signal: Signal) -> Result<String, String> {
-        let mut sent = Vec::new();
-        for id in self.core.resolve(names)? {
-            let inst = self.core.instance(id).expect("resolved");
-            if let Some(run) = self.run_of(id, inst.run_no)
-                && run.signal(signal)
-            {
-                sent.push(format!("{} (pid {})", inst.name, run.handle.pid()));
-            }
-        }
-        if sent.is_empty() {
-            return Err(format!(
-                "nothing to signal: none of `{}` is running",
-                names.join(" ")
-            ));
-        }
-        Ok(format!("sent {} to {}", signal.as_str(), sent.join(", ")))
-    }
-
-    fn sinks_of(&mut self, names: &[String]) -> Result<Vec<NamedSink>, String> {
-        let mut out = Vec::new();
-        for id in self.core.resolve(names)? {
-            let name = self.core.instance(id).expect("resolved").name.clone();
-            out.push((name, self.sink_for(id)));
-        }
-        Ok(out)
-    }
-
     /// Re-read the config file; apply the difference unless `dry_run`.
     fn reload(&mut self, dry_run: bool) -> Result<ReloadPlan, String> {
         if self.core.is_shutting_down() {
@@ -1073,33 +735,6 @@ impl Actor {
         snapshot
     }
 
-    /// Whether an observer follows the events (warden's own followers do not count).
-    fn watched(&self) -> bool {
-        self.events.followers() > self.opts.quiet_followers
-    }
-
-    /// When a fresh snapshot is due for the subscribers that want them, if one is.
-    fn snapshot_due(&mut self) -> Option<Instant> {
-        if self.snapshots.receiver_count() == 0 {
-            self.snapshot_stale = false;
-            return None;
-        }
-        if !self.snapshot_stale {
-            // Anything published since the last one makes it stale; so does any input,
-            // but those always publish or come with a change the loop marks below.
-            self.snapshot_stale = self.snapshots.borrow().seq != self.events.last_seq();
-        }
-        self.snapshot_stale
-            .then_some(self.snapshot_built + snapshot_every(self.core.instances().count()))
-    }
-
-    fn publish_snapshot(&mut self, now: Instant) {
-        let snapshot = Arc::new(self.snapshot(now));
-        self.snapshots.send_replace(snapshot);
-        self.snapshot_built = now;
-        self.snapshot_stale = false;
-    }
-
     fn describe(&mut self, name: &str) -> Result<Description, String> {
         let inst = self
             .core
@@ -1110,244 +745,5 @@ impl Actor {
                 format!("no instance named `{name}`; known: {}", known.join(", "))
             })?;
         Ok(describe(inst, &self.log_path(inst)))
-    }
-
-    fn log_path(&self, inst: &super::core::Instance) -> std::path::PathBuf {
-        inst.spec.log.file.clone().unwrap_or_else(|| {
-            self.spec
-                .supervisor
-                .log_dir
-                .join(format!("{}.log", inst.name))
-        })
-    }
-
-    /// After a burst of spawns (start-up, `restart all`, a reload), hand the memory the
-    /// burst used back to the system once things are quiet: the allocator keeps freed
-    /// memory otherwise, and a supervisor lives for months.
-    fn trim_after_burst(&mut self) {
-        if self.spawns_since_trim >= TRIM_AFTER_SPAWNS
-            && self.rx.is_empty()
-            && self.control_rx.is_empty()
-        {
-            self.spawns_since_trim = 0;
-            // SAFETY: malloc_trim only releases free memory; it is safe to call anywhere.
-            #[cfg(target_env = "gnu")]
-            unsafe {
-                libc::malloc_trim(0);
-            }
-        }
-    }
-
-    fn spawn(&mut self, id: InstanceId, run_no: u64) {
-        let tx = self.tx.clone();
-        let sink = self.sink_for(id);
-        let Some(inst) = self.core.instance(id) else {
-            return;
-        };
-        let plan =
-            match launch::RunPlan::new(inst, &self.opts.token, &self.runtime_dir, &self.pipes) {
-                Ok(plan) => plan,
-                Err(e) => {
-                    let error = format!("cannot set up its stdin_from pipe: {e}");
-                    let transient = crate::logs::is_transient(e.raw_os_error());
-                    let _ = tx.send(Msg::Input(Input::SpawnFailed {
-                        id,
-                        run_no,
-                        error,
-                        transient,
-                    }));
-                    return;
-                }
-            };
-        tokio::spawn(launch::run(
-            plan,
-            self.spawner.clone(),
-            self.opts.cgroups.clone(),
-            sink,
-            self.tx.clone(),
-        ));
-    }
-
-    fn start_probe(&mut self, id: InstanceId, run_no: u64, role: Role) {
-        let Some(inst) = self.core.instance(id) else {
-            return;
-        };
-        let Some(probe) = inst.probe(role) else {
-            return;
-        };
-        let ctx = ProbeContext {
-            spawner: self.spawner.clone(),
-            cwd: inst.spec.cwd.clone(),
-            env: launch::child_env(inst),
-            run_id: format!("{}:{}:{}-probe", self.opts.token, inst.name, role.as_str()).into(),
-            credentials: self.run_of(id, run_no).and_then(|r| r.credentials.clone()),
-            umask: inst.spec.umask,
-        };
-        let tx = self.tx.clone();
-        let handle = spawn_prober(probe.spec.clone(), ctx, move |o| {
-            let result = ProbeResult {
-                ok: o.ok,
-                latency: o.latency,
-                error: o.error,
-                stale: o.stale,
-            };
-            let _ = tx.send(Msg::Input(Input::Probe {
-                id,
-                run_no,
-                role,
-                result,
-            }));
-        });
-        if let Some(old) = self.probers.insert((id, role), handle) {
-            old.abort();
-        }
-    }
-
-    fn stop_probes(&mut self, id: InstanceId) {
-        self.probers.retain(|(i, _), h| {
-            if *i == id {
-                h.abort();
-            }
-            *i != id
-        });
-    }
-
-    /// Sample the current runs (`all`, or those without a fresh sample) and feed the core.
-    fn sample(&mut self, all: bool) {
-        let core = &self.core;
-        let rule = |id| core.instance(id)?.spec.limits.as_ref()?.memory;
-        let inputs = self
-            .sampling
-            .sample(&self.runs, self.spawner.registry(), all, rule);
-        // New figures: subscribers that want fresh snapshots get one.
-        self.snapshot_stale |= !inputs.is_empty();
-        for input in inputs {
-            let fx = self.core.handle(input, now());
-            self.apply(fx);
-        }
-    }
-
-    /// The process trees of the named instances, for `tree`.
-    fn trees(&mut self, names: &[String]) -> Result<Vec<NamedTree>, String> {
-        let mut out = Vec::new();
-        for id in self.core.resolve(names)? {
-            let inst = self.core.instance(id).expect("resolved");
-            let name = inst.name.clone();
-            let tree = match self.run_of(id, inst.run_no).cloned() {
-                Some(run) => self.sampling.tree(&run, self.spawner.registry()),
-                None => Vec::new(),
-            };
-            out.push((name, tree));
-        }
-        Ok(out)
-    }
-
-    /// One file watch per process with `watch`, started, replaced or dropped to match the
-    /// config that runs.
-    fn sync_file_watches(&mut self) {
-        let spec = self.spec.clone();
-        self.file_watches.retain(|name, w| {
-            spec.processes.get(name).and_then(|p| p.watch.as_ref()) == Some(&w.spec)
-        });
-        for p in spec.processes.values() {
-            let Some(watch) = &p.watch else { continue };
-            if self.file_watches.contains_key(&p.name) {
-                continue;
-            }
-            // warden's own writes never count: the log folder, and the process's log file
-            // wherever it is (rotation renames it too).
-            let mut skip = vec![spec.supervisor.log_dir.clone()];
-            skip.extend(
-                super::core::expand(p)
-                    .into_iter()
-                    .filter_map(|(_, _, s)| s.log.file.clone()),
-            );
-            match FileWatch::start(&p.name, watch, skip, self.files_tx.clone()) {
-                Ok((w, problems)) => {
-                    for problem in problems {
-                        self.notice(&format!(
-                            "{}: {problem}; changes there are not seen",
-                            p.name
-                        ));
-                    }
-                    self.file_watches.insert(p.name.clone(), w);
-                }
-                Err(e) => self.notice(&format!("{}: cannot watch its files: {e}", p.name)),
-            }
-        }
-    }
-
-    /// (Re)start one prober per `[checks.NAME]`.
-    fn start_checks(&mut self) {
-        for h in self.check_probers.drain(..) {
-            h.abort();
-        }
-        for check in self.spec.checks.values() {
-            let ctx = ProbeContext {
-                spawner: self.spawner.clone(),
-                cwd: self
-                    .spec
-                    .path
-                    .parent()
-                    .map(Into::into)
-                    .unwrap_or_else(|| "/".into()),
-                env: process::inherited_env(),
-                run_id: format!("{}:check-{}", self.opts.token, check.name).into(),
-                credentials: None,
-                umask: None,
-            };
-            let (tx, name) = (self.tx.clone(), check.name.clone());
-            self.check_probers
-                .push(spawn_prober(check.probe.clone(), ctx, move |o| {
-                    let result = ProbeResult {
-                        ok: o.ok,
-                        latency: o.latency,
-                        error: o.error,
-                        stale: o.stale,
-                    };
-                    let _ = tx.send(Msg::Input(Input::CheckProbe {
-                        name: name.clone(),
-                        result,
-                    }));
-                }));
-        }
-    }
-
-    /// The instance's sink, made on first use. No file I/O happens here (the file is
-    /// opened by the log writer's workers): a log path that hangs cannot hold up the actor.
-    fn sink_for(&mut self, id: InstanceId) -> Arc<LogSink> {
-        let inst = self.core.instance(id).expect("spawn of a known instance");
-        // A sink opened under another name belongs to a run from before `warden scale`
-        // renamed the instance: its runs go on writing there, new runs get the new name's.
-        if let Some(s) = self.sinks.get(&id) {
-            let renamed = **s.name() != *inst.name && !self.runs.contains_key(&id);
-            if !renamed {
-                return s.clone();
-            }
-        }
-        let path = self.log_path(inst);
-        let (tx, name) = (self.tx.clone(), inst.name.clone());
-        let notices: crate::logs::Notices = Arc::new(move |text| {
-            let _ = tx.send(Msg::Notice {
-                name: name.clone(),
-                text,
-            });
-        });
-        let sink = LogSink::new(
-            &inst.name,
-            &path,
-            &inst.spec.log,
-            self.opts.tee.clone(),
-            Some(notices),
-        );
-        self.sinks.insert(id, sink.clone());
-        sink
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }
