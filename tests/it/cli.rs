@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::control::{ok, wait_status};
+use crate::control::ok;
 use crate::harness::*;
 
 #[test]

@@ -167,17 +167,7 @@ impl Drop for Screen {
                 let _ = self.child.wait();
             }
         }
-        for _ in 0..50 {
-            let left = marked_processes(&self.marker, None);
-            if left.is_empty() {
-                break;
-            }
-            for pid in left {
-                // SAFETY: plain kill of a process carrying our marker.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        kill_marked(&self.marker);
         if self._own.is_some() {
             let socket = warden::api::socket_path(&self.dir.join("warden.toml"), None, None);
             for path in [socket.with_extension("sock"), socket.with_extension("lock")] {

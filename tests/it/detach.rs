@@ -86,27 +86,8 @@ impl Detached {
 impl Drop for Detached {
     fn drop(&mut self) {
         let _ = run_warden(self.dir.path(), &["down"]);
-        for _ in 0..50 {
-            let left = marked_processes(&self.marker, None);
-            if left.is_empty() {
-                break;
-            }
-            for pid in left {
-                // SAFETY: plain kill of a process carrying this test's marker.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        kill_marked(&self.marker);
     }
-}
-
-fn process<'a>(s: &'a Value, name: &str) -> &'a Value {
-    s["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {s}"))
 }
 
 /// `Pid:`, `PPid:` and the session id of a process.

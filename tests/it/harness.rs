@@ -480,17 +480,7 @@ impl Drop for Warden {
                 let _ = child.wait();
             }
         }
-        for _ in 0..50 {
-            let left = marked_processes(&self.marker, None);
-            if left.is_empty() {
-                break;
-            }
-            for pid in left {
-                // SAFETY: plain kill of a process carrying our marker.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        kill_marked(&self.marker);
         // A warden that was SIGKILLed could not remove its socket and lock file; the next
         // `up` would replace them, but no test runs this config again.
         let socket = warden::api::socket_path(&self.path("warden.toml"), None, None);
@@ -538,6 +528,58 @@ fn guard_of(pid: i32) -> Option<i32> {
 pub fn proc_state(pid: i32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+/// SIGKILL every live process marked `WARDEN_TEST=marker` until none is left (bounded):
+/// what a test started must not outlive it, even when it failed.
+pub fn kill_marked(marker: &str) {
+    for _ in 0..50 {
+        let left = marked_processes(marker, None);
+        if left.is_empty() {
+            break;
+        }
+        for pid in left {
+            // SAFETY: plain kill of a process carrying this test's marker.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The process called `name` in a status report.
+pub fn process<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no process {name} in {status}"))
+}
+
+/// Poll `status --json` until `pred` holds (bounded by `PATIENCE`). Until warden has
+/// bound its socket, `status` fails: that counts as "not yet".
+pub fn wait_status(
+    w: &Warden,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (code, out, err) = run_warden(w.dir.path(), &["status", "--json"]);
+        if code == 0 {
+            let s: serde_json::Value =
+                serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+            if pred(&s) {
+                return s;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited for {what}; last status ({code}): {out}{err}\n--- warden's stderr ---\n{}",
+            w.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Live (non-zombie) processes whose environment has `WARDEN_TEST=marker`.

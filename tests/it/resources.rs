@@ -40,35 +40,6 @@ fn status(w: &Warden) -> Value {
     wait_status(w, "the supervisor to answer", |_| true)
 }
 
-/// Poll `status --json` until `pred` holds.
-fn wait_status(w: &Warden, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let (code, out, err) = run_warden(w.dir.path(), &["status", "--json"]);
-        if code == 0 {
-            let s: Value = serde_json::from_str(&out).expect("status --json is JSON");
-            if pred(&s) {
-                return s;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited for {what}; last status ({code}): {out}{err}\n--- warden's stderr ---\n{}",
-            w.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn process<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no process {name} in {status}"))
-}
-
 /// The first restart-history entry of `name`, once there is one.
 fn first_exit(w: &Warden, name: &str) -> Value {
     let s = wait_status(w, &format!("{name} to end a run"), |s| {
@@ -725,17 +696,7 @@ impl NobodyDir {
 
 impl Drop for NobodyDir {
     fn drop(&mut self) {
-        for _ in 0..50 {
-            let left = marked_processes(&self.marker, None);
-            if left.is_empty() {
-                break;
-            }
-            for pid in left {
-                // SAFETY: a plain kill of a process carrying our marker.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        kill_marked(&self.marker);
     }
 }
 

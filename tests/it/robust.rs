@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::control::{ok, process, running, socket_of, status, wait_status};
+use crate::control::{ok, running, socket_of, status};
 use crate::harness::*;
 
 /// Polls `what` (bounded by `PATIENCE`) until it returns `Some`.

@@ -41,41 +41,10 @@ pub(crate) fn status(w: &Warden) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {out}"))
 }
 
-pub(crate) fn process<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no process {name} in {status}"))
-}
-
 pub(crate) fn pid_of(w: &Warden, name: &str) -> i64 {
     process(&status(w), name)["pid"]
         .as_i64()
         .unwrap_or_else(|| panic!("{name} has no pid"))
-}
-
-/// Poll `status --json` until `pred` holds (bounded by `PATIENCE`). Until warden has
-/// bound its socket, `status` fails: that counts as "not yet".
-pub(crate) fn wait_status(w: &Warden, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let (code, out, err) = run_warden(w.dir.path(), &["status", "--json"]);
-        if code == 0 {
-            let s: Value =
-                serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
-            if pred(&s) {
-                return s;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited for {what}; last status ({code}): {out}{err}\n--- warden's stderr ---\n{}",
-            w.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 pub(crate) fn running(s: &Value, name: &str) -> bool {
