@@ -136,34 +136,23 @@ impl Core {
             return;
         };
         let since = last_output.map_or(started, |t| t.max(started));
-        let silent = now.mono.saturating_duration_since(since) >= quiet;
-        if silent && unread {
+        let waited = now.mono.saturating_duration_since(since);
+        let deadline = Deadline {
+            timer: Timer::Silence,
+            since,
+            period: quiet,
+            reason: ExitReason::Output,
+            detail: format!("no output for {}", human::duration(quiet)),
             // The verdict would rest on output warden has not read yet (it was stalled, or
             // is behind): read first, judge after.
-            let text = format!(
-                "`silence` not judged yet: warden was behind reading its output ({} since the last output it read); checking again",
-                human::duration(now.mono.saturating_duration_since(since))
-            );
-            let name = inst.name.clone();
-            fx.push(emit(now, &name, EventKind::Message { text }));
-            return fx.push(Effect::Schedule {
-                at: now.mono + RECHECK,
-                id,
-                run_no,
-                timer: Timer::Silence,
-            });
-        }
-        if silent {
-            let detail = format!("no output for {}", human::duration(quiet));
-            self.hung(id, run_no, ExitReason::Output, detail, now, fx);
-        } else {
-            fx.push(Effect::Schedule {
-                at: since + quiet,
-                id,
-                run_no,
-                timer: Timer::Silence,
-            });
-        }
+            unread: unread.then(|| {
+                format!(
+                    "`silence` not judged yet: warden was behind reading its output ({} since the last output it read); checking again",
+                    human::duration(waited)
+                )
+            }),
+        };
+        self.judge_deadline(id, run_no, deadline, now, fx);
     }
 
     pub(super) fn on_watchdog(
@@ -180,32 +169,51 @@ impl Core {
         let (Some(wd), Some(beat)) = (inst.spec.watchdog, inst.last_beat) else {
             return;
         };
-        let missed = now.mono.saturating_duration_since(beat) >= wd;
-        if missed && unread {
-            let text = format!(
-                "watchdog not judged yet: warden was behind reading sd_notify messages ({} since the last WATCHDOG=1 it read); checking again",
-                human::duration(now.mono.saturating_duration_since(beat))
-            );
-            let name = inst.name.clone();
-            fx.push(emit(now, &name, EventKind::Message { text }));
-            return fx.push(Effect::Schedule {
-                at: now.mono + RECHECK,
-                id,
-                run_no,
-                timer: Timer::Watchdog,
-            });
-        }
-        if missed {
-            let detail = format!("no WATCHDOG=1 within {}", human::duration(wd));
-            self.hung(id, run_no, ExitReason::Watchdog, detail, now, fx);
+        let waited = now.mono.saturating_duration_since(beat);
+        let deadline = Deadline {
+            timer: Timer::Watchdog,
+            since: beat,
+            period: wd,
+            reason: ExitReason::Watchdog,
+            detail: format!("no WATCHDOG=1 within {}", human::duration(wd)),
+            unread: unread.then(|| {
+                format!(
+                    "watchdog not judged yet: warden was behind reading sd_notify messages ({} since the last WATCHDOG=1 it read); checking again",
+                    human::duration(waited)
+                )
+            }),
+        };
+        self.judge_deadline(id, run_no, deadline, now, fx);
+    }
+
+    /// The verdict `silence` and the watchdog share: before the deadline, look again at
+    /// it; past it with input still unread, say so and look again shortly (a stalled
+    /// warden must not blame the child); past it, the run is hung.
+    fn judge_deadline(
+        &mut self,
+        id: InstanceId,
+        run_no: Generation,
+        d: Deadline,
+        now: Now,
+        fx: &mut Vec<Effect>,
+    ) {
+        let at = if now.mono.saturating_duration_since(d.since) < d.period {
+            d.since + d.period
+        } else if let Some(text) = d.unread {
+            if let Some(inst) = self.instance(id) {
+                let name = inst.name.clone();
+                fx.push(emit(now, &name, EventKind::Message { text }));
+            }
+            now.mono + RECHECK
         } else {
-            fx.push(Effect::Schedule {
-                at: beat + wd,
-                id,
-                run_no,
-                timer: Timer::Watchdog,
-            });
-        }
+            return self.hung(id, run_no, d.reason, d.detail, now, fx);
+        };
+        fx.push(Effect::Schedule {
+            at,
+            id,
+            run_no,
+            timer: d.timer,
+        });
     }
 
     pub(super) fn on_check_probe(
@@ -451,4 +459,16 @@ pub(super) fn truncate(s: &str, max: usize) -> String {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
     }
+}
+
+/// A deadline `period` after `since` (the last output, the last WATCHDOG=1).
+struct Deadline {
+    timer: Timer,
+    since: Instant,
+    period: Duration,
+    /// Why the run is stopped once past it, and the detail of that verdict.
+    reason: ExitReason,
+    detail: String,
+    /// What to say when input that could move `since` is still unread.
+    unread: Option<String>,
 }
