@@ -202,11 +202,13 @@ def sample(pid):
     """CPU ticks (dead threads included), per-thread run time in ns and context
     switches (live threads), PSS and RSS in bytes."""
     _, _, ticks = proc_stat(pid)
-    run_ns = threads = 0
-    switches = {}  # (pid, tid) -> voluntary switches: a thread's count dies with it
+    threads = 0
+    # Per thread, keyed (pid, tid): a thread's counts die with it, so sums over the
+    # threads alive at each end would go negative when threads end in between.
+    run_ns, switches = {}, {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            run_ns += int(read(f"/proc/{pid}/task/{tid}/schedstat").split()[0])
+            run_ns[(pid, tid)] = int(read(f"/proc/{pid}/task/{tid}/schedstat").split()[0])
             for line in read(f"/proc/{pid}/task/{tid}/status").splitlines():
                 # Voluntary switches: each one is the thread going to sleep, so
                 # over a quiet period they count its wake-ups.
@@ -226,10 +228,10 @@ def sample(pid):
 
 
 def total(pids_):
-    acc = {"ticks": 0, "run_ns": 0, "switches": {}, "threads": 0, "pss": 0, "rss": 0}
+    acc = {"ticks": 0, "run_ns": {}, "switches": {}, "threads": 0, "pss": 0, "rss": 0}
     for pid in pids_:
         for k, v in sample(pid).items():
-            if k == "switches":
+            if k in ("run_ns", "switches"):
                 acc[k].update(v)
             else:
                 acc[k] += v
@@ -243,6 +245,14 @@ def wakeups(before, after):
     born_or_kept = sum(n - before.get(t, 0) for t, n in after.items())
     ended = sum(1 for t in before if t not in after)
     return born_or_kept + ended, ended
+
+
+def run_time_ns(before, after):
+    """Run time between two samples, summed over the threads alive at the end (a thread
+    born meanwhile counts all of it). What threads that ended ran after the first sample
+    is lost with them, so this is a lower bound when threads end; `cpu_ms` (ticks, which
+    keep ended threads) is the figure to read then."""
+    return sum(n - before.get(t, 0) for t, n in after.items())
 
 
 def cmd_usage(a):
@@ -260,7 +270,7 @@ def cmd_usage(a):
         "threads": after["threads"],
         "seconds": round(wall, 2),
         "cpu_ms": cpu_ms,
-        "run_ms": round((after["run_ns"] - before["run_ns"]) / 1e6, 2),
+        "run_ms": round(run_time_ns(before["run_ns"], after["run_ns"]) / 1e6, 2),
         "cpu_percent": round(cpu_ms / 10 / wall, 3),
         "wakeups": woke,
         "threads_ended": ended,
