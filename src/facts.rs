@@ -1,13 +1,14 @@
 //! Facts about a run, as the decisions see them: which run it is ([`Generation`]), how it
-//! ended ([`ExitStatus`]), what it said over sd_notify ([`NotifyMessage`]) and what it
-//! used ([`Usage`]).
+//! ended ([`ExitStatus`]), what it said over sd_notify ([`NotifyMessage`]), what it
+//! used ([`Usage`]) and lately ([`UsageHistory`]).
 //!
 //! Neutral ground between the mechanisms that observe these facts (`process` reaps,
 //! `probe::notify` parses datagrams, `monitor` samples) and the supervisor core that
 //! decides on them: both import from here, so the core imports no mechanism's type and
 //! no mechanism imports the core. Plain data; nothing here touches a process or a socket.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
 
 /// A run's number within its instance (1 for the first run, 0 = never spawned). Every
 /// message about a child carries the one it belongs to, so a late report from an earlier
@@ -95,4 +96,54 @@ pub struct Usage {
     /// What the CPU figure covers: the time since the previous sample of the run (or since
     /// it started, for its first sample).
     pub window: Duration,
+}
+
+/// Samples kept per instance: a minute at the default `sample_interval`.
+const HISTORY_KEEP: usize = 60;
+
+/// One point of a sparkline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UsageSample {
+    pub time: SystemTime,
+    pub cpu_percent: f64,
+    pub rss_bytes: u64,
+}
+
+/// The last samples of an instance, oldest first, for the dashboard's sparklines and
+/// `status --json`: a bounded ring the core keeps and observers read.
+#[derive(Debug, Clone, Default)]
+pub struct UsageHistory(VecDeque<UsageSample>);
+
+impl UsageHistory {
+    pub fn push(&mut self, time: SystemTime, cpu_percent: f64, rss_bytes: u64) {
+        if self.0.len() == HISTORY_KEEP {
+            self.0.pop_front();
+        }
+        self.0.push_back(UsageSample {
+            time,
+            cpu_percent: (cpu_percent * 10.0).round() / 10.0,
+            rss_bytes,
+        });
+    }
+
+    pub fn samples(&self) -> impl Iterator<Item = &UsageSample> {
+        self.0.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_history_keeps_the_last_samples_in_order() {
+        let mut h = UsageHistory::default();
+        for i in 0..(HISTORY_KEEP as u64 + 5) {
+            h.push(SystemTime::UNIX_EPOCH, i as f64, i);
+        }
+        let kept: Vec<u64> = h.samples().map(|s| s.rss_bytes).collect();
+        assert_eq!(kept.len(), HISTORY_KEEP);
+        assert_eq!(kept[0], 5);
+        assert_eq!(*kept.last().unwrap(), HISTORY_KEEP as u64 + 4);
+    }
 }

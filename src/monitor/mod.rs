@@ -2,15 +2,13 @@
 //! someone needs them, from the run's cgroup when it has one and from its tree of pids
 //! (through `sysinfo`) otherwise.
 //!
-//! This module measures and keeps history; it decides nothing. What a figure means for a
-//! run (a `memory` or `cpu` rule) is the core's business, and when to sample is the
-//! actor's. It must stay cheap: one sample of a run costs a few small reads, however many
+//! This module measures; it decides nothing and keeps nothing. What a figure means for a
+//! run (a `memory` or `cpu` rule) is the core's business, and so is the history of its
+//! figures (`facts::UsageHistory`); when to sample is the actor's. It must stay cheap: one sample of a run costs a few small reads, however many
 //! processes the run has in cgroup mode.
 
-mod history;
 mod sampler;
 
-pub use history::{UsageHistory, UsageSample};
 pub use sampler::{Figures, Sampler};
 
 pub use crate::facts::Usage;

@@ -9,8 +9,8 @@ use super::core::*;
 use super::event::{EventKind, ExitReason};
 use super::state::State;
 use crate::config::{Spec, load_str};
+use crate::facts::ExitStatus;
 use crate::facts::Generation;
-use crate::process::ExitStatus;
 
 pub(super) fn spec(toml: &str) -> Spec {
     load_str(Path::new("/etc/warden/warden.toml"), toml).expect("valid test config")
@@ -488,8 +488,8 @@ fn a_start_waiting_on_readiness_fails_once_readiness_fails() {
 
 // ----- resource rules ---------------------------------------------------------------------
 
-fn usage(rss: u64, cpu_percent: f64) -> crate::monitor::Usage {
-    crate::monitor::Usage {
+fn usage(rss: u64, cpu_percent: f64) -> crate::facts::Usage {
+    crate::facts::Usage {
         rss,
         resident: None,
         cpu_percent,

@@ -241,7 +241,7 @@ impl Clocked {
     fn exited(&mut self, ms: u64, name: &str, code: i32) -> Vec<Effect> {
         let i = self.inst(name);
         let (id, run_no) = (i.id, i.run_no);
-        let status = crate::process::ExitStatus {
+        let status = crate::facts::ExitStatus {
             code: Some(code),
             signal: None,
         };

@@ -41,9 +41,8 @@ use super::health::{CheckState, ProbeResult, ProbeState, Role};
 use super::reload::ReloadPlan;
 use super::state::{State, allowed};
 use crate::config::{DependCondition, LimitAction, ProcessSpec, Spec};
-use crate::facts::{ExitStatus, Generation, NotifyMessage, Usage};
+use crate::facts::{ExitStatus, Generation, NotifyMessage, Usage, UsageHistory};
 use crate::human;
-use crate::monitor::UsageHistory;
 
 /// How many exits each instance remembers.
 const HISTORY: usize = 50;

@@ -11,8 +11,7 @@ use indexmap::IndexSet;
 use nix::sys::signal::Signal;
 
 use crate::config::ProcessSpec;
-use crate::facts::{ExitStatus, Generation, NotifyMessage, Usage};
-use crate::monitor::UsageHistory;
+use crate::facts::{ExitStatus, Generation, NotifyMessage, Usage, UsageHistory};
 use crate::supervisor::event::{Event, ExitReason, ExitRecord, LimitHit};
 use crate::supervisor::health::{ProbeResult, ProbeState, Role};
 use crate::supervisor::state::State;
