@@ -19,7 +19,7 @@ use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 
 use super::child::{pidfd_open, pidfd_send_signal};
-use super::spawn::Registry;
+use super::registry::Registry;
 use super::tree::{children_of, ppid_of, reap_orphans};
 
 /// Whether this process is its pid namespace's init.

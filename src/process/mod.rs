@@ -13,6 +13,7 @@ mod fork;
 pub mod guard;
 pub mod init;
 pub mod limits;
+mod registry;
 mod spawn;
 mod sweep;
 mod tree;
@@ -20,8 +21,9 @@ mod tree;
 pub use cgroup::{Counters, RunCgroup};
 pub use child::{ChildHandle, ExitStatus};
 pub use credentials::{Credentials, LOGIN_VARS};
-pub use spawn::{Launch, Registry, SpawnError, Spawned, Spawner, inherited_env};
-pub use tree::{Adopted, RUN_ID_VAR, proc_is_ours, reap_orphans};
+pub use registry::{Adopted, Registry};
+pub use spawn::{Launch, SpawnError, Spawned, Spawner, inherited_env};
+pub use tree::{RUN_ID_VAR, proc_is_ours, reap_orphans};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,7 +82,7 @@ impl Run {
         let mut sweeps: Vec<(&Arc<Registry>, Adopted)> = Vec::new();
         for (run, _) in batch.iter().filter(|(r, _)| r.cgroup.is_none()) {
             if !sweeps.iter().any(|(r, _)| Arc::ptr_eq(r, &run.registry)) {
-                sweeps.push((&run.registry, sweep::sweep(&run.registry)));
+                sweeps.push((&run.registry, tree::sweep(&run.registry)));
             }
         }
         for (run, signal) in batch {
@@ -98,7 +100,7 @@ impl Run {
     /// Without a cgroup, the run's escaped descendants are found through warden's
     /// adopted orphans; with one, the cgroup holds them all.
     fn sweep_now(&self) -> Option<Adopted> {
-        self.cgroup.is_none().then(|| sweep::sweep(&self.registry))
+        self.cgroup.is_none().then(|| tree::sweep(&self.registry))
     }
 
     /// The run's adopted orphans, from a sweep taken after the caller decided to signal.
@@ -183,7 +185,12 @@ impl Run {
         // children: the leader is gone).
         let adopted = match &self.cgroup {
             Some(_) => None,
-            None => Some(self.registry.sweeps.fresh(&self.registry).await),
+            None => Some(
+                self.registry
+                    .sweeps
+                    .fresh(|| tree::sweep(&self.registry))
+                    .await,
+            ),
         };
         self.kill_with(adopted.as_deref());
         if let Err(e) = self.handle.reap() {
@@ -195,7 +202,11 @@ impl Run {
         let survivors = loop {
             // Reaps the group's zombies (they keep the group "alive") and finds what is
             // left of the run, as freshly as a sweep of our own (see `sweep`).
-            let adopted = self.registry.sweeps.fresh(&self.registry).await;
+            let adopted = self
+                .registry
+                .sweeps
+                .fresh(|| tree::sweep(&self.registry))
+                .await;
             let adopted = self.cgroup.is_none().then_some(&*adopted);
             let alive = tree::tree_alive(&self.handle, self.roots(adopted))
                 || self.cgroup.as_ref().is_some_and(|cg| cg.populated());

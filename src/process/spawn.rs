@@ -9,14 +9,13 @@
 //! This file resolves the program (so that "not found" names the right file), sets up
 //! stdio and explains failures; the clone and the child's side are in `fork.rs`.
 
-use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
@@ -24,6 +23,7 @@ use tokio::sync::oneshot;
 use super::child::ChildHandle;
 use super::credentials::Credentials;
 use super::fork;
+use super::registry::Registry;
 
 /// What to run. Built by the supervisor from a validated spec.
 #[derive(Debug)]
@@ -101,15 +101,6 @@ impl SpawnError {
             ),
         }
     }
-}
-
-/// Pids of children that someone else will reap (leaders, exec probes, the guard).
-/// Any other child of warden is an adopted orphan, reaped by [`super::reap_orphans`].
-#[derive(Debug, Default)]
-pub struct Registry {
-    pub(super) managed: Mutex<HashSet<i32>>,
-    /// Sweeps of the adopted orphans, shared by the runs that end together.
-    pub(super) sweeps: super::sweep::Sweeps,
 }
 
 type Job = (Launch, oneshot::Sender<Result<Spawned, SpawnError>>);

@@ -6,44 +6,43 @@
 //! A shared sweep is exactly as fresh as one of the caller's own: it is handed only to
 //! callers that asked before it began. This file must not hand out an older one, which
 //! could miss a process orphaned since, and must not hold its lock while sweeping.
+//!
+//! Only the sharing is here, generic over what a sweep finds: the sweep itself (reap,
+//! then index by run) is `tree.rs`'s, so that the [`super::registry::Registry`] can hold
+//! its sweeps without this file importing it.
 
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use super::spawn::Registry;
-use super::tree::{Adopted, reap};
-
-/// Sweep now: reap exited adopted orphans, index the live ones by run.
-pub fn sweep(registry: &Registry) -> Adopted {
-    Adopted::of(reap(registry).1)
-}
-
-/// Sweeps shared by the runs of one registry (see the module's docs).
+/// Sweeps shared by the runs of one registry (see the module's docs); `T` is what one
+/// finds.
 #[derive(Debug, Default)]
-pub struct Sweeps {
-    state: Mutex<State>,
+pub struct Sweeps<T> {
+    state: Mutex<State<T>>,
     done: Notify,
 }
 
 #[derive(Debug, Default)]
-struct State {
+struct State<T> {
     /// Sweeps begun so far (the number of the latest).
     started: u64,
     /// The number of the latest finished sweep, and its result.
     finished: u64,
-    last: Arc<Adopted>,
+    last: Arc<T>,
     running: bool,
 }
 
-impl Sweeps {
-    /// A sweep begun after this call: someone else's, when one starts while we wait.
-    pub async fn fresh(&self, registry: &Registry) -> Arc<Adopted> {
-        self.numbered(registry).await.1
+impl<T: Default> Sweeps<T> {
+    /// The result of a sweep (`sweep`, run here or by another caller) begun after this
+    /// call: someone else's, when one starts while we wait.
+    pub async fn fresh(&self, sweep: impl FnOnce() -> T) -> Arc<T> {
+        self.numbered(sweep).await.1
     }
 
     /// [`Sweeps::fresh`], with the sweep's number.
-    async fn numbered(&self, registry: &Registry) -> (u64, Arc<Adopted>) {
+    async fn numbered(&self, sweep: impl FnOnce() -> T) -> (u64, Arc<T>) {
+        let mut sweep = Some(sweep);
         // The sweep running now, if any, began before we asked: wait for the next one.
         let need = self.lock().started + 1;
         loop {
@@ -65,27 +64,28 @@ impl Sweeps {
             };
             if let Some(number) = mine {
                 let running = Running(self);
-                let adopted = Arc::new(sweep(registry));
+                // `mine` is `Some` once: this branch returns.
+                let found = Arc::new(sweep.take().map(|f| f()).unwrap_or_default());
                 let mut s = self.lock();
-                s.last = adopted.clone();
+                s.last = found.clone();
                 s.finished = number;
                 drop(s);
                 drop(running);
-                return (number, adopted);
+                return (number, found);
             }
             notified.await;
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// Ends a sweep, also if it panicked: the next caller then starts one.
-struct Running<'a>(&'a Sweeps);
+struct Running<'a, T: Default>(&'a Sweeps<T>);
 
-impl Drop for Running<'_> {
+impl<T: Default> Drop for Running<'_, T> {
     fn drop(&mut self) {
         self.0.lock().running = false;
         self.0.done.notify_waiters();
@@ -98,13 +98,15 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn callers_that_ask_together_share_sweeps_and_none_gets_an_older_one() {
-        let registry = Arc::new(Registry::default());
+        let sweeps = Arc::new(Sweeps::<u64>::default());
         let mut tasks = Vec::new();
         for _ in 0..200 {
-            let registry = registry.clone();
+            let sweeps = sweeps.clone();
             tasks.push(tokio::spawn(async move {
-                let asked = registry.sweeps.lock().started;
-                let (number, _) = registry.sweeps.numbered(&registry).await;
+                let asked = sweeps.lock().started;
+                // What a sweep finds here: the number it was given when it began.
+                let (number, found) = sweeps.numbered(|| sweeps.lock().started).await;
+                assert_eq!(*found, number, "a caller got another sweep's result");
                 // The sweep handed out began after this caller asked.
                 assert!(
                     number > asked,
@@ -115,7 +117,7 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        let sweeps = registry.sweeps.lock().started;
+        let sweeps = sweeps.lock().started;
         assert!(
             (1..=200).contains(&sweeps),
             "{sweeps} sweeps for 200 callers"

@@ -20,7 +20,7 @@ use nix::sys::wait::{Id, WaitPidFlag, waitid, waitpid};
 use nix::unistd::Pid;
 
 use super::child::{ChildHandle, pidfd_open, pidfd_send_signal};
-use super::spawn::Registry;
+use super::registry::{Adopted, Registry};
 
 /// The environment variable that marks every process of one run.
 pub const RUN_ID_VAR: &str = "WARDEN_RUN_ID";
@@ -202,6 +202,11 @@ pub(super) fn reap(registry: &Registry) -> (usize, Vec<i32>) {
     (reaped, alive)
 }
 
+/// Sweep now: reap exited adopted orphans, index the live ones by run.
+pub(super) fn sweep(registry: &Registry) -> Adopted {
+    Adopted::of(reap(registry).1)
+}
+
 /// Forget a leader once it has been reaped.
 pub fn unregister(registry: &Registry, pid: Pid) {
     registry
@@ -210,12 +215,6 @@ pub fn unregister(registry: &Registry, pid: Pid) {
         .unwrap_or_else(|e| e.into_inner())
         .remove(&pid.as_raw());
 }
-
-/// warden's adopted orphans, by the run they belong to. Found once per sample: reading
-/// warden's children and their environments for every run's walk would cost that much
-/// again per run.
-#[derive(Debug, Default)]
-pub struct Adopted(HashMap<String, Vec<i32>>);
 
 impl Adopted {
     pub fn scan(registry: &Registry) -> Adopted {
@@ -238,11 +237,6 @@ impl Adopted {
             }
         }
         Adopted(by_run)
-    }
-
-    /// The adopted orphans of the run `run_id`.
-    pub fn roots(&self, run_id: &str) -> &[i32] {
-        self.0.get(run_id).map_or(&[], Vec::as_slice)
     }
 }
 

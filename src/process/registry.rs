@@ -1,0 +1,35 @@
+//! Which of warden's children are whose: the leaders (and other children someone waits
+//! for) that the spawner registers, and, by difference, the adopted orphans, indexed by
+//! the run they came from.
+//!
+//! Data only, at the bottom of the process module: the tree walk fills an [`Adopted`]
+//! (`tree.rs`), the sweeps share one between the runs that end together (`sweep.rs`),
+//! and the spawner registers each child it forks. This file must not read `/proc` or
+//! reap anything itself, so that none of those modules has to be imported here.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use super::sweep::Sweeps;
+
+/// Pids of children that someone else will reap (leaders, exec probes, the guard).
+/// Any other child of warden is an adopted orphan, reaped by [`super::reap_orphans`].
+#[derive(Debug, Default)]
+pub struct Registry {
+    pub(super) managed: Mutex<HashSet<i32>>,
+    /// Sweeps of the adopted orphans, shared by the runs that end together.
+    pub(super) sweeps: Sweeps<Adopted>,
+}
+
+/// warden's adopted orphans, by the run they belong to. Found once per sample: reading
+/// warden's children and their environments for every run's walk would cost that much
+/// again per run.
+#[derive(Debug, Default)]
+pub struct Adopted(pub(super) HashMap<String, Vec<i32>>);
+
+impl Adopted {
+    /// The adopted orphans of the run `run_id`.
+    pub fn roots(&self, run_id: &str) -> &[i32] {
+        self.0.get(run_id).map_or(&[], Vec::as_slice)
+    }
+}
