@@ -38,6 +38,9 @@ mod sink;
 mod terminal;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_unframed;
+mod unframed;
 mod writer;
 
 use std::time::SystemTime;
