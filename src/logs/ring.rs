@@ -142,7 +142,7 @@ impl Entry {
 
 #[derive(Debug)]
 pub struct Ring {
-    batches: VecDeque<Entry>,
+    chunks: VecDeque<Entry>,
     records: usize,
     bytes: usize,
     /// `buffer_lines`: the most `tail` shows.
@@ -159,7 +159,7 @@ impl Ring {
 
     fn with_budget(max_lines: usize, budget: &'static Budget) -> Arc<Mutex<Ring>> {
         let ring = Arc::new(Mutex::new(Ring {
-            batches: VecDeque::new(),
+            chunks: VecDeque::new(),
             records: 0,
             bytes: 0,
             max_lines,
@@ -176,8 +176,8 @@ impl Ring {
 
     /// Gives up the oldest output down to `bytes` (keeping the newest batch).
     fn shrink_to(&mut self, bytes: usize) {
-        while self.bytes > bytes && self.batches.len() > 1 {
-            let front = self.batches.pop_front().expect("checked");
+        while self.bytes > bytes && self.chunks.len() > 1 {
+            let front = self.chunks.pop_front().expect("checked");
             self.release(&front);
         }
     }
@@ -210,14 +210,14 @@ impl Ring {
         self.records += batch.len();
         self.bytes += batch.cost();
         self.budget.total.fetch_add(batch.cost(), Ordering::Relaxed);
-        self.batches.push_back(batch);
+        self.chunks.push_back(batch);
         self.evict();
     }
 
     fn evict(&mut self) {
         let window = self.window();
-        while let Some(front) = self.batches.front() {
-            let newest_only = self.batches.len() == 1;
+        while let Some(front) = self.chunks.front() {
+            let newest_only = self.chunks.len() == 1;
             if newest_only && window > 0 {
                 break;
             }
@@ -227,7 +227,7 @@ impl Ring {
             if !over {
                 break;
             }
-            let front = self.batches.pop_front().expect("checked");
+            let front = self.chunks.pop_front().expect("checked");
             self.release(&front);
         }
     }
@@ -251,25 +251,25 @@ impl Ring {
     #[cfg(test)]
     pub fn shape(&self) -> (usize, usize, usize) {
         let unframed = self
-            .batches
+            .chunks
             .iter()
             .filter(|e| matches!(e, Entry::Unframed(_)));
-        (self.batches.len(), unframed.count(), self.bytes)
+        (self.chunks.len(), unframed.count(), self.bytes)
     }
 
     /// The last `n` lines (at most `buffer_lines`), oldest first.
     pub fn tail(&self, n: usize) -> Vec<LogLine> {
         let n = n.min(self.max_lines).min(self.records);
         // The chunk the first of them is in, and how many of its records come before.
-        let (mut first, mut skip, mut need) = (self.batches.len(), 0, n);
+        let (mut first, mut skip, mut need) = (self.chunks.len(), 0, n);
         while need > 0 {
             first -= 1;
-            let len = self.batches[first].len();
+            let len = self.chunks[first].len();
             skip = len.saturating_sub(need);
             need -= len.min(need);
         }
         let mut out = Vec::with_capacity(n);
-        for (i, batch) in self.batches.range(first..).enumerate() {
+        for (i, batch) in self.chunks.range(first..).enumerate() {
             out.extend(batch.lines(if i == 0 { skip } else { 0 }, |_| true));
         }
         out
@@ -279,20 +279,20 @@ impl Ring {
     /// `max_bytes` of text (but at least one line), and how many lines after `after` are
     /// no longer kept.
     pub fn after(&self, after: u64, max_bytes: usize, max_lines: usize) -> (u64, Vec<LogLine>) {
-        let Some(newest) = self.batches.back().map(|b| b.last_seq()) else {
+        let Some(newest) = self.chunks.back().map(|b| b.last_seq()) else {
             return (0, Vec::new());
         };
         if newest <= after {
             return (0, Vec::new());
         }
-        let oldest_kept = self.batches.front().map_or(newest, |b| b.first_seq());
+        let oldest_kept = self.chunks.front().map_or(newest, |b| b.first_seq());
         let in_window = newest + 1 - (self.window().min(self.records) as u64).max(1);
         let start = (after + 1).max(oldest_kept).max(in_window);
         let skipped = start - (after + 1);
-        let first = self.batches.partition_point(|b| b.last_seq() < start);
+        let first = self.chunks.partition_point(|b| b.last_seq() < start);
         let mut out = Vec::new();
         let (mut bytes, mut count, mut full) = (0, 0, false);
-        for batch in self.batches.range(first..) {
+        for batch in self.chunks.range(first..) {
             let skip = start.saturating_sub(batch.first_seq()) as usize;
             out.extend(batch.lines(skip, |text| {
                 full = count > 0 && (bytes + text.len() > max_bytes || count >= max_lines);
