@@ -1,5 +1,6 @@
 //! Recycled chunk buffers: the pipe reader reads into one, a verbatim log file's writer
-//! gets that very buffer (no copy), and large batches keep their text in one.
+//! and the ring share that very buffer (no copy, see [`Chunk`]), and large batches keep
+//! their text in one.
 //!
 //! Under a flood every chunk is 64 KiB. Allocating and freeing that much per chunk on two
 //! threads made the allocator hand memory back to the kernel and fault it in again (page
@@ -11,7 +12,8 @@
 //! It must not hold a buffer that is not in use beyond [`KEEP`], nor hand out one with
 //! stale contents (buffers come back empty).
 
-use std::sync::{Mutex, PoisonError};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// One read's worth: a Linux pipe holds 64 KiB by default.
 pub const CHUNK: usize = 64 * 1024;
@@ -52,6 +54,37 @@ pub fn own(chunk: Vec<u8>) -> Vec<u8> {
     copy
 }
 
+/// A chunk as read, shared by the log file's queue and the ring; its buffer goes back for
+/// reuse when the last of them lets go.
+#[derive(Debug)]
+pub struct Chunk(Vec<u8>);
+
+impl Chunk {
+    /// `chunk` (a buffer from [`take`], or any other) shared: see [`own`].
+    pub fn new(chunk: Vec<u8>) -> Arc<Chunk> {
+        Arc::new(Chunk(own(chunk)))
+    }
+
+    /// A copy of `bytes`, shared.
+    pub fn copy(bytes: &[u8]) -> Arc<Chunk> {
+        Arc::new(Chunk(bytes.to_vec()))
+    }
+}
+
+impl Deref for Chunk {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        give(std::mem::take(&mut self.0));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +110,20 @@ mod tests {
         // Not ours: freed, never handed out.
         give(Vec::with_capacity(10));
         assert_eq!(take().capacity(), CHUNK);
+    }
+
+    #[test]
+    fn a_shared_chunk_keeps_its_bytes_until_the_last_holder_lets_go() {
+        let mut a = take();
+        a.resize(LARGE, 3);
+        let ptr = a.as_ptr();
+        let shared = Chunk::new(a);
+        let other = Arc::clone(&shared);
+        assert_eq!(shared.as_ptr(), ptr, "a large chunk is shared, not copied");
+        drop(shared);
+        assert!(other.iter().all(|&b| b == 3) && other.len() == LARGE);
+        drop(other);
+        let small = Chunk::new(vec![1; 10]);
+        assert_eq!(&small[..], &[1; 10]);
     }
 }

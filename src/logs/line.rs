@@ -4,8 +4,13 @@
 //! The framer never holds more than [`MAX_LINE`] bytes per stream: longer lines are cut
 //! into `partial` pieces. Lines that lie entirely inside a chunk are handed out as slices
 //! of that chunk; only the fragment left at the end of a chunk is copied.
+//!
+//! [`Framer::skim`] does the framer's bookkeeping for a chunk whose lines nobody wants
+//! now (they are framed again from the chunk if someone reads them, see `unframed.rs`):
+//! it counts them without visiting each one, and must count exactly what
+//! [`Framer::feed`] would hand out.
 
-use memchr::memchr;
+use memchr::{memchr, memchr_iter, memrchr};
 
 /// The longest line handed out in one piece, in bytes (without the newline). Longer lines
 /// are split into pieces of exactly this size, marked partial, and a final piece.
@@ -14,6 +19,10 @@ pub const MAX_LINE: usize = 16 * 1024;
 /// A pending fragment buffer that has grown beyond this is released once emptied, so an
 /// idle stream does not keep a long line's memory (there may be a thousand of them).
 const KEEP_CAPACITY: usize = 1024;
+
+/// [`Framer::skim`] proves that no line is longer than [`MAX_LINE`] by finding a newline
+/// in every block of this many bytes: a line that does not fit would cover one whole.
+const BLOCK: usize = MAX_LINE / 2;
 
 /// The framing state of one stream.
 #[derive(Debug, Default)]
@@ -26,6 +35,39 @@ impl Framer {
     #[cfg(test)]
     pub fn new() -> Framer {
         Framer::default()
+    }
+
+    /// A framer that has `carried` waiting for its end, as [`Framer::skim`] returned it.
+    pub fn resume(carried: &[u8]) -> Framer {
+        Framer {
+            pending: carried.to_vec(),
+        }
+    }
+
+    /// [`Framer::feed`] without handing out the records: how many `feed` would have
+    /// handed out, and the fragment that was waiting before `chunk` (which the first of
+    /// them starts with; empty when there are none). Output of short lines is counted without visiting each line;
+    /// anything else is framed.
+    pub fn skim(&mut self, chunk: &[u8]) -> (usize, Vec<u8>) {
+        let carried = std::mem::take(&mut self.pending);
+        match count_short_lines(carried.len(), chunk) {
+            // No newline: all of it waits, and no record starts with what was waiting.
+            Some((0, _)) => {
+                self.pending = carried;
+                self.pending.extend_from_slice(chunk);
+                (0, Vec::new())
+            }
+            Some((records, rest)) => {
+                self.pending.extend_from_slice(&chunk[rest..]);
+                (records, carried)
+            }
+            None => {
+                self.pending.extend_from_slice(&carried);
+                let mut records = 0;
+                self.feed(chunk, |_, _| records += 1);
+                (records, carried)
+            }
+        }
     }
 
     /// Whether a fragment of a line is waiting for its end.
@@ -96,6 +138,27 @@ impl Framer {
             self.pending.clear();
         }
     }
+}
+
+/// The records [`Framer::feed`] hands out for `chunk` after a fragment of `carried` bytes,
+/// and where the fragment it then keeps starts, when no line or piece can be longer than
+/// [`MAX_LINE`] (one newline is one record); `None` when that is not certain.
+fn count_short_lines(carried: usize, chunk: &[u8]) -> Option<(usize, usize)> {
+    let Some(first) = memchr(b'\n', chunk) else {
+        // No newline: all of it waits, if it fits.
+        return (carried + chunk.len() <= MAX_LINE).then_some((0, 0));
+    };
+    let last = memrchr(b'\n', chunk).unwrap_or(first);
+    if carried + first > MAX_LINE || chunk.len() - (last + 1) > MAX_LINE {
+        return None;
+    }
+    // A line of MAX_LINE - 1 bytes or more between the first and last newlines would
+    // cover a whole block (the blocks are half of MAX_LINE), which would have no newline.
+    let middle = &chunk[first + 1..=last];
+    if !middle.chunks(BLOCK).all(|b| memchr(b'\n', b).is_some()) {
+        return None;
+    }
+    Some((memchr_iter(b'\n', chunk).count(), last + 1))
 }
 
 #[cfg(test)]
@@ -237,6 +300,65 @@ mod tests {
                 assert!(!p || t.len() == MAX_LINE || i == out.len() - 1);
             }
         }
+    }
+
+    /// Skimming counts exactly what feeding hands out, and a chunk framed again later from
+    /// what skimming returned gives the very same records.
+    #[test]
+    fn skimming_counts_what_feeding_hands_out() {
+        let mut seed = 0x2545_f491_4f6c_dd1d;
+        // Line lengths around the bounds: short lines, lines just under, at and over
+        // MAX_LINE and the block size, and huge ones.
+        let lengths = [
+            0,
+            1,
+            99,
+            BLOCK - 1,
+            BLOCK,
+            BLOCK + 1,
+            MAX_LINE - 2,
+            MAX_LINE - 1,
+            MAX_LINE,
+            MAX_LINE + 1,
+            2 * MAX_LINE,
+            70_000,
+        ];
+        let mut slow = 0;
+        for round in 0..100 {
+            let mut input = Vec::new();
+            while input.len() < 200_000 {
+                let len = match xorshift(&mut seed) % 4 {
+                    0 => lengths[(xorshift(&mut seed) % lengths.len() as u64) as usize],
+                    _ => (xorshift(&mut seed) % 200) as usize,
+                };
+                input.extend(std::iter::repeat_n(b'a' + (round % 26) as u8, len));
+                input.push(b'\n');
+            }
+            input.truncate(input.len() - (xorshift(&mut seed) % 70_000) as usize);
+            let (mut fed, mut skimmed) = (Framer::new(), Framer::new());
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let n = match xorshift(&mut seed) % 3 {
+                    0 => 1 + (xorshift(&mut seed) % 100) as usize,
+                    _ => 1 + (xorshift(&mut seed) % 65_536) as usize,
+                }
+                .min(rest.len());
+                let chunk = &rest[..n];
+                rest = &rest[n..];
+                let mut expected = Vec::new();
+                fed.feed(chunk, |t, p| expected.push((t.to_vec(), p)));
+                let (count, carried) = skimmed.skim(chunk);
+                assert_eq!(count, expected.len());
+                assert_eq!(skimmed.pending, fed.pending);
+                if count_short_lines(carried.len(), chunk).is_none() {
+                    slow += 1;
+                }
+                let mut again = Vec::new();
+                Framer::resume(&carried).feed(chunk, |t, p| again.push((t.to_vec(), p)));
+                assert_eq!(again, expected);
+            }
+        }
+        assert!(slow > 30, "the long lines took the framing path: {slow}");
     }
 
     #[test]

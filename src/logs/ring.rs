@@ -6,8 +6,9 @@
 //! (the total divided among the processes that keep any), so a flood in one process
 //! cannot push a quiet one's last lines out; if that is not enough (rings that filled up
 //! when there were fewer of them), every ring above its share gives up its oldest output
-//! too ([`settle`]). It keeps whole [`Batch`]es, shared with the file writer and the
-//! terminal, and always at least the newest one.
+//! too ([`settle`]). It keeps whole chunks, always at least the newest one: a [`Batch`]
+//! (framed as it came, shared with the file writer and the terminal) or an [`Unframed`]
+//! chunk (framed only here, when someone reads it).
 //!
 //! Followers (`logs -f`) read from here too, each at its own pace: one that falls behind
 //! what is kept is told how many lines it skipped. While anyone follows, at least
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use super::LogLine;
 use super::batch::Batch;
+use super::unframed::Unframed;
 
 /// Memory one process's ring may hold.
 pub const RING_MAX_BYTES: usize = 1 << 20;
@@ -86,9 +88,61 @@ fn settle_budget(budget: &'static Budget) {
     }
 }
 
+/// One chunk of output in the ring.
+#[derive(Debug)]
+pub enum Entry {
+    Lines(Arc<Batch>),
+    Unframed(Unframed),
+}
+
+impl Entry {
+    fn len(&self) -> usize {
+        match self {
+            Entry::Lines(batch) => batch.len(),
+            Entry::Unframed(chunk) => chunk.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn cost(&self) -> usize {
+        match self {
+            Entry::Lines(batch) => batch.cost(),
+            Entry::Unframed(chunk) => chunk.cost(),
+        }
+    }
+
+    fn first_seq(&self) -> u64 {
+        match self {
+            Entry::Lines(batch) => batch.first_seq(),
+            Entry::Unframed(chunk) => chunk.first_seq,
+        }
+    }
+
+    /// The sequence number of the last record.
+    fn last_seq(&self) -> u64 {
+        (self.first_seq() + self.len() as u64).saturating_sub(1)
+    }
+
+    /// Its records from the `skip`th on, oldest first, while `take` says yes to their text.
+    fn lines(&self, skip: usize, mut take: impl FnMut(&[u8]) -> bool) -> Vec<LogLine> {
+        match self {
+            Entry::Lines(batch) => batch
+                .records()
+                .skip(skip)
+                .take_while(|record| take(record.text))
+                .map(|record| batch.line(record))
+                .collect(),
+            Entry::Unframed(chunk) => chunk.lines(skip, take),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Ring {
-    batches: VecDeque<Arc<Batch>>,
+    chunks: VecDeque<Entry>,
     records: usize,
     bytes: usize,
     /// `buffer_lines`: the most `tail` shows.
@@ -105,7 +159,7 @@ impl Ring {
 
     fn with_budget(max_lines: usize, budget: &'static Budget) -> Arc<Mutex<Ring>> {
         let ring = Arc::new(Mutex::new(Ring {
-            batches: VecDeque::new(),
+            chunks: VecDeque::new(),
             records: 0,
             bytes: 0,
             max_lines,
@@ -122,8 +176,8 @@ impl Ring {
 
     /// Gives up the oldest output down to `bytes` (keeping the newest batch).
     fn shrink_to(&mut self, bytes: usize) {
-        while self.bytes > bytes && self.batches.len() > 1 {
-            let front = self.batches.pop_front().expect("checked");
+        while self.bytes > bytes && self.chunks.len() > 1 {
+            let front = self.chunks.pop_front().expect("checked");
             self.release(&front);
         }
     }
@@ -146,7 +200,7 @@ impl Ring {
         }
     }
 
-    pub fn push(&mut self, batch: Arc<Batch>) {
+    pub fn push(&mut self, batch: Entry) {
         if self.window() == 0 || batch.is_empty() {
             return;
         }
@@ -156,14 +210,14 @@ impl Ring {
         self.records += batch.len();
         self.bytes += batch.cost();
         self.budget.total.fetch_add(batch.cost(), Ordering::Relaxed);
-        self.batches.push_back(batch);
+        self.chunks.push_back(batch);
         self.evict();
     }
 
     fn evict(&mut self) {
         let window = self.window();
-        while let Some(front) = self.batches.front() {
-            let newest_only = self.batches.len() == 1;
+        while let Some(front) = self.chunks.front() {
+            let newest_only = self.chunks.len() == 1;
             if newest_only && window > 0 {
                 break;
             }
@@ -173,12 +227,12 @@ impl Ring {
             if !over {
                 break;
             }
-            let front = self.batches.pop_front().expect("checked");
+            let front = self.chunks.pop_front().expect("checked");
             self.release(&front);
         }
     }
 
-    fn release(&mut self, batch: &Batch) {
+    fn release(&mut self, batch: &Entry) {
         self.records -= batch.len();
         self.bytes -= batch.cost();
         self.budget.total.fetch_sub(batch.cost(), Ordering::Relaxed);
@@ -193,19 +247,31 @@ impl Ring {
         self.bytes
     }
 
+    /// Chunks kept, how many of them unframed, and the bytes they are counted for.
+    #[cfg(test)]
+    pub fn shape(&self) -> (usize, usize, usize) {
+        let unframed = self
+            .chunks
+            .iter()
+            .filter(|e| matches!(e, Entry::Unframed(_)));
+        (self.chunks.len(), unframed.count(), self.bytes)
+    }
+
     /// The last `n` lines (at most `buffer_lines`), oldest first.
     pub fn tail(&self, n: usize) -> Vec<LogLine> {
         let n = n.min(self.max_lines).min(self.records);
-        let mut out = Vec::with_capacity(n);
-        'outer: for batch in self.batches.iter().rev() {
-            for record in batch.records().rev() {
-                if out.len() == n {
-                    break 'outer;
-                }
-                out.push(batch.line(record));
-            }
+        // The chunk the first of them is in, and how many of its records come before.
+        let (mut first, mut skip, mut need) = (self.chunks.len(), 0, n);
+        while need > 0 {
+            first -= 1;
+            let len = self.chunks[first].len();
+            skip = len.saturating_sub(need);
+            need -= len.min(need);
         }
-        out.reverse();
+        let mut out = Vec::with_capacity(n);
+        for (i, batch) in self.chunks.range(first..).enumerate() {
+            out.extend(batch.lines(if i == 0 { skip } else { 0 }, |_| true));
+        }
         out
     }
 
@@ -213,28 +279,29 @@ impl Ring {
     /// `max_bytes` of text (but at least one line), and how many lines after `after` are
     /// no longer kept.
     pub fn after(&self, after: u64, max_bytes: usize, max_lines: usize) -> (u64, Vec<LogLine>) {
-        let Some(newest) = self.batches.back().map(|b| b.last_seq()) else {
+        let Some(newest) = self.chunks.back().map(|b| b.last_seq()) else {
             return (0, Vec::new());
         };
         if newest <= after {
             return (0, Vec::new());
         }
-        let oldest_kept = self.batches.front().map_or(newest, |b| b.first_seq());
+        let oldest_kept = self.chunks.front().map_or(newest, |b| b.first_seq());
         let in_window = newest + 1 - (self.window().min(self.records) as u64).max(1);
         let start = (after + 1).max(oldest_kept).max(in_window);
         let skipped = start - (after + 1);
-        let first = self.batches.partition_point(|b| b.last_seq() < start);
+        let first = self.chunks.partition_point(|b| b.last_seq() < start);
         let mut out = Vec::new();
-        let mut bytes = 0;
-        'outer: for batch in self.batches.range(first..) {
-            for record in batch.records().filter(|r| r.seq >= start) {
-                if !out.is_empty()
-                    && (bytes + record.text.len() > max_bytes || out.len() >= max_lines)
-                {
-                    break 'outer;
-                }
-                bytes += record.text.len();
-                out.push(batch.line(record));
+        let (mut bytes, mut count, mut full) = (0, 0, false);
+        for batch in self.chunks.range(first..) {
+            let skip = start.saturating_sub(batch.first_seq()) as usize;
+            out.extend(batch.lines(skip, |text| {
+                full = count > 0 && (bytes + text.len() > max_bytes || count >= max_lines);
+                bytes += text.len();
+                count += 1;
+                !full
+            }));
+            if full {
+                break;
             }
         }
         (skipped, out)
@@ -259,7 +326,7 @@ mod tests {
     use super::*;
 
     /// A batch of `n` lines numbered from `first`.
-    fn batch(first: u64, n: usize, len: usize) -> Arc<Batch> {
+    fn batch(first: u64, n: usize, len: usize) -> Entry {
         let mut b = BatchBuilder::default();
         for i in 0..n as u64 {
             let mut text = (first + i).to_string().into_bytes();
@@ -268,7 +335,7 @@ mod tests {
         }
         let mut batch = b.finish(SystemTime::UNIX_EPOCH, Stream::Stdout);
         batch.first_seq = first;
-        Arc::new(batch)
+        Entry::Lines(Arc::new(batch))
     }
 
     fn seqs(lines: &[LogLine]) -> Vec<u64> {

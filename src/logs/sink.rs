@@ -1,9 +1,11 @@
 //! One process instance's output: both streams framed into records, handed to the log
 //! file's writer, kept in the ring, teed to the terminal, offered to followers.
 //!
-//! Each chunk read from a pipe becomes one [`Batch`], published under one short lock that
-//! assigns its sequence numbers, so the file, the ring, the terminal and the followers
-//! all see the same order and the two streams never interleave mid-line. Nothing under
+//! Each chunk read from a pipe becomes one [`Batch`] of records, or, when nobody needs its
+//! lines as it comes (see [`LogSink::per_line`]), one [`Unframed`] chunk that the ring
+//! frames if someone reads it. Either is published under one short lock that assigns its
+//! sequence numbers, so the file, the ring, the terminal and the followers all see the
+//! same order and the two streams never interleave mid-line. Nothing under
 //! that lock waits: the writer queues (its worker does the file I/O), the terminal queues
 //! or drops, followers are only told that there is more. The only thing a chunk may wait
 //! for is room in the writer's queue, and only while the file is taking data (see
@@ -19,9 +21,11 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
 use super::batch::{Batch, BatchBuilder};
+use super::buffers::{self, Chunk};
 use super::line::{Framer, MAX_LINE};
-use super::ring::Ring;
+use super::ring::{Entry, Ring};
 use super::terminal::Tee;
+use super::unframed::Unframed;
 use super::writer::{FileWriter, Notices, OpenState, Raw};
 use super::{LogLine, Stream};
 use crate::config::spec::LogSpec;
@@ -60,6 +64,12 @@ pub struct LogSink {
     reading: AtomicUsize,
     /// Someone wants records kept in the ring: `buffer_lines > 0` or a follower.
     keeps_lines: AtomicUsize,
+}
+
+/// What a chunk becomes, before its sequence numbers.
+enum Framed {
+    Lines(Batch),
+    Unframed(Unframed),
 }
 
 struct Inner {
@@ -155,8 +165,11 @@ impl LogSink {
             return;
         }
         self.record_output();
+        if !self.per_line(stream) {
+            return self.skim(stream, Chunk::copy(chunk));
+        }
         if let Some(batch) = self.frame(stream, Some(chunk)) {
-            self.publish(batch, Some(Raw::Borrowed(chunk)));
+            self.publish(Some(Framed::Lines(batch)), Some(Raw::Borrowed(chunk)));
         }
     }
 
@@ -165,12 +178,40 @@ impl LogSink {
     pub(super) fn write_chunk(&self, stream: Stream, chunk: Vec<u8>) {
         if chunk.is_empty() || stream == Stream::Warden {
             self.write(stream, &chunk);
-            return super::buffers::give(chunk);
+            return buffers::give(chunk);
         }
         self.record_output();
-        if let Some(batch) = self.frame(stream, Some(&chunk)) {
-            self.publish(batch, Some(Raw::Owned(chunk)));
+        if !self.per_line(stream) {
+            return self.skim(stream, Chunk::new(chunk));
         }
+        let batch = self.frame(stream, Some(&chunk));
+        // A timestamped file takes the records, not the bytes.
+        let raw = match self.timestamps {
+            true => {
+                buffers::give(chunk);
+                None
+            }
+            false => Some(Raw::Shared(Chunk::new(chunk))),
+        };
+        self.publish(batch.map(Framed::Lines), raw);
+    }
+
+    /// A chunk whose lines nobody needs now: the file takes its bytes, and the ring (if it
+    /// keeps anything) the chunk as it is, framed when someone reads it.
+    fn skim(&self, stream: Stream, chunk: Arc<Chunk>) {
+        let time = SystemTime::now();
+        let (records, carried) = lock(&self.framers[index(stream)]).skim(&chunk);
+        let kept = self.keeps_lines.load(Ordering::Relaxed) > 0;
+        let entry = kept.then(|| {
+            Framed::Unframed(Unframed::new(
+                time,
+                stream,
+                carried,
+                Arc::clone(&chunk),
+                records,
+            ))
+        });
+        self.publish(entry, Some(Raw::Shared(chunk)));
     }
 
     fn record_output(&self) {
@@ -186,7 +227,7 @@ impl LogSink {
         if stream != Stream::Warden
             && let Some(batch) = self.frame(stream, None)
         {
-            self.publish(batch, None);
+            self.publish(Some(Framed::Lines(batch)), None);
         }
     }
 
@@ -205,15 +246,17 @@ impl LogSink {
         }
         let mut b = BatchBuilder::default();
         b.push(&text.as_bytes()[..cut], false);
-        self.publish(b.finish(SystemTime::now(), Stream::Warden), None);
+        let batch = b.finish(SystemTime::now(), Stream::Warden);
+        self.publish(Some(Framed::Lines(batch)), None);
     }
 
-    /// Whether anyone needs this chunk's lines, beyond a verbatim file's raw bytes.
-    fn lines_wanted(&self, stream: Stream) -> bool {
+    /// Whether something needs this chunk's lines as they come: a timestamped file (each
+    /// record is stamped with the time it was read), the restart history (stderr), the
+    /// terminal, a line watch. Otherwise only the ring may want them, later.
+    fn per_line(&self, stream: Stream) -> bool {
         self.timestamps
             || stream == Stream::Stderr
             || self.tee.is_some()
-            || self.keeps_lines.load(Ordering::Relaxed) > 0
             || lock(&self.watch).is_some()
     }
 
@@ -221,24 +264,14 @@ impl LogSink {
     /// when the stream ends with nothing pending.
     fn frame(&self, stream: Stream, chunk: Option<&[u8]>) -> Option<Batch> {
         let time = SystemTime::now();
-        let wanted = self.lines_wanted(stream);
-        let capacity = if wanted {
-            chunk.map_or(0, <[u8]>::len)
-        } else {
-            0
-        };
-        let mut records = BatchBuilder::with_capacity(capacity);
+        let mut records = BatchBuilder::with_capacity(chunk.map_or(0, <[u8]>::len));
         {
             let mut framer = lock(&self.framers[index(stream)]);
             if chunk.is_none() && !framer.has_pending() {
                 return None;
             }
-            // Framed either way, so that lines wanted later start where they should.
             match chunk {
-                Some(chunk) if wanted => {
-                    framer.feed(chunk, |text, partial| records.push(text, partial))
-                }
-                Some(chunk) => framer.feed(chunk, |_, _| {}),
+                Some(chunk) => framer.feed(chunk, |text, partial| records.push(text, partial)),
                 None => framer.finish(|text, partial| records.push(text, partial)),
             }
         }
@@ -251,15 +284,33 @@ impl LogSink {
         Some(batch)
     }
 
-    /// Gives `batch` its sequence numbers and hands it to everyone, in one order.
-    fn publish(&self, mut batch: Batch, raw: Option<Raw<'_>>) {
+    /// Gives a chunk's records their sequence numbers and hands them to everyone, in one
+    /// order, after the chunk's raw bytes.
+    fn publish(&self, framed: Option<Framed>, raw: Option<Raw<'_>>) {
         let mut inner = lock(&self.inner);
         if let Some(raw) = raw {
             self.writer.write_bytes(raw);
         }
-        if batch.is_empty() {
-            return;
-        }
+        let entry = match framed {
+            Some(Framed::Lines(batch)) if !batch.is_empty() => {
+                Entry::Lines(self.publish_lines(&mut inner, batch))
+            }
+            Some(Framed::Unframed(mut chunk)) if !chunk.is_empty() => {
+                chunk.first_seq = inner.seq + 1;
+                inner.seq += chunk.len() as u64;
+                Entry::Unframed(chunk)
+            }
+            _ => return,
+        };
+        lock(&self.ring).push(entry);
+        let newest = inner.seq;
+        drop(inner);
+        super::ring::settle();
+        self.newest.send_replace(newest);
+    }
+
+    /// Numbers `batch` and hands it to everyone who takes records as they come.
+    fn publish_lines(&self, inner: &mut Inner, mut batch: Batch) -> Arc<Batch> {
         batch.first_seq = inner.seq + 1;
         inner.seq += batch.len() as u64;
         let batch = Arc::new(batch);
@@ -277,11 +328,7 @@ impl LogSink {
         if let Some(tee) = &self.tee {
             tee.send_batch(&self.name, &batch);
         }
-        lock(&self.ring).push(batch);
-        let newest = inner.seq;
-        drop(inner);
-        super::ring::settle();
-        self.newest.send_replace(newest);
+        batch
     }
 
     /// The last `n` lines kept (at most `buffer_lines`), oldest first.
@@ -378,6 +425,12 @@ impl LogSink {
     /// its writer is stalled). For tests and the end of `up`.
     pub fn flush(&self, limit: Duration) -> bool {
         self.writer.flush(limit)
+    }
+
+    /// See [`Ring::shape`].
+    #[cfg(test)]
+    pub(crate) fn ring_shape(&self) -> (usize, usize, usize) {
+        lock(&self.ring).shape()
     }
 
     #[cfg(test)]

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, watch};
 
 use super::batch::Batch;
+use super::buffers::Chunk;
 use super::file::LogFile;
 
 /// Bytes one sink may have queued before its reader waits.
@@ -53,7 +54,8 @@ const MAX_WORKERS: usize = 512;
 /// A chunk's raw bytes, as the reader has them.
 pub enum Raw<'a> {
     Borrowed(&'a [u8]),
-    Owned(Vec<u8>),
+    /// The reader's buffer, shared with the ring (see `buffers.rs`).
+    Shared(Arc<Chunk>),
 }
 
 /// Called with a line for the user (shown by `up` and `warden events`).
@@ -94,8 +96,8 @@ enum Item {
     /// Give the file to this user and group (and the files rotation opens later).
     Owner(Option<u32>, u32),
     Records(Arc<Batch>),
-    /// Often a recycled buffer handed over by the reader (see `buffers.rs`).
-    Bytes(Vec<u8>),
+    /// Often the reader's own buffer, shared with the ring (see `buffers.rs`).
+    Bytes(Arc<Chunk>),
 }
 
 impl Item {
@@ -226,18 +228,16 @@ impl FileWriter {
         }
     }
 
-    /// Queues a chunk's raw bytes for a verbatim file; `Raw::Owned` passes the reader's
-    /// buffer itself when it is large (see `buffers.rs`).
+    /// Queues a chunk's raw bytes for a verbatim file; `Raw::Shared` passes the reader's
+    /// buffer itself (see `buffers.rs`).
     pub fn write_bytes(&self, raw: Raw<'_>) {
         let bytes = match raw {
-            Raw::Borrowed(b) if !self.shared.timestamps => b.to_vec(),
-            Raw::Owned(v) if !self.shared.timestamps => super::buffers::own(v),
-            Raw::Borrowed(_) => return,
-            Raw::Owned(v) => return super::buffers::give(v),
+            _ if self.shared.timestamps => return,
+            Raw::Borrowed(b) => Chunk::copy(b),
+            Raw::Shared(chunk) => chunk,
         };
-        match bytes.is_empty() {
-            true => super::buffers::give(bytes),
-            false => self.push(Item::Bytes(bytes)),
+        if !bytes.is_empty() {
+            self.push(Item::Bytes(bytes));
         }
     }
 
@@ -466,10 +466,7 @@ impl Shared {
         f.lost(unwritten + earlier);
         match item {
             Item::Open | Item::Owner(..) => {}
-            Item::Bytes(bytes) => {
-                f.write(&bytes);
-                super::buffers::give(bytes);
-            }
+            Item::Bytes(bytes) => f.write(&bytes),
             Item::Records(batch) => self.write_records(f, &batch),
         }
     }
