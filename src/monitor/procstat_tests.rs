@@ -131,3 +131,94 @@ fn files_are_held_within_the_budget_and_only_while_sampled() {
     assert_eq!(files.open(), 0, "not kept since: closed");
     assert_eq!(files.read(-1, true, true), Err(Missing::Gone));
 }
+
+/// The layout of the kernel's `struct clone_args` up to `cgroup` (Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// A child forked with the pid `pid` (`clone3` with `set_tid`, which needs root), or why
+/// the kernel refused. It waits for a signal, and is killed and reaped when dropped.
+struct Reused(i32);
+
+impl Reused {
+    fn fork_as(pid: i32) -> Result<Reused, std::io::Error> {
+        let tid = [pid];
+        let args = CloneArgs {
+            exit_signal: libc::SIGCHLD as u64,
+            set_tid: tid.as_ptr() as u64,
+            set_tid_size: 1,
+            ..CloneArgs::default()
+        };
+        // SAFETY: a fork (no shared memory, no CLONE_VM); the child only waits for the
+        // signal that ends it, both async-signal-safe.
+        let got = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        match got {
+            0 => loop {
+                // SAFETY: see above.
+                unsafe { libc::pause() };
+            },
+            n if n < 0 => Err(std::io::Error::last_os_error()),
+            n => Ok(Reused(n as i32)),
+        }
+    }
+}
+
+impl Drop for Reused {
+    fn drop(&mut self) {
+        let pid = Pid::from_raw(self.0);
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+    }
+}
+
+#[test]
+fn a_recycled_pid_is_not_read_as_the_old_process() {
+    let mut child = Sleeper::start();
+    let mut files = StatFiles::with_budget(8);
+    let pid = child.pid();
+    files.read(pid, true, true).unwrap();
+    child.end();
+    child.reap();
+    let reused = match Reused::fork_as(pid) {
+        Ok(reused) => reused,
+        Err(e) => {
+            eprintln!(
+                "a_recycled_pid_is_not_read_as_the_old_process: skipped, no clone3 with a chosen pid here ({e})"
+            );
+            return;
+        }
+    };
+    assert_eq!(reused.0, pid);
+    // The pid names a live process again, and reading it by name finds it...
+    let now = Stat::parse(&std::fs::read(format!("/proc/{pid}/stat")).unwrap()).unwrap();
+    assert!(!now.is_zombie());
+    // ...but the file held for the old process does not read the new one.
+    assert_eq!(files.read(pid, true, false), Err(Missing::Gone));
+    // Found alive by a walk (`fresh`), the pid is opened anew: the new process.
+    let again = files.read(pid, true, true).unwrap();
+    assert_eq!((again.ppid, again.start_ticks), (now.ppid, now.start_ticks));
+    assert_eq!(
+        now.ppid,
+        std::process::id() as i32,
+        "the new process is ours"
+    );
+}

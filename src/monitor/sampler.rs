@@ -97,8 +97,9 @@ pub struct Figures {
     /// that has none to show (a zombie, or one that ended meanwhile).
     pub command: String,
     pub rss_bytes: u64,
-    /// Percent of one core since the process's previous sample: 0 at its first, which is
-    /// every time unless sampling is periodic (someone subscribed, as a dashboard is).
+    /// Percent of one core since a previous tree request showed the process (within the
+    /// last 10 s): 0 at its first, which is every time unless sampling is periodic
+    /// (someone subscribed, as a dashboard is, and asks for the tree every second).
     pub cpu_percent: f64,
 }
 
