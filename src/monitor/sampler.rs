@@ -142,9 +142,12 @@ fn percent(used: Duration, window: Duration) -> f64 {
 }
 
 impl<K: Copy + Eq + Hash> Sampler<K> {
-    /// Sample every run in `runs` (with its `memory` rule's limit, if any); forget runs no
-    /// longer listed. `periodic`: more samples follow every `sample_interval`, so the
-    /// cgroups' counter files stay open.
+    /// Sample every run in `runs` (with its `memory` rule's limit, if any). `periodic`:
+    /// one of the samples taken every `sample_interval`, of every current run; from the
+    /// first one until [`release`](Self::release), the counter and `stat` files stay open
+    /// between samples. A one-off sample (`status`) may list only some runs: in between
+    /// periodic ones it uses the open files and forgets nothing; otherwise runs no longer
+    /// listed are forgotten.
     pub fn sample(
         &mut self,
         runs: &[(K, &Run, Option<u64>)],
@@ -152,9 +155,14 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         now: Instant,
         periodic: bool,
     ) -> Vec<(K, Usage)> {
-        self.periodic = periodic;
-        let listed: HashSet<K> = runs.iter().map(|(k, _, _)| *k).collect();
-        self.marks.retain(|k, _| listed.contains(k));
+        let one_off = !periodic;
+        let partial = one_off && self.periodic;
+        self.periodic |= periodic;
+        let periodic = self.periodic;
+        if !partial {
+            let listed: HashSet<K> = runs.iter().map(|(k, _, _)| *k).collect();
+            self.marks.retain(|k, _| listed.contains(k));
+        }
         // Scanned only if some run's tree is walked this time.
         let mut adopted: Option<Adopted> = None;
         let plans: Vec<Plan<K>> = runs
@@ -207,11 +215,13 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         let mut out = Vec::with_capacity(plans.len());
         for plan in plans {
             let key = plan.key;
-            if let Some(usage) = self.sample_run(plan, now, periodic) {
+            if let Some(usage) = self.sample_run(plan, now, one_off) {
                 out.push((key, usage));
             }
         }
-        self.stats.end_round();
+        if !partial {
+            self.stats.end_round();
+        }
         self.forget_unless_periodic();
         out
     }
@@ -234,7 +244,8 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         }
     }
 
-    fn sample_run(&mut self, plan: Plan<K>, now: Instant, periodic: bool) -> Option<Usage> {
+    fn sample_run(&mut self, plan: Plan<K>, now: Instant, one_off: bool) -> Option<Usage> {
+        let periodic = self.periodic;
         let Plan {
             key,
             run,
@@ -280,8 +291,8 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         };
         // The kernel's peak only for one-off samples (status): periodic ones keep the
         // highest figure they saw, and the exit record reads the kernel's once more.
-        let peak = match (&run.cgroup, periodic) {
-            (Some(cg), false) => cg.memory_peak(),
+        let peak = match (&run.cgroup, one_off) {
+            (Some(cg), true) => cg.memory_peak(),
             _ => None,
         };
         let cpu_percent = percent(cpu_used, window);

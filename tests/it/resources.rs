@@ -915,3 +915,44 @@ fn sampling_runs_only_while_someone_needs_it() {
     assert_eq!(reasons(&status(&w)), serde_json::json!(["limits"]));
     assert_eq!(w.shutdown(), Some(0));
 }
+
+/// Whether warden (`warden_pid`) holds a descriptor on `/proc/PID/stat`.
+fn holds_stat_of(warden_pid: i32, pid: i32) -> bool {
+    let wanted = PathBuf::from(format!("/proc/{pid}/stat"));
+    std::fs::read_dir(format!("/proc/{warden_pid}/fd"))
+        .unwrap()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to == wanted))
+}
+
+/// In /proc mode, periodic samples keep each process's `stat` file open (one read per
+/// sample); a status request in between closes none of them, and once nobody needs the
+/// figures they are all closed (an idle warden holds nothing for sampling).
+#[test]
+fn stat_files_are_open_only_while_sampling_is_periodic() {
+    let mut w = Warden::start_unobserved(
+        "[supervisor]\ncgroup = \"off\"\nsample_interval = \"1s\"\n\
+         [processes.idle]\ncommand = \"warden-demo-worker sleep\"\n",
+    );
+    let s = wait_status(&w, "idle to run", |s| {
+        process(s, "idle")["state"] == "running"
+    });
+    let pid = process(&s, "idle")["pid"].as_i64().unwrap() as i32;
+    let held = || holds_stat_of(w.pid(), pid);
+    assert!(!held(), "a one-off sample closes what it opened");
+    let events = Events::follow(&w);
+    wait_status(&w, "a periodic sample to hold idle's stat file", |_| held());
+    for _ in 0..3 {
+        status(&w);
+        assert!(
+            held(),
+            "a status request between periodic samples closes nothing"
+        );
+    }
+    drop(events);
+    wait_status(&w, "the subscriber to be gone and the file closed", |s| {
+        s["supervisor"]["sampling"] == serde_json::json!([]) && !held()
+    });
+    assert_eq!(w.shutdown(), Some(0));
+    w.assert_no_leftovers();
+}
