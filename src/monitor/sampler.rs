@@ -226,11 +226,13 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         out
     }
 
-    /// Sampling is no longer periodic: close the counter and `stat` files.
+    /// Sampling is no longer periodic: close the counter and `stat` files, drop the pids
+    /// kept for the next sample (the next one walks each tree).
     pub fn release(&mut self) {
         self.periodic = false;
         for mark in self.marks.values_mut() {
             mark.counters = None;
+            mark.tree = None;
         }
         self.forget_unless_periodic();
     }
