@@ -18,7 +18,7 @@ TARGET_SPEW_TS = 0.75
 TARGET_PROBE_CPU_PERCENT = 2
 TARGET_STATUS_P99_MS = 50
 TARGET_SAMPLING_CGROUP_PERCENT = 1
-TARGET_SAMPLING_SYSINFO_PERCENT = 2
+TARGET_SAMPLING_PROC_PERCENT = 2
 TARGET_DASH_CPU_PERCENT = 2
 TARGET_FRAME_MS = 5
 PEER_ORDER = ["warden", "warden-nocgroup", "s6", "supervisord", "floor"]
@@ -110,8 +110,8 @@ COMMANDS = {
                  "pty-run -- warden tui`, both measured over the same 30 s.",
     "sampling": "{n} × `sleep 3600`, each with `[processes.sNNN.limits] memory = \"1GB\"` (a rule, so "
                 "warden samples every `sample_interval = \"1s\"`), once with `cgroup = \"auto\"` (figures "
-                "from each run's cgroup) and once with `cgroup = \"off\"` (figures from /proc through "
-                "sysinfo); `bench.py usage --seconds 30` over warden and its guard, 3 s after the start-up.",
+                "from each run's cgroup) and once with `cgroup = \"off\"` (figures from each process's "
+                "`/proc/PID/stat`); `bench.py usage --seconds 30` over warden and its guard, 3 s after the start-up.",
     "stop_many": "one process with `replicas = {n}` of `sleep 3600`, in cgroup mode (`cgroup = \"auto\"`), "
                  "with `cgroup = \"off\"`, and with `cgroup = \"off\"` where each replica also leaves an "
                  "escapee behind (`sh -c \"(setsid sleep 3600 &); exec sleep 3600\"`: adopted by warden, "
@@ -428,7 +428,7 @@ def render(results, machine_path):
     # 8. sampling
     w(f"### 8. Sampling {n} idle processes every second\n")
     w(command("sampling", n))
-    rows = [(p, ok(by.get(("sampling", p), []))) for p in ("warden-cgroup", "warden-sysinfo")]
+    rows = [(p, ok(by.get(("sampling", p), []))) for p in ("warden-cgroup", "warden-proc")]
     rows = [(p, runs[-1]) for p, runs in rows if runs]
     if not rows:
         w("Not run in this run.")
@@ -436,15 +436,15 @@ def render(results, machine_path):
         w("| figures from | cgroup mode warden chose | CPU ms | % of one core | wake-ups | PSS MiB |")
         w("|---|---|---|---|---|---|")
         targets = {"warden-cgroup": TARGET_SAMPLING_CGROUP_PERCENT,
-                   "warden-sysinfo": TARGET_SAMPLING_SYSINFO_PERCENT}
-        labels = {"warden-cgroup": "each run's cgroup", "warden-sysinfo": "/proc, through sysinfo"}
+                   "warden-proc": TARGET_SAMPLING_PROC_PERCENT}
+        labels = {"warden-cgroup": "each run's cgroup", "warden-proc": "/proc/PID/stat"}
         for p, r in rows:
             mode = (by.get(("sampling-mode", p)) or [{}])[-1]
             shown = f"{mode.get('mode', '?')}: {mode.get('detail', mode.get('error', ''))}"
             w(f"| {labels[p]} | {shown} | {fmt(r['cpu_ms'])} | {r['cpu_percent']:.3f} | "
               f"{r['wakeups']} | {fmt(r['pss_mib'])} |")
             if p == "warden-cgroup" and mode.get("mode") != "v2":
-                w("\nThe cgroup row ran without cgroups (see the mode): it measures sysinfo again.\n")
+                w("\nThe cgroup row ran without cgroups (see the mode): it measures /proc again.\n")
             summary.append((f"sample {n} idle at 1 s: {labels[p]}", f"< {targets[p]} %",
                             f"{r['cpu_percent']:.2f} %", "–", r["cpu_percent"] < targets[p]))
         w("\n" + " ".join(verdict(r["cpu_percent"] < targets[p],

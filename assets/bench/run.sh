@@ -622,12 +622,12 @@ workload_dashboard() {
 
 # A `memory` rule on every process keeps warden sampling every `sample_interval`; the
 # same config in cgroup mode (figures from each run's cgroup) and with `cgroup = "off"`
-# (figures from /proc through sysinfo).
+# (figures from each process's /proc/PID/stat).
 workload_sampling() {
-    note "workload 8: $N idle processes sampled every second, cgroup mode then sysinfo"
+    note "workload 8: $N idle processes sampled every second, cgroup mode then /proc"
     local mode peer dir pid
     for mode in auto off; do
-        peer=$([[ $mode == auto ]] && echo warden-cgroup || echo warden-sysinfo)
+        peer=$([[ $mode == auto ]] && echo warden-cgroup || echo warden-proc)
         dir=$TMP/sampling-$mode
         warden_sleep_config "$dir" "cgroup = \"$mode\"
 sample_interval = \"1s\"" "" 1GB

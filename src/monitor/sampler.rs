@@ -1,5 +1,7 @@
 //! Taking samples: a run's cgroup counters when it has a cgroup (a constant cost however
-//! many processes it holds), `sysinfo` over the run's pids otherwise.
+//! many processes it holds), each of the run's processes' `/proc/PID/stat` otherwise
+//! (held open while sampling is periodic: one read per process and sample, see
+//! [`super::procstat`]).
 //!
 //! CPU is measured as CPU time used between two samples of the same run, divided by the
 //! wall time between them; a run's first sample covers its whole life so far, so a
@@ -13,15 +15,17 @@
 //! just read. A process that ran too briefly to be charged a tick is caught by the walk
 //! that comes at least every [`REWALK_EVERY`] samples. Killing never relies on these
 //! pids (see `process::tree`).
+//!
+//! Every CPU figure here (a run's, warden's own, each process of the tree view) is CPU
+//! time used over a window of wall time, through [`percent`].
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
-
 use super::Usage;
+use super::procstat::{self, Missing, Stat, StatFiles};
 use crate::process::{Adopted, Counters, Registry, Run};
 
 /// Every how many periodic samples a run's tree is walked, at least.
@@ -50,8 +54,24 @@ struct Known {
 enum CpuMark {
     /// The cgroup's `usage_usec`.
     Cgroup(u64),
-    /// Each pid's accumulated CPU time, in milliseconds.
-    Tree(HashMap<i32, u64>),
+    /// Each pid's process and its CPU time so far.
+    Tree(HashMap<i32, Ticks>),
+}
+
+/// A process's start (which, with its pid, names it) and CPU time, in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ticks {
+    start: u64,
+    cpu: u64,
+}
+
+impl From<&Stat> for Ticks {
+    fn from(s: &Stat) -> Ticks {
+        Ticks {
+            start: s.start_ticks,
+            cpu: s.cpu_ticks,
+        }
+    }
 }
 
 /// One run's sample in the making.
@@ -60,7 +80,7 @@ struct Plan<'r, K> {
     run: &'r Run,
     prev: Option<(Instant, CpuMark)>,
     counters: Option<Counters>,
-    /// The cgroup's memory figure, or the pids whose memory sysinfo must add up.
+    /// The cgroup's memory figure, or the pids whose memory is to be added up.
     memory: Result<u64, Vec<i32>>,
     resident: Option<u64>,
     /// In tree mode, samples since the pids were walked (0: walked now).
@@ -77,41 +97,57 @@ pub struct Figures {
     /// that has none to show (a zombie, or one that ended meanwhile).
     pub command: String,
     pub rss_bytes: u64,
-    /// Percent of one core since the process's previous sample: 0 at its first, which is
-    /// every time unless sampling is periodic (someone subscribed, as a dashboard is).
+    /// Percent of one core since a previous tree request showed the process (within the
+    /// last 10 s): 0 at its first, which is every time unless sampling is periodic
+    /// (someone subscribed, as a dashboard is, and asks for the tree every second).
     pub cpu_percent: f64,
 }
 
 /// Samples runs keyed by `K` (the supervisor's instance ids).
 pub struct Sampler<K> {
-    /// `None` until first needed, and if sysinfo could not start.
-    system: Option<System>,
     marks: HashMap<K, Mark>,
-    /// The pids sysinfo refreshed last time: passed again, so that the dead are dropped
-    /// from its table.
-    known: Vec<Pid>,
-    /// warden's own accumulated CPU time (ms) at its previous sample.
-    own: Option<(Instant, u64)>,
-    /// Sampling is periodic: keep sysinfo's tables between samples.
+    /// The `stat` files of the sampled processes, open while sampling is periodic.
+    stats: StatFiles,
+    /// warden's own CPU time at its previous sample.
+    own: Option<(Instant, Duration)>,
+    /// For the tree view, while sampling is periodic: each process as the previous tree
+    /// request saw it, and when.
+    seen: HashMap<i32, (Ticks, Instant)>,
+    /// Sampling is periodic: keep files open and marks between samples.
     periodic: bool,
 }
 
 impl<K: Copy + Eq + Hash> Default for Sampler<K> {
     fn default() -> Self {
         Sampler {
-            system: None,
             marks: HashMap::new(),
-            known: Vec::new(),
+            stats: StatFiles::default(),
             own: None,
+            seen: HashMap::new(),
             periodic: false,
         }
     }
 }
 
+/// How long the tree view remembers a process it showed: long enough for a dashboard
+/// that asks every second, short enough that pids of other runs do not pile up.
+const SEEN_FOR: Duration = Duration::from_secs(10);
+
+/// Percent of one core: `used` CPU time over `window` of wall time.
+fn percent(used: Duration, window: Duration) -> f64 {
+    match window.as_secs_f64() {
+        w if w > 0.0 => used.as_secs_f64() / w * 100.0,
+        _ => 0.0,
+    }
+}
+
 impl<K: Copy + Eq + Hash> Sampler<K> {
-    /// Sample every run in `runs` (with its `memory` rule's limit, if any); forget runs no
-    /// longer listed. `periodic`: more samples follow every `sample_interval`, so the
-    /// cgroups' counter files stay open.
+    /// Sample every run in `runs` (with its `memory` rule's limit, if any). `periodic`:
+    /// one of the samples taken every `sample_interval`, of every current run; from the
+    /// first one until [`release`](Self::release), the counter and `stat` files stay open
+    /// between samples. A one-off sample (`status`) may list only some runs: in between
+    /// periodic ones it uses the open files and forgets nothing; otherwise runs no longer
+    /// listed are forgotten.
     pub fn sample(
         &mut self,
         runs: &[(K, &Run, Option<u64>)],
@@ -119,9 +155,14 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         now: Instant,
         periodic: bool,
     ) -> Vec<(K, Usage)> {
-        self.periodic = periodic;
-        let listed: HashSet<K> = runs.iter().map(|(k, _, _)| *k).collect();
-        self.marks.retain(|k, _| listed.contains(k));
+        let one_off = !periodic;
+        let partial = one_off && self.periodic;
+        self.periodic |= periodic;
+        let periodic = self.periodic;
+        if !partial {
+            let listed: HashSet<K> = runs.iter().map(|(k, _, _)| *k).collect();
+            self.marks.retain(|k, _| listed.contains(k));
+        }
         // Scanned only if some run's tree is walked this time.
         let mut adopted: Option<Adopted> = None;
         let plans: Vec<Plan<K>> = runs
@@ -171,43 +212,42 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
                 }
             })
             .collect();
-        let wanted: Vec<i32> = plans
-            .iter()
-            .filter_map(|p| p.memory.as_ref().err())
-            .flatten()
-            .copied()
-            .collect();
-        self.refresh(&wanted, true);
         let mut out = Vec::with_capacity(plans.len());
         for plan in plans {
             let key = plan.key;
-            if let Some(usage) = self.sample_run(plan, now, periodic) {
+            if let Some(usage) = self.sample_run(plan, now, one_off) {
                 out.push((key, usage));
             }
+        }
+        if !partial {
+            self.stats.end_round();
         }
         self.forget_unless_periodic();
         out
     }
 
-    /// Sampling is no longer periodic: close the counter files, drop sysinfo's tables.
+    /// Sampling is no longer periodic: close the counter and `stat` files, drop the pids
+    /// kept for the next sample (the next one walks each tree).
     pub fn release(&mut self) {
         self.periodic = false;
         for mark in self.marks.values_mut() {
             mark.counters = None;
+            mark.tree = None;
         }
         self.forget_unless_periodic();
     }
 
-    /// sysinfo keeps a few hundred bytes per process it has seen; an idle warden (one-off
-    /// samples for `status`) should not hold them. The CPU marks are warden's own.
+    /// An idle warden (one-off samples for `status`) holds no descriptors and no table of
+    /// processes. The CPU marks of runs stay: they are small, one per run.
     fn forget_unless_periodic(&mut self) {
         if !self.periodic {
-            self.system = None;
-            self.known.clear();
+            self.stats = StatFiles::default();
+            self.seen = HashMap::new();
         }
     }
 
-    fn sample_run(&mut self, plan: Plan<K>, now: Instant, periodic: bool) -> Option<Usage> {
+    fn sample_run(&mut self, plan: Plan<K>, now: Instant, one_off: bool) -> Option<Usage> {
+        let periodic = self.periodic;
         let Plan {
             key,
             run,
@@ -220,6 +260,7 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         let since = prev.as_ref().map_or(run.started, |(at, _)| *at);
         let window = now.saturating_duration_since(since);
         let mut changed = true;
+        let mut tree_rss = 0;
         let (cpu_used, mark) = match (&run.cgroup, &memory) {
             (Some(cg), _) => {
                 // A run's cgroup is new, so its counter started at zero with the run.
@@ -240,34 +281,23 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
                     _ => HashMap::new(),
                 };
                 let pids = pids.as_ref().err().map_or(&[][..], Vec::as_slice);
-                let (used, after) = self.tree_cpu(pids, &before);
-                // Gone, a zombie (its children moved to warden), or it ran (and may have
-                // forked): the next sample walks the tree again.
-                changed = after.len() < pids.len()
-                    || after
-                        .iter()
-                        .any(|(pid, acc)| before.get(pid).is_some_and(|b| b != acc))
-                    || pids.iter().any(|&pid| {
-                        self.process(pid)
-                            .is_some_and(|p| p.status() == sysinfo::ProcessStatus::Zombie)
-                    });
-                (used, CpuMark::Tree(after))
+                let tree = self.read_tree(pids, &before, periodic, age == 0);
+                changed = tree.changed;
+                tree_rss = tree.rss;
+                (tree.used, CpuMark::Tree(tree.after))
             }
         };
         let rss = match &memory {
             Ok(bytes) => *bytes,
-            Err(pids) => self.tree_memory(pids),
+            Err(_) => tree_rss,
         };
         // The kernel's peak only for one-off samples (status): periodic ones keep the
         // highest figure they saw, and the exit record reads the kernel's once more.
-        let peak = match (&run.cgroup, periodic) {
-            (Some(cg), false) => cg.memory_peak(),
+        let peak = match (&run.cgroup, one_off) {
+            (Some(cg), true) => cg.memory_peak(),
             _ => None,
         };
-        let cpu_percent = match window.as_secs_f64() {
-            w if w > 0.0 => cpu_used.as_secs_f64() / w * 100.0,
-            _ => 0.0,
-        };
+        let cpu_percent = percent(cpu_used, window);
         let tree = match memory {
             Err(pids) if periodic => Some(Known { pids, age, changed }),
             _ => None,
@@ -291,78 +321,51 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
         })
     }
 
-    /// CPU time the pids used since `before` (a pid not in it: since it started), and
-    /// the new accumulated figures.
-    fn tree_cpu(&self, pids: &[i32], before: &HashMap<i32, u64>) -> (Duration, HashMap<i32, u64>) {
-        let mut used = 0u64;
-        let mut after = HashMap::with_capacity(pids.len());
-        for &pid in pids {
-            let Some(p) = self.process(pid) else {
-                continue;
-            };
-            let acc = p.accumulated_cpu_time();
-            // A smaller figure than last time is a recycled pid: a new process.
-            used += match before.get(&pid) {
-                Some(&b) if b <= acc => acc - b,
-                _ => acc,
-            };
-            after.insert(pid, acc);
-        }
-        (Duration::from_millis(used), after)
-    }
-
-    fn tree_memory(&self, pids: &[i32]) -> u64 {
-        pids.iter()
-            .filter_map(|&pid| self.process(pid))
-            .map(sysinfo::Process::memory)
-            .sum()
-    }
-
-    fn process(&self, pid: i32) -> Option<&sysinfo::Process> {
-        self.system
-            .as_ref()?
-            .process(Pid::from_u32(u32::try_from(pid).ok()?))
-    }
-
-    /// Refresh `pids` and those of the last sample (so the dead are dropped from sysinfo's
-    /// table). `sampled`: these are the pids of a sample, to refresh again next time.
-    fn refresh(&mut self, pids: &[i32], sampled: bool) {
-        if pids.is_empty() && self.known.is_empty() {
-            return;
-        }
-        let system = match &mut self.system {
-            Some(s) => s,
-            None => match System::new() {
-                Ok(s) => self.system.insert(s),
-                Err(e) => {
-                    tracing::warn!("cannot measure processes: {e}");
-                    return;
-                }
-            },
+    /// Read each of a run's processes: the CPU time they used since `before` (a process
+    /// not in it: since it started), their resident memory, and whether the tree may have
+    /// changed. `keep`: sampling is periodic; `fresh`: the pids were just walked.
+    fn read_tree(
+        &mut self,
+        pids: &[i32],
+        before: &HashMap<i32, Ticks>,
+        keep: bool,
+        fresh: bool,
+    ) -> TreeRead {
+        let mut read = TreeRead {
+            used: Duration::ZERO,
+            rss: 0,
+            after: HashMap::with_capacity(pids.len()),
+            changed: false,
         };
-        let now: Vec<Pid> = pids
-            .iter()
-            .filter_map(|&p| u32::try_from(p).ok().map(Pid::from_u32))
-            .collect();
-        let mut all: HashSet<Pid> = now.iter().copied().collect();
-        all.extend(self.known.iter().copied());
-        let all: Vec<Pid> = all.into_iter().collect();
-        system.refresh_processes_specifics(
-            ProcessesToUpdate::Some(&all),
-            true,
-            ProcessRefreshKind::nothing()
-                .with_cpu()
-                .with_memory()
-                .without_tasks(),
-        );
-        if sampled {
-            // Processes that left warden's trees alive stay in sysinfo's table until they
-            // die; start afresh when that table is mostly strangers.
-            if system.processes().len() > 2 * now.len() + 64 {
-                self.system = None;
-            }
-            self.known = now;
+        let mut cpu = 0u64;
+        for &pid in pids {
+            let stat = match self.stats.read(pid, keep, fresh) {
+                Ok(stat) => stat,
+                Err(Missing::Gone) => {
+                    read.changed = true;
+                    continue;
+                }
+                // Counted at the next read, from the mark it had.
+                Err(Missing::Unreadable) => {
+                    if let Some(&mark) = before.get(&pid) {
+                        read.after.insert(pid, mark);
+                    }
+                    continue;
+                }
+            };
+            let now = Ticks::from(&stat);
+            cpu += match before.get(&pid) {
+                Some(b) if b.start == now.start => now.cpu.saturating_sub(b.cpu),
+                _ => now.cpu,
+            };
+            // A zombie (its children moved to warden), a recycled pid, or a process that
+            // ran (and may have forked): the next sample walks the tree again.
+            read.changed |= stat.is_zombie() || before.get(&pid).is_some_and(|b| *b != now);
+            read.rss += stat.rss_bytes();
+            read.after.insert(pid, now);
         }
+        read.used = procstat::ticks(cpu);
+        read
     }
 
     /// warden's own CPU (percent of a core since the previous call, or since it started)
@@ -372,49 +375,82 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
             return None;
         }
         let me = i32::try_from(std::process::id()).ok()?;
-        self.refresh(&[me], false);
-        let p = self.process(me)?;
-        let (acc, rss, up) = (p.accumulated_cpu_time(), p.memory(), p.run_time());
-        self.forget_unless_periodic();
-        let (since, before) = self.own.unwrap_or_else(|| {
-            let up = Duration::from_secs(up.max(1));
-            (now.checked_sub(up).unwrap_or(now), 0)
-        });
-        self.own = Some((now, acc));
-        let window = now.saturating_duration_since(since).as_secs_f64();
-        let cpu = match window {
-            w if w > 0.0 => acc.saturating_sub(before) as f64 / 1000.0 / w * 100.0,
-            _ => 0.0,
+        let stat = self.stats.read(me, false, true).ok()?;
+        let (since, before) = match self.own {
+            Some(own) => own,
+            None => (
+                now.checked_sub(uptime(&stat)).unwrap_or(now),
+                Duration::ZERO,
+            ),
         };
-        Some((cpu, rss))
+        let used = stat.cpu_time();
+        self.own = Some((now, used));
+        let window = now.saturating_duration_since(since);
+        Some((
+            percent(used.saturating_sub(before), window),
+            stat.rss_bytes(),
+        ))
     }
 
-    /// Every process of a run, with its own figures (CPU since each one's previous
-    /// refresh, as `top` shows it).
+    /// Every process of a run, with its own figures (CPU since the previous tree request
+    /// showed it, as `top` shows it: only while sampling is periodic).
     pub fn tree(&mut self, run: &Run, registry: &Registry) -> Vec<Figures> {
         let adopted = match run.cgroup {
             Some(_) => Adopted::default(),
             None => Adopted::scan(registry),
         };
-        let pids = run.pids(&adopted);
-        self.refresh(&pids, false);
-        let figures = pids
-            .iter()
-            .filter_map(|&pid| {
-                let p = self.process(pid)?;
+        let now = Instant::now();
+        let figures = run
+            .pids(&adopted)
+            .into_iter()
+            .filter_map(|pid| {
+                let line = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+                let stat = Stat::parse(&line)?;
+                let ticks = Ticks::from(&stat);
+                let cpu_percent = match self.seen.insert(pid, (ticks, now)) {
+                    Some((b, at)) if b.start == ticks.start => percent(
+                        procstat::ticks(ticks.cpu.saturating_sub(b.cpu)),
+                        now.saturating_duration_since(at),
+                    ),
+                    _ => 0.0,
+                };
                 Some(Figures {
                     pid,
-                    parent: p.parent().map(|pp| pp.as_u32() as i32),
-                    name: p.name().to_string_lossy().into_owned(),
+                    parent: Some(stat.ppid).filter(|&p| p > 0),
+                    name: String::from_utf8_lossy(procstat::name(&line)?).into_owned(),
                     command: command_line(pid),
-                    rss_bytes: p.memory(),
-                    cpu_percent: (f64::from(p.cpu_usage()) * 10.0).round() / 10.0,
+                    rss_bytes: stat.rss_bytes(),
+                    cpu_percent: (cpu_percent * 10.0).round() / 10.0,
                 })
             })
             .collect();
+        self.seen
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < SEEN_FOR);
         self.forget_unless_periodic();
         figures
     }
+}
+
+/// What reading a run's processes found.
+struct TreeRead {
+    used: Duration,
+    rss: u64,
+    after: HashMap<i32, Ticks>,
+    changed: bool,
+}
+
+/// How long a process has been running, from its start in clock ticks since boot.
+fn uptime(stat: &Stat) -> Duration {
+    let mut boot = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the struct we pass.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut boot) } < 0 {
+        return Duration::ZERO;
+    }
+    let since_boot = Duration::new(boot.tv_sec as u64, boot.tv_nsec as u32);
+    since_boot.saturating_sub(procstat::ticks(stat.start_ticks))
 }
 
 /// A process's arguments as `ps -o args` shows them. Read here, for the tree request

@@ -915,3 +915,54 @@ fn sampling_runs_only_while_someone_needs_it() {
     assert_eq!(reasons(&status(&w)), serde_json::json!(["limits"]));
     assert_eq!(w.shutdown(), Some(0));
 }
+
+/// Whether warden (`warden_pid`) holds a descriptor on `/proc/PID/stat`.
+fn holds_stat_of(warden_pid: i32, pid: i32) -> bool {
+    let wanted = PathBuf::from(format!("/proc/{pid}/stat"));
+    std::fs::read_dir(format!("/proc/{warden_pid}/fd"))
+        .unwrap()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to == wanted))
+}
+
+/// In /proc mode, periodic samples keep each process's `stat` file open (one read per
+/// sample); a status request in between, which samples on demand, closes none of them,
+/// and once nobody needs the figures they are all closed (an idle warden holds nothing
+/// for sampling). The interval is an hour: the subscriber's first periodic sample comes at
+/// once and the next never, so every later sample is a status request's.
+#[test]
+fn stat_files_are_open_only_while_sampling_is_periodic() {
+    let mut w = Warden::start_unobserved(
+        "[supervisor]\ncgroup = \"off\"\nsample_interval = \"1h\"\n\
+         [processes.idle]\ncommand = \"warden-demo-worker sleep\"\n",
+    );
+    let s = wait_status(&w, "idle to run", |s| {
+        process(s, "idle")["state"] == "running"
+    });
+    let pid = process(&s, "idle")["pid"].as_i64().unwrap() as i32;
+    let held = || holds_stat_of(w.pid(), pid);
+    assert!(!held(), "a one-off sample closes what it opened");
+    let samples = |s: &Value| {
+        process(s, "idle")["usage_history"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let events = Events::follow(&w);
+    let s = wait_status(&w, "the periodic sample to hold idle's stat file", |_| {
+        held()
+    });
+    let periodic = samples(&s);
+    wait_status(&w, "a status request to sample on demand", |s| {
+        samples(s) > periodic
+    });
+    assert!(
+        held(),
+        "a sample on demand between periodic ones closes nothing"
+    );
+    drop(events);
+    wait_status(&w, "the subscriber to be gone and the file closed", |s| {
+        s["supervisor"]["sampling"] == serde_json::json!([]) && !held()
+    });
+    assert_eq!(w.shutdown(), Some(0));
+    w.assert_no_leftovers();
+}
