@@ -337,7 +337,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         }
         // v1 through `tasks`, which moves one thread: for "0" (the caller) the kernel
         // skips the global `cgroup_threadgroup_rwsem` (and its RCU grace period) that a
-        // `cgroup.procs` write takes (Linux 6.0+; older kernels take it either way).
+        // `cgroup.procs` write takes (mainline since 2022; older kernels take it either way).
         // The child is alone in its thread group, so its one thread is the process.
         for &fd in &p.v1_tasks {
             if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
