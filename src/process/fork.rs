@@ -208,10 +208,14 @@ pub(super) fn spawn(prep: &Prepared, via: Via) -> Result<Forked, (Option<Step>, 
                     born_in_cgroup = true;
                     return Ok(pid);
                 }
-                // No clone3 (ENOSYS: before 5.3, or seccomp), or no CLONE_INTO_CGROUP
-                // (E2BIG: our `clone_args` is larger than the kernel knows, before 5.7;
-                // EINVAL: an unknown flag). Nothing was created: join instead, from now on.
-                clone3::Outcome::Failed(e @ (libc::ENOSYS | libc::E2BIG | libc::EINVAL)) => {
+                // No clone3 (ENOSYS: before 5.3, or a seccomp filter; EPERM: older
+                // container runtimes' filters), or no CLONE_INTO_CGROUP (E2BIG: our
+                // `clone_args` is larger than the kernel knows, before 5.7; EINVAL: an
+                // unknown flag). Nothing was created: join instead, from now on. (A cgroup
+                // that may not be written says EACCES, and the join would say it too.)
+                clone3::Outcome::Failed(
+                    e @ (libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EPERM),
+                ) => {
                     CLONE3_REFUSED.store(true, Ordering::Relaxed);
                     tracing::info!(
                         "the kernel refused clone3 with CLONE_INTO_CGROUP ({}): children join their cgroup before they exec",
@@ -287,12 +291,13 @@ fn plain_clone(
     Ok(pid)
 }
 
-/// Errors of `clone3` that are about the target cgroup (gone, not a cgroup v2 folder,
-/// not a leaf, not ours to write), not about creating a process.
+/// Errors of `clone3` that are about the target cgroup (not a cgroup v2 folder, gone,
+/// not a leaf, not ours to write, outside our cgroup namespace), not about creating a
+/// process.
 fn cgroup_errno(errno: c_int) -> bool {
     matches!(
         errno,
-        libc::EBADF | libc::ENODEV | libc::EBUSY | libc::EOPNOTSUPP | libc::EACCES | libc::EPERM
+        libc::EBADF | libc::ENODEV | libc::EBUSY | libc::EOPNOTSUPP | libc::EACCES | libc::ENOENT
     )
 }
 
