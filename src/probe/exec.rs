@@ -70,7 +70,7 @@ pub(super) async fn probe(argv: &[String], timeout: Duration, ctx: &ProbeContext
         die_with_warden: true,
         stdin: None,
         stdout: None,
-        cgroups: Vec::new(),
+        cgroup: None,
         credentials: ctx.credentials.clone(),
         umask: ctx.umask,
     };

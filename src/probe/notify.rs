@@ -319,7 +319,7 @@ mod tests {
             die_with_warden: true,
             stdin: None,
             stdout: None,
-            cgroups: Vec::new(),
+            cgroup: None,
             credentials: None,
             umask: None,
         };

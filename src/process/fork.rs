@@ -1,6 +1,8 @@
 //! The fork itself: `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`, the way `posix_spawn`
 //! does it, but with the child set-up warden needs (a new session, clean signals, the
-//! parent-death signal) that `posix_spawn` cannot express.
+//! parent-death signal) that `posix_spawn` cannot express. A run with a cgroup v2 is
+//! born in it instead, by `clone3` with `CLONE_INTO_CGROUP` (`clone3.rs`), where the
+//! kernel allows; where it does not, the child joins its cgroup before it execs.
 //!
 //! Why not `fork`: copying the address space of a supervisor holding hundreds of children
 //! costs a millisecond a spawn (page tables, then copy-on-write faults in both processes),
@@ -18,7 +20,9 @@ use std::ffi::{CString, c_char, c_int, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+use super::clone3;
 
 /// What went wrong in the child before `execve` returned, as (step, errno).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +55,10 @@ pub(super) struct Become {
     pub identity: Option<Identity>,
     /// `None`: keep warden's umask.
     pub umask: Option<u32>,
-    /// `cgroup.procs` files to join (writing `0`) before anything else.
-    pub cgroups: Vec<RawFd>,
+    /// The run's cgroup v2 folder, open: the child is born there, or joins it.
+    pub cgroup: Option<RawFd>,
+    /// The `tasks` files of the run's cgroup v1 folders, joined (writing `0`) first thing.
+    pub v1_tasks: Vec<RawFd>,
 }
 
 /// The identity the child switches to, as the raw ids the system calls take.
@@ -73,8 +79,13 @@ pub(super) struct Prepared {
     cwd: CString,
     /// Descriptors for 0, 1, 2; all at 3 or above (see [`above_stdio`]).
     stdio: [RawFd; 3],
-    /// `cgroup.procs` files the child joins (writing `0`) before anything else.
-    cgroups: Vec<RawFd>,
+    /// The run's cgroup v2 folder (see [`Become::cgroup`]).
+    cgroup: Option<RawFd>,
+    /// The v2 `cgroup.procs` the child joins first, where it could not be born in its
+    /// cgroup; `-1` when it was (or has none). Set by [`spawn`] just before the clone.
+    v2_procs: AtomicI32,
+    /// See [`Become::v1_tasks`].
+    v1_tasks: Vec<RawFd>,
     parent: libc::pid_t,
     deathsig: bool,
     /// The descriptor limit warden was started with (warden raised its own).
@@ -124,7 +135,9 @@ impl Prepared {
             _envp: envp,
             cwd: CString::new(cwd.as_os_str().as_bytes()).map_err(nul)?,
             stdio,
-            cgroups: who.cgroups,
+            cgroup: who.cgroup,
+            v2_procs: AtomicI32::new(-1),
+            v1_tasks: who.v1_tasks,
             parent: std::process::id() as libc::pid_t,
             deathsig,
             nofile: super::limits::child_nofile(),
@@ -139,13 +152,40 @@ impl Prepared {
 /// Size of the child's stack until `execve`: it only makes a handful of system calls.
 const CHILD_STACK: usize = 64 * 1024;
 
-/// Clone and exec. Returns the pid and its pidfd, or the step that failed with its errno
-/// (the child is then already reaped).
-pub(super) fn spawn(prep: &Prepared) -> Result<(libc::pid_t, OwnedFd), (Option<Step>, io::Error)> {
+/// How the child may be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Via {
+    /// Born in its cgroup with `clone3` where the run has one and the kernel allows.
+    Best,
+    /// `clone`, then the child joins its cgroup: what kernels without `clone3`'s
+    /// `CLONE_INTO_CGROUP` get (tests force it to check that path).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Clone,
+}
+
+/// A started child.
+#[derive(Debug)]
+pub(super) struct Forked {
+    pub pid: libc::pid_t,
+    pub pidfd: OwnedFd,
+    /// Created in its cgroup v2 by `clone3`, rather than moved there before `execve`
+    /// (what the tests check).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub born_in_cgroup: bool,
+}
+
+/// Set once the kernel has refused `clone3` with `CLONE_INTO_CGROUP` (too old, or a
+/// seccomp filter that answers ENOSYS, as container runtimes' default ones do): from then
+/// on every child joins its cgroup, without a failing system call first.
+static CLONE3_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Clone and exec. Returns the child, or the step that failed with its errno (the child
+/// is then already reaped).
+pub(super) fn spawn(prep: &Prepared, via: Via) -> Result<Forked, (Option<Step>, io::Error)> {
     let mut stack = vec![0u8; CHILD_STACK];
-    // The stack grows down; keep the top 16-byte aligned as the ABI wants.
-    let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
     let mut pidfd: c_int = -1;
+    let arg = prep as *const Prepared as *mut c_void;
+    let mut born_in_cgroup = false;
     // Signals stay blocked across the clone: a handler of warden's must never run in the
     // child, which shares warden's memory until it execs. The child resets every
     // disposition before unblocking.
@@ -156,30 +196,61 @@ pub(super) fn spawn(prep: &Prepared) -> Result<(libc::pid_t, OwnedFd), (Option<S
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
     }
-    // SAFETY: `child_main` only reads `prep` (alive until we return, as the parent is
-    // suspended until the child execs or exits) and makes raw system calls on its own
-    // stack, which outlives the child's use of it for the same reason.
-    let pid = unsafe {
-        libc::clone(
-            child_main,
-            top as *mut c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
-            prep as *const Prepared as *mut c_void,
-            &mut pidfd as *mut c_int,
-        )
-    };
-    let clone_error = io::Error::last_os_error();
+    let cloned = (|| {
+        let Some(dir) = prep.cgroup else {
+            return plain_clone(&mut stack, &mut pidfd, arg);
+        };
+        if via == Via::Best && !CLONE3_REFUSED.load(Ordering::Relaxed) {
+            // SAFETY: as for `plain_clone`: `stack` and `prep` outlive the child's use of
+            // them, since the parent is suspended until the child execs or exits.
+            match unsafe { clone3::spawn(dir, &mut stack, &mut pidfd, child_main, arg) } {
+                clone3::Outcome::Child(pid) => {
+                    born_in_cgroup = true;
+                    return Ok(pid);
+                }
+                // No clone3 (ENOSYS: before 5.3, or a seccomp filter; EPERM: older
+                // container runtimes' filters), or no CLONE_INTO_CGROUP (E2BIG: our
+                // `clone_args` is larger than the kernel knows, before 5.7; EINVAL: an
+                // unknown flag). Nothing was created: join instead, from now on. (A cgroup
+                // that may not be written says EACCES, and the join would say it too.)
+                clone3::Outcome::Failed(
+                    e @ (libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EPERM),
+                ) => {
+                    CLONE3_REFUSED.store(true, Ordering::Relaxed);
+                    tracing::info!(
+                        "the kernel refused clone3 with CLONE_INTO_CGROUP ({}): children join their cgroup before they exec",
+                        io::Error::from_raw_os_error(e)
+                    );
+                }
+                clone3::Outcome::Failed(e) => {
+                    let step = cgroup_errno(e).then_some(Step::Cgroup);
+                    return Err((step, io::Error::from_raw_os_error(e)));
+                }
+                clone3::Outcome::Unavailable => {}
+            }
+        }
+        // The child writes `0` into this before anything else; it is closed when this
+        // function returns (after the child exec'd: CLONE_VFORK).
+        let procs = open_procs(dir).map_err(|e| (Some(Step::Cgroup), e))?;
+        prep.v2_procs.store(procs.as_raw_fd(), Ordering::Relaxed);
+        let pid = plain_clone(&mut stack, &mut pidfd, arg);
+        prep.v2_procs.store(-1, Ordering::Relaxed);
+        drop(procs);
+        pid
+    })();
     // SAFETY: restoring the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     drop(stack);
-    if pid < 0 {
-        return Err((None, clone_error));
-    }
+    let pid = cloned?;
     // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor that we now own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     let step = prep.failed_step.load(Ordering::Acquire);
     if step == 0 {
-        return Ok((pid, pidfd));
+        return Ok(Forked {
+            pid,
+            pidfd,
+            born_in_cgroup,
+        });
     }
     let errno = prep.failed_errno.load(Ordering::Acquire);
     // The child has exited: reap it so it does not linger as a zombie.
@@ -191,6 +262,60 @@ pub(super) fn spawn(prep: &Prepared) -> Result<(libc::pid_t, OwnedFd), (Option<S
         STEPS.get(step as usize - 1).copied(),
         io::Error::from_raw_os_error(errno),
     ))
+}
+
+/// libc's `clone`: the child runs `child_main(arg)` on `stack`.
+fn plain_clone(
+    stack: &mut [u8],
+    pidfd: &mut c_int,
+    arg: *mut c_void,
+) -> Result<libc::pid_t, (Option<Step>, io::Error)> {
+    // The stack grows down; keep the top 16-byte aligned as the ABI wants.
+    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
+    // SAFETY: `child_main` only reads the `Prepared` behind `arg` (alive until the caller
+    // returns, as the parent is suspended until the child execs or exits) and makes raw
+    // system calls on its own stack, which outlives the child's use of it for the same
+    // reason.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            top as *mut c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+            arg,
+            pidfd as *mut c_int,
+        )
+    };
+    if pid < 0 {
+        return Err((None, io::Error::last_os_error()));
+    }
+    Ok(pid)
+}
+
+/// Errors of `clone3` that are about the target cgroup (not a cgroup v2 folder, gone,
+/// not a leaf, not ours to write, outside our cgroup namespace), not about creating a
+/// process.
+fn cgroup_errno(errno: c_int) -> bool {
+    matches!(
+        errno,
+        libc::EBADF | libc::ENODEV | libc::EBUSY | libc::EOPNOTSUPP | libc::EACCES | libc::ENOENT
+    )
+}
+
+/// The `cgroup.procs` of the cgroup v2 folder open at `dir`, for writing.
+fn open_procs(dir: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated name relative to a directory descriptor we hold.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            c"cgroup.procs".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: just opened, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Runs in the child, in warden's memory, until `execve`. Raw system calls only.
@@ -208,10 +333,18 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: plain system calls with valid arguments; see the module doc.
     unsafe {
         // Into the run's cgroups first: from here on, whatever the child becomes and
-        // forks stays in them. (clone3's CLONE_INTO_CGROUP would do it in the clone, but
-        // with CLONE_VM it must start the child on a new stack, which libc offers only
-        // for clone; joining before exec leaves the same nothing outside.)
-        for &fd in &p.cgroups {
+        // forks stays in them. A child born in its cgroup v2 has nothing to join there;
+        // one cloned the old way moves in now (a whole-process migration, which waits
+        // for the kernel's global lock).
+        let v2 = p.v2_procs.load(Ordering::Relaxed);
+        if v2 >= 0 && libc::write(v2, b"0".as_ptr().cast(), 1) != 1 {
+            return fail(Step::Cgroup);
+        }
+        // v1 through `tasks`, which moves one thread: for "0" (the caller) the kernel
+        // skips the global `cgroup_threadgroup_rwsem` (and its RCU grace period) that a
+        // `cgroup.procs` write takes (mainline since 2022; older kernels take it either way).
+        // The child is alone in its thread group, so its one thread is the process.
+        for &fd in &p.v1_tasks {
             if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
                 return fail(Step::Cgroup);
             }
@@ -310,3 +443,7 @@ pub(super) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     // SAFETY: just created, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
+
+#[cfg(test)]
+#[path = "fork_tests.rs"]
+mod tests;

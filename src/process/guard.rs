@@ -53,7 +53,7 @@ impl Guard {
             die_with_warden: false,
             stdin: Some(read),
             stdout: None,
-            cgroups: Vec::new(),
+            cgroup: None,
             credentials: None,
             umask: None,
         };

@@ -8,6 +8,7 @@
 
 pub mod cgroup;
 mod child;
+mod clone3;
 mod credentials;
 mod fork;
 pub mod guard;
@@ -18,7 +19,7 @@ mod spawn;
 mod sweep;
 mod tree;
 
-pub use cgroup::{Counters, RunCgroup};
+pub use cgroup::{Counters, Placement, RunCgroup};
 pub use child::{ChildHandle, ExitStatus};
 pub use credentials::{Credentials, LOGIN_VARS};
 pub use registry::{Adopted, Registry};

@@ -42,8 +42,9 @@ pub struct Launch {
     /// With `capture`: a descriptor to use as stdout instead of a captured pipe (the write
     /// end of a `stdin_from` pipe). stderr is still captured.
     pub stdout: Option<OwnedFd>,
-    /// `cgroup.procs` files of the run's cgroups, joined by the child before it execs.
-    pub cgroups: Vec<OwnedFd>,
+    /// The run's cgroups: the child is born in its v2 cgroup (or joins it, and its v1
+    /// cgroups, before it execs).
+    pub cgroup: Option<super::cgroup::Placement>,
     /// Switch to this identity before `execve`; its `HOME`, `USER` and `LOGNAME` are
     /// added to `env` where `env` does not have them.
     pub credentials: Option<Arc<Credentials>>,
@@ -229,13 +230,19 @@ fn spawn_now(registry: &Registry, mut launch: Launch) -> Result<Spawned, SpawnEr
         fork::Become {
             identity,
             umask: launch.umask,
-            cgroups: launch.cgroups.iter().map(AsRawFd::as_raw_fd).collect(),
+            cgroup: launch.cgroup.as_ref().map(|c| c.dir.as_raw_fd()),
+            v1_tasks: launch
+                .cgroup
+                .iter()
+                .flat_map(|c| &c.v1_tasks)
+                .map(AsRawFd::as_raw_fd)
+                .collect(),
         },
     )
     .map_err(|e| SpawnError::new(format!("command `{}`: {e}", launch.argv[0])))?;
 
     let mut managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
-    let (pid, pidfd) = fork::spawn(&prepared).map_err(|(step, e)| match step {
+    let forked = fork::spawn(&prepared, fork::Via::Best).map_err(|(step, e)| match step {
         Some(fork::Step::Exec) => explain_exec_error(&launch.argv[0], &program, e),
         Some(fork::Step::Cgroup) => SpawnError::resource(
             &format!("cannot place `{}` in its cgroup", launch.argv[0]),
@@ -268,10 +275,13 @@ fn spawn_now(registry: &Registry, mut launch: Launch) -> Result<Spawned, SpawnEr
         // clone() takes a process slot, and a descriptor for the pidfd.
         None => SpawnError::resource("cannot create the process: clone() failed", &e),
     })?;
-    managed.insert(pid);
+    managed.insert(forked.pid);
     drop(managed);
     Ok(Spawned {
-        handle: Arc::new(ChildHandle::from_pidfd(Pid::from_raw(pid), pidfd)),
+        handle: Arc::new(ChildHandle::from_pidfd(
+            Pid::from_raw(forked.pid),
+            forked.pidfd,
+        )),
         stdout: stdout_read,
         stderr: stderr_read,
     })

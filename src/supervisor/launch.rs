@@ -281,8 +281,8 @@ pub(super) async fn run(
             return failed(e.message, e.transient);
         }
     };
-    let cgroup_files = match cgroup.as_ref().map(|cg| cg.procs_files()).transpose() {
-        Ok(files) => files.unwrap_or_default(),
+    let placement = match cgroup.as_ref().map(|cg| cg.placement()).transpose() {
+        Ok(placement) => placement,
         Err(e) => {
             let _ = cgroup.as_ref().map(|cg| cg.remove());
             let e = process::SpawnError::resource("cannot open its cgroup", &e);
@@ -297,7 +297,7 @@ pub(super) async fn run(
         die_with_warden: true,
         stdin,
         stdout,
-        cgroups: cgroup_files,
+        cgroup: placement,
         credentials: credentials.clone(),
         umask: spec.umask,
     };

@@ -1,5 +1,6 @@
-//! cgroup containment: each run in a cgroup v2 of its own, created before the spawn and
-//! joined by the child before it execs, so nothing of the run can leave it by forking,
+//! cgroup containment: each run in a cgroup v2 of its own, created before the spawn; the
+//! child is born in it (`clone3` with `CLONE_INTO_CGROUP`) or, where the kernel cannot do
+//! that, joins it before it execs, so nothing of the run can leave it by forking,
 //! `setsid` or clearing its environment. Stopping ends with `cgroup.kill`; figures come
 //! from the cgroup's own counters; `memory.events` names an OOM kill.
 //!
@@ -85,18 +86,29 @@ impl RunCgroup {
         }
     }
 
-    /// The `cgroup.procs` of every folder of the run, opened for the child to write `0`
-    /// into before it execs (v2 first: it is the one that contains).
-    pub fn procs_files(&self) -> io::Result<Vec<OwnedFd>> {
-        std::iter::once(self.dir())
-            .chain(self.v1_dirs().map(|(_, d)| d))
-            .map(|d| {
+    /// What the spawner needs to put the run's child in its cgroups: the v2 folder
+    /// (where the child is born) and the v1 folders' `tasks` files (which it joins).
+    pub fn placement(&self) -> io::Result<Placement> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_PATH is all CLONE_INTO_CGROUP needs, and enough for `openat` of its
+        // `cgroup.procs` where the kernel lacks it.
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(self.dir())?;
+        let v1_tasks = self
+            .v1_dirs()
+            .map(|(_, d)| {
                 std::fs::OpenOptions::new()
                     .write(true)
-                    .open(d.join("cgroup.procs"))
+                    .open(d.join("tasks"))
                     .map(OwnedFd::from)
             })
-            .collect()
+            .collect::<io::Result<_>>()?;
+        Ok(Placement {
+            dir: dir.into(),
+            v1_tasks,
+        })
     }
 
     /// SIGKILL every process of the cgroup at once (`cgroup.kill`, Linux 5.14+), or one
@@ -260,6 +272,28 @@ impl RunCgroup {
         }
         Ok(())
     }
+}
+
+/// A run's cgroups, open for its spawn ([`RunCgroup::placement`]); closed once the child
+/// has exec'd.
+#[derive(Debug)]
+pub struct Placement {
+    /// The run's cgroup v2 folder (`O_PATH`): the child is created in it, or writes `0`
+    /// into its `cgroup.procs` where the kernel cannot create it there.
+    pub dir: OwnedFd,
+    /// The `tasks` file of each of the run's cgroup v1 folders, which the child joins
+    /// (writing `0`) before it execs: v1 has no way to be born in a cgroup.
+    pub v1_tasks: Vec<OwnedFd>,
+}
+
+/// The folder of this process's own cgroup v2, for tests that make a cgroup of their own
+/// below it.
+#[cfg(test)]
+pub(crate) fn own_v2_dir() -> Option<PathBuf> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let me = discover::parse_proc_cgroup(&read("/proc/self/cgroup"));
+    let mounts = discover::parse_mountinfo(&read("/proc/self/mountinfo"));
+    discover::v2_dir(&mounts, discover::v2_path(&me)?)
 }
 
 /// The bit of `c` in [`RunCgroup`]'s `v1` set.
