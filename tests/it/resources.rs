@@ -559,8 +559,19 @@ command = ["sh", "-c", "warden-demo-worker sleep & warden-demo-worker hog 5 & wa
     drop(line);
     cgroup_dir(&w, mode, "the_tree_lists_every_process_with_its_figures");
     let leader = process(&status(&w), "family")["pid"].as_i64().unwrap();
-    let answer = ask(&w, r#"{"v":1,"cmd":"tree","names":["family"]}"#);
-    assert_eq!(answer["ok"], true, "{answer}");
+    // The hog has spoken, but the shell's other child may not have exec'd yet (it is `sh`
+    // until then): ask again until both children are what they will be.
+    let deadline = Instant::now() + PATIENCE;
+    let answer = loop {
+        let answer = ask(&w, r#"{"v":1,"cmd":"tree","names":["family"]}"#);
+        assert_eq!(answer["ok"], true, "{answer}");
+        let procs = answer["trees"][0]["processes"].as_array().unwrap();
+        let named = procs.iter().filter(|p| p["name"] == "warden-demo-wor").count();
+        if named == 2 || Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let tree = &answer["trees"][0];
     assert_eq!(tree["name"], "family");
     let procs = tree["processes"].as_array().unwrap();
