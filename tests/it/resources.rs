@@ -566,7 +566,10 @@ command = ["sh", "-c", "warden-demo-worker sleep & warden-demo-worker hog 5 & wa
         let answer = ask(&w, r#"{"v":1,"cmd":"tree","names":["family"]}"#);
         assert_eq!(answer["ok"], true, "{answer}");
         let procs = answer["trees"][0]["processes"].as_array().unwrap();
-        let named = procs.iter().filter(|p| p["name"] == "warden-demo-wor").count();
+        let named = procs
+            .iter()
+            .filter(|p| p["name"] == "warden-demo-wor")
+            .count();
         if named == 2 || Instant::now() > deadline {
             break answer;
         }
