@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::actor::{Actor, Control, Handle, Options, ShutdownReport, Sig};
+use super::actor::{Actor, Control, Handle, Options, ShutdownReport, Sig, Sources};
 use super::event::{Event, EventKind};
 use crate::process::Spawner;
 
@@ -37,6 +37,7 @@ fn hold_time() -> Hold {
 struct Rig {
     handle: Handle,
     signals: mpsc::UnboundedSender<Sig>,
+    config_changed: mpsc::UnboundedSender<()>,
     run: tokio::task::JoinHandle<std::io::Result<ShutdownReport>>,
     _dir: tempfile::TempDir,
 }
@@ -65,10 +66,15 @@ fn start(config: &str) -> Rig {
     };
     let (actor, handle) = Actor::new(spec, spawner, opts);
     let (signals, rx) = mpsc::unbounded_channel();
-    let run = tokio::spawn(actor.run_with_signals(rx));
+    let (config_changed, config_changes) = mpsc::unbounded_channel();
+    let run = tokio::spawn(actor.run_with(Sources {
+        signals: rx,
+        config_changes,
+    }));
     Rig {
         handle,
         signals,
+        config_changed,
         run,
         _dir: dir,
     }
@@ -238,4 +244,46 @@ async fn shutdown_timeout_kills_what_is_left_at_its_moment() {
         "killed at once, not after stop_timeout"
     );
     drop(hold);
+}
+
+#[tokio::test(start_paused = true)]
+async fn config_changes_reload_once_the_file_is_quiet() {
+    // No process and no real I/O: paused time jumps straight to the actor's next timer
+    // whenever everything waits, and only then, so each change below is handled at the
+    // virtual moment it was sent.
+    let rig = start("[supervisor]\nshutdown_timeout = \"5s\"\n");
+    let reloads = |events: &[Event]| {
+        events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Reloaded { .. }))
+            .count()
+    };
+    let t0 = tokio::time::Instant::now();
+    rig.config_changed.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // An editor's second write: the quiet period starts again.
+    rig.config_changed.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(299)).await;
+    let so_far = settled(&rig.handle).await;
+    assert_eq!(
+        reloads(&so_far),
+        0,
+        "reloaded before the file was quiet for 300 ms after its last change: {so_far:#?}"
+    );
+    let events = until(&rig.handle, |e| {
+        matches!(e.kind, EventKind::Reloaded { .. })
+    })
+    .await;
+    let took = t0.elapsed();
+    assert_eq!(reloads(&events), 1, "{events:#?}");
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(510),
+        "reloaded 300 ms after the last change: {took:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let events = settled(&rig.handle).await;
+    assert_eq!(reloads(&events), 1, "one burst, one reload: {events:#?}");
+    rig.signals.send(Sig::Terminate).unwrap();
+    let report = rig.run.await.unwrap().unwrap();
+    assert_eq!(report.exit_code(), 0, "{report:?}");
 }

@@ -21,7 +21,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use nix::sys::signal::Signal;
 
-use super::core::{Core, Effect, Input, InstanceId, Now, Timer, WaiterId};
+pub use super::core::ShutdownReport;
+use super::core::{Alarm, Core, Effect, Input, InstanceId, Now, Timer, WaiterId};
 use super::describe::{Description, describe};
 use super::drift::{ConfigDrift, fingerprint};
 use super::event::{Event, EventKind};
@@ -115,11 +116,10 @@ pub struct Actor {
     snapshot_built: Instant,
     drift: ConfigDrift,
     opts: Options,
-    shutdown_deadline: Option<Instant>,
     shutdown_replies: Vec<oneshot::Sender<()>>,
     probers: HashMap<(InstanceId, Role), tokio::task::JoinHandle<()>>,
-    /// When the debounced reload after a config file change is due.
-    reload_due: Option<Instant>,
+    /// The supervisor-wide timers the core asked for, one of each kind at most.
+    alarms: HashMap<Alarm, Instant>,
     /// The pipes of `stdin_from`, held open for warden's whole life.
     pipes: launch::Pipes,
     /// One watch per process with `watch`; each says which process had changes.
@@ -135,8 +135,6 @@ pub struct Actor {
     stall_noticed: Option<Instant>,
     /// Where stop and kill signals are sent from (see [`Signaller`]).
     signaller: Signaller,
-    /// How the shutdown went, for warden's exit code.
-    report: ShutdownReport,
 }
 
 impl Actor {
@@ -168,10 +166,9 @@ impl Actor {
             snapshot_built: clock(),
             drift,
             opts,
-            shutdown_deadline: None,
             shutdown_replies: Vec::new(),
             probers: HashMap::new(),
-            reload_due: None,
+            alarms: HashMap::new(),
             pipes: launch::Pipes::default(),
             file_watches: HashMap::new(),
             files_tx,
@@ -181,7 +178,6 @@ impl Actor {
             runtime_dir,
             stall_noticed: None,
             signaller: Signaller::start(),
-            report: ShutdownReport::default(),
         };
         (
             actor,
@@ -193,20 +189,32 @@ impl Actor {
     }
 
     /// Run until a shutdown has stopped everything; say how it went. Acts on this
-    /// process's SIGINT, SIGTERM, SIGCHLD and SIGHUP.
+    /// process's SIGINT, SIGTERM, SIGCHLD and SIGHUP, and on edits of the config file.
     pub async fn run(self) -> std::io::Result<ShutdownReport> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, signals) = mpsc::unbounded_channel();
         let forward = forward_signals(tx)?;
-        let report = self.run_with_signals(rx).await;
+        let (watch_tx, config_changes) = mpsc::unbounded_channel();
+        let _watch = match file_watch::watch(&self.spec.path, watch_tx) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                self.notice(&format!(
+                    "cannot watch the config file for changes ({e}); reload with `warden reload` or SIGHUP"
+                ));
+                None
+            }
+        };
+        let sources = Sources {
+            signals,
+            config_changes,
+        };
+        let report = self.run_with(sources).await;
         forward.abort();
         report
     }
 
-    /// [`Actor::run`], with the signals read from `signals` instead of the process's.
-    pub async fn run_with_signals(
-        mut self,
-        mut signals: mpsc::UnboundedReceiver<Sig>,
-    ) -> std::io::Result<ShutdownReport> {
+    /// [`Actor::run`], hearing `sources` instead of the process's signals and the config
+    /// file's watch.
+    pub async fn run_with(mut self, mut sources: Sources) -> std::io::Result<ShutdownReport> {
         use std::os::unix::fs::DirBuilderExt;
         // 0711: processes that run as another user reach their sd_notify socket by its
         // (unguessable) name; nobody can list the folder.
@@ -218,7 +226,7 @@ impl Actor {
             &self.runtime_dir,
             std::os::unix::fs::PermissionsExt::from_mode(0o711),
         )?;
-        let result = self.serve(&mut signals).await;
+        let result = self.serve(&mut sources).await;
         self.events.close();
         for h in self
             .check_probers
@@ -228,23 +236,13 @@ impl Actor {
             h.abort();
         }
         let _ = std::fs::remove_dir_all(&self.runtime_dir);
-        result.map(|()| self.report)
+        result.map(|()| self.core.shutdown_report())
     }
 
-    async fn serve(&mut self, signals: &mut mpsc::UnboundedReceiver<Sig>) -> std::io::Result<()> {
+    async fn serve(&mut self, sources: &mut Sources) -> std::io::Result<()> {
         self.pipes.ensure(&self.spec)?;
         self.start_checks();
         self.sync_file_watches();
-        let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
-        let _watch = match file_watch::watch(&self.spec.path, watch_tx) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                self.notice(&format!(
-                    "cannot watch the config file for changes ({e}); reload with `warden reload` or SIGHUP"
-                ));
-                None
-            }
-        };
         let mut interval = self.spec.supervisor.sample_interval;
         let mut sampling = tokio::time::interval(interval);
         sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -261,15 +259,11 @@ impl Actor {
             sampling_wanted = wanted;
             let next_timer = self.timers.first_key_value().map(|(k, _)| k.0);
             let snapshot_due = self.snapshot_due();
-            let deadline = [
-                next_timer,
-                self.shutdown_deadline,
-                self.reload_due,
-                snapshot_due,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let deadline = [next_timer, snapshot_due]
+                .into_iter()
+                .flatten()
+                .chain(self.alarms.values().copied())
+                .min();
             let input = tokio::select! {
                 Some(msg) = self.rx.recv() => match self.on_msg(msg) {
                     Some(i) => i,
@@ -279,25 +273,14 @@ impl Actor {
                     Some(i) => i,
                     None => continue,
                 },
-                Some(sig) = signals.recv() => match sig {
+                Some(sig) = sources.signals.recv() => match sig {
                     Sig::Interrupt | Sig::Terminate => Input::Shutdown,
                     Sig::Child => {
                         reap_orphans(self.spawner.registry());
                         continue;
                     }
-                    Sig::Hangup => {
-                        if !self.opts.hangup_stops {
-                            // Errors are reported as a `reload_failed` event by `reload` itself.
-                            let _ = self.reload(false);
-                            continue;
-                        }
-                        // A hang-up is not a second Ctrl-C: it never escalates to SIGKILL.
-                        if self.shutdown_deadline.is_some() {
-                            continue;
-                        }
-                        self.notice("the terminal closed (SIGHUP): stopping everything");
-                        Input::Shutdown
-                    }
+                    Sig::Hangup if self.opts.hangup_stops => Input::HangUp,
+                    Sig::Hangup => Input::Reload,
                 },
                 _ = sampling.tick(), if wanted => {
                     self.sample(true);
@@ -315,10 +298,7 @@ impl Actor {
                     }
                     None => continue,
                 },
-                Some(()) = watch_rx.recv() => {
-                    self.reload_due = Some(clock() + file_watch::DEBOUNCE);
-                    continue;
-                }
+                Some(()) = sources.config_changes.recv() => Input::ConfigChanged,
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     // What arrived before the timer came due is handled before it: a
                     // verdict must not overlook a message already waiting.
@@ -331,14 +311,6 @@ impl Actor {
                     }
                 }
             };
-            if matches!(input, Input::Shutdown) && self.shutdown_deadline.is_none() {
-                let deadline = clock() + self.spec.supervisor.shutdown_timeout;
-                self.shutdown_deadline = Some(deadline);
-                self.report.deadline = Some(deadline);
-                self.notice("shutting down (a second Ctrl-C or SIGTERM kills everything at once)");
-            } else if matches!(input, Input::Shutdown) {
-                self.report.forced = true;
-            }
             let forgets = matches!(input, Input::Exited { .. } | Input::Scale { .. });
             let fx = self.core.handle(input, now());
             // Probe results and samples change the picture without an event.
@@ -552,6 +524,13 @@ impl Actor {
                     self.timers
                         .insert((at, self.timer_seq), (id, run_no, timer));
                 }
+                Effect::SetAlarm { at, alarm } => {
+                    self.alarms.insert(alarm, at);
+                }
+                Effect::Reload => {
+                    // Errors are reported as a `reload_failed` event by `reload` itself.
+                    let _ = self.reload(false);
+                }
                 Effect::StartProbe { id, run_no, role } => self.start_probe(id, run_no, role),
                 Effect::StopProbe { id, role } => {
                     if let Some(h) = self.probers.remove(&(id, role)) {
@@ -670,17 +649,6 @@ impl Actor {
     }
 
     fn emit(&mut self, event: Event) {
-        if self.shutdown_deadline.is_some()
-            && matches!(
-                event.kind,
-                EventKind::Killed {
-                    after_ms: Some(_),
-                    ..
-                }
-            )
-        {
-            self.report.stop_timeout = true;
-        }
         if let EventKind::Exited { .. } = event.kind
             && let Some(inst) = self.core.instances().find(|i| i.name == event.name)
             && let Some(sink) = self.sinks.get(&inst.id)
