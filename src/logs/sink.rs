@@ -19,10 +19,11 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
 use super::batch::{Batch, BatchBuilder};
+use super::file::Notices;
 use super::line::{Framer, MAX_LINE};
 use super::ring::Ring;
 use super::terminal::Tee;
-use super::writer::{FileWriter, Notices, OpenState, Raw};
+use super::writer::{FileWriter, OpenState, Raw};
 use super::{LogLine, Stream};
 use crate::config::spec::LogSpec;
 

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, watch};
 
 use super::batch::Batch;
-use super::file::LogFile;
+use super::file::{LogFile, Notices};
 
 /// Bytes one sink may have queued before its reader waits.
 pub const QUEUE_MAX_BYTES: usize = 1 << 20;
@@ -55,9 +55,6 @@ pub enum Raw<'a> {
     Borrowed(&'a [u8]),
     Owned(Vec<u8>),
 }
-
-/// Called with a line for the user (shown by `up` and `warden events`).
-pub type Notices = Arc<dyn Fn(String) + Send + Sync>;
 
 /// Bytes queued across all sinks.
 static QUEUED: AtomicUsize = AtomicUsize::new(0);
