@@ -17,6 +17,7 @@ pub mod event;
 mod files;
 pub mod health;
 mod launch;
+mod launcher;
 pub mod observe;
 pub mod reload;
 mod sampling;

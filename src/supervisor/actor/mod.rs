@@ -3,9 +3,10 @@
 //! tree to die, draining pipes) runs in tasks of its own that report back as inputs, so
 //! the loop never blocks.
 //!
-//! Its sources come from outside: the process-wide signals as [`Sig`]s on a channel
-//! ([`Actor::run`] forwards the real ones, a test sends its own), the spawner at
-//! [`Actor::new`]. It reads tokio's clock (`timers::clock`), so a test can run it with
+//! Its sources come from outside: the process-wide signals and the config file's changes
+//! as [`Sources`] ([`Actor::run`] connects the real ones, a test its own channels), and
+//! what starts and signals runs as a [`Launcher`] (real processes from [`Actor::new`], a
+//! test's fakes from `Actor::with_launcher`). It reads tokio's clock (`timers::clock`), so a test can run it with
 //! paused time and see the timeouts fire at their virtual moment.
 //!
 //! This file holds the loop, the requests and the effects; `control` the types its users
@@ -29,6 +30,7 @@ use super::event::{Event, EventKind};
 use super::files::FileWatch;
 use super::health::{ProbeResult, Role};
 use super::launch::{self, Msg};
+use super::launcher::{Launcher, Processes};
 use super::observe::{EventCursor, EventLog, Subscription};
 pub use super::reload::ReloadPlan;
 use super::sampling::Sampling;
@@ -49,7 +51,6 @@ mod timers;
 
 pub use control::*;
 
-use runs::Signaller;
 use timers::{clock, now, sleep_until};
 
 /// Register the real signals (before returning, so none is lost) and forward them as
@@ -95,7 +96,9 @@ const DRAIN_BEFORE_TIMER: usize = 4096;
 pub struct Actor {
     core: Core,
     spec: Arc<Spec>,
+    /// For probes, sampling and reaping orphans; runs are started by `launcher`.
     spawner: Spawner,
+    launcher: Box<dyn Launcher>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     control_rx: mpsc::UnboundedReceiver<Control>,
@@ -133,12 +136,21 @@ pub struct Actor {
     runtime_dir: std::path::PathBuf,
     /// When warden last said it had been stalled.
     stall_noticed: Option<Instant>,
-    /// Where stop and kill signals are sent from (see [`Signaller`]).
-    signaller: Signaller,
 }
 
 impl Actor {
     pub fn new(spec: Spec, spawner: Spawner, opts: Options) -> (Actor, Handle) {
+        let processes = Processes::new(spawner.clone(), opts.cgroups.clone());
+        Actor::with_launcher(spec, spawner, Box::new(processes), opts)
+    }
+
+    /// [`Actor::new`], with runs started and signalled by `launcher`.
+    pub(super) fn with_launcher(
+        spec: Spec,
+        spawner: Spawner,
+        launcher: Box<dyn Launcher>,
+        opts: Options,
+    ) -> (Actor, Handle) {
         let runtime_dir = crate::process::guard::runtime_dir(&opts.token);
         let (tx, rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
@@ -150,6 +162,7 @@ impl Actor {
             sampling: Sampling::new(&spec),
             spec: Arc::new(spec),
             spawner,
+            launcher,
             tx,
             rx,
             control_rx,
@@ -177,7 +190,6 @@ impl Actor {
             check_probers: Vec::new(),
             runtime_dir,
             stall_noticed: None,
-            signaller: Signaller::start(),
         };
         (
             actor,
@@ -505,14 +517,12 @@ impl Actor {
             match effect {
                 Effect::Spawn { id, run_no } => self.spawn(id, run_no),
                 Effect::Stop { id, run_no, signal } => {
-                    if let Some(run) = self.run_of(id, run_no) {
-                        self.signaller.send(run, Some(signal));
-                    }
+                    let run = self.run_of(id, run_no).cloned();
+                    self.launcher.signal(id, run_no, run.as_ref(), Some(signal));
                 }
                 Effect::Kill { id, run_no } => {
-                    if let Some(run) = self.run_of(id, run_no) {
-                        self.signaller.send(run, None);
-                    }
+                    let run = self.run_of(id, run_no).cloned();
+                    self.launcher.signal(id, run_no, run.as_ref(), None);
                 }
                 Effect::Schedule {
                     at,
