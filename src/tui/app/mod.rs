@@ -22,7 +22,7 @@ pub use super::layout::Pane;
 use super::logbuf::{LogBuf, LogEntry};
 use super::theme::Theme;
 use crate::api::protocol::Request;
-use crate::cli::tree::TreeProcess;
+use crate::api::tree::TreeProcess;
 use crate::supervisor::status::{ProcessStatus, Snapshot};
 use crate::supervisor::{Description, Event, ReloadPlan};
 use table::{Sort, StateFilter};

@@ -11,7 +11,6 @@ use super::super::app::table::{Column, LEAD, columns};
 use super::super::app::{App, Pane, Screen};
 use super::super::theme::{Theme, glyph};
 use super::{fit, latency, or_dash, pane};
-use crate::cli::status::last_exit;
 use crate::human::{mem, uptime};
 use crate::supervisor::State;
 use crate::supervisor::status::{Health, ProcessStatus};
@@ -115,7 +114,7 @@ fn cell(app: &App, p: &ProcessStatus, c: Column, width: usize) -> Cell<'static> 
             Some(e) => {
                 let bad = e.reason.is_failure();
                 Cell::from(Span::styled(
-                    fit(&last_exit(e), width),
+                    fit(&e.short(), width),
                     if bad { t.bad() } else { t.dim() },
                 ))
             }
