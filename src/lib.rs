@@ -4,9 +4,16 @@
 //!
 //! - [`config`]: TOML → validated [`config::Spec`], with every error located.
 //! - [`supervisor`]: one actor owning all process state; its decisions live in the pure
-//!   [`supervisor::core`], its loop in [`supervisor::actor`].
-//! - [`facts`]: which run it is, how it ended, what it said over sd_notify: the facts
-//!   mechanisms observe and the core decides on, in neutral ground between them.
+//!   [`supervisor::core`] (every timer's meaning too: backoff, stop and shutdown
+//!   timeouts, the config reload's debounce), its loop in [`supervisor::actor`], which is
+//!   handed its sources (signals, config changes) and what starts its runs (a launcher).
+//! - [`facts`]: which run it is, how it ended, what it said over sd_notify, what it used
+//!   lately: the facts mechanisms observe and the core decides on, in neutral ground
+//!   between them.
+//!
+//! No module imports one that imports it back (a test reads the sources and fails on a
+//! new cycle): `cli` and `tui` sit on `api`, which sits on `supervisor`, which sits on the
+//! mechanisms (`process`, `logs`, `probe`, `monitor`) and on `facts`, `config`, `human`.
 //! - [`human`]: how durations, sizes and exits read to people, written once for every
 //!   layer (it imports nothing of warden).
 //! - [`process`]: spawning in a new session (as another user if asked) and in a cgroup of
@@ -46,7 +53,9 @@
 //! limits to enforce, someone watching, a status request, so an idle warden sleeps); file
 //! watches (`watch`) feed it "these files changed". Time-driven decisions (backoff, stop
 //! timeouts, schedules, the quiet period after file changes) are timers the core asks for
-//! and gets back as inputs, so the core never reads a clock. A timer that fires late means
+//! and gets back as inputs, so the core never reads a clock; so are the supervisor-wide
+//! ones (the shutdown timeout's SIGKILL, the quiet period before reloading an edited
+//! config file). A timer that fires late means
 //! warden was stalled: what arrived meanwhile is read before any verdict (silence,
 //! watchdog), and a probe that took far longer than its timeout is not counted. When the
 //! actor has stopped everything, `up` says how it went in its exit code, and as a

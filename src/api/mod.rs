@@ -11,7 +11,8 @@
 //!   server, the FIFO and the in-process dashboard alike; `streams` (`logs -f`, `events`,
 //!   `subscribe`) and `conn` (a connection's answers, deadlines and hang-ups) serve the
 //!   server, none of them importing another front end.
-//! - [`client`]: the blocking client the CLI commands use.
+//! - [`client`]: the blocking client the CLI commands use; [`tree`]: the `tree` answer
+//!   as clients read it and order it, for `warden tree` and the dashboard alike.
 //!
 //! What this module must not do: decide anything about processes. Every verb becomes a
 //! [`crate::supervisor::Control`] message to the actor, whose reply is forwarded as is.
@@ -38,6 +39,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod server;
 mod streams;
+pub mod tree;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{ANSWER_TIMEOUT, ClientArgs, Paint};
 use crate::api::protocol::Request;
-use crate::human::{self, mem};
+use crate::human;
 use crate::supervisor::event::LimitHit;
 
 pub fn run(client: &ClientArgs, names: Vec<String>, json: bool) -> i32 {
@@ -67,19 +67,6 @@ pub struct Record {
     pub limit: Option<LimitHit>,
 }
 
-/// A limit that ended a run: the rule, the figure against the limit, and the window
-/// (`memory 202.1MiB over 200.0MiB (500ms window)`); the dashboard's ledger says the same.
-pub fn limit_text(l: &LimitHit) -> String {
-    let window = human::ms(l.window_ms);
-    let (value, limit) = (mem(l.value as u64), mem(l.limit as u64));
-    match l.rule.as_str() {
-        "cpu" => format!("cpu {:.0}% over {:.0}% for {window}", l.value, l.limit),
-        // The kernel's hard limit: the figure is the run's peak, the window its length.
-        "memory_max" => format!("memory_max {limit}: peak {value} in {window}"),
-        rule => format!("{rule} {value} over {limit} ({window} window)"),
-    }
-}
-
 /// One block per instance: a heading, one aligned line per exit, its stderr lines below.
 pub fn render(report: &Report, paint: Paint) -> String {
     let mut out = Vec::new();
@@ -127,7 +114,7 @@ pub fn render(report: &Report, paint: Paint) -> String {
             }
             out.push(line.trim_end().to_string());
             if let Some(l) = &r.limit {
-                out.push(format!("      limit: {}", limit_text(l)));
+                out.push(format!("      limit: {}", l.describe()));
             }
             for l in &r.stderr_tail {
                 out.push(format!(

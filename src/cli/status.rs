@@ -4,7 +4,7 @@
 
 use super::{ANSWER_TIMEOUT, ClientArgs, Paint};
 use crate::api::protocol::Request;
-use crate::human::{self, mem, uptime};
+use crate::human::{mem, uptime};
 use crate::supervisor::State;
 use crate::supervisor::status::{Health, LastExit, ProbeStatus, Snapshot};
 
@@ -112,7 +112,7 @@ pub fn render(report: &Snapshot, paint: Paint) -> String {
             Cell::plain(&dash(p.uptime_ms.map(uptime))),
             Cell::plain(&dash(p.cpu_percent.map(|c| format!("{c:.1}%")))),
             Cell::plain(&dash(p.rss_bytes.map(mem))),
-            Cell::plain(&dash(p.last_exit.as_ref().map(last_exit))),
+            Cell::plain(&dash(p.last_exit.as_ref().map(LastExit::short))),
         ]);
     }
     let mut out = table(&rows, paint);
@@ -256,12 +256,6 @@ fn health_color(health: Health) -> Option<&'static str> {
 
 fn dash(value: Option<String>) -> String {
     value.unwrap_or_else(|| "-".into())
-}
-
-/// `exit 1 (crash)`, `SIGKILL (request)`.
-pub fn last_exit(e: &LastExit) -> String {
-    let how = human::exit_short(e.code, e.signal);
-    format!("{how} ({})", e.reason.as_str())
 }
 
 #[cfg(test)]

@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use memchr::{memchr, memrchr};
 use nix::fcntl::OFlag;
 
-use super::writer::Notices;
+/// Called with a line for the user (shown by `up` and `warden events`). Defined here, at
+/// the bottom of the log stack, where notices start; the writer and the sink pass it down.
+pub type Notices = Arc<dyn Fn(String) + Send + Sync>;
 
 /// How often the path is compared with the open file.
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);

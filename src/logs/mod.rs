@@ -49,14 +49,13 @@ mod writer;
 use std::time::SystemTime;
 
 pub use batch::Batch;
+pub use file::Notices;
 pub use line::MAX_LINE;
 pub use reader::{pump, spawn_pump};
 pub use ring::{FOLLOW_WINDOW, RING_MAX_BYTES, RINGS_MAX_BYTES};
 pub use sink::{Follow, Followed, LineWatch, LogSink, STDERR_HISTORY};
 pub use terminal::{TEE_MAX_BYTES, Tee};
-pub use writer::{
-    Notices, OpenState, QUEUE_MAX_BYTES, QUEUES_MAX_BYTES, STALL, flush_all, is_transient,
-};
+pub use writer::{OpenState, QUEUE_MAX_BYTES, QUEUES_MAX_BYTES, STALL, flush_all, is_transient};
 
 /// Child bytes made safe for a terminal or a widget: lossy UTF-8, escape sequences (CSI,
 /// OSC, DCS, ...) removed, control characters other than tab removed.

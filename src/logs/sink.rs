@@ -22,11 +22,12 @@ use tokio::sync::watch;
 
 use super::batch::{Batch, BatchBuilder};
 use super::buffers::{self, Chunk};
+use super::file::Notices;
 use super::line::{Framer, MAX_LINE};
 use super::ring::{Entry, Ring};
 use super::terminal::Tee;
 use super::unframed::Unframed;
-use super::writer::{FileWriter, Notices, OpenState, Raw};
+use super::writer::{FileWriter, OpenState, Raw};
 use super::{LogLine, Stream};
 use crate::config::spec::LogSpec;
 

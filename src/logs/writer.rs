@@ -27,7 +27,7 @@ use tokio::sync::{Notify, watch};
 
 use super::batch::Batch;
 use super::buffers::Chunk;
-use super::file::LogFile;
+use super::file::{LogFile, Notices};
 
 /// Bytes one sink may have queued before its reader waits.
 pub const QUEUE_MAX_BYTES: usize = 1 << 20;
@@ -57,9 +57,6 @@ pub enum Raw<'a> {
     /// The reader's buffer, shared with the ring (see `buffers.rs`).
     Shared(Arc<Chunk>),
 }
-
-/// Called with a line for the user (shown by `up` and `warden events`).
-pub type Notices = Arc<dyn Fn(String) + Send + Sync>;
 
 /// Bytes queued across all sinks.
 static QUEUED: AtomicUsize = AtomicUsize::new(0);

@@ -1,7 +1,8 @@
 //! The actor with paused time (`start_paused`): its timeouts fire at their virtual
 //! moment, so a test can tell a 30 s stop timeout from an hour without waiting for
-//! either. Real processes (a shell that ignores SIGTERM) are stopped by the real
-//! signaller; only the clock and the signals are the test's.
+//! either. The first tests run real processes (a shell that ignores SIGTERM), stopped by
+//! the real signaller; only the clock and the signals are the test's. The last ones
+//! run the actor with a [`Fake`] launcher and no process at all.
 //!
 //! Time moves only when the test says (`advance`): a blocking task held for the whole
 //! test keeps tokio from jumping to the next timer while the runtime waits on the real
@@ -13,9 +14,16 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::actor::{Actor, Control, Handle, Options, ShutdownReport, Sig};
+use nix::sys::signal::Signal;
+
+use super::actor::{Actor, Control, Handle, Options, ShutdownReport, Sig, Sources};
+use super::core::{Input, InstanceId};
 use super::event::{Event, EventKind};
-use crate::process::Spawner;
+use super::launch::{Msg, RunPlan};
+use super::launcher::Launcher;
+use crate::facts::{ExitStatus, Generation};
+use crate::logs::LogSink;
+use crate::process::{Run, Spawner};
 
 /// A process that ignores SIGTERM (inherited across `exec`): only SIGKILL ends it.
 const STUBBORN: &str = r#"command = ["sh", "-c", "trap '' TERM; exec sleep 1000"]"#;
@@ -37,6 +45,7 @@ fn hold_time() -> Hold {
 struct Rig {
     handle: Handle,
     signals: mpsc::UnboundedSender<Sig>,
+    config_changed: mpsc::UnboundedSender<()>,
     run: tokio::task::JoinHandle<std::io::Result<ShutdownReport>>,
     _dir: tempfile::TempDir,
 }
@@ -65,10 +74,15 @@ fn start(config: &str) -> Rig {
     };
     let (actor, handle) = Actor::new(spec, spawner, opts);
     let (signals, rx) = mpsc::unbounded_channel();
-    let run = tokio::spawn(actor.run_with_signals(rx));
+    let (config_changed, config_changes) = mpsc::unbounded_channel();
+    let run = tokio::spawn(actor.run_with(Sources {
+        signals: rx,
+        config_changes,
+    }));
     Rig {
         handle,
         signals,
+        config_changed,
         run,
         _dir: dir,
     }
@@ -238,4 +252,247 @@ async fn shutdown_timeout_kills_what_is_left_at_its_moment() {
         "killed at once, not after stop_timeout"
     );
     drop(hold);
+}
+
+#[tokio::test(start_paused = true)]
+async fn config_changes_reload_once_the_file_is_quiet() {
+    // No process and no real I/O: paused time jumps straight to the actor's next timer
+    // whenever everything waits, and only then, so each change below is handled at the
+    // virtual moment it was sent.
+    let rig = start("[supervisor]\nshutdown_timeout = \"5s\"\n");
+    let reloads = |events: &[Event]| {
+        events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Reloaded { .. }))
+            .count()
+    };
+    let t0 = tokio::time::Instant::now();
+    rig.config_changed.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // An editor's second write: the quiet period starts again.
+    rig.config_changed.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(299)).await;
+    let so_far = settled(&rig.handle).await;
+    assert_eq!(
+        reloads(&so_far),
+        0,
+        "reloaded before the file was quiet for 300 ms after its last change: {so_far:#?}"
+    );
+    let events = until(&rig.handle, |e| {
+        matches!(e.kind, EventKind::Reloaded { .. })
+    })
+    .await;
+    let took = t0.elapsed();
+    assert_eq!(reloads(&events), 1, "{events:#?}");
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(510),
+        "reloaded 300 ms after the last change: {took:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let events = settled(&rig.handle).await;
+    assert_eq!(reloads(&events), 1, "one burst, one reload: {events:#?}");
+    rig.signals.send(Sig::Terminate).unwrap();
+    let report = rig.run.await.unwrap().unwrap();
+    assert_eq!(report.exit_code(), 0, "{report:?}");
+}
+
+/// Children that never existed: launches are recorded and answered with `Spawned` at
+/// once; a child ends when the test says ([`Fake::exit`]) or on SIGKILL (and on its stop
+/// signal if `obeys_stop`). Nothing forks, so paused time runs on its own: it jumps to
+/// the actor's next timer whenever everything waits, and only then.
+#[derive(Clone, Default)]
+struct Fake(std::sync::Arc<std::sync::Mutex<FakeState>>);
+
+#[derive(Default)]
+struct FakeState {
+    obeys_stop: bool,
+    /// (instance, run, when).
+    launches: Vec<(String, u64, tokio::time::Instant)>,
+    /// (instance, signal or `None` for SIGKILL, when).
+    signals: Vec<(String, Option<Signal>, tokio::time::Instant)>,
+    live: Vec<(InstanceId, Generation, String, mpsc::UnboundedSender<Msg>)>,
+}
+
+impl Fake {
+    fn end(&self, name: &str, status: ExitStatus) {
+        let mut s = self.0.lock().unwrap();
+        let Some(i) = s.live.iter().position(|l| l.2 == name) else {
+            return;
+        };
+        let (id, run_no, _, tx) = s.live.remove(i);
+        let _ = tx.send(Msg::Input(Input::Exited {
+            id,
+            run_no,
+            status,
+            stderr_tail: Vec::new(),
+            oom_kills: 0,
+            memory_peak: None,
+        }));
+    }
+
+    fn exit(&self, name: &str, code: i32) {
+        self.end(
+            name,
+            ExitStatus {
+                code: Some(code),
+                signal: None,
+            },
+        );
+    }
+}
+
+impl Launcher for Fake {
+    fn launch(
+        &mut self,
+        plan: RunPlan,
+        _: std::sync::Arc<LogSink>,
+        tx: mpsc::UnboundedSender<Msg>,
+    ) {
+        let (id, run_no) = plan.run();
+        let mut s = self.0.lock().unwrap();
+        let name = plan.name().to_string();
+        s.launches
+            .push((name.clone(), run_no.0, tokio::time::Instant::now()));
+        let pid = 100_000 + s.launches.len() as u32;
+        let _ = tx.send(Msg::Input(Input::Spawned { id, run_no, pid }));
+        s.live.push((id, run_no, name, tx));
+    }
+
+    fn signal(
+        &mut self,
+        id: InstanceId,
+        run_no: Generation,
+        _: Option<&Run>,
+        signal: Option<Signal>,
+    ) {
+        let mut s = self.0.lock().unwrap();
+        let Some(name) = s
+            .live
+            .iter()
+            .find(|l| l.0 == id && l.1 == run_no)
+            .map(|l| l.2.clone())
+        else {
+            return;
+        };
+        s.signals
+            .push((name.clone(), signal, tokio::time::Instant::now()));
+        let ends = signal.is_none() || s.obeys_stop;
+        drop(s);
+        if ends {
+            let signal = signal.unwrap_or(Signal::SIGKILL) as i32;
+            self.end(
+                &name,
+                ExitStatus {
+                    code: None,
+                    signal: Some(signal),
+                },
+            );
+        }
+    }
+}
+
+fn start_fake(config: &str, fake: &Fake) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden.toml");
+    std::fs::write(&path, config).unwrap();
+    let spec = crate::config::load(&path).expect("a valid test config");
+    // Started, never asked to fork: no probes here.
+    let spawner = Spawner::start().expect("the spawner thread");
+    let opts = Options {
+        tee: None,
+        token: format!("actorfake{}", std::process::id()),
+        cgroups: None,
+        cgroup_status: Default::default(),
+        config_text: None,
+        hangup_stops: false,
+        quiet_followers: 1,
+    };
+    let (actor, handle) = Actor::with_launcher(spec, spawner, Box::new(fake.clone()), opts);
+    let (signals, rx) = mpsc::unbounded_channel();
+    let (config_changed, config_changes) = mpsc::unbounded_channel();
+    let run = tokio::spawn(actor.run_with(Sources {
+        signals: rx,
+        config_changes,
+    }));
+    Rig {
+        handle,
+        signals,
+        config_changed,
+        run,
+        _dir: dir,
+    }
+}
+
+fn spawned(n: usize) -> impl Fn(&Event) -> bool {
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    move |e| {
+        matches!(e.kind, EventKind::Spawned { .. })
+            && seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 == n
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fake_child_that_fails_is_launched_again_after_its_backoff() {
+    let fake = Fake::default();
+    let rig = start_fake(
+        "[processes.a]\ncommand = \"x\"\nbackoff = \"2s\"\nmin_uptime = \"1h\"\n",
+        &fake,
+    );
+    until(&rig.handle, spawned(1)).await;
+    let t0 = tokio::time::Instant::now();
+    fake.exit("a", 1);
+    until(&rig.handle, spawned(2)).await;
+    fake.exit("a", 1);
+    until(&rig.handle, spawned(3)).await;
+    let launches: Vec<(String, u64, Duration)> = fake
+        .0
+        .lock()
+        .unwrap()
+        .launches
+        .iter()
+        .map(|(n, r, at)| (n.clone(), *r, at.saturating_duration_since(t0)))
+        .collect();
+    // The backoff doubles per consecutive short run: 2 s, then 4 s.
+    assert_eq!(
+        launches,
+        [
+            ("a".into(), 1, Duration::ZERO),
+            ("a".into(), 2, Duration::from_secs(2)),
+            ("a".into(), 3, Duration::from_secs(6)),
+        ]
+    );
+    fake.0.lock().unwrap().obeys_stop = true;
+    rig.signals.send(Sig::Terminate).unwrap();
+    let report = rig.run.await.unwrap().unwrap();
+    assert_eq!(report.exit_code(), 0, "it stopped on SIGTERM: {report:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fake_child_ignoring_its_stop_signal_is_killed_at_the_shutdown_timeout() {
+    let fake = Fake::default();
+    let rig = start_fake(
+        "[supervisor]\nshutdown_timeout = \"5s\"\n[processes.a]\ncommand = \"x\"\nstop_timeout = \"1h\"\n",
+        &fake,
+    );
+    until(&rig.handle, spawned(1)).await;
+    let t0 = tokio::time::Instant::now();
+    rig.signals.send(Sig::Terminate).unwrap();
+    let report = rig.run.await.unwrap().unwrap();
+    assert!(report.timed_out && !report.forced, "{report:?}");
+    let signals: Vec<(Option<Signal>, Duration)> = fake
+        .0
+        .lock()
+        .unwrap()
+        .signals
+        .iter()
+        .map(|(_, s, at)| (*s, at.saturating_duration_since(t0)))
+        .collect();
+    assert_eq!(
+        signals,
+        [
+            (Some(Signal::SIGTERM), Duration::ZERO),
+            (None, Duration::from_secs(5))
+        ],
+        "SIGTERM at once, SIGKILL when the shutdown timeout ran out"
+    );
 }

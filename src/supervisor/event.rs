@@ -120,6 +120,24 @@ pub struct LimitHit {
     pub window_ms: u64,
 }
 
+impl LimitHit {
+    /// The rule, the figure against the limit, and the window (`memory 202.1MiB over
+    /// 200.0MiB (500ms window)`), as `warden history` and the dashboard's ledger say it.
+    pub fn describe(&self) -> String {
+        let window = human::ms(self.window_ms);
+        let (value, limit) = (human::mem(self.value as u64), human::mem(self.limit as u64));
+        match self.rule.as_str() {
+            "cpu" => format!(
+                "cpu {:.0}% over {:.0}% for {window}",
+                self.value, self.limit
+            ),
+            // The kernel's hard limit: the figure is the run's peak, the window its length.
+            "memory_max" => format!("memory_max {limit}: peak {value} in {window}"),
+            rule => format!("{rule} {value} over {limit} ({window} window)"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Position in the supervisor's one stream of events: 1, 2, 3... with no gap. Given

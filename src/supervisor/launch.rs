@@ -65,6 +65,18 @@ pub(super) struct RunPlan {
 }
 
 impl RunPlan {
+    /// Which run of which instance this is (for a test's fake launcher; the real one
+    /// moves the whole plan into the run's task).
+    #[cfg(test)]
+    pub(super) fn run(&self) -> (InstanceId, Generation) {
+        (self.id, self.run_no)
+    }
+
+    #[cfg(test)]
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
     pub(super) fn new(
         inst: &Instance,
         token: &str,

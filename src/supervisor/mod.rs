@@ -17,6 +17,7 @@ pub mod event;
 mod files;
 pub mod health;
 mod launch;
+mod launcher;
 pub mod observe;
 pub mod reload;
 mod sampling;
@@ -24,7 +25,7 @@ pub mod state;
 pub mod status;
 mod watch;
 
-pub use actor::{Actor, Control, Handle, Options, ShutdownReport, Sig};
+pub use actor::{Actor, Control, Handle, Options, ShutdownReport, Sig, Sources};
 pub use describe::Description;
 pub use event::{Event, EventKind, ExitReason};
 pub use launch::{hard_limits, unenforced_limits};
@@ -37,6 +38,8 @@ pub use status::Snapshot;
 mod actor_tests;
 #[cfg(test)]
 mod core_tests;
+#[cfg(test)]
+mod core_tests_alarms;
 #[cfg(test)]
 mod core_tests_rules;
 #[cfg(test)]

@@ -201,6 +201,15 @@ pub struct LastExit {
     pub detail: Option<String>,
 }
 
+impl LastExit {
+    /// `exit 1 (crash)`, `SIGKILL (request)`: the table's LAST-EXIT, in the CLI and the
+    /// dashboard.
+    pub fn short(&self) -> String {
+        let how = crate::human::exit_short(self.code, self.signal);
+        format!("{how} ({})", self.reason.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeStatus {
     pub role: String,

@@ -3,16 +3,14 @@
 //! Editors often save by writing a new file and renaming it over the old one, which
 //! replaces the inode a file watch would be attached to; so the folder is watched and
 //! events are filtered by name. Bursts of events (write, chmod, rename) are folded by the
-//! actor's debounce; this module only says "the config may have changed".
+//! core's debounce (`core::RELOAD_DEBOUNCE`); this module only says "the config may have
+//! changed".
 
 use std::ffi::OsString;
 use std::path::Path;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
-
-/// How long the config must stay quiet after an event before it is reloaded.
-pub const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Keeps the watch alive; dropping it stops watching.
 pub struct ConfigWatch {

@@ -140,10 +140,10 @@ impl Source {
     }
 
     /// One instance's process tree (`tree`), leader first.
-    pub async fn tree(&self, name: String) -> Result<Vec<crate::cli::tree::TreeProcess>, String> {
+    pub async fn tree(&self, name: String) -> Result<Vec<crate::api::tree::TreeProcess>, String> {
         let answer = self.call(Request::Tree { names: vec![name] }).await?;
         let raw = answer.trees.ok_or("no tree in the answer")?;
-        let trees: Vec<crate::cli::tree::Tree> =
+        let trees: Vec<crate::api::tree::Tree> =
             serde_json::from_str(raw.get()).map_err(|e| format!("cannot read the tree: {e}"))?;
         Ok(trees
             .into_iter()

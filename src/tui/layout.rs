@@ -1,10 +1,32 @@
 //! Where each part of the screen goes, as a pure function of the terminal size and the
-//! view's state. The views draw into these areas and the mouse handler hit-tests the
-//! same ones, so a click always lands where the user sees it.
+//! few facts of the view's state that shape it ([`Shape`]). The views draw into these
+//! areas and the mouse handler hit-tests the same ones, so a click always lands where the
+//! user sees it. It knows nothing of the app's state beyond [`Shape`], so the app can ask
+//! it without a cycle.
 
 use ratatui::layout::Rect;
 
-use super::app::{App, Pane, Screen};
+/// The panes of the main screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Table,
+    Logs,
+    Events,
+}
+
+/// What the layout depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// The terminal's (width, height).
+    pub size: (u16, u16),
+    /// The main screen (table, logs, events) is shown, not a full-screen view.
+    pub main: bool,
+    /// The focused pane fills the body.
+    pub zoom: bool,
+    pub focus: Pane,
+    /// Rows of the table.
+    pub rows: usize,
+}
 
 /// Below this the layout does not fit: a notice is shown instead, never a panic.
 pub const MIN_WIDTH: u16 = 30;
@@ -28,7 +50,7 @@ pub struct Areas {
     pub too_small: bool,
 }
 
-pub fn areas(app: &App) -> Areas {
+pub fn areas(app: &Shape) -> Areas {
     let (w, h) = app.size;
     let full = Rect::new(0, 0, w, h);
     if w < MIN_WIDTH || h < MIN_HEIGHT {
@@ -50,7 +72,7 @@ pub fn areas(app: &App) -> Areas {
         status,
         ..Areas::default()
     };
-    if app.screen != Screen::Main {
+    if !app.main {
         return a;
     }
     let bottom_pane = if app.focus == Pane::Events {
@@ -67,7 +89,7 @@ pub fn areas(app: &App) -> Areas {
         return a;
     }
     // The table takes what its rows need, up to 55% of the body; at least 5 lines.
-    let wanted = app.rows().len() as u16 + 3;
+    let wanted = app.rows as u16 + 3;
     let table_h = wanted.clamp(5, (body.height * 55 / 100).max(5));
     let table = Rect::new(body.x, body.y, w, table_h);
     let rest = Rect::new(body.x, body.y + table_h, w, body.height - table_h);

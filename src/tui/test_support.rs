@@ -282,9 +282,9 @@ pub fn logs() -> Vec<LogEntry> {
 
 /// A process tree as `tree` answers for `web`: a shell leader, two workers, a helper
 /// under one of them, and a straggler re-parented to warden.
-pub fn tree() -> Vec<crate::cli::tree::TreeProcess> {
+pub fn tree() -> Vec<crate::api::tree::TreeProcess> {
     let p = |pid: i32, parent: i32, (name, command): (&str, &str), rss: u64, cpu: f64| {
-        crate::cli::tree::TreeProcess {
+        crate::api::tree::TreeProcess {
             pid,
             parent: Some(parent),
             name: name.into(),

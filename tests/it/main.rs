@@ -9,6 +9,7 @@ mod detach;
 mod events;
 mod harness;
 mod health;
+mod imports;
 mod init;
 mod kill;
 mod lifecycle;

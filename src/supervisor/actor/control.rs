@@ -1,6 +1,6 @@
 //! What the actor's users hold and send: the [`Handle`] and its [`Control`] messages,
-//! the process-wide signals as [`Sig`]s, the [`Options`] it starts with and the
-//! [`ShutdownReport`] it ends with. Types only; the loop that answers them is `mod.rs`.
+//! the process-wide signals as [`Sig`]s and the other [`Sources`] it hears, and the
+//! [`Options`] it starts with. Types only; the loop that answers them is `mod.rs`.
 
 use super::*;
 
@@ -15,6 +15,14 @@ pub enum Sig {
     Child,
     /// SIGHUP: reload, or stop everything if the terminal closed (`hangup_stops`).
     Hangup,
+}
+
+/// What the actor hears from outside, besides requests: [`Actor::run`] connects the real
+/// sources, a test its own channels.
+pub struct Sources {
+    pub signals: mpsc::UnboundedReceiver<Sig>,
+    /// "The config file may have changed" (its watch fired).
+    pub config_changes: mpsc::UnboundedReceiver<()>,
 }
 
 /// Requests from observers (CLI, dashboard, tests). Replies come once the action has
@@ -167,35 +175,4 @@ pub struct Options {
     /// Followers of the events that are warden's own (the daemon's event log), not
     /// observers: they are no reason to sample.
     pub quiet_followers: usize,
-}
-
-/// How a shutdown went: what `warden up` exits with (see [`ShutdownReport::exit_code`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ShutdownReport {
-    /// When whatever is left gets SIGKILL (`shutdown_timeout` after the first request).
-    pub deadline: Option<Instant>,
-    /// A process did not stop on its stop signal and was SIGKILLed after `stop_timeout`.
-    pub stop_timeout: bool,
-    /// `shutdown_timeout` ran out and everything left was SIGKILLed.
-    pub timed_out: bool,
-    /// A second SIGTERM/SIGINT (or `warden down`) SIGKILLed everything at once.
-    pub forced: bool,
-}
-
-impl ShutdownReport {
-    /// 0: every process stopped on its stop signal. 3: one had to be SIGKILLed after its
-    /// `stop_timeout`. 4: `shutdown_timeout` ran out. 5: a second request killed
-    /// everything at once. (1 is "could not start", 2 a usage error.) The worst wins.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ShutdownReport { forced: true, .. } => 5,
-            ShutdownReport {
-                timed_out: true, ..
-            } => 4,
-            ShutdownReport {
-                stop_timeout: true, ..
-            } => 3,
-            _ => 0,
-        }
-    }
 }

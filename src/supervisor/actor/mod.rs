@@ -3,13 +3,15 @@
 //! tree to die, draining pipes) runs in tasks of its own that report back as inputs, so
 //! the loop never blocks.
 //!
-//! Its sources come from outside: the process-wide signals as [`Sig`]s on a channel
-//! ([`Actor::run`] forwards the real ones, a test sends its own), the spawner at
-//! [`Actor::new`]. It reads tokio's clock (`timers::clock`), so a test can run it with
+//! Its sources come from outside: the process-wide signals and the config file's changes
+//! as [`Sources`] ([`Actor::run`] connects the real ones, a test its own channels), and
+//! what starts and signals runs as a [`Launcher`] (real processes from [`Actor::new`], a
+//! test's fakes from `Actor::with_launcher`). It reads tokio's clock (`timers::clock`), so a test can run it with
 //! paused time and see the timeouts fire at their virtual moment.
 //!
-//! This file holds the loop, the requests and the effects; `control` the types its users
-//! hold and send ([`Handle`], [`Control`], [`Options`]); `timers` the clock and the due
+//! This file holds the loop and the effects; `requests` what each [`Control`] does
+//! (answers, reloads, snapshots); `control` the types its users hold and send
+//! ([`Handle`], [`Control`], [`Sources`], [`Options`]); `timers` the clock and the due
 //! timers; `runs` what is done to each run (spawn, probe, sample, signal, log).
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,13 +23,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use nix::sys::signal::Signal;
 
-use super::core::{Core, Effect, Input, InstanceId, Now, Timer, WaiterId};
+pub use super::core::ShutdownReport;
+use super::core::{Alarm, Core, Effect, Input, InstanceId, Now, Timer, WaiterId};
 use super::describe::{Description, describe};
 use super::drift::{ConfigDrift, fingerprint};
 use super::event::{Event, EventKind};
 use super::files::FileWatch;
 use super::health::{ProbeResult, Role};
 use super::launch::{self, Msg};
+use super::launcher::{Launcher, Processes};
 use super::observe::{EventCursor, EventLog, Subscription};
 pub use super::reload::ReloadPlan;
 use super::sampling::Sampling;
@@ -43,12 +47,12 @@ use crate::process::cgroup::{CgroupStatus, Cgroups};
 use crate::process::{self, Run, Spawner, reap_orphans};
 
 mod control;
+mod requests;
 mod runs;
 mod timers;
 
 pub use control::*;
 
-use runs::Signaller;
 use timers::{clock, now, sleep_until};
 
 /// Register the real signals (before returning, so none is lost) and forward them as
@@ -94,7 +98,9 @@ const DRAIN_BEFORE_TIMER: usize = 4096;
 pub struct Actor {
     core: Core,
     spec: Arc<Spec>,
+    /// For probes, sampling and reaping orphans; runs are started by `launcher`.
     spawner: Spawner,
+    launcher: Box<dyn Launcher>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     control_rx: mpsc::UnboundedReceiver<Control>,
@@ -115,11 +121,10 @@ pub struct Actor {
     snapshot_built: Instant,
     drift: ConfigDrift,
     opts: Options,
-    shutdown_deadline: Option<Instant>,
     shutdown_replies: Vec<oneshot::Sender<()>>,
     probers: HashMap<(InstanceId, Role), tokio::task::JoinHandle<()>>,
-    /// When the debounced reload after a config file change is due.
-    reload_due: Option<Instant>,
+    /// The supervisor-wide timers the core asked for, one of each kind at most.
+    alarms: HashMap<Alarm, Instant>,
     /// The pipes of `stdin_from`, held open for warden's whole life.
     pipes: launch::Pipes,
     /// One watch per process with `watch`; each says which process had changes.
@@ -133,14 +138,21 @@ pub struct Actor {
     runtime_dir: std::path::PathBuf,
     /// When warden last said it had been stalled.
     stall_noticed: Option<Instant>,
-    /// Where stop and kill signals are sent from (see [`Signaller`]).
-    signaller: Signaller,
-    /// How the shutdown went, for warden's exit code.
-    report: ShutdownReport,
 }
 
 impl Actor {
     pub fn new(spec: Spec, spawner: Spawner, opts: Options) -> (Actor, Handle) {
+        let processes = Processes::new(spawner.clone(), opts.cgroups.clone());
+        Actor::with_launcher(spec, spawner, Box::new(processes), opts)
+    }
+
+    /// [`Actor::new`], with runs started and signalled by `launcher`.
+    pub(super) fn with_launcher(
+        spec: Spec,
+        spawner: Spawner,
+        launcher: Box<dyn Launcher>,
+        opts: Options,
+    ) -> (Actor, Handle) {
         let runtime_dir = crate::process::guard::runtime_dir(&opts.token);
         let (tx, rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
@@ -152,6 +164,7 @@ impl Actor {
             sampling: Sampling::new(&spec),
             spec: Arc::new(spec),
             spawner,
+            launcher,
             tx,
             rx,
             control_rx,
@@ -168,10 +181,9 @@ impl Actor {
             snapshot_built: clock(),
             drift,
             opts,
-            shutdown_deadline: None,
             shutdown_replies: Vec::new(),
             probers: HashMap::new(),
-            reload_due: None,
+            alarms: HashMap::new(),
             pipes: launch::Pipes::default(),
             file_watches: HashMap::new(),
             files_tx,
@@ -180,8 +192,6 @@ impl Actor {
             check_probers: Vec::new(),
             runtime_dir,
             stall_noticed: None,
-            signaller: Signaller::start(),
-            report: ShutdownReport::default(),
         };
         (
             actor,
@@ -193,20 +203,32 @@ impl Actor {
     }
 
     /// Run until a shutdown has stopped everything; say how it went. Acts on this
-    /// process's SIGINT, SIGTERM, SIGCHLD and SIGHUP.
+    /// process's SIGINT, SIGTERM, SIGCHLD and SIGHUP, and on edits of the config file.
     pub async fn run(self) -> std::io::Result<ShutdownReport> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, signals) = mpsc::unbounded_channel();
         let forward = forward_signals(tx)?;
-        let report = self.run_with_signals(rx).await;
+        let (watch_tx, config_changes) = mpsc::unbounded_channel();
+        let _watch = match file_watch::watch(&self.spec.path, watch_tx) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                self.notice(&format!(
+                    "cannot watch the config file for changes ({e}); reload with `warden reload` or SIGHUP"
+                ));
+                None
+            }
+        };
+        let sources = Sources {
+            signals,
+            config_changes,
+        };
+        let report = self.run_with(sources).await;
         forward.abort();
         report
     }
 
-    /// [`Actor::run`], with the signals read from `signals` instead of the process's.
-    pub async fn run_with_signals(
-        mut self,
-        mut signals: mpsc::UnboundedReceiver<Sig>,
-    ) -> std::io::Result<ShutdownReport> {
+    /// [`Actor::run`], hearing `sources` instead of the process's signals and the config
+    /// file's watch.
+    pub async fn run_with(mut self, mut sources: Sources) -> std::io::Result<ShutdownReport> {
         use std::os::unix::fs::DirBuilderExt;
         // 0711: processes that run as another user reach their sd_notify socket by its
         // (unguessable) name; nobody can list the folder.
@@ -218,7 +240,7 @@ impl Actor {
             &self.runtime_dir,
             std::os::unix::fs::PermissionsExt::from_mode(0o711),
         )?;
-        let result = self.serve(&mut signals).await;
+        let result = self.serve(&mut sources).await;
         self.events.close();
         for h in self
             .check_probers
@@ -228,23 +250,13 @@ impl Actor {
             h.abort();
         }
         let _ = std::fs::remove_dir_all(&self.runtime_dir);
-        result.map(|()| self.report)
+        result.map(|()| self.core.shutdown_report())
     }
 
-    async fn serve(&mut self, signals: &mut mpsc::UnboundedReceiver<Sig>) -> std::io::Result<()> {
+    async fn serve(&mut self, sources: &mut Sources) -> std::io::Result<()> {
         self.pipes.ensure(&self.spec)?;
         self.start_checks();
         self.sync_file_watches();
-        let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
-        let _watch = match file_watch::watch(&self.spec.path, watch_tx) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                self.notice(&format!(
-                    "cannot watch the config file for changes ({e}); reload with `warden reload` or SIGHUP"
-                ));
-                None
-            }
-        };
         let mut interval = self.spec.supervisor.sample_interval;
         let mut sampling = tokio::time::interval(interval);
         sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -261,15 +273,11 @@ impl Actor {
             sampling_wanted = wanted;
             let next_timer = self.timers.first_key_value().map(|(k, _)| k.0);
             let snapshot_due = self.snapshot_due();
-            let deadline = [
-                next_timer,
-                self.shutdown_deadline,
-                self.reload_due,
-                snapshot_due,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let deadline = [next_timer, snapshot_due]
+                .into_iter()
+                .flatten()
+                .chain(self.alarms.values().copied())
+                .min();
             let input = tokio::select! {
                 Some(msg) = self.rx.recv() => match self.on_msg(msg) {
                     Some(i) => i,
@@ -279,25 +287,14 @@ impl Actor {
                     Some(i) => i,
                     None => continue,
                 },
-                Some(sig) = signals.recv() => match sig {
+                Some(sig) = sources.signals.recv() => match sig {
                     Sig::Interrupt | Sig::Terminate => Input::Shutdown,
                     Sig::Child => {
                         reap_orphans(self.spawner.registry());
                         continue;
                     }
-                    Sig::Hangup => {
-                        if !self.opts.hangup_stops {
-                            // Errors are reported as a `reload_failed` event by `reload` itself.
-                            let _ = self.reload(false);
-                            continue;
-                        }
-                        // A hang-up is not a second Ctrl-C: it never escalates to SIGKILL.
-                        if self.shutdown_deadline.is_some() {
-                            continue;
-                        }
-                        self.notice("the terminal closed (SIGHUP): stopping everything");
-                        Input::Shutdown
-                    }
+                    Sig::Hangup if self.opts.hangup_stops => Input::HangUp,
+                    Sig::Hangup => Input::Reload,
                 },
                 _ = sampling.tick(), if wanted => {
                     self.sample(true);
@@ -315,10 +312,7 @@ impl Actor {
                     }
                     None => continue,
                 },
-                Some(()) = watch_rx.recv() => {
-                    self.reload_due = Some(clock() + file_watch::DEBOUNCE);
-                    continue;
-                }
+                Some(()) = sources.config_changes.recv() => Input::ConfigChanged,
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     // What arrived before the timer came due is handled before it: a
                     // verdict must not overlook a message already waiting.
@@ -331,14 +325,6 @@ impl Actor {
                     }
                 }
             };
-            if matches!(input, Input::Shutdown) && self.shutdown_deadline.is_none() {
-                let deadline = clock() + self.spec.supervisor.shutdown_timeout;
-                self.shutdown_deadline = Some(deadline);
-                self.report.deadline = Some(deadline);
-                self.notice("shutting down (a second Ctrl-C or SIGTERM kills everything at once)");
-            } else if matches!(input, Input::Shutdown) {
-                self.report.forced = true;
-            }
             let forgets = matches!(input, Input::Exited { .. } | Input::Scale { .. });
             let fx = self.core.handle(input, now());
             // Probe results and samples change the picture without an event.
@@ -410,122 +396,6 @@ impl Actor {
         false
     }
 
-    fn on_control(&mut self, c: Control) -> Option<Input> {
-        let mut waiter = |reply| {
-            let w = self.next_waiter;
-            self.next_waiter += 1;
-            self.waiters.insert(w, reply);
-            w
-        };
-        match c {
-            Control::Start { names, reply } => Some(Input::Start {
-                names,
-                waiter: waiter(reply),
-            }),
-            Control::Stop { names, reply } => Some(Input::Stop {
-                names,
-                waiter: waiter(reply),
-            }),
-            Control::Restart { names, reply } => Some(Input::Restart {
-                names,
-                waiter: waiter(reply),
-            }),
-            Control::Scale {
-                process,
-                replicas,
-                reply,
-            } => Some(Input::Scale {
-                process,
-                replicas,
-                waiter: waiter(reply),
-            }),
-            Control::Status { reply } => {
-                self.sample(false);
-                let _ = reply.send(self.snapshot(clock()));
-                None
-            }
-            Control::Subscribe {
-                refresh,
-                since,
-                reply,
-            } => {
-                // Its first picture has figures, as a status request's has.
-                self.sample(false);
-                let now = clock();
-                let first = Arc::new(self.snapshot(now));
-                // The cursor starts right after the snapshot's last event: the actor
-                // publishes nothing in between.
-                let cursor = self.events.follow();
-                let snapshots = refresh.then(|| {
-                    self.snapshots.send_replace(first.clone());
-                    self.snapshot_built = now;
-                    self.snapshot_stale = false;
-                    self.snapshots.subscribe()
-                });
-                let mut sub =
-                    Subscription::new(first.clone(), self.events.clone(), cursor, snapshots);
-                if let Some(since) = since {
-                    sub.backlog = self.events.kept(since, first.seq);
-                }
-                let _ = reply.send(sub);
-                None
-            }
-            Control::Describe { name, reply } => {
-                let _ = reply.send(self.describe(&name));
-                None
-            }
-            Control::Metrics { reply } => {
-                self.sampling.scraped();
-                self.sample(false);
-                let _ = reply.send(self.snapshot(clock()));
-                None
-            }
-            Control::Tree { names, reply } => {
-                let _ = reply.send(self.trees(&names));
-                None
-            }
-            Control::Watched => None,
-            Control::Signal {
-                names,
-                signal,
-                reply,
-            } => {
-                let _ = reply.send(self.signal(&names, signal));
-                None
-            }
-            Control::Logs { names, reply } => {
-                let _ = reply.send(self.sinks_of(&names));
-                None
-            }
-            Control::Reload { dry_run, reply } => {
-                let _ = reply.send(self.reload(dry_run));
-                None
-            }
-            Control::History { names, reply } => {
-                let report = self.core.resolve(&names).map(|ids| HistoryReport {
-                    processes: ids
-                        .into_iter()
-                        .filter_map(|id| self.core.instance(id))
-                        .map(|i| InstanceHistory {
-                            name: i.name.clone(),
-                            history: i.history.iter().cloned().collect(),
-                        })
-                        .collect(),
-                });
-                let _ = reply.send(report);
-                None
-            }
-            Control::Notice { text } => {
-                self.notice(&text);
-                None
-            }
-            Control::Shutdown { reply } => {
-                self.shutdown_replies.extend(reply);
-                Some(Input::Shutdown)
-            }
-        }
-    }
-
     /// Perform effects. Returns true once shutdown is complete.
     fn apply(&mut self, effects: Vec<Effect>) -> bool {
         let mut finished = false;
@@ -533,14 +403,12 @@ impl Actor {
             match effect {
                 Effect::Spawn { id, run_no } => self.spawn(id, run_no),
                 Effect::Stop { id, run_no, signal } => {
-                    if let Some(run) = self.run_of(id, run_no) {
-                        self.signaller.send(run, Some(signal));
-                    }
+                    let run = self.run_of(id, run_no).cloned();
+                    self.launcher.signal(id, run_no, run.as_ref(), Some(signal));
                 }
                 Effect::Kill { id, run_no } => {
-                    if let Some(run) = self.run_of(id, run_no) {
-                        self.signaller.send(run, None);
-                    }
+                    let run = self.run_of(id, run_no).cloned();
+                    self.launcher.signal(id, run_no, run.as_ref(), None);
                 }
                 Effect::Schedule {
                     at,
@@ -551,6 +419,13 @@ impl Actor {
                     self.timer_seq += 1;
                     self.timers
                         .insert((at, self.timer_seq), (id, run_no, timer));
+                }
+                Effect::SetAlarm { at, alarm } => {
+                    self.alarms.insert(alarm, at);
+                }
+                Effect::Reload => {
+                    // Errors are reported as a `reload_failed` event by `reload` itself.
+                    let _ = self.reload(false);
                 }
                 Effect::StartProbe { id, run_no, role } => self.start_probe(id, run_no, role),
                 Effect::StopProbe { id, role } => {
@@ -575,112 +450,7 @@ impl Actor {
         finished
     }
 
-    /// Re-read the config file; apply the difference unless `dry_run`.
-    fn reload(&mut self, dry_run: bool) -> Result<ReloadPlan, String> {
-        if self.core.is_shutting_down() {
-            return Err("warden is shutting down; nothing was reloaded".into());
-        }
-        let (loaded, text) = crate::config::load_with_text(&self.spec.path);
-        let disk = text.as_deref().map(fingerprint);
-        let new = match loaded {
-            Ok(s) => s,
-            Err(errors) => {
-                self.drift.read(disk, false);
-                let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-                if !dry_run {
-                    self.emit(Event {
-                        seq: 0,
-                        time: std::time::SystemTime::now(),
-                        name: String::new(),
-                        kind: EventKind::ReloadFailed {
-                            errors: errors.clone(),
-                        },
-                    });
-                }
-                return Err(errors.join("\n"));
-            }
-        };
-        let unenforced =
-            launch::unenforced_limits(&new, self.opts.cgroups.as_deref(), &self.opts.cgroup_status);
-        if new.supervisor.cgroup == crate::config::CgroupMode::Required
-            && self.spec.supervisor.cgroup == crate::config::CgroupMode::Required
-            && !unenforced.is_empty()
-        {
-            let error = format!(
-                "`[supervisor] cgroup = \"required\"`, but {}",
-                unenforced.join("; ")
-            );
-            if !dry_run {
-                self.emit(Event {
-                    seq: 0,
-                    time: std::time::SystemTime::now(),
-                    name: String::new(),
-                    kind: EventKind::ReloadFailed {
-                        errors: vec![error.clone()],
-                    },
-                });
-            }
-            return Err(error);
-        }
-        if dry_run {
-            self.drift.read(disk, false);
-            return Ok(self.core.plan_reload(&self.spec, &new));
-        }
-        self.drift.read(disk, true);
-        let before = launch::unenforced_limits(
-            &self.spec,
-            self.opts.cgroups.as_deref(),
-            &self.opts.cgroup_status,
-        );
-        for text in unenforced.iter().filter(|t| !before.contains(t)) {
-            self.notice(&format!("warning: {text}"));
-        }
-        let (plan, fx) = self.core.reload(&self.spec, &new, now());
-        for name in plan
-            .removed
-            .iter()
-            .chain(plan.changed.iter().map(|c| &c.name))
-        {
-            if let Some(inst) = self.core.instances().find(|i| i.name == *name) {
-                self.sinks.remove(&inst.id);
-            }
-        }
-        if let Err(e) = self.pipes.ensure(&new) {
-            self.notice(&format!("cannot create a stdin_from pipe: {e}"));
-        }
-        let checks_changed = self.spec.checks != new.checks;
-        self.sampling.reconfigure(&new);
-        self.spec = Arc::new(new);
-        if checks_changed {
-            self.start_checks();
-        }
-        self.sync_file_watches();
-        self.emit(Event {
-            seq: 0,
-            time: std::time::SystemTime::now(),
-            name: String::new(),
-            kind: EventKind::Reloaded {
-                added: plan.added.clone(),
-                removed: plan.removed.clone(),
-                changed: plan.changed.iter().map(|c| c.name.clone()).collect(),
-            },
-        });
-        self.apply(fx);
-        Ok(plan)
-    }
-
     fn emit(&mut self, event: Event) {
-        if self.shutdown_deadline.is_some()
-            && matches!(
-                event.kind,
-                EventKind::Killed {
-                    after_ms: Some(_),
-                    ..
-                }
-            )
-        {
-            self.report.stop_timeout = true;
-        }
         if let EventKind::Exited { .. } = event.kind
             && let Some(inst) = self.core.instances().find(|i| i.name == event.name)
             && let Some(sink) = self.sinks.get(&inst.id)
@@ -706,44 +476,5 @@ impl Actor {
             name: String::new(),
             kind: EventKind::Message { text: text.into() },
         });
-    }
-
-    /// The picture now, including every event published so far.
-    fn snapshot(&mut self, now: Instant) -> Snapshot {
-        let own = self.sampling.own_figures();
-        let supervisor = SupervisorStatus {
-            pid: std::process::id(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            config: self.spec.path.display().to_string(),
-            cgroup: Some(self.opts.cgroup_status.summary()),
-            cgroups: Some(self.opts.cgroup_status.clone()),
-            cpu_percent: own.map(|(cpu, _)| (cpu * 10.0).round() / 10.0),
-            rss_bytes: own.map(|(_, rss)| rss),
-            config_drift: self.drift.check(),
-            sampling: self
-                .sampling
-                .reasons(self.watched())
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        };
-        let mut snapshot = Snapshot::of(&self.core, now, self.events.last_seq(), Some(supervisor));
-        // The sinks are the actor's, not the core's.
-        for (p, inst) in snapshot.processes.iter_mut().zip(self.core.instances()) {
-            p.log_dropped_bytes = self.sinks.get(&inst.id).map_or(0, |s| s.dropped_bytes());
-        }
-        snapshot
-    }
-
-    fn describe(&mut self, name: &str) -> Result<Description, String> {
-        let inst = self
-            .core
-            .instances()
-            .find(|i| i.name == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self.core.instances().map(|i| i.name.as_str()).collect();
-                format!("no instance named `{name}`; known: {}", known.join(", "))
-            })?;
-        Ok(describe(inst, &self.log_path(inst)))
     }
 }

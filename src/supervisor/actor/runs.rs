@@ -1,46 +1,8 @@
-//! The actor's side of each run: spawning it, probing it, sampling it, signalling its
-//! tree (through the [`Signaller`] thread), its log sink, and the file watches and
-//! checks that feed the loop. It performs what the core asked for; it decides nothing.
+//! The actor's side of each run: spawning it (through its [`Launcher`]), probing it,
+//! sampling it, signalling it for a user, its log sink, and the file watches and checks
+//! that feed the loop. It performs what the core asked for; it decides nothing.
 
 use super::*;
-
-/// Sends stop and kill signals to whole trees, in order, on a thread of its own: finding
-/// a tree's escaped members reads /proc, and stopping five hundred processes at once
-/// must not keep the actor from answering meanwhile.
-pub(super) struct Signaller(Option<std::sync::mpsc::Sender<(Run, Option<Signal>)>>);
-
-impl Signaller {
-    pub(super) fn start() -> Signaller {
-        let (tx, rx) = std::sync::mpsc::channel::<(Run, Option<Signal>)>();
-        let started = std::thread::Builder::new()
-            .name("warden-signal".into())
-            .spawn(move || {
-                // What queued up meanwhile goes out as one batch: one look at warden's
-                // adopted orphans for all of it (stopping 500 runs is one, not 500).
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(rx.try_iter());
-                    Run::signal_batch(&batch);
-                }
-            });
-        // Without the thread, signals are sent from the actor itself.
-        Signaller(started.ok().map(|_| tx))
-    }
-
-    /// `signal` (and SIGCONT) to the tree, or SIGKILL with `None`.
-    pub(super) fn send(&self, run: &Run, signal: Option<Signal>) {
-        let queued = self
-            .0
-            .as_ref()
-            .is_some_and(|tx| tx.send((run.clone(), signal)).is_ok());
-        if !queued {
-            match signal {
-                Some(signal) => run.stop(signal),
-                None => run.kill(),
-            }
-        }
-    }
-}
 
 impl Actor {
     /// The run `run_no` of an instance, if it is the one alive: effects about an earlier
@@ -127,13 +89,7 @@ impl Actor {
                     return;
                 }
             };
-        tokio::spawn(launch::run(
-            plan,
-            self.spawner.clone(),
-            self.opts.cgroups.clone(),
-            sink,
-            self.tx.clone(),
-        ));
+        self.launcher.launch(plan, sink, self.tx.clone());
     }
 
     pub(super) fn start_probe(&mut self, id: InstanceId, run_no: Generation, role: Role) {

@@ -52,17 +52,14 @@ impl Actor {
         if self.snapshot_due().is_some_and(|d| d <= now) {
             self.publish_snapshot(now);
         }
-        if self.reload_due.is_some_and(|d| d <= now) {
-            self.reload_due = None;
-            // Errors are reported as a `reload_failed` event by `reload` itself.
-            let _ = self.reload(false);
-            return None;
-        }
-        if self.shutdown_deadline.is_some_and(|d| d <= now) {
-            self.shutdown_deadline = Some(now + Duration::from_secs(3600));
-            self.report.timed_out = true;
-            self.notice("shutdown timeout reached: killing what is left");
-            return Some(Input::Kill);
+        if let Some(alarm) = self
+            .alarms
+            .iter()
+            .find(|(_, at)| **at <= now)
+            .map(|(a, _)| *a)
+        {
+            self.alarms.remove(&alarm);
+            return Some(Input::Alarm(alarm));
         }
         let (&key, _) = self.timers.first_key_value().filter(|(k, _)| k.0 <= now)?;
         let (id, run_no, timer) = self.timers.remove(&key)?;

@@ -12,6 +12,7 @@
 //! [`requests`] answers users, [`rules`] turns health verdicts and resource samples into
 //! stops, [`reconfigure`] applies a reload.
 
+mod alarms;
 mod changes;
 mod reconfigure;
 mod requests;
@@ -22,12 +23,13 @@ mod scale;
 mod schedule;
 mod types;
 
+pub use alarms::RELOAD_DEBOUNCE;
 use requests::Request;
 pub use restart::backoff_delay;
 use restart::{AfterExit, RestartRules, RunFacts, Streak};
 use rules::{start_main_probes, truncate};
 use runs::RunEnd;
-pub use types::{Effect, Input, Instance, InstanceId, Now, Timer, WaiterId};
+pub use types::{Alarm, Effect, Input, Instance, InstanceId, Now, ShutdownReport, Timer, WaiterId};
 use types::{Goal, Waiter, probes_of};
 
 use std::collections::{HashMap, VecDeque};
@@ -65,6 +67,13 @@ pub struct Core {
     waiters: Vec<Waiter>,
     shutting_down: bool,
     finished: bool,
+    /// `[supervisor] shutdown_timeout` of the config that runs.
+    shutdown_timeout: Duration,
+    /// When the shutdown timeout runs out, while it can still.
+    shutdown_deadline: Option<Instant>,
+    /// When the debounced reload of the config file is due, if one is.
+    reload_due: Option<Instant>,
+    report: ShutdownReport,
     /// Something that `settle` looks at may have changed: a state, readiness, a check, a
     /// request, the config.
     dirty: bool,
@@ -81,6 +90,10 @@ impl Core {
             waiters: Vec::new(),
             shutting_down: false,
             finished: false,
+            shutdown_timeout: spec.supervisor.shutdown_timeout,
+            shutdown_deadline: None,
+            reload_due: None,
+            report: ShutdownReport::default(),
             dirty: true,
         };
         for i in spec.instances() {
@@ -222,7 +235,10 @@ impl Core {
                 waiter,
             } => self.on_scale(&process, replicas, waiter, now, &mut fx),
             Input::Shutdown => self.on_shutdown(now, &mut fx),
-            Input::Kill => self.on_kill(now, &mut fx),
+            Input::HangUp => self.on_hang_up(now, &mut fx),
+            Input::ConfigChanged => self.on_config_changed(now, &mut fx),
+            Input::Reload => self.on_reload_asked(&mut fx),
+            Input::Alarm(alarm) => self.on_alarm(alarm, now, &mut fx),
             Input::Spawned { id, run_no, pid } => self.on_spawned(id, run_no, pid, now, &mut fx),
             Input::SpawnFailed {
                 id,
@@ -349,6 +365,8 @@ impl Core {
                 });
                 let reason = reason.0;
                 let name = inst.name.clone();
+                // A shutdown that needed a SIGKILL says so in warden's exit code.
+                self.report.stop_timeout |= self.report.deadline.is_some();
                 fx.push(Effect::Kill { id, run_no });
                 fx.push(emit(
                     now,

@@ -23,6 +23,7 @@ impl Core {
         let plan = self.plan_reload(old, new);
         let mut fx = Vec::new();
         self.dirty = true;
+        self.shutdown_timeout = new.supervisor.shutdown_timeout;
         if self.shutting_down {
             return (plan, fx);
         }

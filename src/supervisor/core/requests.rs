@@ -1,4 +1,4 @@
-//! Requests from users (start, stop, restart, shutdown) and the waiters that answer them
+//! Requests from users (start, stop, restart) and the waiters that answer them
 //! once the action has taken effect.
 
 use super::*;
@@ -106,57 +106,6 @@ impl Core {
             id: waiter,
             targets,
         });
-    }
-
-    pub(super) fn on_shutdown(&mut self, now: Now, fx: &mut Vec<Effect>) {
-        if self.shutting_down {
-            return self.on_kill(now, fx);
-        }
-        self.shutting_down = true;
-        let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
-        for id in ids {
-            let inst = &mut self.instances[&id];
-            inst.want_up = false;
-            inst.start_after_stop = false;
-            if matches!(inst.state, State::Pending | State::Backoff) {
-                self.transition(id, State::Stopped, now, fx);
-            }
-        }
-    }
-
-    pub(super) fn on_kill(&mut self, now: Now, fx: &mut Vec<Effect>) {
-        self.shutting_down = true;
-        let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
-        for id in ids {
-            let inst = &mut self.instances[&id];
-            inst.want_up = false;
-            inst.start_after_stop = false;
-            match inst.state {
-                State::Pending | State::Backoff => self.transition(id, State::Stopped, now, fx),
-                State::Starting | State::Running | State::Stopping => {
-                    if inst.stop_reason.is_none() {
-                        inst.stop_reason = Some((ExitReason::Shutdown, None));
-                    }
-                    if inst.spawning {
-                        // Carried out once the spawn's outcome is known (`on_spawned`).
-                        inst.kill_on_spawn = true;
-                    } else {
-                        let (run, reason) = (inst.run_no, inst.stop_reason.as_ref().map(|r| r.0));
-                        fx.push(Effect::Kill { id, run_no: run });
-                        let kind = EventKind::Killed {
-                            run,
-                            reason: reason.unwrap_or(ExitReason::Shutdown),
-                            after_ms: None,
-                        };
-                        fx.push(emit(now, &inst.name.clone(), kind));
-                    }
-                    if inst.state != State::Stopping {
-                        self.transition(id, State::Stopping, now, fx);
-                    }
-                }
-                _ => {}
-            }
-        }
     }
 
     pub(super) fn settle_waiters(&mut self, fx: &mut Vec<Effect>) {

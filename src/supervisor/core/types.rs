@@ -57,6 +57,50 @@ pub enum Timer {
     Watch,
 }
 
+/// A supervisor-wide timer (an instance's are [`Timer`]s). There is at most one of each
+/// kind: a later [`Effect::SetAlarm`] of the same kind replaces the earlier one, and the
+/// core ignores an alarm that comes back before the moment it last asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Alarm {
+    /// `shutdown_timeout` after the first shutdown request: SIGKILL what is left.
+    ShutdownTimeout,
+    /// The config file has been quiet for [`super::RELOAD_DEBOUNCE`] since it last
+    /// changed: reload it.
+    Reload,
+}
+
+/// How a shutdown went: what `warden up` exits with (see [`ShutdownReport::exit_code`]).
+/// Kept by the core as it decides, handed back when the actor ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// When whatever is left gets SIGKILL (`shutdown_timeout` after the first request).
+    pub deadline: Option<Instant>,
+    /// A process did not stop on its stop signal and was SIGKILLed after `stop_timeout`.
+    pub stop_timeout: bool,
+    /// `shutdown_timeout` ran out and everything left was SIGKILLed.
+    pub timed_out: bool,
+    /// A second SIGTERM/SIGINT (or `warden down`) SIGKILLed everything at once.
+    pub forced: bool,
+}
+
+impl ShutdownReport {
+    /// 0: every process stopped on its stop signal. 3: one had to be SIGKILLed after its
+    /// `stop_timeout`. 4: `shutdown_timeout` ran out. 5: a second request killed
+    /// everything at once. (1 is "could not start", 2 a usage error.) The worst wins.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ShutdownReport { forced: true, .. } => 5,
+            ShutdownReport {
+                timed_out: true, ..
+            } => 4,
+            ShutdownReport {
+                stop_timeout: true, ..
+            } => 3,
+            _ => 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Input {
     Start {
@@ -77,10 +121,19 @@ pub enum Input {
         replicas: u32,
         waiter: WaiterId,
     },
-    /// Graceful shutdown of everything, in reverse dependency order.
+    /// Graceful shutdown of everything, in reverse dependency order (SIGTERM, SIGINT,
+    /// `warden down`); a second one SIGKILLs everything still alive.
     Shutdown,
-    /// A second shutdown request: SIGKILL to everything still alive.
-    Kill,
+    /// The terminal closed (SIGHUP of a foreground `up`): shut down gracefully, but
+    /// never escalate: a hang-up is not a second Ctrl-C.
+    HangUp,
+    /// The config file may have changed (its watch fired): reload once it has been quiet
+    /// for [`super::RELOAD_DEBOUNCE`].
+    ConfigChanged,
+    /// Reload the config now (SIGHUP), taking any debounced reload along.
+    Reload,
+    /// A supervisor-wide timer came due.
+    Alarm(Alarm),
     Spawned {
         id: InstanceId,
         run_no: Generation,
@@ -203,6 +256,14 @@ pub enum Effect {
         id: InstanceId,
         role: Role,
     },
+    /// Ask for [`Input::Alarm`] at `at`, replacing any alarm of the same kind.
+    SetAlarm {
+        at: Instant,
+        alarm: Alarm,
+    },
+    /// Re-read the config file and apply it (through `Core::reload`); an invalid one is
+    /// reported and changes nothing.
+    Reload,
     Emit(Event),
     Reply {
         waiter: WaiterId,

@@ -6,10 +6,10 @@ use ratatui::crossterm::event::{
 };
 
 use super::table::Column;
+use super::table::column_at;
 use super::*;
 use crate::tui::keys::{self, Action, Context};
-use crate::tui::layout::{self, contains, inner};
-use crate::tui::view::table::column_at;
+use crate::tui::layout::{contains, inner};
 
 pub(super) fn key(app: &mut App, ev: KeyEvent, cmds: &mut Vec<Cmd>) {
     if ev.kind == KeyEventKind::Release {
@@ -486,7 +486,7 @@ fn overlay_key(app: &mut App, ev: KeyEvent, cmds: &mut Vec<Cmd>) {
 }
 
 pub(super) fn mouse(app: &mut App, ev: MouseEvent) {
-    let a = layout::areas(app);
+    let a = app.areas();
     let (col, row) = (ev.column, ev.row);
     let over = |r: Option<ratatui::layout::Rect>| r.is_some_and(|r| contains(r, col, row));
     if app.overlay.is_some() || app.screen != Screen::Main || a.too_small {

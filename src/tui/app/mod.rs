@@ -18,10 +18,11 @@ use std::time::{Duration, Instant, SystemTime};
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
 use super::layout;
+pub use super::layout::Pane;
 use super::logbuf::{LogBuf, LogEntry};
 use super::theme::Theme;
 use crate::api::protocol::Request;
-use crate::cli::tree::TreeProcess;
+use crate::api::tree::TreeProcess;
 use crate::supervisor::status::{ProcessStatus, Snapshot};
 use crate::supervisor::{Description, Event, ReloadPlan};
 use table::{Sort, StateFilter};
@@ -48,13 +49,6 @@ pub enum Screen {
     Connectivity,
     /// One instance's process tree, refreshed while it is shown.
     Tree,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pane {
-    Table,
-    Logs,
-    Events,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -534,9 +528,20 @@ impl App {
         self.keep_cursor_visible();
     }
 
+    /// Where each part of the screen goes now.
+    pub fn areas(&self) -> layout::Areas {
+        layout::areas(&layout::Shape {
+            size: self.size,
+            main: self.screen == Screen::Main,
+            zoom: self.zoom,
+            focus: self.focus,
+            rows: self.rows.len(),
+        })
+    }
+
     /// Table rows that fit on screen.
     pub fn table_page(&self) -> usize {
-        layout::areas(self)
+        self.areas()
             .table
             .map_or(10, |r| r.height.saturating_sub(3) as usize)
             .max(1)
@@ -544,14 +549,14 @@ impl App {
 
     /// Log lines that fit on screen.
     pub fn logs_page(&self) -> usize {
-        layout::areas(self)
+        self.areas()
             .logs
             .map_or(10, |r| r.height.saturating_sub(2) as usize)
             .max(1)
     }
 
     pub fn events_page(&self) -> usize {
-        layout::areas(self)
+        self.areas()
             .events
             .map_or(10, |r| r.height.saturating_sub(2) as usize)
             .max(1)

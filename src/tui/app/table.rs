@@ -1,6 +1,7 @@
 //! Which processes the table shows, in which order: the name filter, the state filter
 //! and the sort column. Rows are indices into the snapshot, recomputed only when the
-//! snapshot, the filter or the sort changes (not per frame).
+//! snapshot, the filter or the sort changes (not per frame). Also which columns fit a
+//! width, for the view that draws them and the mouse that clicks them.
 
 use std::cmp::Ordering;
 
@@ -194,4 +195,65 @@ fn health_rank(h: Health) -> u8 {
         Health::Healthy => 2,
         Health::None => 3,
     }
+}
+
+/// The marker and glyph column.
+pub const LEAD: u16 = 3;
+const NAME_MIN: u16 = 8;
+const NAME_MAX: u16 = 32;
+
+/// Fixed width and priority (higher stays longer) of each column but the name.
+fn spec(c: Column) -> (u16, u8) {
+    match c {
+        Column::Name => (NAME_MIN, 10),
+        Column::State => (8, 9),
+        Column::Pid => (7, 8),
+        Column::Ready => (5, 7),
+        Column::Uptime => (8, 6),
+        Column::Health => (16, 5),
+        Column::Restarts => (8, 4),
+        Column::Cpu => (6, 3),
+        Column::Mem => (8, 3),
+        Column::LastExit => (18, 2),
+    }
+}
+
+/// The columns that fit in `width` (the inside of the block), with their widths.
+pub fn columns(width: u16) -> Vec<(Column, u16)> {
+    let mut shown: Vec<Column> = Column::ALL.to_vec();
+    let total =
+        |cols: &[Column]| -> u16 { LEAD + cols.iter().map(|c| spec(*c).0 + 1).sum::<u16>() };
+    while total(&shown) > width && shown.len() > 2 {
+        let weakest = shown
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, c)| (spec(**c).1, std::cmp::Reverse(*i)))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        shown.remove(weakest);
+    }
+    let spare = width.saturating_sub(total(&shown));
+    shown
+        .into_iter()
+        .map(|c| {
+            let w = if c == Column::Name {
+                (NAME_MIN + spare).min(NAME_MAX)
+            } else {
+                spec(c).0
+            };
+            (c, w)
+        })
+        .collect()
+}
+
+/// The column under `x` (relative to the inside of the block), for mouse clicks.
+pub fn column_at(width: u16, x: u16) -> Option<Column> {
+    let mut at = LEAD;
+    for (c, w) in columns(width) {
+        if x >= at && x < at + w + 1 {
+            return Some(c);
+        }
+        at += w + 1;
+    }
+    None
 }

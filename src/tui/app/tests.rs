@@ -428,7 +428,7 @@ fn the_mouse_selects_sorts_focuses_and_scrolls() {
         Some(table::Column::Name),
         "a column title sorts"
     );
-    let logs = layout::areas(&a).logs.unwrap();
+    let logs = a.areas().logs.unwrap();
     click(&mut a, logs.x + 2, logs.y + 2);
     assert_eq!(a.focus, Pane::Logs);
     let generation = a.log_generation;

@@ -10,7 +10,6 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use super::super::app::App;
 use super::super::theme::glyph;
 use super::{Scale, clock, fit, latency, or_dash, pane, sparkline};
-use crate::cli::history::limit_text;
 use crate::human::{self, mem, uptime};
 use crate::supervisor::status::{ProcessStatus, ScheduleStatus};
 
@@ -236,7 +235,7 @@ fn history(frame: &mut Frame, app: &App, p: &ProcessStatus, cursor: usize, area:
                 )),
                 Cell::from(uptime(e.uptime_ms)),
                 match &e.limit {
-                    Some(l) => Cell::from(Span::styled(fit(&limit_text(l), detail_w), t.warn())),
+                    Some(l) => Cell::from(Span::styled(fit(&l.describe(), detail_w), t.warn())),
                     None => Cell::from(fit(e.detail.as_deref().unwrap_or(""), detail_w)),
                 },
             ]);
@@ -277,7 +276,7 @@ fn stderr_tail(frame: &mut Frame, app: &App, p: &ProcessStatus, cursor: usize, a
         if let Some(l) = &e.limit {
             lines.push(Line::from(vec![
                 Span::styled("limit  ", t.dim()),
-                Span::styled(limit_text(l), t.warn()),
+                Span::styled(l.describe(), t.warn()),
             ]));
         }
         if let Some(d) = &e.detail {

@@ -24,7 +24,7 @@ use super::layout::{self, Areas};
 
 /// Draw the whole screen.
 pub fn draw(frame: &mut Frame, app: &App) {
-    let a = layout::areas(app);
+    let a = app.areas();
     if a.too_small {
         return too_small(frame, app, a.body);
     }

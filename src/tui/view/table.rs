@@ -7,75 +7,13 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table};
 
-use super::super::app::table::Column;
+use super::super::app::table::{Column, LEAD, columns};
 use super::super::app::{App, Pane, Screen};
 use super::super::theme::{Theme, glyph};
 use super::{fit, latency, or_dash, pane};
-use crate::cli::status::last_exit;
 use crate::human::{mem, uptime};
 use crate::supervisor::State;
 use crate::supervisor::status::{Health, ProcessStatus};
-
-/// The marker and glyph column.
-const LEAD: u16 = 3;
-const NAME_MIN: u16 = 8;
-const NAME_MAX: u16 = 32;
-
-/// Fixed width and priority (higher stays longer) of each column but the name.
-fn spec(c: Column) -> (u16, u8) {
-    match c {
-        Column::Name => (NAME_MIN, 10),
-        Column::State => (8, 9),
-        Column::Pid => (7, 8),
-        Column::Ready => (5, 7),
-        Column::Uptime => (8, 6),
-        Column::Health => (16, 5),
-        Column::Restarts => (8, 4),
-        Column::Cpu => (6, 3),
-        Column::Mem => (8, 3),
-        Column::LastExit => (18, 2),
-    }
-}
-
-/// The columns that fit in `width` (the inside of the block), with their widths.
-pub fn columns(width: u16) -> Vec<(Column, u16)> {
-    let mut shown: Vec<Column> = Column::ALL.to_vec();
-    let total =
-        |cols: &[Column]| -> u16 { LEAD + cols.iter().map(|c| spec(*c).0 + 1).sum::<u16>() };
-    while total(&shown) > width && shown.len() > 2 {
-        let weakest = shown
-            .iter()
-            .enumerate()
-            .min_by_key(|(i, c)| (spec(**c).1, std::cmp::Reverse(*i)))
-            .map(|(i, _)| i)
-            .unwrap_or(0);
-        shown.remove(weakest);
-    }
-    let spare = width.saturating_sub(total(&shown));
-    shown
-        .into_iter()
-        .map(|c| {
-            let w = if c == Column::Name {
-                (NAME_MIN + spare).min(NAME_MAX)
-            } else {
-                spec(c).0
-            };
-            (c, w)
-        })
-        .collect()
-}
-
-/// The column under `x` (relative to the inside of the block), for mouse clicks.
-pub fn column_at(width: u16, x: u16) -> Option<Column> {
-    let mut at = LEAD;
-    for (c, w) in columns(width) {
-        if x >= at && x < at + w + 1 {
-            return Some(c);
-        }
-        at += w + 1;
-    }
-    None
-}
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let t = app.theme;
@@ -176,7 +114,7 @@ fn cell(app: &App, p: &ProcessStatus, c: Column, width: usize) -> Cell<'static> 
             Some(e) => {
                 let bad = e.reason.is_failure();
                 Cell::from(Span::styled(
-                    fit(&last_exit(e), width),
+                    fit(&e.short(), width),
                     if bad { t.bad() } else { t.dim() },
                 ))
             }

@@ -10,7 +10,7 @@ use ratatui::widgets::Paragraph;
 use super::super::app::App;
 use super::super::theme::glyph;
 use super::{fit, pane};
-use crate::cli::tree::{guides, rows, totals};
+use crate::api::tree::{guides, rows, totals};
 use crate::human::mem;
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
