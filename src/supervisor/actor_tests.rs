@@ -73,6 +73,11 @@ fn start(config: &str) -> Rig {
         quiet_followers: 1,
     };
     let (actor, handle) = Actor::new(spec, spawner, opts);
+    rig(actor, handle, dir)
+}
+
+/// Runs `actor` with the test's own signal and config-change sources.
+fn rig(actor: Actor, handle: Handle, dir: tempfile::TempDir) -> Rig {
     let (signals, rx) = mpsc::unbounded_channel();
     let (config_changed, config_changes) = mpsc::unbounded_channel();
     let run = tokio::spawn(actor.run_with(Sources {
@@ -408,19 +413,7 @@ fn start_fake(config: &str, fake: &Fake) -> Rig {
         quiet_followers: 1,
     };
     let (actor, handle) = Actor::with_launcher(spec, spawner, Box::new(fake.clone()), opts);
-    let (signals, rx) = mpsc::unbounded_channel();
-    let (config_changed, config_changes) = mpsc::unbounded_channel();
-    let run = tokio::spawn(actor.run_with(Sources {
-        signals: rx,
-        config_changes,
-    }));
-    Rig {
-        handle,
-        signals,
-        config_changed,
-        run,
-        _dir: dir,
-    }
+    rig(actor, handle, dir)
 }
 
 fn spawned(n: usize) -> impl Fn(&Event) -> bool {

@@ -135,14 +135,7 @@ impl Actor {
                 self.drift.read(disk, false);
                 let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
                 if !dry_run {
-                    self.emit(Event {
-                        seq: 0,
-                        time: std::time::SystemTime::now(),
-                        name: String::new(),
-                        kind: EventKind::ReloadFailed {
-                            errors: errors.clone(),
-                        },
-                    });
+                    self.reload_failed(errors.clone());
                 }
                 return Err(errors.join("\n"));
             }
@@ -158,14 +151,7 @@ impl Actor {
                 unenforced.join("; ")
             );
             if !dry_run {
-                self.emit(Event {
-                    seq: 0,
-                    time: std::time::SystemTime::now(),
-                    name: String::new(),
-                    kind: EventKind::ReloadFailed {
-                        errors: vec![error.clone()],
-                    },
-                });
+                self.reload_failed(vec![error.clone()]);
             }
             return Err(error);
         }
@@ -214,6 +200,16 @@ impl Actor {
         });
         self.apply(fx);
         Ok(plan)
+    }
+
+    /// Tells observers that a reload was refused, and why; nothing running changed.
+    fn reload_failed(&mut self, errors: Vec<String>) {
+        self.emit(Event {
+            seq: 0,
+            time: std::time::SystemTime::now(),
+            name: String::new(),
+            kind: EventKind::ReloadFailed { errors },
+        });
     }
 
     /// The picture now, including every event published so far.
