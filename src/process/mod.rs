@@ -9,6 +9,7 @@
 pub mod cgroup;
 mod child;
 mod credentials;
+mod env;
 mod fork;
 pub mod guard;
 pub mod init;
@@ -20,7 +21,8 @@ mod tree;
 pub use cgroup::{Counters, RunCgroup};
 pub use child::{ChildHandle, ExitStatus};
 pub use credentials::{Credentials, LOGIN_VARS};
-pub use spawn::{Launch, Registry, SpawnError, Spawned, Spawner, inherited_env};
+pub use env::Env;
+pub use spawn::{Launch, Registry, SpawnError, Spawned, Spawner};
 pub use tree::{Adopted, RUN_ID_VAR, proc_is_ours, reap_orphans};
 
 use std::sync::Arc;

@@ -259,7 +259,7 @@ impl Actor {
                     .parent()
                     .map(Into::into)
                     .unwrap_or_else(|| "/".into()),
-                env: process::inherited_env(),
+                env: process::Env::inherited(),
                 run_id: format!("{}:check-{}", self.opts.token, check.name).into(),
                 credentials: None,
                 umask: None,
