@@ -461,9 +461,12 @@ impl Core {
     fn reconcile(&mut self, now: Now, fx: &mut Vec<Effect>) {
         loop {
             let mut changed = false;
-            let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
-            for id in ids {
-                let inst = &self.instances[&id];
+            // By position, not over a copy of the ids: this runs on every input, and a
+            // pass that changes something is followed by another, which sees whatever
+            // this one skipped.
+            let mut at = 0;
+            while let Some((&id, inst)) = self.instances.get_index(at) {
+                at += 1;
                 let waits_for_time = inst.spec.schedule.is_some() && !inst.due;
                 if inst.want_up
                     && inst.state == State::Pending
