@@ -88,6 +88,9 @@ impl Core {
             let process = i.spec.name.clone();
             core.add_instance(i.name, process, i.replica, i.spec);
         }
+        // Growing one by one leaves room for the index table's capacity (896 instances
+        // for 500), each slot the size of an instance.
+        core.instances.shrink_to_fit();
         core
     }
 
