@@ -76,7 +76,7 @@ fn substitute_replica(p: &ProcessSpec, r: u32) -> ProcessSpec {
     for v in out.env.values_mut() {
         *v = sub(v);
     }
-    let fix_probe = |probe: &mut Option<ProbeSpec>| {
+    let fix_probe = |probe: &mut Option<Box<ProbeSpec>>| {
         if let Some(pr) = probe {
             match &mut pr.target {
                 ProbeTarget::Http { url, .. } => *url = sub(url),

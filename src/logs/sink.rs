@@ -54,8 +54,9 @@ pub struct LogSink {
     writer: FileWriter,
     tee: Option<Tee>,
     watch: Mutex<Option<LineWatch>>,
-    /// The sequence number of the newest record, for followers to wait on.
-    newest: watch::Sender<u64>,
+    /// The sequence number of the newest record, for followers to wait on. Made by the
+    /// first follower: most sinks never have one, and a channel costs 350 bytes.
+    newest: Mutex<Option<watch::Sender<u64>>>,
     origin: Instant,
     /// Nanoseconds from `origin` to the last chunk read, plus one; 0 = nothing yet.
     last_output: AtomicU64,
@@ -130,7 +131,7 @@ impl LogSink {
             writer,
             tee,
             watch: Mutex::new(None),
-            newest: watch::Sender::new(0),
+            newest: Mutex::new(None),
             origin: Instant::now(),
             last_output: AtomicU64::new(0),
             pipes: Mutex::default(),
@@ -307,7 +308,9 @@ impl LogSink {
         let newest = inner.seq;
         drop(inner);
         super::ring::settle();
-        self.newest.send_replace(newest);
+        if let Some(newest_tx) = &*lock(&self.newest) {
+            newest_tx.send_replace(newest);
+        }
     }
 
     /// Numbers `batch` and hands it to everyone who takes records as they come.
@@ -345,10 +348,15 @@ impl LogSink {
         self.keeps_lines.fetch_add(1, Ordering::Relaxed);
         let tail = ring.tail(n);
         let cursor = inner.seq;
+        // Made while `inner` is held: a record published after `cursor` is announced on
+        // the channel, since its publisher looks for one only after it let go of `inner`.
+        let newest = lock(&self.newest)
+            .get_or_insert_with(|| watch::Sender::new(cursor))
+            .subscribe();
         drop((ring, inner));
         let follow = Follow {
             sink: Arc::downgrade(self),
-            newest: self.newest.subscribe(),
+            newest,
             cursor,
         };
         (tail, follow)

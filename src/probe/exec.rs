@@ -55,13 +55,8 @@ pub(super) async fn probe(argv: &[String], timeout: Duration, ctx: &ProbeContext
     }
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let run_id: Arc<str> = format!("{}:{}", ctx.run_id, SEQ.fetch_add(1, Ordering::Relaxed)).into();
-    let mut env: Vec<(String, String)> = ctx
-        .env
-        .iter()
-        .filter(|(k, _)| k != RUN_ID_VAR)
-        .cloned()
-        .collect();
-    env.push((RUN_ID_VAR.into(), run_id.to_string()));
+    let mut env = ctx.env.clone();
+    env.set(RUN_ID_VAR, &*run_id);
     let launch = Launch {
         argv: argv.to_vec(),
         cwd: ctx.cwd.clone(),

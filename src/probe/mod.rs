@@ -64,7 +64,7 @@ pub struct ProbeContext {
     pub cwd: PathBuf,
     /// The complete environment of exec probes (the process's own environment).
     /// Any `WARDEN_RUN_ID` in it is replaced, see `run_id`.
-    pub env: Vec<(String, String)>,
+    pub env: crate::process::Env,
     /// Prefix of the `WARDEN_RUN_ID` each exec probe run gets (a counter is appended, so
     /// that one probe's leftovers are never confused with another's or with the process
     /// it probes). Start it with warden's token and a colon, e.g. `{token}:web.0:probe`,

@@ -314,7 +314,7 @@ mod tests {
         let launch = Launch {
             argv: vec![python.display().to_string(), "-c".into(), script.into()],
             cwd: dir.path().to_path_buf(),
-            env: vec![("NOTIFY_SOCKET".into(), socket.path().display().to_string())],
+            env: vec![("NOTIFY_SOCKET".into(), socket.path().display().to_string())].into(),
             capture: false,
             die_with_warden: true,
             stdin: None,

@@ -37,7 +37,7 @@ pub fn ctx_with_env(extra: Vec<(String, String)>) -> ProbeContext {
     ProbeContext {
         spawner: spawner(),
         cwd: std::env::temp_dir(),
-        env,
+        env: env.into(),
         run_id: Arc::from("probe-test"),
         credentials: None,
         umask: None,

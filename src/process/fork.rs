@@ -102,7 +102,7 @@ impl Prepared {
     pub(super) fn new(
         program: &Path,
         argv: &[String],
-        env: &[(String, String)],
+        env: &super::env::Env,
         cwd: &Path,
         stdio: [RawFd; 3],
         deathsig: bool,

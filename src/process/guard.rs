@@ -38,10 +38,8 @@ impl Guard {
         cgroups: Vec<String>,
     ) -> std::io::Result<Guard> {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        let env = super::inherited_env()
-            .into_iter()
-            .filter(|(k, _)| k != RUN_ID_VAR)
-            .collect();
+        let mut env = super::Env::inherited();
+        env.remove(RUN_ID_VAR);
         let launch = Launch {
             argv: [exe.display().to_string(), GUARD_ARG.into(), token.into()]
                 .into_iter()

@@ -10,6 +10,7 @@ pub mod cgroup;
 mod child;
 mod clone3;
 mod credentials;
+mod env;
 mod fork;
 pub mod guard;
 pub mod init;
@@ -22,8 +23,9 @@ mod tree;
 pub use cgroup::{Counters, Placement, RunCgroup};
 pub use child::{ChildHandle, ExitStatus};
 pub use credentials::{Credentials, LOGIN_VARS};
+pub use env::Env;
 pub use registry::{Adopted, Registry};
-pub use spawn::{Launch, SpawnError, Spawned, Spawner, inherited_env};
+pub use spawn::{Launch, SpawnError, Spawned, Spawner};
 pub use tree::{RUN_ID_VAR, proc_is_ours, reap_orphans};
 
 use std::sync::Arc;

@@ -9,7 +9,6 @@
 //! This file resolves the program (so that "not found" names the right file), sets up
 //! stdio and explains failures; the clone and the child's side are in `fork.rs`.
 
-use std::ffi::OsString;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
@@ -22,6 +21,7 @@ use tokio::sync::oneshot;
 
 use super::child::ChildHandle;
 use super::credentials::Credentials;
+use super::env::Env;
 use super::fork;
 use super::registry::Registry;
 
@@ -32,7 +32,7 @@ pub struct Launch {
     pub argv: Vec<String>,
     pub cwd: PathBuf,
     /// The complete environment of the child (nothing else is inherited).
-    pub env: Vec<(String, String)>,
+    pub env: Env,
     /// Capture stdout/stderr through pipes (false: both go to `/dev/null`).
     pub capture: bool,
     /// Arm `PR_SET_PDEATHSIG` (false only for the guard, which must outlive warden).
@@ -157,9 +157,7 @@ impl Spawner {
 fn spawn_now(registry: &Registry, mut launch: Launch) -> Result<Spawned, SpawnError> {
     let identity = launch.credentials.as_deref().map(|c| {
         for (k, v) in &c.env {
-            if !launch.env.iter().any(|(key, _)| key == k) {
-                launch.env.push((k.clone(), v.clone()));
-            }
+            launch.env.set_default(k, v);
         }
         fork::Identity {
             uid: c.uid.unwrap_or(libc::uid_t::MAX),
@@ -175,11 +173,7 @@ fn spawn_now(registry: &Registry, mut launch: Launch) -> Result<Spawned, SpawnEr
             || !(matches!(id.uid, u if u == libc::uid_t::MAX || u == euid)
                 && id.gid == nix::unistd::getegid().as_raw())
     });
-    let path = launch
-        .env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.as_str());
+    let path = launch.env.get("PATH");
     check_cwd(&launch.cwd)?;
     let program = resolve_program(&launch.argv[0], &launch.cwd, path)?;
     let io_error = |what: &str, e: io::Error| SpawnError::resource(&format!("cannot {what}"), &e);
@@ -392,28 +386,4 @@ fn describe_errno(e: &io::Error) -> String {
         }
         None => e.to_string(),
     }
-}
-
-/// warden's own environment, as the base of every child's. Read once: warden never
-/// changes its environment, and a restart should not pay for re-reading it.
-pub fn inherited_env() -> Vec<(String, String)> {
-    static BASE: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
-    BASE.get_or_init(|| {
-        std::env::vars_os()
-            .filter_map(|(k, v): (OsString, OsString)| {
-                Some((k.into_string().ok()?, v.into_string().ok()?))
-            })
-            .filter(|(k, _)| {
-                !matches!(
-                    k.as_str(),
-                    "NOTIFY_SOCKET"
-                        | "LISTEN_FDS"
-                        | "LISTEN_PID"
-                        | "WATCHDOG_USEC"
-                        | "WATCHDOG_PID"
-                )
-            })
-            .collect()
-    })
-    .clone()
 }

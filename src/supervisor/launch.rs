@@ -55,7 +55,7 @@ pub(super) struct RunPlan {
     name: String,
     run_no: Generation,
     spec: Arc<ProcessSpec>,
-    env: Vec<(String, String)>,
+    env: process::Env,
     run_id: Arc<str>,
     /// Where the sd_notify socket goes, with `notify = true`.
     notify_path: Option<std::path::PathBuf>,
@@ -86,17 +86,17 @@ impl RunPlan {
         let run_no = inst.run_no;
         let run_id: Arc<str> = format!("{token}:{}:{run_no}", inst.name).into();
         let mut env = child_env(inst);
-        env.push((RUN_ID_VAR.into(), run_id.to_string()));
+        env.set(RUN_ID_VAR, &*run_id);
         let notify_path = inst
             .spec
             .notify
             .then(|| runtime_dir.join(format!("n{}-{run_no}", inst.id.0)));
         if let Some(path) = &notify_path {
-            env.push(("NOTIFY_SOCKET".into(), path.display().to_string()));
+            env.set("NOTIFY_SOCKET", path.display().to_string());
             if let Some(wd) = inst.spec.watchdog {
                 // WATCHDOG_PID is left out: the pid is not known before the fork, and
                 // sd_watchdog_enabled() treats a missing WATCHDOG_PID as "for anyone".
-                env.push(("WATCHDOG_USEC".into(), wd.as_micros().to_string()));
+                env.set("WATCHDOG_USEC", wd.as_micros().to_string());
             }
         }
         let stdin = pipes
@@ -170,16 +170,22 @@ impl Pipes {
 
 /// The environment of the instance's processes: warden's, then `env` on top, then
 /// warden's own variables (`WARDEN_RUN_ID` is added per run by [`RunPlan`]).
-pub(super) fn child_env(inst: &Instance) -> Vec<(String, String)> {
+pub(super) fn child_env(inst: &Instance) -> process::Env {
     let spec = &inst.spec;
-    let mut env = process::inherited_env();
+    let mut env = process::Env::inherited();
+    env.remove(RUN_ID_VAR);
     // warden's own HOME, USER and LOGNAME are not the user's; the spawner adds the user's.
-    let login = |k: &str| spec.user.is_some() && process::LOGIN_VARS.contains(&k);
-    env.retain(|(k, _)| !spec.env.contains_key(k) && k != RUN_ID_VAR && !login(k));
-    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env.push(("WARDEN_PROCESS".into(), inst.name.clone()));
+    if spec.user.is_some() {
+        for k in process::LOGIN_VARS {
+            env.remove(k);
+        }
+    }
+    for (k, v) in &spec.env {
+        env.set(k, v);
+    }
+    env.set("WARDEN_PROCESS", &inst.name);
     if let Some(r) = inst.replica {
-        env.push(("WARDEN_REPLICA".into(), r.to_string()));
+        env.set("WARDEN_REPLICA", r.to_string());
     }
     env
 }

@@ -202,6 +202,40 @@ replicas = 3
 }
 
 #[test]
+fn env_overrides_what_warden_inherited_and_adds_its_own_once() {
+    // The harness starts warden with NO_COLOR=1 and WARDEN_TEST set.
+    let w = Warden::start(
+        r#"
+[processes.web]
+command = "sleep 600"
+env = { NO_COLOR = "0", EXTRA = "x" }
+"#,
+    );
+    let env = environ_of(w.run_pid("web", 1));
+    let vars: Vec<&[u8]> = env.split(|&b| b == 0).filter(|v| !v.is_empty()).collect();
+    let with = |key: &str| -> Vec<String> {
+        let prefix = format!("{key}=");
+        vars.iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .filter(|v| v.starts_with(&prefix))
+            .collect()
+    };
+    assert_eq!(
+        with("NO_COLOR"),
+        ["NO_COLOR=0"],
+        "the process's own value, once"
+    );
+    assert_eq!(with("EXTRA"), ["EXTRA=x"]);
+    assert_eq!(with("WARDEN_PROCESS"), ["WARDEN_PROCESS=web"]);
+    assert_eq!(with("WARDEN_RUN_ID").len(), 1);
+    assert_eq!(
+        with("WARDEN_TEST").len(),
+        1,
+        "warden's own variables are inherited"
+    );
+}
+
+#[test]
 fn autostart_false_stays_stopped() {
     let mut w = Warden::start(
         r#"

@@ -166,15 +166,15 @@ pub(super) fn process(
         stdin_from: refs.stdin_from.as_ref().map(|(n, _, _)| n.clone()),
         output,
         log,
-        startup,
-        readiness,
-        liveness,
-        limits,
+        startup: startup.map(Box::new),
+        readiness: readiness.map(Box::new),
+        liveness: liveness.map(Box::new),
+        limits: limits.map(Box::new),
         user: run_as.user,
         group: run_as.group,
         umask: run_as.umask,
-        schedule,
-        watch,
+        schedule: schedule.map(Box::new),
+        watch: watch.map(Box::new),
     });
     (spec, refs)
 }

@@ -171,7 +171,7 @@ impl Actor {
     pub(super) fn sync_file_watches(&mut self) {
         let spec = self.spec.clone();
         self.file_watches.retain(|name, w| {
-            spec.processes.get(name).and_then(|p| p.watch.as_ref()) == Some(&w.spec)
+            spec.processes.get(name).and_then(|p| p.watch.as_deref()) == Some(&w.spec)
         });
         for p in spec.processes.values() {
             let Some(watch) = &p.watch else { continue };
@@ -215,7 +215,7 @@ impl Actor {
                     .parent()
                     .map(Into::into)
                     .unwrap_or_else(|| "/".into()),
-                env: process::inherited_env(),
+                env: process::Env::inherited(),
                 run_id: format!("{}:check-{}", self.opts.token, check.name).into(),
                 credentials: None,
                 umask: None,

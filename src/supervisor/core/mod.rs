@@ -100,6 +100,9 @@ impl Core {
             let process = i.spec.name.clone();
             core.add_instance(i.name, process, i.replica, i.spec);
         }
+        // Growing one by one leaves room for the index table's capacity (896 instances
+        // for 500), each slot the size of an instance.
+        core.instances.shrink_to_fit();
         core
     }
 
@@ -478,9 +481,12 @@ impl Core {
     fn reconcile(&mut self, now: Now, fx: &mut Vec<Effect>) {
         loop {
             let mut changed = false;
-            let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
-            for id in ids {
-                let inst = &self.instances[&id];
+            // By position, not over a copy of the ids: this runs on every input, and a
+            // pass that changes something is followed by another, which sees whatever
+            // this one skipped.
+            let mut at = 0;
+            while let Some((&id, inst)) = self.instances.get_index(at) {
+                at += 1;
                 let waits_for_time = inst.spec.schedule.is_some() && !inst.due;
                 if inst.want_up
                     && inst.state == State::Pending

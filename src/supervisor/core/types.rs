@@ -377,7 +377,7 @@ pub(super) fn probes_of(spec: &ProcessSpec) -> Vec<ProbeState> {
         (Role::Liveness, &spec.liveness),
     ]
     .into_iter()
-    .filter_map(|(role, p)| p.clone().map(|p| ProbeState::new(role, p)))
+    .filter_map(|(role, p)| p.as_deref().map(|p| ProbeState::new(role, p.clone())))
     .collect()
 }
 
