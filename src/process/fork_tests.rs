@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::process::env::Env;
 
 /// A leaf cgroup of the test's own, removed on drop (also when the test fails).
 struct Leaf {
@@ -80,7 +81,7 @@ fn cat_own_cgroup(cgroup: &OwnedFd, via: Via) -> Result<(bool, String), (Option<
     let prep = Prepared::new(
         Path::new("/bin/cat"),
         &["cat".into(), "/proc/self/cgroup".into()],
-        &[],
+        &Env::from(Vec::new()),
         Path::new("/"),
         [null.as_raw_fd(), write.as_raw_fd(), null.as_raw_fd()],
         false,
