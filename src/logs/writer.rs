@@ -621,13 +621,24 @@ impl Pool {
                         break job;
                     }
                     state.idle += 1;
-                    let (s, timeout) = self
-                        .wake
-                        .wait_timeout(state, IDLE_EXIT)
-                        .unwrap_or_else(PoisonError::into_inner);
-                    state = s;
+                    // The worker that stays waits without a timeout: an idle warden must
+                    // not wake up every IDLE_EXIT to find it has nothing to do.
+                    let timed_out = if state.workers > 1 {
+                        let (s, timeout) = self
+                            .wake
+                            .wait_timeout(state, IDLE_EXIT)
+                            .unwrap_or_else(PoisonError::into_inner);
+                        state = s;
+                        timeout.timed_out()
+                    } else {
+                        state = self
+                            .wake
+                            .wait(state)
+                            .unwrap_or_else(PoisonError::into_inner);
+                        false
+                    };
                     state.idle -= 1;
-                    if timeout.timed_out() && state.ready.is_empty() && state.workers > 1 {
+                    if timed_out && state.ready.is_empty() && state.workers > 1 {
                         state.workers -= 1;
                         return;
                     }
