@@ -34,26 +34,27 @@ impl Core {
             at: deadline,
             alarm: Alarm::ShutdownTimeout,
         });
-        self.shutting_down = true;
-        let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
-        for id in ids {
-            let inst = &mut self.instances[&id];
-            inst.want_up = false;
-            inst.start_after_stop = false;
-            if matches!(inst.state, State::Pending | State::Backoff) {
+        for id in self.want_nothing_up() {
+            if matches!(self.instances[&id].state, State::Pending | State::Backoff) {
                 self.transition(id, State::Stopped, now, fx);
             }
         }
     }
 
-    /// SIGKILL to everything still alive (what is spawning, as soon as it is).
-    fn on_kill(&mut self, now: Now, fx: &mut Vec<Effect>) {
+    /// From now on nothing is to run, nor start again once stopped; returns every instance.
+    fn want_nothing_up(&mut self) -> Vec<InstanceId> {
         self.shutting_down = true;
-        let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
-        for id in ids {
-            let inst = &mut self.instances[&id];
+        for inst in self.instances.values_mut() {
             inst.want_up = false;
             inst.start_after_stop = false;
+        }
+        self.instances.keys().copied().collect()
+    }
+
+    /// SIGKILL to everything still alive (what is spawning, as soon as it is).
+    fn on_kill(&mut self, now: Now, fx: &mut Vec<Effect>) {
+        for id in self.want_nothing_up() {
+            let inst = &mut self.instances[&id];
             match inst.state {
                 State::Pending | State::Backoff => self.transition(id, State::Stopped, now, fx),
                 State::Starting | State::Running | State::Stopping => {
