@@ -80,7 +80,7 @@ COMMANDS = {
              "`supervisord -c supervisord.conf` with {n} × `[program:sNNN] command=sleep 3600`; the floor is "
              "`bench.py spawn-many --count {n} -- sleep 3600`. Timed by `bench.py wait-procs`, which polls "
              "/proc every 5 ms for `sleep` processes that carry this run's marker variable.",
-    "idle": "the same supervisors after their last start-up, left 3 s, then `bench.py usage --seconds 30`: "
+    "idle": "the same supervisors after their last start-up, left 12 s to settle, then `bench.py usage --seconds 30`: "
             "utime+stime of /proc/PID/stat (every thread, exited ones too), the threads' schedstat run "
             "time, voluntary context switches as wake-ups, and PSS from /proc/PID/smaps_rollup, summed "
             "over the supervisor's own processes.",

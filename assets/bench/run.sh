@@ -286,8 +286,9 @@ start_and_idle() {
         --t0 "$T0" --timeout 60 --ignore-comm s6-supervise s6-svscan || true
     if [[ $idle == yes ]] && alive "$pid"; then
         # Deliberately idle before measuring: startup work (supervisord's startsecs,
-        # log files being opened) is over by then.
-        sleep 3
+        # log files being opened) is over by then, and so is warden's settling (the log
+        # writer threads that opened N files end 10 s after their last work).
+        sleep 12
         measure idle "$peer" usage --roots "$pid" --desc "$(supervisor_parts "$peer")" \
             --seconds "$IDLE" || true
     fi
