@@ -77,6 +77,12 @@ impl<T: Default> Sweeps<T> {
         }
     }
 
+    /// How many sweeps have begun.
+    #[cfg(test)]
+    pub fn started(&self) -> u64 {
+        self.lock().started
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

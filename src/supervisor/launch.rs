@@ -364,7 +364,9 @@ pub(super) async fn run(
     });
     send(Input::Spawned { id, run_no, pid });
 
-    let end = run.finished().await;
+    // The run's empty cgroup is removed after the exit is reported: a restart does not
+    // wait for it (the next run's cgroup has a name of its own).
+    let end = run.ended().await;
     if let Some(n) = notifications {
         n.abort();
     }
@@ -398,6 +400,7 @@ pub(super) async fn run(
         oom_kills: end.oom_kills,
         memory_peak: end.memory_peak,
     });
+    run.release(&end).await;
 }
 
 /// The kernel's limits of a process, for its cgroup.
