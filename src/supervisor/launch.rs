@@ -400,6 +400,9 @@ pub(super) async fn run(
         oom_kills: end.oom_kills,
         memory_peak: end.memory_peak,
     });
+    // Let the actor, woken by that message, decide and start the next run first: the
+    // removal then runs while the spawner clones, instead of before the decision.
+    tokio::task::yield_now().await;
     run.release(&end).await;
 }
 
