@@ -67,12 +67,14 @@ impl Run {
     /// The graceful stop: the signal and SIGCONT (a stopped process cannot act on TERM
     /// until continued) to the group, every escaped descendant and the whole cgroup.
     pub fn stop(&self, sig: Signal) {
+        self.handle.mark_stopping();
         let adopted = self.sweep_now();
         self.stop_with(sig, adopted.as_ref());
     }
 
     /// SIGKILL to everything the run spawned.
     pub fn kill(&self) {
+        self.handle.mark_stopping();
         let adopted = self.sweep_now();
         self.kill_with(adopted.as_ref());
     }
@@ -89,6 +91,7 @@ impl Run {
             }
         }
         for (run, signal) in batch {
+            run.handle.mark_stopping();
             let adopted = sweeps
                 .iter()
                 .find(|(r, _)| Arc::ptr_eq(r, &run.registry) && run.cgroup.is_none())
