@@ -8,6 +8,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
@@ -23,6 +24,8 @@ pub struct ChildHandle {
     pidfd: OwnedFd,
     /// `true` once reaped; guarded so that signals and the reap are serialized.
     reaped: Mutex<bool>,
+    /// Set when warden itself stops or kills the run (not when a user's signal is relayed).
+    stopping: AtomicBool,
 }
 
 impl ChildHandle {
@@ -31,6 +34,7 @@ impl ChildHandle {
             pid,
             pidfd,
             reaped: Mutex::new(false),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -41,6 +45,16 @@ impl ChildHandle {
     /// The child is its own session and group leader, so the group id is its pid.
     pub fn pgid(&self) -> Pid {
         self.pid
+    }
+
+    /// Record that warden is stopping or killing this run.
+    pub(super) fn mark_stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether warden stopped or killed this run (rather than it dying on its own).
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// Signal the whole process group. Safe from pid reuse: the leader is unreaped.

@@ -67,12 +67,14 @@ impl Run {
     /// The graceful stop: the signal and SIGCONT (a stopped process cannot act on TERM
     /// until continued) to the group, every escaped descendant and the whole cgroup.
     pub fn stop(&self, sig: Signal) {
+        self.handle.mark_stopping();
         let adopted = self.sweep_now();
         self.stop_with(sig, adopted.as_ref());
     }
 
     /// SIGKILL to everything the run spawned.
     pub fn kill(&self) {
+        self.handle.mark_stopping();
         let adopted = self.sweep_now();
         self.kill_with(adopted.as_ref());
     }
@@ -89,6 +91,7 @@ impl Run {
             }
         }
         for (run, signal) in batch {
+            run.handle.mark_stopping();
             let adopted = sweeps
                 .iter()
                 .find(|(r, _)| Arc::ptr_eq(r, &run.registry) && run.cgroup.is_none())
@@ -171,8 +174,18 @@ impl Run {
 
     /// Wait for the leader to exit, then make sure nothing of the tree outlives it:
     /// leftovers are killed while the leader is still an unreaped zombie (so its group id
-    /// cannot be recycled), then the leader is reaped and adopted orphans collected.
+    /// cannot be recycled), then the leader is reaped and adopted orphans collected; the
+    /// run's cgroup is removed last ([`Run::ended`], then [`Run::release`]).
     pub async fn finished(&self) -> RunEnd {
+        let end = self.ended().await;
+        self.release(&end).await;
+        end
+    }
+
+    /// [`Run::finished`] but for the removal of the run's cgroup: once this returns,
+    /// nothing of the tree is alive (unless `survivors`), and a restart may begin while
+    /// [`Run::release`] removes the empty cgroup.
+    pub async fn ended(&self) -> RunEnd {
         let status = match self.handle.exited().await {
             Ok(s) => s,
             Err(e) => {
@@ -203,8 +216,18 @@ impl Run {
         let deadline = Instant::now() + KILL_DEADLINE;
         let mut pause = Duration::from_micros(200);
         let survivors = loop {
-            // Reaps the group's zombies (they keep the group "alive") and finds what is
-            // left of the run, as freshly as a sweep of our own (see `sweep`).
+            // With a cgroup, an empty cgroup and a group without a member (not even a
+            // zombie) are the whole answer: the cgroup held every live descendant, and
+            // no sweep is needed. Otherwise a sweep reaps the group's zombies (they keep
+            // the group "alive") and finds what is left of the run, as freshly as a
+            // sweep of our own (see `sweep`).
+            if self
+                .cgroup
+                .as_ref()
+                .is_some_and(|cg| !cg.populated() && !tree::group_alive(&self.handle))
+            {
+                break false;
+            }
             let adopted = self
                 .registry
                 .sweeps
@@ -232,14 +255,19 @@ impl Run {
             Some(cg) => (cg.oom_kills(), cg.memory_peak()),
             None => (0, None),
         };
-        if let Some(cg) = self.cgroup.as_ref().filter(|_| !survivors) {
-            remove_cgroup(cg, deadline).await;
-        }
         RunEnd {
             status,
             survivors,
             oom_kills,
             memory_peak,
+        }
+    }
+
+    /// Remove the cgroup of a run that has [`Run::ended`] with nothing left alive (it is
+    /// kept where processes survived: they are still in it).
+    pub async fn release(&self, end: &RunEnd) {
+        if let Some(cg) = self.cgroup.as_ref().filter(|_| !end.survivors) {
+            remove_cgroup(cg, Instant::now() + KILL_DEADLINE).await;
         }
     }
 }
@@ -267,3 +295,7 @@ async fn remove_cgroup(cg: &RunCgroup, deadline: Instant) {
 pub fn become_subreaper() -> nix::Result<()> {
     nix::sys::prctl::set_child_subreaper(true)
 }
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod run_tests;

@@ -1,7 +1,8 @@
 //! Sweeps: one pass over warden's children that reaps the adopted orphans that exited and
-//! lists, by run, those still alive. Every run that ends needs one taken after its leader
-//! exited (to kill its escaped descendants, then to tell when none is left); when five
-//! hundred runs end together, one sweep serves all of those that asked before it started.
+//! lists, by run, those still alive. Every run without a cgroup that ends needs them,
+//! taken after its leader exited (to kill its escaped descendants, then to tell when none
+//! is left); a run whose cgroup is empty needs none. When five hundred runs end together,
+//! one sweep serves all of those that asked before it started.
 //!
 //! A shared sweep is exactly as fresh as one of the caller's own: it is handed only to
 //! callers that asked before it began. This file must not hand out an older one, which
@@ -75,6 +76,12 @@ impl<T: Default> Sweeps<T> {
             }
             notified.await;
         }
+    }
+
+    /// How many sweeps have begun.
+    #[cfg(test)]
+    pub fn started(&self) -> u64 {
+        self.lock().started
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {

@@ -63,6 +63,31 @@ pub(super) fn children_of(pid: i32) -> Vec<i32> {
     out
 }
 
+/// warden's children that can be adopted orphans: those of its main thread, one file
+/// where reading every thread's costs one per thread (ten or so), on every run's end.
+///
+/// `/proc/PID/task/TID/children` lists the children whose parent is the thread TID: the
+/// thread that forked them, or the one they were re-parented to. An orphan goes to the
+/// subreaper's first live thread (the kernel's `find_new_reaper`, through
+/// `find_alive_thread`, walks the thread group from its leader), and so do the children
+/// of a thread that exits: to warden's main thread, which lives as long as warden does
+/// (`main` blocks on the runtime; when it returns, the process exits). The other threads'
+/// children are those they forked and someone waits for (the spawner's leaders, exec
+/// probes, the guard): never an adopted orphan. `orphans_are_children_of_the_main_thread`
+/// checks those semantics on the running kernel.
+pub(super) fn adoptable_children() -> Vec<i32> {
+    let mut out = Vec::new();
+    if proc_is_ours() {
+        let me = std::process::id();
+        read_ids(
+            &format!("/proc/{me}/task/{me}/children"),
+            &mut Vec::new(),
+            &mut out,
+        );
+    }
+    out
+}
+
 /// The pids listed in a `children` file, appended to `out`.
 fn read_ids(path: &str, buf: &mut Vec<u8>, out: &mut Vec<i32>) {
     use std::io::Read;
@@ -159,8 +184,12 @@ pub fn signal_tree(leader: &ChildHandle, roots: &[i32], sigs: &[Signal]) -> usiz
 /// died after the sweep listed warden's children, and its own children have moved to
 /// warden since, where only the next sweep sees them.
 pub fn tree_alive(leader: &ChildHandle, roots: &[i32]) -> bool {
-    let group = nix::sys::signal::killpg(leader.pgid(), None).is_ok();
-    group || !members(None, roots).is_empty()
+    group_alive(leader) || !members(None, roots).is_empty()
+}
+
+/// Whether any process, zombies included, is still in the leader's group.
+pub fn group_alive(leader: &ChildHandle) -> bool {
+    nix::sys::signal::killpg(leader.pgid(), None).is_ok()
 }
 
 /// Reap every exited child of warden that nobody else waits for: adopted orphans.
@@ -174,7 +203,7 @@ pub(super) fn reap(registry: &Registry) -> (usize, Vec<i32>) {
     let managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
     let mut reaped = 0;
     let mut alive = Vec::new();
-    for child in children_of(std::process::id() as i32) {
+    for child in adoptable_children() {
         if managed.contains(&child) {
             continue;
         }
@@ -220,7 +249,7 @@ impl Adopted {
     pub fn scan(registry: &Registry) -> Adopted {
         let orphans: Vec<i32> = {
             let managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
-            children_of(std::process::id() as i32)
+            adoptable_children()
                 .into_iter()
                 .filter(|child| !managed.contains(child))
                 .collect()
@@ -256,4 +285,123 @@ pub fn pids(leader: &ChildHandle, run_id: &str, adopted: &Adopted) -> Vec<i32> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// The kernel semantics [`adoptable_children`] relies on, checked in a process of its
+    /// own (the test binary again, running only [`in_a_subreaper`]): making a process a
+    /// subreaper must not change the process the other tests run in.
+    #[test]
+    fn orphans_are_children_of_the_main_thread() {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "process::tree::tests::in_a_subreaper",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "the check did not run: {text}");
+    }
+
+    fn children(tid: i32) -> Vec<i32> {
+        let mut out = Vec::new();
+        read_ids(
+            &format!("/proc/self/task/{tid}/children"),
+            &mut Vec::new(),
+            &mut out,
+        );
+        out
+    }
+
+    /// Children of the test, killed and reaped on drop, also when an assertion failed.
+    /// They stay our children until reaped, so their pids cannot have been reused.
+    struct Kids(std::sync::Mutex<Vec<i32>>);
+
+    impl Kids {
+        fn add(&self, pid: i32) {
+            self.0.lock().unwrap().push(pid);
+        }
+    }
+
+    impl Drop for Kids {
+        fn drop(&mut self) {
+            for &pid in self.0.lock().unwrap().iter() {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = waitpid(Pid::from_raw(pid), None);
+            }
+        }
+    }
+
+    #[test]
+    #[ignore = "run by orphans_are_children_of_the_main_thread, in a process of its own"]
+    fn in_a_subreaper() {
+        nix::sys::prctl::set_child_subreaper(true).unwrap();
+        let main = std::process::id() as i32;
+        let kids = std::sync::Arc::new(Kids(Default::default()));
+        let k = kids.clone();
+        let (orphan, own, tid) = std::thread::spawn(move || {
+            let tid = nix::unistd::gettid().as_raw();
+            assert_ne!(tid, main);
+            // `sh`, forked by this thread, leaves `sleep` behind and exits.
+            let out = Command::new("sh")
+                .args(["-c", "sleep 60 >/dev/null 2>&1 & echo $!"])
+                .stdout(Stdio::piped())
+                .output()
+                .unwrap();
+            let orphan: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+            k.add(orphan);
+            let own = Command::new("sleep")
+                .arg("60")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+                .id() as i32;
+            k.add(own);
+            assert!(
+                children(tid).contains(&own),
+                "a child of the thread that forked it"
+            );
+            assert!(
+                !children(tid).contains(&orphan),
+                "an orphan of the forking thread"
+            );
+            assert!(
+                children(main).contains(&orphan),
+                "the orphan is the main thread's"
+            );
+            assert!(!children(main).contains(&own));
+            let adoptable = adoptable_children();
+            assert!(adoptable.contains(&orphan) && !adoptable.contains(&own));
+            (orphan, own, tid)
+        })
+        .join()
+        .unwrap();
+        // The thread has exited: its child moves to the main thread (once the kernel has
+        // finished the thread's exit, a little after `join` returns).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !children(main).contains(&own) {
+            assert!(
+                Instant::now() < deadline,
+                "the child of exited thread {tid} did not move to the main thread"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let adoptable = adoptable_children();
+        assert!(adoptable.contains(&own) && adoptable.contains(&orphan));
+    }
 }

@@ -364,7 +364,15 @@ pub(super) async fn run(
     });
     send(Input::Spawned { id, run_no, pid });
 
-    let end = run.finished().await;
+    let end = run.ended().await;
+    // A run that died on its own may be restarted at once: its empty cgroup is removed
+    // after the exit is reported, so the restart does not wait for it (the next run's
+    // cgroup has a name of its own). One that warden stopped goes first, so that a stop
+    // that has returned has left nothing behind.
+    let release_first = run.handle.stopping();
+    if release_first {
+        run.release(&end).await;
+    }
     if let Some(n) = notifications {
         n.abort();
     }
@@ -398,6 +406,12 @@ pub(super) async fn run(
         oom_kills: end.oom_kills,
         memory_peak: end.memory_peak,
     });
+    if !release_first {
+        // Let the actor, woken by that message, decide and start the next run first:
+        // the removal then runs while the spawner clones, instead of before the decision.
+        tokio::task::yield_now().await;
+        run.release(&end).await;
+    }
 }
 
 /// The kernel's limits of a process, for its cgroup.

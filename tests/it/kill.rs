@@ -379,3 +379,66 @@ stop_timeout = "5s"
     }
     w.assert_no_leftovers();
 }
+
+/// Each run but the last leaves an escapee (its own session, re-parented to warden) and
+/// crashes; the next run, started at once (`backoff = "0s"`), records whether the one
+/// before it is still alive. A zombie counts as dead: it was killed and awaits its reaping.
+const PHOENIX: &str = r#"#!/bin/sh
+n=$(ls | grep -c '^run\.')
+touch "run.$n"
+if [ "$n" -gt 0 ]; then
+  p=$(cat "esc.$((n - 1))")
+  st=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1)
+  if [ -z "$st" ] || [ "$st" = Z ]; then echo dead > "seen.$n"; else echo "alive $st" > "seen.$n"; fi
+fi
+[ "$n" -ge 3 ] && exec sleep 600
+(setsid sh -c 'echo $$ > "$1.tmp" && mv "$1.tmp" "$1"; exec sleep 600' _ "esc.$n" &)
+while [ ! -e "esc.$n" ]; do sleep 0.01; done
+exit 1
+"#;
+
+/// A restart begins only once the whole tree of the run before it is dead: its escapees
+/// too, found through its cgroup or, without one, through warden's adopted orphans.
+fn a_restart_waits_for_the_escapees_of_the_run_before(cgroup: &str) {
+    let mut w = Warden::start_with(
+        &format!(
+            r#"
+[supervisor]
+cgroup = "{cgroup}"
+
+[processes.phoenix]
+command = ["sh", "phoenix.sh"]
+backoff = "0s"
+"#
+        ),
+        |dir| std::fs::write(dir.join("phoenix.sh"), PHOENIX).unwrap(),
+    );
+    w.wait_for(spawned("phoenix", 4));
+    let dir = w.dir.path();
+    let deadline = Instant::now() + PATIENCE;
+    while (1..=3).any(|n| !dir.join(format!("seen.{n}")).exists()) {
+        assert!(Instant::now() < deadline, "the runs never all looked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for n in 1..=3 {
+        let seen = std::fs::read_to_string(dir.join(format!("seen.{n}"))).unwrap();
+        assert_eq!(
+            seen.trim(),
+            "dead",
+            "run {} saw the escapee of the run before it",
+            n + 1
+        );
+    }
+    assert_eq!(w.shutdown(), Some(0));
+    w.assert_no_leftovers();
+}
+
+#[test]
+fn a_restart_waits_for_the_escapees_of_the_run_before_in_cgroup_mode() {
+    a_restart_waits_for_the_escapees_of_the_run_before("auto");
+}
+
+#[test]
+fn a_restart_waits_for_the_escapees_of_the_run_before_in_proc_mode() {
+    a_restart_waits_for_the_escapees_of_the_run_before("off");
+}

@@ -245,6 +245,20 @@ impl Cgroups {
         unreachable!("the loop returns")
     }
 
+    /// A subtree at `dir` (`path` as `/proc/PID/cgroup` names it) with no controller,
+    /// for tests that need runs in cgroups without setting up (and moving) warden.
+    #[cfg(test)]
+    pub(crate) fn for_tests(dir: PathBuf, path: String) -> Cgroups {
+        Cgroups {
+            dir,
+            path,
+            places: Vec::new(),
+            v1: Vec::new(),
+            evacuation: None,
+            status: CgroupStatus::off(String::new()),
+        }
+    }
+
     /// What the guard needs to clean up after a warden that died.
     pub fn guard_args(&self) -> Vec<String> {
         let mut args = vec![format!("cgroup={}", self.dir.display())];

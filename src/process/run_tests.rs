@@ -1,0 +1,136 @@
+//! A run's end in its cgroup: what it takes to know that nothing of the tree is left.
+//! The cgroups are made below the test's own (no controller, nothing of the test
+//! process moves) and removed, with whatever is in them killed, also when a test fails.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::cgroup::{Cgroups, HardLimits};
+use super::*;
+
+/// warden's subtree for one test, below the test's own cgroup v2.
+struct Subtree {
+    dir: PathBuf,
+    cgroups: Arc<Cgroups>,
+}
+
+impl Subtree {
+    /// `None` (with the reason printed) where this test may not create cgroups.
+    fn new(test: &str) -> Option<Subtree> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("{test}: skipped, needs root to create cgroups");
+            return None;
+        }
+        let Some(own) = cgroup::own_v2_dir() else {
+            eprintln!("{test}: skipped, no cgroup v2 here");
+            return None;
+        };
+        let name = format!("warden-unit-{}-{test}", std::process::id());
+        let dir = own.join(&name);
+        if let Err(e) = std::fs::create_dir(&dir) {
+            eprintln!("{test}: skipped, cannot create `{}`: {e}", dir.display());
+            return None;
+        }
+        let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let path = mine
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap()
+            .trim_end_matches('/');
+        let cgroups = Arc::new(Cgroups::for_tests(dir.clone(), format!("{path}/{name}")));
+        Some(Subtree { dir, cgroups })
+    }
+}
+
+impl Drop for Subtree {
+    fn drop(&mut self) {
+        let runs: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        for run in &runs {
+            let _ = std::fs::write(run.join("cgroup.kill"), "1");
+        }
+        // Busy for a moment after the last process was reaped.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for dir in runs.iter().chain([&self.dir]) {
+            while std::fs::remove_dir(dir).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+/// A run of `argv` in a cgroup of its own below `tree`.
+async fn start(tree: &Subtree, spawner: &Spawner, leaf: &str, argv: &[&str]) -> Run {
+    let cgroup = Arc::new(tree.cgroups.create(leaf, &HardLimits::default()).unwrap());
+    let launch = Launch {
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        cwd: "/".into(),
+        env: Env::from(vec![("PATH".into(), "/usr/bin:/bin".into())]),
+        capture: false,
+        die_with_warden: true,
+        stdin: None,
+        stdout: None,
+        cgroup: Some(cgroup.placement().unwrap()),
+        credentials: None,
+        umask: None,
+    };
+    let spawned = spawner.spawn(launch).await.unwrap();
+    Run {
+        handle: spawned.handle,
+        run_id: leaf.into(),
+        registry: spawner.registry().clone(),
+        cgroup: Some(cgroup),
+        started: Instant::now(),
+        credentials: None,
+    }
+}
+
+/// The cgroup holds every live process of the run: once it is empty and the leader's
+/// group has no member left, the run is over without a look at warden's children.
+#[tokio::test]
+async fn a_run_whose_cgroup_is_empty_ends_without_a_sweep() {
+    let Some(tree) = Subtree::new("empty") else {
+        return;
+    };
+    let spawner = Spawner::start().unwrap();
+    let run = start(&tree, &spawner, "lone@1", &["sleep", "60"]).await;
+    let dir = run.cgroup.as_ref().unwrap().dir();
+    run.kill();
+    let end = tokio::time::timeout(Duration::from_secs(10), run.finished())
+        .await
+        .unwrap();
+    assert_eq!(end.status.signal, Some(libc::SIGKILL));
+    assert!(!end.survivors);
+    assert_eq!(
+        spawner.registry().sweeps.started(),
+        0,
+        "a sweep was taken for a run whose cgroup said it was empty"
+    );
+    assert!(!dir.exists(), "the run's cgroup was not removed");
+}
+
+/// `ended` is the run's end without the removal of its cgroup, which `release` does, so
+/// that a restart need not wait for it.
+#[tokio::test]
+async fn the_cgroup_of_an_ended_run_is_removed_by_release() {
+    let Some(tree) = Subtree::new("release") else {
+        return;
+    };
+    let spawner = Spawner::start().unwrap();
+    let run = start(&tree, &spawner, "brief@1", &["sh", "-c", "exit 3"]).await;
+    let cg = run.cgroup.clone().unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(10), run.ended())
+        .await
+        .unwrap();
+    assert_eq!(end.status.code, Some(3));
+    assert!(!end.survivors);
+    assert!(!cg.populated());
+    assert!(cg.dir().exists(), "`ended` removed the cgroup");
+    run.release(&end).await;
+    assert!(!cg.dir().exists(), "`release` did not remove the cgroup");
+}
