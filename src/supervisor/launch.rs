@@ -191,13 +191,43 @@ pub(super) fn child_env(inst: &Instance) -> process::Env {
 }
 
 /// Spawn, watch, and report one run.
-pub(super) async fn run(
+///
+/// The spawn's state (the plan, the spec, the spawner's request) lives in a box of its
+/// own, freed once the child runs: the task that then waits for the run's whole life
+/// (500 idle processes, 500 such tasks) holds only what watching needs, 0.3 KiB instead
+/// of 1.1 KiB. (An `async fn` would keep its arguments in the task as well.)
+pub(super) fn run(
     plan: RunPlan,
     spawner: Spawner,
     cgroups: Option<Arc<Cgroups>>,
     sink: Arc<LogSink>,
     tx: mpsc::UnboundedSender<Msg>,
-) {
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let starting = Box::pin(start(plan, spawner, cgroups, sink.clone(), tx.clone()));
+    async move {
+        if let Some(started) = starting.await {
+            watch(Box::new(started), &sink, &tx).await;
+        }
+    }
+}
+
+/// A run whose child runs, for [`watch`].
+struct Started {
+    id: InstanceId,
+    run_no: Generation,
+    run: Run,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+    notifications: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Spawn the run's child, or report why not (`None`).
+async fn start(
+    plan: RunPlan,
+    spawner: Spawner,
+    cgroups: Option<Arc<Cgroups>>,
+    sink: Arc<LogSink>,
+    tx: mpsc::UnboundedSender<Msg>,
+) -> Option<Started> {
     let RunPlan {
         id,
         name,
@@ -216,12 +246,13 @@ pub(super) async fn run(
         Ok(c) => c,
         Err(error) => {
             sink.marker(&format!("run {run_no} could not start: {error}"));
-            return send(Input::SpawnFailed {
+            send(Input::SpawnFailed {
                 id,
                 run_no,
                 error,
                 transient: false,
             });
+            return None;
         }
     };
     if let Some(c) = &credentials {
@@ -242,12 +273,13 @@ pub(super) async fn run(
                 }
                 None => (format!("cannot open its log file: {why}"), false),
             };
-            return send(Input::SpawnFailed {
+            send(Input::SpawnFailed {
                 id,
                 run_no,
                 error,
                 transient,
             });
+            return None;
         }
         Err(None) => {
             let text = format!(
@@ -269,12 +301,13 @@ pub(super) async fn run(
         Err(e) => {
             let error = format!("cannot create its sd_notify socket: {e}");
             let transient = crate::logs::is_transient(e.raw_os_error());
-            return send(Input::SpawnFailed {
+            send(Input::SpawnFailed {
                 id,
                 run_no,
                 error,
                 transient,
             });
+            return None;
         }
     };
     let argv = match &spec.command {
@@ -296,7 +329,10 @@ pub(super) async fn run(
         Some(Ok(cg)) => Some(Arc::new(cg)),
         Some(Err(e)) => {
             let e = process::SpawnError::resource("cannot create its cgroup", &e);
-            return failed(e.message, e.transient);
+            {
+                failed(e.message, e.transient);
+                return None;
+            }
         }
     };
     let placement = match cgroup.as_ref().map(|cg| cg.placement()).transpose() {
@@ -304,7 +340,10 @@ pub(super) async fn run(
         Err(e) => {
             let _ = cgroup.as_ref().map(|cg| cg.remove());
             let e = process::SpawnError::resource("cannot open its cgroup", &e);
-            return failed(e.message, e.transient);
+            {
+                failed(e.message, e.transient);
+                return None;
+            }
         }
     };
     let launch = Launch {
@@ -323,7 +362,10 @@ pub(super) async fn run(
         Ok(s) => s,
         Err(e) => {
             let _ = cgroup.as_ref().map(|cg| cg.remove());
-            return failed(e.message, e.transient);
+            {
+                failed(e.message, e.transient);
+                return None;
+            }
         }
     };
     let pid = spawned.handle.pid().as_raw() as u32;
@@ -363,16 +405,47 @@ pub(super) async fn run(
         notify,
     });
     send(Input::Spawned { id, run_no, pid });
+    Some(Started {
+        id,
+        run_no,
+        run,
+        pumps,
+        notifications,
+    })
+}
 
-    let end = run.finished().await;
-    if let Some(n) = notifications {
+/// Wait for the run's end, drain its output, and report the exit.
+async fn watch(mut started: Box<Started>, sink: &LogSink, tx: &mpsc::UnboundedSender<Msg>) {
+    // A run spends its life here, in a small future; the end (sweeping, killing what is
+    // left, reaping, draining) is boxed once it comes, so that its state is not part of
+    // every idle run's task.
+    let _ = started.run.handle.exited().await;
+    let end = Box::pin(started.run.finished()).await;
+    if let Some(n) = &started.notifications {
         n.abort();
     }
-    // The tree is gone, so what is in the pipes is all there will be, unless something
-    // outside the tree holds them: drain while output is still waiting, give up once it
-    // has stopped coming.
+    Box::pin(drain(&mut started.pumps, sink)).await;
+    // An aborted pump did not get to flush a last line without a newline.
+    sink.end_of_stream(Stream::Stdout);
+    sink.end_of_stream(Stream::Stderr);
+    sink.set_line_watch(None);
+    let stderr_tail = sink.last_stderr(5);
+    let _ = tx.send(Msg::Input(Input::Exited {
+        id: started.id,
+        run_no: started.run_no,
+        status: end.status,
+        stderr_tail,
+        oom_kills: end.oom_kills,
+        memory_peak: end.memory_peak,
+    }));
+}
+
+/// The tree is gone, so what is in the pipes is all there will be, unless something
+/// outside the tree holds them: drain while output is still waiting, give up once it has
+/// stopped coming.
+async fn drain(pumps: &mut [tokio::task::JoinHandle<()>], sink: &LogSink) {
     let started = tokio::time::Instant::now();
-    for p in &mut pumps {
+    for p in pumps {
         loop {
             let until = (tokio::time::Instant::now() + DRAIN).min(started + DRAIN_MAX);
             if tokio::time::timeout_at(until, &mut *p).await.is_ok() {
@@ -385,19 +458,6 @@ pub(super) async fn run(
             }
         }
     }
-    // An aborted pump did not get to flush a last line without a newline.
-    sink.end_of_stream(Stream::Stdout);
-    sink.end_of_stream(Stream::Stderr);
-    sink.set_line_watch(None);
-    let stderr_tail = sink.last_stderr(5);
-    send(Input::Exited {
-        id,
-        run_no,
-        status: end.status,
-        stderr_tail,
-        oom_kills: end.oom_kills,
-        memory_peak: end.memory_peak,
-    });
 }
 
 /// The kernel's limits of a process, for its cgroup.
