@@ -216,7 +216,8 @@ struct Started {
     id: InstanceId,
     run_no: Generation,
     run: Run,
-    pumps: Vec<tokio::task::JoinHandle<()>>,
+    /// Both pipes' pumps, one task.
+    pumps: Option<tokio::task::JoinHandle<()>>,
     notifications: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -379,15 +380,7 @@ async fn start(
     };
     sink.marker(&format!("run {run_no} started, pid {pid}"));
     watch_lines(&sink, &spec, id, run_no, &tx);
-    let mut pumps = Vec::new();
-    for (fd, stream) in [
-        (spawned.stdout, Stream::Stdout),
-        (spawned.stderr, Stream::Stderr),
-    ] {
-        if let Some(fd) = fd {
-            pumps.push(crate::logs::spawn_pump(fd, stream, sink.clone()));
-        }
-    }
+    let pumps = crate::logs::spawn_pumps(spawned.stdout, spawned.stderr, sink.clone());
     let notifications = notify.clone().map(|socket| {
         tokio::spawn(relay_notifications(
             socket,
@@ -443,9 +436,9 @@ async fn watch(mut started: Box<Started>, sink: &LogSink, tx: &mpsc::UnboundedSe
 /// The tree is gone, so what is in the pipes is all there will be, unless something
 /// outside the tree holds them: drain while output is still waiting, give up once it has
 /// stopped coming.
-async fn drain(pumps: &mut [tokio::task::JoinHandle<()>], sink: &LogSink) {
+async fn drain(pumps: &mut Option<tokio::task::JoinHandle<()>>, sink: &LogSink) {
     let started = tokio::time::Instant::now();
-    for p in pumps {
+    if let Some(p) = pumps {
         loop {
             let until = (tokio::time::Instant::now() + DRAIN).min(started + DRAIN_MAX);
             if tokio::time::timeout_at(until, &mut *p).await.is_ok() {
