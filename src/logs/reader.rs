@@ -109,7 +109,11 @@ pub async fn pump(fd: OwnedFd, stream: Stream, sink: Arc<LogSink>) {
         }
     };
     loop {
-        sink.room().await;
+        // Boxed while it lasts: the wait (a timer and a notification) is rare and larger
+        // than the rest of the pump, which every run holds for its whole life.
+        if !sink.has_room() {
+            Box::pin(sink.room()).await;
+        }
         let mut ready = match fd.readable().await {
             Ok(ready) => ready,
             Err(e) => {
