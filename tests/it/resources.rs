@@ -457,8 +457,10 @@ fn an_escapee_without_its_environment_is_gone_after_a_stop() {
         assert_eq!(w.shutdown(), Some(0));
         return;
     };
-    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    assert!(env.is_empty(), "the escapee cleared its environment");
+    // It prints its pid just before its `execve` with an empty environment: wait for it.
+    wait_status(&w, "the escapee to run with an empty environment", |_| {
+        std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.is_empty())
+    });
     assert!(alive(pid));
     let (code, out, err) = run_warden(w.dir.path(), &["stop", "sneaky"]);
     assert_eq!(code, 0, "{out}{err}");
