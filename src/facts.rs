@@ -96,6 +96,10 @@ pub struct Usage {
     /// What the CPU figure covers: the time since the previous sample of the run (or since
     /// it started, for its first sample).
     pub window: Duration,
+    /// One of the samples taken every `sample_interval`, rather than on demand for a
+    /// request: only these become points of the history, so that its points are evenly
+    /// spaced and a burst of `status` requests neither fills nor enlarges it.
+    pub periodic: bool,
 }
 
 /// Samples kept per instance: a minute at the default `sample_interval`.
@@ -109,8 +113,8 @@ pub struct UsageSample {
     pub rss_bytes: u64,
 }
 
-/// The last samples of an instance, oldest first, for the dashboard's sparklines and
-/// `status --json`: a bounded ring the core keeps and observers read.
+/// The last periodic samples of an instance, oldest first, for the dashboard's sparklines
+/// and `status --json`: a bounded ring the core keeps and observers read.
 #[derive(Debug, Clone, Default)]
 pub struct UsageHistory(VecDeque<UsageSample>);
 

@@ -4,7 +4,7 @@
 //! This module owns, per process instance, one [`LogSink`]: the line framing of both
 //! streams, the log file's writer, the ring of recent lines behind `warden logs` and the
 //! dashboard, the followers of `logs -f`, and the terminal tee of `warden up --no-tui`.
-//! [`spawn_pump`] drains one pipe into a sink on the capture thread.
+//! [`spawn_pumps`] drains a run's two pipes into its sink on the capture thread.
 //!
 //! Where things run: pipes are read on one capture thread of their own; files are
 //! opened, written, rotated and closed on the log writer's worker threads; the terminal
@@ -51,7 +51,7 @@ use std::time::SystemTime;
 pub use batch::Batch;
 pub use file::Notices;
 pub use line::MAX_LINE;
-pub use reader::{pump, spawn_pump};
+pub use reader::{pump, spawn_pumps};
 pub use ring::{FOLLOW_WINDOW, RING_MAX_BYTES, RINGS_MAX_BYTES};
 pub use sink::{Follow, Followed, LineWatch, LogSink, STDERR_HISTORY};
 pub use terminal::{TEE_MAX_BYTES, Tee};

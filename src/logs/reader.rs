@@ -1,6 +1,6 @@
 //! Draining pipes into sinks, on a thread of their own.
 //!
-//! Every pump runs on the capture thread ([`spawn_pump`]), a single-threaded runtime of
+//! Every pump runs on the capture thread ([`spawn_pumps`]), a single-threaded runtime of
 //! its own: however fast children write, the runtime that runs the supervisor, the
 //! control socket and the probes never has a reader in its way.
 //! A pump reads as fast as the child writes while the log file keeps up; when the file's
@@ -30,11 +30,31 @@ use super::buffers;
 /// One read's worth: a Linux pipe holds 64 KiB by default.
 const READ_SIZE: usize = buffers::CHUNK;
 
-/// Runs `pump(fd, stream, sink)` on the capture thread (started on first use). If that
-/// thread cannot be had (out of descriptors or threads), on the caller's runtime, so that
-/// output is still read.
-pub fn spawn_pump(fd: OwnedFd, stream: Stream, sink: Arc<LogSink>) -> JoinHandle<()> {
-    spawn_capture(pump(fd, stream, sink))
+/// Runs [`pump`] for a run's stdout and stderr (either may be absent) as one task on the
+/// capture thread (started on first use; if that thread cannot be had, out of
+/// descriptors or threads, on the caller's runtime, so that output is still read): a
+/// task per run rather than per pipe (each task is an allocation
+/// of its own that lasts as long as the run, and an idle warden may hold a thousand).
+pub fn spawn_pumps(
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    sink: Arc<LogSink>,
+) -> Option<JoinHandle<()>> {
+    if stdout.is_none() && stderr.is_none() {
+        return None;
+    }
+    let both = async move {
+        let one = |fd: Option<OwnedFd>, stream| {
+            let sink = Arc::clone(&sink);
+            async move {
+                if let Some(fd) = fd {
+                    pump(fd, stream, sink).await;
+                }
+            }
+        };
+        tokio::join!(one(stdout, Stream::Stdout), one(stderr, Stream::Stderr));
+    };
+    Some(spawn_capture(both))
 }
 
 fn spawn_capture(task: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
@@ -89,7 +109,11 @@ pub async fn pump(fd: OwnedFd, stream: Stream, sink: Arc<LogSink>) {
         }
     };
     loop {
-        sink.room().await;
+        // Boxed while it lasts: the wait (a timer and a notification) is rare and larger
+        // than the rest of the pump, which every run holds for its whole life.
+        if !sink.has_room() {
+            Box::pin(sink.room()).await;
+        }
         let mut ready = match fd.readable().await {
             Ok(ready) => ready,
             Err(e) => {

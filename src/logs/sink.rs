@@ -416,6 +416,11 @@ impl LogSink {
         self.writer.room().await;
     }
 
+    /// Whether [`LogSink::room`] would return at once.
+    pub(super) fn has_room(&self) -> bool {
+        self.writer.has_room()
+    }
+
     /// What the pump reads from; see [`LogSink::output_pending`].
     pub(super) fn attach(&self, stream: Stream, pipe: Option<Arc<OwnedFd>>) {
         lock(&self.pipes)[index(stream)] = pipe;

@@ -318,6 +318,7 @@ impl<K: Copy + Eq + Hash> Sampler<K> {
             cpu_percent,
             peak,
             window,
+            periodic: !one_off,
         })
     }
 

@@ -495,6 +495,7 @@ fn usage(rss: u64, cpu_percent: f64) -> crate::facts::Usage {
         cpu_percent,
         peak: None,
         window: Duration::from_millis(100),
+        periodic: true,
     }
 }
 
@@ -675,6 +676,31 @@ fn samples_without_limits_are_kept_for_status_and_history() {
     let inst = rig.core.instance(rig.id("w")).unwrap();
     assert_eq!((inst.rss, inst.cpu_percent), (Some(4096), Some(2.5)));
     assert_eq!(inst.usage.samples().count(), 1);
+}
+
+#[test]
+fn a_sample_on_demand_updates_the_figures_but_is_no_point_of_the_history() {
+    let (mut rig, _) = Rig::new("[processes.w]\ncommand = \"w\"\n");
+    rig.spawned(0, "w");
+    sample(&mut rig, 100, "w", 4096, 2.5);
+    let (id, run_no) = (rig.id("w"), rig.run_no("w"));
+    let on_demand = crate::facts::Usage {
+        periodic: false,
+        ..usage(8192, 7.5)
+    };
+    rig.at(
+        150,
+        Input::Usage {
+            id,
+            run_no,
+            usage: on_demand,
+        },
+    );
+    let inst = rig.core.instance(id).unwrap();
+    assert_eq!((inst.rss, inst.cpu_percent), (Some(8192), Some(7.5)));
+    assert_eq!(inst.memory_peak, Some(8192));
+    let points: Vec<u64> = inst.usage.samples().map(|s| s.rss_bytes).collect();
+    assert_eq!(points, [4096], "only the periodic sample is a point");
 }
 
 #[test]

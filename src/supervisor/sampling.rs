@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::core::{Input, InstanceId};
+use super::status::SampleCounts;
 use crate::config::Spec;
 use crate::facts::Generation;
 use crate::monitor::{Figures, Sampler};
@@ -31,6 +32,7 @@ pub(super) struct Sampling {
     scraped_at: Option<Instant>,
     /// warden's own CPU and memory, and when they were measured.
     own: Option<(Instant, (f64, u64))>,
+    counts: SampleCounts,
 }
 
 impl Sampling {
@@ -41,6 +43,7 @@ impl Sampling {
             has_rules: has_rules(spec),
             scraped_at: None,
             own: None,
+            counts: SampleCounts::default(),
         }
     }
 
@@ -73,12 +76,15 @@ impl Sampling {
     }
 
     /// Sample the current runs (all of them, or only those without a fresh sample) and
-    /// return the core's inputs.
+    /// return the core's inputs. `running(id, run_no)`: the core knows the run as started
+    /// (its figures would be dropped otherwise, and a request right after would find them
+    /// fresh and missing).
     pub(super) fn sample(
         &mut self,
         runs: &HashMap<InstanceId, (Generation, Run)>,
         registry: &Registry,
         all: bool,
+        running: impl Fn(InstanceId, Generation) -> bool,
         memory_rule: impl Fn(InstanceId) -> Option<u64>,
     ) -> Vec<Input> {
         let now = tokio::time::Instant::now().into_std();
@@ -91,17 +97,26 @@ impl Sampling {
         self.sampled_at.retain(|id, _| runs.contains_key(id));
         let due: Vec<(InstanceId, &Run, Option<u64>)> = runs
             .iter()
-            .filter(|(id, (_, run))| {
-                all || match self.sampled_at.get(id) {
-                    Some(t) if *t >= run.started => now.saturating_duration_since(*t) >= FRESH,
-                    // Never sampled (this run): figures are never missing for a live run.
-                    _ => true,
-                }
+            .filter(|(id, (run_no, run))| {
+                running(**id, *run_no)
+                    && (all
+                        || match self.sampled_at.get(id) {
+                            Some(t) if *t >= run.started => {
+                                now.saturating_duration_since(*t) >= FRESH
+                            }
+                            // Never sampled (this run): figures are never missing for a
+                            // live run.
+                            _ => true,
+                        })
             })
             .map(|(id, (_, run))| (*id, run, memory_rule(*id)))
             .collect();
         if due.is_empty() {
             return Vec::new();
+        }
+        match all {
+            true => self.counts.periodic += 1,
+            false => self.counts.on_demand += 1,
         }
         let run_no = |id: &InstanceId| runs[id].0;
         self.sampler
@@ -121,6 +136,11 @@ impl Sampling {
     /// Periodic sampling stopped: let go of what it kept open.
     pub(super) fn idle(&mut self) {
         self.sampler.release();
+    }
+
+    /// How many samples were taken since warden started.
+    pub(super) fn counts(&self) -> SampleCounts {
+        self.counts
     }
 
     /// warden's own CPU (percent of a core) and resident memory, as last sampled.

@@ -58,6 +58,9 @@ pub struct SupervisorStatus {
     /// `subscribers`, `metrics`); empty: only on demand, for a status request.
     #[serde(default)]
     pub sampling: Vec<String>,
+    /// How often the runs were sampled since warden started.
+    #[serde(default)]
+    pub samples: SampleCounts,
     /// warden's own CPU, percent of one core.
     #[serde(default)]
     pub cpu_percent: Option<f64>,
@@ -68,6 +71,16 @@ pub struct SupervisorStatus {
     /// rejected, or one not applied yet).
     #[serde(default)]
     pub config_drift: bool,
+}
+
+/// Samples of the runs taken since warden started, each of every run that needed one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleCounts {
+    /// Every `sample_interval`, while there is a reason (`sampling`).
+    pub periodic: u64,
+    /// For a request (`status`, a subscriber's first picture, a scrape) that found figures
+    /// older than 250 ms: these update the figures, not `usage_history`.
+    pub on_demand: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,9 +153,11 @@ pub struct ProcessStatus {
     /// The restart history, oldest first.
     #[serde(default)]
     pub history: Vec<ExitRecord>,
-    /// Recent CPU and memory samples of the process tree, oldest first, for sparklines;
-    /// `null` while nothing samples this process. (`history` above is the restart
-    /// history, a name older than these samples.)
+    /// Recent periodic CPU and memory samples of the process tree (one per
+    /// `sample_interval` while sampling is periodic), oldest first, for sparklines;
+    /// `null` until sampling has been periodic for this run's instance (a status
+    /// request's own sample updates `cpu_percent` and `rss_bytes`, not this). (`history`
+    /// above is the restart history, a name older than these samples.)
     #[serde(default)]
     pub usage_history: Option<Vec<UsageSample>>,
     /// The run number of the current or last run.
@@ -184,8 +199,8 @@ pub struct ScheduleStatus {
 /// One measurement of a process tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageSample {
-    /// RFC 3339, milliseconds (samples are not evenly spaced: a status request takes
-    /// one on the spot).
+    /// RFC 3339, milliseconds: `sample_interval` apart, with a gap wherever sampling was
+    /// not periodic (nobody needed the figures).
     #[serde(default)]
     pub time: Option<String>,
     pub cpu_percent: Option<f64>,
@@ -337,7 +352,7 @@ fn process_status(inst: &Instance, now: Instant, replicas: Option<(u32, u32)>) -
     }
 }
 
-/// The instance's samples, or `null` if it has never been sampled.
+/// The instance's periodic samples, or `null` if it has none.
 fn usage_history(inst: &Instance) -> Option<Vec<UsageSample>> {
     let samples: Vec<UsageSample> = inst
         .usage

@@ -198,11 +198,17 @@ fn figures_for_every_process(mode: Mode) {
         process(s, "idle")["state"] == "running"
     });
     let dir = cgroup_dir(&w, mode, "figures_for_every_process");
-    // No limits and nobody watching: a one-off status samples on demand.
+    // Whether or not a periodic sample came first, a status request samples on demand a
+    // run that has no figures yet.
     let p = process(&s, "idle");
     assert!(p["cpu_percent"].is_number(), "{p}");
     assert!(p["rss_bytes"].as_u64().unwrap() > 0, "{p}");
-    assert!(!p["usage_history"].as_array().unwrap().is_empty(), "{p}");
+    // The harness's event follower makes sampling periodic: its samples make the history.
+    wait_status(&w, "periodic samples in idle's usage_history", |s| {
+        process(s, "idle")["usage_history"]
+            .as_array()
+            .is_some_and(|h| !h.is_empty())
+    });
     let me = &s["supervisor"];
     assert_eq!(me["pid"], w.pid());
     assert!(me["rss_bytes"].as_u64().unwrap() > 0, "{me}");
@@ -451,8 +457,10 @@ fn an_escapee_without_its_environment_is_gone_after_a_stop() {
         assert_eq!(w.shutdown(), Some(0));
         return;
     };
-    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    assert!(env.is_empty(), "the escapee cleared its environment");
+    // It prints its pid just before its `execve` with an empty environment: wait for it.
+    wait_status(&w, "the escapee to run with an empty environment", |_| {
+        std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.is_empty())
+    });
     assert!(alive(pid));
     let (code, out, err) = run_warden(w.dir.path(), &["stop", "sneaky"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -940,10 +948,11 @@ fn holds_stat_of(warden_pid: i32, pid: i32) -> bool {
 }
 
 /// In /proc mode, periodic samples keep each process's `stat` file open (one read per
-/// sample); a status request in between, which samples on demand, closes none of them,
-/// and once nobody needs the figures they are all closed (an idle warden holds nothing
-/// for sampling). The interval is an hour: the subscriber's first periodic sample comes at
-/// once and the next never, so every later sample is a status request's.
+/// sample); a status request in between, which samples on demand, closes none of them and
+/// adds no point to `usage_history` (only periodic samples do), and once nobody needs the
+/// figures they are all closed (an idle warden holds nothing for sampling). The interval
+/// is an hour: the subscriber's first periodic sample comes at once and the next never, so
+/// every later sample is a status request's, counted in `supervisor.samples.on_demand`.
 #[test]
 fn stat_files_are_open_only_while_sampling_is_periodic() {
     let mut w = Warden::start_unobserved(
@@ -956,23 +965,33 @@ fn stat_files_are_open_only_while_sampling_is_periodic() {
     let pid = process(&s, "idle")["pid"].as_i64().unwrap() as i32;
     let held = || holds_stat_of(w.pid(), pid);
     assert!(!held(), "a one-off sample closes what it opened");
+    assert!(process(&s, "idle")["rss_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(
+        process(&s, "idle")["usage_history"],
+        Value::Null,
+        "a sample on demand is no point of the history"
+    );
     let samples = |s: &Value| {
         process(s, "idle")["usage_history"]
             .as_array()
             .map_or(0, Vec::len)
     };
+    let on_demand = |s: &Value| s["supervisor"]["samples"]["on_demand"].as_u64().unwrap();
     let events = Events::follow(&w);
     let s = wait_status(&w, "the periodic sample to hold idle's stat file", |_| {
         held()
     });
     let periodic = samples(&s);
-    wait_status(&w, "a status request to sample on demand", |s| {
-        samples(s) > periodic
+    assert!(periodic >= 1, "the periodic sample is a point: {s}");
+    let before = on_demand(&s);
+    let s = wait_status(&w, "a status request to sample on demand", |s| {
+        on_demand(s) > before
     });
     assert!(
         held(),
         "a sample on demand between periodic ones closes nothing"
     );
+    assert_eq!(samples(&s), periodic, "a sample on demand adds no point");
     drop(events);
     wait_status(&w, "the subscriber to be gone and the file closed", |s| {
         s["supervisor"]["sampling"] == serde_json::json!([]) && !held()

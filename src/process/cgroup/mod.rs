@@ -165,12 +165,12 @@ impl RunCgroup {
 
     /// CPU time used by every process that ever ran in the cgroup, in microseconds.
     pub fn cpu_usage_usec(&self) -> Option<u64> {
-        usage_usec(&std::fs::File::open(self.dir().join("cpu.stat")).ok()?)
+        usage_usec(&self.open(None, "cpu.stat").ok()?)
     }
 
     /// The memory charged to the cgroup now, in bytes (`None` without a memory controller).
     pub fn memory_current(&self) -> Option<u64> {
-        number(&std::fs::File::open(self.memory_file(Memory::Current)?).ok()?)
+        number(&self.open_memory(Memory::Current)?.ok()?)
     }
 
     /// Resident memory (anonymous and mapped file pages, as a process's RSS counts them),
@@ -188,30 +188,52 @@ impl RunCgroup {
 
     /// The most memory the cgroup was charged, in bytes, where the kernel keeps it.
     pub fn memory_peak(&self) -> Option<u64> {
-        number(&std::fs::File::open(self.memory_file(Memory::Peak)?).ok()?)
+        number(&self.open_memory(Memory::Peak)?.ok()?)
+    }
+
+    /// The run's file `name`, in its v2 folder (`v1`: `None`) or its folder of a v1
+    /// controller, opened relative to warden's folder where that is held open.
+    fn open(&self, v1: Option<Controller>, name: &str) -> io::Result<std::fs::File> {
+        use nix::fcntl::{OFlag, openat};
+        use nix::sys::stat::Mode;
+        match self.owner.handle(v1) {
+            Some(dir) => {
+                let path = format!("{}/{name}", self.leaf);
+                let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+                Ok(openat(dir, path.as_str(), flags, Mode::empty())?.into())
+            }
+            None => {
+                let dir = match v1 {
+                    None => self.dir(),
+                    Some(c) => self.dir_of(c).ok_or(io::ErrorKind::NotFound)?.1,
+                };
+                std::fs::File::open(dir.join(name))
+            }
+        }
+    }
+
+    /// The run's memory file `which`, open (`None` without a memory controller).
+    fn open_memory(&self, which: Memory) -> Option<io::Result<std::fs::File>> {
+        let place = self.owner.place(Controller::Memory)?;
+        let v1 = match place {
+            Place::V2 => None,
+            Place::V1 if self.v1 & bit(Controller::Memory) != 0 => Some(Controller::Memory),
+            // The run did not join the hierarchy.
+            Place::V1 => return None,
+        };
+        Some(self.open(v1, memory_name(place, which)))
     }
 
     fn memory_file(&self, which: Memory) -> Option<PathBuf> {
         let (place, dir) = self.dir_of(Controller::Memory)?;
-        let file = match (place, which) {
-            (Place::V2, Memory::Current) => "memory.current",
-            (Place::V2, Memory::Peak) => "memory.peak",
-            (Place::V1, Memory::Current) => "memory.usage_in_bytes",
-            (Place::V1, Memory::Peak) => "memory.max_usage_in_bytes",
-            (_, Memory::Events) => match place {
-                Place::V2 => "memory.events",
-                Place::V1 => "memory.oom_control",
-            },
-        };
-        Some(dir.join(file))
+        Some(dir.join(memory_name(place, which)))
     }
 
     /// The counter files, held open for periodic sampling.
     pub fn counters(&self) -> io::Result<Counters> {
-        let open = |p: Option<PathBuf>| p.map(std::fs::File::open).transpose();
         Ok(Counters {
-            cpu: std::fs::File::open(self.dir().join("cpu.stat"))?,
-            memory: open(self.memory_file(Memory::Current))?,
+            cpu: self.open(None, "cpu.stat")?,
+            memory: self.open_memory(Memory::Current).transpose()?,
         })
     }
 
@@ -299,6 +321,18 @@ pub(crate) fn own_v2_dir() -> Option<PathBuf> {
 /// The bit of `c` in [`RunCgroup`]'s `v1` set.
 fn bit(c: Controller) -> u8 {
     1 << Controller::ALL.iter().position(|x| *x == c).unwrap_or(0)
+}
+
+/// The file of a memory figure, where the memory controller is `place`.
+fn memory_name(place: Place, which: Memory) -> &'static str {
+    match (place, which) {
+        (Place::V2, Memory::Current) => "memory.current",
+        (Place::V2, Memory::Peak) => "memory.peak",
+        (Place::V1, Memory::Current) => "memory.usage_in_bytes",
+        (Place::V1, Memory::Peak) => "memory.max_usage_in_bytes",
+        (Place::V2, Memory::Events) => "memory.events",
+        (Place::V1, Memory::Events) => "memory.oom_control",
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

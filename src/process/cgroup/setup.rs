@@ -93,6 +93,11 @@ pub struct Cgroups {
     v1: Vec<(Controller, PathBuf)>,
     evacuation: Option<Evacuation>,
     status: CgroupStatus,
+    /// `dir` and the `v1` folders, open (`O_PATH`) for warden's life: a run's counters are
+    /// opened relative to them, two names to look up instead of the whole path (the
+    /// kernel's walk of `/sys/fs/cgroup/…` was a third of a status request's sample).
+    /// A folder missing here is reached by its path.
+    handles: Vec<(Option<Controller>, std::os::fd::OwnedFd)>,
 }
 
 /// Find and create warden's subtree. `Err` only with `cgroup = "required"` and no way to
@@ -136,8 +141,13 @@ pub fn setup(mode: CgroupMode, token: &str) -> Result<Setup, String> {
         v1: Vec::new(),
         evacuation: None,
         status: CgroupStatus::off(String::new()),
+        handles: Vec::new(),
     };
     let notes = cg.take_controllers(&base, &me, &mounts, &name);
+    cg.handles = std::iter::once((None, cg.dir.as_path()))
+        .chain(cg.v1.iter().map(|(c, d)| (Some(*c), d.as_path())))
+        .filter_map(|(c, d)| Some((c, open_dir(d).ok()?)))
+        .collect();
     cg.status = CgroupStatus {
         mode: "v2".into(),
         path: Some(cg.dir.clone()),
@@ -223,6 +233,14 @@ impl Cgroups {
 
     pub(super) fn path(&self) -> &str {
         &self.path
+    }
+
+    /// warden's folder (`None`: the v2 one; `c`'s in v1), open, if it could be.
+    pub(super) fn handle(&self, c: Option<Controller>) -> Option<&std::os::fd::OwnedFd> {
+        self.handles
+            .iter()
+            .find(|(hc, _)| *hc == c)
+            .map(|(_, fd)| fd)
     }
 
     pub(super) fn v1_dirs(&self) -> impl Iterator<Item = (Controller, &PathBuf)> {
@@ -531,4 +549,14 @@ fn reason(e: &io::Error) -> String {
                 .unwrap_or_default()
         }
     }
+}
+
+/// A folder, open for `openat` below it only.
+fn open_dir(dir: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)?;
+    Ok(file.into())
 }

@@ -221,6 +221,7 @@ impl Actor {
             config: self.spec.path.display().to_string(),
             cgroup: Some(self.opts.cgroup_status.summary()),
             cgroups: Some(self.opts.cgroup_status.clone()),
+            samples: self.sampling.counts(),
             cpu_percent: own.map(|(cpu, _)| (cpu * 10.0).round() / 10.0),
             rss_bytes: own.map(|(_, rss)| rss),
             config_drift: self.drift.check(),

@@ -270,7 +270,11 @@ impl Core {
             .into_iter()
             .flatten()
             .max();
-        inst.usage.push(now.wall, cpu, rss);
+        // A request's sample updates the figures but is no point of the history, whose
+        // points are `sample_interval` apart.
+        if usage.periodic {
+            inst.usage.push(now.wall, cpu, rss);
+        }
         let Some(limits) = inst.spec.limits.clone() else {
             return;
         };
