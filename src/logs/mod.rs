@@ -42,6 +42,8 @@ mod terminal;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_stamped;
+#[cfg(test)]
 mod tests_unframed;
 mod unframed;
 mod writer;

@@ -92,7 +92,7 @@ fn settle_budget(budget: &'static Budget) {
 #[derive(Debug)]
 pub enum Entry {
     Lines(Arc<Batch>),
-    Unframed(Unframed),
+    Unframed(Arc<Unframed>),
 }
 
 impl Entry {

@@ -73,13 +73,31 @@ impl Unframed {
         self.bytes.len() + self.carried.len() + OVERHEAD
     }
 
+    /// Calls `emit(text, partial)` for each of its records, oldest first, exactly as
+    /// [`Framer::feed`] handed them out when the chunk came.
+    pub fn frame(&self, mut emit: impl FnMut(&[u8], bool)) {
+        let mut count = 0;
+        Framer::resume(&self.carried).feed(&self.bytes, |text, partial| {
+            emit(text, partial);
+            count += 1;
+        });
+        debug_assert_eq!(count, self.records, "framed as counted");
+    }
+
+    /// The bytes of its records' text (without newlines), found by framing it.
+    pub fn text_len(&self) -> usize {
+        let mut len = 0;
+        self.frame(|text, _| len += text.len());
+        len
+    }
+
     /// The records from the `skip`th on, oldest first, each as an owned line, while
     /// `take` says yes.
     pub fn lines(&self, skip: usize, mut take: impl FnMut(&[u8]) -> bool) -> Vec<LogLine> {
         let mut out = Vec::new();
         let mut index = 0;
         let mut taking = true;
-        Framer::resume(&self.carried).feed(&self.bytes, |text, partial| {
+        self.frame(|text, partial| {
             if index >= skip && taking {
                 taking = take(text);
                 if taking {
@@ -94,7 +112,6 @@ impl Unframed {
             }
             index += 1;
         });
-        debug_assert_eq!(index, self.records, "framed as counted");
         out
     }
 }
