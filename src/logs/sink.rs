@@ -1,9 +1,10 @@
 //! One process instance's output: both streams framed into records, handed to the log
 //! file's writer, kept in the ring, teed to the terminal, offered to followers.
 //!
-//! Each chunk read from a pipe becomes one [`Batch`] of records, or, when nobody needs its
-//! lines as it comes (see [`LogSink::per_line`]), one [`Unframed`] chunk that the ring
-//! frames if someone reads it. Either is published under one short lock that assigns its
+//! Each chunk read from a pipe becomes one [`Unframed`] chunk, counted but not framed,
+//! which a timestamped file's writer, the terminal's printer and the ring frame on their
+//! own threads; or, when its lines are needed as it comes (see [`LogSink::per_line`]),
+//! one [`Batch`] of records. Either is published under one short lock that assigns its
 //! sequence numbers, so the file, the ring, the terminal and the followers all see the
 //! same order and the two streams never interleave mid-line. Nothing under
 //! that lock waits: the writer queues (its worker does the file I/O), the terminal queues
