@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::Stream;
 use super::batch::Batch;
-use super::display::sanitize;
+use super::display::{is_plain, sanitize};
 use super::unframed::Unframed;
 
 /// Bytes of output waiting for the printer before chunks are dropped.
@@ -273,13 +273,24 @@ impl Printer {
 
     fn print_chunk(&mut self, name: &str, chunk: &Unframed) -> io::Result<()> {
         let head = self.head(name);
+        // Checked once for the whole chunk, in a way that vectorises: most output is.
+        let plain = chunk.is_plain();
         let mut result = Ok(());
         chunk.frame(|text, _| {
             if result.is_ok() {
-                result = self.print_line(&head, text);
+                result = match plain {
+                    true => self.print_plain(&head, text),
+                    false => self.print_line(&head, text),
+                };
             }
         });
         result
+    }
+
+    fn print_plain(&mut self, head: &[u8], text: &[u8]) -> io::Result<()> {
+        self.out.write_all(head)?;
+        self.out.write_all(text)?;
+        self.out.write_all(b"\n")
     }
 
     fn print(&mut self, name: &str, text: &str) -> io::Result<()> {
@@ -292,15 +303,11 @@ impl Printer {
     /// One line of a child's output after `head`: plain printable ASCII as it is (most
     /// lines, and no allocation), anything else made inert first.
     fn print_line(&mut self, head: &[u8], text: &[u8]) -> io::Result<()> {
-        self.out.write_all(head)?;
-        if text
-            .iter()
-            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
-        {
-            self.out.write_all(text)?;
-        } else {
-            self.out.write_all(sanitize(text).as_bytes())?;
+        if is_plain(text, false) {
+            return self.print_plain(head, text);
         }
+        self.out.write_all(head)?;
+        self.out.write_all(sanitize(text).as_bytes())?;
         self.out.write_all(b"\n")
     }
 

@@ -84,6 +84,12 @@ impl Unframed {
         debug_assert_eq!(count, self.records, "framed as counted");
     }
 
+    /// Whether all of its text is printable ASCII (see [`super::display::is_plain`]).
+    pub fn is_plain(&self) -> bool {
+        super::display::is_plain(&self.carried, false)
+            && super::display::is_plain(&self.bytes, true)
+    }
+
     /// The bytes of its records' text (without newlines), found by framing it.
     pub fn text_len(&self) -> usize {
         let mut len = 0;
