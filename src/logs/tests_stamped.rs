@@ -143,3 +143,30 @@ fn a_timestamped_file_and_the_tee_get_every_record_as_framed() {
         shown.lines().count()
     );
 }
+
+/// What cannot reach a timestamped file is counted as the records it would have been,
+/// the line a chunk completes included.
+#[test]
+fn records_that_cannot_be_written_are_counted_as_formatted() {
+    let spec = LogSpec {
+        file: None,
+        max_size: 1 << 40,
+        keep: 0,
+        timestamps: true,
+        buffer_lines: 0,
+    };
+    // Never opens: `/dev/null` is not a folder.
+    let sink = LogSink::new(
+        "web",
+        std::path::Path::new("/dev/null/web.log"),
+        &spec,
+        None,
+        None,
+    );
+    sink.write(Stream::Stdout, b"one\ntwo\nthr");
+    sink.write(Stream::Stdout, b"ee");
+    sink.write(Stream::Stdout, b"\n");
+    assert!(sink.flush(Duration::from_secs(20)));
+    // `<24-byte time> out| ` + text + newline: 31 bytes besides the text.
+    assert_eq!(sink.dropped_bytes(), 3 * 31 + 3 + 3 + 5);
+}
