@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, watch};
 
 use super::batch::Batch;
-use super::buffers::Chunk;
+use super::buffers::{self, Chunk};
 use super::file::{LogFile, Notices};
 use super::unframed::Unframed;
 
@@ -483,24 +483,27 @@ impl Shared {
         }
     }
 
-    /// Frames and stamps a chunk in one pass into one buffer, written at once: the
-    /// prefix is formatted once per chunk (its records share the time it was read).
+    /// Frames and stamps a chunk in one pass into a recycled buffer (see `buffers.rs`),
+    /// written whenever the next record might not fit: two `write`s for a full chunk of
+    /// short lines. The prefix is formatted once per chunk (its records share the time
+    /// it was read).
     fn write_unframed(&self, f: &mut LogFile, chunk: &Unframed) {
         self.note_gap(f);
         let (line, piece) = stamps(chunk.time, chunk.stream);
-        SCRATCH.with_borrow_mut(|buf| {
-            buf.clear();
-            buf.reserve(chunk.cost() + chunk.len() * (PREFIX_LEN + 3));
-            chunk.frame(|text, partial| {
-                buf.extend_from_slice(if partial { &piece } else { &line });
-                buf.extend_from_slice(text);
-                buf.push(b'\n');
-            });
-            f.write(buf);
-            if buf.capacity() > SCRATCH_KEEP {
-                *buf = Vec::new();
+        let mut buf = buffers::take();
+        chunk.frame(|text, partial| {
+            // A record is at most MAX_LINE + 31 bytes: it always fits in an empty buffer.
+            if buf.len() + line.len() + text.len() + 1 > buf.capacity() {
+                f.write(&buf);
+                buf.clear();
+                self.progress();
             }
+            buf.extend_from_slice(if partial { &piece } else { &line });
+            buf.extend_from_slice(text);
+            buf.push(b'\n');
         });
+        f.write(&buf);
+        buffers::give(buf);
     }
 
     /// Before the first record written after a loss, warden's note about it.
@@ -537,14 +540,6 @@ impl Shared {
         f.write(&buf);
     }
 }
-
-thread_local! {
-    /// A worker's buffer for formatting a chunk's records (about 90 KiB for a full one).
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// A formatting buffer larger than this (a chunk of many empty lines) is not kept.
-const SCRATCH_KEEP: usize = 256 * 1024;
 
 /// `2026-11-22T10:15:30.123Z out| ` and `... out+ `: what goes before a record's text
 /// (`+` marks a piece of a line that goes on in the next record).
