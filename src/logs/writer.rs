@@ -484,13 +484,12 @@ impl Shared {
     }
 
     /// Frames and stamps a chunk in one pass into a recycled buffer (see `buffers.rs`),
-    /// written whenever the next record might not fit: two `write`s for a full chunk of
-    /// short lines. The prefix is formatted once per chunk (its records share the time
-    /// it was read).
+    /// written when the next record might not fit: once for a chunk of 100-byte lines.
+    /// The prefix is formatted once per chunk (its records share the time it was read).
     fn write_unframed(&self, f: &mut LogFile, chunk: &Unframed) {
         self.note_gap(f);
         let (line, piece) = stamps(chunk.time, chunk.stream);
-        let mut buf = buffers::take();
+        let mut buf = buffers::take_format();
         chunk.frame(|text, partial| {
             // A record is at most MAX_LINE + 31 bytes: it always fits in an empty buffer.
             if buf.len() + line.len() + text.len() + 1 > buf.capacity() {
@@ -503,7 +502,7 @@ impl Shared {
             buf.push(b'\n');
         });
         f.write(&buf);
-        buffers::give(buf);
+        buffers::give_format(buf);
     }
 
     /// Before the first record written after a loss, warden's note about it.
