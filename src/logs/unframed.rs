@@ -1,14 +1,14 @@
-//! A chunk of a child's output kept in the ring as it was read, framed into records only
-//! when someone reads them (`logs`, `logs -f`, the dashboard).
+//! A chunk of a child's output as it was read, framed into records only where they are
+//! needed: by a timestamped file's writer and the terminal's printer, on their threads,
+//! and by the ring when someone reads it (`logs`, `logs -f`, the dashboard).
 //!
 //! When nobody needs a chunk's lines on the capture thread (stdout, no line watch),
 //! framing every line there was most of its work. An [`Unframed`] chunk shares the
 //! reader's buffer with the log file's queue and knows only how many records it holds
 //! (counted by [`Framer::skim`]), which is all the ring needs for its bounds and the
-//! sequence numbers; a timestamped file's writer and the terminal's printer frame it on
-//! their own threads (its records share the time it was read). It carries the start of the line that was waiting before it, so
-//! it frames into the very records [`Framer::feed`] would have given, even when the
-//! chunks before it are gone from the ring.
+//! sequence numbers; its records share the time it was read. It carries the start of the
+//! line that was waiting before it, so it frames into the very records [`Framer::feed`]
+//! would have given, even when the chunks before it are gone from the ring.
 //!
 //! It must frame exactly as the framer does (the record count is a promise to the ring
 //! and to followers), and must not hold more than its chunk and that one carried line.

@@ -371,7 +371,8 @@ impl Shared {
             Item::Open | Item::Owner(..) => 0,
             Item::Bytes(b) => b.len() as u64,
             Item::Records(batch) => (batch.text_len() + batch.len() * (PREFIX_LEN + 3)) as u64,
-            // Framed only to count what is lost: a file that takes data never asks.
+            // Framed only to count what is lost (a file not open, or stalled: then on the
+            // capture thread, per chunk dropped); a file that takes data never asks.
             Item::Unframed(chunk) => (chunk.text_len() + chunk.len() * (PREFIX_LEN + 3)) as u64,
         }
     }
