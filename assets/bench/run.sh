@@ -14,7 +14,8 @@
 # Knobs (environment): BENCH_N (500 processes), BENCH_REPS (5 start-ups per peer),
 # BENCH_IDLE (30 s), BENCH_PEERS ("warden s6 supervisord"), BENCH_SPEW_REPS (3),
 # BENCH_KILLS (20), BENCH_WORKLOADS ("start_idle spew restart probes status dashboard
-# sampling stop_many").
+# sampling stop_many"), BENCH_WARDEN_BEFORE (another warden binary: the spew workload runs
+# it too, alternated with this one, as kinds `warden_*_before`; in results.jsonl only).
 set -euo pipefail
 export LC_ALL=C # `$EPOCHREALTIME` with a decimal point
 
@@ -348,6 +349,11 @@ spew_warden_raw() { spew_warden "$1" false detach; }
 spew_warden_ts() { spew_warden "$1" true detach; }
 spew_warden_tee() { spew_warden "$1" false tee; }
 spew_warden_tee_null() { spew_warden "$1" false null; }
+# The same with BENCH_WARDEN_BEFORE, to compare two builds in one run.
+spew_warden_raw_before() { local WARDEN=$BENCH_WARDEN_BEFORE; spew_warden "$1" false detach; }
+spew_warden_ts_before() { local WARDEN=$BENCH_WARDEN_BEFORE; spew_warden "$1" true detach; }
+spew_warden_tee_before() { local WARDEN=$BENCH_WARDEN_BEFORE; spew_warden "$1" false tee; }
+spew_warden_tee_null_before() { local WARDEN=$BENCH_WARDEN_BEFORE; spew_warden "$1" false null; }
 spew_warden() {
     LOG=$1/logs/spew.log
     printf '[processes.spew]\ncommand = %s\nrestart = "never"\n[processes.spew.log]\ntimestamps = %s\nmax_size = "1GB"\n' \
@@ -399,7 +405,7 @@ spew_once() {
     DOWN=
     "spew_$kind" "$dir"
     pid=$PID
-    if [[ $kind == warden_ts ]]; then
+    if [[ $kind == warden_ts || $kind == warden_ts_before ]]; then
         size=$((SPEW_BYTES + SPEW_LINES * 30)) # `2026-11-22T10:15:30.123Z out| ` per line
         flags=(--first-marker)
         verify=(--timestamps)
@@ -420,7 +426,11 @@ workload_spew() {
     local kinds=(direct pipe)
     for peer in "${PEERS[@]}"; do
         case $peer in
-        warden) kinds+=(warden_raw warden_ts warden_tee warden_tee_null) ;;
+        warden)
+            kinds+=(warden_raw warden_ts warden_tee warden_tee_null)
+            [[ -z ${BENCH_WARDEN_BEFORE:-} ]] ||
+                kinds+=(warden_raw_before warden_ts_before warden_tee_before warden_tee_null_before)
+            ;;
         *) kinds+=("$peer") ;;
         esac
     done

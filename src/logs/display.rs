@@ -23,12 +23,21 @@ pub(crate) fn sanitize_keep_sgr(bytes: &[u8]) -> String {
     clean(bytes, true)
 }
 
+/// Whether `bytes` are all printable ASCII, tabs, and (with `newlines`) newlines: text
+/// that is inert as it is. Checked a block at a time without an early exit inside a
+/// block, so that the compiler vectorises it (a byte-by-byte check was most of the
+/// terminal tee's work).
+pub(crate) fn is_plain(bytes: &[u8], newlines: bool) -> bool {
+    bytes.chunks(1024).all(|block| {
+        block.iter().fold(true, |plain, &b| {
+            plain & ((0x20..0x7f).contains(&b) | (b == b'\t') | (newlines & (b == b'\n')))
+        })
+    })
+}
+
 fn clean(bytes: &[u8], keep_sgr: bool) -> String {
     // Most lines are plain printable ASCII: one copy, no state machine.
-    if bytes
-        .iter()
-        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
-    {
+    if is_plain(bytes, false) {
         return String::from_utf8_lossy(bytes).into_owned();
     }
     let text = String::from_utf8_lossy(bytes);
@@ -106,7 +115,33 @@ fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{sanitize, sanitize_keep_sgr};
+    use super::{is_plain, sanitize, sanitize_keep_sgr};
+
+    #[test]
+    fn plain_means_printable_ascii_tab_and_asked_for_newlines_anywhere_in_a_block() {
+        let one_by_one = |bytes: &[u8], newlines: bool| {
+            bytes
+                .iter()
+                .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b) || (newlines && b == b'\n'))
+        };
+        let base = vec![b'a'; 3000];
+        assert!(is_plain(&base, false) && is_plain(&[], false));
+        // Every byte value, at the start, inside and at the end of a block, and alone.
+        for b in 0..=255u8 {
+            for at in [0, 1023, 1024, 2999] {
+                let mut bytes = base.clone();
+                bytes[at] = b;
+                for newlines in [false, true] {
+                    assert_eq!(
+                        is_plain(&bytes, newlines),
+                        one_by_one(&bytes, newlines),
+                        "byte {b} at {at}"
+                    );
+                }
+            }
+            assert_eq!(is_plain(&[b], true), one_by_one(&[b], true), "byte {b}");
+        }
+    }
 
     #[test]
     fn colours_can_be_kept_and_nothing_else() {

@@ -13,11 +13,12 @@
 //!
 //! Every queue is bounded in bytes: the writer's (a full queue makes a pump wait while
 //! the disk is slow, and drops while the file hangs), the ring's (per process and in
-//! total), the terminal's (drops, counted). A chunk of output is framed once into a
-//! [`Batch`] that all of them share, or, when only the ring may want its lines (a
-//! verbatim file, no tee, no line watch, stdout), not framed at all: the ring keeps the
-//! chunk as read and frames it if someone reads it (`unframed.rs`). An owned [`LogLine`]
-//! is made only for a client.
+//! total), the terminal's (drops, counted). A chunk of stdout is not framed on the
+//! capture thread, only counted: the file, the ring and the terminal share it as read, and
+//! a timestamped file's writer, the terminal's printer, or the ring when someone reads it,
+//! frame it on their own threads (`unframed.rs`). Stderr and a process with a line watch
+//! are framed as they come, once, into a [`Batch`] that all of them share. An owned
+//! [`LogLine`] is made only for a client.
 //!
 //! What it must never do:
 //! - block a child because of the terminal or a follower (they lag and are told so), or
@@ -41,6 +42,8 @@ mod sink;
 mod terminal;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_stamped;
 #[cfg(test)]
 mod tests_unframed;
 mod unframed;

@@ -8,7 +8,8 @@
 //! when there were fewer of them), every ring above its share gives up its oldest output
 //! too ([`settle`]). It keeps whole chunks, always at least the newest one: a [`Batch`]
 //! (framed as it came, shared with the file writer and the terminal) or an [`Unframed`]
-//! chunk (framed only here, when someone reads it).
+//! chunk (framed here only when someone reads it; shared with the file writer and the
+//! terminal, which frame it on their own threads).
 //!
 //! Followers (`logs -f`) read from here too, each at its own pace: one that falls behind
 //! what is kept is told how many lines it skipped. While anyone follows, at least
@@ -92,7 +93,7 @@ fn settle_budget(budget: &'static Budget) {
 #[derive(Debug)]
 pub enum Entry {
     Lines(Arc<Batch>),
-    Unframed(Unframed),
+    Unframed(Arc<Unframed>),
 }
 
 impl Entry {

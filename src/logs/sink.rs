@@ -1,9 +1,10 @@
 //! One process instance's output: both streams framed into records, handed to the log
 //! file's writer, kept in the ring, teed to the terminal, offered to followers.
 //!
-//! Each chunk read from a pipe becomes one [`Batch`] of records, or, when nobody needs its
-//! lines as it comes (see [`LogSink::per_line`]), one [`Unframed`] chunk that the ring
-//! frames if someone reads it. Either is published under one short lock that assigns its
+//! Each chunk read from a pipe becomes one [`Unframed`] chunk, counted but not framed,
+//! which a timestamped file's writer, the terminal's printer and the ring frame on their
+//! own threads; or, when its lines are needed as it comes (see [`LogSink::per_line`]),
+//! one [`Batch`] of records. Either is published under one short lock that assigns its
 //! sequence numbers, so the file, the ring, the terminal and the followers all see the
 //! same order and the two streams never interleave mid-line. Nothing under
 //! that lock waits: the writer queues (its worker does the file I/O), the terminal queues
@@ -71,7 +72,8 @@ pub struct LogSink {
 /// What a chunk becomes, before its sequence numbers.
 enum Framed {
     Lines(Batch),
-    Unframed(Unframed),
+    /// And whether the ring keeps it.
+    Unframed(Unframed, bool),
 }
 
 struct Inner {
@@ -198,20 +200,16 @@ impl LogSink {
         self.publish(batch.map(Framed::Lines), raw);
     }
 
-    /// A chunk whose lines nobody needs now: the file takes its bytes, and the ring (if it
-    /// keeps anything) the chunk as it is, framed when someone reads it.
+    /// A chunk whose lines nobody needs on the capture thread: a verbatim file takes its
+    /// bytes; a timestamped file, the terminal and the ring (if it keeps anything) take the
+    /// chunk as it is, with the one time it was read, and frame it themselves.
     fn skim(&self, stream: Stream, chunk: Arc<Chunk>) {
         let time = SystemTime::now();
         let (records, carried) = lock(&self.framers[index(stream)]).skim(&chunk);
         let kept = self.keeps_lines.load(Ordering::Relaxed) > 0;
-        let entry = kept.then(|| {
-            Framed::Unframed(Unframed::new(
-                time,
-                stream,
-                carried,
-                Arc::clone(&chunk),
-                records,
-            ))
+        let entry = (kept || self.timestamps || self.tee.is_some()).then(|| {
+            let unframed = Unframed::new(time, stream, carried, Arc::clone(&chunk), records);
+            Framed::Unframed(unframed, kept)
         });
         self.publish(entry, Some(Raw::Shared(chunk)));
     }
@@ -252,14 +250,13 @@ impl LogSink {
         self.publish(Some(Framed::Lines(batch)), None);
     }
 
-    /// Whether something needs this chunk's lines as they come: a timestamped file (each
-    /// record is stamped with the time it was read), the restart history (stderr), the
-    /// terminal, a line watch. Otherwise only the ring may want them, later.
+    /// Whether something needs this chunk's lines on the capture thread, as they come:
+    /// the restart history (stderr), a line watch. Otherwise the chunk is counted, not
+    /// framed: a timestamped file's writer and the terminal's printer frame it on their
+    /// own threads (every record of a chunk has the time it was read), and the ring when
+    /// someone reads it.
     fn per_line(&self, stream: Stream) -> bool {
-        self.timestamps
-            || stream == Stream::Stderr
-            || self.tee.is_some()
-            || lock(&self.watch).is_some()
+        stream == Stream::Stderr || lock(&self.watch).is_some()
     }
 
     /// Frames a chunk (`None`: the end of the stream) into the batch to publish; `None`
@@ -297,9 +294,17 @@ impl LogSink {
             Some(Framed::Lines(batch)) if !batch.is_empty() => {
                 Entry::Lines(self.publish_lines(&mut inner, batch))
             }
-            Some(Framed::Unframed(mut chunk)) if !chunk.is_empty() => {
+            Some(Framed::Unframed(mut chunk, kept)) if !chunk.is_empty() => {
                 chunk.first_seq = inner.seq + 1;
                 inner.seq += chunk.len() as u64;
+                let chunk = Arc::new(chunk);
+                self.writer.write_unframed(&chunk);
+                if let Some(tee) = &self.tee {
+                    tee.send_chunk(&self.name, &chunk);
+                }
+                if !kept {
+                    return;
+                }
                 Entry::Unframed(chunk)
             }
             _ => return,

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use super::Stream;
 use super::batch::Batch;
-use super::display::sanitize;
+use super::display::{is_plain, sanitize};
+use super::unframed::Unframed;
 
 /// Bytes of output waiting for the printer before chunks are dropped.
 pub const TEE_MAX_BYTES: usize = 1 << 20;
@@ -48,6 +49,8 @@ impl Drop for Handle {
 enum Message {
     /// One chunk of a process's output.
     Lines(Arc<str>, Arc<Batch>),
+    /// One chunk of a process's output as it was read: the printer frames it.
+    Chunk(Arc<str>, Arc<Unframed>),
     Notice(String),
     Flush(mpsc::Sender<()>),
 }
@@ -125,18 +128,32 @@ impl Tee {
         if batch.is_empty() || batch.stream == Stream::Warden {
             return;
         }
+        let message = Message::Lines(Arc::clone(name), Arc::clone(batch));
+        self.send(message, batch.cost(), batch.len());
+    }
+
+    /// [`Tee::send_batch`] of a chunk as it was read; the printer frames it, so that the
+    /// thread that reads the pipes does not.
+    pub fn send_chunk(&self, name: &Arc<str>, chunk: &Arc<Unframed>) {
+        if chunk.is_empty() || chunk.stream == Stream::Warden {
+            return;
+        }
+        let message = Message::Chunk(Arc::clone(name), Arc::clone(chunk));
+        self.send(message, chunk.cost(), chunk.len());
+    }
+
+    fn send(&self, message: Message, cost: usize, lines: usize) {
         let shared = self.shared();
         let mut q = lock(&shared.queue);
-        if q.bytes + batch.cost() > TEE_MAX_BYTES {
+        if q.bytes + cost > TEE_MAX_BYTES {
             drop(q);
-            let n = batch.len() as u64;
+            let n = lines as u64;
             shared.dropped.fetch_add(n, Ordering::Relaxed);
             shared.unreported.fetch_add(n, Ordering::Relaxed);
             return;
         }
-        q.bytes += batch.cost();
-        q.messages
-            .push_back(Message::Lines(Arc::clone(name), Arc::clone(batch)));
+        q.bytes += cost;
+        q.messages.push_back(message);
         drop(q);
         shared.wake.notify_one();
     }
@@ -190,6 +207,7 @@ impl Printer {
                     if let Some(m) = q.messages.pop_front() {
                         match &m {
                             Message::Lines(_, batch) => q.bytes -= batch.cost(),
+                            Message::Chunk(_, chunk) => q.bytes -= chunk.cost(),
                             Message::Notice(text) => q.notice_bytes -= text.len(),
                             Message::Flush(_) => {}
                         }
@@ -217,6 +235,7 @@ impl Printer {
             // Terminal errors (EPIPE, EIO after a hangup) are ignored: keep draining.
             let _ = match message {
                 Message::Lines(name, batch) => self.print_batch(&name, &batch),
+                Message::Chunk(name, chunk) => self.print_chunk(&name, &chunk),
                 Message::Notice(text) => text
                     .lines()
                     .try_for_each(|line| self.print(WARDEN, &sanitize(line.as_bytes()))),
@@ -245,24 +264,67 @@ impl Printer {
     }
 
     fn print_batch(&mut self, name: &str, batch: &Batch) -> io::Result<()> {
+        let head = self.head(name);
         for record in batch.records() {
-            self.print(name, &sanitize(record.text))?;
+            self.print_line(&head, record.text)?;
         }
         Ok(())
     }
 
+    fn print_chunk(&mut self, name: &str, chunk: &Unframed) -> io::Result<()> {
+        let head = self.head(name);
+        // Checked once for the whole chunk, in a way that vectorises: most output is.
+        let plain = chunk.is_plain();
+        let mut result = Ok(());
+        chunk.frame(|text, _| {
+            if result.is_ok() {
+                result = match plain {
+                    true => self.print_plain(&head, text),
+                    false => self.print_line(&head, text),
+                };
+            }
+        });
+        result
+    }
+
+    fn print_plain(&mut self, head: &[u8], text: &[u8]) -> io::Result<()> {
+        self.out.write_all(head)?;
+        self.out.write_all(text)?;
+        self.out.write_all(b"\n")
+    }
+
     fn print(&mut self, name: &str, text: &str) -> io::Result<()> {
+        let head = self.head(name);
+        self.out.write_all(&head)?;
+        self.out.write_all(text.as_bytes())?;
+        self.out.write_all(b"\n")
+    }
+
+    /// One line of a child's output after `head`: plain printable ASCII as it is (most
+    /// lines, and no allocation), anything else made inert first.
+    fn print_line(&mut self, head: &[u8], text: &[u8]) -> io::Result<()> {
+        if is_plain(text, false) {
+            return self.print_plain(head, text);
+        }
+        self.out.write_all(head)?;
+        self.out.write_all(sanitize(text).as_bytes())?;
+        self.out.write_all(b"\n")
+    }
+
+    /// `name │ `, padded and coloured, formatted once per chunk.
+    fn head(&self, name: &str) -> Vec<u8> {
         let width = self.shared.width.load(Ordering::Relaxed);
-        if self.color {
+        let head = if self.color {
             let color = if name == WARDEN {
                 "1"
             } else {
                 name_color(name)
             };
-            writeln!(self.out, "\x1b[{color}m{name:<width$} │\x1b[0m {text}")
+            format!("\x1b[{color}m{name:<width$} │\x1b[0m ")
         } else {
-            writeln!(self.out, "{name:<width$} │ {text}")
-        }
+            format!("{name:<width$} │ ")
+        };
+        head.into_bytes()
     }
 }
 

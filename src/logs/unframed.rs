@@ -1,14 +1,14 @@
-//! A chunk of a child's output kept in the ring as it was read, framed into records only
-//! when someone reads them (`logs`, `logs -f`, the dashboard).
+//! A chunk of a child's output as it was read, framed into records only where they are
+//! needed: by a timestamped file's writer and the terminal's printer, on their threads,
+//! and by the ring when someone reads it (`logs`, `logs -f`, the dashboard).
 //!
-//! When nobody needs a chunk's lines as it arrives (a verbatim log file, no terminal
-//! tee, no line watch, stdout), framing every line for a ring that keeps only the last
-//! `buffer_lines` of them was most of the capture thread's work. An [`Unframed`] chunk
-//! shares the reader's buffer with the log file's queue and knows only how many records
-//! it holds (counted by [`Framer::skim`]), which is all the ring needs for its bounds and
-//! the sequence numbers. It carries the start of the line that was waiting before it, so
-//! it frames into the very records [`Framer::feed`] would have given, even when the
-//! chunks before it are gone from the ring.
+//! When nobody needs a chunk's lines on the capture thread (stdout, no line watch),
+//! framing every line there was most of its work. An [`Unframed`] chunk shares the
+//! reader's buffer with the log file's queue and knows only how many records it holds
+//! (counted by [`Framer::skim`]), which is all the ring needs for its bounds and the
+//! sequence numbers; its records share the time it was read. It carries the start of the
+//! line that was waiting before it, so it frames into the very records [`Framer::feed`]
+//! would have given, even when the chunks before it are gone from the ring.
 //!
 //! It must frame exactly as the framer does (the record count is a promise to the ring
 //! and to followers), and must not hold more than its chunk and that one carried line.
@@ -73,13 +73,37 @@ impl Unframed {
         self.bytes.len() + self.carried.len() + OVERHEAD
     }
 
+    /// Calls `emit(text, partial)` for each of its records, oldest first, exactly as
+    /// [`Framer::feed`] handed them out when the chunk came.
+    pub fn frame(&self, mut emit: impl FnMut(&[u8], bool)) {
+        let mut count = 0;
+        Framer::resume(&self.carried).feed(&self.bytes, |text, partial| {
+            emit(text, partial);
+            count += 1;
+        });
+        debug_assert_eq!(count, self.records, "framed as counted");
+    }
+
+    /// Whether all of its text is printable ASCII (see [`super::display::is_plain`]).
+    pub fn is_plain(&self) -> bool {
+        super::display::is_plain(&self.carried, false)
+            && super::display::is_plain(&self.bytes, true)
+    }
+
+    /// The bytes of its records' text (without newlines), found by framing it.
+    pub fn text_len(&self) -> usize {
+        let mut len = 0;
+        self.frame(|text, _| len += text.len());
+        len
+    }
+
     /// The records from the `skip`th on, oldest first, each as an owned line, while
     /// `take` says yes.
     pub fn lines(&self, skip: usize, mut take: impl FnMut(&[u8]) -> bool) -> Vec<LogLine> {
         let mut out = Vec::new();
         let mut index = 0;
         let mut taking = true;
-        Framer::resume(&self.carried).feed(&self.bytes, |text, partial| {
+        self.frame(|text, partial| {
             if index >= skip && taking {
                 taking = take(text);
                 if taking {
@@ -94,7 +118,6 @@ impl Unframed {
             }
             index += 1;
         });
-        debug_assert_eq!(index, self.records, "framed as counted");
         out
     }
 }

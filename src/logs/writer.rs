@@ -26,8 +26,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 
 use super::batch::Batch;
-use super::buffers::Chunk;
+use super::buffers::{self, Chunk};
 use super::file::{LogFile, Notices};
+use super::unframed::Unframed;
 
 /// Bytes one sink may have queued before its reader waits.
 pub const QUEUE_MAX_BYTES: usize = 1 << 20;
@@ -93,6 +94,8 @@ enum Item {
     /// Give the file to this user and group (and the files rotation opens later).
     Owner(Option<u32>, u32),
     Records(Arc<Batch>),
+    /// A chunk as read, for a timestamped file: the worker frames and stamps it.
+    Unframed(Arc<Unframed>),
     /// Often the reader's own buffer, shared with the ring (see `buffers.rs`).
     Bytes(Arc<Chunk>),
 }
@@ -102,6 +105,7 @@ impl Item {
         match self {
             Item::Open | Item::Owner(..) => 0,
             Item::Records(batch) => batch.cost(),
+            Item::Unframed(chunk) => chunk.cost(),
             Item::Bytes(bytes) => bytes.len(),
         }
     }
@@ -227,6 +231,14 @@ impl FileWriter {
     pub fn write_records(&self, batch: &Arc<Batch>) {
         if self.shared.timestamps {
             self.push(Item::Records(Arc::clone(batch)));
+        }
+    }
+
+    /// Queues a chunk as read for a timestamped file (a verbatim file takes its bytes
+    /// through [`FileWriter::write_bytes`]).
+    pub fn write_unframed(&self, chunk: &Arc<Unframed>) {
+        if self.shared.timestamps {
+            self.push(Item::Unframed(Arc::clone(chunk)));
         }
     }
 
@@ -374,6 +386,9 @@ impl Shared {
             Item::Open | Item::Owner(..) => 0,
             Item::Bytes(b) => b.len() as u64,
             Item::Records(batch) => (batch.text_len() + batch.len() * (PREFIX_LEN + 3)) as u64,
+            // Framed only to count what is lost (a file not open, or stalled: then on the
+            // capture thread, per chunk dropped); a file that takes data never asks.
+            Item::Unframed(chunk) => (chunk.text_len() + chunk.len() * (PREFIX_LEN + 3)) as u64,
         }
     }
 
@@ -470,9 +485,9 @@ impl Shared {
             lock(&self.opened).0 += 1;
             self.open_done.notify_waiters();
         }
-        let lost = self.file_size(&item);
         let earlier = std::mem::take(&mut state.unwritten);
         let Some(f) = state.file.as_mut() else {
+            let lost = self.file_size(&item);
             state.unwritten = earlier + unwritten + lost;
             self.dropped.fetch_add(lost, Ordering::Relaxed);
             return;
@@ -482,10 +497,34 @@ impl Shared {
             Item::Open | Item::Owner(..) => {}
             Item::Bytes(bytes) => f.write(&bytes),
             Item::Records(batch) => self.write_records(f, &batch),
+            Item::Unframed(chunk) => self.write_unframed(f, &chunk),
         }
     }
 
-    fn write_records(&self, f: &mut LogFile, batch: &Batch) {
+    /// Frames and stamps a chunk in one pass into a recycled buffer (see `buffers.rs`),
+    /// written when the next record might not fit: once for a chunk of 100-byte lines.
+    /// The prefix is formatted once per chunk (its records share the time it was read).
+    fn write_unframed(&self, f: &mut LogFile, chunk: &Unframed) {
+        self.note_gap(f);
+        let (line, piece) = stamps(chunk.time, chunk.stream);
+        let mut buf = buffers::take_format();
+        chunk.frame(|text, partial| {
+            // A record is at most MAX_LINE + 31 bytes: it always fits in an empty buffer.
+            if buf.len() + line.len() + text.len() + 1 > buf.capacity() {
+                f.write(&buf);
+                buf.clear();
+                self.progress();
+            }
+            buf.extend_from_slice(if partial { &piece } else { &line });
+            buf.extend_from_slice(text);
+            buf.push(b'\n');
+        });
+        f.write(&buf);
+        buffers::give_format(buf);
+    }
+
+    /// Before the first record written after a loss, warden's note about it.
+    fn note_gap(&self, f: &mut LogFile) {
         if f.gap() > 0 {
             let note = format!(
                 "{} ---| [warden: {} bytes of log data could not be written]\n",
@@ -494,6 +533,10 @@ impl Shared {
             );
             f.write_note(note.as_bytes());
         }
+    }
+
+    fn write_records(&self, f: &mut LogFile, batch: &Batch) {
+        self.note_gap(f);
         let prefix = format!(
             "{} {}",
             humantime::format_rfc3339_millis(batch.time),
@@ -513,6 +556,19 @@ impl Shared {
         }
         f.write(&buf);
     }
+}
+
+/// `2026-11-22T10:15:30.123Z out| ` and `... out+ `: what goes before a record's text
+/// (`+` marks a piece of a line that goes on in the next record).
+fn stamps(time: SystemTime, stream: super::Stream) -> (Vec<u8>, Vec<u8>) {
+    let head = format!(
+        "{} {}",
+        humantime::format_rfc3339_millis(time),
+        stream.tag()
+    );
+    let line = format!("{head}| ").into_bytes();
+    let piece = format!("{head}+ ").into_bytes();
+    (line, piece)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
