@@ -173,6 +173,37 @@ def cmd_spawn_many(a):
         os.waitpid(pid, 0)
 
 
+def cmd_spawn_many_piped(a):
+    """The floor with a supervisor's stdio shape: like spawn-many, but each child gets
+    stdin from /dev/null, stdout and stderr on pipes of its own (whose read ends this
+    process holds until the end, as a supervisor holds them) and a session of its own.
+    posix_spawn copies this process's descriptor table into each child and closes it at
+    `execve`, so with hundreds of pipes held each start costs a little more than the last."""
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    kids, held = [], []
+    for _ in range(a.count):
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+                   (os.POSIX_SPAWN_DUP2, err_w, 2)]
+        kids.append(os.posix_spawnp(a.argv[0], a.argv, os.environ, file_actions=actions,
+                                    setsid=True))
+        os.close(out_w)
+        os.close(err_w)
+        held += [out_r, err_r]
+    end = time.monotonic() + a.timeout
+    while not stop and time.monotonic() < end:
+        time.sleep(0.05)
+    for pid in kids:
+        os.kill(pid, signal.SIGKILL)
+    for pid in kids:
+        os.waitpid(pid, 0)
+    for fd in held:
+        os.close(fd)
+
+
 # ---- workload 2: the supervisor's own CPU and memory ---------------------------------
 
 
@@ -553,6 +584,12 @@ def main():
     s.add_argument("--timeout", type=float, default=300)
     s.add_argument("argv", nargs="+")
     s.set_defaults(fn=cmd_spawn_many)
+
+    s = sub.add_parser("spawn-many-piped")
+    s.add_argument("--count", type=int, required=True)
+    s.add_argument("--timeout", type=float, default=300)
+    s.add_argument("argv", nargs="+")
+    s.set_defaults(fn=cmd_spawn_many_piped)
 
     s = sub.add_parser("spawn-floor")
     s.add_argument("--stamp", required=True, help="stamp file prefix")

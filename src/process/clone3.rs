@@ -40,7 +40,8 @@ pub(super) enum Outcome {
 
 /// Create a child in the cgroup v2 whose folder `cgroup` is open (`O_PATH` or
 /// `O_RDONLY`), running `child(arg)` on `stack` until it execs or exits; its pidfd is
-/// stored in `pidfd`. The caller blocks every signal around this call (the child shares
+/// stored in `pidfd`. With `share_files` the child starts on warden's descriptor table
+/// (`CLONE_FILES`, see `fork.rs`). The caller blocks every signal around this call (the child shares
 /// warden's memory, and a handler of warden's must never run in it).
 ///
 /// # Safety
@@ -52,6 +53,7 @@ pub(super) enum Outcome {
 #[cfg(target_arch = "x86_64")]
 pub(super) unsafe fn spawn(
     cgroup: RawFd,
+    share_files: bool,
     stack: &mut [u8],
     pidfd: &mut c_int,
     child: extern "C" fn(*mut c_void) -> c_int,
@@ -67,6 +69,9 @@ pub(super) unsafe fn spawn(
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
     args.flags =
         (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64 | CLONE_INTO_CGROUP;
+    if share_files {
+        args.flags |= libc::CLONE_FILES as u64;
+    }
     // With CLONE_PIDFD, clone3 writes the new descriptor (an int) where `pidfd` points.
     args.pidfd = pidfd as *mut c_int as u64;
     // The parent learns of the child's death through SIGCHLD and a wait, like any child
@@ -124,6 +129,7 @@ pub(super) unsafe fn spawn(
 #[cfg(not(target_arch = "x86_64"))]
 pub(super) unsafe fn spawn(
     _cgroup: RawFd,
+    _share_files: bool,
     _stack: &mut [u8],
     _pidfd: &mut c_int,
     _child: extern "C" fn(*mut c_void) -> c_int,

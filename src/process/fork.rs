@@ -11,6 +11,16 @@
 //! `CLONE_PIDFD` hands back a pidfd atomically, so there is no window in which the pid
 //! could be recycled before we hold it.
 //!
+//! The descriptor table: a child cloned without `CLONE_FILES` gets a copy of warden's
+//! whole table (a reference to every pipe, pidfd and log file of every run), and its
+//! `execve` then closes them one by one; with hundreds of runs that was the largest part
+//! of a start (see BENCHMARKS.md). So the child starts on warden's own table
+//! (`CLONE_FILES`) and its first act on it is `close_range(K, ~0, CLOSE_RANGE_UNSHARE)`,
+//! which gives it a private copy of descriptors `0..K` only; warden's table is not
+//! touched. The child's stdio reaches it through three [`Slots`] below `K`, reserved early
+//! (so their numbers stay small) and kept open for the life of the process (so that no
+//! other thread is ever handed their numbers).
+//!
 //! The child runs [`child_main`] on a stack of its own and must only make raw system
 //! calls: no allocation, no locks, no panics. Everything it needs is prepared in a
 //! [`Prepared`] before the clone; a failure is written into it (the memory is shared)
@@ -21,6 +31,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use super::clone3;
 
@@ -79,6 +90,12 @@ pub(super) struct Prepared {
     cwd: CString,
     /// Descriptors for 0, 1, 2; all at 3 or above (see [`above_stdio`]).
     stdio: [RawFd; 3],
+    /// What the child `dup2`s onto 0, 1, 2: the [`Slots`] with a shared table, `stdio`
+    /// without. Set by [`spawn`] just before the clone.
+    child_stdio: [AtomicI32; 3],
+    /// With a shared table: the `K` of `close_range(K, ~0, CLOSE_RANGE_UNSHARE)`, above
+    /// the slots; `-1` when the child got a copy of the table. Set by [`spawn`].
+    keep_below: AtomicI32,
     /// The run's cgroup v2 folder (see [`Become::cgroup`]).
     cgroup: Option<RawFd>,
     /// The v2 `cgroup.procs` the child joins first, where it could not be born in its
@@ -135,6 +152,8 @@ impl Prepared {
             _envp: envp,
             cwd: CString::new(cwd.as_os_str().as_bytes()).map_err(nul)?,
             stdio,
+            child_stdio: stdio.map(AtomicI32::new),
+            keep_below: AtomicI32::new(-1),
             cgroup: who.cgroup,
             v2_procs: AtomicI32::new(-1),
             v1_tasks: who.v1_tasks,
@@ -163,6 +182,83 @@ pub(super) enum Via {
     Clone,
 }
 
+/// How the child gets its descriptor table (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Table {
+    /// warden's own (`CLONE_FILES`), traded at once for a copy of its first slots.
+    Shared,
+    /// A copy of the whole table, closed at `execve`: what a child gets when the slots
+    /// cannot be reserved (tests compare the two).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Copied,
+}
+
+/// Three descriptors at low numbers through which the child's stdio travels with a
+/// shared table. Between spawns they are `/dev/null`: they are never closed, so no other
+/// thread can be given one of their numbers and see it replaced under its feet.
+struct Slots {
+    fds: [OwnedFd; 3],
+    null: OwnedFd,
+}
+
+impl Slots {
+    fn open() -> io::Result<Slots> {
+        let null: OwnedFd = std::fs::File::open("/dev/null")?.into();
+        let slot = || {
+            // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own, or -1. At 3 or
+            // above, so that the child's `dup2`s onto 0, 1, 2 never overwrite a slot.
+            let fd = unsafe { libc::fcntl(null.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: just created, owned by nobody else.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        Ok(Slots {
+            fds: [slot()?, slot()?, slot()?],
+            null,
+        })
+    }
+
+    /// `K`: the child keeps descriptors below it.
+    fn keep_below(&self) -> RawFd {
+        self.fds.iter().map(AsRawFd::as_raw_fd).max().unwrap_or(2) + 1
+    }
+
+    /// Put `fds` into the slots (`Err` leaves some of them holding a child's descriptor;
+    /// the caller then drops the slots).
+    fn fill(&self, fds: [RawFd; 3]) -> io::Result<()> {
+        for (slot, fd) in self.fds.iter().zip(fds) {
+            // SAFETY: both descriptors are open; the slot's number is ours alone.
+            if unsafe { libc::dup3(fd, slot.as_raw_fd(), libc::O_CLOEXEC) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The process's slots; `None` until first used (or after they could not be refilled).
+static SLOTS: Mutex<Option<Slots>> = Mutex::new(None);
+
+/// The slots, reserved now if they are not yet. Held across the clone: one child at a
+/// time travels through them.
+fn slots() -> MutexGuard<'static, Option<Slots>> {
+    let mut slots = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+    if slots.is_none() {
+        *slots = Slots::open()
+            .map_err(|e| tracing::warn!("cannot reserve descriptors for spawning ({e}): children get a copy of warden's descriptor table"))
+            .ok();
+    }
+    slots
+}
+
+/// Reserve the slots while warden's descriptor numbers are still small (the spawner
+/// calls this as it starts; the first spawn would otherwise).
+pub(super) fn reserve_slots() {
+    drop(slots());
+}
+
 /// A started child.
 #[derive(Debug)]
 pub(super) struct Forked {
@@ -181,8 +277,49 @@ static CLONE3_REFUSED: AtomicBool = AtomicBool::new(false);
 
 /// Clone and exec. Returns the child, or the step that failed with its errno (the child
 /// is then already reaped).
-pub(super) fn spawn(prep: &Prepared, via: Via) -> Result<Forked, (Option<Step>, io::Error)> {
+pub(super) fn spawn(
+    prep: &Prepared,
+    via: Via,
+    table: Table,
+) -> Result<Forked, (Option<Step>, io::Error)> {
+    let mut guard = (table == Table::Shared).then(slots);
+    let slots = guard.as_mut().and_then(|g| g.as_ref());
+    let share = match slots {
+        Some(slots) => {
+            if let Err(e) = slots.fill(prep.stdio) {
+                guard.as_mut().map(|g| g.take());
+                return Err((Some(Step::Dup), e));
+            }
+            for (to, slot) in prep.child_stdio.iter().zip(&slots.fds) {
+                to.store(slot.as_raw_fd(), Ordering::Relaxed);
+            }
+            prep.keep_below.store(slots.keep_below(), Ordering::Relaxed);
+            true
+        }
+        None => {
+            for (to, &fd) in prep.child_stdio.iter().zip(&prep.stdio) {
+                to.store(fd, Ordering::Relaxed);
+            }
+            prep.keep_below.store(-1, Ordering::Relaxed);
+            false
+        }
+    };
+    let result = spawn_with(prep, via, share);
+    if let Some(slots) = guard.as_mut() {
+        // The slots must not keep the child's pipes open (its output would never end).
+        let emptied = slots.as_ref().map(|s| s.fill([s.null.as_raw_fd(); 3]));
+        if let Some(Err(e)) = emptied {
+            tracing::warn!("cannot empty the spawning descriptors ({e}): reserving new ones");
+            slots.take();
+        }
+    }
+    result
+}
+
+/// [`spawn`] once the child's stdio is in place; `share`: `CLONE_FILES`.
+fn spawn_with(prep: &Prepared, via: Via, share: bool) -> Result<Forked, (Option<Step>, io::Error)> {
     let mut stack = vec![0u8; CHILD_STACK];
+    let files = if share { libc::CLONE_FILES } else { 0 };
     let mut pidfd: c_int = -1;
     let arg = prep as *const Prepared as *mut c_void;
     let mut born_in_cgroup = false;
@@ -198,12 +335,12 @@ pub(super) fn spawn(prep: &Prepared, via: Via) -> Result<Forked, (Option<Step>, 
     }
     let cloned = (|| {
         let Some(dir) = prep.cgroup else {
-            return plain_clone(&mut stack, &mut pidfd, arg);
+            return plain_clone(&mut stack, &mut pidfd, arg, files);
         };
         if via == Via::Best && !CLONE3_REFUSED.load(Ordering::Relaxed) {
             // SAFETY: as for `plain_clone`: `stack` and `prep` outlive the child's use of
             // them, since the parent is suspended until the child execs or exits.
-            match unsafe { clone3::spawn(dir, &mut stack, &mut pidfd, child_main, arg) } {
+            match unsafe { clone3::spawn(dir, share, &mut stack, &mut pidfd, child_main, arg) } {
                 clone3::Outcome::Child(pid) => {
                     born_in_cgroup = true;
                     return Ok(pid);
@@ -233,7 +370,7 @@ pub(super) fn spawn(prep: &Prepared, via: Via) -> Result<Forked, (Option<Step>, 
         // function returns (after the child exec'd: CLONE_VFORK).
         let procs = open_procs(dir).map_err(|e| (Some(Step::Cgroup), e))?;
         prep.v2_procs.store(procs.as_raw_fd(), Ordering::Relaxed);
-        let pid = plain_clone(&mut stack, &mut pidfd, arg);
+        let pid = plain_clone(&mut stack, &mut pidfd, arg, files);
         prep.v2_procs.store(-1, Ordering::Relaxed);
         drop(procs);
         pid
@@ -264,11 +401,13 @@ pub(super) fn spawn(prep: &Prepared, via: Via) -> Result<Forked, (Option<Step>, 
     ))
 }
 
-/// libc's `clone`: the child runs `child_main(arg)` on `stack`.
+/// libc's `clone`: the child runs `child_main(arg)` on `stack`; `files` is
+/// `CLONE_FILES` or 0.
 fn plain_clone(
     stack: &mut [u8],
     pidfd: &mut c_int,
     arg: *mut c_void,
+    files: c_int,
 ) -> Result<libc::pid_t, (Option<Step>, io::Error)> {
     // The stack grows down; keep the top 16-byte aligned as the ABI wants.
     let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
@@ -280,7 +419,7 @@ fn plain_clone(
         libc::clone(
             child_main,
             top as *mut c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | files | libc::SIGCHLD,
             arg,
             pidfd as *mut c_int,
         )
@@ -349,6 +488,22 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 return fail(Step::Cgroup);
             }
         }
+        // Still on warden's descriptor table (`CLONE_FILES`): nothing above may change
+        // it, and from here on the child has its own, holding only descriptors below
+        // the slots. A kernel before 5.9 has no CLOSE_RANGE_UNSHARE: a private copy of
+        // the whole table then, as a child cloned without CLONE_FILES has.
+        let keep = p.keep_below.load(Ordering::Relaxed);
+        if keep >= 0
+            && libc::syscall(
+                libc::SYS_close_range,
+                keep as u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_UNSHARE,
+            ) < 0
+            && libc::unshare(libc::CLONE_FILES) < 0
+        {
+            return fail(Step::Dup);
+        }
         // Children start clean: default dispositions (handlers would point into warden),
         // then an empty signal mask.
         let mut dfl: libc::sigaction = std::mem::zeroed();
@@ -363,8 +518,8 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         if libc::setsid() < 0 {
             return fail(Step::Setsid);
         }
-        for (target, &fd) in p.stdio.iter().enumerate() {
-            if libc::dup2(fd, target as c_int) < 0 {
+        for (target, fd) in p.child_stdio.iter().enumerate() {
+            if libc::dup2(fd.load(Ordering::Relaxed), target as c_int) < 0 {
                 return fail(Step::Dup);
             }
         }

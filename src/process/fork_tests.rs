@@ -93,7 +93,7 @@ fn cat_own_cgroup(cgroup: &OwnedFd, via: Via) -> Result<(bool, String), (Option<
         },
     )
     .unwrap();
-    let forked = spawn(&prep, via)?;
+    let forked = spawn(&prep, via, Table::Shared)?;
     drop(write);
     let mut out = String::new();
     std::fs::File::from(read).read_to_string(&mut out).unwrap();
@@ -146,4 +146,136 @@ fn a_folder_that_is_no_cgroup_is_a_cgroup_error() {
     }
     // A refusal about the cgroup is not the kernel refusing clone3.
     assert!(!CLONE3_REFUSED.load(Ordering::Relaxed));
+}
+
+/// What `/bin/cat /proc/self/status` says when spawned with `table`, read to its end
+/// (which only comes if no copy of the pipe's write end stayed behind in warden).
+fn cat_own_status(table: Table) -> String {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let null: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+    let (write, null) = (above_stdio(write).unwrap(), above_stdio(null).unwrap());
+    let prep = Prepared::new(
+        Path::new("/bin/cat"),
+        &["cat".into(), "/proc/self/status".into()],
+        &Env::from(Vec::new()),
+        Path::new("/"),
+        [null.as_raw_fd(), write.as_raw_fd(), null.as_raw_fd()],
+        false,
+        Become {
+            identity: None,
+            umask: None,
+            cgroup: None,
+            v1_tasks: Vec::new(),
+        },
+    )
+    .unwrap();
+    let forked = spawn(&prep, Via::Best, table).unwrap();
+    drop(write);
+    let out = read_to_end(read, Instant::now() + Duration::from_secs(30));
+    nix::sys::wait::waitid(
+        nix::sys::wait::Id::PIDFd(std::os::fd::AsFd::as_fd(&forked.pidfd)),
+        nix::sys::wait::WaitPidFlag::WEXITED,
+    )
+    .unwrap();
+    out
+}
+
+/// Everything until end of file, or a panic at `deadline` (a writer left open).
+fn read_to_end(fd: OwnedFd, deadline: Instant) -> String {
+    use std::os::fd::AsFd;
+    let mut file = std::fs::File::from(fd);
+    let mut out = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no end of file: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        let mut poll = [nix::poll::PollFd::new(
+            file.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        if nix::poll::poll(&mut poll, ms).unwrap() == 0 {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        match file.read(&mut buf).unwrap() {
+            0 => return String::from_utf8(out).unwrap(),
+            n => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// `FDSize` of a `/proc/PID/status`: how many slots the descriptor table has.
+fn fd_size(status: &str) -> usize {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("FDSize:"))
+        .unwrap_or_else(|| panic!("no FDSize in {status:?}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn children_do_not_get_a_copy_of_wardens_descriptor_table() {
+    // Room for the descriptors below (and for the tests running beside this one).
+    let (soft, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    if hard < 4096 {
+        eprintln!("descriptor table: skipped, the hard descriptor limit is {hard}");
+        return;
+    }
+    nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_NOFILE,
+        soft.max(4096),
+        hard,
+    )
+    .unwrap();
+    // Reserved before the table grows, as the spawner does at its start.
+    reserve_slots();
+    // A table like warden's with hundreds of runs (each holds a pidfd and pipes).
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let held: Vec<OwnedFd> = (0..1100)
+        .map(|_| null.try_clone().unwrap().into())
+        .collect();
+    let ours = fd_size(&std::fs::read_to_string("/proc/self/status").unwrap());
+    assert!(ours >= 1024, "the test's table is only {ours} slots");
+    // The comparison that shows the test can tell: a copied table is as large as ours,
+    // and stays that size after `execve` closed its descriptors.
+    let copied = fd_size(&cat_own_status(Table::Copied));
+    assert!(copied >= 1024, "a copied table has {copied} slots");
+    // The child's own table holds the descriptors below the slots only.
+    let shared = fd_size(&cat_own_status(Table::Shared));
+    assert!(
+        shared < ours && shared <= 256,
+        "the child's table has {shared} slots, warden's {ours}"
+    );
+    drop(held);
+}
+
+#[test]
+fn spawning_leaves_wardens_own_descriptors_alone() {
+    use std::os::fd::BorrowedFd;
+    let identity = |fd: i32| {
+        // SAFETY: 0, 1 and 2 stay open for the test's life (or fstat says EBADF).
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        nix::sys::stat::fstat(fd).map(|s| (s.st_dev, s.st_ino)).ok()
+    };
+    let before: Vec<_> = (0..3).map(identity).collect();
+    for table in [Table::Shared, Table::Copied, Table::Shared] {
+        // The child's stdout is the pipe it was given, read to its end.
+        assert!(cat_own_status(table).contains("\nPid:"), "{table:?}");
+    }
+    let after: Vec<_> = (0..3).map(identity).collect();
+    assert_eq!(before, after, "the child's dup2s reached warden's table");
+    // Between spawns the slots hold nothing of a child's.
+    let slots = slots();
+    let slots = slots.as_ref().expect("slots reserved");
+    for slot in &slots.fds {
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", slot.as_raw_fd())).unwrap();
+        assert_eq!(link, Path::new("/dev/null"));
+    }
 }

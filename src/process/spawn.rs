@@ -117,6 +117,7 @@ impl Spawner {
     /// Start the spawner thread. It lives until every `Spawner` clone is dropped.
     pub fn start() -> io::Result<Spawner> {
         let registry = Arc::new(Registry::default());
+        fork::reserve_slots();
         let (tx, rx) = mpsc::channel::<Job>();
         let reg = registry.clone();
         std::thread::Builder::new()
@@ -236,39 +237,41 @@ fn spawn_now(registry: &Registry, mut launch: Launch) -> Result<Spawned, SpawnEr
     .map_err(|e| SpawnError::new(format!("command `{}`: {e}", launch.argv[0])))?;
 
     let mut managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
-    let forked = fork::spawn(&prepared, fork::Via::Best).map_err(|(step, e)| match step {
-        Some(fork::Step::Exec) => explain_exec_error(&launch.argv[0], &program, e),
-        Some(fork::Step::Cgroup) => SpawnError::resource(
-            &format!("cannot place `{}` in its cgroup", launch.argv[0]),
-            &e,
-        ),
-        Some(fork::Step::Setgroups | fork::Step::Setgid | fork::Step::Setuid) => {
-            let who = launch
-                .credentials
-                .as_ref()
-                .map_or("another user".to_string(), |c| c.described.clone());
-            let why = match e.raw_os_error() {
-                Some(libc::EPERM) => "operation not permitted (warden is not root)".to_string(),
-                _ => e.to_string(),
-            };
-            SpawnError::new(format!("cannot run `{}` as {who}: {why}", launch.argv[0]))
-        }
-        Some(fork::Step::Chdir) => SpawnError::new(format!(
-            "working directory `{}` cannot be used by {}: {}",
-            launch.cwd.display(),
-            launch
-                .credentials
-                .as_ref()
-                .map_or("the process".to_string(), |c| c.described.clone()),
-            describe_errno(&e)
-        )),
-        Some(step) => SpawnError::resource(
-            &format!("cannot prepare `{}` ({step:?})", launch.argv[0]),
-            &e,
-        ),
-        // clone() takes a process slot, and a descriptor for the pidfd.
-        None => SpawnError::resource("cannot create the process: clone() failed", &e),
-    })?;
+    let forked = fork::spawn(&prepared, fork::Via::Best, fork::Table::Shared).map_err(
+        |(step, e)| match step {
+            Some(fork::Step::Exec) => explain_exec_error(&launch.argv[0], &program, e),
+            Some(fork::Step::Cgroup) => SpawnError::resource(
+                &format!("cannot place `{}` in its cgroup", launch.argv[0]),
+                &e,
+            ),
+            Some(fork::Step::Setgroups | fork::Step::Setgid | fork::Step::Setuid) => {
+                let who = launch
+                    .credentials
+                    .as_ref()
+                    .map_or("another user".to_string(), |c| c.described.clone());
+                let why = match e.raw_os_error() {
+                    Some(libc::EPERM) => "operation not permitted (warden is not root)".to_string(),
+                    _ => e.to_string(),
+                };
+                SpawnError::new(format!("cannot run `{}` as {who}: {why}", launch.argv[0]))
+            }
+            Some(fork::Step::Chdir) => SpawnError::new(format!(
+                "working directory `{}` cannot be used by {}: {}",
+                launch.cwd.display(),
+                launch
+                    .credentials
+                    .as_ref()
+                    .map_or("the process".to_string(), |c| c.described.clone()),
+                describe_errno(&e)
+            )),
+            Some(step) => SpawnError::resource(
+                &format!("cannot prepare `{}` ({step:?})", launch.argv[0]),
+                &e,
+            ),
+            // clone() takes a process slot, and a descriptor for the pidfd.
+            None => SpawnError::resource("cannot create the process: clone() failed", &e),
+        },
+    )?;
     managed.insert(forked.pid);
     drop(managed);
     Ok(Spawned {
