@@ -267,6 +267,11 @@ impl Cgroups {
     /// for tests that need runs in cgroups without setting up (and moving) warden.
     #[cfg(test)]
     pub(crate) fn for_tests(dir: PathBuf, path: String) -> Cgroups {
+        let handles = open_dir(&dir)
+            .ok()
+            .map(|fd| (None, fd))
+            .into_iter()
+            .collect();
         Cgroups {
             dir,
             path,
@@ -274,6 +279,7 @@ impl Cgroups {
             v1: Vec::new(),
             evacuation: None,
             status: CgroupStatus::off(String::new()),
+            handles,
         }
     }
 
