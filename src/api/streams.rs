@@ -28,6 +28,10 @@ const FOLLOW_SLICE: usize = 16 * 1024;
 
 const SUPERVISOR_STOPPED: &str = "the supervisor stopped";
 
+/// How long a stream may take, once the supervisor has stopped, to send what was
+/// published before the stop (a last log line, the final events).
+const STOP_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// `{"stream":"logs","instances":[...]}`, the last `lines` lines of each instance (merged
 /// by time), then with `follow` every new line until the supervisor stops.
 pub(super) async fn logs(
@@ -91,18 +95,34 @@ pub(super) async fn logs(
         forwarders.spawn(forward(i, f, tx.clone()));
     }
     let mut live = instances.len();
+    // Once the supervisor has stopped, what the forwarders still pass on (the last lines,
+    // read before their sinks went) is sent, until they are done or `STOP_DRAIN` is over.
+    let mut stopping: Option<tokio::time::Instant> = None;
+    let mut tx = Some(tx);
     loop {
-        let next = tokio::select! {
-            biased;
-            () = stopped(&mut c.stop) => None,
-            () = hung_up(&mut c.rd, true) => return Ok(false),
-            f = feed.recv() => f,
+        let next = match stopping {
+            Some(until) => tokio::time::timeout_at(until, feed.recv())
+                .await
+                .ok()
+                .flatten(),
+            None => tokio::select! {
+                biased;
+                () = stopped(&mut c.stop) => {
+                    stopping = Some(tokio::time::Instant::now() + STOP_DRAIN);
+                    // Each forwarder holds a sender: the feed ends when the last is done.
+                    tx = None;
+                    continue;
+                }
+                () = hung_up(&mut c.rd, true) => return Ok(false),
+                f = feed.recv() => f,
+            },
         };
         match next {
             None => {
                 c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
                 return Ok(false);
             }
+            Some(Feed::Closed(_)) if stopping.is_some() => {}
             Some(Feed::Lines(i, skipped, lines)) => {
                 if skipped > 0 {
                     let skipped = Skipped {
@@ -126,7 +146,9 @@ pub(super) async fn logs(
                     for line in &tail {
                         c.send(&line_answer(&instances[i], line, colors)).await?;
                     }
-                    forwarders.spawn(forward(i, f, tx.clone()));
+                    if let Some(tx) = &tx {
+                        forwarders.spawn(forward(i, f, tx.clone()));
+                    }
                 }
                 Attach::Gone => {
                     live -= 1;
@@ -221,6 +243,7 @@ pub(super) async fn events(c: &mut Peer, since: Option<u64>) -> io::Result<bool>
         ..Answer::default()
     })
     .await?;
+    let mut stopping = false;
     loop {
         let batch = cursor.take(&log, u64::MAX);
         if batch.skipped > 0 {
@@ -236,9 +259,18 @@ pub(super) async fn events(c: &mut Peer, since: Option<u64>) -> io::Result<bool>
         if !batch.events.is_empty() || batch.skipped > 0 {
             continue;
         }
+        // The log is closed before the server stops, so a stop normally finds the end
+        // above; events published before it are sent first.
+        if stopping {
+            c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
+            return Ok(false);
+        }
         let alive = tokio::select! {
             biased;
-            () = stopped(&mut c.stop) => false,
+            () = stopped(&mut c.stop) => {
+                stopping = true;
+                continue;
+            }
             () = hung_up(&mut c.rd, true) => return Ok(false),
             alive = cursor.changed() => alive,
         };
@@ -276,12 +308,21 @@ pub(super) async fn subscribe(c: &mut Peer, refresh: bool, since: Option<u64>) -
     for event in std::mem::take(&mut sub.backlog) {
         c.send(&event_answer(&event)).await?;
     }
+    let mut stopping = false;
     loop {
-        let update = tokio::select! {
-            biased;
-            () = stopped(&mut c.stop) => Update::End,
-            () = hung_up(&mut c.rd, true) => return Ok(false),
-            u = sub.next() => u,
+        let update = if stopping {
+            // What was published before the stop, then the end.
+            sub.ready().unwrap_or(Update::End)
+        } else {
+            tokio::select! {
+                biased;
+                () = stopped(&mut c.stop) => {
+                    stopping = true;
+                    continue;
+                }
+                () = hung_up(&mut c.rd, true) => return Ok(false),
+                u = sub.next() => u,
+            }
         };
         let answer = match update {
             Update::Event(event) => event_answer(&event),
@@ -315,5 +356,59 @@ fn skipped(count: u64) -> Answer {
     Answer {
         skipped: Some(Skipped { name: None, count }),
         ..Answer::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::supervisor::Handle;
+    use crate::supervisor::event::EventKind;
+    use crate::supervisor::observe::EventLog;
+
+    /// The server stops right after the supervisor's last events: both are ready when the
+    /// stream wakes, and the events still go out before the end.
+    #[tokio::test(flavor = "current_thread")]
+    async fn events_published_just_before_the_stop_are_sent() {
+        let (control, _requests) = mpsc::unbounded_channel();
+        let log = Arc::new(EventLog::new(1 << 20));
+        let handle = Handle {
+            control,
+            events: log.clone(),
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+        let stream = tokio::spawn(async move {
+            let mut peer = Peer::new(theirs, handle, stop_rx);
+            events(&mut peer, None).await
+        });
+        let mut lines = BufReader::new(ours).lines();
+        let first = lines.next_line().await.unwrap().unwrap();
+        assert!(first.contains(r#""stream":"events""#), "{first}");
+        // One thread: the stream has sent its first line and waits; nothing runs until
+        // this test awaits again.
+        log.publish(Event {
+            seq: 0,
+            time: std::time::UNIX_EPOCH,
+            name: "job".into(),
+            kind: EventKind::Message {
+                text: "the last word".into(),
+            },
+        });
+        log.close();
+        stop.send_replace(true);
+        let mut rest = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            rest.push(line);
+        }
+        assert!(!stream.await.unwrap().unwrap());
+        assert_eq!(rest.len(), 2, "{rest:?}");
+        assert!(rest[0].contains("the last word"), "{rest:?}");
+        assert!(rest[1].contains(SUPERVISOR_STOPPED), "{rest:?}");
     }
 }

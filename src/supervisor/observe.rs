@@ -330,6 +330,17 @@ impl Subscription {
         }
     }
 
+    /// The next update if one is ready now, without waiting.
+    pub fn ready(&mut self) -> Option<Update> {
+        if self.pending.is_empty() && !self.ended {
+            self.fill();
+        }
+        match self.pending.pop_front() {
+            Some(u) => Some(u),
+            None => self.ended.then_some(Update::End),
+        }
+    }
+
     /// Queue what is ready now; false if nothing was.
     fn fill(&mut self) -> bool {
         let delivered = self.cursor.next_seq() - 1;
@@ -545,5 +556,16 @@ mod tests {
         log.close();
         assert!(matches!(sub.next().await, Update::End));
         assert!(matches!(sub.next().await, Update::End));
+    }
+
+    #[test]
+    fn ready_hands_out_what_is_there_without_waiting_and_then_the_end() {
+        let log = Arc::new(EventLog::new(1 << 20));
+        let mut sub = Subscription::new(snapshot(0), log.clone(), log.follow(), None);
+        assert!(sub.ready().is_none(), "nothing yet, and the log is open");
+        log.publish(event("last"));
+        log.close();
+        assert!(matches!(sub.ready(), Some(Update::Event(e)) if e.seq == 1));
+        assert!(matches!(sub.ready(), Some(Update::End)));
     }
 }
