@@ -411,4 +411,58 @@ mod tests {
         assert!(rest[0].contains("the last word"), "{rest:?}");
         assert!(rest[1].contains(SUPERVISOR_STOPPED), "{rest:?}");
     }
+
+    /// As above for `logs -f`: a line the follower has read from the ring when the server
+    /// stops is still sent.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_followed_line_read_just_before_the_stop_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = crate::config::LogSpec {
+            file: None,
+            max_size: u64::MAX,
+            keep: 0,
+            timestamps: false,
+            buffer_lines: 100,
+        };
+        let sink = LogSink::new("job", &dir.path().join("job.log"), &spec, None, None);
+        let (control, mut requests) = mpsc::unbounded_channel();
+        let answering = sink.clone();
+        tokio::spawn(async move {
+            while let Some(request) = requests.recv().await {
+                if let Control::Logs { names, reply } = request {
+                    let sinks = names.into_iter().map(|n| (n, answering.clone())).collect();
+                    let _ = reply.send(Ok(sinks));
+                }
+            }
+        });
+        let handle = Handle {
+            control,
+            events: Arc::new(EventLog::new(1 << 20)),
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+        let stream = tokio::spawn(async move {
+            let mut peer = Peer::new(theirs, handle, stop_rx);
+            logs(&mut peer, vec!["job".into()], 0, true, false).await
+        });
+        let mut lines = BufReader::new(ours).lines();
+        let first = lines.next_line().await.unwrap().unwrap();
+        assert!(first.contains(r#""stream":"logs""#), "{first}");
+        // Let the forwarder start waiting on the ring.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // The forwarder wakes first (it reads the line into the feed), then the stream,
+        // which finds both the line and the stop ready.
+        sink.write(Stream::Stdout, b"the last line\n");
+        stop.send_replace(true);
+        let mut rest = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            rest.push(line);
+        }
+        assert!(!stream.await.unwrap().unwrap());
+        assert_eq!(rest.len(), 2, "{rest:?}");
+        assert!(rest[0].contains("the last line"), "{rest:?}");
+        assert!(rest[1].contains(SUPERVISOR_STOPPED), "{rest:?}");
+    }
 }
