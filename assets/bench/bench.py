@@ -164,7 +164,13 @@ def cmd_spawn_many(a):
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     kids = [os.posix_spawnp(a.argv[0], a.argv, os.environ) for _ in range(a.count)]
-    end = time.monotonic() + a.timeout
+    hold_then_kill(kids, stop, a.timeout)
+
+
+def hold_then_kill(kids, stop, timeout):
+    """Wait for SIGTERM (`stop` filled by its handler) or `timeout`, then kill and reap
+    `kids`."""
+    end = time.monotonic() + timeout
     while not stop and time.monotonic() < end:
         time.sleep(0.05)
     for pid in kids:
@@ -193,13 +199,7 @@ def cmd_spawn_many_piped(a):
         os.close(out_w)
         os.close(err_w)
         held += [out_r, err_r]
-    end = time.monotonic() + a.timeout
-    while not stop and time.monotonic() < end:
-        time.sleep(0.05)
-    for pid in kids:
-        os.kill(pid, signal.SIGKILL)
-    for pid in kids:
-        os.waitpid(pid, 0)
+    hold_then_kill(kids, stop, a.timeout)
     for fd in held:
         os.close(fd)
 

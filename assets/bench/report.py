@@ -111,7 +111,7 @@ COMMANDS = {
     "sampling": "{n} × `sleep 3600`, each with `[processes.sNNN.limits] memory = \"1GB\"` (a rule, so "
                 "warden samples every `sample_interval = \"1s\"`), once with `cgroup = \"auto\"` (figures "
                 "from each run's cgroup) and once with `cgroup = \"off\"` (figures from each process's "
-                "`/proc/PID/stat`); `bench.py usage --seconds 30` over warden and its guard, 3 s after the start-up.",
+                "`/proc/PID/stat`); `bench.py usage --seconds 30` over warden and its guard, 12 s after the start-up (once warden has settled).",
     "stop_many": "one process with `replicas = {n}` of `sleep 3600`, in cgroup mode (`cgroup = \"auto\"`), "
                  "with `cgroup = \"off\"`, and with `cgroup = \"off\"` where each replica also leaves an "
                  "escapee behind (`sh -c \"(setsid sleep 3600 &); exec sleep 3600\"`: adopted by warden, "

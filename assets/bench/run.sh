@@ -32,6 +32,10 @@ SPEW_LEN=100
 SPEW_BYTES=$((SPEW_LINES * SPEW_LEN))
 SPEW_REPS=${BENCH_SPEW_REPS:-3}
 KILLS=${BENCH_KILLS:-20}
+# Seconds between a start-up and a steady-state measurement: start-up work is over by
+# then (supervisord's startsecs, log files being opened), and so is warden's settling
+# (the log writer threads that opened N files end 10 s after their last work).
+SETTLE=12
 
 OUT=target/bench
 RESULTS=$OUT/results.jsonl
@@ -286,10 +290,7 @@ start_and_idle() {
     measure start "$peer" wait-procs --marker "$MARK" --comm sleep --count "$N" \
         --t0 "$T0" --timeout 60 --ignore-comm s6-supervise s6-svscan || true
     if [[ $idle == yes ]] && alive "$pid"; then
-        # Deliberately idle before measuring: startup work (supervisord's startsecs,
-        # log files being opened) is over by then, and so is warden's settling (the log
-        # writer threads that opened N files end 10 s after their last work).
-        sleep 12
+        sleep "$SETTLE"
         measure idle "$peer" usage --roots "$pid" --desc "$(supervisor_parts "$peer")" \
             --seconds "$IDLE" || true
     fi
@@ -536,7 +537,7 @@ workload_probes() {
     start_warden "$dir"
     pid=$PID
     measure probes-start warden wait-procs --marker "$MARK" --comm sleep --count "$N" --t0 "$T0" --timeout 60 || true
-    sleep 3
+    sleep "$SETTLE"
     local before after
     before=$(cat "$dir/count" 2>/dev/null || echo 0)
     measure probes warden usage --roots "$pid" --desc warden --seconds "$IDLE" || true
@@ -599,7 +600,7 @@ workload_dashboard() {
     pty=$PID
     measure dashboard-start warden wait-procs --marker "$MARK" --comm sleep --count "$N" --t0 "$T0" --timeout 60 || true
     if wpid=$(child_of "$pty" warden); then
-        sleep 3
+        sleep "$SETTLE"
         measure dashboard-idle warden usage --roots "$wpid" --desc warden --seconds "$IDLE" || true
     else
         record dashboard-idle warden '{"error": "no warden under the pseudo-terminal"}'
@@ -614,7 +615,7 @@ workload_dashboard() {
     launch warden-tui "${PY[@]}" pty-run --rows 40 --cols 120 -- "$WARDEN" tui -c "$dir/warden.toml"
     pty=$PID
     if tui=$(child_of "$pty" warden); then
-        sleep 3
+        sleep "$SETTLE"
         measure dashboard-attached-supervisor warden usage --roots "$sup" --desc warden --seconds "$IDLE" &
         local both=$!
         measure dashboard-attached-tui warden usage --roots "$tui" --seconds "$IDLE" || true
@@ -649,7 +650,7 @@ sample_interval = \"1s\"" "" 1GB
         record sampling-mode "$peer" "$("$WARDEN" status --json -c "$dir/warden.toml" 2>/dev/null |
             python3 -c 'import json,sys; c=json.load(sys.stdin)["supervisor"]["cgroups"]; print(json.dumps({"mode": c["mode"], "detail": c["detail"]}))' ||
             echo '{"error": "no status report"}')"
-        sleep 3
+        sleep "$SETTLE"
         measure sampling "$peer" usage --roots "$pid" --desc warden --seconds "$IDLE" || true
         record sampling-stop "$peer" "$(stop "$pid")"
     done

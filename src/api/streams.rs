@@ -363,13 +363,50 @@ fn skipped(count: u64) -> Answer {
 mod tests {
     use std::sync::Arc;
 
-    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+    use tokio::net::UnixStream;
     use tokio::sync::watch;
+    use tokio::task::JoinHandle;
 
     use super::*;
     use crate::supervisor::Handle;
     use crate::supervisor::event::EventKind;
     use crate::supervisor::observe::EventLog;
+
+    /// One side of a connection served by `stream` (on a task), once its first line (the
+    /// stream's header) has come; and the switch that stops the server.
+    struct Client {
+        lines: Lines<BufReader<UnixStream>>,
+        stop: watch::Sender<bool>,
+        task: JoinHandle<io::Result<bool>>,
+    }
+
+    impl Client {
+        async fn start<F, S>(handle: Handle, header: &str, stream: S) -> Client
+        where
+            S: FnOnce(Peer) -> F,
+            F: Future<Output = io::Result<bool>> + Send + 'static,
+        {
+            let (stop, stop_rx) = watch::channel(false);
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            let task = tokio::spawn(stream(Peer::new(theirs, handle, stop_rx)));
+            let mut lines = BufReader::new(ours).lines();
+            let first = lines.next_line().await.unwrap().unwrap();
+            assert!(first.contains(header), "{first}");
+            Client { lines, stop, task }
+        }
+
+        /// Every line after the header until the server closes the connection, which
+        /// must end the stream without an error.
+        async fn rest(mut self) -> Vec<String> {
+            let mut rest = Vec::new();
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                rest.push(line);
+            }
+            assert!(!self.task.await.unwrap().unwrap());
+            rest
+        }
+    }
 
     /// The server stops right after the supervisor's last events: both are ready when the
     /// stream wakes, and the events still go out before the end.
@@ -381,15 +418,10 @@ mod tests {
             control,
             events: log.clone(),
         };
-        let (stop, stop_rx) = watch::channel(false);
-        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
-        let stream = tokio::spawn(async move {
-            let mut peer = Peer::new(theirs, handle, stop_rx);
+        let client = Client::start(handle, r#""stream":"events""#, |mut peer| async move {
             events(&mut peer, None).await
-        });
-        let mut lines = BufReader::new(ours).lines();
-        let first = lines.next_line().await.unwrap().unwrap();
-        assert!(first.contains(r#""stream":"events""#), "{first}");
+        })
+        .await;
         // One thread: the stream has sent its first line and waits; nothing runs until
         // this test awaits again.
         log.publish(Event {
@@ -401,12 +433,8 @@ mod tests {
             },
         });
         log.close();
-        stop.send_replace(true);
-        let mut rest = Vec::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            rest.push(line);
-        }
-        assert!(!stream.await.unwrap().unwrap());
+        client.stop.send_replace(true);
+        let rest = client.rest().await;
         assert_eq!(rest.len(), 2, "{rest:?}");
         assert!(rest[0].contains("the last word"), "{rest:?}");
         assert!(rest[1].contains(SUPERVISOR_STOPPED), "{rest:?}");
@@ -439,15 +467,10 @@ mod tests {
             control,
             events: Arc::new(EventLog::new(1 << 20)),
         };
-        let (stop, stop_rx) = watch::channel(false);
-        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
-        let stream = tokio::spawn(async move {
-            let mut peer = Peer::new(theirs, handle, stop_rx);
+        let client = Client::start(handle, r#""stream":"logs""#, |mut peer| async move {
             logs(&mut peer, vec!["job".into()], 0, true, false).await
-        });
-        let mut lines = BufReader::new(ours).lines();
-        let first = lines.next_line().await.unwrap().unwrap();
-        assert!(first.contains(r#""stream":"logs""#), "{first}");
+        })
+        .await;
         // Let the forwarder start waiting on the ring.
         for _ in 0..10 {
             tokio::task::yield_now().await;
@@ -455,12 +478,8 @@ mod tests {
         // The forwarder wakes first (it reads the line into the feed), then the stream,
         // which finds both the line and the stop ready.
         sink.write(Stream::Stdout, b"the last line\n");
-        stop.send_replace(true);
-        let mut rest = Vec::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            rest.push(line);
-        }
-        assert!(!stream.await.unwrap().unwrap());
+        client.stop.send_replace(true);
+        let rest = client.rest().await;
         assert_eq!(rest.len(), 2, "{rest:?}");
         assert!(rest[0].contains("the last line"), "{rest:?}");
         assert!(rest[1].contains(SUPERVISOR_STOPPED), "{rest:?}");

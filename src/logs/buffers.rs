@@ -33,46 +33,64 @@ pub const FORMAT: usize = 2 * CHUNK;
 /// the few that do.
 const KEEP_FORMAT: usize = 2;
 
-static FREE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-static FREE_FORMAT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// Buffers of one size kept for reuse, at most `keep` of them.
+struct Pool {
+    free: Mutex<Vec<Vec<u8>>>,
+    size: usize,
+    keep: usize,
+}
+
+impl Pool {
+    const fn new(size: usize, keep: usize) -> Pool {
+        Pool {
+            free: Mutex::new(Vec::new()),
+            size,
+            keep,
+        }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        let reused = self
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        reused.unwrap_or_else(|| Vec::with_capacity(self.size))
+    }
+
+    fn give(&self, mut buf: Vec<u8>) {
+        if buf.capacity() != self.size {
+            return;
+        }
+        buf.clear();
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        if free.len() < self.keep {
+            free.push(buf);
+        }
+    }
+}
+
+static CHUNKS: Pool = Pool::new(CHUNK, KEEP);
+static FORMATS: Pool = Pool::new(FORMAT, KEEP_FORMAT);
 
 /// An empty buffer with room for [`FORMAT`] bytes.
 pub fn take_format() -> Vec<u8> {
-    let reused = FREE_FORMAT
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .pop();
-    reused.unwrap_or_else(|| Vec::with_capacity(FORMAT))
+    FORMATS.take()
 }
 
 /// Gives a buffer from [`take_format`] back (or frees it: grown, or enough are kept).
-pub fn give_format(mut buf: Vec<u8>) {
-    if buf.capacity() != FORMAT {
-        return;
-    }
-    buf.clear();
-    let mut free = FREE_FORMAT.lock().unwrap_or_else(PoisonError::into_inner);
-    if free.len() < KEEP_FORMAT {
-        free.push(buf);
-    }
+pub fn give_format(buf: Vec<u8>) {
+    FORMATS.give(buf);
 }
 
 /// An empty buffer with room for [`CHUNK`] bytes.
 pub fn take() -> Vec<u8> {
-    let reused = FREE.lock().unwrap_or_else(PoisonError::into_inner).pop();
-    reused.unwrap_or_else(|| Vec::with_capacity(CHUNK))
+    CHUNKS.take()
 }
 
 /// Gives a buffer back for reuse (or frees it: not one of ours, or enough are kept).
-pub fn give(mut buf: Vec<u8>) {
-    if buf.capacity() != CHUNK {
-        return;
-    }
-    buf.clear();
-    let mut free = FREE.lock().unwrap_or_else(PoisonError::into_inner);
-    if free.len() < KEEP {
-        free.push(buf);
-    }
+pub fn give(buf: Vec<u8>) {
+    CHUNKS.give(buf);
 }
 
 /// `chunk` as an owned buffer for a queue: the buffer itself when it is a large chunk,

@@ -3,84 +3,41 @@
 //! refused cgroup is reported. The cgroups are made below the test's own and removed.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::*;
 use crate::process::env::Env;
-
-/// A leaf cgroup of the test's own, removed on drop (also when the test fails).
-struct Leaf {
-    dir: PathBuf,
-    /// `/leaf/path` as `/proc/PID/cgroup` shows it after `0::`.
-    shown: String,
-}
-
-impl Leaf {
-    /// `None` (with the reason printed) where this test may not create cgroups.
-    fn new(test: &str) -> Option<Leaf> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("{test}: skipped, needs root to create cgroups");
-            return None;
-        }
-        let Some(own) = super::super::cgroup::own_v2_dir() else {
-            eprintln!("{test}: skipped, no cgroup v2 here");
-            return None;
-        };
-        let name = format!("warden-unit-{}-{test}", std::process::id());
-        let dir = own.join(&name);
-        if let Err(e) = std::fs::create_dir(&dir) {
-            eprintln!("{test}: skipped, cannot create `{}`: {e}", dir.display());
-            return None;
-        }
-        let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        let path = mine
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .unwrap()
-            .trim_end_matches('/');
-        Some(Leaf {
-            dir,
-            shown: format!("{path}/{name}"),
-        })
-    }
-
-    fn open(&self) -> OwnedFd {
-        open_path(&self.dir)
-    }
-}
-
-impl Drop for Leaf {
-    fn drop(&mut self) {
-        // Busy for a moment after its last process was reaped.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::fs::remove_dir(&self.dir).is_err() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
-fn open_path(dir: &Path) -> OwnedFd {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-        .open(dir)
-        .unwrap()
-        .into()
-}
+use crate::process::test_cgroup::{Leaf, open_path};
 
 /// Spawn `cat /proc/self/cgroup` with its cgroup v2 folder at `cgroup`; returns how it
 /// was spawned, and what it printed once it exited (it is reaped here).
 fn cat_own_cgroup(cgroup: &OwnedFd, via: Via) -> Result<(bool, String), (Option<Step>, io::Error)> {
+    cat(
+        "/proc/self/cgroup",
+        Some(cgroup.as_raw_fd()),
+        via,
+        Table::Shared,
+    )
+}
+
+/// `/bin/cat FILE`, spawned in `cgroup` (if any) by `via` on a `table`: whether it was
+/// born in its cgroup, and what it printed, read to the end (which only comes if no copy
+/// of the pipe's write end stayed behind in warden). It is reaped here.
+fn cat(
+    file: &str,
+    cgroup: Option<RawFd>,
+    via: Via,
+    table: Table,
+) -> Result<(bool, String), (Option<Step>, io::Error)> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     let null: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
     let (write, null) = (above_stdio(write).unwrap(), above_stdio(null).unwrap());
     let prep = Prepared::new(
         Path::new("/bin/cat"),
-        &["cat".into(), "/proc/self/cgroup".into()],
+        &["cat".into(), file.into()],
         &Env::from(Vec::new()),
         Path::new("/"),
         [null.as_raw_fd(), write.as_raw_fd(), null.as_raw_fd()],
@@ -88,15 +45,14 @@ fn cat_own_cgroup(cgroup: &OwnedFd, via: Via) -> Result<(bool, String), (Option<
         Become {
             identity: None,
             umask: None,
-            cgroup: Some(cgroup.as_raw_fd()),
+            cgroup,
             v1_tasks: Vec::new(),
         },
     )
     .unwrap();
-    let forked = spawn(&prep, via, Table::Shared)?;
+    let forked = spawn(&prep, via, table)?;
     drop(write);
-    let mut out = String::new();
-    std::fs::File::from(read).read_to_string(&mut out).unwrap();
+    let out = read_to_end(read, Instant::now() + Duration::from_secs(30));
     nix::sys::wait::waitid(
         nix::sys::wait::Id::PIDFd(std::os::fd::AsFd::as_fd(&forked.pidfd)),
         nix::sys::wait::WaitPidFlag::WEXITED,
@@ -148,36 +104,9 @@ fn a_folder_that_is_no_cgroup_is_a_cgroup_error() {
     assert!(!CLONE3_REFUSED.load(Ordering::Relaxed));
 }
 
-/// What `/bin/cat /proc/self/status` says when spawned with `table`, read to its end
-/// (which only comes if no copy of the pipe's write end stayed behind in warden).
+/// What `/bin/cat /proc/self/status` says when spawned with `table`.
 fn cat_own_status(table: Table) -> String {
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-    let null: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
-    let (write, null) = (above_stdio(write).unwrap(), above_stdio(null).unwrap());
-    let prep = Prepared::new(
-        Path::new("/bin/cat"),
-        &["cat".into(), "/proc/self/status".into()],
-        &Env::from(Vec::new()),
-        Path::new("/"),
-        [null.as_raw_fd(), write.as_raw_fd(), null.as_raw_fd()],
-        false,
-        Become {
-            identity: None,
-            umask: None,
-            cgroup: None,
-            v1_tasks: Vec::new(),
-        },
-    )
-    .unwrap();
-    let forked = spawn(&prep, Via::Best, table).unwrap();
-    drop(write);
-    let out = read_to_end(read, Instant::now() + Duration::from_secs(30));
-    nix::sys::wait::waitid(
-        nix::sys::wait::Id::PIDFd(std::os::fd::AsFd::as_fd(&forked.pidfd)),
-        nix::sys::wait::WaitPidFlag::WEXITED,
-    )
-    .unwrap();
-    out
+    cat("/proc/self/status", None, Via::Best, table).unwrap().1
 }
 
 /// Everything until end of file, or a panic at `deadline` (a writer left open).

@@ -299,3 +299,5 @@ pub fn become_subreaper() -> nix::Result<()> {
 #[cfg(test)]
 #[path = "run_tests.rs"]
 mod run_tests;
+#[cfg(test)]
+mod test_cgroup;

@@ -2,65 +2,27 @@
 //! The cgroups are made below the test's own (no controller, nothing of the test
 //! process moves) and removed, with whatever is in them killed, also when a test fails.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::cgroup::{Cgroups, HardLimits};
+use super::test_cgroup::Leaf;
 use super::*;
 
 /// warden's subtree for one test, below the test's own cgroup v2.
 struct Subtree {
-    dir: PathBuf,
+    _leaf: Leaf,
     cgroups: Arc<Cgroups>,
 }
 
 impl Subtree {
     /// `None` (with the reason printed) where this test may not create cgroups.
     fn new(test: &str) -> Option<Subtree> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("{test}: skipped, needs root to create cgroups");
-            return None;
-        }
-        let Some(own) = cgroup::own_v2_dir() else {
-            eprintln!("{test}: skipped, no cgroup v2 here");
-            return None;
-        };
-        let name = format!("warden-unit-{}-{test}", std::process::id());
-        let dir = own.join(&name);
-        if let Err(e) = std::fs::create_dir(&dir) {
-            eprintln!("{test}: skipped, cannot create `{}`: {e}", dir.display());
-            return None;
-        }
-        let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        let path = mine
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .unwrap()
-            .trim_end_matches('/');
-        let cgroups = Arc::new(Cgroups::for_tests(dir.clone(), format!("{path}/{name}")));
-        Some(Subtree { dir, cgroups })
-    }
-}
-
-impl Drop for Subtree {
-    fn drop(&mut self) {
-        let runs: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        for run in &runs {
-            let _ = std::fs::write(run.join("cgroup.kill"), "1");
-        }
-        // Busy for a moment after the last process was reaped.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for dir in runs.iter().chain([&self.dir]) {
-            while std::fs::remove_dir(dir).is_err() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
+        let leaf = Leaf::new(test)?;
+        let cgroups = Arc::new(Cgroups::for_tests(leaf.dir.clone(), leaf.shown.clone()));
+        Some(Subtree {
+            _leaf: leaf,
+            cgroups,
+        })
     }
 }
 

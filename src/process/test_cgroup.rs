@@ -1,0 +1,81 @@
+//! A cgroup v2 leaf below the test process's own, for unit tests of the spawner and of a
+//! run's end; removed on drop (also when the test fails), with whatever is below it
+//! killed first.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub(crate) struct Leaf {
+    pub dir: PathBuf,
+    /// `/leaf/path` as `/proc/PID/cgroup` shows it after `0::`.
+    pub shown: String,
+}
+
+impl Leaf {
+    /// `None` (with the reason printed) where this test may not create cgroups.
+    pub fn new(test: &str) -> Option<Leaf> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("{test}: skipped, needs root to create cgroups");
+            return None;
+        }
+        let Some(own) = super::cgroup::own_v2_dir() else {
+            eprintln!("{test}: skipped, no cgroup v2 here");
+            return None;
+        };
+        let name = format!("warden-unit-{}-{test}", std::process::id());
+        let dir = own.join(&name);
+        if let Err(e) = std::fs::create_dir(&dir) {
+            eprintln!("{test}: skipped, cannot create `{}`: {e}", dir.display());
+            return None;
+        }
+        let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let path = mine
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap()
+            .trim_end_matches('/');
+        Some(Leaf {
+            dir,
+            shown: format!("{path}/{name}"),
+        })
+    }
+
+    /// The folder, open with `O_PATH`.
+    pub fn open(&self) -> OwnedFd {
+        open_path(&self.dir)
+    }
+}
+
+impl Drop for Leaf {
+    fn drop(&mut self) {
+        let below: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        for dir in &below {
+            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+        }
+        // Busy for a moment after the last process was reaped.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for dir in below.iter().chain([&self.dir]) {
+            while std::fs::remove_dir(dir).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+/// `dir`, open with `O_PATH`.
+pub(crate) fn open_path(dir: &Path) -> OwnedFd {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)
+        .unwrap()
+        .into()
+}
