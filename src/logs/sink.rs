@@ -361,6 +361,7 @@ impl LogSink {
         drop((ring, inner));
         let follow = Follow {
             sink: Arc::downgrade(self),
+            ring: self.ring.clone(),
             newest,
             cursor,
         };
@@ -474,6 +475,9 @@ fn bytes_waiting(fd: &OwnedFd) -> usize {
 /// A follower of one sink: every record after the ones it has seen, at its own pace.
 pub struct Follow {
     sink: Weak<LogSink>,
+    /// The sink's ring, held so that what was written before the sink went (the last
+    /// lines of a run at shutdown) is still read before [`Followed::Closed`].
+    ring: Arc<Mutex<Ring>>,
     newest: watch::Receiver<u64>,
     cursor: u64,
 }
@@ -492,30 +496,29 @@ impl Follow {
     /// The next lines (at most `max_lines` of them, and about `max_bytes` of text),
     /// waiting for them if need be.
     pub async fn next(&mut self, max_bytes: usize, max_lines: usize) -> Followed {
+        // Once the sink is gone nothing more is written: one last look, then the end.
+        let mut gone = false;
         loop {
             self.newest.borrow_and_update();
-            {
-                let Some(sink) = self.sink.upgrade() else {
-                    return Followed::Closed;
-                };
-                let (skipped, lines) = lock(&sink.ring).after(self.cursor, max_bytes, max_lines);
-                if skipped > 0 || !lines.is_empty() {
-                    self.cursor = lines.last().map_or(self.cursor + skipped, |l| l.seq);
-                    return Followed::Lines { skipped, lines };
-                }
-                // Holding no sink while waiting: a replaced sink must be able to go.
+            let (skipped, lines) = lock(&self.ring).after(self.cursor, max_bytes, max_lines);
+            if skipped > 0 || !lines.is_empty() {
+                self.cursor = lines.last().map_or(self.cursor + skipped, |l| l.seq);
+                return Followed::Lines { skipped, lines };
             }
-            if self.newest.changed().await.is_err() {
+            if gone || self.sink.strong_count() == 0 {
                 return Followed::Closed;
             }
+            // Holding no sink while waiting: a replaced sink must be able to go. Its
+            // sender goes with it, which ends the wait.
+            gone = self.newest.changed().await.is_err();
         }
     }
 }
 
 impl Drop for Follow {
     fn drop(&mut self) {
+        lock(&self.ring).follow(false);
         if let Some(sink) = self.sink.upgrade() {
-            lock(&sink.ring).follow(false);
             sink.keeps_lines.fetch_sub(1, Ordering::Relaxed);
         }
     }

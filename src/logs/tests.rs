@@ -394,6 +394,24 @@ async fn followers_see_lines_as_they_come() {
 }
 
 #[tokio::test]
+async fn a_follower_reads_what_was_written_before_its_sink_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = open("web", &dir.path().join("web.log"), &spec(false));
+    let (_, mut follower) = sink.follow(0);
+    sink.write(Stream::Stdout, b"last words\n");
+    drop(sink);
+    let next = follower.next(usize::MAX, usize::MAX).await;
+    let Followed::Lines { skipped: 0, lines } = next else {
+        panic!("{next:?}")
+    };
+    assert_eq!(&*lines[0].text, &b"last words"[..]);
+    assert!(matches!(
+        follower.next(usize::MAX, usize::MAX).await,
+        Followed::Closed
+    ));
+}
+
+#[tokio::test]
 async fn an_aborted_pump_flushes_the_partial_line() {
     // A grandchild holds the pipe open: the pump never sees EOF, the caller aborts it.
     let dir = tempfile::tempdir().unwrap();
