@@ -252,32 +252,23 @@ pub(super) async fn events(c: &mut Peer, since: Option<u64>) -> io::Result<bool>
         for event in &batch.events {
             c.send(&event_answer(event)).await?;
         }
-        if batch.end {
+        // Once stopping (the server stopped, or the log is gone), what was published
+        // before is sent, then the end; the log is closed before the server stops, so a
+        // stop normally finds the log's own end.
+        let more = !batch.events.is_empty() || batch.skipped > 0;
+        if batch.end || (stopping && !more) {
             c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
             return Ok(false);
         }
-        if !batch.events.is_empty() || batch.skipped > 0 {
+        if more {
             continue;
         }
-        // The log is closed before the server stops, so a stop normally finds the end
-        // above; events published before it are sent first.
-        if stopping {
-            c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
-            return Ok(false);
-        }
-        let alive = tokio::select! {
+        stopping = tokio::select! {
             biased;
-            () = stopped(&mut c.stop) => {
-                stopping = true;
-                continue;
-            }
+            () = stopped(&mut c.stop) => true,
             () = hung_up(&mut c.rd, true) => return Ok(false),
-            alive = cursor.changed() => alive,
+            alive = cursor.changed() => !alive,
         };
-        if !alive {
-            c.send(&Answer::message(SUPERVISOR_STOPPED)).await?;
-            return Ok(false);
-        }
     }
 }
 

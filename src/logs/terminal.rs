@@ -295,9 +295,7 @@ impl Printer {
 
     fn print(&mut self, name: &str, text: &str) -> io::Result<()> {
         let head = self.head(name);
-        self.out.write_all(&head)?;
-        self.out.write_all(text.as_bytes())?;
-        self.out.write_all(b"\n")
+        self.print_plain(&head, text.as_bytes())
     }
 
     /// One line of a child's output after `head`: plain printable ASCII as it is (most
@@ -306,9 +304,7 @@ impl Printer {
         if is_plain(text, false) {
             return self.print_plain(head, text);
         }
-        self.out.write_all(head)?;
-        self.out.write_all(sanitize(text).as_bytes())?;
-        self.out.write_all(b"\n")
+        self.print_plain(head, sanitize(text).as_bytes())
     }
 
     /// `name │ `, padded and coloured, formatted once per chunk.

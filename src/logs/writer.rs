@@ -41,7 +41,6 @@ pub const STALL: Duration = Duration::from_secs(2);
 /// `2026-11-22T10:15:30.123Z out`: what a timestamped record adds before `| `.
 const PREFIX_LEN: usize = 28;
 /// Formatted records are written in pieces of about this size.
-const PIECE: usize = 32 * 1024;
 /// A worker serves one sink for about this many bytes before letting others go first.
 const TURN: usize = 4 << 20;
 /// Workers beyond the first exit after this long without work.
@@ -501,26 +500,39 @@ impl Shared {
         }
     }
 
-    /// Frames and stamps a chunk in one pass into a recycled buffer (see `buffers.rs`),
-    /// written when the next record might not fit: once for a chunk of 100-byte lines.
-    /// The prefix is formatted once per chunk (its records share the time it was read).
+    /// Frames and stamps a chunk as read.
     fn write_unframed(&self, f: &mut LogFile, chunk: &Unframed) {
+        let mut out = self.stamped(f, chunk.time, chunk.stream);
+        chunk.frame(|text, partial| out.record(text, partial));
+        out.finish();
+    }
+
+    /// Stamps a batch's records.
+    fn write_records(&self, f: &mut LogFile, batch: &Batch) {
+        let mut out = self.stamped(f, batch.time, batch.stream);
+        for record in batch.records() {
+            out.record(record.text, record.partial);
+        }
+        out.finish();
+    }
+
+    /// A writer of records read at `time` from `stream` into `f` (after the note of a
+    /// loss, if one is due).
+    fn stamped<'a>(
+        &'a self,
+        f: &'a mut LogFile,
+        time: SystemTime,
+        stream: super::Stream,
+    ) -> Stamped<'a> {
         self.note_gap(f);
-        let (line, piece) = stamps(chunk.time, chunk.stream);
-        let mut buf = buffers::take_format();
-        chunk.frame(|text, partial| {
-            // A record is at most MAX_LINE + 31 bytes: it always fits in an empty buffer.
-            if buf.len() + line.len() + text.len() + 1 > buf.capacity() {
-                f.write(&buf);
-                buf.clear();
-                self.progress();
-            }
-            buf.extend_from_slice(if partial { &piece } else { &line });
-            buf.extend_from_slice(text);
-            buf.push(b'\n');
-        });
-        f.write(&buf);
-        buffers::give_format(buf);
+        let (line, piece) = stamps(time, stream);
+        Stamped {
+            shared: self,
+            f,
+            line,
+            piece,
+            buf: buffers::take_format(),
+        }
     }
 
     /// Before the first record written after a loss, warden's note about it.
@@ -534,27 +546,37 @@ impl Shared {
             f.write_note(note.as_bytes());
         }
     }
+}
 
-    fn write_records(&self, f: &mut LogFile, batch: &Batch) {
-        self.note_gap(f);
-        let prefix = format!(
-            "{} {}",
-            humantime::format_rfc3339_millis(batch.time),
-            batch.stream.tag()
-        );
-        let mut buf = Vec::with_capacity(PIECE.min(batch.text_len() + batch.len() * 32));
-        for record in batch.records() {
-            buf.extend_from_slice(prefix.as_bytes());
-            buf.extend_from_slice(if record.partial { b"+ " } else { b"| " });
-            buf.extend_from_slice(record.text);
-            buf.push(b'\n');
-            if buf.len() >= PIECE {
-                f.write(&buf);
-                buf.clear();
-                self.progress();
-            }
+/// Records stamped in one pass into a recycled buffer (see `buffers.rs`), written when
+/// the next record might not fit: once for a chunk of 100-byte lines. The stamp is
+/// formatted once (a chunk's records share the time it was read).
+struct Stamped<'a> {
+    shared: &'a Shared,
+    f: &'a mut LogFile,
+    line: Vec<u8>,
+    piece: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl Stamped<'_> {
+    /// One record: its text, and whether it is a piece of a line that goes on.
+    fn record(&mut self, text: &[u8], partial: bool) {
+        let stamp = if partial { &self.piece } else { &self.line };
+        // A record is at most MAX_LINE + 31 bytes: it always fits in an empty buffer.
+        if self.buf.len() + stamp.len() + text.len() + 1 > self.buf.capacity() {
+            self.f.write(&self.buf);
+            self.buf.clear();
+            self.shared.progress();
         }
-        f.write(&buf);
+        self.buf.extend_from_slice(stamp);
+        self.buf.extend_from_slice(text);
+        self.buf.push(b'\n');
+    }
+
+    fn finish(self) {
+        self.f.write(&self.buf);
+        buffers::give_format(self.buf);
     }
 }
 

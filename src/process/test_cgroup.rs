@@ -71,11 +71,5 @@ impl Drop for Leaf {
 
 /// `dir`, open with `O_PATH`.
 pub(crate) fn open_path(dir: &Path) -> OwnedFd {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-        .open(dir)
-        .unwrap()
-        .into()
+    super::cgroup::open_dir(dir).unwrap()
 }

@@ -244,16 +244,20 @@ async fn start(
     let send = |input| {
         let _ = tx.send(Msg::Input(input));
     };
+    // Running out of descriptors or memory is worth another try (`transient`).
+    let failed = |error: String, transient: bool| {
+        sink.marker(&format!("run {run_no} could not start: {error}"));
+        send(Input::SpawnFailed {
+            id,
+            run_no,
+            error,
+            transient,
+        })
+    };
     let credentials = match resolve_credentials(&spec).await {
         Ok(c) => c,
         Err(error) => {
-            sink.marker(&format!("run {run_no} could not start: {error}"));
-            send(Input::SpawnFailed {
-                id,
-                run_no,
-                error,
-                transient: false,
-            });
+            failed(error, false);
             return None;
         }
     };
@@ -316,25 +320,13 @@ async fn start(
         CommandSpec::Argv(a) => a.clone(),
         CommandSpec::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
     };
-    // Running out of descriptors or memory is worth another try (`transient`).
-    let failed = |error: String, transient: bool| {
-        sink.marker(&format!("run {run_no} could not start: {error}"));
-        send(Input::SpawnFailed {
-            id,
-            run_no,
-            error,
-            transient,
-        })
-    };
     let cgroup = match cgroups.map(|c| c.create(&format!("{name}@{run_no}"), &hard_limits(&spec))) {
         None => None,
         Some(Ok(cg)) => Some(Arc::new(cg)),
         Some(Err(e)) => {
             let e = process::SpawnError::resource("cannot create its cgroup", &e);
-            {
-                failed(e.message, e.transient);
-                return None;
-            }
+            failed(e.message, e.transient);
+            return None;
         }
     };
     let placement = match cgroup.as_ref().map(|cg| cg.placement()).transpose() {
@@ -342,10 +334,8 @@ async fn start(
         Err(e) => {
             let _ = cgroup.as_ref().map(|cg| cg.remove());
             let e = process::SpawnError::resource("cannot open its cgroup", &e);
-            {
-                failed(e.message, e.transient);
-                return None;
-            }
+            failed(e.message, e.transient);
+            return None;
         }
     };
     let launch = Launch {
@@ -364,10 +354,8 @@ async fn start(
         Ok(s) => s,
         Err(e) => {
             let _ = cgroup.as_ref().map(|cg| cg.remove());
-            {
-                failed(e.message, e.transient);
-                return None;
-            }
+            failed(e.message, e.transient);
+            return None;
         }
     };
     let pid = spawned.handle.pid().as_raw() as u32;

@@ -335,10 +335,10 @@ impl Subscription {
         if self.pending.is_empty() && !self.ended {
             self.fill();
         }
-        match self.pending.pop_front() {
-            Some(u) => Some(u),
-            None => self.ended.then_some(Update::End),
-        }
+        let ended = self.ended;
+        self.pending
+            .pop_front()
+            .or_else(|| ended.then_some(Update::End))
     }
 
     /// Queue what is ready now; false if nothing was.

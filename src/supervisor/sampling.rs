@@ -98,25 +98,22 @@ impl Sampling {
         let due: Vec<(InstanceId, &Run, Option<u64>)> = runs
             .iter()
             .filter(|(id, (run_no, run))| {
-                running(**id, *run_no)
-                    && (all
-                        || match self.sampled_at.get(id) {
-                            Some(t) if *t >= run.started => {
-                                now.saturating_duration_since(*t) >= FRESH
-                            }
-                            // Never sampled (this run): figures are never missing for a
-                            // live run.
-                            _ => true,
-                        })
+                let stale = match self.sampled_at.get(id) {
+                    Some(t) if *t >= run.started => now.saturating_duration_since(*t) >= FRESH,
+                    // Never sampled (this run): figures are never missing for a live run.
+                    _ => true,
+                };
+                running(**id, *run_no) && (all || stale)
             })
             .map(|(id, (_, run))| (*id, run, memory_rule(*id)))
             .collect();
         if due.is_empty() {
             return Vec::new();
         }
-        match all {
-            true => self.counts.periodic += 1,
-            false => self.counts.on_demand += 1,
+        if all {
+            self.counts.periodic += 1;
+        } else {
+            self.counts.on_demand += 1;
         }
         let run_no = |id: &InstanceId| runs[id].0;
         self.sampler

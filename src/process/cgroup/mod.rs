@@ -89,13 +89,9 @@ impl RunCgroup {
     /// What the spawner needs to put the run's child in its cgroups: the v2 folder
     /// (where the child is born) and the v1 folders' `tasks` files (which it joins).
     pub fn placement(&self) -> io::Result<Placement> {
-        use std::os::unix::fs::OpenOptionsExt;
         // O_PATH is all CLONE_INTO_CGROUP needs, and enough for `openat` of its
         // `cgroup.procs` where the kernel lacks it.
-        let dir = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-            .open(self.dir())?;
+        let dir = open_dir(&self.dir())?;
         let v1_tasks = self
             .v1_dirs()
             .map(|(_, d)| {
@@ -105,10 +101,7 @@ impl RunCgroup {
                     .map(OwnedFd::from)
             })
             .collect::<io::Result<_>>()?;
-        Ok(Placement {
-            dir: dir.into(),
-            v1_tasks,
-        })
+        Ok(Placement { dir, v1_tasks })
     }
 
     /// SIGKILL every process of the cgroup at once (`cgroup.kill`, Linux 5.14+), or one
@@ -142,7 +135,10 @@ impl RunCgroup {
 
     /// Whether any process (zombies included) is still in the cgroup.
     pub fn populated(&self) -> bool {
-        match std::fs::read_to_string(self.dir().join("cgroup.events")) {
+        match self
+            .open(None, "cgroup.events")
+            .and_then(std::io::read_to_string)
+        {
             Ok(text) => counter(&text, "populated") != Some(0),
             // Gone or unreadable: fall back to the process list.
             Err(_) => !self.pids().is_empty(),
@@ -151,7 +147,8 @@ impl RunCgroup {
 
     /// The processes in the cgroup.
     pub fn pids(&self) -> Vec<i32> {
-        std::fs::read_to_string(self.dir().join("cgroup.procs"))
+        self.open(None, "cgroup.procs")
+            .and_then(std::io::read_to_string)
             .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
             .unwrap_or_default()
     }
@@ -224,11 +221,6 @@ impl RunCgroup {
         Some(self.open(v1, memory_name(place, which)))
     }
 
-    fn memory_file(&self, which: Memory) -> Option<PathBuf> {
-        let (place, dir) = self.dir_of(Controller::Memory)?;
-        Some(dir.join(memory_name(place, which)))
-    }
-
     /// The counter files, held open for periodic sampling.
     pub fn counters(&self) -> io::Result<Counters> {
         Ok(Counters {
@@ -239,8 +231,8 @@ impl RunCgroup {
 
     /// How many processes of the cgroup the OOM killer killed.
     pub fn oom_kills(&self) -> u64 {
-        self.memory_file(Memory::Events)
-            .and_then(|f| std::fs::read_to_string(f).ok())
+        self.open_memory(Memory::Events)
+            .and_then(|f| std::io::read_to_string(f.ok()?).ok())
             .and_then(|t| counter(&t, "oom_kill"))
             .unwrap_or(0)
     }
@@ -321,6 +313,16 @@ pub(crate) fn own_v2_dir() -> Option<PathBuf> {
 /// The bit of `c` in [`RunCgroup`]'s `v1` set.
 fn bit(c: Controller) -> u8 {
     1 << Controller::ALL.iter().position(|x| *x == c).unwrap_or(0)
+}
+
+/// A folder, open (`O_PATH`) for `openat` below it, or to be born in with `clone3`.
+pub(crate) fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)?;
+    Ok(file.into())
 }
 
 /// The file of a memory figure, where the memory controller is `place`.

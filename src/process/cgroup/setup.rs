@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::discover::{self, Controller, Membership, Mount};
-use super::{HardLimits, Place, RunCgroup, remove_dir, write};
+use super::{HardLimits, Place, RunCgroup, open_dir, remove_dir, write};
 use crate::config::CgroupMode;
 
 /// The leaf warden moves into when it has to empty its own cgroup.
@@ -555,14 +555,4 @@ fn reason(e: &io::Error) -> String {
                 .unwrap_or_default()
         }
     }
-}
-
-/// A folder, open for `openat` below it only.
-fn open_dir(dir: &Path) -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-        .open(dir)?;
-    Ok(file.into())
 }
