@@ -150,7 +150,7 @@ has_peer() { [[ " ${PEERS[*]} " == *" $1 "* ]]; }
 
 build() {
     note "building warden (release)"
-    cargo build --release --bins --example dashboard_frame
+    cargo build --release --bins --example dashboard_frame --example respawn_floor
 }
 
 install_supervisord() {
@@ -485,6 +485,9 @@ workload_restart() {
     # The floor, no supervisor: posix_spawn to the child's stamp (exec, dynamic loading).
     mkdir -p "$TMP/floor"
     measure restart floor spawn-floor --stamp "$TMP/floor/stamp" --times "$KILLS" -- "$WORKER" stamp || true
+    # The respawn floor, no supervisor: kill, the death on a pidfd, reap, posix_spawn.
+    measure restart respawn-floor run-json -- "$ROOT/target/release/examples/respawn_floor" \
+        "$KILLS" 500 "$TMP/floor/respawn" -- "$WORKER" stamp || true
     for peer in "${PEERS[@]}"; do
         restart_latency "$peer" 0.5 "$KILLS"
         if [[ $peer == warden ]]; then
