@@ -39,14 +39,14 @@ fn main() {
     let mut child = Child::spawn(&argv);
     let mut latencies = Vec::with_capacity(times);
     for i in 0..times {
-        let started = wait_stamps(stamp, i + 1)[i];
+        let started = wait_stamps(stamp, i + 1, &child)[i];
         let at = UNIX_EPOCH + Duration::from_nanos(started) + Duration::from_millis(uptime);
         if let Ok(wait) = at.duration_since(SystemTime::now()) {
             std::thread::sleep(wait);
         }
         let t_kill = now_ns();
         child = child.kill_and_respawn(&argv);
-        let new = wait_stamps(stamp, i + 2)[i + 1];
+        let new = wait_stamps(stamp, i + 2, &child)[i + 1];
         latencies.push(new.saturating_sub(t_kill) as f64 / 1e6);
     }
     child.kill();
@@ -126,7 +126,7 @@ impl Child {
         Child::spawn(argv)
     }
 
-    fn kill(self) {
+    fn kill(&self) {
         use std::os::fd::AsRawFd;
         // SAFETY: plain system calls on our own child, which is not reaped before waitpid.
         unsafe {
@@ -142,8 +142,9 @@ impl Child {
     }
 }
 
-/// The stamps of `stamp` once it holds at least `count` of them (5 s at most).
-fn wait_stamps(stamp: &Path, count: usize) -> Vec<u64> {
+/// The stamps of `stamp` once it holds at least `count` of them (5 s at most; then the
+/// running `child` is killed, so that nothing outlives the failure).
+fn wait_stamps(stamp: &Path, count: usize, child: &Child) -> Vec<u64> {
     let give_up = Instant::now() + Duration::from_secs(5);
     loop {
         let found: Vec<u64> = std::fs::read_to_string(stamp)
@@ -155,6 +156,7 @@ fn wait_stamps(stamp: &Path, count: usize) -> Vec<u64> {
             return found;
         }
         if Instant::now() > give_up {
+            child.kill();
             fail("the stamping child never stamped");
         }
         std::thread::sleep(Duration::from_millis(1));
