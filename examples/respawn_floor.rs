@@ -1,173 +1,159 @@
-//! The respawn floor of `make bench`'s restart workload: what any supervisor has to do
-//! after a SIGKILL and nothing more, with no supervisor. A child is spawned; `UPTIME_MS`
-//! after its stamp it is killed, its death is seen on the pidfd held since its spawn, it
-//! is reaped, and the same child is spawned again with `posix_spawn`. The latency, as in
-//! `bench.py restart`, is from right before `kill()` to the new child's stamp (the
-//! `CLOCK_REALTIME` nanoseconds it appends to `STAMP` first thing in `main`).
+//! The respawn floor of `make bench`'s restart workload: a restart with no supervisor
+//! logic at all. It runs one child and, each time the child dies, sees the death on the
+//! pidfd it holds, reaps it and `posix_spawn`s the same command again, nothing else.
+//! `bench.py restart` kills the child and times it as it times warden, s6 and supervisord.
 //!
 //! Unlike the spawn floor, this pays for the death itself and for waking up after it,
 //! which on an idle machine (a virtual one above all) is a good part of any restart.
-//! Prints one JSON object: every latency in ms, the median and the 90th percentile.
+//! SIGTERM kills and reaps the child, then ends the loop.
 //!
-//! `cargo run --release --example respawn_floor -- TIMES UPTIME_MS STAMP -- COMMAND [ARG...]`
-//! (the stamp file is appended to the command's arguments).
+//! `cargo run --release --example respawn_floor -- COMMAND [ARG...]`
 
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::io::Error;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: respawn_floor TIMES UPTIME_MS STAMP -- COMMAND [ARG...]";
-    let (Some(times), Some(uptime), Some(stamp), Some("--")) = (
-        args.get(1).and_then(|a| a.parse::<usize>().ok()),
-        args.get(2).and_then(|a| a.parse::<u64>().ok()),
-        args.get(3),
-        args.get(4).map(String::as_str),
-    ) else {
-        fail(usage)
-    };
-    let mut argv: Vec<String> = args[5..].to_vec();
-    if argv.is_empty() {
-        fail(usage);
+    let command: Vec<CString> = std::env::args_os()
+        .skip(1)
+        .map(|a| CString::new(a.as_bytes()).expect("no NUL in arguments"))
+        .collect();
+    if command.is_empty() {
+        fail("usage: respawn_floor COMMAND [ARG...]");
     }
-    argv.push(stamp.clone());
-    let stamp = Path::new(stamp);
+    let env: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).expect("no NUL in the environment")
+        })
+        .collect();
+    // Made once: a restart spawns from these and does nothing else.
+    let argv = null_terminated(&command);
+    let envp = null_terminated(&env);
+    let term = term_signals();
+    let attr = unblocked_attr();
 
-    let mut child = Child::spawn(&argv);
-    let mut latencies = Vec::with_capacity(times);
-    for i in 0..times {
-        let started = wait_stamps(stamp, i + 1, &child)[i];
-        let at = UNIX_EPOCH + Duration::from_nanos(started) + Duration::from_millis(uptime);
-        if let Ok(wait) = at.duration_since(SystemTime::now()) {
-            std::thread::sleep(wait);
-        }
-        let t_kill = now_ns();
-        child = child.kill_and_respawn(&argv);
-        let new = wait_stamps(stamp, i + 2, &child)[i + 1];
-        latencies.push(new.saturating_sub(t_kill) as f64 / 1e6);
-    }
-    child.kill();
-
-    let mut sorted = latencies.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = if sorted.len() % 2 == 1 {
-        sorted[sorted.len() / 2]
-    } else {
-        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
-    };
-    let p90 = sorted[((sorted.len() as f64 * 0.9).ceil() as usize).clamp(1, sorted.len()) - 1];
-    let ms: Vec<String> = latencies.iter().map(|x| format!("{x:.3}")).collect();
-    println!(
-        "{{\"ms\": [{}], \"median_ms\": {median:.3}, \"p90_ms\": {p90:.3}, \"uptime_s\": {}}}",
-        ms.join(", "),
-        uptime as f64 / 1000.0
-    );
-}
-
-struct Child {
-    pid: libc::pid_t,
-    pidfd: OwnedFd,
-}
-
-impl Child {
-    fn spawn(argv: &[String]) -> Child {
-        let c_args: Vec<CString> = argv
-            .iter()
-            .map(|a| CString::new(a.as_bytes()).expect("no NUL in arguments"))
-            .collect();
-        let mut ptrs: Vec<*mut libc::c_char> =
-            c_args.iter().map(|a| a.as_ptr().cast_mut()).collect();
-        ptrs.push(std::ptr::null_mut());
-        let env: Vec<CString> = std::env::vars_os()
-            .map(|(k, v)| {
-                let mut kv = k.as_bytes().to_vec();
-                kv.push(b'=');
-                kv.extend_from_slice(v.as_bytes());
-                CString::new(kv).expect("no NUL in the environment")
-            })
-            .collect();
-        let mut envp: Vec<*mut libc::c_char> = env.iter().map(|e| e.as_ptr().cast_mut()).collect();
-        envp.push(std::ptr::null_mut());
-        let mut pid = 0;
-        // SAFETY: every pointer is to a NUL-terminated string that outlives the call, and
-        // both arrays end with a null pointer.
-        let rc = unsafe {
-            libc::posix_spawn(
-                &mut pid,
-                ptrs[0],
-                std::ptr::null(),
-                std::ptr::null(),
-                ptrs.as_ptr(),
-                envp.as_ptr(),
-            )
-        };
-        if rc != 0 {
-            fail(&format!(
-                "posix_spawn: {}",
-                std::io::Error::from_raw_os_error(rc)
-            ));
-        }
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            fail(&format!("pidfd_open: {}", std::io::Error::last_os_error()));
-        }
-        // SAFETY: a descriptor just returned to us and owned by nobody else.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        Child { pid, pidfd }
-    }
-
-    /// SIGKILL, the death seen on the pidfd, the reap, then the same command again.
-    fn kill_and_respawn(self, argv: &[String]) -> Child {
-        self.kill();
-        Child::spawn(argv)
-    }
-
-    fn kill(&self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: plain system calls on our own child, which is not reaped before waitpid.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            let mut pfd = libc::pollfd {
-                fd: self.pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            while libc::poll(&mut pfd, 1, -1) < 0 {}
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-        }
-    }
-}
-
-/// The stamps of `stamp` once it holds at least `count` of them (5 s at most; then the
-/// running `child` is killed, so that nothing outlives the failure).
-fn wait_stamps(stamp: &Path, count: usize, child: &Child) -> Vec<u64> {
-    let give_up = Instant::now() + Duration::from_secs(5);
+    let mut child = spawn(&attr, &argv, &envp);
     loop {
-        let found: Vec<u64> = std::fs::read_to_string(stamp)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-            .collect();
-        if found.len() >= count {
-            return found;
+        let mut fds = [poll_in(&child.1), poll_in(&term)];
+        // SAFETY: two valid pollfd structures.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            let e = Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            end(&child);
+            fail(&format!("poll: {e}"));
         }
-        if Instant::now() > give_up {
-            child.kill();
-            fail("the stamping child never stamped");
+        if fds[1].revents != 0 {
+            end(&child);
+            return;
         }
-        std::thread::sleep(Duration::from_millis(1));
+        if fds[0].revents != 0 {
+            reap(child.0);
+            child = spawn(&attr, &argv, &envp);
+        }
     }
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos() as u64
+/// A child's pid and the pidfd held since its spawn.
+type Child = (libc::pid_t, OwnedFd);
+
+fn spawn(
+    attr: &libc::posix_spawnattr_t,
+    argv: &[*mut libc::c_char],
+    envp: &[*mut libc::c_char],
+) -> Child {
+    let mut pid = 0;
+    // SAFETY: both arrays end with a null pointer and point to NUL-terminated strings
+    // that outlive the call.
+    let rc = unsafe {
+        libc::posix_spawn(
+            &mut pid,
+            argv[0],
+            std::ptr::null(),
+            attr,
+            argv.as_ptr(),
+            envp.as_ptr(),
+        )
+    };
+    if rc != 0 {
+        fail(&format!("posix_spawn: {}", Error::from_raw_os_error(rc)));
+    }
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        let e = Error::last_os_error();
+        // SAFETY: our own unreaped child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        reap(pid);
+        fail(&format!("pidfd_open: {e}"));
+    }
+    // SAFETY: a descriptor just returned to us and owned by nobody else.
+    (pid, unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// SIGKILL the child and reap it.
+fn end(child: &Child) {
+    // SAFETY: our own child, not reaped yet, so the pid cannot have been reused.
+    unsafe { libc::kill(child.0, libc::SIGKILL) };
+    reap(child.0);
+}
+
+fn reap(pid: libc::pid_t) {
+    // SAFETY: waiting for our own child.
+    while unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) } < 0
+        && Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+    {}
+}
+
+/// SIGTERM and SIGINT, blocked and read from a descriptor, so that the loop polls for them
+/// beside the child.
+fn term_signals() -> OwnedFd {
+    // SAFETY: a signal set built and used on this thread, before any other exists.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
+        if fd < 0 {
+            fail(&format!("signalfd: {}", Error::last_os_error()));
+        }
+        OwnedFd::from_raw_fd(fd)
+    }
+}
+
+/// Spawn attributes that give the child an empty signal mask (ours blocks SIGTERM).
+fn unblocked_attr() -> libc::posix_spawnattr_t {
+    // SAFETY: the attributes are initialised before use and live as long as `main`.
+    unsafe {
+        let mut attr = std::mem::zeroed::<libc::posix_spawnattr_t>();
+        let mut empty = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut empty);
+        libc::posix_spawnattr_init(&mut attr);
+        libc::posix_spawnattr_setsigmask(&mut attr, &empty);
+        libc::posix_spawnattr_setflags(&mut attr, libc::POSIX_SPAWN_SETSIGMASK as _);
+        attr
+    }
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*mut libc::c_char> {
+    let mut ptrs: Vec<*mut libc::c_char> = strings.iter().map(|s| s.as_ptr().cast_mut()).collect();
+    ptrs.push(std::ptr::null_mut());
+    ptrs
+}
+
+fn poll_in(fd: &OwnedFd) -> libc::pollfd {
+    libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }
 }
 
 fn fail(message: &str) -> ! {

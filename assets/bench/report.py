@@ -98,9 +98,9 @@ COMMANDS = {
                "then sleeps). warden: `backoff = \"0s\"` (restart at once); s6: `run` = "
                "`exec warden-demo-worker stamp FILE`; supervisord: `startsecs=0 autorestart=true`. "
                "`bench.py restart --kills 20 --uptime 0.5`; the floor is `bench.py spawn-floor`, the "
-               "respawn floor `examples/respawn_floor.rs` (kill, the death seen on a pidfd, reap, "
-               "`posix_spawn` the same child, each kill 0.5 s after the start: a restart with no "
-               "supervisor logic).",
+               "respawn floor `examples/respawn_floor.rs` (the death seen on a pidfd, reap, "
+               "`posix_spawn` the same child: a restart with no supervisor logic), killed and timed "
+               "by `bench.py restart` as the supervisors are.",
     "probes": "{n} × `sleep 3600`, each with `[processes.sNNN.liveness] tcp = \"127.0.0.1:PORT\"`, "
               "`period = \"1s\"`, `timeout = \"1s\"`, against `bench.py listen` (accepts, closes, counts); "
               "`bench.py usage --seconds 30` over warden and its guard. Measured only if a liveness probe "
@@ -306,8 +306,8 @@ def render(results, machine_path):
         rows = [(p, "restart", "warden, `cgroup = \"off\"`" if p == "warden-nocgroup" else p)
                 for p in peers_in(by, "restart") if not p.endswith("floor")]
         rows += [(p, "restart-long", f"{p} (killed after 1.2 s)") for p in peers_in(by, "restart-long")]
-        rows += [(p, "restart", FLOOR_LABEL["restart"]) for p in peers_in(by, "restart") if p == "floor"]
-        rows += [(p, "restart", FLOOR_LABEL["respawn"]) for p in peers_in(by, "restart") if p == "respawn-floor"]
+        floors = {"floor": FLOOR_LABEL["restart"], "respawn-floor": FLOOR_LABEL["respawn"]}
+        rows += [(p, "restart", floors[p]) for p in peers_in(by, "restart") if p in floors]
         for p, wk, label in rows:
             runs = ok(by[(wk, p)])
             if not runs:
@@ -318,8 +318,9 @@ def render(results, machine_path):
               f"{fmt(min(r['ms']))}–{fmt(max(r['ms']))} | "
               f"{ratio(rest.get('warden'), r['median_ms']) if p != 'warden' else '–'} |")
         if "warden" in rest:
+            short = {label: p.replace("-", " ") for p, label in floors.items()}
             summary.append(("restart after SIGKILL, median", f"< {TARGET_RESTART_MS} ms", f"{rest['warden']:.2f} ms",
-                            ", ".join(f"{k.replace(FLOOR_LABEL['restart'], 'floor').replace(FLOOR_LABEL['respawn'], 'respawn floor')} {v:,.2f} ms"
+                            ", ".join(f"{short.get(k, k)} {v:,.2f} ms"
                                       for k, v in rest.items() if k != "warden"),
                             rest["warden"] < TARGET_RESTART_MS))
             w("\n" + verdict(rest["warden"] < TARGET_RESTART_MS,

@@ -446,7 +446,7 @@ mod tests {
         let sink = LogSink::new("job", &dir.path().join("job.log"), &spec, None, None);
         let (control, mut requests) = mpsc::unbounded_channel();
         let answering = sink.clone();
-        tokio::spawn(async move {
+        let answerer = tokio::spawn(async move {
             while let Some(request) = requests.recv().await {
                 if let Control::Logs { names, reply } = request {
                     let sinks = names.into_iter().map(|n| (n, answering.clone())).collect();
@@ -470,6 +470,10 @@ mod tests {
         // which finds both the line and the stop ready.
         sink.write(Stream::Stdout, b"the last line\n");
         client.stop.send_replace(true);
+        // The sink goes, as at shutdown: the forwarder ends once it has read the line, and
+        // so does the stream's feed (rather than the stream giving up after `STOP_DRAIN`).
+        drop(sink);
+        answerer.abort();
         let rest = client.rest().await;
         assert_eq!(rest.len(), 2, "{rest:?}");
         assert!(rest[0].contains("the last line"), "{rest:?}");

@@ -164,14 +164,22 @@ mod tests {
 
     #[test]
     fn formatting_buffers_come_back_empty() {
-        let mut a = take_format();
+        // A pool of its own: the shared one is used by writer tests running meanwhile.
+        let pool = Pool::new(FORMAT, KEEP_FORMAT);
+        let mut a = pool.take();
         assert!(a.is_empty() && a.capacity() == FORMAT);
         a.extend_from_slice(&[7; 100]);
-        give_format(a);
-        let b = take_format();
+        let ptr = a.as_ptr();
+        pool.give(a);
+        let b = pool.take();
         assert!(
             b.is_empty() && b.capacity() == FORMAT,
             "a recycled buffer holds nothing"
+        );
+        assert_eq!(
+            b.as_ptr(),
+            ptr,
+            "the buffer given back is the one taken next"
         );
     }
 

@@ -164,6 +164,7 @@ fn count_short_lines(carried: usize, chunk: &[u8]) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::test_output::xorshift;
 
     /// Frames `input` cut into the given chunk sizes (cycled), then finishes.
     fn frame(input: &[u8], sizes: &[usize]) -> Vec<(Vec<u8>, bool)> {
@@ -193,13 +194,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn xorshift(state: &mut u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        *state
     }
 
     #[test]

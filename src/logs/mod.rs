@@ -41,6 +41,8 @@ mod ring;
 mod sink;
 mod terminal;
 #[cfg(test)]
+mod test_output;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_stamped;

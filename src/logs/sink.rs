@@ -72,8 +72,7 @@ pub struct LogSink {
 /// What a chunk becomes, before its sequence numbers.
 enum Framed {
     Lines(Batch),
-    /// And whether the ring keeps it.
-    Unframed(Unframed, bool),
+    Unframed(Unframed),
 }
 
 struct Inner {
@@ -208,8 +207,13 @@ impl LogSink {
         let (records, carried) = lock(&self.framers[index(stream)]).skim(&chunk);
         let kept = self.keeps_lines.load(Ordering::Relaxed) > 0;
         let entry = (kept || self.timestamps || self.tee.is_some()).then(|| {
-            let unframed = Unframed::new(time, stream, carried, Arc::clone(&chunk), records);
-            Framed::Unframed(unframed, kept)
+            Framed::Unframed(Unframed::new(
+                time,
+                stream,
+                carried,
+                Arc::clone(&chunk),
+                records,
+            ))
         });
         self.publish(entry, Some(Raw::Shared(chunk)));
     }
@@ -294,7 +298,7 @@ impl LogSink {
             Some(Framed::Lines(batch)) if !batch.is_empty() => {
                 Entry::Lines(self.publish_lines(&mut inner, batch))
             }
-            Some(Framed::Unframed(mut chunk, kept)) if !chunk.is_empty() => {
+            Some(Framed::Unframed(mut chunk)) if !chunk.is_empty() => {
                 chunk.first_seq = inner.seq + 1;
                 inner.seq += chunk.len() as u64;
                 let chunk = Arc::new(chunk);
@@ -302,7 +306,9 @@ impl LogSink {
                 if let Some(tee) = &self.tee {
                     tee.send_chunk(&self.name, &chunk);
                 }
-                if !kept {
+                // Asked again under `inner`, which a new follower holds while it takes
+                // its cursor: a chunk numbered after it is in the ring.
+                if self.keeps_lines.load(Ordering::Relaxed) == 0 {
                     return;
                 }
                 Entry::Unframed(chunk)

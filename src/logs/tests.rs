@@ -110,24 +110,19 @@ fn parse_records(log: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<String>) {
         let record = record
             .strip_suffix(b"\n")
             .expect("every record ends with a newline");
-        let time = std::str::from_utf8(&record[..24]).unwrap();
-        humantime::parse_rfc3339(time).unwrap_or_else(|e| panic!("{time:?}: {e}"));
-        assert!(time.ends_with('Z') && time.as_bytes()[19] == b'.', "{time}");
-        assert_eq!(record[24], b' ');
-        assert_eq!(record[29], b' ');
-        let text = &record[30..];
-        match (&record[25..28], record[28]) {
-            (b"out", b'|') => {
+        let (_, tag, partial, text) = super::test_output::parse_record(record);
+        match (tag, partial) {
+            (b"out", false) => {
                 out.extend_from_slice(text);
                 out.push(b'\n');
             }
-            (b"out", b'+') => out.extend_from_slice(text),
-            (b"err", b'|') => {
+            (b"out", true) => out.extend_from_slice(text),
+            (b"err", false) => {
                 err.extend_from_slice(text);
                 err.push(b'\n');
             }
-            (b"err", b'+') => err.extend_from_slice(text),
-            (b"---", b'|') => markers.push(String::from_utf8(text.to_vec()).unwrap()),
+            (b"err", true) => err.extend_from_slice(text),
+            (b"---", false) => markers.push(String::from_utf8(text.to_vec()).unwrap()),
             _ => panic!("bad record {:?}", String::from_utf8_lossy(record)),
         }
     }

@@ -7,15 +7,9 @@ use std::time::Duration;
 
 use super::line::Framer;
 use super::terminal::SharedBuffer;
+use super::test_output::{parse_record, random_output, xorshift};
 use super::*;
 use crate::config::spec::LogSpec;
-
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
 
 /// One record of a timestamped file: its time as written, stream tag, text, partial.
 type Parsed = (String, String, Vec<u8>, bool);
@@ -24,16 +18,9 @@ fn parse(log: &[u8]) -> Vec<Parsed> {
     log.split_inclusive(|&b| b == b'\n')
         .map(|record| {
             let record = record.strip_suffix(b"\n").expect("ends with a newline");
-            let time = String::from_utf8(record[..24].to_vec()).unwrap();
-            humantime::parse_rfc3339(&time).unwrap();
-            assert_eq!((record[24], record[29]), (b' ', b' '));
-            let tag = String::from_utf8(record[25..28].to_vec()).unwrap();
-            let partial = match record[28] {
-                b'|' => false,
-                b'+' => true,
-                other => panic!("bad mark {other}"),
-            };
-            (time, tag, record[30..].to_vec(), partial)
+            let (time, tag, partial, text) = parse_record(record);
+            let tag = String::from_utf8(tag.to_vec()).unwrap();
+            (time.to_owned(), tag, text.to_vec(), partial)
         })
         .collect()
 }
@@ -61,18 +48,7 @@ fn a_timestamped_file_and_the_tee_get_every_record_as_framed() {
     let mut expected: Vec<(Stream, Vec<u8>, bool, Option<usize>)> = Vec::new();
     let mut unframed_seen = 0;
     for round in 0..300 {
-        let len = match xorshift(&mut seed) % 8 {
-            0 => (xorshift(&mut seed) % 70_000) as usize,
-            1 => 1 + (xorshift(&mut seed) % 10) as usize,
-            _ => (xorshift(&mut seed) % 5_000) as usize,
-        };
-        let newline_every = 1 + xorshift(&mut seed) % [50, 3_000, MAX_LINE as u64 + 2][round % 3];
-        let chunk: Vec<u8> = (0..len)
-            .map(|_| match xorshift(&mut seed) % newline_every {
-                0 => b'\n',
-                r => b'a' + (r % 26) as u8,
-            })
-            .collect();
+        let chunk = random_output(&mut seed, round, MAX_LINE as u64 + 2);
         let mut writes = vec![(Stream::Stdout, chunk)];
         match xorshift(&mut seed) % 10 {
             0 => writes.push((Stream::Stderr, b"half of an err".to_vec())),

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::line::Framer;
+use super::test_output::{random_output, xorshift};
 use super::*;
 use crate::config::spec::LogSpec;
 
@@ -63,13 +64,6 @@ impl Model {
     }
 }
 
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 /// Output with short lines, lines longer than a chunk and than `MAX_LINE`, no newline for
 /// a while, cut into chunks of any size; stderr and markers in between.
 #[test]
@@ -82,18 +76,7 @@ fn the_ring_frames_unframed_chunks_as_the_framer_would_have() {
         let mut followed = Vec::new();
         let mut unframed_seen = 0;
         for round in 0..400 {
-            let len = match xorshift(&mut seed) % 8 {
-                0 => (xorshift(&mut seed) % 70_000) as usize,
-                1 => 1 + (xorshift(&mut seed) % 10) as usize,
-                _ => (xorshift(&mut seed) % 5_000) as usize,
-            };
-            let newline_every = 1 + xorshift(&mut seed) % [50, 3_000, 40_000][round % 3];
-            let chunk: Vec<u8> = (0..len)
-                .map(|_| match xorshift(&mut seed) % newline_every {
-                    0 => b'\n',
-                    r => b'a' + (r % 26) as u8,
-                })
-                .collect();
+            let chunk = random_output(&mut seed, round, 40_000);
             model.write(&sink, Stream::Stdout, &chunk);
             match xorshift(&mut seed) % 10 {
                 0 => model.write(&sink, Stream::Stderr, b"half of an err"),

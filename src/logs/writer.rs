@@ -40,7 +40,6 @@ pub const QUEUES_MAX_BYTES: usize = 16 << 20;
 pub const STALL: Duration = Duration::from_secs(2);
 /// `2026-11-22T10:15:30.123Z out`: what a timestamped record adds before `| `.
 const PREFIX_LEN: usize = 28;
-/// Formatted records are written in pieces of about this size.
 /// A worker serves one sink for about this many bytes before letting others go first.
 const TURN: usize = 4 << 20;
 /// Workers beyond the first exit after this long without work.

@@ -64,6 +64,13 @@ pub struct RunEnd {
 }
 
 impl Run {
+    /// Record, before any signal is queued, that warden is ending this run (a stop, a
+    /// kill): a run that dies meanwhile then has its cgroup removed before its exit is
+    /// reported, as a stopped run's is.
+    pub fn mark_stopping(&self) {
+        self.handle.mark_stopping();
+    }
+
     /// The graceful stop: the signal and SIGCONT (a stopped process cannot act on TERM
     /// until continued) to the group, every escaped descendant and the whole cgroup.
     pub fn stop(&self, sig: Signal) {
@@ -221,11 +228,8 @@ impl Run {
             // no sweep is needed. Otherwise a sweep reaps the group's zombies (they keep
             // the group "alive") and finds what is left of the run, as freshly as a
             // sweep of our own (see `sweep`).
-            if self
-                .cgroup
-                .as_ref()
-                .is_some_and(|cg| !cg.populated() && !tree::group_alive(&self.handle))
-            {
+            let empty = |cg: &RunCgroup| !cg.populated() && !tree::group_alive(&self.handle);
+            if self.cgroup.as_deref().is_some_and(empty) {
                 break false;
             }
             let adopted = self
@@ -234,8 +238,10 @@ impl Run {
                 .fresh(|| tree::sweep(&self.registry))
                 .await;
             let adopted = self.cgroup.is_none().then_some(&*adopted);
-            let alive = tree::tree_alive(&self.handle, self.roots(adopted))
-                || self.cgroup.as_ref().is_some_and(|cg| cg.populated());
+            let alive = match self.cgroup.as_deref() {
+                Some(cg) => !empty(cg),
+                None => tree::tree_alive(&self.handle, self.roots(adopted)),
+            };
             if !alive {
                 break false;
             }

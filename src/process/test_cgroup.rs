@@ -4,7 +4,6 @@
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 pub(crate) struct Leaf {
     pub dir: PathBuf,
@@ -48,24 +47,9 @@ impl Leaf {
 }
 
 impl Drop for Leaf {
+    /// As warden removes its own folder: every run folder below killed, then all removed.
     fn drop(&mut self) {
-        let below: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        for dir in &below {
-            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
-        }
-        // Busy for a moment after the last process was reaped.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for dir in below.iter().chain([&self.dir]) {
-            while std::fs::remove_dir(dir).is_err() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
+        super::cgroup::cleanup(&self.dir, &[], None, &[]);
     }
 }
 

@@ -68,6 +68,9 @@ impl Launcher for Processes {
     fn signal(&mut self, _: InstanceId, _: Generation, run: Option<&Run>, signal: Option<Signal>) {
         // No run: it ended (or never started) before the effect came; nothing to signal.
         if let Some(run) = run {
+            // Here, on the actor's thread where the stop was decided, not when the signal
+            // thread gets to it: `launch::watch` reads it to order the cgroup's removal.
+            run.mark_stopping();
             self.signaller.send(run, signal);
         }
     }

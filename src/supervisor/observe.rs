@@ -305,14 +305,8 @@ impl Subscription {
     /// The next update. After [`Update::End`] it keeps answering `End`.
     pub async fn next(&mut self) -> Update {
         loop {
-            if let Some(u) = self.pending.pop_front() {
+            if let Some(u) = self.ready() {
                 return u;
-            }
-            if self.ended {
-                return Update::End;
-            }
-            if self.fill() {
-                continue;
             }
             let fresh = async {
                 match self.snapshots.as_mut() {
@@ -341,8 +335,8 @@ impl Subscription {
             .or_else(|| ended.then_some(Update::End))
     }
 
-    /// Queue what is ready now; false if nothing was.
-    fn fill(&mut self) -> bool {
+    /// Queue what is ready now.
+    fn fill(&mut self) {
         let delivered = self.cursor.next_seq() - 1;
         let snapshot = match self.snapshots.as_mut() {
             Some(rx) if std::mem::take(&mut self.fresh) || rx.has_changed().unwrap_or(false) => {
@@ -375,7 +369,6 @@ impl Subscription {
         {
             self.pending.push_back(Update::Snapshot(s));
         }
-        !self.pending.is_empty() || self.ended
     }
 }
 

@@ -17,6 +17,8 @@ mod discover;
 mod setup;
 
 pub use discover::Controller;
+#[cfg(test)]
+pub(crate) use setup::cleanup;
 pub use setup::{CgroupStatus, Cgroups, Setup, guard_cleanup, setup};
 
 use std::io::{self, Write};

@@ -428,7 +428,12 @@ impl Cgroups {
 
 /// Remove warden's subtree: kill and remove what runs are left (after warden's death),
 /// undo an evacuation (moving `others` and the caller back), remove the folders.
-fn cleanup(dir: &Path, v1: &[PathBuf], evacuated: Option<(&Path, &[Controller])>, others: &[i32]) {
+pub(crate) fn cleanup(
+    dir: &Path,
+    v1: &[PathBuf],
+    evacuated: Option<(&Path, &[Controller])>,
+    others: &[i32],
+) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let runs: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()

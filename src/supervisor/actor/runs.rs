@@ -140,10 +140,7 @@ impl Actor {
     pub(super) fn sample(&mut self, all: bool) {
         let core = &self.core;
         let rule = |id| core.instance(id)?.spec.limits.as_ref()?.memory;
-        let running = |id, run_no| {
-            core.instance(id)
-                .is_some_and(|i| i.run_no == run_no && i.pid.is_some())
-        };
+        let running = |id, run_no| core.instance(id).is_some_and(|i| i.runs(run_no));
         let inputs = self
             .sampling
             .sample(&self.runs, self.spawner.registry(), all, running, rule);

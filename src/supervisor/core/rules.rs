@@ -253,11 +253,7 @@ impl Core {
         now: Now,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(inst) = self
-            .instances
-            .get_mut(&id)
-            .filter(|i| i.run_no == run_no && i.pid.is_some())
-        else {
+        let Some(inst) = self.instances.get_mut(&id).filter(|i| i.runs(run_no)) else {
             return;
         };
         let (rss, cpu) = (usage.rss, usage.cpu_percent);

@@ -352,6 +352,12 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Whether `run_no` is this instance's current run and has a process: figures of any
+    /// other run are stale.
+    pub fn runs(&self, run_no: Generation) -> bool {
+        self.run_no == run_no && self.pid.is_some()
+    }
+
     pub fn last_exit(&self) -> Option<&ExitRecord> {
         self.history.back()
     }
