@@ -35,7 +35,7 @@
 //!
 //! `warden up` loads the config, claims its control socket (refusing to start if another
 //! warden holds it), makes itself a child subreaper, raises its descriptor limit (children
-//! get the original), starts a spawner thread (every fork happens there, so the
+//! get the original), starts the spawner threads (every fork happens there, so the
 //! parent-death signal stays armed) and a guard process (which kills everything warden
 //! started if warden dies without cleaning up), then runs the actor. The actor feeds inputs (a spawn finished, a run ended, a timer fired, a user
 //! asked) to `Core::handle`, which returns effects (spawn, signal, schedule, reply, emit).

@@ -138,7 +138,7 @@ fn start(
     if let Err(e) = crate::process::limits::raise_nofile_limit() {
         tracing::warn!("cannot raise the descriptor limit: {e}");
     }
-    let spawner = Spawner::start().context("cannot start the spawner thread")?;
+    let spawner = Spawner::start().context("cannot start the spawner threads")?;
     let registry = spawner.registry().clone();
     if !crate::process::proc_is_ours() {
         tracing::warn!(

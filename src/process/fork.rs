@@ -17,21 +17,23 @@
 //! of a start (see BENCHMARKS.md). So the child starts on warden's own table
 //! (`CLONE_FILES`) and its first act on it is `close_range(K, ~0, CLOSE_RANGE_UNSHARE)`,
 //! which gives it a private copy of descriptors `0..K` only; warden's table is not
-//! touched. The child's stdio reaches it through three [`Slots`] below `K`, reserved early
-//! (so their numbers stay small) and kept open for the life of the process (so that no
-//! other thread is ever handed their numbers).
+//! touched. The child's stdio reaches it through three [`Slots`] below `K`. Each thread
+//! that spawns has its own, so that spawner threads fork side by side; they are reserved
+//! when the thread starts (so their numbers stay small) and kept open while it lives (so
+//! that no other thread is ever handed their numbers). A child whose `K` is above another
+//! thread's slots keeps those too until its `execve`, which closes them (close-on-exec).
 //!
 //! The child runs [`child_main`] on a stack of its own and must only make raw system
 //! calls: no allocation, no locks, no panics. Everything it needs is prepared in a
 //! [`Prepared`] before the clone; a failure is written into it (the memory is shared)
 //! before `_exit`, and read by the parent once the clone returns.
 
+use std::cell::RefCell;
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use super::clone3;
 
@@ -238,25 +240,29 @@ impl Slots {
     }
 }
 
-/// The process's slots; `None` until first used (or after they could not be refilled).
-static SLOTS: Mutex<Option<Slots>> = Mutex::new(None);
-
-/// The slots, reserved now if they are not yet. Held across the clone: one child at a
-/// time travels through them.
-fn slots() -> MutexGuard<'static, Option<Slots>> {
-    let mut slots = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
-    if slots.is_none() {
-        *slots = Slots::open()
-            .map_err(|e| tracing::warn!("cannot reserve descriptors for spawning ({e}): children get a copy of warden's descriptor table"))
-            .ok();
-    }
-    slots
+thread_local! {
+    /// This thread's slots; `None` until first used (or after they could not be
+    /// refilled). Each spawning thread has its own, so that spawns on different threads
+    /// run side by side: one child at a time travels through a thread's slots.
+    static SLOTS: RefCell<Option<Slots>> = const { RefCell::new(None) };
 }
 
-/// Reserve the slots while warden's descriptor numbers are still small (the spawner
-/// calls this as it starts; the first spawn would otherwise).
+/// Run `f` on this thread's slots, reserved now if they are not yet.
+fn with_slots<T>(f: impl FnOnce(&mut Option<Slots>) -> T) -> T {
+    SLOTS.with_borrow_mut(|slots| {
+        if slots.is_none() {
+            *slots = Slots::open()
+                .map_err(|e| tracing::warn!("cannot reserve descriptors for spawning ({e}): children get a copy of warden's descriptor table"))
+                .ok();
+        }
+        f(slots)
+    })
+}
+
+/// Reserve this thread's slots while warden's descriptor numbers are still small (each
+/// spawner thread calls this as it starts; its first spawn would otherwise).
 pub(super) fn reserve_slots() {
-    drop(slots());
+    with_slots(|_| ());
 }
 
 /// A started child.
@@ -282,38 +288,38 @@ pub(super) fn spawn(
     via: Via,
     table: Table,
 ) -> Result<Forked, (Option<Step>, io::Error)> {
-    let mut guard = (table == Table::Shared).then(slots);
-    let slots = guard.as_mut().and_then(|g| g.as_ref());
-    let share = match slots {
-        Some(slots) => {
-            if let Err(e) = slots.fill(prep.stdio) {
-                guard.as_mut().map(|g| g.take());
-                return Err((Some(Step::Dup), e));
-            }
-            for (to, slot) in prep.child_stdio.iter().zip(&slots.fds) {
-                to.store(slot.as_raw_fd(), Ordering::Relaxed);
-            }
-            prep.keep_below.store(slots.keep_below(), Ordering::Relaxed);
-            true
-        }
-        None => {
-            for (to, &fd) in prep.child_stdio.iter().zip(&prep.stdio) {
-                to.store(fd, Ordering::Relaxed);
-            }
-            prep.keep_below.store(-1, Ordering::Relaxed);
-            false
-        }
-    };
-    let result = spawn_with(prep, via, share);
-    if let Some(slots) = guard.as_mut() {
-        // The slots must not keep the child's pipes open (its output would never end).
-        let emptied = slots.as_ref().map(|s| s.fill([s.null.as_raw_fd(); 3]));
-        if let Some(Err(e)) = emptied {
-            tracing::warn!("cannot empty the spawning descriptors ({e}): reserving new ones");
-            slots.take();
-        }
+    if table == Table::Copied {
+        return spawn_copied(prep, via);
     }
-    result
+    with_slots(|held| {
+        let Some(slots) = held.as_ref() else {
+            return spawn_copied(prep, via);
+        };
+        if let Err(e) = slots.fill(prep.stdio) {
+            held.take();
+            return Err((Some(Step::Dup), e));
+        }
+        for (to, slot) in prep.child_stdio.iter().zip(&slots.fds) {
+            to.store(slot.as_raw_fd(), Ordering::Relaxed);
+        }
+        prep.keep_below.store(slots.keep_below(), Ordering::Relaxed);
+        let result = spawn_with(prep, via, true);
+        // The slots must not keep the child's pipes open (its output would never end).
+        if let Err(e) = slots.fill([slots.null.as_raw_fd(); 3]) {
+            tracing::warn!("cannot empty the spawning descriptors ({e}): reserving new ones");
+            held.take();
+        }
+        result
+    })
+}
+
+/// [`spawn`] with a copy of warden's table for the child, closed at `execve`.
+fn spawn_copied(prep: &Prepared, via: Via) -> Result<Forked, (Option<Step>, io::Error)> {
+    for (to, &fd) in prep.child_stdio.iter().zip(&prep.stdio) {
+        to.store(fd, Ordering::Relaxed);
+    }
+    prep.keep_below.store(-1, Ordering::Relaxed);
+    spawn_with(prep, via, false)
 }
 
 /// [`spawn`] once the child's stdio is in place; `share`: `CLONE_FILES`.

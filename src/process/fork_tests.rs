@@ -201,10 +201,11 @@ fn spawning_leaves_wardens_own_descriptors_alone() {
     let after: Vec<_> = (0..3).map(identity).collect();
     assert_eq!(before, after, "the child's dup2s reached warden's table");
     // Between spawns the slots hold nothing of a child's.
-    let slots = slots();
-    let slots = slots.as_ref().expect("slots reserved");
-    for slot in &slots.fds {
-        let link = std::fs::read_link(format!("/proc/self/fd/{}", slot.as_raw_fd())).unwrap();
-        assert_eq!(link, Path::new("/dev/null"));
-    }
+    with_slots(|slots| {
+        let slots = slots.as_ref().expect("slots reserved");
+        for slot in &slots.fds {
+            let link = std::fs::read_link(format!("/proc/self/fd/{}", slot.as_raw_fd())).unwrap();
+            assert_eq!(link, Path::new("/dev/null"));
+        }
+    });
 }

@@ -306,4 +306,7 @@ pub fn become_subreaper() -> nix::Result<()> {
 #[path = "run_tests.rs"]
 mod run_tests;
 #[cfg(test)]
+#[path = "spawn_tests.rs"]
+mod spawn_tests;
+#[cfg(test)]
 mod test_cgroup;

@@ -8,7 +8,7 @@
 //! reap anything itself, so that none of those modules has to be imported here.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::sweep::Sweeps;
 
@@ -17,6 +17,10 @@ use super::sweep::Sweeps;
 #[derive(Debug, Default)]
 pub struct Registry {
     pub(super) managed: Mutex<HashSet<i32>>,
+    /// Held shared by each spawner thread from its clone until the child is in
+    /// `managed`, and exclusively by whoever tells managed children from adopted orphans
+    /// ([`Registry::settled`]), so that a child is never seen between the two.
+    forking: RwLock<()>,
     /// Sweeps of the adopted orphans, shared by the runs that end together.
     pub(super) sweeps: Sweeps<Adopted>,
 }
@@ -31,5 +35,46 @@ impl Adopted {
     /// The adopted orphans of the run `run_id`.
     pub fn roots(&self, run_id: &str) -> &[i32] {
         self.0.get(run_id).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl Registry {
+    /// Hold off [`Registry::settled`] while a child is cloned and registered; spawns on
+    /// several threads hold this at once.
+    pub(super) fn forking(&self) -> RwLockReadGuard<'_, ()> {
+        self.forking.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Note a child that someone will reap (under [`Registry::forking`], for a child
+    /// just cloned).
+    pub(super) fn register(&self, pid: i32) {
+        self.managed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pid);
+    }
+
+    /// The managed pids, with no child cloned but not yet registered for as long as the
+    /// answer is held.
+    pub(super) fn settled(&self) -> Settled<'_> {
+        let no_spawn = self.forking.write().unwrap_or_else(|e| e.into_inner());
+        Settled {
+            managed: self.managed.lock().unwrap_or_else(|e| e.into_inner()),
+            _no_spawn: no_spawn,
+        }
+    }
+}
+
+/// See [`Registry::settled`].
+pub(super) struct Settled<'a> {
+    managed: MutexGuard<'a, HashSet<i32>>,
+    _no_spawn: RwLockWriteGuard<'a, ()>,
+}
+
+impl std::ops::Deref for Settled<'_> {
+    type Target = HashSet<i32>;
+
+    fn deref(&self) -> &HashSet<i32> {
+        &self.managed
     }
 }

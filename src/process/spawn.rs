@@ -1,10 +1,13 @@
-//! Spawning children: one long-lived thread does every fork, so that the parent-death
+//! Spawning children: a few long-lived threads do every fork, so that the parent-death
 //! signal armed in each child stays tied to a thread that lives as long as warden.
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, so forking
 //! from tokio's blocking pool (whose threads come and go) would kill children at random.
-//! The spawner thread also holds the [`Registry`] lock across fork + registration, so the
-//! orphan reaper can never mistake a just-forked child for an adopted orphan.
+//! A spawner thread is suspended from its clone until the child has exec'd, so there is
+//! one per core (up to [`MAX_THREADS`]): a start-up of hundreds execs on every core. Each
+//! holds the [`Registry`]'s forking lock (shared) across fork + registration, so the
+//! orphan reaper (which takes it exclusively) can never mistake a just-forked child for
+//! an adopted orphan.
 //!
 //! This file resolves the program (so that "not found" names the right file), sets up
 //! stdio and explains failures; the clone and the child's side are in `fork.rs`.
@@ -14,7 +17,7 @@ use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
@@ -106,7 +109,11 @@ impl SpawnError {
 
 type Job = (Launch, oneshot::Sender<Result<Spawned, SpawnError>>);
 
-/// Handle to the spawner thread. Cheap to clone.
+/// The most spawner threads: beyond a few, starts wait for the kernel (`execve`, the
+/// cgroups), not for a thread.
+const MAX_THREADS: usize = 4;
+
+/// Handle to the spawner threads. Cheap to clone.
 #[derive(Clone)]
 pub struct Spawner {
     tx: mpsc::Sender<Job>,
@@ -114,19 +121,40 @@ pub struct Spawner {
 }
 
 impl Spawner {
-    /// Start the spawner thread. It lives until every `Spawner` clone is dropped.
+    /// Start the spawner threads, one per core up to [`MAX_THREADS`]: a clone waits
+    /// for its child's `execve`, so one thread forks one child at a time, and 500 starts
+    /// go as fast as the cores exec them. Fails only if not even one can be started.
+    /// They live until every `Spawner` clone is dropped.
     pub fn start() -> io::Result<Spawner> {
         let registry = Arc::new(Registry::default());
-        fork::reserve_slots();
         let (tx, rx) = mpsc::channel::<Job>();
-        let reg = registry.clone();
-        std::thread::Builder::new()
-            .name("warden-spawner".into())
-            .spawn(move || {
-                for (launch, reply) in rx {
-                    let _ = reply.send(spawn_now(&reg, launch));
+        let rx = Arc::new(Mutex::new(rx));
+        let wanted = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS));
+        for started in 0..wanted {
+            let (reg, rx) = (registry.clone(), rx.clone());
+            let thread = std::thread::Builder::new()
+                .name("warden-spawner".into())
+                .spawn(move || {
+                    fork::reserve_slots();
+                    loop {
+                        // One thread waits for the next job, the others for the lock,
+                        // which is let go before the spawn.
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((launch, reply)) = job else { break };
+                        let _ = reply.send(spawn_now(&reg, launch));
+                    }
+                });
+            match thread {
+                Ok(_) => {}
+                Err(e) if started == 0 => return Err(e),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot start more than {started} spawner threads ({e}): starts take longer"
+                    );
+                    break;
                 }
-            })?;
+            }
+        }
         Ok(Spawner { tx, registry })
     }
 
@@ -134,14 +162,14 @@ impl Spawner {
         &self.registry
     }
 
-    /// Fork and exec `launch` on the spawner thread.
+    /// Fork and exec `launch` on a spawner thread.
     pub async fn spawn(&self, launch: Launch) -> Result<Spawned, SpawnError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send((launch, tx))
-            .map_err(|_| SpawnError::new("the spawner thread is gone"))?;
+            .map_err(|_| SpawnError::new("the spawner threads are gone"))?;
         rx.await
-            .map_err(|_| SpawnError::new("the spawner thread is gone"))?
+            .map_err(|_| SpawnError::new("the spawner threads are gone"))?
     }
 
     /// Blocking variant for callers outside the runtime (the guard at startup).
@@ -149,9 +177,9 @@ impl Spawner {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send((launch, tx))
-            .map_err(|_| SpawnError::new("the spawner thread is gone"))?;
+            .map_err(|_| SpawnError::new("the spawner threads are gone"))?;
         rx.blocking_recv()
-            .map_err(|_| SpawnError::new("the spawner thread is gone"))?
+            .map_err(|_| SpawnError::new("the spawner threads are gone"))?
     }
 }
 
@@ -236,7 +264,7 @@ fn spawn_now(registry: &Registry, mut launch: Launch) -> Result<Spawned, SpawnEr
     )
     .map_err(|e| SpawnError::new(format!("command `{}`: {e}", launch.argv[0])))?;
 
-    let mut managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
+    let forking = registry.forking();
     let forked = fork::spawn(&prepared, fork::Via::Best, fork::Table::Shared).map_err(
         |(step, e)| match step {
             Some(fork::Step::Exec) => explain_exec_error(&launch.argv[0], &program, e),
@@ -272,8 +300,8 @@ fn spawn_now(registry: &Registry, mut launch: Launch) -> Result<Spawned, SpawnEr
             None => SpawnError::resource("cannot create the process: clone() failed", &e),
         },
     )?;
-    managed.insert(forked.pid);
-    drop(managed);
+    registry.register(forked.pid);
+    drop(forking);
     Ok(Spawned {
         handle: Arc::new(ChildHandle::from_pidfd(
             Pid::from_raw(forked.pid),

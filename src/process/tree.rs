@@ -200,7 +200,7 @@ pub fn reap_orphans(registry: &Registry) -> usize {
 
 /// [`reap_orphans`], which also returns the adopted orphans it found alive.
 pub(super) fn reap(registry: &Registry) -> (usize, Vec<i32>) {
-    let managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
+    let managed = registry.settled();
     let mut reaped = 0;
     let mut alive = Vec::new();
     for child in adoptable_children() {
@@ -248,7 +248,7 @@ pub fn unregister(registry: &Registry, pid: Pid) {
 impl Adopted {
     pub fn scan(registry: &Registry) -> Adopted {
         let orphans: Vec<i32> = {
-            let managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
+            let managed = registry.settled();
             adoptable_children()
                 .into_iter()
                 .filter(|child| !managed.contains(child))

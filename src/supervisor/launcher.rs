@@ -1,5 +1,5 @@
 //! Where the actor's runs come from and how their trees are signalled: the seam between
-//! the actor and the processes. [`Processes`] is the real one (the spawner thread forks,
+//! the actor and the processes. [`Processes`] is the real one (the spawner threads fork,
 //! [`launch::run`] watches the run, a signaller thread stops it); a test gives the actor
 //! a fake that records launches and reports exits it controls, so the actor's timing is
 //! tested with no process at all.
@@ -36,7 +36,7 @@ pub(super) trait Launcher: Send {
     );
 }
 
-/// Real processes: forked by the spawner thread, each in a cgroup of its own where
+/// Real processes: forked by the spawner threads, each in a cgroup of its own where
 /// warden has them, stopped from the signaller thread.
 pub(super) struct Processes {
     spawner: Spawner,
