@@ -160,11 +160,29 @@ def cmd_reap(a):
 
 def cmd_spawn_many(a):
     """The floor of workload 1, no supervisor: posix_spawn `argv` `count` times as fast
-    as possible, hold the children until SIGTERM (or --timeout), then kill and reap them."""
+    as possible, hold the children until SIGTERM (or --timeout), then kill and reap them.
+    With `--workers K`, K forked processes share the count, each a loop of its own (a
+    posix_spawn waits for its child's `execve`, so a loop starts one child at a time;
+    Python's posix_spawn holds the GIL, so threads would not overlap)."""
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    kids = [os.posix_spawnp(a.argv[0], a.argv, os.environ) for _ in range(a.count)]
+    shares = [a.count // a.workers + (i < a.count % a.workers) for i in range(a.workers)]
+    workers = []
+    for share in shares[1:]:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                kids = [os.posix_spawnp(a.argv[0], a.argv, os.environ) for _ in range(share)]
+                hold_then_kill(kids, stop, a.timeout)
+            finally:
+                os._exit(0)
+        workers.append(pid)
+    kids = [os.posix_spawnp(a.argv[0], a.argv, os.environ) for _ in range(shares[0])]
     hold_then_kill(kids, stop, a.timeout)
+    for pid in workers:
+        os.kill(pid, signal.SIGTERM)
+    for pid in workers:
+        os.waitpid(pid, 0)
 
 
 def hold_then_kill(kids, stop, timeout):
@@ -581,6 +599,7 @@ def main():
 
     s = sub.add_parser("spawn-many")
     s.add_argument("--count", type=int, required=True)
+    s.add_argument("--workers", type=int, default=1)
     s.add_argument("--timeout", type=float, default=300)
     s.add_argument("argv", nargs="+")
     s.set_defaults(fn=cmd_spawn_many)

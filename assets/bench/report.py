@@ -21,9 +21,11 @@ TARGET_SAMPLING_CGROUP_PERCENT = 1
 TARGET_SAMPLING_PROC_PERCENT = 2
 TARGET_DASH_CPU_PERCENT = 2
 TARGET_FRAME_MS = 5
-PEER_ORDER = ["warden", "warden-nocgroup", "s6", "supervisord", "floor", "respawn-floor"]
+PEER_ORDER = ["warden", "warden-nocgroup", "s6", "supervisord", "floor", "floor-parallel", "respawn-floor"]
+TARGET_START_VS_FLOOR = 1.05
 FLOOR_LABEL = {
     "start": "floor: a posix_spawn loop, no supervisor",
+    "start-parallel": "parallel floor: a posix_spawn loop per core (up to 4), no supervisor",
     "restart": "floor: posix_spawn to stamp, no supervisor",
     "respawn": "respawn floor: kill, pidfd, reap, posix_spawn, no supervisor",
 }
@@ -79,7 +81,8 @@ COMMANDS = {
     "start": "`warden up --no-tui -c warden.toml` with {n} × `[processes.sNNN] command = \"sleep 3600\"`; "
              "`s6-svscan scan` over {n} service folders whose `run` is `#!/bin/sh` + `exec sleep 3600`; "
              "`supervisord -c supervisord.conf` with {n} × `[program:sNNN] command=sleep 3600`; the floor is "
-             "`bench.py spawn-many --count {n} -- sleep 3600`. Timed by `bench.py wait-procs`, which polls "
+             "`bench.py spawn-many --count {n} -- sleep 3600`, the parallel floor the same with `--workers` "
+             "(one forked loop per core, up to 4, as warden has one spawner thread per core). Timed by `bench.py wait-procs`, which polls "
              "/proc every 5 ms for `sleep` processes that carry this run's marker variable.",
     "idle": "the same supervisors after their last start-up, left 12 s to settle, then `bench.py usage --seconds 30`: "
             "utime+stime of /proc/PID/stat (every thread, exited ones too), the threads' schedstat run "
@@ -199,16 +202,27 @@ def render(results, machine_path):
             stops = [r["seconds"] for r in ok(by.get(("stop", p), []))]
             rel = ratio(start.get("warden"), start[p]) if p != "warden" else "–"
             span = f"{fmt(min(xs))}–{fmt(max(xs))}" if xs else "–"
-            label = FLOOR_LABEL["start"] if p == "floor" else p
+            label = {"floor": FLOOR_LABEL["start"], "floor-parallel": FLOOR_LABEL["start-parallel"]}.get(p, p)
             w(f"| {label} | {fmt(start[p])} | {span} | {len(xs)} | {fmt(med(stops))} | {rel} |")
         if start.get("warden"):
             summary.append((f"start {n}", f"≥ {TARGET_START_VS_S6:g}× as fast as s6", f"{start['warden']:.2f} s",
                             ", ".join(f"{p} {start[p]:.2f} s" for p in start if p != "warden"),
                             start.get("s6") and start["s6"] / start["warden"] >= TARGET_START_VS_S6))
+        if start.get("warden") and start.get("floor"):
+            vs_floor = start["warden"] / start["floor"]
+            beside = (f"; the parallel floor {start['floor-parallel']:.2f} s" if start.get("floor-parallel") else "")
+            summary.append((f"start {n} against the floor", f"≤ {TARGET_START_VS_FLOOR:g}× a posix_spawn loop",
+                            f"{vs_floor:.2f}×", f"floor {start['floor']:.2f} s{beside}",
+                            vs_floor <= TARGET_START_VS_FLOOR))
         if start.get("warden") and start.get("s6"):
             speedup = start["s6"] / start["warden"]
             w("\n" + verdict(speedup >= TARGET_START_VS_S6,
                              f"warden starts {n} children {speedup:.1f}× as fast as s6 (target ≥ {TARGET_START_VS_S6:g}×)."))
+        if start.get("warden") and start.get("floor"):
+            w("\n" + verdict(vs_floor <= TARGET_START_VS_FLOOR,
+                             f"warden takes {vs_floor:.2f}× the time of a posix_spawn loop (target ≤ "
+                             f"{TARGET_START_VS_FLOOR:g}×); it forks on one thread per core, the loop on one"
+                             f"{beside}."))
         w("")
 
     # 2. idle

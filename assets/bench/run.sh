@@ -263,9 +263,16 @@ supervisord_sleep_config() {
 
 # ---- workloads 1 and 2: start N sleeps; then the supervisor idle ---------------------
 
-# The floor, no supervisor: a loop of posix_spawn.
+# The floor, no supervisor: a loop of posix_spawn; and one loop per core, as warden has
+# one spawner thread per core (up to 4).
 floor_sleep_config() { :; }
 start_floor() { launch floor "${PY[@]}" spawn-many --count "$N" -- sleep 3600; }
+floor-parallel_sleep_config() { :; }
+start_floor-parallel() {
+    local cores
+    cores=$(nproc)
+    launch floor-parallel "${PY[@]}" spawn-many --count "$N" --workers "$((cores < 4 ? cores : 4))" -- sleep 3600
+}
 
 # start_PEER DIR: launch the peer on the config made by PEER_sleep_config DIR.
 start_warden() { launch warden "$WARDEN" up --no-tui -c "$1/warden.toml"; }
@@ -277,7 +284,7 @@ supervisor_parts() {
     case $1 in
     warden) echo warden ;;            # the guard, `warden __guard`
     s6) echo s6-supervise ;;          # one per service
-    supervisord | floor) echo '' ;;
+    supervisord | floor | floor-parallel) echo '' ;;
     esac
 }
 
@@ -306,6 +313,7 @@ workload_start_idle() {
             start_and_idle "$peer" "$rep" "$last"
         done
         start_and_idle floor "$rep" no
+        start_and_idle floor-parallel "$rep" no
     done
 }
 
