@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::{Progress, Stage, contains_from, quote, tcp};
+use super::{Progress, Stage, contains_from, describe_io, quote, tcp};
 
 /// How much of the body is searched for `expect` (Kubernetes reads 10 KB).
 const MAX_BODY: usize = 64 * 1024;
@@ -29,6 +29,7 @@ pub(super) async fn probe(
 ) -> Result<(), String> {
     let url = Url::parse(url)?;
     let stream = tcp::connect(&url.connect_to, progress).await?;
+    let stream = tokio::net::TcpStream::from_std(stream).map_err(|e| describe_io(&e))?;
     progress.stage = Stage::Send;
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(MAX_HEAD)
