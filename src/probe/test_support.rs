@@ -20,7 +20,7 @@ pub const PATIENT: Duration = Duration::from_secs(5);
 pub fn spawner() -> Spawner {
     static SPAWNER: OnceLock<Spawner> = OnceLock::new();
     SPAWNER
-        .get_or_init(|| Spawner::start().expect("spawner thread"))
+        .get_or_init(|| Spawner::start().expect("the spawner threads"))
         .clone()
 }
 

@@ -216,10 +216,9 @@ impl Run {
             ),
         };
         self.kill_with(adopted.as_deref());
-        if let Err(e) = self.handle.reap() {
+        if let Err(e) = tree::reap_and_unregister(&self.registry, &self.handle) {
             tracing::error!(pid = %self.handle.pid(), "reaping the process failed: {e}");
         }
-        tree::unregister(&self.registry, self.handle.pid());
         let deadline = Instant::now() + KILL_DEADLINE;
         let mut pause = Duration::from_micros(200);
         let survivors = loop {

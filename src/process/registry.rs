@@ -18,7 +18,7 @@ use super::sweep::Sweeps;
 pub struct Registry {
     pub(super) managed: Mutex<HashSet<i32>>,
     /// Held shared by each spawner thread from its clone until the child is in
-    /// `managed`, and exclusively by whoever tells managed children from adopted orphans
+    /// `managed`, and exclusively by the look at all of warden's exited children
     /// ([`Registry::settled`]), so that a child is never seen between the two.
     forking: RwLock<()>,
     /// Sweeps of the adopted orphans, shared by the runs that end together.

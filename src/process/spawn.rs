@@ -17,6 +17,7 @@ use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, mpsc};
 
 use nix::unistd::Pid;
@@ -130,22 +131,34 @@ impl Spawner {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let wanted = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS));
-        for started in 0..wanted {
-            let (reg, rx) = (registry.clone(), rx.clone());
+        let (ready_tx, ready) = mpsc::channel();
+        let mut started = 0;
+        for _ in 0..wanted {
+            let (reg, rx, ready_tx) = (registry.clone(), rx.clone(), ready_tx.clone());
             let thread = std::thread::Builder::new()
                 .name("warden-spawner".into())
                 .spawn(move || {
                     fork::reserve_slots();
+                    let _ = ready_tx.send(());
                     loop {
                         // One thread waits for the next job, the others for the lock,
                         // which is let go before the spawn.
                         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                         let Ok((launch, reply)) = job else { break };
-                        let _ = reply.send(spawn_now(&reg, launch));
+                        // A panic must not end the thread: its children's parent-death
+                        // signal would kill them.
+                        let spawned =
+                            std::panic::catch_unwind(AssertUnwindSafe(|| spawn_now(&reg, launch)))
+                                .unwrap_or_else(|_| {
+                                    Err(SpawnError::new(
+                                        "the spawner failed (a bug in warden; see its log)",
+                                    ))
+                                });
+                        let _ = reply.send(spawned);
                     }
                 });
             match thread {
-                Ok(_) => {}
+                Ok(_) => started += 1,
                 Err(e) if started == 0 => return Err(e),
                 Err(e) => {
                     tracing::warn!(
@@ -154,6 +167,11 @@ impl Spawner {
                     break;
                 }
             }
+        }
+        // Each thread's slots are reserved before warden opens anything else, so their
+        // numbers (and the part of the table each child keeps) stay small.
+        for _ in 0..started {
+            let _ = ready.recv();
         }
         Ok(Spawner { tx, registry })
     }

@@ -1,5 +1,6 @@
 //! Spawns side by side: a clone waits for its child's `execve`, so a child slow to get
-//! there must hold up its own spawner thread only.
+//! there must hold up its own spawner thread only. The slow child is made slow through a
+//! cgroup's `tasks` file, so this needs root and a cgroup v2 (skipped, saying so, without).
 
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;

@@ -193,26 +193,31 @@ pub fn group_alive(leader: &ChildHandle) -> bool {
 }
 
 /// Reap every exited child of warden that nobody else waits for: adopted orphans.
-/// Holds the registry lock so that a child being spawned is never mistaken for one.
+/// A child being spawned is never mistaken for one: the main thread's children never
+/// include it (its parent is a spawner thread), and the look at all of warden's children
+/// waits for spawns to be registered.
 pub fn reap_orphans(registry: &Registry) -> usize {
     reap(registry).0
 }
 
 /// [`reap_orphans`], which also returns the adopted orphans it found alive.
 pub(super) fn reap(registry: &Registry) -> (usize, Vec<i32>) {
-    let managed = registry.settled();
     let mut reaped = 0;
     let mut alive = Vec::new();
-    for child in adoptable_children() {
-        if managed.contains(&child) {
-            continue;
-        }
-        match waitpid(Pid::from_raw(child), Some(WaitPidFlag::WNOHANG)) {
-            Ok(nix::sys::wait::WaitStatus::StillAlive) => alive.push(child),
-            Ok(_) => reaped += 1,
-            Err(_) => {}
+    {
+        let managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
+        for child in adoptable_children() {
+            if managed.contains(&child) {
+                continue;
+            }
+            match waitpid(Pid::from_raw(child), Some(WaitPidFlag::WNOHANG)) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => alive.push(child),
+                Ok(_) => reaped += 1,
+                Err(_) => {}
+            }
         }
     }
+    let managed = registry.settled();
     // Without a /proc of warden's own pid namespace (a container that shows the host's,
     // or none), the scan above finds nothing. So also ask the kernel, one exited child at
     // a time, without reaping it (WNOWAIT), and reap it by pid unless someone waits for
@@ -236,19 +241,20 @@ pub(super) fn sweep(registry: &Registry) -> Adopted {
     Adopted::of(reap(registry).1)
 }
 
-/// Forget a leader once it has been reaped.
-pub fn unregister(registry: &Registry, pid: Pid) {
-    registry
-        .managed
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&pid.as_raw());
+/// Reap the (exited) leader and forget it, under the registry's lock: a spawn that is
+/// given the freed pid registers it only after it has been forgotten here.
+pub fn reap_and_unregister(registry: &Registry, leader: &ChildHandle) -> std::io::Result<()> {
+    let mut managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
+    let reaped = leader.reap();
+    managed.remove(&leader.pid().as_raw());
+    reaped
 }
 
 impl Adopted {
     pub fn scan(registry: &Registry) -> Adopted {
         let orphans: Vec<i32> = {
-            let managed = registry.settled();
+            // Main-thread children only: a child being spawned is not among them.
+            let managed = registry.managed.lock().unwrap_or_else(|e| e.into_inner());
             adoptable_children()
                 .into_iter()
                 .filter(|child| !managed.contains(child))

@@ -6,7 +6,7 @@
 //!
 //! Time moves only when the test says (`advance`): a blocking task held for the whole
 //! test keeps tokio from jumping to the next timer while the runtime waits on the real
-//! world (the spawner thread, a child's exit). If the actor never does what is awaited,
+//! world (the spawner threads, a child's exit). If the actor never does what is awaited,
 //! that hold ends after [`HOLD`] of real time, time runs freely, and the test's
 //! (virtual) timeouts fail it.
 
@@ -55,7 +55,7 @@ fn start(config: &str) -> Rig {
     let path = dir.path().join("warden.toml");
     std::fs::write(&path, config).unwrap();
     let spec = crate::config::load(&path).expect("a valid test config");
-    let spawner = Spawner::start().expect("the spawner thread");
+    let spawner = Spawner::start().expect("the spawner threads");
     // Unique per test: the token makes each run's `WARDEN_RUN_ID`, by which a stop finds
     // a tree's members, and two tests sharing one would stop each other's processes.
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -402,7 +402,7 @@ fn start_fake(config: &str, fake: &Fake) -> Rig {
     std::fs::write(&path, config).unwrap();
     let spec = crate::config::load(&path).expect("a valid test config");
     // Started, never asked to fork: no probes here.
-    let spawner = Spawner::start().expect("the spawner thread");
+    let spawner = Spawner::start().expect("the spawner threads");
     let opts = Options {
         tee: None,
         token: format!("actorfake{}", std::process::id()),
