@@ -29,18 +29,7 @@ impl Subtree {
 /// A run of `argv` in a cgroup of its own below `tree`.
 async fn start(tree: &Subtree, spawner: &Spawner, leaf: &str, argv: &[&str]) -> Run {
     let cgroup = Arc::new(tree.cgroups.create(leaf, &HardLimits::default()).unwrap());
-    let launch = Launch {
-        argv: argv.iter().map(|a| a.to_string()).collect(),
-        cwd: "/".into(),
-        env: Env::from(vec![("PATH".into(), "/usr/bin:/bin".into())]),
-        capture: false,
-        die_with_warden: true,
-        stdin: None,
-        stdout: None,
-        cgroup: Some(cgroup.placement().unwrap()),
-        credentials: None,
-        umask: None,
-    };
+    let launch = Launch::plain(argv, Some(cgroup.placement().unwrap()));
     let spawned = spawner.spawn(launch).await.unwrap();
     Run {
         handle: spawned.handle,

@@ -56,6 +56,26 @@ pub struct Launch {
     pub umask: Option<u32>,
 }
 
+#[cfg(test)]
+impl Launch {
+    /// What the unit tests spawn: `argv` in `/` with a minimal `PATH`, output to
+    /// `/dev/null`, in `cgroup`.
+    pub(crate) fn plain(argv: &[&str], cgroup: Option<super::cgroup::Placement>) -> Launch {
+        Launch {
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            cwd: "/".into(),
+            env: Env::from(vec![("PATH".into(), "/usr/bin:/bin".into())]),
+            capture: false,
+            die_with_warden: true,
+            stdin: None,
+            stdout: None,
+            cgroup,
+            credentials: None,
+            umask: None,
+        }
+    }
+}
+
 /// A started child with its pipes.
 #[derive(Debug)]
 pub struct Spawned {

@@ -10,21 +10,6 @@ use super::cgroup::Placement;
 use super::test_cgroup::Leaf;
 use super::*;
 
-fn launch_true(cgroup: Option<Placement>) -> Launch {
-    Launch {
-        argv: vec!["true".into()],
-        cwd: "/".into(),
-        env: Env::from(vec![("PATH".into(), "/usr/bin:/bin".into())]),
-        capture: false,
-        die_with_warden: true,
-        stdin: None,
-        stdout: None,
-        cgroup,
-        credentials: None,
-        umask: None,
-    }
-}
-
 /// A pipe whose buffer is full: a blocking write to `.1` waits until `.0` is read.
 fn full_pipe() -> (std::fs::File, OwnedFd) {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -54,7 +39,11 @@ async fn a_child_slow_to_exec_holds_up_no_other_spawn() {
     };
     let slow = tokio::spawn({
         let spawner = spawner.clone();
-        async move { spawner.spawn(launch_true(Some(placement))).await }
+        async move {
+            spawner
+                .spawn(Launch::plain(&["true"], Some(placement)))
+                .await
+        }
     });
     // It is blocked once it is in its cgroup v2 (where it is born, or which it joins
     // before its v1 `tasks`).
@@ -67,8 +56,11 @@ async fn a_child_slow_to_exec_holds_up_no_other_spawn() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let other =
-        tokio::time::timeout(Duration::from_secs(10), spawner.spawn(launch_true(None))).await;
+    let other = tokio::time::timeout(
+        Duration::from_secs(10),
+        spawner.spawn(Launch::plain(&["true"], None)),
+    )
+    .await;
     // Let the first child go on (room for its `0`), whatever happened to the second.
     drain.read_exact(&mut [0; 4096]).unwrap();
     let slow = slow
