@@ -189,7 +189,9 @@ impl Spawner {
             }
         }
         // Each thread's slots are reserved before warden opens anything else, so their
-        // numbers (and the part of the table each child keeps) stay small.
+        // numbers (and the part of the table each child keeps) stay small. (A thread that
+        // died first drops its sender: the wait ends with it.)
+        drop(ready_tx);
         for _ in 0..started {
             let _ = ready.recv();
         }
