@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::process::env::Env;
-use crate::process::test_cgroup::{Leaf, open_path};
+use crate::process::test_cgroup::{Leaf, full_pipe, open_path};
 
 /// Spawn `cat /proc/self/cgroup` with its cgroup v2 folder at `cgroup`; returns how it
 /// was spawned, and what it printed once it exited (it is reaped here).
@@ -102,6 +102,60 @@ fn a_folder_that_is_no_cgroup_is_a_cgroup_error() {
     }
     // A refusal about the cgroup is not the kernel refusing clone3.
     assert!(!CLONE3_REFUSED.load(Ordering::Relaxed));
+}
+
+#[test]
+fn a_child_slow_to_exec_holds_up_no_spawn_on_another_thread() {
+    use std::sync::mpsc;
+    // The slow child's "v1 `tasks`" is a full pipe: it blocks writing its `0` there,
+    // before `execve`, and the thread that cloned it waits.
+    let (mut drain, tasks) = full_pipe();
+    let (tid_tx, tid) = mpsc::channel();
+    let slow = std::thread::spawn(move || {
+        tid_tx.send(nix::unistd::gettid().as_raw()).unwrap();
+        let null = above_stdio(std::fs::File::open("/dev/null").unwrap().into()).unwrap();
+        let become_ = Become {
+            identity: None,
+            umask: None,
+            cgroup: None,
+            v1_tasks: vec![tasks.as_raw_fd()],
+        };
+        let prep = Prepared::new(
+            Path::new("/bin/true"),
+            &["true".into()],
+            &Env::from(Vec::new()),
+            Path::new("/"),
+            [null.as_raw_fd(); 3],
+            false,
+            become_,
+        )
+        .unwrap();
+        let forked = spawn(&prep, Via::Best, Table::Shared).unwrap();
+        nix::sys::wait::waitid(
+            nix::sys::wait::Id::PIDFd(std::os::fd::AsFd::as_fd(&forked.pidfd)),
+            nix::sys::wait::WaitPidFlag::WEXITED,
+        )
+        .unwrap();
+    });
+    // Cloned once its thread has a child.
+    let children = format!("/proc/self/task/{}/children", tid.recv().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&children)
+        .unwrap()
+        .trim()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the slow child never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (done, other) = mpsc::channel();
+    std::thread::spawn(move || done.send(cat_own_status(Table::Shared)));
+    let other = other.recv_timeout(Duration::from_secs(10));
+    // Let the slow child go on (room for its `0`), whatever happened to the other.
+    drain.read_exact(&mut [0; 4096]).unwrap();
+    slow.join().unwrap();
+    let status = other.expect("a spawn on another thread waited for the slow child's execve");
+    assert!(status.contains("\nPid:"), "{status}");
 }
 
 /// What `/bin/cat /proc/self/status` says when spawned with `table`.

@@ -2,23 +2,12 @@
 //! there must hold up its own spawner thread only. The slow child is made slow through a
 //! cgroup's `tasks` file, so this needs root and a cgroup v2 (skipped, saying so, without).
 
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::io::Read;
 use std::time::Duration;
 
 use super::cgroup::Placement;
-use super::test_cgroup::Leaf;
+use super::test_cgroup::{Leaf, full_pipe};
 use super::*;
-
-/// A pipe whose buffer is full: a blocking write to `.1` waits until `.0` is read.
-fn full_pipe() -> (std::fs::File, OwnedFd) {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).unwrap();
-    let mut writer = std::fs::File::from(write);
-    while writer.write(&[0; 4096]).is_ok() {}
-    fcntl(&writer, FcntlArg::F_SETFL(OFlag::empty())).unwrap();
-    (std::fs::File::from(read), writer.into())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_slow_to_exec_holds_up_no_other_spawn() {

@@ -57,3 +57,15 @@ impl Drop for Leaf {
 pub(crate) fn open_path(dir: &Path) -> OwnedFd {
     super::cgroup::open_dir(dir).unwrap()
 }
+
+/// A pipe whose buffer is full: a blocking write to `.1` waits until `.0` is read. Given
+/// to a child as a cgroup v1 `tasks` file, it holds the child before its `execve`.
+pub(crate) fn full_pipe() -> (std::fs::File, OwnedFd) {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use std::io::Write;
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).unwrap();
+    let mut writer = std::fs::File::from(write);
+    while writer.write(&[0; 4096]).is_ok() {}
+    fcntl(&writer, FcntlArg::F_SETFL(OFlag::empty())).unwrap();
+    (std::fs::File::from(read), writer.into())
+}
