@@ -208,17 +208,16 @@ def render(results, machine_path):
             summary.append((f"start {n}", f"≥ {TARGET_START_VS_S6:g}× as fast as s6", f"{start['warden']:.2f} s",
                             ", ".join(f"{p} {start[p]:.2f} s" for p in start if p != "warden"),
                             start.get("s6") and start["s6"] / start["warden"] >= TARGET_START_VS_S6))
+        if start.get("warden") and start.get("s6"):
+            speedup = start["s6"] / start["warden"]
+            w("\n" + verdict(speedup >= TARGET_START_VS_S6,
+                             f"warden starts {n} children {speedup:.1f}× as fast as s6 (target ≥ {TARGET_START_VS_S6:g}×)."))
         if start.get("warden") and start.get("floor"):
             vs_floor = start["warden"] / start["floor"]
             beside = (f"; the parallel floor {start['floor-parallel']:.2f} s" if start.get("floor-parallel") else "")
             summary.append((f"start {n} against the floor", f"≤ {TARGET_START_VS_FLOOR:g}× a posix_spawn loop",
                             f"{vs_floor:.2f}×", f"floor {start['floor']:.2f} s{beside}",
                             vs_floor <= TARGET_START_VS_FLOOR))
-        if start.get("warden") and start.get("s6"):
-            speedup = start["s6"] / start["warden"]
-            w("\n" + verdict(speedup >= TARGET_START_VS_S6,
-                             f"warden starts {n} children {speedup:.1f}× as fast as s6 (target ≥ {TARGET_START_VS_S6:g}×)."))
-        if start.get("warden") and start.get("floor"):
             w("\n" + verdict(vs_floor <= TARGET_START_VS_FLOOR,
                              f"warden takes {vs_floor:.2f}× the time of a posix_spawn loop (target ≤ "
                              f"{TARGET_START_VS_FLOOR:g}×); it forks on one thread per core, the loop on one"

@@ -12,7 +12,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
@@ -101,7 +101,7 @@ fn start_connect(a: &SocketAddr) -> io::Result<Attempt> {
     let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
     let fd: OwnedFd = sock::socket(family, SockType::Stream, flags, None)?;
     let stream = std::net::TcpStream::from(fd);
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    let fd = stream.as_raw_fd();
     let connected = match a {
         SocketAddr::V4(a) => sock::connect(fd, &SockaddrIn::from(*a)),
         SocketAddr::V6(a) => sock::connect(fd, &SockaddrIn6::from(*a)),
@@ -243,16 +243,13 @@ mod tests {
         let full = socket.listen(1).unwrap();
         let addr = full.local_addr().unwrap();
         let mut held = Vec::new();
-        let mut in_progress = false;
-        for _ in 0..64 {
-            match start_connect(&addr).unwrap() {
-                Attempt::Done(s) => held.push(s),
-                Attempt::InProgress(_) => {
-                    in_progress = true;
-                    break;
-                }
+        let in_progress = (0..64).any(|_| match start_connect(&addr).unwrap() {
+            Attempt::Done(s) => {
+                held.push(s);
+                false
             }
-        }
+            Attempt::InProgress(_) => true,
+        });
         assert!(in_progress, "a full accept queue took every connect");
     }
 

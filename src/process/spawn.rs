@@ -157,26 +157,7 @@ impl Spawner {
             let (reg, rx, ready_tx) = (registry.clone(), rx.clone(), ready_tx.clone());
             let thread = std::thread::Builder::new()
                 .name("warden-spawner".into())
-                .spawn(move || {
-                    fork::reserve_slots();
-                    let _ = ready_tx.send(());
-                    loop {
-                        // One thread waits for the next job, the others for the lock,
-                        // which is let go before the spawn.
-                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok((launch, reply)) = job else { break };
-                        // A panic must not end the thread: its children's parent-death
-                        // signal would kill them.
-                        let spawned =
-                            std::panic::catch_unwind(AssertUnwindSafe(|| spawn_now(&reg, launch)))
-                                .unwrap_or_else(|_| {
-                                    Err(SpawnError::new(
-                                        "the spawner failed (a bug in warden; see its log)",
-                                    ))
-                                });
-                        let _ = reply.send(spawned);
-                    }
-                });
+                .spawn(move || serve(&reg, &rx, ready_tx));
             match thread {
                 Ok(_) => started += 1,
                 Err(e) if started == 0 => return Err(e),
@@ -220,6 +201,28 @@ impl Spawner {
             .map_err(|_| SpawnError::new("the spawner threads are gone"))?;
         rx.blocking_recv()
             .map_err(|_| SpawnError::new("the spawner threads are gone"))?
+    }
+}
+
+/// A spawner thread: reserve its slots, say so, then fork each job it takes until the
+/// queue closes.
+fn serve(registry: &Registry, jobs: &Mutex<mpsc::Receiver<Job>>, ready: mpsc::Sender<()>) {
+    fork::reserve_slots();
+    let _ = ready.send(());
+    loop {
+        // One thread waits for the next job, the others for the lock, which is let go
+        // before the spawn.
+        let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok((launch, reply)) = job else { break };
+        // A panic must not end the thread: its children's parent-death signal would kill
+        // them.
+        let spawned = std::panic::catch_unwind(AssertUnwindSafe(|| spawn_now(registry, launch)))
+            .unwrap_or_else(|_| {
+                Err(SpawnError::new(
+                    "the spawner failed (a bug in warden; see its log)",
+                ))
+            });
+        let _ = reply.send(spawned);
     }
 }
 
