@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use super::{Outcome, ProbeContext, run_once};
 use crate::config::spec::ProbeSpec;
@@ -27,39 +27,77 @@ pub fn spawn_prober(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         tokio::time::sleep(spec.initial_delay).await;
-        // `interval` panics on a zero period; the config never yields one.
-        let period = spec.period.max(std::time::Duration::from_millis(1));
-        let mut ticks = tokio::time::interval_at(aligned(Instant::now(), period), period);
-        // Delay, not Burst: after a slow probe, one probe right away, then the period
-        // again, rather than a catch-up burst.
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut ticks = Ticks::new(grid_origin(), Instant::now(), spec.period);
+        let mut due = ticks.first();
         loop {
-            ticks.tick().await;
+            tokio::time::sleep_until(due).await;
             // Not `report(run_once(..).await)`: that would hold `&report` across the
             // await and demand `Sync` of the callback.
             let outcome = run_once(&spec.target, spec.timeout, &ctx).await;
             report(outcome);
+            due = ticks.after(Instant::now());
         }
     })
 }
 
-/// Probers share wake-ups: each starts on the next multiple of [`GRID`] (counted from one
+/// Probers share wake-ups: every probe is due on a multiple of [`GRID`] (counted from one
 /// process-wide origin), so probers with the same period fire together instead of each on
 /// its own millisecond. Waking a thread costs more than a probe itself; with 500 probers
 /// at 1 s this turns 500 wake-ups a second into at most 1 s / `GRID`. Periods shorter than
 /// a few grid steps are left alone.
 const GRID: Duration = Duration::from_millis(20);
 
-fn aligned(now: Instant, period: Duration) -> Instant {
+fn grid_origin() -> Instant {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    if period < GRID * 5 {
-        return now;
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// When a prober's probes are due: one every `period`, start to start, each on the next
+/// grid step after its exact time, so the period holds on average and every probe stays on
+/// the grid (a schedule that only started on it would leave it at the first late wake-up,
+/// and probers would drift apart onto wake-ups of their own). A probe that outlasts its
+/// period is followed by one right away (on the next step), then the period again: no
+/// catch-up burst.
+#[derive(Debug)]
+struct Ticks {
+    origin: Instant,
+    /// The exact time of the probe last made due, before it was moved onto the grid.
+    exact: Instant,
+    period: Duration,
+}
+
+impl Ticks {
+    fn new(origin: Instant, now: Instant, period: Duration) -> Ticks {
+        // A zero period would probe in a loop; the config never yields one.
+        let period = period.max(Duration::from_millis(1));
+        Ticks {
+            origin,
+            exact: now,
+            period,
+        }
     }
-    let origin = *ORIGIN.get_or_init(|| now);
-    let since = now.saturating_duration_since(origin).as_nanos();
-    let grid = GRID.as_nanos();
-    let next = since.div_ceil(grid) * grid;
-    origin + Duration::from_nanos(next as u64)
+
+    fn first(&self) -> Instant {
+        self.on_grid(self.exact)
+    }
+
+    /// The next probe's due time, the last one having ended at `now`.
+    fn after(&mut self, now: Instant) -> Instant {
+        self.exact += self.period;
+        if self.on_grid(self.exact) < now {
+            self.exact = now;
+        }
+        self.on_grid(self.exact)
+    }
+
+    fn on_grid(&self, t: Instant) -> Instant {
+        if self.period < GRID * 5 {
+            return t;
+        }
+        let since = t.saturating_duration_since(self.origin).as_nanos();
+        let grid = GRID.as_nanos();
+        self.origin + Duration::from_nanos((since.div_ceil(grid) * grid) as u64)
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +175,52 @@ mod tests {
                 "gap {gap:?}: probes overlapped"
             );
         }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A schedule whose grid starts at `origin`, its prober started 7 ms later.
+    fn ticks(period: Duration) -> (tokio::time::Instant, Ticks) {
+        let origin = tokio::time::Instant::from_std(Instant::now());
+        (origin, Ticks::new(origin, origin + ms(7), period))
+    }
+
+    #[test]
+    fn every_probe_is_due_on_the_grid_and_the_period_holds_on_average() {
+        // 1.25 s is not a multiple of the grid: each probe is moved up to the next step,
+        // and the schedule still gains nothing over 40 periods.
+        let (origin, mut t) = ticks(ms(1250));
+        let mut due = t.first();
+        assert_eq!(due, origin + ms(20));
+        for n in 1..=40u32 {
+            // A wake-up a little late, and a probe of 2 ms, must not move the schedule.
+            due = t.after(due + ms(5));
+            let exact = origin + ms(7) + ms(1250) * n;
+            assert!(due >= exact && due < exact + GRID, "probe {n}: {due:?}");
+            assert_eq!((due - origin).as_nanos() % GRID.as_nanos(), 0, "probe {n}");
+        }
+    }
+
+    #[test]
+    fn a_probe_that_outlasts_its_period_is_followed_at_the_next_step_then_the_period() {
+        let (origin, mut t) = ticks(ms(1000));
+        assert_eq!(t.first(), origin + ms(20));
+        // The first probe ends 2.5 s after its start: the next is due at once (the next
+        // grid step), not three at once to catch up.
+        let late = origin + ms(2507);
+        let next = t.after(late);
+        assert_eq!(next, origin + ms(2520));
+        assert_eq!(t.after(next + ms(3)), origin + ms(3520));
+    }
+
+    #[test]
+    fn short_periods_are_not_moved_onto_the_grid() {
+        let (origin, mut t) = ticks(ms(30));
+        assert_eq!(t.first(), origin + ms(7));
+        assert_eq!(t.after(origin + ms(9)), origin + ms(37));
+        assert_eq!(t.after(origin + ms(90)), origin + ms(90));
     }
 
     fn cpu_seconds() -> f64 {
