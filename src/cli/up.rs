@@ -169,8 +169,9 @@ fn start(
         .context("cannot start the guard process")?;
     let teardown = Teardown(teardown.take(), vec![guard.handle.pid().as_raw()]);
     // Without the dashboard, output goes to stdout, prefixed (the daemon logs events
-    // instead); with it, warden's own messages go to a file while it draws.
-    let tee = (!dashboard && !daemon).then(|| {
+    // instead); with it, warden's own messages go to a file while it draws. Formatting
+    // every line of a flood for /dev/null would only take a core from the log files.
+    let tee = (!dashboard && !daemon && !stdout_is_dev_null()).then(|| {
         let stdout = std::io::stdout();
         let color = super::use_color(stdout.is_terminal());
         let tee = Tee::spawn(Box::new(stdout), color);
@@ -345,6 +346,16 @@ fn limit_malloc_arenas() {
 /// Whether warden runs in the foreground of a terminal (any of stdin, stdout, stderr is
 /// one): then SIGHUP means the terminal closed and stops everything; without one (a
 /// service, `--detach`), SIGHUP asks for a reload.
+/// Whether stdout is the null device (the same character device as `/dev/null`).
+fn stdout_is_dev_null() -> bool {
+    use nix::sys::stat::{SFlag, fstat, stat};
+    let (Ok(out), Ok(null)) = (fstat(std::io::stdout()), stat("/dev/null")) else {
+        return false;
+    };
+    let is_char = |mode| SFlag::from_bits_truncate(mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    is_char(out.st_mode) && is_char(null.st_mode) && out.st_rdev == null.st_rdev
+}
+
 fn on_a_terminal() -> bool {
     std::io::stdin().is_terminal()
         || std::io::stdout().is_terminal()

@@ -79,6 +79,8 @@ pub struct Opts {
     /// descriptors); a wait on an event starts following all the same. Implied by
     /// `nofile`.
     pub no_events: bool,
+    /// warden's stdout is /dev/null (nothing printed is read).
+    pub stdout_null: bool,
 }
 
 impl Warden {
@@ -201,7 +203,10 @@ impl Warden {
             .env("NO_COLOR", "1")
             .env_remove("WARDEN_SOCKET")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(match self.opts.stdout_null {
+                true => Stdio::null(),
+                false => Stdio::piped(),
+            })
             .stderr(Stdio::piped());
         if let Some((soft, hard)) = self.opts.nofile {
             use std::os::unix::process::CommandExt;
@@ -220,8 +225,11 @@ impl Warden {
             }
         }
         let mut child = cmd.spawn().expect("run warden");
-        let stdout = child.stdout.take().unwrap();
         let output = self.output.clone();
+        // On /dev/null, "closed" is set once warden has exited (`wait_exit`).
+        let Some(stdout) = child.stdout.take() else {
+            return self.spawned(child);
+        };
         let keep = self.opts.keep.unwrap_or(|_| true);
         std::thread::spawn(move || {
             // Lossy: a child's bytes on warden's stdout need not be UTF-8.
@@ -250,6 +258,10 @@ impl Warden {
             lock.lock().unwrap().closed = true;
             cv.notify_all();
         });
+        self.spawned(child);
+    }
+
+    fn spawned(&mut self, mut child: Child) {
         let stderr = child.stderr.take().unwrap();
         let err = self.stderr.clone();
         std::thread::spawn(move || {
@@ -413,6 +425,9 @@ impl Warden {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
+                if self.opts.stdout_null {
+                    self.output.0.lock().unwrap().closed = true;
+                }
                 self.wait_output_closed(deadline);
                 return status.code().or(Some(-1));
             }

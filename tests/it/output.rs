@@ -177,3 +177,38 @@ log = { file = "slow.log", timestamps = false }
         assert_eq!(&line[..10], format!("{n:010}").as_bytes(), "line {n}");
     }
 }
+
+/// The names of `pid`'s threads.
+fn thread_names(pid: i32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|comm| comm.trim_end().to_owned())
+        .collect()
+}
+
+#[test]
+fn with_stdout_on_dev_null_there_is_no_terminal_tee_and_the_log_file_has_everything() {
+    let config = r#"
+[processes.talk]
+command = "warden-demo-worker spew 1000 100"
+restart = "never"
+log = { timestamps = false }
+"#;
+    for null in [true, false] {
+        let opts = Opts {
+            stdout_null: null,
+            ..Opts::default()
+        };
+        let mut w = Warden::start_opts(config, |_| {}, opts);
+        w.wait_for(exited("talk", 1));
+        let threads = thread_names(w.pid());
+        assert_eq!(
+            threads.iter().any(|t| t == "warden-tee"),
+            !null,
+            "stdout on /dev/null: {null}; threads: {threads:?}"
+        );
+        assert_eq!(w.shutdown(), Some(0));
+        assert_eq!(log_bytes(&w, "talk").len(), 1000 * 100);
+    }
+}
