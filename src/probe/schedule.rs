@@ -90,13 +90,18 @@ impl Ticks {
         self.on_grid(self.exact)
     }
 
+    /// The first grid step at or after `t`. `t` may be before the origin: a test's paused
+    /// clock is a clock of its own, and the origin is whichever came first.
     fn on_grid(&self, t: Instant) -> Instant {
         if self.period < GRID * 5 {
             return t;
         }
-        let since = t.saturating_duration_since(self.origin).as_nanos();
         let grid = GRID.as_nanos();
-        self.origin + Duration::from_nanos((since.div_ceil(grid) * grid) as u64)
+        let to_step = match t.checked_duration_since(self.origin) {
+            Some(since) => (grid - since.as_nanos() % grid) % grid,
+            None => (self.origin - t).as_nanos() % grid,
+        };
+        t + Duration::from_nanos(to_step as u64)
     }
 }
 
@@ -213,6 +218,15 @@ mod tests {
         let next = t.after(late);
         assert_eq!(next, origin + ms(2520));
         assert_eq!(t.after(next + ms(3)), origin + ms(3520));
+    }
+
+    #[test]
+    fn a_prober_started_before_the_origin_is_on_the_grid_too() {
+        let origin = tokio::time::Instant::from_std(Instant::now()) + ms(3_600_000);
+        let mut t = Ticks::new(origin, origin - ms(1007), ms(1000));
+        assert_eq!(t.first(), origin - ms(1000));
+        assert_eq!(t.after(origin - ms(990)), origin);
+        assert_eq!(t.after(origin + ms(4)), origin + ms(1000));
     }
 
     #[test]
