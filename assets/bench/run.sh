@@ -12,7 +12,7 @@
 # Every wait is bounded; the measurements take about 5 minutes on 2 cores, plus the build.
 #
 # Knobs (environment): BENCH_N (500 processes), BENCH_REPS (5 start-ups per peer),
-# BENCH_IDLE (30 s), BENCH_PEERS ("warden s6 supervisord"), BENCH_SPEW_REPS (3),
+# BENCH_IDLE (30 s), BENCH_PEERS ("warden s6 supervisord"), BENCH_SPEW_REPS (5),
 # BENCH_KILLS (20), BENCH_WORKLOADS ("start_idle spew restart probes status dashboard
 # sampling stop_many"), BENCH_WARDEN_BEFORE (another warden binary: the spew workload runs
 # it too, alternated with this one, as kinds `warden_*_before`; in results.jsonl only).
@@ -30,7 +30,7 @@ WORKLOADS=(${BENCH_WORKLOADS:-start_idle spew restart probes status dashboard sa
 SPEW_LINES=2000000
 SPEW_LEN=100
 SPEW_BYTES=$((SPEW_LINES * SPEW_LEN))
-SPEW_REPS=${BENCH_SPEW_REPS:-3}
+SPEW_REPS=${BENCH_SPEW_REPS:-5}
 KILLS=${BENCH_KILLS:-20}
 # Seconds between a start-up and a steady-state measurement: start-up work is over by
 # then (supervisord's startsecs, log files being opened), and so is warden's settling
