@@ -343,9 +343,6 @@ fn limit_malloc_arenas() {
     }
 }
 
-/// Whether warden runs in the foreground of a terminal (any of stdin, stdout, stderr is
-/// one): then SIGHUP means the terminal closed and stops everything; without one (a
-/// service, `--detach`), SIGHUP asks for a reload.
 /// Whether stdout is the null device (the same character device as `/dev/null`).
 fn stdout_is_dev_null() -> bool {
     use nix::sys::stat::{SFlag, fstat, stat};
@@ -356,6 +353,9 @@ fn stdout_is_dev_null() -> bool {
     is_char(out.st_mode) && is_char(null.st_mode) && out.st_rdev == null.st_rdev
 }
 
+/// Whether warden runs in the foreground of a terminal (any of stdin, stdout, stderr is
+/// one): then SIGHUP means the terminal closed and stops everything; without one (a
+/// service, `--detach`), SIGHUP asks for a reload.
 fn on_a_terminal() -> bool {
     std::io::stdin().is_terminal()
         || std::io::stdout().is_terminal()
