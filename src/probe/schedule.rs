@@ -221,6 +221,16 @@ mod tests {
     }
 
     #[test]
+    fn a_time_already_on_the_grid_stays_where_it_is() {
+        let origin = tokio::time::Instant::from_std(Instant::now());
+        let mut t = Ticks::new(origin, origin + ms(40), ms(1000));
+        assert_eq!(t.first(), origin + ms(40));
+        assert_eq!(t.after(origin + ms(45)), origin + ms(1040));
+        let before = Ticks::new(origin, origin - ms(60), ms(1000));
+        assert_eq!(before.first(), origin - ms(60));
+    }
+
+    #[test]
     fn a_prober_started_before_the_origin_is_on_the_grid_too() {
         let origin = tokio::time::Instant::from_std(Instant::now()) + ms(3_600_000);
         let mut t = Ticks::new(origin, origin - ms(1007), ms(1000));

@@ -226,7 +226,8 @@ impl Warden {
         }
         let mut child = cmd.spawn().expect("run warden");
         let output = self.output.clone();
-        // On /dev/null, "closed" is set once warden has exited (`wait_exit`).
+        // On /dev/null, "closed" is set once warden has exited (`wait_exit`, or the end of
+        // its stderr).
         let Some(stdout) = child.stdout.take() else {
             return self.spawned(child);
         };
@@ -264,12 +265,18 @@ impl Warden {
     fn spawned(&mut self, mut child: Child) {
         let stderr = child.stderr.take().unwrap();
         let err = self.stderr.clone();
+        // With stdout on /dev/null, the end of stderr says that warden is gone.
+        let output = self.opts.stdout_null.then(|| self.output.clone());
         std::thread::spawn(move || {
             let mut r = BufReader::new(stderr);
             let mut line = String::new();
             while r.read_line(&mut line).unwrap_or(0) > 0 {
                 err.lock().unwrap().push_str(&line);
                 line.clear();
+            }
+            if let Some(output) = output {
+                output.0.lock().unwrap().closed = true;
+                output.1.notify_all();
             }
         });
         self.child = Some(child);
