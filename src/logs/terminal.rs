@@ -200,55 +200,57 @@ impl Printer {
     fn run(mut self) {
         lower_priority();
         let mut last_report = Instant::now();
+        // Messages are taken from the queue all at once, and their bytes stay counted
+        // until they are printed. The printer runs at the lowest priority, and whenever it
+        // holds the queue's lock the capture thread may have to wait for it to run again:
+        // under a flood this takes the lock twice per batch instead of once per chunk.
+        let mut taken = VecDeque::new();
         loop {
-            let message = {
-                let mut q = lock(&self.shared.queue);
-                loop {
-                    if let Some(m) = q.messages.pop_front() {
-                        match &m {
-                            Message::Lines(_, batch) => q.bytes -= batch.cost(),
-                            Message::Chunk(_, chunk) => q.bytes -= chunk.cost(),
-                            Message::Notice(text) => q.notice_bytes -= text.len(),
-                            Message::Flush(_) => {}
-                        }
-                        break Some(m);
-                    }
-                    if q.closed {
-                        break None;
-                    }
-                    // Caught up: the right moment to say what was missed, and to flush.
-                    drop(q);
-                    self.report_drops();
-                    last_report = Instant::now();
-                    let _ = self.out.flush();
-                    q = lock(&self.shared.queue);
-                    if q.messages.is_empty() && !q.closed {
-                        q = self
-                            .shared
-                            .wake
-                            .wait(q)
-                            .unwrap_or_else(PoisonError::into_inner);
-                    }
-                }
-            };
-            let Some(message) = message else { break };
-            // Terminal errors (EPIPE, EIO after a hangup) are ignored: keep draining.
-            let _ = match message {
-                Message::Lines(name, batch) => self.print_batch(&name, &batch),
-                Message::Chunk(name, chunk) => self.print_chunk(&name, &chunk),
-                Message::Notice(text) => text
-                    .lines()
-                    .try_for_each(|line| self.print(WARDEN, &sanitize(line.as_bytes()))),
-                Message::Flush(ack) => {
-                    self.report_drops();
-                    let flushed = self.out.flush();
-                    let _ = ack.send(());
-                    flushed
-                }
-            };
-            if last_report.elapsed() >= REPORT_EVERY {
+            let (bytes, notice_bytes) = costs(&taken);
+            // Dropped outside the lock: the last reference to a chunk gives its buffer back.
+            taken.clear();
+            let mut q = lock(&self.shared.queue);
+            q.bytes -= bytes;
+            q.notice_bytes -= notice_bytes;
+            while q.messages.is_empty() && !q.closed {
+                // Caught up: the right moment to say what was missed, and to flush.
+                drop(q);
                 self.report_drops();
                 last_report = Instant::now();
+                let _ = self.out.flush();
+                q = lock(&self.shared.queue);
+                if q.messages.is_empty() && !q.closed {
+                    q = self
+                        .shared
+                        .wake
+                        .wait(q)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+            std::mem::swap(&mut taken, &mut q.messages);
+            drop(q);
+            if taken.is_empty() {
+                break; // closed, and everything printed
+            }
+            for message in &taken {
+                // Terminal errors (EPIPE, EIO after a hangup) are ignored: keep draining.
+                let _ = match message {
+                    Message::Lines(name, batch) => self.print_batch(name, batch),
+                    Message::Chunk(name, chunk) => self.print_chunk(name, chunk),
+                    Message::Notice(text) => text
+                        .lines()
+                        .try_for_each(|line| self.print(WARDEN, &sanitize(line.as_bytes()))),
+                    Message::Flush(ack) => {
+                        self.report_drops();
+                        let flushed = self.out.flush();
+                        let _ = ack.send(());
+                        flushed
+                    }
+                };
+                if last_report.elapsed() >= REPORT_EVERY {
+                    self.report_drops();
+                    last_report = Instant::now();
+                }
             }
         }
         self.report_drops();
@@ -322,6 +324,16 @@ impl Printer {
         };
         head.into_bytes()
     }
+}
+
+/// What `messages` count against the queue's bounds: (output bytes, notice bytes).
+fn costs(messages: &VecDeque<Message>) -> (usize, usize) {
+    messages.iter().fold((0, 0), |(bytes, notices), m| match m {
+        Message::Lines(_, batch) => (bytes + batch.cost(), notices),
+        Message::Chunk(_, chunk) => (bytes + chunk.cost(), notices),
+        Message::Notice(text) => (bytes, notices + text.len()),
+        Message::Flush(_) => (bytes, notices),
+    })
 }
 
 /// The terminal's printer runs at the lowest priority: under a flood, the terminal is
