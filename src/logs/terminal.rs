@@ -431,6 +431,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn printed_output_gives_its_room_back() {
+        let buffer = SharedBuffer::default();
+        let tee = Tee::spawn(Box::new(buffer.clone()), false);
+        let name: Arc<str> = "web".into();
+        let line = vec![b'x'; 1000];
+        let chunk = lines(&vec![line.as_slice(); 100]);
+        // Four times the queue's bytes, each chunk printed before the next is sent.
+        let chunks = 4 * TEE_MAX_BYTES / chunk.cost() + 1;
+        for _ in 0..chunks {
+            tee.send_batch(&name, &chunk);
+            assert!(tee.flush(Duration::from_secs(5)));
+        }
+        assert_eq!(tee.dropped_lines(), 0);
+        assert_eq!(buffer.text().lines().count(), chunks * 100);
+    }
+
     /// A terminal that takes nothing until released.
     struct Stalled(Arc<(Mutex<bool>, std::sync::Condvar)>, SharedBuffer);
 
