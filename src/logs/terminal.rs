@@ -203,7 +203,8 @@ impl Printer {
         // Messages are taken from the queue all at once, and their bytes stay counted
         // until they are printed. The printer runs at the lowest priority, and whenever it
         // holds the queue's lock the capture thread may have to wait for it to run again:
-        // under a flood this takes the lock twice per batch instead of once per chunk.
+        // under a flood it takes the lock once per batch (to give the last one back and
+        // take the next) instead of once per chunk.
         let mut taken = VecDeque::new();
         loop {
             let (bytes, notice_bytes) = costs(&taken);

@@ -226,8 +226,7 @@ impl Warden {
         }
         let mut child = cmd.spawn().expect("run warden");
         let output = self.output.clone();
-        // On /dev/null, "closed" is set once warden has exited (`wait_exit`, or the end of
-        // its stderr).
+        // On /dev/null, "closed" is set at the end of warden's stderr (`spawned`).
         let Some(stdout) = child.stdout.take() else {
             return self.spawned(child);
         };
@@ -432,9 +431,6 @@ impl Warden {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
-                if self.opts.stdout_null {
-                    self.output.0.lock().unwrap().closed = true;
-                }
                 self.wait_output_closed(deadline);
                 return status.code().or(Some(-1));
             }
