@@ -133,7 +133,12 @@ impl Run {
         match &self.cgroup {
             Some(cg) => {
                 self.handle.signal_group(Signal::SIGKILL);
-                cg.kill();
+                // An empty cgroup (the usual end: the leader alone, now a zombie, which
+                // does not count) has no one to kill, and `cgroup.kill` would take the
+                // kernel's cgroup lock that a restart's spawn into its new cgroup needs.
+                if cg.populated() {
+                    cg.kill();
+                }
             }
             None => self.signal_all(&[Signal::SIGKILL], adopted),
         }
