@@ -26,6 +26,9 @@ const DRAIN: Duration = Duration::from_millis(200);
 /// The longest the drain goes on while output keeps waiting in the pipes (a slow disk,
 /// a busy machine), before what is left is given up.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
+/// How long after reporting its exit a run that ended on its own removes its cgroup:
+/// time for a restart's spawn (a few milliseconds) to go first.
+const RELEASE_AFTER: Duration = Duration::from_millis(20);
 /// How long a spawn waits for its log file to open. Past this the process starts
 /// anyway and its output is dropped (and counted) until the file opens: a log path that
 /// hangs (a FIFO nobody reads, a dead mount) must not keep a process from running.
@@ -429,9 +432,11 @@ async fn watch(mut started: Box<Started>, sink: &LogSink, tx: &mpsc::UnboundedSe
         memory_peak: end.memory_peak,
     }));
     if !release_first {
-        // Let the actor, woken by that message, decide and start the next run first:
-        // the removal then runs while the spawner clones, instead of before the decision.
-        tokio::task::yield_now().await;
+        // Let the actor, woken by that message, decide and spawn the next run first: the
+        // removal takes the kernel's cgroup lock, which the spawn into the new run's
+        // cgroup takes too (twice with a v1 hierarchy), and a removal started at once
+        // ran before the spawner thread had even woken up.
+        tokio::time::sleep(RELEASE_AFTER).await;
         Box::pin(started.run.release(&end)).await;
     }
 }
