@@ -133,9 +133,10 @@ impl Run {
         match &self.cgroup {
             Some(cg) => {
                 self.handle.signal_group(Signal::SIGKILL);
-                // An empty cgroup (the usual end: the leader alone, now a zombie, which
-                // does not count) has no one to kill, and `cgroup.kill` would take the
-                // kernel's cgroup lock that a restart's spawn into its new cgroup needs.
+                // An empty cgroup has no one to kill, and `cgroup.kill` would take the
+                // kernel's cgroup lock, which a restart's spawn into its new cgroup needs.
+                // That is the usual end: a leader that ran alone has exited, and a zombie
+                // does not count.
                 if cg.populated() {
                     cg.kill();
                 }

@@ -85,3 +85,31 @@ async fn the_cgroup_of_an_ended_run_is_removed_by_release() {
     run.release(&end).await;
     assert!(!cg.dir().exists(), "`release` did not remove the cgroup");
 }
+
+/// A run's end writes `cgroup.kill` only while the cgroup is populated, which relies on
+/// this: a leader that has exited, still an unreaped zombie, leaves its cgroup empty.
+#[tokio::test]
+async fn an_exited_leader_does_not_keep_its_cgroup_populated() {
+    let Some(tree) = Subtree::new("zombie") else {
+        return;
+    };
+    let spawner = Spawner::start().unwrap();
+    let run = start(&tree, &spawner, "lone@1", &["sleep", "60"]).await;
+    let cg = run.cgroup.clone().unwrap();
+    assert!(cg.populated());
+    assert!(run.handle.signal_group(Signal::SIGKILL));
+    let status = tokio::time::timeout(Duration::from_secs(10), run.handle.exited())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.signal, Some(libc::SIGKILL));
+    assert!(
+        tree::group_alive(&run.handle),
+        "the leader was reaped: the test must look at a zombie"
+    );
+    assert!(!cg.populated(), "a zombie leader counts as populated");
+    let end = tokio::time::timeout(Duration::from_secs(10), run.finished())
+        .await
+        .unwrap();
+    assert!(!end.survivors);
+}

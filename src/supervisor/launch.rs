@@ -27,7 +27,9 @@ const DRAIN: Duration = Duration::from_millis(200);
 /// a busy machine), before what is left is given up.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
 /// How long after reporting its exit a run that ended on its own removes its cgroup:
-/// time for a restart's spawn (a few milliseconds) to go first.
+/// time for a restart's spawn (a few milliseconds) to go first. It matters only for a
+/// `backoff` below it (the default is 500 ms); a run that warden stops has its cgroup
+/// removed before the stop returns.
 const RELEASE_AFTER: Duration = Duration::from_millis(20);
 /// How long a spawn waits for its log file to open. Past this the process starts
 /// anyway and its output is dropped (and counted) until the file opens: a log path that
@@ -434,8 +436,8 @@ async fn watch(mut started: Box<Started>, sink: &LogSink, tx: &mpsc::UnboundedSe
     if !release_first {
         // Let the actor, woken by that message, decide and spawn the next run first: the
         // removal takes the kernel's cgroup lock, which the spawn into the new run's
-        // cgroup takes too (twice with a v1 hierarchy), and a removal started at once
-        // ran before the spawner thread had even woken up.
+        // cgroup takes too (and once more for each v1 hierarchy the run joins), and a
+        // removal started at once ran on the core the spawner thread was woken onto.
         tokio::time::sleep(RELEASE_AFTER).await;
         Box::pin(started.run.release(&end)).await;
     }

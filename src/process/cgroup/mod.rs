@@ -135,15 +135,18 @@ impl RunCgroup {
         sent
     }
 
-    /// Whether any process (zombies included) is still in the cgroup.
+    /// Whether any live process is still in the cgroup (a zombie does not count: a
+    /// leader that has exited leaves its cgroup unpopulated before it is reaped). When
+    /// that cannot be read, someone is assumed to be there, so that the caller kills and
+    /// looks again rather than leave a process behind.
     pub fn populated(&self) -> bool {
-        match self
-            .open(None, "cgroup.events")
-            .and_then(std::io::read_to_string)
-        {
+        let read = |name: &str| self.open(None, name).and_then(std::io::read_to_string);
+        match read("cgroup.events") {
             Ok(text) => counter(&text, "populated") != Some(0),
-            // Gone or unreadable: fall back to the process list.
-            Err(_) => !self.pids().is_empty(),
+            // Gone: nothing can be in it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            // Unreadable (out of descriptors, say): the process list, if that can be read.
+            Err(_) => read("cgroup.procs").map_or(true, |t| !t.trim().is_empty()),
         }
     }
 
@@ -422,5 +425,25 @@ mod tests {
         let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
         assert_eq!(counter(v1, "oom_kill"), Some(2));
         assert_eq!(counter("populated 0\nfrozen 0\n", "populated"), Some(0));
+    }
+
+    /// A run's end writes `cgroup.kill` only into a populated cgroup, and looks until it
+    /// is empty: a cgroup that cannot be read must count as populated, one that is gone
+    /// as empty. (A plain folder stands in for the cgroup; a folder where a file should
+    /// be makes its read fail.)
+    #[test]
+    fn a_cgroup_that_cannot_be_read_counts_as_populated() {
+        let dir = tempfile::tempdir().unwrap();
+        let cgroups = Arc::new(Cgroups::for_tests(dir.path().to_path_buf(), "/t".into()));
+        let run = cgroups.create("x@1", &HardLimits::default()).unwrap();
+        assert!(!run.populated(), "a cgroup without its files is gone");
+        std::fs::create_dir(run.dir().join("cgroup.events")).unwrap();
+        std::fs::write(run.dir().join("cgroup.procs"), "").unwrap();
+        assert!(!run.populated(), "an empty process list");
+        std::fs::write(run.dir().join("cgroup.procs"), "4242\n").unwrap();
+        assert!(run.populated(), "a process in the list");
+        std::fs::remove_file(run.dir().join("cgroup.procs")).unwrap();
+        std::fs::create_dir(run.dir().join("cgroup.procs")).unwrap();
+        assert!(run.populated(), "neither file could be read");
     }
 }
