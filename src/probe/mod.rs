@@ -91,12 +91,30 @@ pub struct ProbeContext {
 /// - `exec`: passes on exit code 0; at the timeout the command's whole tree is killed and
 ///   reaped before this returns (give or take a short grace, see `exec.rs`).
 pub async fn run_once(target: &ProbeTarget, timeout: Duration, ctx: &ProbeContext) -> Outcome {
+    run_keeping(target, timeout, ctx, &mut Kept::default()).await
+}
+
+/// What a prober keeps from one probe to the next: the socket of a connect-only `tcp`
+/// probe (see `tcp::Kept`).
+#[derive(Debug, Default)]
+pub struct Kept {
+    tcp: tcp::Kept,
+}
+
+/// [`run_once`] for a prober, with what it keeps between its probes.
+pub async fn run_keeping(
+    target: &ProbeTarget,
+    timeout: Duration,
+    ctx: &ProbeContext,
+    kept: &mut Kept,
+) -> Outcome {
     let start = Instant::now();
     let result = match target {
         ProbeTarget::Exec { argv } => exec::probe(argv, timeout, ctx).await.result,
         _ => {
             let mut progress = Progress::default();
-            match tokio::time::timeout(timeout, network(target, timeout, &mut progress)).await {
+            let probe = network(target, timeout, &mut progress, kept);
+            match tokio::time::timeout(timeout, probe).await {
                 Ok(result) => result,
                 Err(_) => Err(progress.timed_out(timeout)),
             }
@@ -126,10 +144,12 @@ async fn network(
     target: &ProbeTarget,
     timeout: Duration,
     progress: &mut Progress,
+    kept: &mut Kept,
 ) -> Result<(), String> {
     match target {
         ProbeTarget::Tcp { addr, send, expect } => {
-            tcp::probe(addr, send.as_deref(), expect.as_deref(), progress).await
+            let (send, expect) = (send.as_deref(), expect.as_deref());
+            tcp::probe(addr, send, expect, progress, &mut kept.tcp).await
         }
         ProbeTarget::Udp { addr, send, expect } => {
             udp::probe(addr, send, expect.as_deref(), timeout, progress).await

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{Outcome, ProbeContext, run_once};
+use super::{Kept, Outcome, ProbeContext, run_keeping};
 use crate::config::spec::ProbeSpec;
 
 /// Start probing: after `initial_delay`, one probe every `period`, start to start; when a
@@ -29,11 +29,12 @@ pub fn spawn_prober(
         tokio::time::sleep(spec.initial_delay).await;
         let mut ticks = Ticks::new(grid_origin(), Instant::now(), spec.period);
         let mut due = ticks.first();
+        let mut kept = Kept::default();
         loop {
             tokio::time::sleep_until(due).await;
-            // Not `report(run_once(..).await)`: that would hold `&report` across the
+            // Not `report(run_keeping(..).await)`: that would hold `&report` across the
             // await and demand `Sync` of the callback.
-            let outcome = run_once(&spec.target, spec.timeout, &ctx).await;
+            let outcome = run_keeping(&spec.target, spec.timeout, &ctx, &mut kept).await;
             report(outcome);
             due = ticks.after(Instant::now());
         }
