@@ -269,12 +269,11 @@ mod tests {
     /// is left behind), and a probe that fails closes the socket.
     #[tokio::test]
     async fn a_prober_keeps_its_socket_and_resets_each_connection() {
-        use std::io::Read;
         use std::os::fd::AsFd;
 
         use crate::probe::{Kept, run_keeping};
 
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let target = tcp(&addr, None, None);
         let mut kept = Kept::default();
@@ -284,8 +283,10 @@ mod tests {
             assert!(out.ok, "{out:?}");
             let (_, socket) = kept.tcp.0.as_ref().expect("the socket was not kept");
             sockets.insert(nix::sys::stat::fstat(socket.as_fd()).unwrap().st_ino);
-            let (mut conn, _) = listener.accept().unwrap();
-            let read = conn.read(&mut [0u8; 1]);
+            let accepted = tokio::time::timeout(PATIENT, listener.accept()).await;
+            let (mut conn, _) = accepted.expect("the probe made no connection").unwrap();
+            let read = tokio::time::timeout(PATIENT, conn.read(&mut [0u8; 1])).await;
+            let read = read.expect("the probe's connection was left open");
             assert_eq!(
                 read.map_err(|e| e.raw_os_error()),
                 Err(Some(libc::ECONNRESET)),
