@@ -30,6 +30,13 @@ use super::{Progress, Stage, describe_io, stream};
 /// kubernetes/kubernetes#115143) and leaves the socket closed, its port given back, ready
 /// for the next probe's `connect` as a new socket would be. A socket whose probe failed,
 /// or that could not be reset, is closed instead.
+///
+/// Two things differ from a new socket. The reset leaves ECONNRESET pending in
+/// `SO_ERROR` until the next `connect` clears it, so nothing may look at the socket's
+/// error before connecting. And the kernel numbers a reused socket's connections on from
+/// its last one (the random initial sequence number of RFC 6528 is a socket's first
+/// connect's): the probe sends no data, and only someone who saw one of its connections
+/// could guess the next.
 #[derive(Debug, Default)]
 pub(super) struct Kept(Option<(AddressFamily, std::net::TcpStream)>);
 
@@ -81,12 +88,12 @@ pub(super) async fn connect(
     connect_with(addr, progress, None).await.map(|(_, s)| s)
 }
 
-/// [`connect`], with the first attempt on `spare` (a kept socket) if it is of the
-/// address's family; with the family of the stream.
+/// [`connect`] on `spare` (a kept socket) for the first address of its family, and
+/// returning the stream's family along with it.
 async fn connect_with(
     addr: &str,
     progress: &mut Progress,
-    mut spare: Option<(AddressFamily, std::net::TcpStream)>,
+    spare: Option<(AddressFamily, std::net::TcpStream)>,
 ) -> Result<(AddressFamily, std::net::TcpStream), String> {
     progress.stage = Stage::Resolve;
     let addrs: Vec<SocketAddr> = match addr.parse::<SocketAddr>() {
@@ -97,19 +104,33 @@ async fn connect_with(
             .collect(),
     };
     progress.stage = Stage::Connect;
+    match connect_first(&addrs, spare).await {
+        Some(Ok(connected)) => Ok(connected),
+        Some(Err(e)) => Err(describe_io(&e)),
+        None => Err(format!("`{addr}` resolved to no address")),
+    }
+}
+
+/// Connect to the first of `addrs` that accepts, on `spare` for the first address of its
+/// family; the last error if none does (`None`: no address).
+async fn connect_first(
+    addrs: &[SocketAddr],
+    mut spare: Option<(AddressFamily, std::net::TcpStream)>,
+) -> Option<io::Result<(AddressFamily, std::net::TcpStream)>> {
     let mut last = None;
-    for a in &addrs {
+    for a in addrs {
         let family = family(a);
-        let reused = spare.take().filter(|(f, _)| *f == family).map(|(_, s)| s);
+        // Kept for a later address of its family (`localhost`: `::1`, then 127.0.0.1).
+        let reused = match &spare {
+            Some((f, _)) if *f == family => spare.take().map(|(_, s)| s),
+            _ => None,
+        };
         match connect_to(a, reused).await {
-            Ok(s) => return Ok((family, s)),
-            Err(e) => last = Some(e),
+            Ok(s) => return Some(Ok((family, s))),
+            Err(e) => last = Some(Err(e)),
         }
     }
-    Err(match last {
-        Some(e) => describe_io(&e),
-        None => format!("`{addr}` resolved to no address"),
-    })
+    last
 }
 
 /// A non-blocking connect to `a` (on `reused`, if given), waited for by tokio only if the
@@ -301,6 +322,34 @@ mod tests {
             kept.tcp.0.is_none(),
             "the socket of a failed probe was kept"
         );
+    }
+
+    /// A name may give addresses of both families (`localhost`: `::1`, then 127.0.0.1):
+    /// the kept socket waits for the first address of its own family.
+    #[tokio::test]
+    async fn a_kept_socket_waits_for_an_address_of_its_family() {
+        use std::os::fd::AsFd;
+
+        use super::{AddressFamily, connect_first};
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let v4 = listener.local_addr().unwrap();
+        let closed = std::net::TcpListener::bind("[::1]:0")
+            .and_then(|l| l.local_addr())
+            .unwrap_or_else(|_| "[::1]:9".parse().unwrap());
+        let inode = |s: &std::net::TcpStream| nix::sys::stat::fstat(s.as_fd()).unwrap().st_ino;
+        let (family, first) = connect_first(&[v4], None).await.unwrap().unwrap();
+        assert_eq!(family, AddressFamily::Inet);
+        super::reset(&first).unwrap();
+        let kept = inode(&first);
+        // The IPv6 listener is gone (or never was): that address fails first.
+        let (family, second) = connect_first(&[closed, v4], Some((family, first)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(family, AddressFamily::Inet);
+        assert_eq!(inode(&second), kept, "the kept socket was not used");
+        drop(listener);
     }
 
     #[tokio::test]
