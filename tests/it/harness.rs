@@ -522,24 +522,33 @@ pub fn output_of<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     (n.trim() == name).then_some(text)
 }
 
+/// The file `name` of each of `pid`'s threads (`/proc/PID/task/TID/NAME`); a thread that
+/// ended meanwhile is left out, and a process that is gone has none.
+pub fn thread_files(pid: i32, name: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join(name)).ok())
+        .collect()
+}
+
+/// The children of `pid`, each listed under the thread that forked it.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    thread_files(pid, "children")
+        .iter()
+        .flat_map(|text| text.split_whitespace())
+        .filter_map(|c| c.parse().ok())
+        .collect()
+}
+
 /// The guard process of the warden `pid`, if it is running.
 fn guard_of(pid: i32) -> Option<i32> {
     // Children are listed under the thread that forked them (warden's spawner thread).
-    let mut children = String::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()?
-        .flatten()
-    {
-        children += &std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        children.push(' ');
-    }
-    children
-        .split_whitespace()
-        .filter_map(|c| c.parse::<i32>().ok())
-        .find(|c| {
-            std::fs::read(format!("/proc/{c}/cmdline"))
-                .is_ok_and(|cmd| cmd.split(|&b| b == 0).nth(1) == Some(b"__guard".as_slice()))
-        })
+    children_of(pid).into_iter().find(|c| {
+        std::fs::read(format!("/proc/{c}/cmdline"))
+            .is_ok_and(|cmd| cmd.split(|&b| b == 0).nth(1) == Some(b"__guard".as_slice()))
+    })
 }
 
 /// The state letter of `pid` (`R`, `S`, `T`, `Z`…).

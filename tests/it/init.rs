@@ -50,22 +50,6 @@ fn can_unshare() -> bool {
     ok
 }
 
-fn children(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        out.extend(
-            text.split_whitespace()
-                .filter_map(|c| c.parse::<i32>().ok()),
-        );
-    }
-    out
-}
-
 fn environ(pid: i32) -> String {
     String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default())
         .into_owned()
@@ -74,7 +58,7 @@ fn environ(pid: i32) -> String {
 /// Children of `parent` that carry `marker` but no run of warden's: orphans it adopted
 /// (the guard aside, which has no run either).
 fn adopted(parent: i32, marker: &str) -> Vec<i32> {
-    children(parent)
+    children_of(parent)
         .into_iter()
         .filter(|&c| {
             let env = environ(c);
@@ -111,7 +95,7 @@ fn as_pid1_every_orphan_is_reaped_and_the_exit_code_says_why() {
     );
     let unshare = w.pid();
     let warden = wait_for("warden under unshare", || {
-        children(unshare).first().copied()
+        children_of(unshare).first().copied()
     });
     w.wait_line("stubborn", |l| {
         output_of(l, "stubborn") == Some("ignoring SIGTERM")
@@ -155,7 +139,9 @@ fn as_pid1_every_orphan_is_reaped_and_the_exit_code_says_why() {
         });
     }
     assert!(
-        children(warden).iter().all(|&c| proc_state(c) != Some('Z')),
+        children_of(warden)
+            .iter()
+            .all(|&c| proc_state(c) != Some('Z')),
         "no zombie among warden's children"
     );
 
@@ -185,7 +171,7 @@ fn without_a_proc_of_its_own_pid1_still_reaps_by_asking_the_kernel() {
         |_| {},
     );
     let warden = wait_for("warden under unshare", || {
-        children(w.pid()).first().copied()
+        children_of(w.pid()).first().copied()
     });
     w.wait_line("stubborn", |l| {
         output_of(l, "stubborn") == Some("ignoring SIGTERM")

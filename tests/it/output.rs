@@ -178,15 +178,6 @@ log = { file = "slow.log", timestamps = false }
     }
 }
 
-/// The names of `pid`'s threads.
-fn thread_names(pid: i32) -> Vec<String> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|comm| comm.trim_end().to_owned())
-        .collect()
-}
-
 #[test]
 fn with_stdout_on_dev_null_there_is_no_terminal_tee_and_the_log_file_has_everything() {
     let config = r#"
@@ -202,7 +193,10 @@ log = { timestamps = false }
         };
         let mut w = Warden::start_opts(config, |_| {}, opts);
         w.wait_for(exited("talk", 1));
-        let threads = thread_names(w.pid());
+        let threads: Vec<String> = thread_files(w.pid(), "comm")
+            .iter()
+            .map(|comm| comm.trim_end().to_owned())
+            .collect();
         assert_eq!(
             threads.iter().any(|t| t == "warden-tee"),
             !null,
